@@ -1,0 +1,90 @@
+"""Render library results for the terminal (rich). No logic beyond presentation."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from features.data.quality import QualityReport
+from features.frames import FeatureFrameMeta
+
+
+def _fmt_date(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value)
+
+
+def quality_report(console: Console, report: QualityReport, *, title: str) -> None:
+    window = report.window
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("item", style="bold")
+    table.add_column("value", overflow="fold")
+    if report.source:
+        table.add_row("source", f"{report.source} ({report.format})")
+    table.add_row("rows read", f"{report.rows_read:,}")
+    if len(report.exports) > 1:
+        parts = [
+            f"{e.convention}: {e.rows:,} rows {_fmt_date(e.first)} .. {_fmt_date(e.last)}"
+            for e in report.exports
+        ]
+        table.add_row("exports", f"{len(report.exports)} concatenated\n" + "\n".join(parts))
+        table.add_row("overlap", f"{report.overlapping_timestamps:,} timestamps in more than one export")
+    if report.time_mismatch is not None:
+        table.add_row("time columns", f"[yellow]{report.time_mismatch.message}[/]")
+    dup = report.duplicates
+    if dup.timestamps:
+        table.add_row(
+            "duplicates",
+            f"{dup.timestamps:,} timestamps, {dup.rows_removed:,} rows removed (policy {dup.policy.value}); "
+            f"{dup.conflicting:,} conflicting, largest relative price difference "
+            f"{dup.max_relative_price_difference:.4%} at {_fmt_date(dup.worst)}",
+        )
+    gaps = report.gaps
+    gap_text = "none"
+    if gaps.count:
+        gap_text = (
+            f"{gaps.count} gaps, {gaps.missing_candles} missing candles, longest {gaps.longest} "
+            f"missing ({gaps.longest_span} between candles)"
+        )
+    table.add_row("gaps", gap_text)
+    table.add_row("bad ticks", _findings(report.bad_ticks))
+    table.add_row("OHLC violations", _findings(report.invariant_violations))
+    if report.repairs:
+        table.add_row(
+            "repairs",
+            "\n".join(
+                f"{_fmt_date(r.date)} {r.column}: {r.old:g} -> {r.new:g} ({r.reason})" for r in report.repairs
+            ),
+        )
+    if report.filled_candles:
+        table.add_row("filled", f"{len(report.filled_candles)} candles inserted (volume 0)")
+    table.add_row(
+        "window",
+        f"{window.pair} {window.timeframe}: {_fmt_date(window.first)} .. {_fmt_date(window.last)}, "
+        f"{window.rows:,} candles\nsha256 {window.sha256}",
+    )
+    console.print(table)
+
+
+def _findings(findings: list) -> str:  # type: ignore[type-arg]
+    if not findings:
+        return "none"
+    shown = [f"{_fmt_date(f.date)} {f.column}={f.value:g} ({f.reason})" for f in findings[:10]]
+    more = f"\n... and {len(findings) - 10} more" if len(findings) > 10 else ""
+    return f"[yellow]{len(findings)}[/]: " + "\n".join(shown) + more
+
+
+def feature_summary(console: Console, meta: FeatureFrameMeta, *, out: str, cache_hit: bool) -> None:
+    table = Table(title=f"features {meta.spec_hash}", show_header=False, title_justify="left")
+    table.add_column("item", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("file", out)
+    table.add_row("candles", f"{meta.window.rows:,} ({meta.window.pair} {meta.window.timeframe})")
+    table.add_row("features", f"{len(meta.columns)}: " + ", ".join(meta.columns))
+    table.add_row(
+        "warm-up",
+        f"{meta.warmup_rows} rows; first complete candle {_fmt_date(meta.first_valid)}"
+        if meta.first_valid
+        else f"[red]no complete row: fewer candles than the longest window ({meta.window.rows})[/]",
+    )
+    table.add_row("cache", "hit (built before, read from cache)" if cache_hit else "miss (built now)")
+    console.print(table)

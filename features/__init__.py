@@ -1,0 +1,19 @@
+"""Causal feature pipeline: candles in, feature frame out.
+
+This package imports nothing else of Tradingbot's: it is the bottom layer.
+"""
+
+from features.candles import DataWindow, data_window
+from features.pipeline import build, feature_columns, first_valid_row
+from features.spec import FeatureSpec, default_spec, load_spec
+
+__all__ = [
+    "DataWindow",
+    "FeatureSpec",
+    "build",
+    "data_window",
+    "default_spec",
+    "feature_columns",
+    "first_valid_row",
+    "load_spec",
+]

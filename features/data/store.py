@@ -1,0 +1,61 @@
+"""Candles on disk in Freqtrade's own layout.
+
+``<userdir>/data/<exchange>/<BASE>_<QUOTE>-<timeframe>.feather`` (Freqtrade's
+``FeatherDataHandler`` layout: columns ``date, open, high, low, close, volume``,
+``date`` as ``datetime64[ms, UTC]``), with the import report beside it as
+``<BASE>_<QUOTE>-<timeframe>.report.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.atomic import atomic_path
+from features.candles import CANDLE_COLUMNS, validate_candles
+from features.errors import DataError, MissingDataError
+
+
+def pair_to_filename(pair: str) -> str:
+    """Freqtrade's file name of a pair: ``"BTC/USDT" -> "BTC_USDT"``."""
+    for char in ("/", " ", ".", "@", "$", "+", ":"):
+        pair = pair.replace(char, "_")
+    return pair
+
+
+def data_dir(userdir: Path, exchange: str) -> Path:
+    return userdir / "data" / exchange
+
+
+def candles_path(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:
+    return data_dir(userdir, exchange) / f"{pair_to_filename(pair)}-{timeframe}.feather"
+
+
+def report_path(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:
+    return data_dir(userdir, exchange) / f"{pair_to_filename(pair)}-{timeframe}.report.json"
+
+
+def write_candles(candles: pd.DataFrame, path: Path, report_json: str, report: Path) -> None:
+    """Write candles and their report via temp files, renamed only once both are complete."""
+    frame = validate_candles(candles).loc[:, list(CANDLE_COLUMNS)]
+    frame["date"] = frame["date"].astype("datetime64[ms, UTC]")
+    with atomic_path(path) as tmp_data, atomic_path(report) as tmp_report:
+        frame.to_feather(tmp_data, compression="lz4", compression_level=9)
+        tmp_report.write_text(report_json, encoding="utf-8")
+
+
+def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
+    """Load imported candles; a clear error says how to import them when missing."""
+    path = candles_path(userdir, exchange, pair, timeframe)
+    if not path.exists():
+        raise MissingDataError(
+            f"no {pair} {timeframe} candles for {exchange} in {path.parent}",
+            hint=f"run: tradingbot data import FILE --pair {pair} --timeframe {timeframe} "
+            f"--exchange {exchange} --userdir {userdir}",
+        )
+    try:
+        frame = pd.read_feather(path)
+    except Exception as exc:
+        raise DataError(f"unreadable feather file ({exc})", path=path) from exc
+    return validate_candles(frame, source=str(path))

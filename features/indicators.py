@@ -1,0 +1,138 @@
+"""Pure indicator functions: candles (or a Series) in, a Series out, index aligned.
+
+Every function is causal: the value at candle t uses candles <= t only. Warm-up
+rows are NaN, never back-filled. Units are stated per function; "per candle"
+means not annualised. Standard indicators come from TA-Lib; only what TA-Lib
+lacks is written here.
+
+TA-Lib's exponential indicators (RSI, NATR, ADX, MACD) depend on where the
+series starts (their "unstable period"): identical on any prefix of the same
+series, slightly different when started elsewhere. Give live trading at least a
+few hundred candles of history so the difference has decayed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import talib
+
+
+def _f64(series: pd.Series) -> np.ndarray:
+    return np.ascontiguousarray(series.to_numpy(dtype="float64"))
+
+
+def log_return(close: pd.Series, periods: int) -> pd.Series:
+    """log(close_t / close_{t-periods}). Dimensionless. Warm-up: ``periods`` rows."""
+    values = np.log(_f64(close))
+    out = np.full_like(values, np.nan)
+    out[periods:] = values[periods:] - values[:-periods]
+    return pd.Series(out, index=close.index)
+
+
+def realized_volatility(close: pd.Series, window: int) -> pd.Series:
+    """Sample std of 1-candle log returns over ``window`` candles.
+
+    Per candle, not annualised. Warm-up: ``window`` rows.
+    """
+    returns = log_return(close, 1)
+    return returns.rolling(window, min_periods=window).std()
+
+
+def log_range(high: pd.Series, low: pd.Series, window: int = 1) -> pd.Series:
+    """log(high / low), averaged over ``window`` candles. Warm-up: ``window - 1`` rows.
+
+    A volatility measure that sees within-candle moves (Parkinson's range).
+    """
+    values = pd.Series(np.log(_f64(high) / _f64(low)), index=high.index)
+    return values if window == 1 else values.rolling(window, min_periods=window).mean()
+
+
+def upper_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+    """(high - max(open, close)) / close, averaged over ``window`` candles. Fraction of price."""
+    body_top = np.maximum(_f64(candles["open"]), _f64(candles["close"]))
+    values = pd.Series((_f64(candles["high"]) - body_top) / _f64(candles["close"]), index=candles.index)
+    return values if window == 1 else values.rolling(window, min_periods=window).mean()
+
+
+def lower_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+    """(min(open, close) - low) / close, averaged over ``window`` candles. Fraction of price."""
+    body_bottom = np.minimum(_f64(candles["open"]), _f64(candles["close"]))
+    values = pd.Series((body_bottom - _f64(candles["low"])) / _f64(candles["close"]), index=candles.index)
+    return values if window == 1 else values.rolling(window, min_periods=window).mean()
+
+
+def body(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+    """log(close / open), averaged over ``window`` candles. Dimensionless."""
+    values = pd.Series(np.log(_f64(candles["close"]) / _f64(candles["open"])), index=candles.index)
+    return values if window == 1 else values.rolling(window, min_periods=window).mean()
+
+
+def rolling_zscore(values: pd.Series, window: int) -> pd.Series:
+    """(x_t - mean) / std over the last ``window`` values, including x_t.
+
+    In standard deviations. 0 where the window is constant (std 0: x_t equals the
+    mean). Warm-up: ``window - 1`` rows.
+    """
+    rolling = values.rolling(window, min_periods=window)
+    mean, std = rolling.mean(), rolling.std()
+    z = (values - mean) / std
+    return z.mask(std.notna() & (std == 0), 0.0)
+
+
+def log_volume_zscore(volume: pd.Series, window: int) -> pd.Series:
+    """Rolling z-score of log(1 + volume) over ``window`` candles. Warm-up: ``window - 1`` rows."""
+    return rolling_zscore(pd.Series(np.log1p(_f64(volume)), index=volume.index), window)
+
+
+def close_zscore(close: pd.Series, window: int) -> pd.Series:
+    """Rolling z-score of the close over ``window`` candles. Warm-up: ``window - 1`` rows."""
+    return rolling_zscore(close.astype("float64"), window)
+
+
+def rsi(close: pd.Series, window: int) -> pd.Series:
+    """TA-Lib RSI, 0..100. Warm-up: ``window`` rows."""
+    return pd.Series(talib.RSI(_f64(close), timeperiod=window), index=close.index)
+
+
+def natr(candles: pd.DataFrame, window: int) -> pd.Series:
+    """TA-Lib normalised ATR: ATR / close, in percent. Warm-up: ``window`` rows."""
+    values = talib.NATR(_f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window)
+    return pd.Series(values, index=candles.index)
+
+
+def adx(candles: pd.DataFrame, window: int) -> pd.Series:
+    """TA-Lib ADX (trend strength), 0..100. Warm-up: ``2 * window - 1`` rows."""
+    values = talib.ADX(_f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window)
+    return pd.Series(values, index=candles.index)
+
+
+def mfi(candles: pd.DataFrame, window: int) -> pd.Series:
+    """TA-Lib money flow index, 0..100. Warm-up: ``window`` rows."""
+    values = talib.MFI(
+        _f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), _f64(candles["volume"]),
+        timeperiod=window,
+    )
+    return pd.Series(values, index=candles.index)
+
+
+def bollinger_width(close: pd.Series, window: int, stds: float = 2.0) -> pd.Series:
+    """TA-Lib Bollinger band width (upper - lower) / middle. Dimensionless. Warm-up: ``window - 1``."""
+    upper, middle, lower = talib.BBANDS(_f64(close), timeperiod=window, nbdevup=stds, nbdevdn=stds)
+    return pd.Series((upper - lower) / middle, index=close.index)
+
+
+def bollinger_position(close: pd.Series, window: int, stds: float = 2.0) -> pd.Series:
+    """TA-Lib Bollinger %B: (close - lower) / (upper - lower); 0.5 when the bands are flat."""
+    upper, _, lower = talib.BBANDS(_f64(close), timeperiod=window, nbdevup=stds, nbdevdn=stds)
+    width = upper - lower
+    with np.errstate(invalid="ignore", divide="ignore"):
+        position = np.where(width > 0, (_f64(close) - lower) / width, 0.5)
+    position[np.isnan(upper)] = np.nan
+    return pd.Series(position, index=close.index)
+
+
+def macd_histogram(close: pd.Series, fast: int, slow: int, signal: int) -> pd.Series:
+    """TA-Lib MACD histogram divided by the close: scale-free. Warm-up: ``slow + signal - 2``."""
+    _, _, hist = talib.MACD(_f64(close), fastperiod=fast, slowperiod=slow, signalperiod=signal)
+    return pd.Series(hist / _f64(close), index=close.index)

@@ -1,0 +1,134 @@
+"""The feature pipeline: ``build(candles, spec) -> DataFrame``.
+
+Used identically in training, backtests and live. Output: the ``date`` column
+plus one float64 column per feature, named FreqAI-style ``%-<kind>_<window>``
+(``%-<kind>_<window>_<tf>`` for higher-timeframe features), one row per input
+candle, index aligned with the input. Warm-up rows hold NaN; nothing is
+back-filled (see :func:`first_valid_row`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from features import indicators as ind
+from features.candles import validate_candles
+from features.spec import Feature, FeatureSpec, HigherTimeframe, MacdFeature, WindowedFeature
+from features.timeframes import grid_offset_seconds, timeframe_to_seconds
+
+_WINDOWED: dict[str, Callable[[pd.DataFrame, int], pd.Series]] = {
+    "log_return": lambda c, w: ind.log_return(c["close"], w),
+    "realized_volatility": lambda c, w: ind.realized_volatility(c["close"], w),
+    "log_range": lambda c, w: ind.log_range(c["high"], c["low"], w),
+    "upper_wick": ind.upper_wick,
+    "lower_wick": ind.lower_wick,
+    "body": ind.body,
+    "log_volume_zscore": lambda c, w: ind.log_volume_zscore(c["volume"], w),
+    "close_zscore": lambda c, w: ind.close_zscore(c["close"], w),
+    "rsi": lambda c, w: ind.rsi(c["close"], w),
+    "natr": ind.natr,
+    "adx": ind.adx,
+    "mfi": ind.mfi,
+    "bollinger_width": lambda c, w: ind.bollinger_width(c["close"], w),
+    "bollinger_position": lambda c, w: ind.bollinger_position(c["close"], w),
+}
+
+
+def _compute(candles: pd.DataFrame, features: tuple[Feature, ...], suffix: str) -> dict[str, pd.Series]:
+    columns: dict[str, pd.Series] = {}
+    for feature in features:
+        if isinstance(feature, MacdFeature):
+            name = f"%-macd_hist_{feature.fast}_{feature.slow}_{feature.signal}{suffix}"
+            columns[name] = ind.macd_histogram(candles["close"], feature.fast, feature.slow, feature.signal)
+            continue
+        assert isinstance(feature, WindowedFeature)
+        compute = _WINDOWED[feature.kind]
+        for window in feature.windows:
+            columns[f"%-{feature.kind}_{window}{suffix}"] = compute(candles, window)
+    return columns
+
+
+def resample(candles: pd.DataFrame, timeframe: str, higher: str) -> pd.DataFrame:
+    """Aggregate ``timeframe`` candles into ``higher`` candles.
+
+    Returns ``date`` (the higher candle's open time), OHLCV and ``available_at``:
+    the open time of the last base candle the higher candle can contain. A higher
+    candle is complete when that base candle has closed, so its values may be used
+    from the row dated ``available_at`` on, and never earlier.
+    """
+    base = timeframe_to_seconds(timeframe)
+    step = timeframe_to_seconds(higher)
+    offset = grid_offset_seconds(higher)
+    seconds = candles["date"].to_numpy(dtype="datetime64[s]").view("int64")
+    bucket = (seconds - offset) // step * step + offset
+    grouped = candles.groupby(bucket, sort=True)
+    out = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+        }
+    )
+    starts = out.index.to_numpy(dtype="int64")
+    out.insert(0, "date", pd.to_datetime(starts, unit="s", utc=True).astype("datetime64[ns, UTC]"))
+    out["available_at"] = pd.to_datetime(starts + step - base, unit="s", utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    return out.reset_index(drop=True)
+
+
+def _higher_timeframe_columns(
+    candles: pd.DataFrame, timeframe: str, higher: HigherTimeframe
+) -> pd.DataFrame:
+    coarse = resample(candles, timeframe, higher.timeframe)
+    values = pd.DataFrame(_compute(coarse, higher.features, f"_{higher.timeframe}"))
+    values["available_at"] = coarse["available_at"].to_numpy()
+    merged = pd.merge_asof(
+        candles[["date"]],
+        values.sort_values("available_at"),
+        left_on="date",
+        right_on="available_at",
+        direction="backward",
+    )
+    return merged.drop(columns=["date", "available_at"])
+
+
+def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None) -> pd.DataFrame:
+    """The feature frame of ``candles`` (see the module docstring for its shape).
+
+    ``timeframe`` is required when the spec has higher-timeframe features.
+    """
+    candles = validate_candles(candles)
+    columns = _compute(candles, spec.features, "")
+    frame = pd.DataFrame({"date": candles["date"], **columns})
+    if spec.higher_timeframes:
+        if timeframe is None:
+            raise ValueError("build(): timeframe is required for higher-timeframe features")
+        spec.check_timeframe(timeframe)
+        for higher in spec.higher_timeframes:
+            htf = _higher_timeframe_columns(candles, timeframe, higher)
+            htf.index = frame.index
+            frame = pd.concat([frame, htf], axis=1)
+    feature_columns = [c for c in frame.columns if c != "date"]
+    frame[feature_columns] = frame[feature_columns].astype("float64")
+    return frame
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("%-")]
+
+
+def first_valid_row(frame: pd.DataFrame) -> int | None:
+    """Index position of the first row with every feature finite (after warm-up).
+
+    ``None`` when no row is complete (too few candles for the longest window).
+    """
+    values = frame[feature_columns(frame)].to_numpy()
+    complete = np.isfinite(values).all(axis=1)
+    hits = np.flatnonzero(complete)
+    return int(hits[0]) if hits.size else None

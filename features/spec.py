@@ -1,0 +1,198 @@
+"""`FeatureSpec`: which features to build, with which windows; its hash names the set.
+
+A spec is plain data (TOML or JSON on disk)::
+
+    [[features]]
+    kind = "log_return"
+    windows = [1, 4, 24]
+
+    [[features]]
+    kind = "macd"
+    fast = 12
+    slow = 26
+    signal = 9
+
+    [[higher_timeframes]]
+    timeframe = "4h"
+    features = [{ kind = "rsi", windows = [14] }]
+
+Unknown keys are errors (``extra="forbid"``), so a typo never becomes a silent
+default. :data:`PIPELINE_VERSION` is part of the hash: changing how a feature is
+computed bumps it, so cached frames of the old code are never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from features.errors import SpecError
+from features.timeframes import timeframe_to_seconds
+
+PIPELINE_VERSION = 1
+
+Window = Annotated[int, Field(ge=1, le=100_000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowedFeature(_Strict):
+    """A feature family computed once per window (candles)."""
+
+    kind: Literal[
+        "log_return",
+        "realized_volatility",
+        "log_range",
+        "upper_wick",
+        "lower_wick",
+        "body",
+        "log_volume_zscore",
+        "close_zscore",
+        "rsi",
+        "natr",
+        "adx",
+        "mfi",
+        "bollinger_width",
+        "bollinger_position",
+    ]
+    windows: tuple[Window, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> WindowedFeature:
+        if len(set(self.windows)) != len(self.windows):
+            raise ValueError(f"{self.kind}: windows repeat: {list(self.windows)}")
+        needs_two = {"realized_volatility", "log_volume_zscore", "close_zscore", "rsi", "natr",
+                     "adx", "mfi", "bollinger_width", "bollinger_position"}
+        if self.kind in needs_two and min(self.windows) < 2:
+            raise ValueError(f"{self.kind}: windows must be >= 2, got {list(self.windows)}")
+        return self
+
+
+class MacdFeature(_Strict):
+    kind: Literal["macd"]
+    fast: Window = 12
+    slow: Window = 26
+    signal: Window = 9
+
+    @model_validator(mode="after")
+    def _order(self) -> MacdFeature:
+        if not 2 <= self.fast < self.slow:
+            raise ValueError(f"macd: need 2 <= fast < slow, got fast={self.fast} slow={self.slow}")
+        return self
+
+
+Feature = Annotated[WindowedFeature | MacdFeature, Field(discriminator="kind")]
+
+
+class HigherTimeframe(_Strict):
+    """Features computed on candles resampled to ``timeframe`` (completed candles only)."""
+
+    timeframe: str
+    features: tuple[Feature, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid_timeframe(self) -> HigherTimeframe:
+        timeframe_to_seconds(self.timeframe)
+        return self
+
+
+class FeatureSpec(_Strict):
+    """Which features to build. See the module docstring for the file format."""
+
+    features: tuple[Feature, ...] = Field(min_length=1)
+    higher_timeframes: tuple[HigherTimeframe, ...] = ()
+
+    @property
+    def hash(self) -> str:
+        """16 hex digits naming this feature set (includes :data:`PIPELINE_VERSION`)."""
+        canonical = json.dumps(
+            {"pipeline_version": PIPELINE_VERSION, "spec": self.model_dump(mode="json")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def check_timeframe(self, timeframe: str) -> None:
+        """Every higher timeframe must be a whole multiple of ``timeframe``."""
+        base = timeframe_to_seconds(timeframe)
+        for higher in self.higher_timeframes:
+            seconds = timeframe_to_seconds(higher.timeframe)
+            if seconds <= base or seconds % base:
+                raise SpecError(
+                    f"higher timeframe {higher.timeframe} is not a multiple of {timeframe} above it",
+                    hint="use e.g. 4h or 1d features on 1h candles",
+                )
+
+
+def default_spec() -> FeatureSpec:
+    """The default feature set: regime-carrying returns, volatility, wicks and volume."""
+    return FeatureSpec.model_validate(
+        {
+            "features": [
+                {"kind": "log_return", "windows": [1, 4, 24]},
+                {"kind": "realized_volatility", "windows": [24, 168]},
+                {"kind": "log_range", "windows": [1, 24]},
+                {"kind": "upper_wick", "windows": [1, 24]},
+                {"kind": "lower_wick", "windows": [1, 24]},
+                {"kind": "body", "windows": [1]},
+                {"kind": "log_volume_zscore", "windows": [24, 168]},
+                {"kind": "close_zscore", "windows": [24]},
+                {"kind": "rsi", "windows": [14]},
+                {"kind": "natr", "windows": [14]},
+                {"kind": "adx", "windows": [14]},
+                {"kind": "mfi", "windows": [14]},
+                {"kind": "bollinger_width", "windows": [20]},
+                {"kind": "bollinger_position", "windows": [20]},
+                {"kind": "macd", "fast": 12, "slow": 26, "signal": 9},
+            ],
+        }
+    )
+
+
+def spec_with_higher_timeframe(spec: FeatureSpec, timeframe: str = "4h") -> FeatureSpec:
+    """``spec`` plus a small set of ``timeframe`` features (returns, RSI, volatility)."""
+    higher = HigherTimeframe.model_validate(
+        {
+            "timeframe": timeframe,
+            "features": [
+                {"kind": "log_return", "windows": [1, 6]},
+                {"kind": "rsi", "windows": [14]},
+                {"kind": "realized_volatility", "windows": [42]},
+            ],
+        }
+    )
+    return spec.model_copy(update={"higher_timeframes": (*spec.higher_timeframes, higher)})
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{location}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_spec(data: object, *, source: str = "feature spec") -> FeatureSpec:
+    try:
+        return FeatureSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {_format_validation_error(exc)}") from exc
+
+
+def load_spec(path: Path) -> FeatureSpec:
+    """Load a spec from a TOML (``.toml``) or JSON file."""
+    if not path.exists():
+        raise SpecError(f"{path}: feature spec not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from exc
+    return parse_spec(data, source=str(path))

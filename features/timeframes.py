@@ -1,0 +1,34 @@
+"""Timeframe strings ("5m", "1h", "1d", "1w") as Freqtrade writes them."""
+
+from __future__ import annotations
+
+import re
+
+from features.errors import SpecError
+
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TIMEFRAME = re.compile(r"^(\d+)([mhdw])$")
+# 1970-01-01 was a Thursday; Freqtrade's (and the exchanges') weeks start on Monday.
+_WEEK_OFFSET_SECONDS = 4 * 86400
+
+
+def timeframe_to_seconds(timeframe: str) -> int:
+    """Length of one candle in seconds, e.g. ``"1h" -> 3600``."""
+    match = _TIMEFRAME.match(timeframe)
+    if match is None or int(match.group(1)) == 0:
+        raise SpecError(
+            f"unsupported timeframe {timeframe!r}",
+            hint="use a positive number followed by m, h, d or w, e.g. 5m, 1h, 4h, 1d",
+        )
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def grid_offset_seconds(timeframe: str) -> int:
+    """Offset of the candle grid from the Unix epoch (weeks start on Monday)."""
+    return _WEEK_OFFSET_SECONDS if timeframe.endswith("w") else 0
+
+
+def pandas_freq(timeframe: str) -> str:
+    """The pandas offset alias of a timeframe, e.g. ``"4h" -> "4h"``, ``"5m" -> "5min"``."""
+    seconds = timeframe_to_seconds(timeframe)
+    return f"{seconds}s"

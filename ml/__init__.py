@@ -1,0 +1,1 @@
+"""Models, walk-forward training, MLflow tracking and registry, tuning, serving."""

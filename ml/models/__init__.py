@@ -1,0 +1,1 @@
+"""Model implementations, one module each, sharing the scikit-learn estimator contract."""

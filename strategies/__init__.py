@@ -1,0 +1,1 @@
+"""The strategy domain around Freqtrade: risk, runner, results, reports."""
