@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -30,6 +29,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
 console = Console(highlight=False)
+# Progress goes to stderr so that stdout stays clean for results (e.g. --json).
+progress_console = Console(stderr=True, highlight=False)
 
 Userdir = Annotated[
     Path,
@@ -42,20 +43,25 @@ Userdir = Annotated[
 Pair = Annotated[str, typer.Option("--pair", help="Trading pair, e.g. BTC/USDT.")]
 Timeframe = Annotated[str, typer.Option("--timeframe", help="Candle timeframe, e.g. 1h, 5m.")]
 Exchange = Annotated[str, typer.Option("--exchange", help="Exchange name (data sub-directory).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
+]
 
 
 @contextmanager
 def stage(description: str) -> Iterator[None]:
     """Show a spinner while a step runs, then a tick."""
-    with console.status(description):
+    with progress_console.status(description):
         yield
-    console.print(f"[green]done[/] {description}")
+    progress_console.print(f"[green]done[/] {description}")
 
 
 @data_app.command("import")
 def data_import(
-    path: Annotated[Path, typer.Argument(help="CryptoDataDownload/generic CSV (.gz), Freqtrade feather or json.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="CryptoDataDownload/generic CSV (.gz), Freqtrade feather or json."),
+    ],
     pair: Pair,
     timeframe: Timeframe,
     exchange: Exchange = "binance",
@@ -81,16 +87,23 @@ def data_import(
     try:
         policy = DuplicatePolicy(duplicates)
     except ValueError:
-        raise click.BadParameter(
+        raise typer.BadParameter(
             f"{duplicates!r} is not one of most-precise, first, last", param_hint="--duplicates"
         ) from None
     options = ImportOptions(
-        duplicate_policy=policy, fill_gaps=fill_gaps, repair=repair,
+        duplicate_policy=policy,
+        fill_gaps=fill_gaps,
+        repair=repair,
         bad_tick_log_threshold=bad_tick_threshold,
     )
     with stage(f"importing {path}"):
         result = import_candles(
-            path, pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir, options=options
+            path,
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            userdir=userdir,
+            options=options,
         )
     if as_json:
         typer.echo(result.report.model_dump_json(indent=2))
@@ -135,7 +148,12 @@ def features_build(
 
     with stage(f"building features for {pair} {timeframe}"):
         result = build_feature_file(
-            pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir, spec_path=spec, out=out
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            userdir=userdir,
+            spec_path=spec,
+            out=out,
         )
     feature_summary(console, result.meta, out=str(out), cache_hit=result.cache_hit)
 
@@ -161,16 +179,22 @@ def demo(
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (testable without a subprocess)."""
     try:
-        result = app(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="tradingbot")
+        result = app(
+            args=list(argv) if argv is not None else None,
+            standalone_mode=False,
+            prog_name="tradingbot",
+        )
     except TradingbotError as exc:
-        click.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
         return 130
+    except typer.exceptions.TyperException as exc:  # usage errors: typer prints them itself
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) else 0
 
 

@@ -34,8 +34,12 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
     if real.exists():
         console.rule(f"1/2 data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
         result = import_candles(
-            real, pair=DEMO_PAIR, timeframe=DEMO_TIMEFRAME, exchange=DEMO_EXCHANGE,
-            userdir=userdir, options=options,
+            real,
+            pair=DEMO_PAIR,
+            timeframe=DEMO_TIMEFRAME,
+            exchange=DEMO_EXCHANGE,
+            userdir=userdir,
+            options=options,
         )
     else:
         console.rule(
@@ -47,8 +51,12 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
             source = Path(tmp) / "synthetic_BTC_USDT-1h.feather"
             candles.to_feather(source)
             result = import_candles(
-                source, pair=DEMO_PAIR, timeframe=DEMO_TIMEFRAME, exchange=DEMO_EXCHANGE,
-                userdir=userdir, options=options,
+                source,
+                pair=DEMO_PAIR,
+                timeframe=DEMO_TIMEFRAME,
+                exchange=DEMO_EXCHANGE,
+                userdir=userdir,
+                options=options,
             )
     quality_report(console, result.report, title="import report")
     console.print(f"candles: {result.candles_path}")

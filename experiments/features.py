@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from features.candles import data_window
 from features.data import load_candles
 from features.data.importer import check_pair
 from features.frames import FeatureCache, FeatureFrameMeta, write_feature_file
 from features.spec import FeatureSpec, default_spec, load_spec
-from features.candles import data_window
-
-import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ def build_feature_file(
     *, pair: str, timeframe: str, exchange: str, userdir: Path, spec_path: Path | None, out: Path
 ) -> FeatureBuild:
     spec = default_spec() if spec_path is None else load_spec(spec_path)
-    result = build_features(pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir, spec=spec)
+    result = build_features(
+        pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir, spec=spec
+    )
     write_feature_file(result.frame, result.meta, out)
     return result

@@ -27,7 +27,9 @@ def quality_report(console: Console, report: QualityReport, *, title: str) -> No
             for e in report.exports
         ]
         table.add_row("exports", f"{len(report.exports)} concatenated\n" + "\n".join(parts))
-        table.add_row("overlap", f"{report.overlapping_timestamps:,} timestamps in more than one export")
+        table.add_row(
+            "overlap", f"{report.overlapping_timestamps:,} timestamps in more than one export"
+        )
     if report.time_mismatch is not None:
         table.add_row("time columns", f"[yellow]{report.time_mismatch.message}[/]")
     dup = report.duplicates
@@ -52,7 +54,8 @@ def quality_report(console: Console, report: QualityReport, *, title: str) -> No
         table.add_row(
             "repairs",
             "\n".join(
-                f"{_fmt_date(r.date)} {r.column}: {r.old:g} -> {r.new:g} ({r.reason})" for r in report.repairs
+                f"{_fmt_date(r.date)} {r.column}: {r.old:g} -> {r.new:g} ({r.reason})"
+                for r in report.repairs
             ),
         )
     if report.filled_candles:
@@ -86,5 +89,7 @@ def feature_summary(console: Console, meta: FeatureFrameMeta, *, out: str, cache
         if meta.first_valid
         else f"[red]no complete row: fewer candles than the longest window ({meta.window.rows})[/]",
     )
-    table.add_row("cache", "hit (built before, read from cache)" if cache_hit else "miss (built now)")
+    table.add_row(
+        "cache", "hit (built before, read from cache)" if cache_hit else "miss (built now)"
+    )
     console.print(table)

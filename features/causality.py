@@ -25,7 +25,9 @@ def prefix_lengths(total: int, count: int, *, seed: int = 0, minimum: int = 1) -
     if upper < minimum:
         raise ValueError(f"need more than {minimum} candles to test prefixes, got {total}")
     size = min(count, upper - minimum + 1)
-    return sorted(int(n) for n in rng.choice(np.arange(minimum, upper + 1), size=size, replace=False))
+    return sorted(
+        int(n) for n in rng.choice(np.arange(minimum, upper + 1), size=size, replace=False)
+    )
 
 
 def assert_prefix_invariant(

@@ -51,14 +51,18 @@ def log_range(high: pd.Series, low: pd.Series, window: int = 1) -> pd.Series:
 def upper_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
     """(high - max(open, close)) / close, averaged over ``window`` candles. Fraction of price."""
     body_top = np.maximum(_f64(candles["open"]), _f64(candles["close"]))
-    values = pd.Series((_f64(candles["high"]) - body_top) / _f64(candles["close"]), index=candles.index)
+    values = pd.Series(
+        (_f64(candles["high"]) - body_top) / _f64(candles["close"]), index=candles.index
+    )
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
 def lower_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
     """(min(open, close) - low) / close, averaged over ``window`` candles. Fraction of price."""
     body_bottom = np.minimum(_f64(candles["open"]), _f64(candles["close"]))
-    values = pd.Series((body_bottom - _f64(candles["low"])) / _f64(candles["close"]), index=candles.index)
+    values = pd.Series(
+        (body_bottom - _f64(candles["low"])) / _f64(candles["close"]), index=candles.index
+    )
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
@@ -97,20 +101,27 @@ def rsi(close: pd.Series, window: int) -> pd.Series:
 
 def natr(candles: pd.DataFrame, window: int) -> pd.Series:
     """TA-Lib normalised ATR: ATR / close, in percent. Warm-up: ``window`` rows."""
-    values = talib.NATR(_f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window)
+    values = talib.NATR(
+        _f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window
+    )
     return pd.Series(values, index=candles.index)
 
 
 def adx(candles: pd.DataFrame, window: int) -> pd.Series:
     """TA-Lib ADX (trend strength), 0..100. Warm-up: ``2 * window - 1`` rows."""
-    values = talib.ADX(_f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window)
+    values = talib.ADX(
+        _f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window
+    )
     return pd.Series(values, index=candles.index)
 
 
 def mfi(candles: pd.DataFrame, window: int) -> pd.Series:
     """TA-Lib money flow index, 0..100. Warm-up: ``window`` rows."""
     values = talib.MFI(
-        _f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), _f64(candles["volume"]),
+        _f64(candles["high"]),
+        _f64(candles["low"]),
+        _f64(candles["close"]),
+        _f64(candles["volume"]),
         timeperiod=window,
     )
     return pd.Series(values, index=candles.index)

@@ -37,12 +37,16 @@ _WINDOWED: dict[str, Callable[[pd.DataFrame, int], pd.Series]] = {
 }
 
 
-def _compute(candles: pd.DataFrame, features: tuple[Feature, ...], suffix: str) -> dict[str, pd.Series]:
+def _compute(
+    candles: pd.DataFrame, features: tuple[Feature, ...], suffix: str
+) -> dict[str, pd.Series]:
     columns: dict[str, pd.Series] = {}
     for feature in features:
         if isinstance(feature, MacdFeature):
             name = f"%-macd_hist_{feature.fast}_{feature.slow}_{feature.signal}{suffix}"
-            columns[name] = ind.macd_histogram(candles["close"], feature.fast, feature.slow, feature.signal)
+            columns[name] = ind.macd_histogram(
+                candles["close"], feature.fast, feature.slow, feature.signal
+            )
             continue
         assert isinstance(feature, WindowedFeature)
         compute = _WINDOWED[feature.kind]

@@ -68,8 +68,17 @@ class WindowedFeature(_Strict):
     def _distinct(self) -> WindowedFeature:
         if len(set(self.windows)) != len(self.windows):
             raise ValueError(f"{self.kind}: windows repeat: {list(self.windows)}")
-        needs_two = {"realized_volatility", "log_volume_zscore", "close_zscore", "rsi", "natr",
-                     "adx", "mfi", "bollinger_width", "bollinger_position"}
+        needs_two = {
+            "realized_volatility",
+            "log_volume_zscore",
+            "close_zscore",
+            "rsi",
+            "natr",
+            "adx",
+            "mfi",
+            "bollinger_width",
+            "bollinger_position",
+        }
         if self.kind in needs_two and min(self.windows) < 2:
             raise ValueError(f"{self.kind}: windows must be >= 2, got {list(self.windows)}")
         return self
@@ -194,5 +203,7 @@ def load_spec(path: Path) -> FeatureSpec:
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from exc
+        raise SpecError(
+            f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})"
+        ) from exc
     return parse_spec(data, source=str(path))

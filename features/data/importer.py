@@ -55,7 +55,12 @@ def import_candles(
 
 
 def check_candles(
-    *, pair: str, timeframe: str, exchange: str, userdir: Path, options: QualityOptions | None = None
+    *,
+    pair: str,
+    timeframe: str,
+    exchange: str,
+    userdir: Path,
+    options: QualityOptions | None = None,
 ) -> QualityReport:
     """The report of already imported candles.
 

@@ -231,9 +231,14 @@ def _resolve_duplicates(
                 a, b = np.round(a, decimals), np.round(b, decimals)
             if not np.array_equal(a[:4], b[:4]):
                 group_conflict = True
-                diff = float(np.max(np.abs(values[winner, :4] - values[other, :4]) / values[winner, :4]))
+                diff = float(
+                    np.max(np.abs(values[winner, :4] - values[other, :4]) / values[winner, :4])
+                )
                 if diff > worst_diff:
-                    worst_diff, worst_date = diff, pd.Timestamp(dates[start], tz="UTC").to_pydatetime()
+                    worst_diff, worst_date = (
+                        diff,
+                        pd.Timestamp(dates[start], tz="UTC").to_pydatetime(),
+                    )
         conflicting += group_conflict
     report.timestamps = len(starts)
     report.rows_removed = int((~keep).sum())
@@ -304,10 +309,7 @@ def _gaps(candles: pd.DataFrame, timeframe: str) -> GapReport:
 def _reference_close(candles: pd.DataFrame, neighbours: int) -> np.ndarray:
     """Median close of the neighbouring candles (both sides: this is data QA, not a feature)."""
     return (
-        candles["close"]
-        .rolling(2 * neighbours + 1, center=True, min_periods=1)
-        .median()
-        .to_numpy()
+        candles["close"].rolling(2 * neighbours + 1, center=True, min_periods=1).median().to_numpy()
     )
 
 
@@ -397,38 +399,65 @@ def _repair(candles: pd.DataFrame, report: QualityReport) -> list[Repair]:
     high or low is rebuilt from the candle's repaired open and close. Finally high
     and low are widened to contain open and close (the OHLC invariant).
     """
+    prices = candles[list(PRICE_COLUMNS)].to_numpy(dtype="float64", copy=True)
+    dates = [d.to_pydatetime() for d in candles["date"]]
+    position = {d: i for i, d in enumerate(dates)}
     repairs: list[Repair] = []
-    index = {d: i for i, d in enumerate(candles["date"])}
+    col = {name: j for j, name in enumerate(PRICE_COLUMNS)}
+    last = len(prices) - 1
 
     def change(i: int, column: str, new: float, reason: str) -> None:
-        old = float(candles.at[i, column])
+        old = float(prices[i, col[column]])
         if old != new:
-            candles.at[i, column] = new
-            repairs.append(
-                Repair(date=candles.at[i, "date"].to_pydatetime(), column=column, old=old, new=new, reason=reason)
-            )
+            prices[i, col[column]] = new
+            repairs.append(Repair(date=dates[i], column=column, old=old, new=new, reason=reason))
 
-    bad = {(index[pd.Timestamp(f.date)], f.column) for f in report.bad_ticks}
-    last = len(candles) - 1
-    for i, column in sorted(bad, key=lambda item: (item[0], PRICE_COLUMNS.index(item[1]))):
-        if column == "open":
-            source = float(candles.at[i - 1, "close"]) if i > 0 else float(candles.at[i, "close"])
-            change(i, "open", source, "bad tick: set to the previous close" if i > 0 else "bad tick: set to the close")
+    bad = sorted(
+        {(position[f.date], f.column) for f in report.bad_ticks},
+        key=lambda item: (item[0], col[item[1]]),
+    )
+    for i, column in bad:
+        if column == "open" and i > 0:
+            change(i, "open", float(prices[i - 1, 3]), "bad tick: set to the previous close")
+        elif column == "open":
+            change(i, "open", float(prices[i, 3]), "bad tick: set to the close")
+        elif column == "close" and i < last:
+            change(i, "close", float(prices[i + 1, 0]), "bad tick: set to the next open")
         elif column == "close":
-            source = float(candles.at[i + 1, "open"]) if i < last else float(candles.at[i, "open"])
-            change(i, "close", source, "bad tick: set to the next open" if i < last else "bad tick: set to the open")
-    for i, column in sorted(bad):
-        body = (float(candles.at[i, "open"]), float(candles.at[i, "close"]))
+            change(i, "close", float(prices[i, 0]), "bad tick: set to the open")
+    for i, column in bad:
         if column == "high":
-            change(i, "high", max(body), "bad tick: set to max(open, close)")
+            change(
+                i,
+                "high",
+                float(max(prices[i, 0], prices[i, 3])),
+                "bad tick: set to max(open, close)",
+            )
         elif column == "low":
-            change(i, "low", min(body), "bad tick: set to min(open, close)")
-    prices = candles[list(PRICE_COLUMNS)].to_numpy()
-    for i in np.flatnonzero(prices[:, 1] < prices.max(axis=1)):
-        change(int(i), "high", float(prices[i].max()), "OHLC invariant: high raised to the largest price")
-    for i in np.flatnonzero(prices[:, 2] > prices.min(axis=1)):
-        change(int(i), "low", float(prices[i].min()), "OHLC invariant: low lowered to the smallest price")
-    repairs.sort(key=lambda r: (r.date, PRICE_COLUMNS.index(r.column)))
+            change(
+                i,
+                "low",
+                float(min(prices[i, 0], prices[i, 3])),
+                "bad tick: set to min(open, close)",
+            )
+    for row in np.flatnonzero(prices[:, 1] < prices.max(axis=1)):
+        i = int(row)
+        change(
+            i,
+            "high",
+            float(prices[i].max()),
+            "OHLC invariant: high raised to the largest price",
+        )
+    for row in np.flatnonzero(prices[:, 2] > prices.min(axis=1)):
+        i = int(row)
+        change(
+            i,
+            "low",
+            float(prices[i].min()),
+            "OHLC invariant: low lowered to the smallest price",
+        )
+    candles[list(PRICE_COLUMNS)] = prices
+    repairs.sort(key=lambda r: (r.date, col[r.column]))
     return repairs
 
 
@@ -439,7 +468,9 @@ def _fill_gaps(candles: pd.DataFrame, timeframe: str) -> tuple[pd.DataFrame, lis
     dates are listed in the report so they can always be told apart.
     """
     full = pd.date_range(
-        candles["date"].iloc[0], candles["date"].iloc[-1], freq=f"{timeframe_to_seconds(timeframe)}s"
+        candles["date"].iloc[0],
+        candles["date"].iloc[-1],
+        freq=f"{timeframe_to_seconds(timeframe)}s",
     )
     filled = candles.set_index("date").reindex(full)
     new = filled["close"].isna().to_numpy()

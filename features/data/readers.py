@@ -182,7 +182,9 @@ def _read_csv(text: str, path: Path, *, pair: str) -> RawCandles:
     precision = np.full(len(table), 0, dtype="int64")
     for name in (*_PRICE_COLUMNS, "volume"):
         source = column(volume_name if name == "volume" else name)
-        frame[name] = _parse_numbers(source, path=path, column=columns[volume_name if name == "volume" else name])
+        frame[name] = _parse_numbers(
+            source, path=path, column=columns[volume_name if name == "volume" else name]
+        )
         if name in _PRICE_COLUMNS:
             decimals = source.str.partition(".")[2].str.len().to_numpy(dtype="int64")
             precision = np.maximum(precision, decimals)
@@ -253,6 +255,7 @@ def _parse_times(
         return epoch_dates, epoch_label, None
     # Both present: the epoch wins (CryptoDataDownload's older date strings are
     # hours off in places); disagreements are reported, not hidden.
+    assert date_name is not None
     disagree = (epoch_dates != date_dates).to_numpy()
     mismatch = None
     if disagree.any():
@@ -279,7 +282,9 @@ def _parse_epochs(values: pd.Series, path: Path, column: str) -> tuple[pd.Series
         raise DataError("missing timestamp", path=path, line=line, column=column)
     if (numbers < 0).any() or not np.isfinite(numbers).all():
         line = int(numbers.index[((numbers < 0) | ~np.isfinite(numbers)).to_numpy()][0])
-        raise DataError(f"invalid timestamp {values.loc[line]!r}", path=path, line=line, column=column)
+        raise DataError(
+            f"invalid timestamp {values.loc[line]!r}", path=path, line=line, column=column
+        )
     units = np.select(
         [numbers < 1e11, numbers < 1e14, numbers < 1e17], ["s", "ms", "us"], default="ns"
     )
@@ -364,7 +369,9 @@ def _from_frame(table: pd.DataFrame, path: Path, fmt: str) -> RawCandles:
         bad = numbers.isna() & values.notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"non-numeric value {values.iloc[row]!r}", path=path, row=row, column=name)
+            raise DataError(
+                f"non-numeric value {values.iloc[row]!r}", path=path, row=row, column=name
+            )
         frame[name] = numbers.astype("float64")
     frame["source_row"] = np.arange(len(table), dtype="int64")
     frame["precision"] = -1

@@ -42,12 +42,30 @@ def default_market() -> MarketParams:
     """Three regimes that differ in drift, volatility, wicks and volume."""
     return MarketParams(
         regimes=(
-            RegimeParams(name="bull", return_mean=0.0012, return_std=0.006, wick_std=0.003,
-                         log_volume_mean=6.0, log_volume_std=0.35),
-            RegimeParams(name="bear", return_mean=-0.0015, return_std=0.011, wick_std=0.006,
-                         log_volume_mean=6.6, log_volume_std=0.4),
-            RegimeParams(name="sideways", return_mean=0.0, return_std=0.003, wick_std=0.0015,
-                         log_volume_mean=5.4, log_volume_std=0.3),
+            RegimeParams(
+                name="bull",
+                return_mean=0.0012,
+                return_std=0.006,
+                wick_std=0.003,
+                log_volume_mean=6.0,
+                log_volume_std=0.35,
+            ),
+            RegimeParams(
+                name="bear",
+                return_mean=-0.0015,
+                return_std=0.011,
+                wick_std=0.006,
+                log_volume_mean=6.6,
+                log_volume_std=0.4,
+            ),
+            RegimeParams(
+                name="sideways",
+                return_mean=0.0,
+                return_std=0.003,
+                wick_std=0.0015,
+                log_volume_mean=5.4,
+                log_volume_std=0.3,
+            ),
         ),
         transition=(
             (0.990, 0.004, 0.006),

@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests that need the real market data skip, with the reason, without it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments.cli import run
+from features.data.synthetic import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TRADINGBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BTC_1H = SHARED_DATA / "binance-csv" / "Binance_BTCUSDT_1h.csv.gz"
+BTC_1D = SHARED_DATA / "binance-csv" / "Binance_BTCUSDT_d.csv.gz"
+FREQTRADE_TESTDATA = SHARED_DATA / "freqtrade-testdata"
+
+requires_shared = pytest.mark.skipif(
+    not BTC_1H.exists(),
+    reason=f"real market data not found at {SHARED_DATA} (set TRADINGBOT_SHARED_DATA); "
+    "CI and developer machines have it, a fresh user clone does not",
+)
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `tradingbot ARGS...` in-process and capture its exit code and output."""
+
+    def invoke(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def synthetic_candles() -> pd.DataFrame:
+    candles, _ = generate(3000, seed=11)
+    return candles
+
+
+@pytest.fixture(scope="session")
+def btc_userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user dir with the real BTC/USDT 1h candles imported (as is, no repair)."""
+    if not BTC_1H.exists():
+        pytest.skip(f"real market data not found at {SHARED_DATA}")
+    from features.data import import_candles
+
+    userdir = tmp_path_factory.mktemp("btc")
+    import_candles(BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir)
+    return userdir
+
+
+@pytest.fixture(scope="session")
+def btc_candles(btc_userdir: Path) -> pd.DataFrame:
+    from features.data import load_candles
+
+    return load_candles(btc_userdir, "binance", "BTC/USDT", "1h")
