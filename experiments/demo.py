@@ -28,11 +28,16 @@ SYNTHETIC_CANDLES = 24 * 365
 SYNTHETIC_SEED = 7
 
 
+def _heading(console: Console, text: str) -> None:
+    console.rule()
+    console.print(f"[bold]{text}[/]")
+
+
 def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
     real = shared_data / REAL_FILE
     options = ImportOptions(repair=True)
     if real.exists():
-        console.rule(f"1/2 data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
+        _heading(console, f"1/2 data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
         result = import_candles(
             real,
             pair=DEMO_PAIR,
@@ -42,9 +47,10 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
             options=options,
         )
     else:
-        console.rule(
+        _heading(
+            console,
             f"1/2 data: {real} not found, using a seeded synthetic regime-switching market "
-            f"({SYNTHETIC_CANDLES:,} candles, seed {SYNTHETIC_SEED})"
+            f"({SYNTHETIC_CANDLES:,} candles, seed {SYNTHETIC_SEED})",
         )
         candles, _ = generate(SYNTHETIC_CANDLES, seed=SYNTHETIC_SEED)
         with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +67,7 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
     quality_report(console, result.report, title="import report")
     console.print(f"candles: {result.candles_path}")
 
-    console.rule("2/2 features: default causal feature set")
+    _heading(console, "2/2 features: default causal feature set")
     spec = default_spec()
     built = build_features(
         pair=DEMO_PAIR, timeframe=DEMO_TIMEFRAME, exchange=DEMO_EXCHANGE, userdir=userdir, spec=spec

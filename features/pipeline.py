@@ -118,8 +118,9 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
             htf = _higher_timeframe_columns(candles, timeframe, higher)
             htf.index = frame.index
             frame = pd.concat([frame, htf], axis=1)
-    feature_columns = [c for c in frame.columns if c != "date"]
-    frame[feature_columns] = frame[feature_columns].astype("float64")
+    not_float = [c for c in frame.columns if c != "date" and frame[c].dtype != "float64"]
+    if not_float:
+        frame[not_float] = frame[not_float].astype("float64")
     return frame
 
 

@@ -181,10 +181,18 @@ def spec_with_higher_timeframe(spec: FeatureSpec, timeframe: str = "4h") -> Feat
 
 
 def _format_validation_error(error: ValidationError) -> str:
+    items = error.errors()
+    locations = [item["loc"] for item in items]
     lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{location}: {item['msg']}")
+    for item in items:
+        loc = item["loc"]
+        # A container's "too short" is only noise when one of its items failed.
+        if item["type"] == "too_short" and any(
+            o[: len(loc)] == loc and o != loc for o in locations
+        ):
+            continue
+        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        lines.append(f"{location or '(top level)'}: {item['msg']}")
     return "; ".join(lines)
 
 

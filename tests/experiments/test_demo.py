@@ -1,0 +1,43 @@
+"""`tradingbot demo` (what `make demo` runs) on the real data and on the synthetic fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from features.data import check_candles, load_candles
+from features.spec import default_spec
+from tests.conftest import SHARED_DATA, CliResult, requires_shared
+
+
+def test_demo_without_shared_data_uses_the_synthetic_market(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = cli("demo", "--userdir", tmp_path / "ud", "--shared-data", tmp_path / "no-such-dir")
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())
+    assert "seeded synthetic regime-switching market" in text
+    assert len(load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")) == 24 * 365
+    assert (tmp_path / "ud" / "features" / f"BTC_USDT-1h-{default_spec().hash}.parquet").exists()
+
+
+@requires_shared
+@pytest.mark.shared_data
+def test_demo_with_shared_data_imports_the_real_btc(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = cli("demo", "--userdir", tmp_path / "ud", "--shared-data", SHARED_DATA)
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())
+    assert "real Binance BTC/USDT 1h" in text
+    assert "repairs" in text
+    report = check_candles(
+        pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path / "ud"
+    )
+    assert [r.reason for r in report.repairs] == [
+        "bad tick: set to the close",
+        "bad tick: set to max(open, close)",
+    ]
+    assert len(load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")) == 33_413
