@@ -72,6 +72,26 @@ def body(candles: pd.DataFrame, window: int = 1) -> pd.Series:
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
+def sqrt_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+    """sqrt(log(high / low) - |log(close / open)|): the square root of the total log wick.
+
+    Wicks are roughly half-normal in size; their square root is close to Gaussian,
+    with a location that moves with the regime's intrabar volatility, which suits a
+    Gaussian HMM. Averaged over ``window`` candles. Warm-up: ``window - 1`` rows.
+    """
+    log_range = np.log(_f64(candles["high"]) / _f64(candles["low"]))
+    log_body = np.abs(np.log(_f64(candles["close"]) / _f64(candles["open"])))
+    values = pd.Series(np.sqrt(np.maximum(log_range - log_body, 0.0)), index=candles.index)
+    return values if window == 1 else values.rolling(window, min_periods=window).mean()
+
+
+def log_volume(volume: pd.Series, window: int = 1) -> pd.Series:
+    """log(1 + volume), averaged over ``window`` candles. Not stationary across years of
+    growing volume: prefer :func:`log_volume_zscore` on long real histories."""
+    values = pd.Series(np.log1p(_f64(volume)), index=volume.index)
+    return values if window == 1 else values.rolling(window, min_periods=window).mean()
+
+
 def rolling_zscore(values: pd.Series, window: int) -> pd.Series:
     """(x_t - mean) / std over the last ``window`` values, including x_t.
 

@@ -26,6 +26,8 @@ _WINDOWED: dict[str, Callable[[pd.DataFrame, int], pd.Series]] = {
     "upper_wick": ind.upper_wick,
     "lower_wick": ind.lower_wick,
     "body": ind.body,
+    "sqrt_wick": ind.sqrt_wick,
+    "log_volume": lambda c, w: ind.log_volume(c["volume"], w),
     "log_volume_zscore": lambda c, w: ind.log_volume_zscore(c["volume"], w),
     "close_zscore": lambda c, w: ind.close_zscore(c["close"], w),
     "rsi": lambda c, w: ind.rsi(c["close"], w),

@@ -39,38 +39,42 @@ class MarketParams(BaseModel):
 
 
 def default_market() -> MarketParams:
-    """Three regimes that differ in drift, volatility, wicks and volume."""
+    """Three overlapping regimes that differ in drift, volatility, wicks and volume.
+
+    Hard on purpose: the Bayes-optimal causal filter (true parameters) is right
+    about 94% of the time and its argmax switches 2-3x as often as the true regime.
+    """
     return MarketParams(
         regimes=(
             RegimeParams(
                 name="bull",
-                return_mean=0.0012,
-                return_std=0.006,
-                wick_std=0.003,
+                return_mean=0.0010,
+                return_std=0.007,
+                wick_std=0.0035,
                 log_volume_mean=6.0,
-                log_volume_std=0.35,
+                log_volume_std=0.5,
             ),
             RegimeParams(
                 name="bear",
-                return_mean=-0.0015,
-                return_std=0.011,
-                wick_std=0.006,
-                log_volume_mean=6.6,
-                log_volume_std=0.4,
+                return_mean=-0.0012,
+                return_std=0.010,
+                wick_std=0.0045,
+                log_volume_mean=6.35,
+                log_volume_std=0.5,
             ),
             RegimeParams(
                 name="sideways",
                 return_mean=0.0,
-                return_std=0.003,
-                wick_std=0.0015,
-                log_volume_mean=5.4,
-                log_volume_std=0.3,
+                return_std=0.0045,
+                wick_std=0.0025,
+                log_volume_mean=5.7,
+                log_volume_std=0.5,
             ),
         ),
         transition=(
-            (0.990, 0.004, 0.006),
-            (0.006, 0.988, 0.006),
-            (0.005, 0.005, 0.990),
+            (0.992, 0.004, 0.004),
+            (0.005, 0.990, 0.005),
+            (0.004, 0.004, 0.992),
         ),
     )
 

@@ -1,0 +1,226 @@
+"""Regime detection: a Gaussian HMM (hmmlearn) read out with the causal forward filter.
+
+Input ``X``: (T, D) regime features, column 0 the 1-candle log return (used to
+name the states), e.g. ``%-log_return_1, %-sqrt_wick_1, %-log_volume_zscore_168``.
+Features are standardised with statistics of the training rows: hmmlearn's
+``min_covar`` and covariance prior would otherwise swamp raw hourly returns.
+
+``predict_proba`` gives *filtered* probabilities (forward recursion with the
+fitted parameters); ``predict`` the persistent regime decision (hysteresis on
+those probabilities). Both are causal. Rows with a NaN feature (warm-up) get NaN
+probabilities before the first complete row and carry the prediction forward
+(no observation) after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Literal
+
+import numpy as np
+from hmmlearn.hmm import GaussianHMM
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator
+
+from ml.filtering import (
+    FloatArray,
+    forward_step,
+    gaussian_log_likelihood,
+    hysteresis,
+    hysteresis_step,
+)
+
+logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+
+
+def name_states(return_means: FloatArray, return_stds: FloatArray) -> list[str]:
+    """Deterministic names from the fitted return mean and volatility of each state.
+
+    Highest mean return: ``bull``; lowest: ``bear``; of the others, the calmest is
+    ``sideways``; with 4+ states the most volatile of the rest is ``crash`` when
+    its mean is negative, else ``volatile``; further states ``volatile_2``, ...
+    """
+    k = len(return_means)
+    names = [""] * k
+    order = np.argsort(return_means, kind="stable")
+    names[order[-1]] = "bull"
+    if k == 1:
+        return names
+    names[order[0]] = "bear"
+    rest = [int(i) for i in order[1:-1]]
+    if not rest:
+        return names
+    rest.sort(key=lambda i: return_stds[i])
+    names[rest[0]] = "sideways"
+    others = sorted(rest[1:], key=lambda i: -return_stds[i])
+    for n, i in enumerate(others):
+        if n == 0:
+            names[i] = "crash" if return_means[i] < 0 else "volatile"
+        else:
+            names[i] = f"volatile_{n + 1}"
+    return names
+
+
+class RegimeHMM(BaseEstimator):  # type: ignore[misc]
+    """Gaussian HMM regimes with filtered probabilities and a persistent decision.
+
+    Parameters
+    ----------
+    n_states: number of hidden states, or ``"auto"`` to choose 2..``max_states`` by BIC.
+    covariance_type: ``"full"`` or ``"diag"``.
+    n_restarts: EM runs from different random initialisations; the best likelihood wins.
+    switch_margin: persistence control: the decision moves to another state only when
+        its filtered probability exceeds the current state's by this much.
+    """
+
+    def __init__(
+        self,
+        n_states: int | Literal["auto"] = 3,
+        covariance_type: Literal["full", "diag"] = "full",
+        n_restarts: int = 4,
+        n_iter: int = 200,
+        tol: float = 1e-4,
+        max_states: int = 5,
+        switch_margin: float = 0.5,
+        random_state: int = 0,
+    ) -> None:
+        self.n_states = n_states
+        self.covariance_type = covariance_type
+        self.n_restarts = n_restarts
+        self.n_iter = n_iter
+        self.tol = tol
+        self.max_states = max_states
+        self.switch_margin = switch_margin
+        self.random_state = random_state
+
+    # -- fitting ---------------------------------------------------------------------
+
+    def _fit_one(self, z: FloatArray, k: int) -> tuple[float, GaussianHMM]:
+        best: tuple[float, GaussianHMM] | None = None
+        for restart in range(self.n_restarts):
+            model = GaussianHMM(
+                n_components=k,
+                covariance_type=self.covariance_type,
+                n_iter=self.n_iter,
+                tol=self.tol,
+                random_state=self.random_state + restart,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(z)
+            score = float(model.score(z))  # training likelihood, for model choice only
+            if best is None or score > best[0]:
+                best = (score, model)
+        assert best is not None
+        return best
+
+    def fit(self, X: FloatArray, y: object = None) -> RegimeHMM:
+        x = np.asarray(X, dtype="float64")
+        if x.ndim != 2:
+            raise ValueError(f"X must be 2-D (candles, features), got shape {x.shape}")
+        complete = np.isfinite(x).all(axis=1)
+        x = x[complete]
+        if len(x) < 50:
+            raise ValueError(f"need at least 50 complete rows to fit a regime model, got {len(x)}")
+        self.mean_ = x.mean(axis=0)
+        self.scale_ = x.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        z = (x - self.mean_) / self.scale_
+        candidates = (
+            range(2, self.max_states + 1) if self.n_states == "auto" else [int(self.n_states)]
+        )
+        self.bic_: dict[int, float] = {}
+        fits: dict[int, tuple[float, GaussianHMM]] = {}
+        for k in candidates:
+            fits[k] = self._fit_one(z, k)
+            self.bic_[k] = float(fits[k][1].bic(z))
+        best_k = min(self.bic_, key=lambda k: self.bic_[k])
+        self.train_log_likelihood_, chosen = fits[best_k]
+        self.n_states_ = int(chosen.n_components)
+        self.startprob_ = np.asarray(chosen.startprob_, dtype="float64")
+        self.transmat_ = np.asarray(chosen.transmat_, dtype="float64")
+        self.means_ = np.asarray(chosen.means_, dtype="float64")
+        self.covars_ = np.asarray(chosen.covars_, dtype="float64")  # (K, D, D) for every type
+        self.n_features_in_ = x.shape[1]
+        return_means = self.means_[:, 0] * self.scale_[0] + self.mean_[0]
+        return_stds = np.sqrt(self.covars_[:, 0, 0]) * self.scale_[0]
+        self.labels_ = name_states(return_means, return_stds)
+        self.return_means_ = return_means
+        self.return_stds_ = return_stds
+        return self
+
+    # -- causal read-out -------------------------------------------------------------
+
+    def log_likelihood(self, X: FloatArray) -> FloatArray:
+        """Emission log-likelihood (T, K) of each candle under each state; NaN rows give 0."""
+        x = np.asarray(X, dtype="float64")
+        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have shape (T, {self.n_features_in_}), got {x.shape}")
+        out = np.zeros((len(x), self.n_states_))
+        complete = np.isfinite(x).all(axis=1)
+        if complete.any():
+            z = (x[complete] - self.mean_) / self.scale_
+            out[complete] = gaussian_log_likelihood(z, self.means_, self.covars_)
+        return out
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        """Filtered probabilities P(state_t | rows <= t), shape (T, K); columns ``labels_``."""
+        x = np.asarray(X, dtype="float64")
+        loglik = self.log_likelihood(x)
+        complete = np.isfinite(x).all(axis=1)
+        out = np.full((len(x), self.n_states_), np.nan)
+        if not complete.any():
+            return out
+        start = int(np.argmax(complete))
+        state = OnlineRegimeFilter(self)
+        for t in range(start, len(x)):
+            out[t] = state.update_log_likelihood(loglik[t])
+        return out
+
+    def predict(self, X: FloatArray) -> NDArray[np.int64]:
+        """Persistent regime decision per candle (state index; -1 before the first row)."""
+        probabilities = self.predict_proba(X)
+        decisions = np.full(len(probabilities), -1, dtype=np.int64)
+        valid = np.isfinite(probabilities).all(axis=1)
+        if valid.any():
+            decisions[valid] = hysteresis(probabilities[valid], self.switch_margin)
+        return decisions
+
+    def predict_labels(self, X: FloatArray) -> list[str]:
+        return ["" if s < 0 else self.labels_[s] for s in self.predict(X)]
+
+    def online(self) -> OnlineRegimeFilter:
+        """A stateful filter that takes one candle at a time (the live path)."""
+        return OnlineRegimeFilter(self)
+
+
+class OnlineRegimeFilter:
+    """Filtered probabilities and the persistent decision, one candle at a time, O(K^2).
+
+    Gives exactly the batch ``predict_proba``/``predict`` values for the same rows.
+    """
+
+    def __init__(self, model: RegimeHMM) -> None:
+        self.model = model
+        self.log_alpha: FloatArray | None = None
+        self.decision = -1
+
+    def update_log_likelihood(self, log_likelihood: FloatArray) -> FloatArray:
+        if self.log_alpha is None:
+            with np.errstate(divide="ignore"):
+                joint = np.log(self.model.startprob_) + log_likelihood
+            peak = joint.max()
+            self.log_alpha = joint - (peak + np.log(np.exp(joint - peak).sum()))
+        else:
+            self.log_alpha = forward_step(self.log_alpha, log_likelihood, self.model.transmat_)
+        probabilities = np.exp(self.log_alpha)
+        self.decision = hysteresis_step(self.decision, probabilities, self.model.switch_margin)
+        return probabilities
+
+    def update(self, x: FloatArray) -> FloatArray:
+        """Probabilities after one more candle's regime features ``x`` (D,)."""
+        row = np.asarray(x, dtype="float64").reshape(1, -1)
+        if self.log_alpha is None and not np.isfinite(row).all():
+            return np.full(self.model.n_states_, np.nan)
+        return self.update_log_likelihood(self.model.log_likelihood(row)[0])
