@@ -6,8 +6,9 @@ exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,35 @@ Exchange = Annotated[str, typer.Option("--exchange", help="Exchange name (data s
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
 ]
+
+
+def tracking_uri(userdir: Path) -> str:
+    """MLflow's own MLFLOW_TRACKING_URI wins; else the embedded SQLite store of the user dir."""
+    from ml.tracking import default_tracking_uri
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(userdir)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr; the yielded function advances it with a status text."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=progress_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def advance(text: str) -> None:
+            bar.update(task, advance=1, description=f"{description}: {text}")
+
+        yield advance
+        bar.update(task, completed=total)
 
 
 @contextmanager
@@ -158,6 +188,109 @@ def features_build(
     feature_summary(console, result.meta, out=str(out), cache_hit=result.cache_hit)
 
 
+@app.command("train")
+def train_command(
+    spec: Annotated[
+        Path,
+        typer.Argument(help="Experiment spec (TOML), e.g. experiments/specs/btc_1h_lightgbm.toml."),
+    ],
+    pair: Annotated[str | None, typer.Option("--pair", help="Override the spec's pair.")] = None,
+    timeframe: Annotated[
+        str | None, typer.Option("--timeframe", help="Override the spec's timeframe.")
+    ] = None,
+    timerange: Annotated[
+        str | None,
+        typer.Option("--timerange", help="Override the spec's timerange, YYYYMMDD-YYYYMMDD."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Train an experiment spec with walk-forward evaluation; record and register it in MLflow."""
+    from experiments.render import train_summary
+    from experiments.spec import load_experiment
+    from experiments.train import train
+
+    experiment = load_experiment(spec).with_overrides(
+        pair=pair, timeframe=timeframe, timerange=timerange
+    )
+    steps = 3 + experiment.walk_forward.folds
+    with progress_bar(f"training {experiment.name}", steps) as advance:
+        result = train(
+            experiment,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            spec_text=spec.read_text(encoding="utf-8"),
+            progress=advance,
+        )
+    train_summary(console, result, tracking_uri(userdir))
+
+
+@app.command("promote")
+def promote_command(
+    name: Annotated[str, typer.Argument(help="Registered model name (the spec's name).")],
+    version: Annotated[int, typer.Option("--version", help="Model version to promote.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the decision.")],
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Move alias `champion` to a model version and record who, when, why and key metrics."""
+    from ml import tracking
+    from ml.registry import promote
+
+    client = tracking.configure(tracking_uri(userdir), userdir)
+    decision = promote(client, name, version, reason)
+    console.print(f"models:/{name}@champion -> version {version}")
+    for key, value in decision.items():
+        console.print(f"  {key}: {value}")
+
+
+@app.command("ui")
+def ui_command(
+    userdir: Userdir = Path("user_data"),
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Serve the MLflow UI for this user dir's store on 127.0.0.1 (Ctrl-C stops it cleanly)."""
+    from experiments.ui import serve_ui
+
+    serve_ui(tracking_uri(userdir), userdir, port=port, say=console.print)
+
+
+@app.command("regimes")
+def regimes_command(
+    pair: Pair,
+    timeframe: Timeframe,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output CSV; a PNG is written beside it.", dir_okay=False)
+    ],
+    states: Annotated[
+        str, typer.Option("--states", help="Number of regimes, or 'auto' (BIC).")
+    ] = "3",
+    train_end: Annotated[
+        str | None,
+        typer.Option("--train-end", help="Fit on candles before this date (default: first 70%)."),
+    ] = None,
+    exchange: Exchange = "binance",
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Fit the regime HMM on the past and write filtered (causal) regimes for every candle."""
+    from experiments.regimes import parse_day, run_regimes
+    from experiments.render import regime_summary
+
+    if states != "auto" and not states.isdigit():
+        raise typer.BadParameter(
+            f"{states!r} is neither a number nor 'auto'", param_hint="--states"
+        )
+    with stage(f"fitting regimes for {pair} {timeframe}"):
+        summary = run_regimes(
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            userdir=userdir,
+            states=states,
+            train_end=parse_day(train_end),
+            out=out,
+        )
+    regime_summary(console, summary)
+
+
 @app.command()
 def demo(
     userdir: Userdir = Path("user_data"),
@@ -178,6 +311,8 @@ def demo(
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (testable without a subprocess)."""
+    # Users run offline: MLflow telemetry stays off unless they opt in explicitly.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         result = app(
             args=list(argv) if argv is not None else None,

@@ -93,3 +93,63 @@ def feature_summary(console: Console, meta: FeatureFrameMeta, *, out: str, cache
         "cache", "hit (built before, read from cache)" if cache_hit else "miss (built now)"
     )
     console.print(table)
+
+
+def train_summary(console: Console, result: object, tracking_uri: str) -> None:
+    from experiments.train import TrainResult
+
+    assert isinstance(result, TrainResult)
+    table = Table(
+        title=f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample)",
+        title_justify="left",
+    )
+    table.add_column("strategy")
+    for column in ("accuracy", "sharpe", "max_drawdown", "turnover", "exposure"):
+        table.add_column(column, justify="right")
+    rows = {"model": result.metrics, **result.baselines}
+    for name, values in rows.items():
+        table.add_row(
+            name,
+            *(
+                f"{values.get(c, float('nan')):.3f}"
+                for c in ("accuracy", "sharpe", "max_drawdown", "turnover", "exposure")
+            ),
+        )
+    console.print(table)
+    extra = {
+        k: v for k, v in result.metrics.items() if k in ("log_loss", "brier", "rmse", "rank_ic")
+    }
+    if extra:
+        console.print("  " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items()))
+    console.print(
+        f"MLflow run {result.run_id} (experiment {result.experiment_id}) in {tracking_uri}"
+    )
+    console.print(f"registered models:/{result.model_name}/{result.version} with alias @challenger")
+    console.print(
+        f"promote: tradingbot promote {result.model_name} --version {result.version} --reason '...'"
+    )
+
+
+def regime_summary(console: Console, summary: object) -> None:
+    from experiments.regimes import RegimeSummary
+
+    assert isinstance(summary, RegimeSummary)
+    table = Table(
+        title=f"regimes (fitted on {summary.train_rows:,} candles before {_fmt_date(summary.train_end)})",
+        title_justify="left",
+    )
+    for column in ("regime", "mean return / candle", "volatility / candle", "share of candles"):
+        table.add_column(column, justify="right" if column != "regime" else "left")
+    for label, mean, std in zip(
+        summary.labels, summary.return_means, summary.return_stds, strict=True
+    ):
+        table.add_row(label, f"{mean:+.4%}", f"{std:.4%}", f"{summary.share.get(label, 0.0):.1%}")
+    console.print(table)
+    console.print(
+        f"switches per 1,000 candles: {summary.switches_train:.1f} in training, {summary.switches_after:.1f} after"
+    )
+    if len(summary.bic) > 1:
+        console.print(
+            "BIC: " + ", ".join(f"{k} states {v:,.0f}" for k, v in sorted(summary.bic.items()))
+        )
+    console.print(f"wrote {summary.out}\nwrote {summary.plot}")

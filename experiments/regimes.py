@@ -1,0 +1,117 @@
+"""`tradingbot regimes`: fit the regime HMM on the past, write causal regimes for every candle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from features.atomic import atomic_path
+from features.candles import data_window
+from features.data import load_candles
+from features.errors import SpecError
+from features.frames import FeatureCache
+from features.spec import default_spec
+from ml.bundle import regime_frame
+from ml.config import RegimeConfig
+from ml.filtering import switches_per_1000
+from ml.models.regime import RegimeHMM
+from ml.plots import regime_plot
+
+
+@dataclass(frozen=True)
+class RegimeSummary:
+    out: Path
+    plot: Path
+    train_end: datetime
+    train_rows: int
+    labels: list[str]
+    return_means: list[float]
+    return_stds: list[float]
+    switches_train: float
+    switches_after: float
+    share: dict[str, float]
+    bic: dict[int, float]
+
+
+def run_regimes(
+    *,
+    pair: str,
+    timeframe: str,
+    exchange: str,
+    userdir: Path,
+    states: int | str,
+    train_end: datetime | None,
+    out: Path,
+    config: RegimeConfig | None = None,
+    seed: int = 0,
+) -> RegimeSummary:
+    config = config or RegimeConfig()
+    candles = load_candles(userdir, exchange, pair, timeframe)
+    window = data_window(candles, pair, timeframe)
+    features, _, _ = FeatureCache(userdir / "cache" / "features").build(
+        candles, default_spec(), window
+    )
+    if train_end is None:
+        cut = int(len(candles) * 0.7)
+    else:
+        cut = int((candles["date"] < pd.Timestamp(train_end)).sum())
+    if cut < 500:
+        raise SpecError(
+            f"only {cut} candles before the training end {train_end}",
+            hint="move --train-end later (the model needs at least 500 candles to fit)",
+        )
+    n_states: int | str = "auto" if str(states) == "auto" else int(states)
+    x = features[list(config.columns)].to_numpy(dtype="float64")
+    model = RegimeHMM(
+        n_states=n_states,  # type: ignore[arg-type]
+        covariance_type=config.covariance_type,
+        n_restarts=config.n_restarts,
+        n_iter=config.n_iter,
+        max_states=config.max_states,
+        switch_margin=config.switch_margin,
+        random_state=seed,
+    ).fit(x[:cut])
+    regimes = regime_frame(model, features, config.columns)
+    table = pd.concat(
+        [candles[["date"]], regimes[["regime"]], regimes.drop(columns="regime")], axis=1
+    )
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    plot = regime_plot(
+        candles["date"],
+        candles["close"],
+        regimes["regime"],
+        out.with_suffix(".png"),
+        f"{pair} {timeframe}: filtered regimes (fitted before {candles['date'].iloc[cut]:%Y-%m-%d})",
+    )
+    decisions = model.predict(x)
+    valid = decisions >= 0
+    labels = regimes["regime"][valid]
+    return RegimeSummary(
+        out=out,
+        plot=plot,
+        train_end=candles["date"].iloc[cut].to_pydatetime(),
+        train_rows=cut,
+        labels=list(model.labels_),
+        return_means=[float(v) for v in model.return_means_],
+        return_stds=[float(v) for v in model.return_stds_],
+        switches_train=switches_per_1000(decisions[:cut][valid[:cut]]),
+        switches_after=switches_per_1000(decisions[cut:]),
+        share={label: float((labels == label).mean()) for label in model.labels_},
+        bic={int(k): float(v) for k, v in model.bic_.items()},
+    )
+
+
+def parse_day(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = pd.Timestamp(value)
+    except ValueError:
+        raise SpecError(f"invalid date {value!r}", hint="use YYYY-MM-DD") from None
+    return (
+        parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
+    ).to_pydatetime()

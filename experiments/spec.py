@@ -1,0 +1,195 @@
+"""Experiment specs: one TOML file says what to train, on which data, how to judge it.
+
+```toml
+name = "btc_1h_hmm_lstm"      # MLflow experiment and registered model name
+seed = 42
+
+[data]
+pair = "BTC/USDT"
+timeframe = "1h"
+exchange = "binance"
+timerange = "20180101-20200101"   # YYYYMMDD-YYYYMMDD, either side may be empty
+
+[features]                         # a FeatureSpec; omit for the default feature set
+preset = "default"
+
+[regime]                           # ml.config.RegimeConfig
+n_states = 3
+
+[model]                            # ml.config.ModelConfig
+kind = "hmm_lstm"                  # lstm | hmm_lstm | lightgbm | rules
+params = { hidden_size = 32, max_epochs = 10 }
+
+[target]
+kind = "direction"                 # or "return"
+horizon = 1
+
+[walk_forward]
+scheme = "expanding"               # or "rolling"
+folds = 3
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from features.errors import SpecError
+from features.spec import FeatureSpec, default_spec, spec_with_higher_timeframe
+from features.timeframes import timeframe_to_seconds
+from ml.config import ModelConfig, RegimeConfig, TrainingConfig
+from ml.targets import TargetSpec
+from ml.walkforward import WalkForwardSpec
+
+
+class TimeRange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> TimeRange:
+        """Freqtrade's ``YYYYMMDD-YYYYMMDD`` (either side may be empty), UTC, end exclusive."""
+        if not text:
+            return cls()
+        parts = text.split("-")
+        if len(parts) != 2:
+            raise SpecError(
+                f"invalid timerange {text!r}",
+                hint="write it as YYYYMMDD-YYYYMMDD, e.g. 20180101-20200101",
+            )
+
+        def day(value: str) -> datetime | None:
+            if not value:
+                return None
+            try:
+                return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
+            except ValueError:
+                raise SpecError(
+                    f"invalid date {value!r} in timerange {text!r}", hint="dates are YYYYMMDD"
+                ) from None
+
+        start, end = day(parts[0]), day(parts[1])
+        if start and end and start >= end:
+            raise SpecError(f"timerange {text!r} ends before it starts")
+        return cls(start=start, end=end)
+
+    def __str__(self) -> str:
+        fmt = "%Y%m%d"
+        return f"{self.start.strftime(fmt) if self.start else ''}-{self.end.strftime(fmt) if self.end else ''}"
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pair: str = "BTC/USDT"
+    timeframe: str = "1h"
+    exchange: str = "binance"
+    timerange: str | None = None
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        timeframe_to_seconds(value)
+        return value
+
+    @field_validator("timerange")
+    @classmethod
+    def _timerange(cls, value: str | None) -> str | None:
+        TimeRange.parse(value)
+        return value
+
+
+class FeaturePreset(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: Literal["default", "default+4h"] = "default"
+
+    def spec(self) -> FeatureSpec:
+        return (
+            default_spec()
+            if self.preset == "default"
+            else spec_with_higher_timeframe(default_spec())
+        )
+
+
+class ExperimentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 42
+    data: DataConfig = DataConfig()
+    features: FeaturePreset | FeatureSpec = FeaturePreset()
+    regime: RegimeConfig = RegimeConfig()
+    model: ModelConfig
+    target: TargetSpec = TargetSpec()
+    walk_forward: WalkForwardSpec = WalkForwardSpec()
+    fee: float = Field(default=0.001, ge=0.0, lt=0.1)
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return self.features.spec() if isinstance(self.features, FeaturePreset) else self.features
+
+    @property
+    def training(self) -> TrainingConfig:
+        return TrainingConfig(
+            model=self.model,
+            regime=self.regime,
+            target=self.target,
+            walk_forward=self.walk_forward,
+            fee=self.fee,
+        )
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_overrides(
+        self, *, pair: str | None = None, timeframe: str | None = None, timerange: str | None = None
+    ) -> ExperimentSpec:
+        data = self.data.model_dump()
+        for key, value in (("pair", pair), ("timeframe", timeframe), ("timerange", timerange)):
+            if value is not None:
+                data[key] = value
+        try:
+            return self.model_copy(update={"data": DataConfig.model_validate(data)})
+        except ValidationError as exc:
+            raise SpecError(f"invalid override: {_errors(exc)}") from exc
+
+
+def _errors(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(
+            "."
+        )
+        parts.append(f"{location or '(top level)'}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_experiment(data: dict[str, Any], *, source: str) -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {_errors(exc)}") from exc
+
+
+def load_experiment(path: Path) -> ExperimentSpec:
+    if not path.exists():
+        raise SpecError(
+            f"{path}: experiment spec not found", hint="examples are in experiments/specs/"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_experiment(data, source=str(path))

@@ -1,0 +1,253 @@
+"""`tradingbot train`: run an experiment spec end to end and record it in MLflow.
+
+One parent run per call with a child run per walk-forward fold. The parent holds
+the flattened spec, the lineage tags (spec hash, data sha256, git commit, seed,
+device), the overall and baseline metrics, the fold table, the regime plot and
+the environment; the final bundle is logged as a pyfunc model and registered
+under the spec's name with alias ``challenger``. A run that fails ends FAILED
+(Ctrl-C: KILLED) and registers nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from experiments.spec import ExperimentSpec, TimeRange
+from features.candles import data_window
+from features.data import load_candles
+from features.errors import DataError
+from features.frames import FeatureCache
+from ml import tracking
+from ml.bundle import package_versions
+from ml.plots import regime_plot
+from ml.registry import log_bundle_model, register
+from ml.training import FoldResult, Scores, fit_final, score, walk_forward
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    version: int
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    folds: int
+
+
+def select_candles(candles: pd.DataFrame, timerange: TimeRange) -> pd.DataFrame:
+    mask = np.ones(len(candles), dtype=bool)
+    if timerange.start is not None:
+        mask &= (candles["date"] >= pd.Timestamp(timerange.start)).to_numpy()
+    if timerange.end is not None:
+        mask &= (candles["date"] < pd.Timestamp(timerange.end)).to_numpy()
+    return candles[mask].reset_index(drop=True)
+
+
+def _log_fold(result: FoldResult, workdir: Path) -> None:
+    fold = result.fold
+    mlflow.log_params(
+        {
+            "fold": fold.index,
+            "train_rows": fold.train_end - fold.train_start,
+            "test_rows": fold.test_end - fold.test_start,
+            "embargo_rows": fold.test_start - fold.train_end,
+        }
+    )
+    mlflow.set_tags(
+        {
+            "fold.train_first": result.train_window.first.isoformat(),
+            "fold.train_last": result.train_window.last.isoformat(),
+            "fold.test_first": result.test_window.first.isoformat(),
+            "fold.test_last": result.test_window.last.isoformat(),
+            "device": result.bundle.metadata.device,
+        }
+    )
+    tracking.log_history(getattr(result.bundle.forecaster, "history_", []))
+    tracking.log_metrics(result.metrics)
+    for name, values in result.baselines.items():
+        tracking.log_metrics(values, prefix=f"baseline.{name}.")
+    folder = workdir / f"fold_{fold.index}"
+    folder.mkdir()
+    sha = result.bundle.save(folder / "bundle.joblib")
+    (folder / "window.json").write_text(
+        json.dumps(
+            {
+                "train": result.train_window.model_dump(mode="json"),
+                "out_of_sample": result.test_window.model_dump(mode="json"),
+                "bundle_sha256": sha,
+            },
+            indent=2,
+        )
+    )
+    result.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
+        folder / "predictions.parquet"
+    )
+    mlflow.set_tag("bundle_sha256", sha)
+    mlflow.log_artifacts(str(folder), artifact_path="fold")
+
+
+def train(
+    spec: ExperimentSpec,
+    *,
+    userdir: Path,
+    tracking_uri: str,
+    spec_text: str | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    say = progress or (lambda _text: None)
+    data = spec.data
+    candles = select_candles(
+        load_candles(userdir, data.exchange, data.pair, data.timeframe),
+        TimeRange.parse(data.timerange),
+    )
+    if len(candles) < 500:
+        raise DataError(
+            f"only {len(candles)} {data.pair} {data.timeframe} candles in timerange {data.timerange or '(all)'}",
+            hint="import more data or widen --timerange (at least 500 candles)",
+        )
+    window = data_window(candles, data.pair, data.timeframe)
+    feature_spec = spec.feature_spec
+    feature_spec.check_timeframe(data.timeframe)
+    say("building features")
+    features, _, _ = FeatureCache(userdir / "cache" / "features").build(
+        candles, feature_spec, window
+    )
+    config = spec.training
+
+    client = tracking.configure(tracking_uri, userdir)
+    experiment = tracking.experiment_id(client, spec.name, userdir)
+    tracking.fail_stale_runs(client, experiment)
+    lineage = {
+        "spec_hash": spec.hash,
+        "feature_spec_hash": feature_spec.hash,
+        "data_sha256": window.sha256,
+        "data.first": window.first.isoformat(),
+        "data.last": window.last.isoformat(),
+        "data.rows": str(window.rows),
+        "git_commit": tracking.git_commit(),
+        "seed": str(spec.seed),
+        "model_kind": spec.model.kind,
+        **tracking.process_tags(),
+    }
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tracking.tracked_run(
+            experiment_id=experiment, run_name=f"{spec.name} train", tags=lineage
+        ) as parent,
+    ):
+        workdir = Path(tmp)
+        mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"features"})))
+        mlflow.log_param("features.spec_hash", feature_spec.hash)
+        mlflow.log_dict(spec.model_dump(mode="json"), "spec/spec.json")
+        if spec_text is not None:
+            mlflow.log_text(spec_text, "spec/spec.toml")
+        mlflow.log_dict(package_versions(), "environment/versions.json")
+
+        fold_rows, stitched = [], []
+        for result in walk_forward(
+            name=spec.name,
+            candles=candles,
+            features=features,
+            feature_spec=feature_spec,
+            config=config,
+            pair=data.pair,
+            timeframe=data.timeframe,
+            seed=spec.seed,
+        ):
+            say(f"fold {result.fold.index + 1}/{config.walk_forward.folds} done")
+            with tracking.tracked_run(
+                experiment_id=experiment,
+                run_name=f"fold {result.fold.index}",
+                nested=True,
+                tags={**lineage, "fold": str(result.fold.index)},
+            ):
+                _log_fold(result, workdir)
+            stitched.append(result.predictions)
+            fold_rows.append(
+                {
+                    "fold": result.fold.index,
+                    **result.metrics,
+                    **{f"{b}.{k}": v for b, m in result.baselines.items() for k, v in m.items()},
+                }
+            )
+        overall: Scores = score(pd.concat(stitched), candles, config, data.timeframe)
+        tracking.log_metrics(overall.metrics, prefix="overall.")
+        for name, values in overall.baselines.items():
+            tracking.log_metrics(values, prefix=f"baseline.{name}.")
+        pd.DataFrame(fold_rows).to_csv(workdir / "fold_metrics.csv", index=False)
+        mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
+
+        say("fitting the final model on the whole window")
+        bundle = fit_final(
+            name=spec.name,
+            candles=candles,
+            features=features,
+            feature_spec=feature_spec,
+            config=config,
+            pair=data.pair,
+            timeframe=data.timeframe,
+            seed=spec.seed,
+        )
+        mlflow.set_tag("device", bundle.metadata.device)
+        tracking.log_history(getattr(bundle.forecaster, "history_", []), prefix="final.")
+        if bundle.regime_model is not None:
+            regimes = bundle.regimes(features)["regime"]
+            plot = regime_plot(
+                candles["date"],
+                candles["close"],
+                regimes,
+                workdir / "regimes.png",
+                f"{spec.name}: {data.pair} {data.timeframe} regimes (filtered, causal)",
+            )
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+            mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
+        bundle_path = workdir / "bundle.joblib"
+        sha = bundle.save(bundle_path)
+        mlflow.set_tag("bundle_sha256", sha)
+        say("logging and registering the model")
+        model_uri = log_bundle_model(bundle_path)
+        # Registration is the last step: anything failing before it registers nothing.
+        version = register(
+            client,
+            model_uri,
+            spec.name,
+            parent.info.run_id,
+            tags={
+                "spec_hash": spec.hash,
+                "data_sha256": window.sha256,
+                "bundle_sha256": sha,
+                "run_id": parent.info.run_id,
+            },
+        )
+        try:
+            mlflow.set_tag("registered_version", str(version))
+        except BaseException:
+            client.delete_model_version(spec.name, str(version))
+            raise
+        return TrainResult(
+            run_id=parent.info.run_id,
+            experiment_id=experiment,
+            model_name=spec.name,
+            version=version,
+            metrics=overall.metrics,
+            baselines=overall.baselines,
+            folds=len(fold_rows),
+        )
+
+
+def _switches(regimes: pd.Series) -> float:
+    labels = regimes[regimes != ""].to_numpy()
+    if len(labels) < 2:
+        return 0.0
+    return 1000.0 * float((labels[1:] != labels[:-1]).sum()) / (len(labels) - 1)

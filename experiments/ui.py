@@ -1,0 +1,59 @@
+"""`tradingbot ui`: the MLflow UI for one user dir's store, stopped cleanly on Ctrl-C.
+
+Plain ``mlflow ui`` starts worker and job processes that can outlive it; here the
+server runs with one worker and job execution off, in its own process group, and
+the whole group is terminated on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ml.tracking import artifact_root
+
+
+def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--default-artifact-root",
+        artifact_root(userdir).as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str], None]) -> int:
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    userdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        server_command(tracking_uri, userdir, port), env=env, start_new_session=True
+    )
+    say(f"MLflow UI for {tracking_uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        say("MLflow UI stopped")

@@ -1,0 +1,247 @@
+"""The model bundle: feature spec + regime model + forecaster (+ their fitted scalers) + metadata.
+
+One object, saved and loaded as one file, used identically by walk-forward
+evaluation, MLflow (as a pyfunc model), backtests and live. ``predict(candles)``
+builds the features with the bundle's own spec, filters the regime
+probabilities and runs the forecaster: no train/serve skew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from features.atomic import atomic_path
+from features.candles import DataWindow
+from features.errors import TradingbotError
+from features.pipeline import build, feature_columns
+from features.spec import FeatureSpec
+from ml.config import TrainingConfig
+from ml.models.reasoning import RuleReasoner
+from ml.models.regime import RegimeHMM
+from ml.targets import make_target
+
+BUNDLE_FORMAT = 1
+PACKAGES = (
+    "tradingbot",
+    "torch",
+    "hmmlearn",
+    "scikit-learn",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "TA-Lib",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+class BundleMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = BUNDLE_FORMAT
+    name: str
+    forecaster_kind: str
+    pair: str
+    timeframe: str
+    spec_hash: str
+    train_window: DataWindow  # the candles this bundle was fitted on
+    data_sha256: str  # of the whole data window of the run
+    seed: int
+    device: str
+    created: datetime
+    versions: dict[str, str]
+    regime_labels: list[str]
+    input_columns: list[str]
+
+
+class BundleError(TradingbotError):
+    """A bundle that cannot be loaded or does not fit the data it is given."""
+
+
+class ModelBundle:
+    def __init__(
+        self,
+        feature_spec: FeatureSpec,
+        config: TrainingConfig,
+        regime_model: RegimeHMM | None,
+        forecaster: Any,
+        metadata: BundleMetadata,
+    ) -> None:
+        self.feature_spec = feature_spec
+        self.config = config
+        self.regime_model = regime_model
+        self.forecaster = forecaster
+        self.metadata = metadata
+
+    # -- inference -------------------------------------------------------------------
+
+    def features(self, candles: pd.DataFrame) -> pd.DataFrame:
+        return build(candles, self.feature_spec, self.metadata.timeframe)
+
+    def regimes(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Filtered ``p_<label>`` columns and the persistent ``regime`` label per row."""
+        return regime_frame(self.regime_model, features, self.config.regime.columns)
+
+    def inputs(self, features: pd.DataFrame, regimes: pd.DataFrame) -> pd.DataFrame:
+        missing = [
+            c
+            for c in self.metadata.input_columns
+            if c not in features.columns and c not in regimes.columns
+        ]
+        if missing:
+            raise BundleError(
+                f"feature mismatch: the bundle needs columns {missing} that the data lacks"
+            )
+        joined = pd.concat([features, regimes], axis=1)
+        return joined[self.metadata.input_columns]
+
+    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for a feature frame built with this bundle's spec.
+
+        Columns: ``date``, ``prediction`` (class 0/1 or forward return), ``p_up``
+        (classification), ``regime`` and ``p_<label>``, and ``reason`` for the
+        reasoning model. NaN where the model cannot predict yet (warm-up).
+        """
+        regimes = self.regimes(features)
+        inputs = self.inputs(features, regimes)
+        out = pd.DataFrame({"date": features["date"].to_numpy()}, index=features.index)
+        out["prediction"] = self.forecaster.predict(inputs)
+        if self.config.target.task == "classification":
+            out["p_up"] = self.forecaster.predict_proba(inputs)[:, 1]
+        for column in regimes.columns:
+            out[column] = regimes[column].to_numpy()
+        if isinstance(self.forecaster, RuleReasoner):
+            out["reason"] = self.forecaster.explain(inputs)
+        return out
+
+    def predict(self, candles: pd.DataFrame) -> pd.DataFrame:
+        return self.predict_features(self.features(candles))
+
+    # -- persistence -----------------------------------------------------------------
+
+    def save(self, path: Path) -> str:
+        """Write the bundle atomically as one file; return its sha256."""
+        buffer = io.BytesIO()
+        joblib.dump(self, buffer)
+        payload = buffer.getvalue()
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(payload)
+        return hashlib.sha256(payload).hexdigest()
+
+    @staticmethod
+    def load(path: Path) -> ModelBundle:
+        try:
+            bundle = joblib.load(path)
+        except Exception as exc:
+            raise BundleError(f"{path}: not a loadable model bundle ({exc})") from exc
+        if not isinstance(bundle, ModelBundle):
+            raise BundleError(f"{path}: holds a {type(bundle).__name__}, not a ModelBundle")
+        if bundle.metadata.format != BUNDLE_FORMAT:
+            raise BundleError(
+                f"{path}: bundle format {bundle.metadata.format}, this code reads {BUNDLE_FORMAT}"
+            )
+        return bundle
+
+
+def regime_frame(
+    model: RegimeHMM | None, features: pd.DataFrame, columns: tuple[str, ...]
+) -> pd.DataFrame:
+    if model is None:
+        return pd.DataFrame(index=features.index)
+    x = features[list(columns)].to_numpy(dtype="float64")
+    probabilities = model.predict_proba(x)
+    decisions = model.predict(x)
+    frame = pd.DataFrame(
+        probabilities, columns=[f"p_{label}" for label in model.labels_], index=features.index
+    )
+    frame["regime"] = ["" if d < 0 else model.labels_[d] for d in decisions]
+    return frame
+
+
+def fit_bundle(
+    *,
+    name: str,
+    candles: pd.DataFrame,
+    features: pd.DataFrame,
+    rows: slice,
+    feature_spec: FeatureSpec,
+    config: TrainingConfig,
+    train_window: DataWindow,
+    data_sha256: str,
+    seed: int,
+    pair: str,
+    timeframe: str,
+) -> ModelBundle:
+    """Fit regime model and forecaster on ``rows`` of a feature frame built on ``candles``.
+
+    Only rows inside ``rows`` reach fitting (regime standardisation and EM, the
+    forecaster's scalers, early stopping); the target of each row looks
+    ``horizon`` candles ahead, which the caller's embargo keeps inside the data.
+    """
+    train_features = features.iloc[rows]
+    regime_model = None
+    labels: list[str] = []
+    if config.model.uses_regimes:
+        missing = [c for c in config.regime.columns if c not in features.columns]
+        if missing:
+            raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
+        regime_model = RegimeHMM(
+            n_states=config.regime.n_states,
+            covariance_type=config.regime.covariance_type,
+            n_restarts=config.regime.n_restarts,
+            n_iter=config.regime.n_iter,
+            max_states=config.regime.max_states,
+            switch_margin=config.regime.switch_margin,
+            random_state=seed,
+        ).fit(train_features[list(config.regime.columns)].to_numpy(dtype="float64"))
+        labels = list(regime_model.labels_)
+    regimes = regime_frame(regime_model, train_features, config.regime.columns)
+    input_columns = feature_columns(features) + [c for c in regimes.columns if c.startswith("p_")]
+    target = make_target(candles, config.target).to_numpy()[rows]
+    forecaster = config.model.estimator(config.target.task, seed, config.target.horizon)
+    inputs = pd.concat([train_features, regimes], axis=1)[input_columns]
+    forecaster.fit(inputs, target)
+    metadata = BundleMetadata(
+        name=name,
+        forecaster_kind=config.model.kind,
+        pair=pair,
+        timeframe=timeframe,
+        spec_hash=feature_spec.hash,
+        train_window=train_window,
+        data_sha256=data_sha256,
+        seed=seed,
+        device=getattr(forecaster, "device_", "cpu"),
+        created=datetime.now(UTC),
+        versions=package_versions(),
+        regime_labels=labels,
+        input_columns=input_columns,
+    )
+    return ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
+
+
+def positions_from(predictions: pd.DataFrame, task: str) -> np.ndarray:
+    """Long (1) / flat (0) from a prediction frame: long when up is predicted."""
+    prediction = predictions["prediction"].to_numpy(dtype="float64")
+    if task == "classification":
+        return np.where(np.isfinite(prediction), prediction, np.nan)
+    return np.where(np.isfinite(prediction), (prediction > 0).astype("float64"), np.nan)

@@ -1,0 +1,87 @@
+"""Training configuration: regime model, forecaster, target and walk-forward scheme.
+
+Plain pydantic data with ``extra="forbid"``; the experiment spec (TOML) is made of
+these. Forecaster parameters are checked against the estimator's own
+``__init__`` so a typo names the bad key and the accepted ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ml.models.base import Task
+from ml.models.lgbm import LightGBMForecaster
+from ml.models.lstm import LSTMForecaster
+from ml.models.reasoning import RuleReasoner
+from ml.targets import TargetSpec
+from ml.walkforward import WalkForwardSpec
+
+ForecasterKind = Literal["lstm", "hmm_lstm", "lightgbm", "rules"]
+ESTIMATORS: dict[str, type] = {
+    "lstm": LSTMForecaster,
+    "hmm_lstm": LSTMForecaster,
+    "lightgbm": LightGBMForecaster,
+    "rules": RuleReasoner,
+}
+# Which forecasters see the filtered regime probabilities as inputs.
+USES_REGIMES: dict[str, bool] = {"lstm": False, "hmm_lstm": True, "lightgbm": True, "rules": True}
+
+
+class RegimeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: tuple[str, ...] = ("%-log_return_1", "%-sqrt_wick_1", "%-log_volume_zscore_168")
+    n_states: int | Literal["auto"] = 3
+    covariance_type: Literal["full", "diag"] = "full"
+    n_restarts: int = Field(default=3, ge=1, le=50)
+    n_iter: int = Field(default=100, ge=1, le=10_000)
+    max_states: int = Field(default=5, ge=2, le=10)
+    switch_margin: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ForecasterKind
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_params(self) -> ModelConfig:
+        accepted = set(inspect.signature(ESTIMATORS[self.kind]).parameters) - {
+            "task",
+            "random_state",
+        }
+        unknown = sorted(set(self.params) - accepted)
+        if unknown:
+            raise ValueError(
+                f"unknown {self.kind} parameter(s) {unknown}; accepted: {sorted(accepted)}"
+            )
+        return self
+
+    @property
+    def uses_regimes(self) -> bool:
+        return USES_REGIMES[self.kind]
+
+    def estimator(self, task: Task, seed: int, validation_gap: int) -> Any:
+        params = dict(self.params)
+        signature = inspect.signature(ESTIMATORS[self.kind]).parameters
+        if "validation_gap" in signature:
+            params.setdefault("validation_gap", validation_gap)
+        if "random_state" in signature:
+            params["random_state"] = seed
+        return ESTIMATORS[self.kind](task=task, **params)
+
+
+class TrainingConfig(BaseModel):
+    """Everything about *how* to train, independent of which data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelConfig
+    regime: RegimeConfig = RegimeConfig()
+    target: TargetSpec = TargetSpec()
+    walk_forward: WalkForwardSpec = WalkForwardSpec()
+    fee: float = Field(default=0.001, ge=0.0, lt=0.1)  # per side, for the long/flat simulation

@@ -1,0 +1,97 @@
+"""Forecast metrics and a vectorised long/flat trading simulation after fees.
+
+Conventions: ``returns[t]`` is the 1-candle log return from close t-1 to close t;
+a position decided at the close of candle t (from information <= t) earns
+``returns[t+1]``. Fees are charged per side on every change of position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import spearmanr
+
+FloatArray = NDArray[np.float64]
+
+
+def classification_metrics(y_true: FloatArray, p_up: FloatArray) -> dict[str, float]:
+    """Directional accuracy, log-loss and Brier score on rows where both are finite."""
+    ok = np.isfinite(y_true) & np.isfinite(p_up)
+    y, p = y_true[ok], np.clip(p_up[ok], 1e-7, 1 - 1e-7)
+    if not len(y):
+        return {
+            "accuracy": float("nan"),
+            "log_loss": float("nan"),
+            "brier": float("nan"),
+            "rows": 0.0,
+        }
+    return {
+        "accuracy": float(((p > 0.5) == (y > 0.5)).mean()),
+        "log_loss": float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()),
+        "brier": float(((p - y) ** 2).mean()),
+        "rows": float(len(y)),
+    }
+
+
+def regression_metrics(y_true: FloatArray, y_pred: FloatArray) -> dict[str, float]:
+    """RMSE, rank IC (Spearman) and directional accuracy on rows where both are finite."""
+    ok = np.isfinite(y_true) & np.isfinite(y_pred)
+    y, p = y_true[ok], y_pred[ok]
+    if len(y) < 3:
+        return {
+            "rmse": float("nan"),
+            "rank_ic": float("nan"),
+            "accuracy": float("nan"),
+            "rows": float(len(y)),
+        }
+    rank_ic = float(spearmanr(y, p).statistic) if np.ptp(p) > 0 else 0.0
+    return {
+        "rmse": float(np.sqrt(((y - p) ** 2).mean())),
+        "rank_ic": rank_ic,
+        "accuracy": float(((p > 0) == (y > 0)).mean()),
+        "rows": float(len(y)),
+    }
+
+
+def long_flat(
+    positions: FloatArray,
+    returns: FloatArray,
+    *,
+    fee: float = 0.001,
+    periods_per_year: float = 8760.0,
+) -> dict[str, float]:
+    """Simulate holding ``positions[t]`` (0 or 1, NaN = flat) over candle t+1.
+
+    Returns Sharpe (annualised, of per-candle net log returns), max drawdown
+    (fraction of peak equity), turnover (position changes per candle), exposure
+    (share of candles held), total net log return and number of trades (entries).
+    """
+    pos = np.nan_to_num(np.asarray(positions, dtype="float64"), nan=0.0)
+    nxt = np.nan_to_num(np.r_[np.asarray(returns, dtype="float64")[1:], 0.0], nan=0.0)
+    changes = np.abs(np.diff(np.r_[0.0, pos]))
+    # A fee of f per side costs log(1 - f) of equity at each change of position.
+    net = pos * nxt + changes * np.log1p(-fee)
+    if len(net) > 1:
+        net = net[:-1]  # the last position has no next candle in the window
+        changes = changes[:-1]
+        pos = pos[:-1]
+    equity = np.exp(np.cumsum(net))
+    peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
+    std = net.std()
+    return {
+        "sharpe": float(net.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
+        "max_drawdown": float((1 - equity / peak).max()) if len(equity) else 0.0,
+        "turnover": float(changes.mean()) if len(changes) else 0.0,
+        "exposure": float(pos.mean()) if len(pos) else 0.0,
+        "total_log_return": float(net.sum()),
+        "trades": float(((np.diff(np.r_[0.0, pos])) > 0).sum()),
+    }
+
+
+def baseline_positions(returns: FloatArray) -> dict[str, FloatArray]:
+    """Naive baselines: always long, and long after a positive last return."""
+    r = np.asarray(returns, dtype="float64")
+    return {
+        "always_long": np.ones_like(r),
+        "last_return_sign": (np.nan_to_num(r, nan=0.0) > 0).astype("float64"),
+    }

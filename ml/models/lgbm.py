@@ -1,0 +1,117 @@
+"""LightGBM baseline on feature rows (plus regime probabilities when given).
+
+Rows with any non-finite feature (warm-up) are neither trained on nor predicted
+(NaN). Early stopping on the chronologically last validation slice.
+``deterministic=True`` with a fixed seed gives the same model on the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator
+
+from ml.models.base import Task, as_frame, proba_to_prediction, split_validation
+
+
+class LightGBMForecaster(BaseEstimator):  # type: ignore[misc]
+    def __init__(
+        self,
+        task: Task = "classification",
+        num_leaves: int = 15,
+        learning_rate: float = 0.05,
+        n_estimators: int = 400,
+        min_child_samples: int = 100,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        early_stopping_rounds: int = 30,
+        validation_fraction: float = 0.2,
+        validation_gap: int = 1,
+        n_jobs: int = 2,
+        random_state: int = 0,
+    ) -> None:
+        self.task = task
+        self.num_leaves = num_leaves
+        self.learning_rate = learning_rate
+        self.n_estimators = n_estimators
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.validation_gap = validation_gap
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: NDArray[np.float64]) -> LightGBMForecaster:
+        frame = as_frame(X)
+        self.feature_names_in_ = [str(c) for c in frame.columns]
+        values = frame.to_numpy(dtype="float64")
+        target = np.asarray(y, dtype="float64")
+        usable = np.flatnonzero(np.isfinite(values).all(axis=1) & np.isfinite(target))
+        if len(usable) < 50:
+            raise ValueError(f"too few complete training rows ({len(usable)}) for LightGBM")
+        train, val = split_validation(usable, self.validation_fraction, self.validation_gap)
+        params: dict[str, Any] = {
+            "num_leaves": self.num_leaves,
+            "learning_rate": self.learning_rate,
+            "n_estimators": self.n_estimators,
+            "min_child_samples": self.min_child_samples,
+            "subsample": self.subsample,
+            "subsample_freq": 1,
+            "colsample_bytree": self.colsample_bytree,
+            "random_state": self.random_state,
+            "n_jobs": self.n_jobs,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        model: lgb.LGBMModel = (
+            lgb.LGBMClassifier(**params)
+            if self.task == "classification"
+            else lgb.LGBMRegressor(**params)
+        )
+        self.history_: list[dict[str, float]] = []
+        evaluation: dict[str, dict[str, list[float]]] = {}
+        callbacks = [lgb.record_evaluation(evaluation)]
+        fit_kwargs: dict[str, Any] = {}
+        if len(val):
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+            fit_kwargs["eval_X"] = (values[val],)
+            fit_kwargs["eval_y"] = (target[val],)
+        model.fit(values[train], target[train], callbacks=callbacks, **fit_kwargs)
+        for metric_values in evaluation.get("valid_0", {}).values():
+            self.history_ = [
+                {"epoch": float(i), "val_loss": float(v)} for i, v in enumerate(metric_values)
+            ]
+        self.model_ = model
+        self.best_iteration_ = int(model.best_iteration_ or model.n_estimators)
+        self.n_features_in_ = values.shape[1]
+        self.device_ = "cpu"
+        return self
+
+    def _rows(self, X: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        values = as_frame(X).to_numpy(dtype="float64")
+        return values, np.isfinite(values).all(axis=1)
+
+    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        if self.task != "classification":
+            raise AttributeError("predict_proba is only defined for classification")
+        values, ok = self._rows(X)
+        out = np.full((len(values), 2), np.nan)
+        if ok.any():
+            out[ok] = self.model_.predict_proba(values[ok])
+        return out
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        if self.task == "classification":
+            return proba_to_prediction(self.predict_proba(X)[:, 1])
+        values, ok = self._rows(X)
+        out = np.full(len(values), np.nan)
+        if ok.any():
+            out[ok] = self.model_.predict(values[ok])
+        return out

@@ -1,0 +1,65 @@
+"""Pictures for runs and reports (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from features.atomic import atomic_path
+
+REGIME_COLOURS = {
+    "bull": "#2ca02c",
+    "bear": "#d62728",
+    "sideways": "#7f7f7f",
+    "crash": "#9467bd",
+    "volatile": "#ff7f0e",
+}
+
+
+def regime_plot(
+    dates: pd.Series, close: pd.Series, regimes: pd.Series, path: Path, title: str
+) -> Path:
+    """Close price (log scale) coloured by the regime decided at each candle."""
+    fig, ax = plt.subplots(figsize=(12, 4.5), dpi=110)
+    x = pd.to_datetime(dates).dt.tz_convert(None).to_numpy()
+    y = close.to_numpy(dtype="float64")
+    labels = regimes.fillna("").astype(str).to_numpy()
+    ax.plot(x, y, color="#cccccc", linewidth=0.6, zorder=1)
+    for label in sorted({lab for lab in labels if lab}):
+        mask = labels == label
+        colour = REGIME_COLOURS.get(label.split("_")[0])
+        ax.scatter(
+            x[mask], y[mask], s=1.5, color=colour, label=f"{label} ({mask.mean():.0%})", zorder=2
+        )
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_ylabel("close (log scale)")
+    ax.legend(loc="upper left", markerscale=6, frameon=False)
+    ax.grid(alpha=0.2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def equity_plot(curves: dict[str, np.ndarray], dates: pd.Series, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(12, 4), dpi=110)
+    x = pd.to_datetime(dates).dt.tz_convert(None).to_numpy()
+    for name, curve in curves.items():
+        ax.plot(x, curve, label=name, linewidth=1.0)
+    ax.set_title(title)
+    ax.set_ylabel("equity (start = 1)")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

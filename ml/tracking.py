@@ -1,0 +1,144 @@
+"""MLflow tracking: the store, experiments, run hygiene and logging helpers.
+
+Default store: ``sqlite:///<userdir>/mlflow.db`` with artefacts under
+``<userdir>/mlartifacts`` (MLflow 3 refuses the plain file store). The caller
+(the CLI) decides the URI: ``MLFLOW_TRACKING_URI`` overrides the default there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+PID_TAG = "tradingbot.pid"
+HOST_TAG = "tradingbot.host"
+
+
+def default_tracking_uri(userdir: Path) -> str:
+    return f"sqlite:///{(userdir / 'mlflow.db').resolve()}"
+
+
+def artifact_root(userdir: Path) -> Path:
+    return (userdir / "mlartifacts").resolve()
+
+
+def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
+    """Point MLflow at ``tracking_uri`` (telemetry stays off unless the user opted in)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    userdir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
+    """The id of experiment ``name``, created with artefacts under the user dir if new.
+
+    With a remote tracking server the server decides where artefacts go.
+    """
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = None
+    if client.tracking_uri.startswith("sqlite:"):
+        location = (artifact_root(userdir) / name).as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale_runs(client: MlflowClient, experiment: str) -> list[str]:
+    """Mark runs left RUNNING by a process of this host that no longer exists as FAILED."""
+    host = socket.gethostname()
+    stale = []
+    runs = client.search_runs([experiment], filter_string="attributes.status = 'RUNNING'")
+    for run in runs:
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
+            continue
+        if _alive(int(tags[PID_TAG])) and int(tags[PID_TAG]) != os.getpid():
+            continue
+        client.set_tag(run.info.run_id, "tradingbot.failure", "its process died while running")
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))
+        stale.append(run.info.run_id)
+    return stale
+
+
+def process_tags() -> dict[str, str]:
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+@contextmanager
+def tracked_run(**start_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run`` that ends FAILED on errors and KILLED on Ctrl-C."""
+    run = mlflow.start_run(**start_kwargs)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status=RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        mlflow.end_run(status=RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run(status=RunStatus.to_string(RunStatus.FINISHED))
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> flat ``a.b.c`` params (values as compact JSON for lists)."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = json.dumps(value, default=str)[:6000]
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
+    """Per-epoch metrics with the epoch as MLflow step."""
+    for record in history:
+        step = int(record.get("epoch", 0))
+        metrics = {f"{prefix}{k}": float(v) for k, v in record.items() if k != "epoch"}
+        mlflow.log_metrics(metrics, step=step)
+
+
+def log_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
+    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in metrics.items()})

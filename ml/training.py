@@ -1,0 +1,142 @@
+"""Walk-forward evaluation: fit a bundle per fold, predict its test block, score it.
+
+Scores per fold and over the stitched out-of-sample predictions of all folds:
+forecast metrics (accuracy, log-loss, Brier for classifiers; RMSE, rank IC for
+regressors) and a long/flat simulation after fees, with the naive baselines
+(always long; sign of the last return) on exactly the same candles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.candles import DataWindow, data_window
+from features.spec import FeatureSpec
+from features.timeframes import timeframe_to_seconds
+from ml.bundle import ModelBundle, fit_bundle, positions_from
+from ml.config import TrainingConfig
+from ml.metrics import baseline_positions, classification_metrics, long_flat, regression_metrics
+from ml.targets import make_target
+from ml.walkforward import Fold, make_folds
+
+
+@dataclass
+class FoldResult:
+    fold: Fold
+    bundle: ModelBundle
+    train_window: DataWindow
+    test_window: DataWindow
+    predictions: pd.DataFrame  # test rows only
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+
+
+@dataclass
+class Scores:
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def periods_per_year(timeframe: str) -> float:
+    return 365.0 * 86400.0 / timeframe_to_seconds(timeframe)
+
+
+def score(
+    predictions: pd.DataFrame, candles: pd.DataFrame, config: TrainingConfig, timeframe: str
+) -> Scores:
+    """Score predictions (indexed like ``candles``) against the target and baselines."""
+    rows = predictions.index.to_numpy()
+    target = make_target(candles, config.target).to_numpy()[rows]
+    close = candles["close"].to_numpy(dtype="float64")
+    one_candle = np.r_[np.nan, np.diff(np.log(close))][rows]
+    per_year = periods_per_year(timeframe)
+    if config.target.task == "classification":
+        metrics = classification_metrics(target, predictions["p_up"].to_numpy(dtype="float64"))
+    else:
+        metrics = regression_metrics(target, predictions["prediction"].to_numpy(dtype="float64"))
+    positions = positions_from(predictions, config.target.task)
+    metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
+    baselines = {}
+    for name, baseline in baseline_positions(one_candle).items():
+        result = long_flat(baseline, one_candle, fee=config.fee, periods_per_year=per_year)
+        if config.target.task == "classification":
+            result["accuracy"] = classification_metrics(target, baseline)["accuracy"]
+        baselines[name] = result
+    return Scores(metrics, baselines)
+
+
+def walk_forward(
+    *,
+    name: str,
+    candles: pd.DataFrame,
+    features: pd.DataFrame,
+    feature_spec: FeatureSpec,
+    config: TrainingConfig,
+    pair: str,
+    timeframe: str,
+    seed: int,
+) -> Iterator[FoldResult]:
+    """Yield one :class:`FoldResult` per fold, in time order."""
+    data_sha = data_window(candles, pair, timeframe).sha256
+    for fold in make_folds(len(candles), config.walk_forward, config.target.horizon):
+        train_rows = slice(fold.train_start, fold.train_end)
+        test_rows = slice(fold.test_start, fold.test_end)
+        train_window = data_window(candles.iloc[train_rows], pair, timeframe)
+        bundle = fit_bundle(
+            name=name,
+            candles=candles,
+            features=features,
+            rows=train_rows,
+            feature_spec=feature_spec,
+            config=config,
+            train_window=train_window,
+            data_sha256=data_sha,
+            seed=seed,
+            pair=pair,
+            timeframe=timeframe,
+        )
+        # One batched, causal prediction over everything up to the end of the test block:
+        # the regime filter and the sequences need the history before the block.
+        predictions = bundle.predict_features(features.iloc[: fold.test_end]).iloc[test_rows]
+        scores = score(predictions, candles, config, timeframe)
+        yield FoldResult(
+            fold=fold,
+            bundle=bundle,
+            train_window=train_window,
+            test_window=data_window(candles.iloc[test_rows], pair, timeframe),
+            predictions=predictions,
+            metrics=scores.metrics,
+            baselines=scores.baselines,
+        )
+
+
+def fit_final(
+    *,
+    name: str,
+    candles: pd.DataFrame,
+    features: pd.DataFrame,
+    feature_spec: FeatureSpec,
+    config: TrainingConfig,
+    pair: str,
+    timeframe: str,
+    seed: int,
+) -> ModelBundle:
+    """The bundle to register: fitted on every candle whose target is known."""
+    rows = slice(0, len(candles) - config.target.horizon)
+    return fit_bundle(
+        name=name,
+        candles=candles,
+        features=features,
+        rows=rows,
+        feature_spec=feature_spec,
+        config=config,
+        train_window=data_window(candles.iloc[rows], pair, timeframe),
+        data_sha256=data_window(candles, pair, timeframe).sha256,
+        seed=seed,
+        pair=pair,
+        timeframe=timeframe,
+    )

@@ -1,0 +1,62 @@
+"""Walk-forward folds: train on the past, test on the next block, never the reverse.
+
+Rows are candles in time order. The last ``folds * test_size`` rows are split
+into consecutive test blocks. Each fold trains on the rows before its test block
+(all of them: ``expanding``; the last ``train_size``: ``rolling``), minus an
+embargo of ``embargo`` rows (at least the target horizon) between the end of
+training and the start of the test block, so that no training target reaches
+into the test window.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WalkForwardSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    folds: int = Field(default=4, ge=1, le=100)
+    test_size: int | None = Field(default=None, ge=10)  # default: 40% of the rows / folds
+    train_size: int | None = Field(default=None, ge=50)  # rolling only; default: first train size
+    embargo: int | None = Field(default=None, ge=0)  # default: the target horizon
+
+
+class Fold(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    train_start: int
+    train_end: int  # exclusive
+    test_start: int
+    test_end: int  # exclusive
+
+
+def make_folds(rows: int, spec: WalkForwardSpec, horizon: int) -> list[Fold]:
+    embargo = max(horizon, spec.embargo if spec.embargo is not None else horizon)
+    test_size = spec.test_size or max(10, int(rows * 0.4) // spec.folds)
+    first_test = rows - spec.folds * test_size
+    if first_test - embargo < 50:
+        raise ValueError(
+            f"{rows} rows are too few for {spec.folds} folds of {test_size} test rows "
+            f"with an embargo of {embargo}: reduce folds or test_size"
+        )
+    train_size = spec.train_size or (first_test - embargo)
+    folds = []
+    for i in range(spec.folds):
+        test_start = first_test + i * test_size
+        train_end = test_start - embargo
+        train_start = 0 if spec.scheme == "expanding" else max(0, train_end - train_size)
+        folds.append(
+            Fold(
+                index=i,
+                train_start=train_start,
+                train_end=train_end,
+                test_start=test_start,
+                test_end=test_start + test_size,
+            )
+        )
+    return folds
