@@ -14,7 +14,6 @@ import contextlib
 import getpass
 import importlib.metadata
 import logging
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,9 @@ class BundleModel(PythonModel):
     def load_context(self, context: Any) -> None:
         self.bundle = ModelBundle.load(Path(context.artifacts["bundle"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         return self.bundle.predict(pd.DataFrame(model_input))
 
 
@@ -77,16 +78,13 @@ def log_bundle_model(bundle_path: Path) -> str:
     level = pyfunc_logger.level
     pyfunc_logger.setLevel(logging.ERROR)  # the cloudpickle notice: our own class, our own file
     try:
-        with warnings.catch_warnings():
-            # The input is a candle frame, not a list of instances: no signature from type hints.
-            warnings.filterwarnings("ignore", message="Failed to infer signature from type hint")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=BundleModel(),
-                artifacts={"bundle": str(bundle_path)},
-                pip_requirements=pip_requirements(),
-                code_paths=[str(PACKAGE_ROOT / "features"), str(PACKAGE_ROOT / "ml")],
-            )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=BundleModel(),
+            artifacts={"bundle": str(bundle_path)},
+            pip_requirements=pip_requirements(),
+            code_paths=[str(PACKAGE_ROOT / "features"), str(PACKAGE_ROOT / "ml")],
+        )
     finally:
         pyfunc_logger.setLevel(level)
     return str(info.model_uri)

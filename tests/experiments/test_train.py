@@ -1,0 +1,308 @@
+"""`tradingbot train`, the MLflow store and registry, `promote`, and failure hygiene."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.spec import load_experiment
+from experiments.train import TrainResult, train
+from features.data import import_candles, load_candles
+from features.data.synthetic import generate
+from ml.bundle import ModelBundle
+from ml.registry import load_bundle
+from ml.tracking import configure, default_tracking_uri, fail_stale_runs, process_tags
+from tests.conftest import CliResult
+
+SPEC = """
+name = "{name}"
+seed = 7
+
+[data]
+pair = "BTC/USDT"
+timeframe = "1h"
+exchange = "binance"
+
+[regime]
+n_states = 3
+n_restarts = 1
+n_iter = 30
+
+[model]
+kind = "{kind}"
+params = {params}
+
+[target]
+kind = "direction"
+horizon = 1
+
+[walk_forward]
+scheme = "expanding"
+folds = 2
+test_size = 600
+"""
+PARAMS = {
+    "hmm_lstm": "{ sequence_length = 8, hidden_size = 8, max_epochs = 3, patience = 3, batch_size = 256 }",
+    "lightgbm": "{ n_estimators = 40, num_leaves = 7, min_child_samples = 20 }",
+}
+
+
+def write_spec(path: Path, name: str, kind: str) -> Path:
+    path.write_text(SPEC.format(name=name, kind=kind, params=PARAMS[kind]))
+    return path
+
+
+@dataclass
+class Trained:
+    userdir: Path
+    spec_path: Path
+    result: TrainResult
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    candles, _ = generate(3000, seed=4)
+    source = root / "synthetic.feather"
+    candles.to_feather(source)
+    import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud")
+    return root / "ud"
+
+
+@pytest.fixture(scope="module")
+def trained(userdir: Path) -> Trained:
+    spec_path = write_spec(userdir.parent / "hmm_lstm.toml", "tiny_hmm_lstm", "hmm_lstm")
+    uri = default_tracking_uri(userdir)
+    result = train(
+        load_experiment(spec_path),
+        userdir=userdir,
+        tracking_uri=uri,
+        spec_text=spec_path.read_text(),
+    )
+    return Trained(userdir, spec_path, result, configure(uri, userdir))
+
+
+def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(trained: Trained) -> None:
+    client, result = trained.client, trained.result
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED"
+    tags = parent.data.tags
+    for key in (
+        "spec_hash",
+        "feature_spec_hash",
+        "data_sha256",
+        "git_commit",
+        "seed",
+        "device",
+        "bundle_sha256",
+    ):
+        assert tags.get(key), key
+    assert tags["device"] == "cpu" and tags["seed"] == "7"
+    assert parent.data.params["model.kind"] == "hmm_lstm"
+    assert parent.data.params["model.params.hidden_size"] == "8"
+    metrics = parent.data.metrics
+    for key in (
+        "overall.accuracy",
+        "overall.log_loss",
+        "overall.brier",
+        "overall.sharpe",
+        "overall.max_drawdown",
+        "overall.turnover",
+        "baseline.always_long.sharpe",
+        "baseline.last_return_sign.sharpe",
+        "regime.switches_per_1000",
+    ):
+        assert key in metrics, key
+    artefacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"spec", "environment", "walk_forward", "plots"} <= artefacts
+    assert {a.path for a in client.list_artifacts(result.run_id, "spec")} == {
+        "spec/spec.json",
+        "spec/spec.toml",
+    }
+
+    children = client.search_runs(
+        [result.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(children) == 2
+    for child in children:
+        assert child.info.status == "FINISHED"
+        history = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+        files = {a.path for a in client.list_artifacts(child.info.run_id, "fold")}
+        assert files == {"fold/bundle.joblib", "fold/window.json", "fold/predictions.parquet"}
+        local = mlflow.artifacts.download_artifacts(
+            run_id=child.info.run_id, artifact_path="fold/window.json"
+        )
+        window = json.loads(Path(local).read_text())
+        assert window["out_of_sample"]["first"] > window["train"]["last"]
+        assert window["bundle_sha256"] == child.data.tags["bundle_sha256"]
+
+
+def test_registered_with_alias_challenger(trained: Trained) -> None:
+    version = trained.client.get_model_version_by_alias("tiny_hmm_lstm", "challenger")
+    assert int(version.version) == trained.result.version
+    assert version.run_id == trained.result.run_id
+    assert (
+        version.tags["data_sha256"]
+        == trained.client.get_run(trained.result.run_id).data.tags["data_sha256"]
+    )
+
+
+def test_promote_then_champion_in_a_fresh_process_predicts_exactly_the_bundle(
+    trained: Trained, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    bad = cli(
+        "promote", "tiny_hmm_lstm", "--version", "99", "--reason", "x", "--userdir", trained.userdir
+    )
+    assert bad.code == 2 and "has no version 99" in bad.err
+    ok = cli(
+        "promote",
+        "tiny_hmm_lstm",
+        "--version",
+        str(trained.result.version),
+        "--reason",
+        "best walk-forward Sharpe",
+        "--userdir",
+        trained.userdir,
+    )
+    assert ok.code == 0, ok.err
+    version = trained.client.get_model_version_by_alias("tiny_hmm_lstm", "champion")
+    assert version.tags["promotion_reason"] == "best walk-forward Sharpe"
+    assert version.tags["promoted_by"] and version.tags["promoted_at"]
+    assert "metric.overall.sharpe" in version.tags
+    assert (
+        "promoted to champion"
+        in trained.client.get_run(trained.result.run_id).data.tags["tradingbot.decision"]
+    )
+
+    candles = (
+        load_candles(trained.userdir, "binance", "BTC/USDT", "1h")
+        .iloc[-800:]
+        .reset_index(drop=True)
+    )
+    candles_path = tmp_path / "candles.parquet"
+    candles.to_parquet(candles_path)
+    out = tmp_path / "fresh.parquet"
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({default_tracking_uri(trained.userdir)!r})\n"
+        "model = mlflow.pyfunc.load_model('models:/tiny_hmm_lstm@champion')\n"
+        f"model.predict(pd.read_parquet({str(candles_path)!r})).to_parquet({str(out)!r})\n"
+    )
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+    fresh = pd.read_parquet(out)
+    in_memory = load_bundle("models:/tiny_hmm_lstm@champion").predict(candles)
+    pd.testing.assert_frame_equal(fresh, in_memory, check_exact=True)
+    # and the registered bundle is the one the run recorded
+    assert (
+        in_memory["p_up"].notna().sum() == 800 - 168 - 7
+    )  # feature warm-up, then 8-candle sequences
+
+
+def test_same_spec_and_seed_give_identical_metrics(userdir: Path) -> None:
+    spec_path = write_spec(userdir.parent / "lgbm.toml", "tiny_lightgbm", "lightgbm")
+    uri = default_tracking_uri(userdir)
+    first = train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+    second = train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+    assert first.metrics == second.metrics
+    assert first.baselines == second.baselines
+    assert (first.version, second.version) == (1, 2)
+
+
+def test_a_failed_run_ends_failed_and_registers_nothing(
+    userdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_path = write_spec(userdir.parent / "fail.toml", "tiny_failing", "lightgbm")
+    uri = default_tracking_uri(userdir)
+
+    def broken(**_: object) -> ModelBundle:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("experiments.train.fit_final", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+    client = configure(uri, userdir)
+    experiment = client.get_experiment_by_name("tiny_failing")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.mlflow.parentRunId IS NULL"
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not client.search_model_versions("name = 'tiny_failing'")
+
+    def interrupted(**_: object) -> ModelBundle:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("experiments.train.fit_final", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+    statuses = sorted(
+        r.info.status
+        for r in client.search_runs(
+            [experiment.experiment_id], filter_string="tags.mlflow.parentRunId IS NULL"
+        )
+    )
+    assert statuses == ["FAILED", "KILLED"]
+    assert not client.search_model_versions("name = 'tiny_failing'")
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_failed(userdir: Path) -> None:
+    client = configure(default_tracking_uri(userdir), userdir)
+    experiment = client.create_experiment("stale_check")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = client.create_run(experiment, tags={**process_tags(), "tradingbot.pid": str(dead.pid)})
+    alive = client.create_run(
+        experiment, tags={**process_tags(), "tradingbot.pid": str(os.getppid())}
+    )
+    assert fail_stale_runs(client, experiment) == [orphan.info.run_id]
+    assert client.get_run(orphan.info.run_id).info.status == "FAILED"
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+
+
+def test_train_cli_with_overrides_and_spec_errors(
+    userdir: Path, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    spec_path = write_spec(tmp_path / "cli.toml", "tiny_cli", "lightgbm")
+    result = cli("train", spec_path, "--timerange", "20200101-20200401", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert "always_long" in result.out and "@challenger" in result.out
+    run = MlflowClient(default_tracking_uri(userdir)).search_runs(
+        [
+            configure(default_tracking_uri(userdir), userdir)
+            .get_experiment_by_name("tiny_cli")
+            .experiment_id
+        ],
+        filter_string="tags.mlflow.parentRunId IS NULL",
+    )[0]
+    assert run.data.params["data.timerange"] == "20200101-20200401"
+    assert run.data.tags["data.last"].startswith("2020-03-31T23:00")
+
+    typo = tmp_path / "typo.toml"
+    typo.write_text(spec_path.read_text().replace("folds = 2", "fold = 2"))
+    bad = cli("train", typo, "--userdir", userdir)
+    assert bad.code == 2 and "walk_forward.fold: Extra inputs are not permitted" in bad.err
+    few = cli("train", spec_path, "--timerange", "20200101-20200105", "--userdir", userdir)
+    assert few.code == 2 and "only 96 BTC/USDT 1h candles" in few.err
+    bad_range = cli("train", spec_path, "--timerange", "2020-01-01", "--userdir", userdir)
+    assert bad_range.code == 2 and "timerange" in bad_range.err
+
+
+def test_example_specs_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2] / "experiments" / "specs"
+    names = sorted(p.stem for p in root.glob("*.toml"))
+    assert names == ["btc_1h_hmm_lstm", "btc_1h_lightgbm", "btc_1h_lstm", "btc_1h_rules"]
+    for path in root.glob("*.toml"):
+        spec = load_experiment(path)
+        assert spec.name == path.stem

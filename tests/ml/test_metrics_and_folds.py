@@ -1,0 +1,76 @@
+"""Walk-forward folds, targets and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.metrics import baseline_positions, classification_metrics, long_flat, regression_metrics
+from ml.targets import TargetSpec, forward_log_return, make_target
+from ml.walkforward import WalkForwardSpec, make_folds
+
+
+@pytest.mark.parametrize("scheme", ["expanding", "rolling"])
+def test_folds_are_ordered_with_an_embargo(scheme: str) -> None:
+    folds = make_folds(1000, WalkForwardSpec(scheme=scheme, folds=4, test_size=100), horizon=6)  # type: ignore[arg-type]
+    assert [f.test_start for f in folds] == [600, 700, 800, 900]
+    for fold in folds:
+        assert fold.test_start - fold.train_end >= 6  # embargo >= horizon
+        assert fold.train_end <= fold.test_start
+        if scheme == "expanding":
+            assert fold.train_start == 0
+        else:
+            assert fold.train_end - fold.train_start == folds[0].train_end
+    with pytest.raises(ValueError, match="too few"):
+        make_folds(200, WalkForwardSpec(folds=4, test_size=50), horizon=1)
+
+
+def test_embargo_keeps_training_targets_out_of_the_test_window() -> None:
+    close = pd.Series(np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 1000))))
+    horizon = 5
+    target = forward_log_return(close, horizon)
+    for fold in make_folds(1000, WalkForwardSpec(folds=3, test_size=100), horizon=horizon):
+        # the last training target looks at candle train_end - 1 + horizon, still before the test block
+        assert fold.train_end - 1 + horizon < fold.test_start
+        assert np.isfinite(target.iloc[fold.train_end - 1])
+
+
+def test_targets() -> None:
+    candles = pd.DataFrame({"close": [100.0, 110.0, 99.0, 99.0]})
+    ret = make_target(candles, TargetSpec(kind="return", horizon=1)).to_numpy()
+    np.testing.assert_allclose(ret[:3], np.log([1.1, 0.9, 1.0]))
+    assert np.isnan(ret[3])
+    direction = make_target(candles, TargetSpec(kind="direction", horizon=2)).to_numpy()
+    assert direction[:2].tolist() == [0.0, 0.0] and np.isnan(direction[2:]).all()
+
+
+def test_classification_metrics() -> None:
+    y = np.array([1.0, 0.0, 1.0, np.nan])
+    p = np.array([0.9, 0.2, 0.4, 0.5])
+    m = classification_metrics(y, p)
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["brier"] == pytest.approx((0.01 + 0.04 + 0.36) / 3)
+    assert m["log_loss"] == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.4)) / 3)
+
+
+def test_regression_metrics() -> None:
+    y = np.array([0.01, -0.02, 0.03, 0.0])
+    m = regression_metrics(y, y * 2)
+    assert m["rank_ic"] == pytest.approx(1.0)
+    assert m["rmse"] == pytest.approx(np.sqrt((y**2).mean()))
+
+
+def test_long_flat_simulation_charges_fees_per_side() -> None:
+    returns = np.array([np.nan, 0.01, 0.02, -0.01, 0.03])
+    # decide at t, earn returns[t+1]: long at t=0..1 earns 0.01 + 0.02, then flat
+    positions = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    result = long_flat(positions, returns, fee=0.001, periods_per_year=1)
+    assert result["total_log_return"] == pytest.approx(0.03 + 2 * np.log1p(-0.001))
+    assert result["trades"] == 1
+    assert result["exposure"] == pytest.approx(2 / 4)
+    free = long_flat(positions, returns, fee=0.0)
+    assert free["total_log_return"] == pytest.approx(0.03)
+    always = long_flat(baseline_positions(returns)["always_long"], returns, fee=0.0)
+    assert always["total_log_return"] == pytest.approx(0.05)
+    assert always["max_drawdown"] == pytest.approx(1 - np.exp(-0.01))
