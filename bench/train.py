@@ -38,14 +38,25 @@ from ml.models.lstm import LSTMForecaster, _Network, sequence_ends  # noqa: E402
 from ml.targets import TargetSpec, make_target  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "binance-csv" / "Binance_BTCUSDT_1h.csv.gz"
-PARAMS = {"sequence_length": 32, "hidden_size": 32, "num_layers": 1, "dropout": 0.0, "batch_size": 256}
+PARAMS = {
+    "sequence_length": 32,
+    "hidden_size": 32,
+    "num_layers": 1,
+    "dropout": 0.0,
+    "batch_size": 256,
+}
 
 
 def load() -> tuple[np.ndarray, np.ndarray, str]:
     if REAL.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            import_candles(REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=Path(tmp))
-            candles, source = load_candles(Path(tmp), "binance", "BTC/USDT", "1h"), "real BTC/USDT 1h"
+            import_candles(
+                REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=Path(tmp)
+            )
+            candles, source = (
+                load_candles(Path(tmp), "binance", "BTC/USDT", "1h"),
+                "real BTC/USDT 1h",
+            )
     else:
         candles, _ = generate(33_413, seed=7)
         source = "synthetic (../shared/data not found)"
@@ -55,7 +66,9 @@ def load() -> tuple[np.ndarray, np.ndarray, str]:
     return x, y, source
 
 
-def bare_loop(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, share: float = 1.0) -> tuple[float, int]:
+def bare_loop(
+    x: np.ndarray, y: np.ndarray, epochs: int, seed: int, share: float = 1.0
+) -> tuple[float, int]:
     """The plainest loop: pre-built windows, shuffle, step. Returns (seconds, samples)."""
     torch.manual_seed(seed)
     length, batch = PARAMS["sequence_length"], PARAMS["batch_size"]
@@ -65,7 +78,9 @@ def bare_loop(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, share: float
     ends = sequence_ends(x, length)
     ends = ends[np.isfinite(y[ends])]
     ends = ends[: int(len(ends) * share)]
-    windows = torch.as_tensor(np.stack([z[e - length + 1 : e + 1] for e in ends]), dtype=torch.float32)
+    windows = torch.as_tensor(
+        np.stack([z[e - length + 1 : e + 1] for e in ends]), dtype=torch.float32
+    )
     labels = torch.as_tensor(y[ends], dtype=torch.float32)
     network = _Network(x.shape[1], PARAMS["hidden_size"], PARAMS["num_layers"], PARAMS["dropout"])
     optimiser = torch.optim.Adam(network.parameters(), lr=1e-3)
@@ -81,9 +96,17 @@ def bare_loop(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, share: float
     return time.perf_counter() - start, len(windows) * epochs
 
 
-def ours(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, validation: float = 0.0) -> tuple[float, int]:
-    model = LSTMForecaster(max_epochs=epochs, patience=epochs + 1, validation_fraction=validation,
-                           device="cpu", random_state=seed, **PARAMS)  # type: ignore[arg-type]
+def ours(
+    x: np.ndarray, y: np.ndarray, epochs: int, seed: int, validation: float = 0.0
+) -> tuple[float, int]:
+    model = LSTMForecaster(
+        max_epochs=epochs,
+        patience=epochs + 1,
+        validation_fraction=validation,
+        device="cpu",
+        random_state=seed,
+        **PARAMS,
+    )  # type: ignore[arg-type]
     model.fit(x, y)
     return model.train_seconds_, model.samples_seen_
 
@@ -94,9 +117,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     x, y, source = load()
-    print(f"data: {source}, {len(x):,} candles x {x.shape[1]} features; LSTM {PARAMS}; "
-          f"{args.epochs} epochs, {args.repeats} repeats, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"data: {source}, {len(x):,} candles x {x.shape[1]} features; LSTM {PARAMS}; "
+        f"{args.epochs} epochs, {args.repeats} repeats, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     variants = {
         "bare torch loop": lambda seed: bare_loop(x, y, args.epochs, seed),
         "LSTMForecaster.fit": lambda seed: ours(x, y, args.epochs, seed),
@@ -111,8 +136,12 @@ def main() -> None:
             rates[name].append(samples / seconds)
     print(f"{'loop':<24}{'median samples/s':>18}{'min':>10}{'max':>10}")
     for name, values in rates.items():
-        print(f"{name:<24}{statistics.median(values):>18,.0f}{min(values):>10,.0f}{max(values):>10,.0f}")
-    ratio = statistics.median(rates["LSTMForecaster.fit"]) / statistics.median(rates["bare torch loop"])
+        print(
+            f"{name:<24}{statistics.median(values):>18,.0f}{min(values):>10,.0f}{max(values):>10,.0f}"
+        )
+    ratio = statistics.median(rates["LSTMForecaster.fit"]) / statistics.median(
+        rates["bare torch loop"]
+    )
     print(f"ratio ours/bare (samples/s): {ratio:.2f}x (target >= 0.9x)")
 
 

@@ -303,10 +303,10 @@ def demo(
         ),
     ] = Path("../shared/data"),
 ) -> None:
-    """Run the main job on embedded defaults: data -> features (more stages as they land)."""
+    """Run the main job on embedded defaults: data -> features -> training -> champion."""
     from experiments.demo import run_demo
 
-    run_demo(console, userdir=userdir, shared_data=shared_data)
+    run_demo(console, userdir=userdir, shared_data=shared_data, tracking_uri=tracking_uri(userdir))
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,10 @@
 
 Stages so far: data (the real BTC/USDT 1h export when ``../shared/data`` is
 there, else a seeded synthetic regime-switching market, and it says which) ->
-quality report -> causal features. Later stages (training, backtest, report)
-are added here as they land.
+quality report -> causal features -> walk-forward training of an HMM-LSTM and a
+LightGBM spec, recorded in MLflow -> promotion of the better one (by walk-forward
+Sharpe after fees) to ``champion``. Backtest and report stages are added here as
+they land.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from pathlib import Path
 from rich.console import Console
 
 from experiments.features import build_features
-from experiments.render import feature_summary, quality_report
+from experiments.render import feature_summary, quality_report, train_summary
+from experiments.spec import ExperimentSpec, parse_experiment
+from experiments.train import TrainResult, train
 from features.data import ImportOptions, import_candles
 from features.data.synthetic import generate
 from features.frames import write_feature_file
 from features.spec import default_spec
+from ml import tracking
+from ml.registry import promote
 
 DEMO_PAIR = "BTC/USDT"
 DEMO_TIMEFRAME = "1h"
@@ -26,6 +32,37 @@ DEMO_EXCHANGE = "binance"
 REAL_FILE = Path("binance-csv") / "Binance_BTCUSDT_1h.csv.gz"
 SYNTHETIC_CANDLES = 24 * 365
 SYNTHETIC_SEED = 7
+STAGES = 4
+
+# Embedded demo specs: the example specs' models, sized to run in a few minutes on 2 cores.
+DEMO_SPECS: dict[str, dict[str, object]] = {
+    "demo_btc_1h_hmm_lstm": {
+        "model": {
+            "kind": "hmm_lstm",
+            "params": {"sequence_length": 24, "hidden_size": 24, "max_epochs": 4, "patience": 2},
+        },
+    },
+    "demo_btc_1h_lightgbm": {
+        "model": {"kind": "lightgbm", "params": {"n_estimators": 300, "min_child_samples": 200}},
+    },
+}
+
+
+def demo_specs() -> list[ExperimentSpec]:
+    return [
+        parse_experiment(
+            {
+                "name": name,
+                "seed": 42,
+                "data": {"pair": DEMO_PAIR, "timeframe": DEMO_TIMEFRAME, "exchange": DEMO_EXCHANGE},
+                "regime": {"n_states": 3, "n_restarts": 2},
+                "walk_forward": {"scheme": "expanding", "folds": 3},
+                **body,
+            },
+            source=f"demo spec {name}",
+        )
+        for name, body in DEMO_SPECS.items()
+    ]
 
 
 def _heading(console: Console, text: str) -> None:
@@ -33,11 +70,11 @@ def _heading(console: Console, text: str) -> None:
     console.print(f"[bold]{text}[/]")
 
 
-def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
+def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri: str) -> None:
     real = shared_data / REAL_FILE
     options = ImportOptions(repair=True)
     if real.exists():
-        _heading(console, f"1/2 data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
+        _heading(console, f"1/{STAGES} data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
         result = import_candles(
             real,
             pair=DEMO_PAIR,
@@ -49,7 +86,7 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
     else:
         _heading(
             console,
-            f"1/2 data: {real} not found, using a seeded synthetic regime-switching market "
+            f"1/{STAGES} data: {real} not found, using a seeded synthetic regime-switching market "
             f"({SYNTHETIC_CANDLES:,} candles, seed {SYNTHETIC_SEED})",
         )
         candles, _ = generate(SYNTHETIC_CANDLES, seed=SYNTHETIC_SEED)
@@ -67,7 +104,7 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
     quality_report(console, result.report, title="import report")
     console.print(f"candles: {result.candles_path}")
 
-    _heading(console, "2/2 features: default causal feature set")
+    _heading(console, f"2/{STAGES} features: default causal feature set")
     spec = default_spec()
     built = build_features(
         pair=DEMO_PAIR, timeframe=DEMO_TIMEFRAME, exchange=DEMO_EXCHANGE, userdir=userdir, spec=spec
@@ -75,8 +112,41 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path) -> None:
     out = userdir / "features" / f"BTC_USDT-{DEMO_TIMEFRAME}-{spec.hash}.parquet"
     write_feature_file(built.frame, built.meta, out)
     feature_summary(console, built.meta, out=str(out), cache_hit=built.cache_hit)
+    _heading(
+        console, f"3/{STAGES} training: HMM-LSTM and LightGBM, walk-forward, recorded in MLflow"
+    )
+    results: list[TrainResult] = []
+    for experiment in demo_specs():
+        console.print(f"training {experiment.name} ({experiment.model.kind}) ...")
+        trained = train(
+            experiment,
+            userdir=userdir,
+            tracking_uri=tracking_uri,
+            progress=lambda text: console.print(f"  {text}"),
+        )
+        train_summary(console, trained, tracking_uri)
+        results.append(trained)
+
+    _heading(
+        console, f"4/{STAGES} promotion: the better walk-forward Sharpe after fees becomes champion"
+    )
+    best = max(results, key=lambda r: r.metrics["sharpe"])
+    others = ", ".join(
+        f"{r.model_name} {r.metrics['sharpe']:.2f}" for r in results if r is not best
+    )
+    reason = (
+        f"demo: best walk-forward Sharpe after fees ({best.metrics['sharpe']:.2f}; {others}); "
+        f"always-long baseline {best.baselines['always_long']['sharpe']:.2f}"
+    )
+    client = tracking.configure(tracking_uri, userdir)
+    promote(client, best.model_name, best.version, reason, user="make demo")
+    console.print(f"models:/{best.model_name}@champion -> version {best.version}: {reason}")
+    if best.metrics["sharpe"] < best.baselines["always_long"]["sharpe"]:
+        console.print(
+            "[yellow]note: neither model beats buying and holding after fees on this data; "
+            "the champion is only the better of the two.[/]"
+        )
     console.print(
-        "\nNext: `tradingbot data check --pair BTC/USDT --timeframe 1h`, "
-        "`tradingbot features build --help`. Model training, backtests and reports "
-        "join the demo as they land."
+        f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)\n"
+        "Backtests on the Freqtrade engine and the report join the demo as they land."
     )

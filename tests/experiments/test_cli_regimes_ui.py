@@ -26,14 +26,29 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("regimes")
     candles, _ = generate(4000, seed=9)
     candles.to_feather(root / "c.feather")
-    import_candles(root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud")
+    import_candles(
+        root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud"
+    )
     return root / "ud"
 
 
-def test_regimes_writes_causal_csv_and_plot(cli: Callable[..., CliResult], userdir: Path, tmp_path: Path) -> None:
+def test_regimes_writes_causal_csv_and_plot(
+    cli: Callable[..., CliResult], userdir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "regimes.csv"
-    result = cli("regimes", "--pair", "BTC/USDT", "--timeframe", "1h", "--userdir", userdir,
-                 "--train-end", "2020-04-15", "--out", out)
+    result = cli(
+        "regimes",
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--userdir",
+        userdir,
+        "--train-end",
+        "2020-04-15",
+        "--out",
+        out,
+    )
     assert result.code == 0, result.err
     table = pd.read_csv(out)
     assert list(table.columns[:2]) == ["date", "regime"]
@@ -52,19 +67,54 @@ def test_regimes_writes_causal_csv_and_plot(cli: Callable[..., CliResult], userd
     short = tmp_path / "short"
     cut = pd.read_feather(userdir / "data" / "binance" / "BTC_USDT-1h.feather").iloc[:3000]
     cut.to_feather(tmp_path / "cut.feather")
-    import_candles(tmp_path / "cut.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=short)
-    again = cli("regimes", "--pair", "BTC/USDT", "--timeframe", "1h", "--userdir", short,
-                "--train-end", "2020-04-15", "--out", tmp_path / "short.csv")
+    import_candles(
+        tmp_path / "cut.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=short
+    )
+    again = cli(
+        "regimes",
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--userdir",
+        short,
+        "--train-end",
+        "2020-04-15",
+        "--out",
+        tmp_path / "short.csv",
+    )
     assert again.code == 0, again.err
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "short.csv"), table.iloc[:3000])
 
 
 def test_regimes_errors(cli: Callable[..., CliResult], userdir: Path, tmp_path: Path) -> None:
-    early = cli("regimes", "--pair", "BTC/USDT", "--timeframe", "1h", "--userdir", userdir,
-                "--train-end", "2020-01-02", "--out", tmp_path / "x.csv")
+    early = cli(
+        "regimes",
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--userdir",
+        userdir,
+        "--train-end",
+        "2020-01-02",
+        "--out",
+        tmp_path / "x.csv",
+    )
     assert early.code == 2 and "move --train-end later" in early.err
-    bad = cli("regimes", "--pair", "BTC/USDT", "--timeframe", "1h", "--userdir", userdir,
-              "--states", "many", "--out", tmp_path / "x.csv")
+    bad = cli(
+        "regimes",
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--userdir",
+        userdir,
+        "--states",
+        "many",
+        "--out",
+        tmp_path / "x.csv",
+    )
     assert bad.code == 2
     assert not (tmp_path / "x.csv").exists()
 
@@ -81,26 +131,42 @@ def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(userdir: Path) -> None:
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "ui", "--userdir", str(userdir), "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "ui",
+            "--userdir",
+            str(userdir),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.time() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/health", timeout=2
+                ) as response:
                     assert response.status == 200
                     break
             except OSError:
                 if time.time() > deadline or process.poll() is not None:
-                    raise AssertionError(f"the UI did not come up: {process.stdout.read() if process.stdout else ''}") from None
+                    raise AssertionError(
+                        f"the UI did not come up: {process.stdout.read() if process.stdout else ''}"
+                    ) from None
                 time.sleep(0.5)
         children = psutil.Process(process.pid).children(recursive=True)
         assert children, "the server runs as a child process"
         assert (userdir / "mlflow.db").exists()
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
-        gone, alive = psutil.wait_procs(children, timeout=15)
+        _, alive = psutil.wait_procs(children, timeout=15)
         assert not alive, f"orphan processes left: {alive}"
         assert "MLflow UI stopped" in (process.stdout.read() if process.stdout else "")
     finally:

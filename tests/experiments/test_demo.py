@@ -9,9 +9,11 @@ import pytest
 
 from features.data import check_candles, load_candles
 from features.spec import default_spec
+from ml.tracking import configure, default_tracking_uri
 from tests.conftest import SHARED_DATA, CliResult, requires_shared
 
 
+@pytest.mark.slow
 def test_demo_without_shared_data_uses_the_synthetic_market(
     cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
@@ -21,8 +23,23 @@ def test_demo_without_shared_data_uses_the_synthetic_market(
     assert "seeded synthetic regime-switching market" in text
     assert len(load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")) == 24 * 365
     assert (tmp_path / "ud" / "features" / f"BTC_USDT-1h-{default_spec().hash}.parquet").exists()
+    _assert_trained_and_promoted(tmp_path / "ud", text)
 
 
+def _assert_trained_and_promoted(userdir: Path, text: str) -> None:
+    client = configure(default_tracking_uri(userdir), userdir)
+    sharpes = {}
+    for name in ("demo_btc_1h_hmm_lstm", "demo_btc_1h_lightgbm"):
+        version = client.get_model_version_by_alias(name, "challenger")
+        sharpes[name] = client.get_run(version.run_id).data.metrics["overall.sharpe"]
+    best = max(sharpes, key=lambda n: sharpes[n])
+    champion = client.get_model_version_by_alias(best, "champion")
+    assert "best walk-forward Sharpe" in champion.tags["promotion_reason"]
+    assert f"models:/{best}@champion" in text
+    assert "tradingbot ui" in text
+
+
+@pytest.mark.slow
 @requires_shared
 @pytest.mark.shared_data
 def test_demo_with_shared_data_imports_the_real_btc(
@@ -41,3 +58,4 @@ def test_demo_with_shared_data_imports_the_real_btc(
         "bad tick: set to max(open, close)",
     ]
     assert len(load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")) == 33_413
+    _assert_trained_and_promoted(tmp_path / "ud", text)

@@ -306,3 +306,20 @@ def test_example_specs_are_valid() -> None:
     for path in root.glob("*.toml"):
         spec = load_experiment(path)
         assert spec.name == path.stem
+
+
+def test_two_user_dirs_never_mix(userdir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    source = tmp_path / "c.feather"
+    generate(3000, seed=5)[0].to_feather(source)
+    import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=other)
+    spec_path = write_spec(tmp_path / "mix.toml", "tiny_mix", "lightgbm")
+    train(load_experiment(spec_path), userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    train(load_experiment(spec_path), userdir=other, tracking_uri=default_tracking_uri(other))
+    for directory in (userdir, other):
+        client = configure(default_tracking_uri(directory), directory)
+        versions = client.search_model_versions("name = 'tiny_mix'")
+        assert [str(v.version) for v in versions] == ["1"], directory
+        experiment = client.get_experiment_by_name("tiny_mix")
+        assert experiment.artifact_location.startswith((directory / "mlartifacts").resolve().as_uri())
+    assert "MLFLOW_TRACKING_URI" not in os.environ

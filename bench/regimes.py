@@ -1,0 +1,148 @@
+"""Measure the regime model's choices on the seeded synthetic market with known regimes.
+
+1. Which features: accuracy of the fitted, filtered regime decision on a held-out
+   segment for several regime feature sets, next to the Bayes-optimal causal
+   classifier (forward filter with the true generating parameters).
+2. Which persistence control: switches per 1,000 candles and accuracy for plain
+   argmax, hysteresis margins and a minimum dwell, next to the true regime's
+   switch rate.
+
+The last line is the chosen configuration's accuracy gap to Bayes and its switch
+ratio to the truth (targets: within 3 points, at most 1.5x).
+
+    .venv/bin/python bench/regimes.py [--candles 16000] [--seeds 3 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import halfnorm, norm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from features.data.synthetic import MarketParams, default_market, generate  # noqa: E402
+from features.pipeline import build  # noqa: E402
+from features.spec import parse_spec  # noqa: E402
+from ml.filtering import forward_filter, hysteresis, switches_per_1000  # noqa: E402
+from ml.models.regime import RegimeHMM  # noqa: E402
+
+FEATURE_SETS = {
+    "return, sqrt wick, log volume": ["log_return", "sqrt_wick", "log_volume"],
+    "return, log range, log volume": ["log_return", "log_range", "log_volume"],
+    "return, upper+lower wick, log volume": [
+        "log_return",
+        "upper_wick",
+        "lower_wick",
+        "log_volume",
+    ],
+    "return, sqrt wick": ["log_return", "sqrt_wick"],
+    "return, log volume": ["log_return", "log_volume"],
+}
+
+
+def bayes(candles: pd.DataFrame, params: MarketParams) -> np.ndarray:
+    o, h, low, c, v = (candles[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    r = params.regimes
+    loglik = (
+        norm.logpdf(np.log(c / o)[:, None], [x.return_mean for x in r], [x.return_std for x in r])
+        + halfnorm.logpdf(np.log(h / np.maximum(o, c))[:, None], scale=[x.wick_std for x in r])
+        + halfnorm.logpdf(np.log(np.minimum(o, c) / low)[:, None], scale=[x.wick_std for x in r])
+        + norm.logpdf(
+            np.log(v)[:, None], [x.log_volume_mean for x in r], [x.log_volume_std for x in r]
+        )
+    )
+    return np.exp(
+        forward_filter(loglik, np.asarray(params.transition), np.full(len(r), 1 / len(r)))
+    )
+
+
+def features(candles: pd.DataFrame, kinds: list[str]) -> np.ndarray:
+    spec = parse_spec({"features": [{"kind": k, "windows": [1]} for k in kinds]})
+    return build(candles, spec).drop(columns="date").to_numpy()
+
+
+def dwell(probabilities: np.ndarray, minimum: int) -> np.ndarray:
+    out, current, since = np.empty(len(probabilities), dtype=np.int64), -1, 0
+    for t, row in enumerate(probabilities):
+        best = int(np.argmax(row))
+        if current < 0 or (best != current and since >= minimum):
+            current, since = best, 0
+        else:
+            since += 1
+        out[t] = current
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candles", type=int, default=16_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
+    args = parser.parse_args()
+    params = default_market()
+    names = np.array([r.name for r in params.regimes])
+    split = int(args.candles * 0.625)
+    print(
+        f"synthetic market, {args.candles:,} candles, train {split:,}, held out {args.candles - split:,}, seeds {args.seeds}"
+    )
+    print(f"\n{'regime features':<40}{'accuracy':>10}{'Bayes':>8}{'gap':>8}")
+    chosen: dict[str, list[float]] = {"gap": [], "ratio": []}
+    persistence_rows: dict[str, list[tuple[float, float]]] = {}
+    for seed in args.seeds:
+        candles, truth = generate(args.candles, seed=seed, params=params)
+        held = slice(split, None)
+        true_names = names[truth][held]
+        bayes_p = bayes(candles, params)
+        bayes_accuracy = float((bayes_p.argmax(axis=1)[held] == truth[held]).mean())
+        true_rate = switches_per_1000(truth[held])
+        for label, kinds in FEATURE_SETS.items():
+            x = features(candles, kinds)
+            model = RegimeHMM(n_states=3, random_state=0).fit(x[:split])
+            decided = np.array(model.labels_)[model.predict(x)][held]
+            accuracy = float((decided == true_names).mean())
+            print(
+                f"{label:<40}{accuracy:>10.4f}{bayes_accuracy:>8.4f}{accuracy - bayes_accuracy:>+8.4f}  (seed {seed})"
+            )
+            if label.startswith("return, sqrt wick, log volume"):
+                probabilities = model.predict_proba(x)[held]
+                labels = np.array(model.labels_)
+                variants = {
+                    "argmax (margin 0)": hysteresis(probabilities, 0.0),
+                    **{
+                        f"hysteresis margin {m}": hysteresis(probabilities, m)
+                        for m in (0.2, 0.3, 0.5, 0.7)
+                    },
+                    **{f"minimum dwell {d}": dwell(probabilities, d) for d in (4, 8)},
+                }
+                for name, decisions in variants.items():
+                    persistence_rows.setdefault(name, []).append(
+                        (
+                            float((labels[decisions] == true_names).mean()),
+                            switches_per_1000(decisions) / true_rate,
+                        )
+                    )
+                persistence_rows.setdefault("Bayes-optimal argmax", []).append(
+                    (bayes_accuracy, switches_per_1000(bayes_p.argmax(axis=1)[held]) / true_rate)
+                )
+                chosen["gap"].append(
+                    persistence_rows["hysteresis margin 0.5"][-1][0] - bayes_accuracy
+                )
+                chosen["ratio"].append(persistence_rows["hysteresis margin 0.5"][-1][1])
+    print(f"\n{'persistence control':<28}{'accuracy':>10}{'switches / true switches':>26}")
+    for name, rows in persistence_rows.items():
+        print(
+            f"{name:<28}{np.mean([a for a, _ in rows]):>10.4f}{np.mean([r for _, r in rows]):>26.2f}"
+        )
+    print(
+        f"chosen (sqrt wick features, margin 0.5): accuracy gap to Bayes {np.mean(chosen['gap']):+.4f}, "
+        f"switches {np.mean(chosen['ratio']):.2f}x the truth"
+    )
+
+
+if __name__ == "__main__":
+    main()
