@@ -321,5 +321,7 @@ def test_two_user_dirs_never_mix(userdir: Path, tmp_path: Path) -> None:
         versions = client.search_model_versions("name = 'tiny_mix'")
         assert [str(v.version) for v in versions] == ["1"], directory
         experiment = client.get_experiment_by_name("tiny_mix")
-        assert experiment.artifact_location.startswith((directory / "mlartifacts").resolve().as_uri())
+        assert experiment.artifact_location.startswith(
+            (directory / "mlartifacts").resolve().as_uri()
+        )
     assert "MLFLOW_TRACKING_URI" not in os.environ
