@@ -291,6 +291,84 @@ def regimes_command(
     regime_summary(console, summary)
 
 
+markets_app = typer.Typer(
+    help="Exchange market snapshots for offline Freqtrade runs.", no_args_is_help=True
+)
+app.add_typer(markets_app, name="markets")
+
+
+@markets_app.command("snapshot")
+def markets_snapshot(
+    exchange: Exchange = "binance",
+    online: Annotated[
+        bool, typer.Option("--online", help="Download the real markets (needs network).")
+    ] = False,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Write <userdir>/markets/<exchange>.json: from the exchange (--online) or for the imported pairs."""
+    from strategies.markets import fetch_snapshot, generate_snapshot, load_snapshot
+
+    path = fetch_snapshot(userdir, exchange) if online else generate_snapshot(userdir, exchange)
+    markets = load_snapshot(path)
+    source = "downloaded from the exchange" if online else "generated for the imported pairs"
+    console.print(f"wrote {path}: {len(markets)} markets, {source}")
+
+
+@app.command("backtest")
+def backtest_command(
+    spec: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Experiment spec: backtest its champion over its [backtest] timerange."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="Strategy class in user_data/strategies.")
+    ] = "RegimeStrategy",
+    pair: Annotated[str | None, typer.Option("--pair", help="Pair (default: the spec's).")] = None,
+    timeframe: Annotated[
+        str | None, typer.Option("--timeframe", help="Timeframe (default: the spec's).")
+    ] = None,
+    timerange: Annotated[str | None, typer.Option("--timerange", help="YYYYMMDD-YYYYMMDD.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Registered model as NAME@alias or NAME/version.")
+    ] = None,
+    exchange: Exchange = "binance",
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run Freqtrade even if the result is cached.")
+    ] = False,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
+    from experiments.backtest import backtest
+    from experiments.render import backtest_summary
+    from experiments.spec import load_experiment
+
+    if spec is not None:
+        experiment = load_experiment(spec)
+        pair = pair or experiment.data.pair
+        timeframe = timeframe or experiment.data.timeframe
+        exchange = experiment.data.exchange
+        model = model or f"{experiment.name}@champion"
+        timerange = timerange or experiment.backtest.timerange
+        strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
+    if pair is None or timeframe is None or timerange is None:
+        raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
+    with stage(f"backtesting {strategy} on {pair} {timeframe} {timerange} (Freqtrade, offline)"):
+        summary = backtest(
+            strategy=strategy,
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            timerange=timerange,
+            model=model,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            use_cache=not no_cache,
+        )
+    backtest_summary(console, summary)
+
+
 @app.command()
 def demo(
     userdir: Userdir = Path("user_data"),

@@ -153,3 +153,56 @@ def regime_summary(console: Console, summary: object) -> None:
             "BIC: " + ", ".join(f"{k} states {v:,.0f}" for k, v in sorted(summary.bic.items()))
         )
     console.print(f"wrote {summary.out}\nwrote {summary.plot}")
+
+
+def backtest_summary(console: Console, summary: object) -> None:
+    from experiments.backtest import BacktestSummary
+
+    assert isinstance(summary, BacktestSummary)
+    m = summary.metrics
+    table = Table(
+        title=f"Freqtrade backtest {m.start:%Y-%m-%d} .. {m.end:%Y-%m-%d}",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("trades", f"{m.trades}"),
+        ("profit total", f"{m.profit_total:+.2%}"),
+        ("market change (buy and hold)", f"{m.market_change:+.2%}"),
+        ("CAGR", f"{m.cagr:+.2%}"),
+        ("Sharpe (per-trade returns)", f"{m.sharpe_trades:.2f}"),
+        ("Sharpe (daily wallet balance)", f"{m.sharpe_wallet:.2f}"),
+        ("Sortino / Calmar", f"{m.sortino:.2f} / {m.calmar:.2f}"),
+        ("max drawdown (account)", f"{m.max_drawdown_account:.2%}"),
+        ("winrate / profit factor", f"{m.winrate:.1%} / {m.profit_factor:.2f}"),
+        ("expectancy", f"{m.expectancy:.4f}"),
+        ("exposure", f"{m.exposure:.1%}"),
+        ("average trade", f"{m.avg_trade_duration_s / 3600:.1f} h"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    if not summary.per_regime.empty:
+        regimes = Table(title="by regime at entry", title_justify="left")
+        for column in summary.per_regime.columns:
+            regimes.add_column(column, justify="left" if column == "regime" else "right")
+        for row in summary.per_regime.itertuples(index=False):
+            regimes.add_row(
+                str(row.regime),
+                f"{row.trades}",
+                f"{row.profit_total_abs:.2f}",
+                f"{row.profit_mean:+.3%}",
+                f"{row.winrate:.1%}",
+            )
+        console.print(regimes)
+    excluded = dict(summary.guard.get("in_training_window", {}))  # type: ignore[call-overload]
+    if any(excluded.values()):
+        console.print(
+            f"[bold red]lookahead guard: {sum(excluded.values())} candles inside the model's training window were not traded[/]"
+        )
+    console.print(
+        f"MLflow run {summary.run_id} (experiment backtests); result {summary.result_zip}"
+        + (" (cached)" if summary.cache_hit else "")
+    )

@@ -121,6 +121,21 @@ class FeaturePreset(BaseModel):
         )
 
 
+class BacktestConfig(BaseModel):
+    """``[backtest]``: how ``tradingbot backtest SPEC.toml`` tests the spec's champion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: str = "RegimeStrategy"
+    timerange: str = "20200101-20210601"
+
+    @field_validator("timerange")
+    @classmethod
+    def _timerange(cls, value: str) -> str:
+        TimeRange.parse(value)
+        return value
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -133,6 +148,7 @@ class ExperimentSpec(BaseModel):
     target: TargetSpec = TargetSpec()
     walk_forward: WalkForwardSpec = WalkForwardSpec()
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)
+    backtest: BacktestConfig = BacktestConfig()
 
     @property
     def feature_spec(self) -> FeatureSpec:

@@ -1,0 +1,150 @@
+"""`tradingbot backtest`: a real, offline Freqtrade backtest recorded in MLflow.
+
+Resolves the model (``NAME@alias`` or ``NAME/version``) to its registered version,
+runs the backtest (:mod:`strategies.runner`), parses the result zip and logs an
+MLflow run in experiment ``backtests``: the normalised metrics, the result zip and
+its sha256, the per-regime table, the lookahead-guard report, and tags that link
+it to the model version and its training run.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from experiments.spec import TimeRange
+from ml import tracking
+from ml.registry import RegistryError
+from strategies.results import BacktestMetrics, parse_result_zip, per_regime
+from strategies.runner import BacktestRequest, run_backtest
+
+EXPERIMENT = "backtests"
+
+
+@dataclass(frozen=True)
+class BacktestSummary:
+    run_id: str
+    metrics: BacktestMetrics
+    per_regime: pd.DataFrame
+    guard: dict[str, object]
+    cache_hit: bool
+    result_zip: Path
+    model_uri: str | None
+
+
+def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
+    """``NAME@alias`` or ``NAME/version`` -> (models:/ URI, version, training run id)."""
+    try:
+        if "@" in model:
+            name, alias = model.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif "/" in model:
+            name, number = model.split("/", 1)
+            version = client.get_model_version(name, number)
+        else:
+            raise RegistryError(
+                f"model {model!r}: write NAME@alias or NAME/version, e.g. btc_1h_hmm_lstm@champion"
+            )
+    except MlflowException as exc:
+        raise RegistryError(
+            f"model {model!r} is not in the registry ({exc.message.splitlines()[0]})",
+            hint="train one (tradingbot train SPEC) and promote it (tradingbot promote NAME --version N)",
+        ) from exc
+    return f"models:/{version.name}/{version.version}", str(version.version), str(version.run_id)
+
+
+def backtest(
+    *,
+    strategy: str,
+    pair: str,
+    timeframe: str,
+    exchange: str,
+    timerange: str,
+    model: str | None,
+    userdir: Path,
+    tracking_uri: str,
+    use_cache: bool = True,
+) -> BacktestSummary:
+    TimeRange.parse(timerange)
+    client = tracking.configure(tracking_uri, userdir)
+    model_uri = version = model_run = None
+    if model:
+        model_uri, version, model_run = resolve_model(client, model)
+    request = BacktestRequest(
+        strategy=strategy,
+        pair=pair,
+        timeframe=timeframe,
+        exchange=exchange,
+        timerange=timerange,
+        model_uri=model_uri,
+        model_version=f"{model}={version}" if model else None,
+        tracking_uri=tracking_uri,
+    )
+    run = run_backtest(request, userdir, use_cache=use_cache)
+    parsed = parse_result_zip(run.result_zip, strategy)
+    regimes = per_regime(parsed.trades)
+    guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
+
+    experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
+    tags = {
+        "strategy": strategy,
+        "pair": pair,
+        "timeframe": timeframe,
+        "timerange": timerange,
+        "cache_key": run.key,
+        "cache_hit": str(run.cache_hit),
+        "result_sha256": parsed.sha256,
+        "data_sha256": run.inputs["data_sha256"],
+        "markets_sha256": run.inputs["markets_sha256"],
+        "strategy_sha256": run.inputs["strategy_sha256"],
+        "git_commit": tracking.git_commit(),
+        **tracking.process_tags(),
+    }
+    if model:
+        tags.update(
+            {
+                "model": model,
+                "model_uri": str(model_uri),
+                "model_version": str(version),
+                "model_run_id": str(model_run),
+            }
+        )
+    excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tracking.tracked_run(
+            experiment_id=experiment, run_name=f"{strategy} {pair} {timerange}", tags=tags
+        ) as active,
+    ):
+        metrics = parsed.metrics.model_dump(exclude={"start", "end"})
+        tracking.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metric("guard.excluded_candles", excluded)
+        mlflow.log_params(
+            {
+                "starting_balance": str(request.starting_balance),
+                "fee": request.fee,
+                "max_open_trades": request.max_open_trades,
+            }
+        )
+        table = Path(tmp) / "per_regime.csv"
+        regimes.to_csv(table, index=False)
+        mlflow.log_artifact(str(table), artifact_path="results")
+        mlflow.log_artifact(str(run.result_zip), artifact_path="results")
+        mlflow.log_artifact(str(run.config), artifact_path="results")
+        for extra in (run.guard_report, run.log):
+            if extra.exists():
+                mlflow.log_artifact(str(extra), artifact_path="results")
+        run_id = active.info.run_id
+    if model and version:
+        client.set_model_version_tag(
+            model.split("@")[0].split("/")[0], version, "last_backtest_run", run_id
+        )
+    return BacktestSummary(
+        run_id, parsed.metrics, regimes, guard, run.cache_hit, run.result_zip, model_uri
+    )

@@ -1,0 +1,211 @@
+"""Run the real Freqtrade backtesting engine offline, reproducibly, with our own cache.
+
+Freqtrade runs in a subprocess (``python -m strategies.freqtrade_offline``) with
+markets from the snapshot, its own result cache disabled (``--cache none``: it
+ignores data and markets, so it can return stale results), and a config written
+for the run. Our cache key covers what determines the result: the candles'
+sha256, the market snapshot, the strategy file, the parameters and the model
+version. A hit returns the stored result without running Freqtrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.atomic import atomic_path, write_text_atomic
+from features.candles import data_window
+from features.data.store import data_dir, load_candles
+from features.errors import TradingbotError
+from strategies.markets import generate_snapshot, snapshot_path, snapshot_sha256
+
+REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
+FREQTRADE_SUBDIRS = (
+    "backtest_results",
+    "data",
+    "hyperopt_results",
+    "logs",
+    "notebooks",
+    "plot",
+    "strategies",
+)
+
+
+class BacktestError(TradingbotError):
+    """Freqtrade could not run the backtest."""
+
+
+class BacktestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: str = "RegimeStrategy"
+    pair: str = "BTC/USDT"
+    timeframe: str = "1h"
+    exchange: str = "binance"
+    timerange: str
+    model_uri: str | None = None
+    model_version: str | None = None  # resolved version (part of the cache key)
+    tracking_uri: str | None = None
+    starting_balance: Decimal = Decimal("1000")
+    max_open_trades: int = Field(default=1, ge=1)
+    fee: float = Field(default=0.001, ge=0, lt=0.1)
+    strategy_dir: Path = REPO_STRATEGIES
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    key: str
+    directory: Path
+    result_zip: Path
+    config: Path
+    log: Path
+    guard_report: Path
+    cache_hit: bool
+    inputs: dict[str, str]
+
+
+def _strategy_file(request: BacktestRequest) -> Path:
+    for path in sorted(request.strategy_dir.glob("*.py")):
+        if f"class {request.strategy}(" in path.read_text(encoding="utf-8"):
+            return path
+    raise BacktestError(
+        f"strategy {request.strategy!r} not found in {request.strategy_dir}",
+        hint="strategies live in user_data/strategies/ (RegimeStrategy, RegimeRulesStrategy)",
+    )
+
+
+def freqtrade_config(
+    request: BacktestRequest, userdir: Path, guard_report: Path
+) -> dict[str, object]:
+    quote = request.pair.split("/")[1]
+    settings: dict[str, object] = {"guard_report": str(guard_report)}
+    if request.model_uri:
+        settings["model_uri"] = request.model_uri
+    if request.tracking_uri:
+        settings["tracking_uri"] = request.tracking_uri
+    return {
+        "max_open_trades": request.max_open_trades,
+        "stake_currency": quote,
+        "stake_amount": "unlimited",
+        "tradable_balance_ratio": 0.99,
+        "dry_run": True,
+        "dry_run_wallet": float(request.starting_balance),
+        "timeframe": request.timeframe,
+        "trading_mode": "spot",
+        "margin_mode": "",
+        "fee": request.fee,
+        "dataformat_ohlcv": "feather",
+        "user_data_dir": str(userdir.resolve()),
+        "exchange": {
+            "name": request.exchange,
+            "key": "",
+            "secret": "",
+            "pair_whitelist": [request.pair],
+            "pair_blacklist": [],
+        },
+        "pairlists": [{"method": "StaticPairList"}],
+        "entry_pricing": {"price_side": "same", "use_order_book": False},
+        "exit_pricing": {"price_side": "same", "use_order_book": False},
+        "tradingbot": settings,
+    }
+
+
+def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, str]]:
+    candles = load_candles(userdir, request.exchange, request.pair, request.timeframe)
+    snapshot = snapshot_path(userdir, request.exchange)
+    inputs = {
+        "data_sha256": data_window(candles, request.pair, request.timeframe).sha256,
+        "markets_sha256": snapshot_sha256(snapshot),
+        "strategy_sha256": hashlib.sha256(_strategy_file(request).read_bytes()).hexdigest(),
+        "strategy_params_sha256": _strategy_params_sha(request),
+        "request": request.model_dump_json(exclude={"strategy_dir", "tracking_uri"}),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20], inputs
+
+
+def _strategy_params_sha(request: BacktestRequest) -> str:
+    params = request.strategy_dir / f"{request.strategy}.json"
+    return hashlib.sha256(params.read_bytes()).hexdigest() if params.exists() else "defaults"
+
+
+def ensure_freqtrade_userdir(userdir: Path) -> None:
+    for sub in FREQTRADE_SUBDIRS:
+        (userdir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = True) -> BacktestRun:
+    ensure_freqtrade_userdir(userdir)
+    snapshot = snapshot_path(userdir, request.exchange)
+    if not snapshot.exists():
+        generate_snapshot(userdir, request.exchange)
+    key, inputs = cache_key(request, userdir)
+    directory = userdir / "backtest_results" / "tradingbot" / key
+    run = BacktestRun(
+        key=key,
+        directory=directory,
+        result_zip=directory / "result.zip",
+        config=directory / "config.json",
+        log=directory / "freqtrade.log",
+        guard_report=directory / "guard.json",
+        cache_hit=False,
+        inputs=inputs,
+    )
+    if use_cache and run.result_zip.exists():
+        return BacktestRun(**{**run.__dict__, "cache_hit": True})
+    if directory.exists():
+        shutil.rmtree(directory)
+    export = directory / "freqtrade"
+    export.mkdir(parents=True)
+    write_text_atomic(
+        run.config, json.dumps(freqtrade_config(request, userdir, run.guard_report), indent=2)
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "strategies.freqtrade_offline",
+        "--markets",
+        str(snapshot),
+        "backtesting",
+        "--config",
+        str(run.config),
+        "--strategy",
+        request.strategy,
+        "--strategy-path",
+        str(request.strategy_dir),
+        "--datadir",
+        str(data_dir(userdir, request.exchange)),
+        "--userdir",
+        str(userdir),
+        "--timerange",
+        request.timerange,
+        "--cache",
+        "none",
+        "--export",
+        "trades",
+        "--backtest-directory",
+        str(export),
+        "--logfile",
+        str(run.log),
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
+    zips = sorted(export.glob("*.zip"))
+    if completed.returncode != 0 or not zips:
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        raise BacktestError(
+            f"freqtrade backtesting failed (exit {completed.returncode}) for {request.strategy} "
+            f"{request.pair} {request.timerange}:\n{tail}",
+            hint=f"full log: {run.log}",
+        )
+    with atomic_path(run.result_zip) as tmp:  # the cache trusts only complete results
+        shutil.copyfile(zips[-1], tmp)
+    return run

@@ -1,0 +1,193 @@
+"""Real Freqtrade backtests, offline and reproducible, recorded in MLflow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.backtest import backtest
+from experiments.spec import parse_experiment
+from experiments.train import train
+from features.data import import_candles
+from ml.registry import promote
+from ml.tracking import configure, default_tracking_uri
+from strategies.results import parse_result_zip
+from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, requires_shared
+
+pytestmark = [requires_shared, pytest.mark.shared_data, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+CAN_UNSHARE = (
+    shutil.which("unshare") is not None
+    and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+)
+
+
+def _train_and_promote(userdir: Path, name: str, pair: str, timeframe: str, timerange: str) -> None:
+    spec = parse_experiment(
+        {
+            "name": name,
+            "seed": 3,
+            "data": {"pair": pair, "timeframe": timeframe, "timerange": timerange},
+            "regime": {"n_states": 3, "n_restarts": 1, "n_iter": 40},
+            "model": {
+                "kind": "lightgbm",
+                "params": {"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},
+            },
+            "walk_forward": {"folds": 2},
+        },
+        source="test",
+    )
+    uri = default_tracking_uri(userdir)
+    result = train(spec, userdir=userdir, tracking_uri=uri)
+    promote(configure(uri, userdir), name, result.version, "backtest test", user="pytest")
+
+
+@pytest.fixture(scope="module")
+def btc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    userdir = tmp_path_factory.mktemp("bt") / "ud"
+    import_candles(BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir)
+    _train_and_promote(userdir, "bt_btc_lgbm", "BTC/USDT", "1h", "20180101-20200101")
+    return userdir
+
+
+def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(btc: Path) -> None:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.cli",
+        "backtest",
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--timerange",
+        "20200101-20210601",
+        "--model",
+        "bt_btc_lgbm@champion",
+        "--userdir",
+        str(btc),
+    ]
+    if CAN_UNSHARE:  # a network namespace with no interfaces: any network call would fail
+        command = ["unshare", "-n", *command]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "Sharpe (daily wallet balance)" in completed.stdout
+
+    client = MlflowClient(default_tracking_uri(btc))
+    experiment = client.get_experiment_by_name("backtests")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model"] == "bt_btc_lgbm@champion"
+    version = client.get_model_version_by_alias("bt_btc_lgbm", "champion")
+    assert run.data.tags["model_version"] == str(version.version)
+    assert run.data.tags["model_run_id"] == version.run_id
+    for key in (
+        "profit_total",
+        "cagr",
+        "sharpe_trades",
+        "sharpe_wallet",
+        "sortino",
+        "calmar",
+        "max_drawdown_account",
+        "trades",
+        "winrate",
+        "profit_factor",
+        "expectancy",
+        "exposure",
+        "avg_trade_duration_s",
+    ):
+        assert key in run.data.metrics, key
+    assert run.data.metrics["trades"] > 0
+    assert run.data.metrics["guard.excluded_candles"] == 0  # the timerange starts after training
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "results")}
+    assert {
+        "results/result.zip",
+        "results/per_regime.csv",
+        "results/guard.json",
+        "results/config.json",
+    } <= files
+    local = Path(client.download_artifacts(run.info.run_id, "results/per_regime.csv"))
+    table = pd.read_csv(local)
+    assert list(table.columns) == ["regime", "trades", "profit_total_abs", "profit_mean", "winrate"]
+    assert table["trades"].sum() == run.data.metrics["trades"]
+    assert set(table["regime"]) <= {"bull", "sideways", "bear", "unknown"}
+
+
+def test_golden_master_real_btc_same_inputs_same_metrics(btc: Path) -> None:
+    uri = default_tracking_uri(btc)
+    kwargs = dict(
+        strategy="RegimeStrategy",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        timerange="20200601-20200901",
+        model="bt_btc_lgbm@champion",
+        userdir=btc,
+        tracking_uri=uri,
+    )
+    first = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
+    second = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
+    assert not first.cache_hit and not second.cache_hit
+    assert first.metrics == second.metrics
+    pd.testing.assert_frame_equal(first.per_regime, second.per_regime)
+    trades_a = parse_result_zip(first.result_zip, "RegimeStrategy").trades
+    assert len(trades_a) == first.metrics.trades
+    cached = backtest(**kwargs)  # type: ignore[arg-type]
+    assert cached.cache_hit and cached.metrics == first.metrics
+
+
+def test_overlapping_timerange_is_guarded(btc: Path) -> None:
+    summary = backtest(
+        strategy="RegimeStrategy",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        timerange="20191201-20200115",
+        model="bt_btc_lgbm@champion",
+        userdir=btc,
+        tracking_uri=default_tracking_uri(btc),
+    )
+    excluded = summary.guard["in_training_window"]["BTC/USDT"]  # type: ignore[index]
+    assert 700 <= excluded <= 744  # December 2019, up to the last training candle
+    assert all(
+        pd.Timestamp(t) > pd.Timestamp("2019-12-31T22:00Z")
+        for t in parse_result_zip(summary.result_zip, "RegimeStrategy").trades["open_date"]
+    )
+
+
+def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
+    userdir = tmp_path / "ud"
+    import_candles(
+        FREQTRADE_TESTDATA / "ETH_BTC-5m.feather",
+        pair="ETH/BTC",
+        timeframe="5m",
+        exchange="binance",
+        userdir=userdir,
+    )
+    _train_and_promote(userdir, "bt_eth_lgbm", "ETH/BTC", "5m", "20180110-20180122")
+    kwargs = dict(
+        strategy="RegimeStrategy",
+        pair="ETH/BTC",
+        timeframe="5m",
+        exchange="binance",
+        timerange="20180122-20180130",
+        model="bt_eth_lgbm@champion",
+        userdir=userdir,
+        tracking_uri=default_tracking_uri(userdir),
+    )
+    first = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
+    second = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
+    assert first.metrics == second.metrics
+    assert first.metrics.start == pd.Timestamp("2018-01-22", tz="UTC")

@@ -1,0 +1,140 @@
+"""Regime-aware strategies driven by a registered Tradingbot model.
+
+The model plumbing lives in the adapter (``ml.serving.ModelAdapter``); this file
+only decides. Configure the model in the Freqtrade config:
+
+    "tradingbot": {"model_uri": "models:/btc_1h_hmm_lstm@champion",
+                   "tracking_uri": "sqlite:////path/to/user_data/mlflow.db"}
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from freqtrade.strategy import DecimalParameter, IStrategy
+from pandas import DataFrame
+
+from ml.serving import ModelAdapter
+
+TAG_LENGTH = 250
+DEFENSIVE_REGIMES = ("bear", "crash")
+REGIME_STAKE = {"bull": 1.0, "sideways": 0.6, "volatile": 0.4}
+
+
+class RegimeStrategy(IStrategy):
+    """Long when the model expects a rise with confidence, outside bearish regimes."""
+
+    INTERFACE_VERSION = 3
+    timeframe = "1h"
+    can_short = False
+    startup_candle_count = 400  # 168-candle features + sequences + regime filter burn-in
+    process_only_new_candles = True
+
+    minimal_roi = {"0": 0.08, "720": 0.02}
+    stoploss = -0.05
+    trailing_stop = False
+
+    entry_threshold = DecimalParameter(0.50, 0.70, default=0.55, decimals=2, space="buy")
+    exit_threshold = DecimalParameter(0.30, 0.50, default=0.47, decimals=2, space="sell")
+
+    default_model_uri = "models:/btc_1h_hmm_lstm@champion"
+
+    def bot_start(self, **kwargs: Any) -> None:
+        """Connect the adapter to the model named in the config."""
+        settings = self.config.get("tradingbot", {})
+        user_dir = Path(self.config.get("user_data_dir", "user_data"))
+        tracking_uri = (
+            settings.get("tracking_uri")
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{(user_dir / 'mlflow.db').resolve()}"
+        )
+        report = settings.get("guard_report")
+        timerange = str(self.config.get("timerange") or "")
+        start = timerange.split("-")[0] if "-" in timerange else ""
+        self.adapter = ModelAdapter(
+            settings.get("model_uri", self.default_model_uri),
+            tracking_uri=tracking_uri,
+            report_path=Path(report) if report else None,
+            evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
+        )
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Model predictions, filtered regime probabilities and do_predict."""
+        return self.adapter.populate(dataframe, metadata["pair"])
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Enter when the model is trusted, confident enough, and the regime is not bearish."""
+        confident = dataframe["&-p_up"] > self.entry_threshold.value
+        calm = ~dataframe["&-regime"].isin(DEFENSIVE_REGIMES)
+        entries = (dataframe["do_predict"] == 1) & confident & calm
+        dataframe.loc[entries, "enter_long"] = 1
+        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], "entry")
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Exit when the model turns against the position or the regime turns bearish."""
+        doubtful = dataframe["&-p_up"] < self.exit_threshold.value
+        bearish = dataframe["&-regime"].isin(DEFENSIVE_REGIMES)
+        exits = (dataframe["do_predict"] == 1) & (doubtful | bearish)
+        dataframe.loc[exits, "exit_long"] = 1
+        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit")
+        return dataframe
+
+    def custom_stake_amount(
+        self,
+        pair: str,
+        current_time: datetime,
+        current_rate: float,
+        proposed_stake: float,
+        min_stake: float | None,
+        max_stake: float,
+        leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float:
+        """Scale the stake by the model's confidence and the regime at entry."""
+        dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if dataframe.empty:
+            return proposed_stake
+        last = dataframe.iloc[-1]
+        p_up = float(last.get("&-p_up", np.nan))
+        confidence = np.clip((p_up - 0.5) / max(self.entry_threshold.value - 0.5, 1e-6), 0.5, 1.0)
+        regime_share = REGIME_STAKE.get(str(last.get("&-regime", "")), 0.5)
+        stake = proposed_stake * float(confidence) * regime_share
+        return max(stake, min_stake or 0.0)
+
+
+class RegimeRulesStrategy(RegimeStrategy):
+    """The rule-based variant: the reasoning model decides, and its reason is the tag."""
+
+    default_model_uri = "models:/btc_1h_rules@champion"
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Enter when the reasoning model says long."""
+        entries = (dataframe["do_predict"] == 1) & (dataframe["&-prediction"] == 1)
+        dataframe.loc[entries, "enter_long"] = 1
+        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], "entry")
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Exit when the reasoning model says flat."""
+        exits = (dataframe["do_predict"] == 1) & (dataframe["&-prediction"] == 0)
+        dataframe.loc[exits, "exit_long"] = 1
+        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit")
+        return dataframe
+
+
+def _tags(rows: DataFrame, kind: str) -> list[str]:
+    """``<regime>|<why>``: the regime first, so results group by regime at entry."""
+    regime = rows["&-regime"].fillna("").astype(str).replace("", "unknown")
+    if "&-reason" in rows:
+        why = rows["&-reason"].astype(str)
+    else:
+        why = f"{kind} p_up " + rows["&-p_up"].map("{:.2f}".format)
+    return (regime + "|" + why).str.slice(0, TAG_LENGTH).tolist()
