@@ -10,6 +10,7 @@ it to the model version and its training run.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from experiments.spec import TimeRange
 from ml import tracking
 from ml.registry import RegistryError
 from strategies.results import BacktestMetrics, parse_result_zip, per_regime
+from strategies.risk import RiskBlocked, RiskManager, RiskSettings
 from strategies.runner import BacktestRequest, run_backtest
 
 EXPERIMENT = "backtests"
@@ -86,7 +88,15 @@ def backtest(
         model_version=f"{model}={version}" if model else None,
         tracking_uri=tracking_uri,
     )
-    run = run_backtest(request, userdir, use_cache=use_cache)
+    risk = RiskManager(RiskSettings.from_env(os.environ, userdir))
+    decision = risk.check_backtest()
+    if not decision.allowed:
+        raise RiskBlocked(
+            f"backtest blocked by the risk manager: {decision.reason}",
+            hint="see: tradingbot risk status",
+        )
+    with risk.backtest_slot():
+        run = run_backtest(request, userdir, use_cache=use_cache)
     parsed = parse_result_zip(run.result_zip, strategy)
     regimes = per_regime(parsed.trades)
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
@@ -141,6 +151,8 @@ def backtest(
             if extra.exists():
                 mlflow.log_artifact(str(extra), artifact_path="results")
         run_id = active.info.run_id
+    risk.run_id = run_id
+    risk.record_backtest(run_id, parsed.metrics.max_drawdown_account)
     if model and version:
         client.set_model_version_tag(
             model.split("@")[0].split("/")[0], version, "last_backtest_run", run_id

@@ -369,6 +369,67 @@ def backtest_command(
     backtest_summary(console, summary)
 
 
+risk_app = typer.Typer(
+    help="The risk manager: circuit breaker and incidents.", no_args_is_help=True
+)
+app.add_typer(risk_app, name="risk")
+
+
+def _risk(userdir: Path):  # type: ignore[no-untyped-def]
+    from strategies.risk import RiskManager, RiskSettings
+
+    return RiskManager(RiskSettings.from_env(os.environ, userdir))
+
+
+@risk_app.command("status")
+def risk_status(userdir: Userdir = Path("user_data")) -> None:
+    """Circuit breaker, limits in force and the latest incidents."""
+    manager = _risk(userdir)
+    decision = manager.breaker_decision()
+    state = "[green]clear[/]" if decision.allowed else f"[bold red]BLOCKING[/] ({decision.reason})"
+    console.print(f"circuit breaker ({manager.settings.circuit_breaker_file}): {state}")
+    settings = manager.settings.model_dump(exclude={"state_dir", "circuit_breaker_file", "db_path"})
+    console.print("limits: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    for incident in manager.incidents(limit=10):
+        console.print(
+            f"  #{incident['id']} {incident['created_utc']} {incident['severity']} {incident['code']}: "
+            f"{incident['description']}"
+        )
+
+
+@risk_app.command("enable")
+def risk_enable(
+    reason: Annotated[str, typer.Option("--reason", help="Why trading is paused.")],
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Pause for this long.")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Pause until this UTC time (ISO 8601).")
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Activate the circuit breaker: no new entries, no backtests."""
+    from datetime import datetime
+
+    if minutes is None and until is None:
+        raise typer.BadParameter("give --minutes M or --until ISO")
+    until_dt = None
+    if until is not None:
+        try:
+            until_dt = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{until!r} is not an ISO 8601 time", param_hint="--until"
+            ) from None
+    breaker = _risk(userdir).enable_breaker(reason, minutes=minutes, until=until_dt)
+    console.print(f"circuit breaker ACTIVE until {breaker.until_iso}: {breaker.reason}")
+
+
+@risk_app.command("disable")
+def risk_disable(userdir: Userdir = Path("user_data")) -> None:
+    """Deactivate the circuit breaker."""
+    _risk(userdir).disable_breaker()
+    console.print("circuit breaker disabled")
+
+
 @app.command()
 def demo(
     userdir: Userdir = Path("user_data"),

@@ -126,7 +126,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(userdir: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ui_serves_the_store_and_stops_cleanly(userdir: Path, stop_signal: signal.Signals) -> None:
     port = _free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -164,7 +165,7 @@ def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(userdir: Path) -> None:
         children = psutil.Process(process.pid).children(recursive=True)
         assert children, "the server runs as a child process"
         assert (userdir / "mlflow.db").exists()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         process.wait(timeout=30)
         _, alive = psutil.wait_procs(children, timeout=15)
         assert not alive, f"orphan processes left: {alive}"

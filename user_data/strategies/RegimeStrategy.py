@@ -1,7 +1,10 @@
 """Regime-aware strategies driven by a registered Tradingbot model.
 
-The model plumbing lives in the adapter (``ml.serving.ModelAdapter``); this file
-only decides. Configure the model in the Freqtrade config:
+The model plumbing lives in the adapter (``ml.serving.ModelAdapter``), risk in
+the risk manager (``strategies.risk.RiskManager``, configured by the ``RISK_*``
+environment variables); this file only decides. In backtests the circuit breaker
+is checked once per run (it is wall-clock state, not history); live and dry-run
+entries check it on every trade. Configure the model in the Freqtrade config:
 
     "tradingbot": {"model_uri": "models:/btc_1h_hmm_lstm@champion",
                    "tracking_uri": "sqlite:////path/to/user_data/mlflow.db"}
@@ -11,15 +14,19 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from freqtrade.enums import RunMode
+from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
 from ml.serving import ModelAdapter
+from strategies.risk import Position, RiskManager, RiskSettings
 
 TAG_LENGTH = 250
 DEFENSIVE_REGIMES = ("bear", "crash")
@@ -62,6 +69,7 @@ class RegimeStrategy(IStrategy):
             report_path=Path(report) if report else None,
             evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
         )
+        self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir))
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Model predictions, filtered regime probabilities and do_predict."""
@@ -106,8 +114,35 @@ class RegimeStrategy(IStrategy):
         p_up = float(last.get("&-p_up", np.nan))
         confidence = np.clip((p_up - 0.5) / max(self.entry_threshold.value - 0.5, 1e-6), 0.5, 1.0)
         regime_share = REGIME_STAKE.get(str(last.get("&-regime", "")), 0.5)
-        stake = proposed_stake * float(confidence) * regime_share
-        return max(stake, min_stake or 0.0)
+        stake = Decimal(str(proposed_stake)) * Decimal(str(float(confidence) * regime_share))
+        stake = self.risk.size_stake(pair, stake, _open_positions(), self._wallet_total())
+        return float(max(stake, Decimal(str(min_stake or 0.0))))
+
+    def confirm_trade_entry(
+        self,
+        pair: str,
+        order_type: str,
+        amount: float,
+        rate: float,
+        time_in_force: str,
+        current_time: datetime,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> bool:
+        """Every entry passes the risk manager (circuit breaker live, trade and exposure limits)."""
+        live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
+        decision = self.risk.check_entry(
+            pair,
+            Decimal(str(amount)) * Decimal(str(rate)),
+            _open_positions(),
+            self._wallet_total(),
+            use_breaker=live,
+        )
+        return decision.allowed
+
+    def _wallet_total(self) -> Decimal:
+        return Decimal(str(self.wallets.get_total_stake_amount())) if self.wallets else Decimal(0)
 
 
 class RegimeRulesStrategy(RegimeStrategy):
@@ -128,6 +163,12 @@ class RegimeRulesStrategy(RegimeStrategy):
         dataframe.loc[exits, "exit_long"] = 1
         dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit")
         return dataframe
+
+
+def _open_positions() -> list[Position]:
+    return [
+        Position(t.pair, Decimal(str(t.stake_amount))) for t in Trade.get_trades_proxy(is_open=True)
+    ]
 
 
 def _tags(rows: DataFrame, kind: str) -> list[str]:

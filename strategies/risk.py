@@ -1,0 +1,382 @@
+"""The risk manager: every trade and every backtest passes here first.
+
+* **Circuit breaker**: a JSON file ``{"active", "reason", "until_iso"}``. While
+  active (and not expired) new entries and backtests are blocked, unless
+  ``allow_when_cb``. Fail safe: an unreadable or invalid file blocks too and
+  records an incident.
+* **Concurrency locks** for backtests: lock files with a TTL under
+  ``<state_dir>/running``; orphans of killed processes expire.
+* **Drawdown guardrail**: block a backtest when the last recorded backtest's
+  ``max_drawdown_account`` is at or above the threshold.
+* **Live limits**: maximum concurrent trades and maximum exposure per market,
+  enforced when a trade is confirmed and when its stake is sized.
+* **Incidents** persist in SQLite (``incidents`` table) and are logged as JSON
+  with ``correlation_id`` and ``run_id``.
+
+Money is ``Decimal`` quantised to 8 decimals. Settings come from the ``RISK_*``
+environment variables (see :meth:`RiskSettings.from_env`) or explicit arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.atomic import write_text_atomic
+from features.errors import TradingbotError
+
+logger = logging.getLogger("tradingbot.risk")
+MONEY = Decimal("0.00000001")
+
+
+def money(value: Decimal | float | int | str) -> Decimal:
+    """A Decimal amount quantised to 8 decimals (rounded down: never more than allowed)."""
+    return Decimal(str(value)).quantize(MONEY, rounding=ROUND_DOWN)
+
+
+class RiskBlocked(TradingbotError):
+    """The risk manager refused an action."""
+
+
+class RiskSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_dir: Path
+    circuit_breaker_file: Path
+    db_path: Path
+    allow_when_cb: bool = False
+    max_concurrent_backtests: int = Field(default=0, ge=0)  # 0 = unlimited
+    concurrency_ttl_sec: int = Field(default=900, ge=1)
+    max_backtest_drawdown_pct: float | None = Field(default=None, gt=0)
+    live_max_concurrent_trades: int | None = Field(default=None, ge=0)
+    live_max_per_market_exposure_pct: Decimal | None = Field(default=None, gt=0, le=1)
+
+    @classmethod
+    def for_userdir(cls, userdir: Path, **overrides: object) -> RiskSettings:
+        state = Path(str(overrides.pop("state_dir", userdir / "state")))
+        values: dict[str, object] = {
+            "state_dir": state,
+            "circuit_breaker_file": state / "circuit_breaker.json",
+            "db_path": userdir / "registry" / "strategies_registry.sqlite",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], userdir: Path) -> RiskSettings:
+        """The seeds' ``RISK_*`` variables; blank means the default."""
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        try:
+            return cls.for_userdir(
+                userdir,
+                state_dir=get("RISK_STATE_DIR"),
+                circuit_breaker_file=get("RISK_CIRCUIT_BREAKER_FILE"),
+                db_path=get("RISK_DB_PATH"),
+                allow_when_cb=get("RISK_ALLOW_WHEN_CB") in {"1", "true", "yes"},
+                max_concurrent_backtests=get("RISK_MAX_CONCURRENT_BACKTESTS"),
+                concurrency_ttl_sec=get("RISK_CONCURRENCY_TTL_SEC"),
+                max_backtest_drawdown_pct=get("RISK_MAX_BACKTEST_DRAWDOWN_PCT"),
+                live_max_concurrent_trades=get("RISK_LIVE_MAX_CONCURRENT_TRADES"),
+                live_max_per_market_exposure_pct=get("RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT"),
+            )
+        except ValidationError as exc:
+            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise RiskBlocked(f"invalid RISK_* setting: {bad}") from exc
+
+
+class CircuitBreaker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
+    reason: str = ""
+    until_iso: datetime | None = None
+
+    def in_force(self, now: datetime) -> bool:
+        return self.active and (self.until_iso is None or now < self.until_iso)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str
+    reason: str
+
+
+ALLOWED = Decision(True, "ok", "")
+
+
+@dataclass(frozen=True)
+class Position:
+    pair: str
+    stake: Decimal
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT,
+    severity TEXT NOT NULL,
+    code TEXT NOT NULL,
+    description TEXT NOT NULL,
+    log_excerpt_path TEXT,
+    correlation_id TEXT,
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backtest_runs (
+    run_id TEXT PRIMARY KEY,
+    max_drawdown_account TEXT NOT NULL,
+    created_utc TEXT NOT NULL
+);
+"""
+
+
+class RiskManager:
+    def __init__(
+        self,
+        settings: RiskSettings,
+        *,
+        correlation_id: str | None = None,
+        run_id: str | None = None,
+    ):
+        self.settings = settings
+        self.correlation_id = correlation_id or uuid.uuid4().hex[:12]
+        self.run_id = run_id
+
+    # -- persistence -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.settings.db_path, timeout=30)
+        try:
+            connection.executescript(SCHEMA)
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def record_incident(
+        self, severity: str, code: str, description: str, *, log_excerpt_path: str | None = None
+    ) -> int:
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._db() as db:
+            cursor = db.execute(
+                "INSERT INTO incidents (run_id, severity, code, description, log_excerpt_path, correlation_id, created_utc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.run_id,
+                    severity,
+                    code,
+                    description,
+                    log_excerpt_path,
+                    self.correlation_id,
+                    created,
+                ),
+            )
+            incident_id = int(cursor.lastrowid or 0)
+        self._log(
+            logging.ERROR if severity == "error" else logging.WARNING,
+            code,
+            description,
+            incident_id=incident_id,
+        )
+        return incident_id
+
+    def incidents(self, limit: int = 20) -> list[dict[str, object]]:
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                "SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def record_backtest(self, run_id: str, max_drawdown_account: float) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO backtest_runs (run_id, max_drawdown_account, created_utc) VALUES (?, ?, ?)",
+                (
+                    run_id,
+                    str(max_drawdown_account),
+                    datetime.now(UTC).isoformat(timespec="microseconds"),
+                ),
+            )
+
+    def last_backtest_drawdown(self) -> float | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT max_drawdown_account FROM backtest_runs ORDER BY created_utc DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def _log(self, level: int, event: str, message: str, **fields: object) -> None:
+        payload = {
+            "event": event,
+            "message": message,
+            "correlation_id": self.correlation_id,
+            "run_id": self.run_id,
+            **fields,
+        }
+        logger.log(level, json.dumps(payload, default=str))
+
+    # -- circuit breaker -------------------------------------------------------------
+
+    def read_breaker(self) -> CircuitBreaker | None:
+        path = self.settings.circuit_breaker_file
+        if not path.exists():
+            return None
+        return CircuitBreaker.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def breaker_decision(self, now: datetime | None = None) -> Decision:
+        now = now or datetime.now(UTC)
+        try:
+            breaker = self.read_breaker()
+        except (OSError, ValueError) as exc:
+            reason = f"circuit-breaker file {self.settings.circuit_breaker_file} is unreadable or invalid: {exc}"
+            self.record_incident("error", "cb_invalid", reason.splitlines()[0])
+            return Decision(False, "cb_invalid", reason.splitlines()[0])
+        if breaker is None or not breaker.in_force(now):
+            return ALLOWED
+        if self.settings.allow_when_cb:
+            self._log(
+                logging.WARNING,
+                "cb_override",
+                f"circuit breaker active ({breaker.reason}) but RISK_ALLOW_WHEN_CB=1",
+            )
+            return ALLOWED
+        until = f" until {breaker.until_iso.isoformat()}" if breaker.until_iso else ""
+        return Decision(False, "cb_active", f"circuit breaker active{until}: {breaker.reason}")
+
+    def enable_breaker(
+        self, reason: str, *, minutes: float | None = None, until: datetime | None = None
+    ) -> CircuitBreaker:
+        if minutes is not None and until is not None:
+            raise RiskBlocked("give --minutes or --until, not both")
+        if minutes is not None:
+            until = datetime.now(UTC) + timedelta(minutes=minutes)
+        if until is not None and until.tzinfo is None:
+            raise RiskBlocked("--until must be a UTC time with a zone, e.g. 2026-08-17T10:15:00Z")
+        breaker = CircuitBreaker(active=True, reason=reason, until_iso=until)
+        write_text_atomic(self.settings.circuit_breaker_file, breaker.model_dump_json(indent=2))
+        self.record_incident("warning", "cb_enabled", f"circuit breaker enabled: {reason}")
+        return breaker
+
+    def disable_breaker(self) -> CircuitBreaker:
+        breaker = CircuitBreaker(active=False, reason="disabled")
+        write_text_atomic(self.settings.circuit_breaker_file, breaker.model_dump_json(indent=2))
+        self._log(logging.INFO, "cb_disabled", "circuit breaker disabled")
+        return breaker
+
+    # -- trades ----------------------------------------------------------------------
+
+    def check_entry(
+        self,
+        pair: str,
+        stake: Decimal,
+        open_positions: list[Position],
+        wallet_total: Decimal,
+        *,
+        use_breaker: bool = True,
+    ) -> Decision:
+        """May a new ``stake`` in ``pair`` be opened next to ``open_positions``?"""
+        if use_breaker:
+            decision = self.breaker_decision()
+            if not decision.allowed:
+                return self._block(decision, pair)
+        limit = self.settings.live_max_concurrent_trades
+        if limit is not None and len(open_positions) >= limit:
+            return self._block(
+                Decision(False, "max_trades", f"{len(open_positions)} open trades, limit {limit}"),
+                pair,
+            )
+        cap = self.exposure_cap(pair, open_positions, wallet_total)
+        if cap is not None and money(stake) > cap:
+            return self._block(
+                Decision(
+                    False,
+                    "max_exposure",
+                    f"stake {money(stake)} exceeds the room {cap} left in {pair}",
+                ),
+                pair,
+            )
+        return ALLOWED
+
+    def exposure_cap(
+        self, pair: str, open_positions: list[Position], wallet_total: Decimal
+    ) -> Decimal | None:
+        """Largest new stake in ``pair`` within the per-market exposure limit (None: no limit)."""
+        share = self.settings.live_max_per_market_exposure_pct
+        if share is None:
+            return None
+        held = sum((p.stake for p in open_positions if p.pair == pair), Decimal(0))
+        return max(money(Decimal(wallet_total) * share - held), Decimal(0))
+
+    def size_stake(
+        self, pair: str, proposed: Decimal, open_positions: list[Position], wallet_total: Decimal
+    ) -> Decimal:
+        cap = self.exposure_cap(pair, open_positions, wallet_total)
+        stake = money(proposed)
+        return stake if cap is None else min(stake, cap)
+
+    def _block(self, decision: Decision, pair: str) -> Decision:
+        self._log(
+            logging.WARNING, f"risk_block_{decision.code}", f"{pair}: {decision.reason}", pair=pair
+        )
+        return decision
+
+    # -- backtests -------------------------------------------------------------------
+
+    def check_backtest(self) -> Decision:
+        decision = self.breaker_decision()
+        if not decision.allowed:
+            return decision
+        threshold = self.settings.max_backtest_drawdown_pct
+        last = self.last_backtest_drawdown()
+        if threshold is not None and last is not None and last >= threshold:
+            reason = f"last backtest's max drawdown {last:.1%} >= RISK_MAX_BACKTEST_DRAWDOWN_PCT {threshold:.1%}"
+            self.record_incident("warning", "max_dd_block", reason)
+            return Decision(False, "max_dd_block", reason)
+        return ALLOWED
+
+    @contextlib.contextmanager
+    def backtest_slot(self) -> Iterator[Path]:
+        """Hold one of ``max_concurrent_backtests`` slots (a lock file with a TTL)."""
+        running = self.settings.state_dir / "running"
+        running.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for lock in running.glob("*.lock"):  # orphans of killed processes
+            with contextlib.suppress(FileNotFoundError):
+                if now - lock.stat().st_mtime > self.settings.concurrency_ttl_sec:
+                    lock.unlink()
+        limit = self.settings.max_concurrent_backtests
+        active = len(list(running.glob("*.lock")))
+        if limit and active >= limit:
+            self.record_incident(
+                "warning", "concurrency_block", f"{active} backtests running, limit {limit}"
+            )
+            raise RiskBlocked(
+                f"{active} backtests already running (RISK_MAX_CONCURRENT_BACKTESTS={limit})",
+                hint=f"wait, or remove stale locks in {running}",
+            )
+        lock = running / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
+        lock.write_text(json.dumps({"pid": os.getpid(), "correlation_id": self.correlation_id}))
+        self._log(logging.INFO, "slot_acquired", str(lock))
+        try:
+            yield lock
+        finally:
+            lock.unlink(missing_ok=True)

@@ -1,0 +1,169 @@
+"""The risk manager: circuit breaker, locks, drawdown guardrail, live limits, incidents."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from strategies.risk import Position, RiskBlocked, RiskManager, RiskSettings, money
+from tests.conftest import CliResult
+
+
+def manager(tmp_path: Path, **overrides: object) -> RiskManager:
+    return RiskManager(
+        RiskSettings.for_userdir(tmp_path, **overrides), correlation_id="cid-1", run_id="run-1"
+    )
+
+
+def test_settings_from_the_seed_environment_variables(tmp_path: Path) -> None:
+    env = {
+        "RISK_MAX_CONCURRENT_BACKTESTS": "2",
+        "RISK_CONCURRENCY_TTL_SEC": "60",
+        "RISK_STATE_DIR": str(tmp_path / "st"),
+        "RISK_ALLOW_WHEN_CB": "1",
+        "RISK_MAX_BACKTEST_DRAWDOWN_PCT": "0.2",
+        "RISK_LIVE_MAX_CONCURRENT_TRADES": "3",
+        "RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT": "0.25",
+        "RISK_DB_PATH": "",
+    }
+    settings = RiskSettings.from_env(env, tmp_path)
+    assert settings.circuit_breaker_file == tmp_path / "st" / "circuit_breaker.json"
+    assert settings.db_path == tmp_path / "registry" / "strategies_registry.sqlite"
+    assert (
+        settings.max_concurrent_backtests,
+        settings.concurrency_ttl_sec,
+        settings.allow_when_cb,
+    ) == (2, 60, True)
+    assert settings.live_max_per_market_exposure_pct == Decimal("0.25")
+    with pytest.raises(RiskBlocked, match="live_max_concurrent_trades"):
+        RiskSettings.from_env({"RISK_LIVE_MAX_CONCURRENT_TRADES": "many"}, tmp_path)
+
+
+def test_circuit_breaker_blocks_until_it_expires(tmp_path: Path) -> None:
+    risk = manager(tmp_path)
+    assert risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000)).allowed
+    risk.enable_breaker("incident-123", minutes=60)
+    decision = risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000))
+    assert (
+        not decision.allowed and decision.code == "cb_active" and "incident-123" in decision.reason
+    )
+    assert not risk.check_backtest().allowed
+    assert risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000), use_breaker=False).allowed
+    expired = datetime.now(UTC) - timedelta(minutes=1)
+    risk.settings.circuit_breaker_file.write_text(
+        json.dumps({"active": True, "reason": "old", "until_iso": expired.isoformat()})
+    )
+    assert risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000)).allowed
+    risk.enable_breaker("again", until=datetime.now(UTC) + timedelta(hours=1))
+    risk.disable_breaker()
+    assert risk.breaker_decision().allowed
+    override = manager(tmp_path, allow_when_cb=True)
+    override.enable_breaker("manual", minutes=5)
+    assert override.breaker_decision().allowed
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"active": "maybe"}', '{"reason": "no active"}'])
+def test_invalid_breaker_file_fails_safe_and_records_an_incident(
+    tmp_path: Path, content: str
+) -> None:
+    risk = manager(tmp_path)
+    risk.settings.state_dir.mkdir(parents=True)
+    risk.settings.circuit_breaker_file.write_text(content)
+    decision = risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000))
+    assert not decision.allowed and decision.code == "cb_invalid"
+    incidents = risk.incidents()
+    assert incidents[0]["code"] == "cb_invalid"
+    assert incidents[0]["correlation_id"] == "cid-1" and incidents[0]["run_id"] == "run-1"
+
+
+def test_live_limits_on_trades_and_exposure(tmp_path: Path) -> None:
+    risk = manager(
+        tmp_path, live_max_concurrent_trades=2, live_max_per_market_exposure_pct=Decimal("0.25")
+    )
+    wallet = Decimal("1000")
+    open_ = [Position("BTC/USDT", Decimal("150")), Position("ETH/USDT", Decimal("100"))]
+    assert risk.check_entry("XRP/USDT", Decimal(10), open_, wallet).code == "max_trades"
+    one = open_[:1]
+    assert risk.exposure_cap("BTC/USDT", one, wallet) == Decimal("100.00000000")
+    assert risk.check_entry("BTC/USDT", Decimal("100"), one, wallet).allowed
+    assert risk.check_entry("BTC/USDT", Decimal("100.00000001"), one, wallet).code == "max_exposure"
+    assert risk.size_stake("BTC/USDT", Decimal("400"), one, wallet) == Decimal("100")
+    assert risk.size_stake("ETH/USDT", Decimal("12.3456789123"), one, wallet) == Decimal(
+        "12.34567891"
+    )
+
+
+def test_money_is_decimal_quantised_to_8_places() -> None:
+    assert money(0.1) + money(0.2) == Decimal("0.30000000")
+    assert money("1.999999999") == Decimal("1.99999999")
+
+
+def test_drawdown_guardrail(tmp_path: Path) -> None:
+    risk = manager(tmp_path, max_backtest_drawdown_pct=0.2)
+    assert risk.check_backtest().allowed
+    risk.record_backtest("a", 0.35)
+    decision = risk.check_backtest()
+    assert not decision.allowed and decision.code == "max_dd_block"
+    time.sleep(0.001)
+    risk.record_backtest("b", 0.1)
+    assert risk.check_backtest().allowed
+    assert [i["code"] for i in risk.incidents()] == ["max_dd_block"]
+
+
+def test_backtest_locks_limit_concurrency_and_expire(tmp_path: Path) -> None:
+    risk = manager(tmp_path, max_concurrent_backtests=1, concurrency_ttl_sec=60)
+    with risk.backtest_slot() as lock:
+        assert lock.exists()
+        with pytest.raises(RiskBlocked, match="already running"), risk.backtest_slot():
+            pass
+    assert not lock.exists()
+    orphan = risk.settings.state_dir / "running" / "999999-dead.lock"
+    orphan.write_text("{}")
+    old = time.time() - 120
+    os.utime(orphan, (old, old))
+    with risk.backtest_slot():
+        assert not orphan.exists()
+
+
+def test_incidents_are_json_logs_with_ids(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    risk = manager(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="tradingbot.risk"):
+        incident = risk.record_incident("warning", "test_event", "something odd")
+    payload = json.loads(caplog.records[-1].getMessage())
+    assert payload["correlation_id"] == "cid-1" and payload["run_id"] == "run-1"
+    assert payload["event"] == "test_event" and payload["incident_id"] == incident
+    with sqlite3.connect(risk.settings.db_path) as db:
+        assert db.execute("SELECT code FROM incidents").fetchall() == [("test_event",)]
+
+
+def test_risk_cli(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    assert (
+        cli("risk", "enable", "--reason", "x", "--userdir", tmp_path).code == 2
+    )  # needs a duration
+    enabled = cli(
+        "risk", "enable", "--reason", "exchange incident", "--minutes", "30", "--userdir", tmp_path
+    )
+    assert enabled.code == 0 and "ACTIVE" in enabled.out
+    status = cli("risk", "status", "--userdir", tmp_path)
+    assert (
+        "BLOCKING" in status.out
+        and "exchange incident" in status.out
+        and "cb_enabled" in status.out
+    )
+    assert cli("risk", "disable", "--userdir", tmp_path).code == 0
+    assert "clear" in cli("risk", "status", "--userdir", tmp_path).out
+    bad = cli("risk", "enable", "--reason", "x", "--until", "tomorrow", "--userdir", tmp_path)
+    assert bad.code == 2 and "ISO 8601" in bad.err
+    naive = cli(
+        "risk", "enable", "--reason", "x", "--until", "2030-01-01T00:00:00", "--userdir", tmp_path
+    )
+    assert naive.code == 2 and "UTC time with a zone" in naive.err
