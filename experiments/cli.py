@@ -430,6 +430,46 @@ def risk_disable(userdir: Userdir = Path("user_data")) -> None:
     console.print("circuit breaker disabled")
 
 
+@app.command("paper")
+def paper_command(
+    config: Annotated[Path, typer.Option("--config", help="Freqtrade config.")] = Path(
+        "user_data/config.dryrun.json"
+    ),
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Strategy class (default: the config's).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model URI, e.g. models:/btc_1h_hmm_lstm@champion."),
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Trade real money (also needs --i-understand-live-risk).")
+    ] = False,
+    i_understand_live_risk: Annotated[
+        bool, typer.Option("--i-understand-live-risk", hidden=True)
+    ] = False,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Paper trading (dry-run) with Freqtrade's bot loop; live only with explicit opt-in."""
+    import subprocess
+
+    from experiments.paper import PaperError, trade_command
+
+    if live and not i_understand_live_risk:
+        raise PaperError("--live also needs --i-understand-live-risk: real orders, real money")
+    command, environment = trade_command(
+        config=config,
+        userdir=userdir,
+        strategy=strategy,
+        model=model,
+        live=live,
+        tracking_uri=tracking_uri(userdir),
+    )
+    mode = "[bold red]LIVE[/]" if live else "dry-run (paper)"
+    console.print(f"starting freqtrade trade in {mode}: {' '.join(command[1:])}")
+    raise typer.Exit(subprocess.call(command, env=environment))
+
+
 @app.command()
 def demo(
     userdir: Userdir = Path("user_data"),

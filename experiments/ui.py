@@ -44,11 +44,18 @@ def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str]
         server_command(tracking_uri, userdir, port), env=env, start_new_session=True
     )
     say(f"MLflow UI for {tracking_uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM/SIGHUP stop the server group like Ctrl-C does
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:

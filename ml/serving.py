@@ -81,13 +81,11 @@ class ModelAdapter:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         try:
-            import mlflow
-
             from ml.registry import load_bundle
+            from ml.tracking import use_uri
 
             if self.tracking_uri:
-                mlflow.set_tracking_uri(self.tracking_uri)
-                mlflow.set_registry_uri(self.tracking_uri)
+                use_uri(self.tracking_uri)
             self.bundle = load_bundle(self.model_uri)
         except Exception as exc:  # any failure must degrade to do_predict = 0, not crash
             self._failed_at = time.monotonic()

@@ -37,8 +37,17 @@ def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     userdir.mkdir(parents=True, exist_ok=True)
-    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into our own
-    # environment, where they would later read as the *user's* choice: put them back.
+    use_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def use_uri(tracking_uri: str) -> None:
+    """Make ``tracking_uri`` MLflow's tracking and registry URI in this process only.
+
+    ``mlflow.set_*_uri`` also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into
+    the process environment, where they would later read as the *user's* choice
+    (and leak into child processes): they are put back as they were.
+    """
     saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -47,7 +56,6 @@ def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,14 @@ requires_shared = pytest.mark.skipif(
     reason=f"real market data not found at {SHARED_DATA} (set TRADINGBOT_SHARED_DATA); "
     "CI and developer machines have it, a fresh user clone does not",
 )
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tracking_uri() -> Iterator[None]:
+    """No code of ours may leave MLflow URIs in the environment (they would redirect later runs)."""
+    yield
+    leaked = [k for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI") if k in os.environ]
+    assert not leaked, f"{leaked} left in os.environ"
 
 
 @dataclass

@@ -1,0 +1,71 @@
+"""`tradingbot paper`: dry-run by default, live only with explicit opt-in, keys never in files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from experiments.paper import PaperError, trade_command
+from tests.conftest import CliResult
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "user_data" / "config.dryrun.json"
+
+
+def test_shipped_dryrun_config_is_paper_and_keyless() -> None:
+    config = json.loads(CONFIG.read_text())
+    assert config["dry_run"] is True
+    assert config["exchange"]["key"] == "" and config["exchange"]["secret"] == ""
+    assert config["strategy"] == "RegimeStrategy"
+
+
+def test_command_is_dry_run_by_default(tmp_path: Path) -> None:
+    command, env = trade_command(
+        config=CONFIG,
+        userdir=tmp_path,
+        strategy=None,
+        model="models:/m@champion",
+        live=False,
+        tracking_uri="sqlite:///x.db",
+    )
+    assert command[1:4] == ["-m", "freqtrade", "trade"] and "--dry-run" in command
+    assert env["FREQTRADE__TRADINGBOT__MODEL_URI"] == "models:/m@champion"
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"
+
+
+def test_keys_in_the_file_are_refused(tmp_path: Path) -> None:
+    config = json.loads(CONFIG.read_text())
+    config["exchange"]["key"] = "abc"
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(PaperError, match="exchange keys are written in the file"):
+        trade_command(
+            config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
+        )
+
+
+def test_live_needs_keys_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FREQTRADE__EXCHANGE__KEY", raising=False)
+    with pytest.raises(PaperError, match="needs FREQTRADE__EXCHANGE__KEY"):
+        trade_command(
+            config=CONFIG, userdir=tmp_path, strategy=None, model=None, live=True, tracking_uri="x"
+        )
+    monkeypatch.setenv("FREQTRADE__EXCHANGE__KEY", "KEY-7f3a9")
+    monkeypatch.setenv("FREQTRADE__EXCHANGE__SECRET", "SECRET-c41d2")
+    command, _ = trade_command(
+        config=CONFIG, userdir=tmp_path, strategy=None, model=None, live=True, tracking_uri="x"
+    )
+    assert "--dry-run" not in command
+    assert "KEY-7f3a9" not in " ".join(command) and "SECRET-c41d2" not in " ".join(command)
+
+
+def test_cli_refuses_live_without_the_explicit_opt_in(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = cli("paper", "--live", "--userdir", tmp_path)
+    assert result.code == 2 and "--i-understand-live-risk" in result.err

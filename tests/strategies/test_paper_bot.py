@@ -1,0 +1,223 @@
+"""Freqtrade's real bot loop (FreqtradeBot.process) in dry-run, with local candles.
+
+Only the exchange's network calls are replaced: markets come from a frozen
+snapshot, candles from a local frame, prices and order books from the last close,
+and any socket connection fails. Shown: entries follow the adapter's predictions,
+an active circuit breaker stops new entries, exposure and trade-count limits hold,
+and every trade carries its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from experiments.spec import parse_experiment
+from experiments.train import train
+from features.data import import_candles
+from features.data.synthetic import generate
+from ml.registry import promote
+from ml.tracking import configure, default_tracking_uri
+from strategies.freqtrade_offline import install_frozen_markets
+from strategies.markets import market_entry
+from strategies.risk import RiskManager, RiskSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+PAIRS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
+CANDLES = 2500
+
+
+def _candles_until_now(seed: int) -> pd.DataFrame:
+    candles, _ = generate(CANDLES, seed=seed)
+    last_closed = pd.Timestamp.now(tz="UTC").floor("1h") - pd.Timedelta(hours=1)
+    candles["date"] = pd.date_range(end=last_closed, periods=CANDLES, freq="1h", tz="UTC").astype(
+        "datetime64[ns, UTC]"
+    )
+    return candles
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("paper")
+    userdir = root / "ud"
+    frames = {}
+    for seed, pair in enumerate(PAIRS, start=30):
+        frames[pair] = _candles_until_now(seed)
+        source = root / f"{pair.replace('/', '_')}.feather"
+        frames[pair].to_feather(source)
+        import_candles(source, pair=pair, timeframe="1h", exchange="binance", userdir=userdir)
+    train_end = frames["BTC/USDT"]["date"].iloc[-300]
+    spec = parse_experiment(
+        {
+            "name": "paper_lgbm",
+            "data": {"pair": "BTC/USDT", "timerange": f"-{train_end:%Y%m%d}"},
+            "regime": {"n_restarts": 1, "n_iter": 30},
+            "model": {
+                "kind": "lightgbm",
+                "params": {"n_estimators": 40, "num_leaves": 7, "min_child_samples": 50},
+            },
+            "walk_forward": {"folds": 1, "test_size": 300},
+        },
+        source="test",
+    )
+    uri = default_tracking_uri(userdir)
+    result = train(spec, userdir=userdir, tracking_uri=uri)
+    promote(configure(uri, userdir), "paper_lgbm", result.version, "paper test", user="pytest")
+    return {"userdir": userdir, "frames": frames, "uri": uri}
+
+
+@pytest.fixture
+def offline_exchange(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from freqtrade.enums import CandleType
+    from freqtrade.exchange.exchange import Exchange
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    install_frozen_markets({pair: market_entry(pair) for pair in PAIRS})
+    frames: dict[str, pd.DataFrame] = world["frames"]
+
+    def refresh_latest_ohlcv(
+        self: Exchange, pair_list: list[Any], **kwargs: object
+    ) -> dict[Any, pd.DataFrame]:
+        out = {}
+        for pair, timeframe, *rest in pair_list:
+            frame = frames[pair].copy()
+            frame["date"] = frame["date"].astype("datetime64[ms, UTC]")
+            key = (pair, timeframe, rest[0] if rest else CandleType.SPOT)
+            self._klines[key] = frame
+            out[key] = frame
+        return out
+
+    def close(pair: str) -> float:
+        return float(frames[pair]["close"].iloc[-1])
+
+    monkeypatch.setattr(Exchange, "refresh_latest_ohlcv", refresh_latest_ohlcv)
+    monkeypatch.setattr(
+        Exchange,
+        "fetch_ticker",
+        lambda self, pair: {
+            "symbol": pair,
+            "bid": close(pair),
+            "ask": close(pair),
+            "last": close(pair),
+        },
+    )
+    monkeypatch.setattr(
+        Exchange,
+        "fetch_l2_order_book",
+        lambda self, pair, limit=100: {
+            "symbol": pair,
+            "bids": [[close(pair), 1e6]],
+            "asks": [[close(pair), 1e6]],
+        },
+    )
+    yield
+
+
+def _bot(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **risk_env: str
+) -> Any:
+    from freqtrade.configuration import Configuration
+    from freqtrade.enums import RunMode
+    from freqtrade.freqtradebot import FreqtradeBot
+
+    userdir: Path = world["userdir"]
+    monkeypatch.setenv("RISK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RISK_DB_PATH", str(tmp_path / "risk.sqlite"))
+    for key, value in risk_env.items():
+        monkeypatch.setenv(key, value)
+    config = json.loads((ROOT / "user_data" / "config.dryrun.json").read_text())
+    config.update(
+        {
+            "max_open_trades": 3,
+            "db_url": "sqlite://",
+            "dry_run_wallet": 1000,
+            "user_data_dir": str(userdir),
+            "tradingbot": {
+                "model_uri": "models:/paper_lgbm@champion",
+                "tracking_uri": world["uri"],
+            },
+        }
+    )
+    config["exchange"]["pair_whitelist"] = PAIRS
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    args = {
+        "config": [str(path)],
+        "strategy_path": str(ROOT / "user_data" / "strategies"),
+        "user_data_dir": str(userdir),
+    }
+    bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
+    bot.strategy.entry_threshold.value = (
+        0.0  # enter wherever the model is trusted and the regime is not bearish
+    )
+    return bot
+
+
+def _open_trades() -> list[Any]:
+    from freqtrade.persistence import Trade
+
+    return list(Trade.get_open_trades())
+
+
+def _expected_entries(bot: Any) -> list[str]:
+    pairs = []
+    for pair in PAIRS:
+        frame, _ = bot.dataprovider.get_analyzed_dataframe(pair, "1h")
+        last = frame.iloc[-1]
+        if last["do_predict"] == 1 and last["&-regime"] not in ("bear", "crash"):
+            pairs.append(pair)
+    return pairs
+
+
+@pytest.mark.slow
+def test_bot_loop_enters_on_predictions_respects_the_breaker_and_limits(
+    world: dict[str, Any], offline_exchange: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = _bot(world, tmp_path, monkeypatch, RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT="0.25")
+    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, world["userdir"]))
+    try:
+        risk.enable_breaker("test incident", minutes=30)
+        bot.process()
+        assert _open_trades() == []  # the circuit breaker stopped every entry
+        expected = _expected_entries(bot)
+        assert expected, "the seeded data should give at least one trusted, non-bearish pair"
+
+        risk.disable_breaker()
+        bot.process()
+        trades = _open_trades()
+        assert sorted(t.pair for t in trades) == sorted(expected)
+        for trade in trades:
+            frame, _ = bot.dataprovider.get_analyzed_dataframe(trade.pair, "1h")
+            last = frame.iloc[-1]
+            assert trade.enter_tag.startswith(
+                f"{last['&-regime']}|entry p_up "
+            )  # the reason travels with it
+            assert Decimal(str(trade.stake_amount)) <= Decimal(
+                "250"
+            )  # 25% of the 1,000 USDT wallet
+    finally:
+        bot.cleanup()
+
+
+@pytest.mark.slow
+def test_bot_loop_respects_the_concurrent_trade_limit(
+    world: dict[str, Any], offline_exchange: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = _bot(world, tmp_path, monkeypatch, RISK_LIVE_MAX_CONCURRENT_TRADES="1")
+    try:
+        bot.process()
+        bot.process()
+        assert len(_open_trades()) == 1
+    finally:
+        bot.cleanup()
