@@ -482,7 +482,7 @@ def demo(
         ),
     ] = Path("../shared/data"),
 ) -> None:
-    """Run the main job on embedded defaults: data -> features -> training -> champion."""
+    """Run the main job on embedded defaults: data -> features -> training -> champion -> backtest."""
     from experiments.demo import run_demo
 
     run_demo(console, userdir=userdir, shared_data=shared_data, tracking_uri=tracking_uri(userdir))

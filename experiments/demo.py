@@ -3,9 +3,10 @@
 Stages so far: data (the real BTC/USDT 1h export when ``../shared/data`` is
 there, else a seeded synthetic regime-switching market, and it says which) ->
 quality report -> causal features -> walk-forward training of an HMM-LSTM and a
-LightGBM spec, recorded in MLflow -> promotion of the better one (by walk-forward
-Sharpe after fees) to ``champion``. Backtest and report stages are added here as
-they land.
+LightGBM spec on the first 70% of the candles, recorded in MLflow -> promotion of
+the better one (by walk-forward Sharpe after fees) to ``champion`` -> a backtest
+of the champion on the real Freqtrade engine, offline, over the remaining 30%.
+The report stage is added here when it lands.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
+from experiments.backtest import backtest
 from experiments.features import build_features
-from experiments.render import feature_summary, quality_report, train_summary
+from experiments.render import backtest_summary, feature_summary, quality_report, train_summary
 from experiments.spec import ExperimentSpec, parse_experiment
 from experiments.train import TrainResult, train
-from features.data import ImportOptions, import_candles
+from features.data import ImportOptions, import_candles, load_candles
 from features.data.synthetic import generate
 from features.frames import write_feature_file
 from features.spec import default_spec
@@ -32,7 +35,8 @@ DEMO_EXCHANGE = "binance"
 REAL_FILE = Path("binance-csv") / "Binance_BTCUSDT_1h.csv.gz"
 SYNTHETIC_CANDLES = 24 * 365
 SYNTHETIC_SEED = 7
-STAGES = 4
+STAGES = 5
+TRAIN_SHARE = 0.7  # models see the first 70% of the candles; the backtest the rest
 
 # Embedded demo specs: the example specs' models, sized to run in a few minutes on 2 cores.
 DEMO_SPECS: dict[str, dict[str, object]] = {
@@ -48,13 +52,18 @@ DEMO_SPECS: dict[str, dict[str, object]] = {
 }
 
 
-def demo_specs() -> list[ExperimentSpec]:
+def demo_specs(train_timerange: str) -> list[ExperimentSpec]:
     return [
         parse_experiment(
             {
                 "name": name,
                 "seed": 42,
-                "data": {"pair": DEMO_PAIR, "timeframe": DEMO_TIMEFRAME, "exchange": DEMO_EXCHANGE},
+                "data": {
+                    "pair": DEMO_PAIR,
+                    "timeframe": DEMO_TIMEFRAME,
+                    "exchange": DEMO_EXCHANGE,
+                    "timerange": train_timerange,
+                },
                 "regime": {"n_states": 3, "n_restarts": 2},
                 "walk_forward": {"scheme": "expanding", "folds": 3},
                 **body,
@@ -115,8 +124,12 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
     _heading(
         console, f"3/{STAGES} training: HMM-LSTM and LightGBM, walk-forward, recorded in MLflow"
     )
+    candles = load_candles(userdir, DEMO_EXCHANGE, DEMO_PAIR, DEMO_TIMEFRAME)
+    cutoff = candles["date"].iloc[int(len(candles) * TRAIN_SHARE)].floor("D")
+    end = candles["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
+    console.print(f"models train on candles before {cutoff:%Y-%m-%d}; the backtest runs after it")
     results: list[TrainResult] = []
-    for experiment in demo_specs():
+    for experiment in demo_specs(f"-{cutoff:%Y%m%d}"):
         console.print(f"training {experiment.name} ({experiment.model.kind}) ...")
         trained = train(
             experiment,
@@ -146,7 +159,24 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
             "[yellow]note: neither model beats buying and holding after fees on this data; "
             "the champion is only the better of the two.[/]"
         )
+    timerange = f"{cutoff:%Y%m%d}-{end:%Y%m%d}"
+    _heading(
+        console,
+        f"5/{STAGES} backtest: {best.model_name}@champion on the real Freqtrade engine, "
+        f"offline, {timerange} (after its training window)",
+    )
+    summary = backtest(
+        strategy="RegimeStrategy",
+        pair=DEMO_PAIR,
+        timeframe=DEMO_TIMEFRAME,
+        exchange=DEMO_EXCHANGE,
+        timerange=timerange,
+        model=f"{best.model_name}@champion",
+        userdir=userdir,
+        tracking_uri=tracking_uri,
+    )
+    backtest_summary(console, summary)
     console.print(
         f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)\n"
-        "Backtests on the Freqtrade engine and the report join the demo as they land."
+        "The HTML report joins the demo when it lands."
     )

@@ -37,6 +37,13 @@ def _assert_trained_and_promoted(userdir: Path, text: str) -> None:
     assert "best walk-forward Sharpe" in champion.tags["promotion_reason"]
     assert f"models:/{best}@champion" in text
     assert "tradingbot ui" in text
+    # ...and it ends with an offline Freqtrade backtest of the champion after its training window
+    backtests = client.search_runs([client.get_experiment_by_name("backtests").experiment_id])
+    assert len(backtests) == 1
+    run = backtests[0]
+    assert run.data.tags["model"] == f"{best}@champion"
+    assert run.data.metrics["guard.excluded_candles"] == 0
+    assert "Sharpe (daily wallet balance)" in text
 
 
 @pytest.mark.slow
