@@ -20,7 +20,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from experiments.spec import TimeRange
+from features.data import load_candles
+from features.pipeline import build
 from ml import tracking
+from ml.bundle import ModelBundle
 from ml.registry import RegistryError
 from strategies.results import BacktestMetrics, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
@@ -61,6 +64,54 @@ def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, st
     return f"models:/{version.name}/{version.version}", str(version.version), str(version.run_id)
 
 
+def stitch_walk_forward(
+    client: mlflow.MlflowClient, model_run_id: str, userdir: Path, exchange: str, out: Path
+) -> tuple[Path, str, int]:
+    """Out-of-sample predictions of each fold bundle of a training run, stitched in time order.
+
+    Each fold's bundle predicts only its own out-of-sample window (with the history
+    before it as input, causally). Returns (parquet path, Freqtrade timerange, folds).
+    """
+    run = client.get_run(model_run_id)
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{model_run_id}'"
+    )
+    if not children:
+        raise RegistryError(f"training run {model_run_id} has no fold runs to walk forward with")
+    children.sort(key=lambda child: int(child.data.tags.get("fold", "0")))
+    pieces, features_by_spec = [], {}
+    for child in children:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=child.info.run_id,
+                artifact_path="fold",
+                dst_path=str(out / child.info.run_id),
+            )
+        )
+        bundle = ModelBundle.load(folder / "bundle.joblib")
+        window = json.loads((folder / "window.json").read_text())["out_of_sample"]
+        meta = bundle.metadata
+        key = (meta.pair, meta.timeframe, meta.spec_hash)
+        if key not in features_by_spec:
+            candles = load_candles(userdir, exchange, meta.pair, meta.timeframe)
+            features_by_spec[key] = build(candles, bundle.feature_spec, meta.timeframe)
+        features = features_by_spec[key]
+        first, last = pd.Timestamp(window["first"]), pd.Timestamp(window["last"])
+        upto = features[features["date"] <= last]
+        predictions = bundle.predict_features(upto)
+        pieces.append(
+            predictions[predictions["date"] >= first].drop(columns=["reason"], errors="ignore")
+        )
+    stitched = pd.concat(pieces, ignore_index=True).sort_values("date")
+    if stitched["date"].duplicated().any():
+        raise RegistryError(f"fold windows of run {model_run_id} overlap: cannot stitch them")
+    path = out / "walk_forward_predictions.parquet"
+    stitched.to_parquet(path, index=False)
+    start = stitched["date"].iloc[0].floor("D")
+    end = stitched["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
+    return path, f"{start:%Y%m%d}-{end:%Y%m%d}", len(children)
+
+
 def backtest(
     *,
     strategy: str,
@@ -72,21 +123,35 @@ def backtest(
     userdir: Path,
     tracking_uri: str,
     use_cache: bool = True,
+    walk_forward: bool = False,
 ) -> BacktestSummary:
-    TimeRange.parse(timerange)
+    """Backtest ``strategy`` with ``model``. ``walk_forward`` uses the model's fold bundles
+    instead, each on its own out-of-sample window (the timerange is then their span)."""
     client = tracking.configure(tracking_uri, userdir)
     model_uri = version = model_run = None
     if model:
         model_uri, version, model_run = resolve_model(client, model)
+    predictions, folds = None, 0
+    if walk_forward:
+        if not model_run:
+            raise RegistryError(
+                "--walk-forward needs --model NAME@alias (its training run holds the folds)"
+            )
+        workdir = userdir / "backtest_results" / "tradingbot" / "walk_forward" / str(model_run)
+        predictions, timerange, folds = stitch_walk_forward(
+            client, model_run, userdir, exchange, workdir
+        )
+    TimeRange.parse(timerange)
     request = BacktestRequest(
         strategy=strategy,
         pair=pair,
         timeframe=timeframe,
         exchange=exchange,
         timerange=timerange,
-        model_uri=model_uri,
+        model_uri=None if walk_forward else model_uri,
         model_version=f"{model}={version}" if model else None,
         tracking_uri=tracking_uri,
+        predictions=predictions,
     )
     risk = RiskManager(RiskSettings.from_env(os.environ, userdir))
     decision = risk.check_backtest()
@@ -125,6 +190,8 @@ def backtest(
                 "model_run_id": str(model_run),
             }
         )
+    if walk_forward:
+        tags.update({"walk_forward": "true", "walk_forward.folds": str(folds)})
     excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
     with (
         tempfile.TemporaryDirectory() as tmp,

@@ -337,6 +337,13 @@ def backtest_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Run Freqtrade even if the result is cached.")
     ] = False,
+    walk_forward: Annotated[
+        bool,
+        typer.Option(
+            "--walk-forward",
+            help="Use the model's fold bundles, each on its own out-of-sample window.",
+        ),
+    ] = False,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
@@ -352,19 +359,22 @@ def backtest_command(
         model = model or f"{experiment.name}@champion"
         timerange = timerange or experiment.backtest.timerange
         strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
-    if pair is None or timeframe is None or timerange is None:
+    if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
-    with stage(f"backtesting {strategy} on {pair} {timeframe} {timerange} (Freqtrade, offline)"):
+    with stage(
+        f"backtesting {strategy} on {pair} {timeframe} {timerange or 'walk-forward'} (Freqtrade, offline)"
+    ):
         summary = backtest(
             strategy=strategy,
             pair=pair,
             timeframe=timeframe,
             exchange=exchange,
-            timerange=timerange,
+            timerange=timerange or "",
             model=model,
             userdir=userdir,
             tracking_uri=tracking_uri(userdir),
             use_cache=not no_cache,
+            walk_forward=walk_forward,
         )
     backtest_summary(console, summary)
 

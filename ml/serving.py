@@ -58,8 +58,12 @@ class ModelAdapter:
         retry_seconds: float = 300.0,
         report_path: Path | None = None,
         evaluation_start: pd.Timestamp | None = None,
+        stitched_predictions: Path | None = None,
     ) -> None:
         self.model_uri = model_uri
+        # Walk-forward backtests: out-of-sample predictions of each fold's bundle,
+        # stitched in time order (``date``, ``prediction``, ``p_up``, ``regime``, ``p_<label>``).
+        self.stitched_predictions = stitched_predictions
         self.evaluation_start = evaluation_start  # first traded candle (backtest timerange start)
         self.tracking_uri = tracking_uri
         self.retry_seconds = retry_seconds
@@ -110,8 +114,33 @@ class ModelAdapter:
         columns["do_predict"] = 0
         return dataframe.assign(**columns)
 
+    def _populate_stitched(self, dataframe: pd.DataFrame, pair: str, path: Path) -> pd.DataFrame:
+        """Walk-forward mode: each candle gets the prediction of the fold bundle whose
+        out-of-sample window contains it; candles outside every window get do_predict = 0."""
+        stitched = pd.read_parquet(path)
+        stitched["date"] = pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
+        dates = pd.to_datetime(dataframe["date"], utc=True).astype("datetime64[ns, UTC]")
+        merged = pd.DataFrame({"date": dates.to_numpy()}).merge(stitched, on="date", how="left")
+        out = dataframe.copy()
+        out["&-prediction"] = merged["prediction"].to_numpy()
+        out["&-p_up"] = merged["p_up"].to_numpy() if "p_up" in merged else np.nan
+        out["&-regime"] = merged["regime"].fillna("").to_numpy() if "regime" in merged else ""
+        for column in [c for c in merged.columns if c.startswith("p_") and c != "p_up"]:
+            out[f"&-{column}"] = merged[column].to_numpy()
+        ready = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
+        out["do_predict"] = ready.astype("int64")
+        self.guard.rows[pair] = len(out)
+        self.guard.trusted[pair] = int(ready.sum())
+        self.guard.in_training_window[pair] = (
+            0  # every stitched row is out of sample by construction
+        )
+        self._write_report()
+        return out
+
     def populate(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
         """Add the prediction columns to Freqtrade's candle dataframe (see module docs)."""
+        if self.stitched_predictions is not None:
+            return self._populate_stitched(dataframe, pair, self.stitched_predictions)
         bundle = self._load()
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"

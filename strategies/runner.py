@@ -58,6 +58,7 @@ class BacktestRequest(BaseModel):
     max_open_trades: int = Field(default=1, ge=1)
     fee: float = Field(default=0.001, ge=0, lt=0.1)
     strategy_dir: Path = REPO_STRATEGIES
+    predictions: Path | None = None  # stitched walk-forward predictions (see ml.serving)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ def freqtrade_config(
         settings["model_uri"] = request.model_uri
     if request.tracking_uri:
         settings["tracking_uri"] = request.tracking_uri
+    if request.predictions is not None:
+        settings["predictions"] = str(request.predictions.resolve())
     return {
         "max_open_trades": request.max_open_trades,
         "stake_currency": quote,
@@ -126,7 +129,10 @@ def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, s
         "markets_sha256": snapshot_sha256(snapshot),
         "strategy_sha256": hashlib.sha256(_strategy_file(request).read_bytes()).hexdigest(),
         "strategy_params_sha256": _strategy_params_sha(request),
-        "request": request.model_dump_json(exclude={"strategy_dir", "tracking_uri"}),
+        "predictions_sha256": hashlib.sha256(request.predictions.read_bytes()).hexdigest()
+        if request.predictions is not None
+        else "none",
+        "request": request.model_dump_json(exclude={"strategy_dir", "tracking_uri", "predictions"}),
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20], inputs
 

@@ -192,3 +192,55 @@ def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
     second = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
     assert first.metrics == second.metrics
     assert first.metrics.start == pd.Timestamp("2018-01-22", tz="UTC")
+
+
+def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(btc: Path) -> None:
+    uri = default_tracking_uri(btc)
+    summary = backtest(
+        strategy="RegimeStrategy",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        timerange="",
+        model="bt_btc_lgbm@champion",
+        userdir=btc,
+        tracking_uri=uri,
+        walk_forward=True,
+    )
+    client = MlflowClient(uri)
+    run = client.get_run(summary.run_id)
+    assert run.data.tags["walk_forward"] == "true" and run.data.tags["walk_forward.folds"] == "2"
+
+    model_run = run.data.tags["model_run_id"]
+    children = client.search_runs(
+        [client.get_run(model_run).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{model_run}'",
+    )
+    windows = sorted(
+        (pd.Timestamp(c.data.tags["fold.test_first"]), pd.Timestamp(c.data.tags["fold.test_last"]))
+        for c in children
+    )
+    stitched = pd.read_parquet(
+        next(
+            (btc / "backtest_results" / "tradingbot" / "walk_forward").rglob(
+                "walk_forward_predictions.parquet"
+            )
+        )
+    )
+    assert stitched["date"].min() == windows[0][0] and stitched["date"].max() == windows[-1][1]
+    # the stitched predictions are exactly what each fold's bundle predicted out of sample in training
+    logged = (
+        pd.concat(
+            pd.read_parquet(client.download_artifacts(c.info.run_id, "fold/predictions.parquet"))
+            for c in children
+        )
+        .sort_values("date")
+        .reset_index(drop=True)
+    )
+    pd.testing.assert_series_equal(
+        stitched["p_up"].reset_index(drop=True), logged["p_up"], check_exact=True
+    )
+    trades = parse_result_zip(summary.result_zip, "RegimeStrategy").trades
+    assert len(trades) > 0
+    assert trades["open_date"].min() >= windows[0][0]
+    assert trades["open_date"].max() <= windows[-1][1]

@@ -68,6 +68,9 @@ class RegimeStrategy(IStrategy):
             tracking_uri=tracking_uri,
             report_path=Path(report) if report else None,
             evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
+            stitched_predictions=Path(settings["predictions"])
+            if settings.get("predictions")
+            else None,
         )
         self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir))
 
