@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.errors import SpecError
+from features.errors import SpecError, validation_message
 from features.spec import FeatureSpec, default_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds
 from ml.config import ModelConfig, RegimeConfig, TrainingConfig
@@ -179,24 +179,14 @@ class ExperimentSpec(BaseModel):
         try:
             return self.model_copy(update={"data": DataConfig.model_validate(data)})
         except ValidationError as exc:
-            raise SpecError(f"invalid override: {_errors(exc)}") from exc
-
-
-def _errors(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(
-            "."
-        )
-        parts.append(f"{location or '(top level)'}: {item['msg']}")
-    return "; ".join(parts)
+            raise SpecError(f"invalid override: {validation_message(exc)}") from exc
 
 
 def parse_experiment(data: dict[str, Any], *, source: str) -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{source}: {_errors(exc)}") from exc
+        raise SpecError(f"{source}: {validation_message(exc)}") from exc
 
 
 def load_experiment(path: Path) -> ExperimentSpec:

@@ -29,7 +29,7 @@ from ml import tracking
 from ml.bundle import package_versions
 from ml.plots import regime_plot
 from ml.registry import log_bundle_model, register
-from ml.training import FoldResult, Scores, fit_final, score, walk_forward
+from ml.training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
 
 Progress = Callable[[str], None]
 
@@ -124,6 +124,16 @@ def train(
         candles, feature_spec, window
     )
     config = spec.training
+    job = TrainingJob(
+        name=spec.name,
+        candles=candles,
+        features=features,
+        feature_spec=feature_spec,
+        config=config,
+        pair=data.pair,
+        timeframe=data.timeframe,
+        seed=spec.seed,
+    )
 
     client = tracking.configure(tracking_uri, userdir)
     experiment = tracking.experiment_id(client, spec.name, userdir)
@@ -155,16 +165,7 @@ def train(
         mlflow.log_dict(package_versions(), "environment/versions.json")
 
         fold_rows, stitched = [], []
-        for result in walk_forward(
-            name=spec.name,
-            candles=candles,
-            features=features,
-            feature_spec=feature_spec,
-            config=config,
-            pair=data.pair,
-            timeframe=data.timeframe,
-            seed=spec.seed,
-        ):
+        for result in walk_forward(job):
             say(f"fold {result.fold.index + 1}/{config.walk_forward.folds} done")
             with tracking.tracked_run(
                 experiment_id=experiment,
@@ -189,16 +190,7 @@ def train(
         mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
 
         say("fitting the final model on the whole window")
-        bundle = fit_final(
-            name=spec.name,
-            candles=candles,
-            features=features,
-            feature_spec=feature_spec,
-            config=config,
-            pair=data.pair,
-            timeframe=data.timeframe,
-            seed=spec.seed,
-        )
+        bundle = fit_final(job)
         mlflow.set_tag("device", bundle.metadata.device)
         tracking.log_history(getattr(bundle.forecaster, "history_", []), prefix="final.")
         if bundle.regime_model is not None:

@@ -9,6 +9,10 @@ a traceback; a traceback means a bug in Tradingbot, not in the input.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class TradingbotError(Exception):
@@ -65,3 +69,20 @@ class SpecError(TradingbotError):
 
 class MissingDataError(TradingbotError):
     """Data that a command needs has not been imported yet."""
+
+
+def validation_message(error: ValidationError) -> str:
+    """A pydantic error as ``location: message`` pairs, e.g. ``features[0].rsi.windws: Extra inputs
+    are not permitted``. A container's "too short" is dropped when one of its items failed."""
+    items = error.errors()
+    locations = [item["loc"] for item in items]
+    lines = []
+    for item in items:
+        loc = item["loc"]
+        if item["type"] == "too_short" and any(
+            o[: len(loc)] == loc and o != loc for o in locations
+        ):
+            continue
+        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        lines.append(f"{location or '(top level)'}: {item['msg']}")
+    return "; ".join(lines)

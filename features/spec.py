@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features.errors import SpecError
+from features.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
 
 PIPELINE_VERSION = 1
@@ -183,27 +183,11 @@ def spec_with_higher_timeframe(spec: FeatureSpec, timeframe: str = "4h") -> Feat
     return spec.model_copy(update={"higher_timeframes": (*spec.higher_timeframes, higher)})
 
 
-def _format_validation_error(error: ValidationError) -> str:
-    items = error.errors()
-    locations = [item["loc"] for item in items]
-    lines = []
-    for item in items:
-        loc = item["loc"]
-        # A container's "too short" is only noise when one of its items failed.
-        if item["type"] == "too_short" and any(
-            o[: len(loc)] == loc and o != loc for o in locations
-        ):
-            continue
-        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        lines.append(f"{location or '(top level)'}: {item['msg']}")
-    return "; ".join(lines)
-
-
 def parse_spec(data: object, *, source: str = "feature spec") -> FeatureSpec:
     try:
         return FeatureSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{source}: {_format_validation_error(exc)}") from exc
+        raise SpecError(f"{source}: {validation_message(exc)}") from exc
 
 
 def load_spec(path: Path) -> FeatureSpec:

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from features.atomic import atomic_path
 
@@ -20,6 +21,14 @@ REGIME_COLOURS = {
     "crash": "#9467bd",
     "volatile": "#ff7f0e",
 }
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
 
 
 def regime_plot(
@@ -42,11 +51,7 @@ def regime_plot(
     ax.set_ylabel("close (log scale)")
     ax.legend(loc="upper left", markerscale=6, frameon=False)
     ax.grid(alpha=0.2)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def equity_plot(curves: dict[str, np.ndarray], dates: pd.Series, path: Path, title: str) -> Path:
@@ -58,8 +63,4 @@ def equity_plot(curves: dict[str, np.ndarray], dates: pd.Series, path: Path, tit
     ax.set_ylabel("equity (start = 1)")
     ax.legend(frameon=False)
     ax.grid(alpha=0.2)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -69,74 +69,58 @@ def score(
     return Scores(metrics, baselines)
 
 
-def walk_forward(
-    *,
-    name: str,
-    candles: pd.DataFrame,
-    features: pd.DataFrame,
-    feature_spec: FeatureSpec,
-    config: TrainingConfig,
-    pair: str,
-    timeframe: str,
-    seed: int,
-) -> Iterator[FoldResult]:
+@dataclass(frozen=True)
+class TrainingJob:
+    """What every fit of one training run shares: the data, its features and the config."""
+
+    name: str
+    candles: pd.DataFrame
+    features: pd.DataFrame
+    feature_spec: FeatureSpec
+    config: TrainingConfig
+    pair: str
+    timeframe: str
+    seed: int
+
+    def fit(self, rows: slice) -> ModelBundle:
+        """A bundle fitted on ``rows`` (its training window is recorded in the bundle)."""
+        return fit_bundle(
+            name=self.name,
+            candles=self.candles,
+            features=self.features,
+            rows=rows,
+            feature_spec=self.feature_spec,
+            config=self.config,
+            train_window=data_window(self.candles.iloc[rows], self.pair, self.timeframe),
+            data_sha256=data_window(self.candles, self.pair, self.timeframe).sha256,
+            seed=self.seed,
+            pair=self.pair,
+            timeframe=self.timeframe,
+        )
+
+
+def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
     """Yield one :class:`FoldResult` per fold, in time order."""
-    data_sha = data_window(candles, pair, timeframe).sha256
-    for fold in make_folds(len(candles), config.walk_forward, config.target.horizon):
+    config = job.config
+    for fold in make_folds(len(job.candles), config.walk_forward, config.target.horizon):
         train_rows = slice(fold.train_start, fold.train_end)
         test_rows = slice(fold.test_start, fold.test_end)
-        train_window = data_window(candles.iloc[train_rows], pair, timeframe)
-        bundle = fit_bundle(
-            name=name,
-            candles=candles,
-            features=features,
-            rows=train_rows,
-            feature_spec=feature_spec,
-            config=config,
-            train_window=train_window,
-            data_sha256=data_sha,
-            seed=seed,
-            pair=pair,
-            timeframe=timeframe,
-        )
+        bundle = job.fit(train_rows)
         # One batched, causal prediction over everything up to the end of the test block:
         # the regime filter and the sequences need the history before the block.
-        predictions = bundle.predict_features(features.iloc[: fold.test_end]).iloc[test_rows]
-        scores = score(predictions, candles, config, timeframe)
+        predictions = bundle.predict_features(job.features.iloc[: fold.test_end]).iloc[test_rows]
+        scores = score(predictions, job.candles, config, job.timeframe)
         yield FoldResult(
             fold=fold,
             bundle=bundle,
-            train_window=train_window,
-            test_window=data_window(candles.iloc[test_rows], pair, timeframe),
+            train_window=bundle.metadata.train_window,
+            test_window=data_window(job.candles.iloc[test_rows], job.pair, job.timeframe),
             predictions=predictions,
             metrics=scores.metrics,
             baselines=scores.baselines,
         )
 
 
-def fit_final(
-    *,
-    name: str,
-    candles: pd.DataFrame,
-    features: pd.DataFrame,
-    feature_spec: FeatureSpec,
-    config: TrainingConfig,
-    pair: str,
-    timeframe: str,
-    seed: int,
-) -> ModelBundle:
+def fit_final(job: TrainingJob) -> ModelBundle:
     """The bundle to register: fitted on every candle whose target is known."""
-    rows = slice(0, len(candles) - config.target.horizon)
-    return fit_bundle(
-        name=name,
-        candles=candles,
-        features=features,
-        rows=rows,
-        feature_spec=feature_spec,
-        config=config,
-        train_window=data_window(candles.iloc[rows], pair, timeframe),
-        data_sha256=data_window(candles, pair, timeframe).sha256,
-        seed=seed,
-        pair=pair,
-        timeframe=timeframe,
-    )
+    return job.fit(slice(0, len(job.candles) - job.config.target.horizon))

@@ -35,7 +35,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.atomic import write_text_atomic
-from features.errors import TradingbotError
+from features.errors import TradingbotError, validation_message
 
 logger = logging.getLogger("tradingbot.risk")
 MONEY = Decimal("0.00000001")
@@ -96,8 +96,7 @@ class RiskSettings(BaseModel):
                 live_max_per_market_exposure_pct=get("RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT"),
             )
         except ValidationError as exc:
-            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise RiskBlocked(f"invalid RISK_* setting: {bad}") from exc
+            raise RiskBlocked(f"invalid RISK_* setting: {validation_message(exc)}") from exc
 
 
 class CircuitBreaker(BaseModel):

@@ -227,7 +227,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     spec_path = write_spec(userdir.parent / "fail.toml", "tiny_failing", "lightgbm")
     uri = default_tracking_uri(userdir)
 
-    def broken(**_: object) -> ModelBundle:
+    def broken(*_: object, **__: object) -> ModelBundle:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("experiments.train.fit_final", broken)
@@ -241,7 +241,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     assert [r.info.status for r in runs] == ["FAILED"]
     assert not client.search_model_versions("name = 'tiny_failing'")
 
-    def interrupted(**_: object) -> ModelBundle:
+    def interrupted(*_: object, **__: object) -> ModelBundle:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("experiments.train.fit_final", interrupted)
