@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from features.errors import TradingbotError
 from strategies.markets import generate_snapshot, snapshot_path, snapshot_sha256
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
+FREQAI_MODELS = Path(__file__).resolve().parents[1] / "user_data" / "freqaimodels"
 FREQTRADE_SUBDIRS = (
     "backtest_results",
     "data",
@@ -59,6 +61,8 @@ class BacktestRequest(BaseModel):
     fee: float = Field(default=0.001, ge=0, lt=0.1)
     strategy_dir: Path = REPO_STRATEGIES
     predictions: Path | None = None  # stitched walk-forward predictions (see ml.serving)
+    freqai: dict[str, object] | None = None  # a FreqAI config section: run FreqAI's own loop
+    freqaimodel: str | None = None  # e.g. TradingbotLightGBM or FreqAI's LightGBMRegressor
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def freqtrade_config(
         settings["tracking_uri"] = request.tracking_uri
     if request.predictions is not None:
         settings["predictions"] = str(request.predictions.resolve())
-    return {
+    config: dict[str, object] = {
         "max_open_trades": request.max_open_trades,
         "stake_currency": quote,
         "stake_amount": "unlimited",
@@ -119,6 +123,9 @@ def freqtrade_config(
         "exit_pricing": {"price_side": "same", "use_order_book": False},
         "tradingbot": settings,
     }
+    if request.freqai is not None:
+        config["freqai"] = request.freqai
+    return config
 
 
 def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, str]]:
@@ -201,8 +208,16 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
         "--logfile",
         str(run.log),
     ]
+    if request.freqaimodel:
+        command += ["--freqaimodel", request.freqaimodel, "--freqaimodel-path", str(FREQAI_MODELS)]
+    # Freqtrade skips its logging set-up (and so our log file) when it sees PYTEST_VERSION.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
     completed = subprocess.run(
-        command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+        command,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=environment,
     )
     zips = sorted(export.glob("*.zip"))
     if completed.returncode != 0 or not zips:
