@@ -1,0 +1,158 @@
+"""Benchmark: our walk-forward LightGBM pipeline against FreqAI's, end to end.
+
+Same data (Freqtrade's test candles, ETH/BTC and LTC/BTC 5m), the same windows:
+6 days of training, 2-day test windows, 2018-01-18 .. 2018-01-30 (6 windows).
+
+* FreqAI: ``freqtrade backtesting --freqaimodel LightGBMRegressor`` with
+  ``FreqaiRegimeStrategy``; FreqAI retrains inside the backtest for every window.
+* Ours: ``tradingbot train`` of a rolling walk-forward LightGBM spec with the same
+  windows (features, 6 fold bundles, MLflow run, registered model), then one
+  ``tradingbot backtest --walk-forward`` per pair: the fold bundles' stitched
+  out-of-sample predictions drive a single Freqtrade backtest.
+
+Both run offline, one pair at a time, in this script. Wall times include
+everything each path does. The last line is FreqAI's time / ours
+(target: >= 5x, i.e. ours at least 5 times faster).
+
+    .venv/bin/python bench/backtest_vs_freqai.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from experiments.backtest import backtest  # noqa: E402
+from experiments.spec import parse_experiment  # noqa: E402
+from experiments.train import train  # noqa: E402
+from features.data import import_candles  # noqa: E402
+from ml.registry import promote  # noqa: E402
+from ml.tracking import configure, default_tracking_uri  # noqa: E402
+from strategies.results import parse_result_zip  # noqa: E402
+from strategies.runner import BacktestRequest, run_backtest  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "freqtrade-testdata"
+PAIRS = ("ETH/BTC", "LTC/BTC")
+CANDLES_PER_DAY = 288
+TIMERANGE = "20180118-20180130"
+FREQAI = {
+    "enabled": True,
+    "identifier": "bench",
+    "purge_old_models": 2,
+    "train_period_days": 6,
+    "backtest_period_days": 2,
+    "live_retrain_hours": 0,
+    "feature_parameters": {
+        "include_timeframes": ["5m"],
+        "include_corr_pairlist": [],
+        "label_period_candles": 12,
+        "include_shifted_candles": 0,
+        "indicator_periods_candles": [10, 20],
+    },
+    "data_split_parameters": {"test_size": 0.25, "shuffle": False},
+    "model_training_parameters": {
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "verbosity": -1,
+    },
+}
+
+
+def freqai(userdir: Path, pair: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    request = BacktestRequest(
+        strategy="FreqaiRegimeStrategy",
+        pair=pair,
+        timeframe="5m",
+        timerange=TIMERANGE,
+        freqai=FREQAI,
+        freqaimodel="LightGBMRegressor",
+    )
+    run = run_backtest(request, userdir, use_cache=False)
+    trades = parse_result_zip(run.result_zip, "FreqaiRegimeStrategy").metrics.trades
+    return time.perf_counter() - start, trades
+
+
+def ours(userdir: Path, pair: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    name = f"bench_{pair.replace('/', '_').lower()}"
+    spec = parse_experiment(
+        {
+            "name": name,
+            "data": {"pair": pair, "timeframe": "5m", "timerange": "20180112-20180130"},
+            "regime": {"n_restarts": 2},
+            "model": {
+                "kind": "lightgbm",
+                "params": {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15},
+            },
+            "target": {"kind": "direction", "horizon": 12},
+            "walk_forward": {
+                "scheme": "rolling",
+                "folds": 6,
+                "test_size": 2 * CANDLES_PER_DAY,
+                "train_size": 6 * CANDLES_PER_DAY,
+            },
+        },
+        source="bench",
+    )
+    uri = default_tracking_uri(userdir)
+    result = train(spec, userdir=userdir, tracking_uri=uri)
+    promote(configure(uri, userdir), name, result.version, "bench", user="bench")
+    summary = backtest(
+        strategy="RegimeStrategy",
+        pair=pair,
+        timeframe="5m",
+        exchange="binance",
+        timerange="",
+        model=f"{name}@champion",
+        userdir=userdir,
+        tracking_uri=uri,
+        use_cache=False,
+        walk_forward=True,
+    )
+    return time.perf_counter() - start, summary.metrics.trades
+
+
+def main() -> None:
+    if not DATA.exists():
+        sys.exit(f"needs Freqtrade's test candles in {DATA}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, runner in (
+            ("FreqAI LightGBMRegressor", freqai),
+            ("ours: train + walk-forward backtest", ours),
+        ):
+            userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
+            for pair in PAIRS:
+                import_candles(
+                    DATA / f"{pair.replace('/', '_')}-5m.feather",
+                    pair=pair,
+                    timeframe="5m",
+                    exchange="binance",
+                    userdir=userdir,
+                )
+            total, trades = 0.0, 0
+            for pair in PAIRS:
+                seconds, count = runner(userdir, pair)
+                total += seconds
+                trades += count
+            rows.append((label, total, trades))
+    print(
+        f"data: {', '.join(PAIRS)} 5m, windows 6 d train / 2 d test over {TIMERANGE}; offline, 2 cores"
+    )
+    print(f"{'pipeline':<40}{'wall s':>10}{'trades':>8}")
+    for label, seconds, trades in rows:
+        print(f"{label:<40}{seconds:>10.1f}{trades:>8}")
+    print(f"ratio FreqAI / ours (end to end): {rows[0][1] / rows[1][1]:.2f}x (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()
