@@ -91,9 +91,11 @@ def validate_candles(candles: pd.DataFrame, *, source: str = "candles") -> pd.Da
     dates = frame["date"]
     if not isinstance(dates.dtype, pd.DatetimeTZDtype) or str(dates.dtype.tz) != "UTC":
         raise DataError("column 'date' must be timezone-aware UTC", path=source, column="date")
-    frame["date"] = dates.astype("datetime64[ns, UTC]")
+    if dates.dtype.unit != "ns":
+        frame["date"] = dates.astype("datetime64[ns, UTC]")
     for column in ("open", "high", "low", "close", "volume"):
-        frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+        if frame[column].dtype != "float64":  # the common case needs no conversion (live path)
+            frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
     if len(frame) > 1:
         steps = np.diff(epoch_nanos(frame["date"]))
         bad = np.flatnonzero(steps <= 0)

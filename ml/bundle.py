@@ -27,6 +27,7 @@ from features.errors import TradingbotError
 from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
 from ml.config import TrainingConfig
+from ml.models.base import proba_to_prediction
 from ml.models.reasoning import RuleReasoner
 from ml.models.regime import RegimeHMM
 from ml.targets import make_target
@@ -115,6 +116,29 @@ class ModelBundle:
         joined = pd.concat([features, regimes], axis=1)
         return joined[self.metadata.input_columns]
 
+    def forecast(self, inputs: pd.DataFrame, last: int | None = None) -> dict[str, np.ndarray]:
+        """``prediction``, ``p_up`` (classification) and ``reason`` (rules) for the last
+        ``last`` rows of ``inputs`` (all rows by default), computed from just the rows
+        those need (an LSTM's sequence reaches ``sequence_length - 1`` rows back)."""
+        if last is not None:
+            context = int(getattr(self.forecaster, "sequence_length", 1)) - 1
+            inputs = inputs.iloc[max(0, len(inputs) - last - context) :]
+        out: dict[str, np.ndarray] = {}
+        rules = isinstance(self.forecaster, RuleReasoner)
+        if self.config.target.task == "classification":
+            out["p_up"] = self.forecaster.predict_proba(inputs)[:, 1]
+            # p_up > 0.5 is every model's class, except the rules' own long/flat decision
+            out["prediction"] = (
+                self.forecaster.predict(inputs) if rules else proba_to_prediction(out["p_up"])
+            )
+        else:
+            out["prediction"] = self.forecaster.predict(inputs)
+        if rules:
+            out["reason"] = np.asarray(self.forecaster.explain(inputs), dtype=object)
+        if last is not None:
+            out = {key: values[len(values) - last :] for key, values in out.items()}
+        return out
+
     def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
         """Predictions for a feature frame built with this bundle's spec.
 
@@ -123,15 +147,15 @@ class ModelBundle:
         reasoning model. NaN where the model cannot predict yet (warm-up).
         """
         regimes = self.regimes(features)
-        inputs = self.inputs(features, regimes)
+        forecast = self.forecast(self.inputs(features, regimes))
         out = pd.DataFrame({"date": features["date"].to_numpy()}, index=features.index)
-        out["prediction"] = self.forecaster.predict(inputs)
-        if self.config.target.task == "classification":
-            out["p_up"] = self.forecaster.predict_proba(inputs)[:, 1]
+        out["prediction"] = forecast["prediction"]
+        if "p_up" in forecast:
+            out["p_up"] = forecast["p_up"]
         for column in regimes.columns:
             out[column] = regimes[column].to_numpy()
-        if isinstance(self.forecaster, RuleReasoner):
-            out["reason"] = self.forecaster.explain(inputs)
+        if "reason" in forecast:
+            out["reason"] = forecast["reason"]
         return out
 
     def predict(self, candles: pd.DataFrame) -> pd.DataFrame:

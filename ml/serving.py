@@ -59,6 +59,7 @@ class ModelAdapter:
         report_path: Path | None = None,
         evaluation_start: pd.Timestamp | None = None,
         stitched_predictions: Path | None = None,
+        live_window: int = 1000,
     ) -> None:
         self.model_uri = model_uri
         # Walk-forward backtests: out-of-sample predictions of each fold's bundle,
@@ -73,6 +74,10 @@ class ModelAdapter:
         self._failed_at: float | None = None
         self._failure: str | None = None
         self.guard = GuardReport()
+        # Live: candles of history the features are computed on (>= the longest window plus
+        # the settling time of TA-Lib's exponential indicators), and per-pair state.
+        self.live_window = live_window
+        self._live: dict[str, LiveState] = {}
 
     # -- loading ---------------------------------------------------------------------
 
@@ -137,8 +142,14 @@ class ModelAdapter:
         self._write_report()
         return out
 
-    def populate(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
-        """Add the prediction columns to Freqtrade's candle dataframe (see module docs)."""
+    def populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool = False) -> pd.DataFrame:
+        """Add the prediction columns to Freqtrade's candle dataframe (see module docs).
+
+        ``live``: only candles newer than the last call are processed (features on a
+        bounded tail, the online regime filter carried forward, the forecaster on the
+        new rows); the first call, or a frame that does not continue the last one,
+        is processed whole.
+        """
         if self.stitched_predictions is not None:
             return self._populate_stitched(dataframe, pair, self.stitched_predictions)
         bundle = self._load()
@@ -147,57 +158,113 @@ class ModelAdapter:
             self._write_report()
             return self._empty(dataframe, [])
         labels = bundle.metadata.regime_labels
-        candles = dataframe[["date", "open", "high", "low", "close", "volume"]].copy()
-        candles["date"] = pd.to_datetime(candles["date"], utc=True).astype("datetime64[ns, UTC]")
+        dates = _utc(dataframe["date"])
+        stamps = dates.to_numpy(dtype="datetime64[ns]").view("int64")
         try:
-            predictions = bundle.predict(candles.reset_index(drop=True))
+            columns = (
+                self._live_columns(bundle, dataframe, dates, stamps, pair)
+                if live
+                else self._batch_columns(bundle, dataframe, dates)
+            )
         except Exception as exc:  # feature mismatch, bad data: degrade, log once
             message = f"prediction failed for {pair}: {exc}".splitlines()[0]
             if self.guard.unavailable.get(pair) != message:
                 logger.error("do_predict=0: %s", message)
             self.guard.unavailable[pair] = message
+            self._live.pop(pair, None)
             self._write_report()
             return self._empty(dataframe, labels)
-        predictions.index = dataframe.index
-        out = dataframe.copy()
-        out["&-prediction"] = predictions["prediction"].to_numpy()
-        out["&-p_up"] = predictions["p_up"].to_numpy() if "p_up" in predictions else np.nan
-        out["&-regime"] = predictions["regime"].to_numpy() if "regime" in predictions else ""
+        out = dataframe.copy() if not live else dataframe
+        out["&-prediction"] = columns["prediction"]
+        out["&-p_up"] = columns.get("p_up", np.full(len(out), np.nan))
+        out["&-regime"] = columns.get("regime", np.full(len(out), "", dtype=object))
         for label in labels:
-            out[f"&-p_{label}"] = predictions[f"p_{label}"].to_numpy()
-        if "reason" in predictions:
-            out["&-reason"] = predictions["reason"].to_numpy()
-
-        ready = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
+            out[f"&-p_{label}"] = columns[f"p_{label}"]
+        if "reason" in columns:
+            out["&-reason"] = columns["reason"]
+        ready = np.isfinite(np.asarray(columns["prediction"], dtype="float64"))
         train_end = pd.Timestamp(bundle.metadata.train_window.last)
-        seen_in_training = (candles["date"] <= train_end).to_numpy()
+        seen_in_training = stamps <= train_end.value
         out["do_predict"] = (ready & ~seen_in_training).astype("int64")
+        self._guard(pair, stamps, ready, seen_in_training, train_end)
+        return out
 
+    def _guard(
+        self,
+        pair: str,
+        stamps: np.ndarray,
+        ready: np.ndarray,
+        seen_in_training: np.ndarray,
+        train_end: pd.Timestamp,
+    ) -> None:
         # Startup candles before the evaluation start are never traded: only count the rest.
         evaluated = (
-            np.ones(len(out), dtype=bool)
+            np.ones(len(stamps), dtype=bool)
             if self.evaluation_start is None
-            else (candles["date"] >= self.evaluation_start).to_numpy()
+            else stamps >= pd.Timestamp(self.evaluation_start).value
         )
         excluded = int((seen_in_training & evaluated).sum())
         if excluded and self.guard.in_training_window.get(pair) != excluded:
             logger.warning(
-                "LOOKAHEAD GUARD %s: %d of %d candles are at or before the end of %s's training "
-                "window (%s): do_predict=0 for them. Backtest after %s for an honest result.",
+                "LOOKAHEAD GUARD %s: %d of %d evaluated candles are at or before the end of %s's "
+                "training window (%s): do_predict=0 for them. Backtest after it for an honest result.",
                 pair,
                 excluded,
-                len(out),
+                int(evaluated.sum()),
                 self.model_uri,
                 train_end,
-                train_end,
             )
-        self.guard.rows[pair] = len(out)
-        self.guard.trusted[pair] = int(out["do_predict"].sum())
+        self.guard.rows[pair] = len(stamps)
+        self.guard.trusted[pair] = int((ready & ~seen_in_training).sum())
         self.guard.in_training_window[pair] = excluded
         self.guard.warmup[pair] = int((~ready & ~seen_in_training & evaluated).sum())
         self.guard.unavailable.pop(pair, None)
         self._write_report()
-        return out
+
+    # -- backtests: one batch ----------------------------------------------------------
+
+    @staticmethod
+    def _candles(
+        dataframe: pd.DataFrame, dates: pd.Series, last: int | None = None
+    ) -> pd.DataFrame:
+        """Our candle frame from Freqtrade's (the last ``last`` rows only, when given)."""
+        start = 0 if last is None else max(0, len(dataframe) - last)
+        # rows first, then columns: never copy the whole history for a tail
+        candles = dataframe.iloc[start:][["open", "high", "low", "close", "volume"]].reset_index(
+            drop=True
+        )
+        candles.insert(0, "date", dates.iloc[start:].reset_index(drop=True))  # keeps the UTC dtype
+        return candles
+
+    def _batch_columns(
+        self, bundle: ModelBundle, dataframe: pd.DataFrame, dates: pd.Series
+    ) -> dict[str, Any]:
+        predictions = bundle.predict(self._candles(dataframe, dates))
+        return {
+            column: predictions[column].to_numpy()
+            for column in predictions.columns
+            if column != "date"
+        }
+
+    # -- live: only new candles ----------------------------------------------------------
+
+    def _live_columns(
+        self,
+        bundle: ModelBundle,
+        dataframe: pd.DataFrame,
+        dates: pd.Series,
+        stamps: np.ndarray,
+        pair: str,
+    ) -> dict[str, Any]:
+        state = self._live.get(pair)
+        if state is None or not state.continued_by(stamps):
+            state = LiveState.bootstrap(
+                bundle, self._candles(dataframe, dates), stamps, self.live_window
+            )
+            self._live[pair] = state
+        else:  # only the bounded tail is ever looked at: the cost does not grow with history
+            state.advance(bundle, self._candles(dataframe, dates, last=self.live_window), stamps)
+        return state.aligned(stamps)
 
     def _write_report(self) -> None:
         if self.report_path is None:
@@ -210,3 +277,91 @@ class ModelAdapter:
             **{k: v for k, v in vars(self.guard).items()},
         }
         write_text_atomic(self.report_path, json.dumps(payload, indent=2, sort_keys=True))
+
+
+class LiveState:
+    """One pair's live state: the columns computed so far, by candle, and the regime filter."""
+
+    def __init__(
+        self, stamps: np.ndarray, columns: dict[str, np.ndarray], regime_filter: Any, window: int
+    ) -> None:
+        self.stamps = stamps  # candle open times (ns), ascending
+        self.columns = columns  # one array per output column, aligned with stamps
+        self.regime_filter = regime_filter  # OnlineRegimeFilter carried forward (None: no regimes)
+        self.window = window
+
+    @classmethod
+    def bootstrap(
+        cls, bundle: ModelBundle, candles: pd.DataFrame, stamps: np.ndarray, window: int
+    ) -> LiveState:
+        """Process a whole frame; replay the regime filter so it can continue exactly."""
+        features = bundle.features(candles)
+        regimes = bundle.regimes(features)
+        columns: dict[str, np.ndarray] = {c: regimes[c].to_numpy() for c in regimes.columns}
+        columns.update(bundle.forecast(bundle.inputs(features, regimes)))
+        regime_filter = None
+        if bundle.regime_model is not None:
+            regime_filter = bundle.regime_model.online()
+            x = features[list(bundle.config.regime.columns)].to_numpy(dtype="float64")
+            for row in x:
+                regime_filter.update(row)
+        return cls(stamps.copy(), columns, regime_filter, window)
+
+    def continued_by(self, stamps: np.ndarray) -> bool:
+        """Does the new frame extend this state (same candles where they overlap)?"""
+        if not len(stamps) or not len(self.stamps) or stamps[0] < self.stamps[0]:
+            return False
+        start = int(np.searchsorted(self.stamps, stamps[0]))
+        overlap = self.stamps[start:]
+        return bool(
+            len(overlap)
+            and len(overlap) <= len(stamps)
+            and np.array_equal(stamps[: len(overlap)], overlap)
+        )
+
+    def advance(self, bundle: ModelBundle, candles: pd.DataFrame, stamps: np.ndarray) -> None:
+        new = int((stamps > self.stamps[-1]).sum())
+        if new == 0:
+            return
+        tail = candles.iloc[max(0, len(candles) - self.window) :].reset_index(drop=True)
+        features = bundle.features(tail)  # candles: the frame's tail, already bounded by the caller
+        regime_columns = [c for c in self.columns if c.startswith("p_") and c != "p_up"]
+        fresh: dict[str, np.ndarray] = {}
+        if self.regime_filter is not None and bundle.regime_model is not None:
+            labels = bundle.regime_model.labels_
+            x = features[list(bundle.config.regime.columns)].to_numpy(dtype="float64")[-new:]
+            rows, decisions = [], []
+            for row in x:  # O(K^2) per new candle; the decision after each one
+                rows.append(self.regime_filter.update(row))
+                decisions.append(self.regime_filter.decision)
+            probabilities = np.array(rows)
+            for k, label in enumerate(labels):
+                fresh[f"p_{label}"] = probabilities[:, k]
+            fresh["regime"] = np.array(
+                ["" if d < 0 else labels[d] for d in decisions], dtype=object
+            )
+        # Inputs for the tail: cached regime probabilities for old rows, fresh ones for new rows.
+        tail_regimes = pd.DataFrame(index=features.index)
+        for column in regime_columns:
+            cached = self.columns[column]
+            history = cached[len(cached) - (len(tail) - new) :]  # the tail's older candles
+            tail_regimes[column] = np.concatenate([history, fresh[column]])
+        fresh.update(bundle.forecast(bundle.inputs(features, tail_regimes), last=new))
+        keep = int(np.searchsorted(self.stamps, stamps[0]))  # candles the frame no longer holds
+        self.stamps = np.concatenate([self.stamps[keep:], stamps[-new:]])
+        for column in self.columns:
+            self.columns[column] = np.concatenate([self.columns[column][keep:], fresh[column]])
+
+    def aligned(self, stamps: np.ndarray) -> dict[str, np.ndarray]:
+        start = int(np.searchsorted(self.stamps, stamps[0]))
+        return {
+            column: values[start : start + len(stamps)] for column, values in self.columns.items()
+        }
+
+
+def _utc(dates: pd.Series) -> pd.Series:
+    """Freqtrade's date column as datetime64[ns, UTC], converting only when needed."""
+    if dates.dtype == "datetime64[ns, UTC]":
+        return dates
+    converted: pd.Series = pd.to_datetime(dates, utc=True).astype("datetime64[ns, UTC]")
+    return converted

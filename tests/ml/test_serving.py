@@ -39,6 +39,23 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
     promote(configure(uri, userdir), "serve_rules", result.version, "test", user="pytest")
+    lstm = spec.model_copy(
+        update={
+            "name": "serve_hmm_lstm",
+            "model": parse_experiment(
+                {
+                    "name": "x",
+                    "model": {
+                        "kind": "hmm_lstm",
+                        "params": {"sequence_length": 8, "hidden_size": 8, "max_epochs": 2},
+                    },
+                },
+                source="test",
+            ).model,
+        }
+    )
+    result = train(lstm, userdir=userdir, tracking_uri=uri)
+    promote(configure(uri, userdir), "serve_hmm_lstm", result.version, "test", user="pytest")
     return userdir, uri
 
 
@@ -127,3 +144,47 @@ def test_feature_mismatch_gives_do_predict_zero(
     assert np.isnan(out["&-prediction"]).all()
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and "feature mismatch" in messages[0]
+
+
+@pytest.mark.parametrize("model", ["serve_rules", "serve_hmm_lstm"])
+def test_live_path_processes_only_new_candles_and_matches_the_batch(
+    registered: tuple[Path, str], model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    userdir, uri = registered
+    frame = _freqtrade_frame(userdir)
+    batch = ModelAdapter(f"models:/{model}@champion", tracking_uri=uri).populate(frame, "BTC/USDT")
+    live = ModelAdapter(f"models:/{model}@champion", tracking_uri=uri)
+    live.populate(
+        frame.iloc[:2000].copy(), "BTC/USDT", live=True
+    )  # bootstrap: the whole frame once
+
+    built: list[int] = []
+    original = live.bundle.features  # type: ignore[union-attr]
+
+    def counting(candles: pd.DataFrame) -> pd.DataFrame:
+        built.append(len(candles))
+        return original(candles)
+
+    monkeypatch.setattr(live.bundle, "features", counting)
+    steps = [
+        *range(2001, 2040),
+        2043,
+        *range(2044, 2060),
+    ]  # one candle at a time, once three at once
+    for end in steps:
+        start = max(0, end - 1500)  # a sliding window, as Freqtrade hands over in live mode
+        out = live.populate(frame.iloc[start:end].copy(), "BTC/USDT", live=True)
+        expected = batch.iloc[start:end]
+        columns = [
+            c for c in expected.columns if c.startswith("&-p_") or c in ("&-p_up", "&-prediction")
+        ]
+        np.testing.assert_allclose(
+            out[columns].to_numpy(dtype="float64"),
+            expected[columns].to_numpy(dtype="float64"),
+            rtol=0,
+            atol=1e-6,
+            equal_nan=True,
+        )
+        assert (out["&-regime"].to_numpy() == expected["&-regime"].to_numpy()).all()
+        assert (out["do_predict"].to_numpy() == expected["do_predict"].to_numpy()).all()
+    assert built and max(built) <= live.live_window  # features only ever on the bounded tail

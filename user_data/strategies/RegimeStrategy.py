@@ -76,7 +76,8 @@ class RegimeStrategy(IStrategy):
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Model predictions, filtered regime probabilities and do_predict."""
-        return self.adapter.populate(dataframe, metadata["pair"])
+        live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
+        return self.adapter.populate(dataframe, metadata["pair"], live=live)
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Enter when the model is trusted, confident enough, and the regime is not bearish."""

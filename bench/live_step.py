@@ -1,0 +1,107 @@
+"""Benchmark: per-candle latency of the adapter's live path, with 1k and 30k candles of history.
+
+A small HMM-LSTM is trained and registered on a seeded synthetic market (as in
+the tests); then, for each history length, the adapter is bootstrapped on the
+history and fed one new candle at a time, the whole frame each time, as
+Freqtrade's bot loop does. Timed: ``ModelAdapter.populate(frame, pair, live=True)``
+(features on the bounded tail, the online regime update, the forecaster on the
+new row, the columns written back). The last line gives p99 for both and the
+growth ratio (targets: <= 10 ms p99, <= 1.2x growth from 1k to 30k).
+
+    .venv/bin/python bench/live_step.py [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from experiments.spec import parse_experiment  # noqa: E402
+from experiments.train import train  # noqa: E402
+from features.data import import_candles, load_candles  # noqa: E402
+from features.data.synthetic import generate  # noqa: E402
+from ml.registry import promote  # noqa: E402
+from ml.serving import ModelAdapter  # noqa: E402
+from ml.tracking import configure, default_tracking_uri  # noqa: E402
+
+HISTORIES = (1_000, 30_000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    total = max(HISTORIES) + args.steps
+    with tempfile.TemporaryDirectory() as tmp:
+        userdir = Path(tmp) / "ud"
+        generate(total, seed=5)[0].to_feather(Path(tmp) / "c.feather")
+        import_candles(
+            Path(tmp) / "c.feather",
+            pair="BTC/USDT",
+            timeframe="1h",
+            exchange="binance",
+            userdir=userdir,
+        )
+        spec = parse_experiment(
+            {
+                "name": "live_bench",
+                "data": {"timerange": "20200101-20200501"},
+                "regime": {"n_restarts": 1},
+                "model": {
+                    "kind": "hmm_lstm",
+                    "params": {"sequence_length": 32, "hidden_size": 32, "max_epochs": 2},
+                },
+                "walk_forward": {"folds": 1},
+            },
+            source="bench",
+        )
+        uri = default_tracking_uri(userdir)
+        result = train(spec, userdir=userdir, tracking_uri=uri)
+        promote(configure(uri, userdir), "live_bench", result.version, "bench", user="bench")
+        candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+        candles["date"] = candles["date"].astype("datetime64[ms, UTC]")
+        latencies: dict[int, list[float]] = {}
+        for history in HISTORIES:
+            frame = candles.iloc[total - history - args.steps :].reset_index(drop=True)
+            adapter = ModelAdapter("models:/live_bench@champion", tracking_uri=uri)
+            adapter.populate(
+                frame.iloc[:history].copy(), "BTC/USDT", live=True
+            )  # bootstrap, not timed
+            times = []
+            for step in range(1, args.steps + 1):
+                view = frame.iloc[: history + step].copy()  # Freqtrade's new frame: not timed
+                start = time.perf_counter()
+                out = adapter.populate(view, "BTC/USDT", live=True)
+                times.append((time.perf_counter() - start) * 1000)
+                assert out["do_predict"].iloc[-1] == 1
+            latencies[history] = times
+    print(
+        f"HMM-LSTM (sequence 32, hidden 32), {args.steps} live steps per history, one candle each"
+    )
+    print(f"{'history':>10}{'median ms':>12}{'p95 ms':>10}{'p99 ms':>10}")
+    p99 = {}
+    for history, times in latencies.items():
+        p99[history] = float(np.percentile(times, 99))
+        print(
+            f"{history:>10,}{statistics.median(times):>12.2f}{np.percentile(times, 95):>10.2f}{p99[history]:>10.2f}"
+        )
+    growth = p99[HISTORIES[1]] / p99[HISTORIES[0]]
+    print(
+        f"p99 1k: {p99[HISTORIES[0]]:.2f} ms, p99 30k: {p99[HISTORIES[1]]:.2f} ms, growth {growth:.2f}x "
+        "(targets <= 10 ms, <= 1.2x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
