@@ -1,0 +1,35 @@
+# Tradingbot: one image for the CLI, training and Freqtrade (CPU build of torch).
+# The ROCm trainer (docker-compose.rocm.yml) uses Dockerfile.rocm, FROM a ROCm PyTorch image.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential=12.9 \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml README.md ./
+COPY features ./features
+COPY ml ./ml
+COPY strategies ./strategies
+COPY experiments ./experiments
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && /opt/venv/bin/pip install .
+
+FROM python:3.11-slim-bookworm AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    PYTHONUNBUFFERED=1
+RUN groupadd --system --gid 1000 tradingbot \
+    && useradd --system --uid 1000 --gid 1000 --create-home tradingbot
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=1000:1000 user_data/strategies ./user_data/strategies
+COPY --chown=1000:1000 user_data/freqaimodels ./user_data/freqaimodels
+COPY --chown=1000:1000 user_data/config.dryrun.json ./user_data/config.dryrun.json
+COPY --chown=1000:1000 experiments/specs ./experiments/specs
+USER 1000:1000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["tradingbot", "--help"]
+ENTRYPOINT ["tradingbot"]
+CMD ["--help"]
