@@ -480,6 +480,41 @@ def paper_command(
     raise typer.Exit(subprocess.call(command, env=environment))
 
 
+@app.command("backup")
+def backup_command(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Backup folder (default <userdir>/backups/<UTC time>)."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Back up MLflow (database and artefacts), the registry, Optuna storage and backtest results."""
+    from experiments.backup import backup
+
+    with stage(f"backing up {userdir}"):
+        target, manifest = backup(userdir, out)
+    for component, paths in manifest.components.items():
+        console.print(f"  {component}: {', '.join(paths)}")
+    console.print(f"wrote {target} ({len(manifest.sha256)} files, sha256 in manifest.json)")
+
+
+@app.command("restore")
+def restore_command(
+    backup_dir: Annotated[Path, typer.Argument(help="A folder written by tradingbot backup.")],
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="registry, mlflow, optuna or backtests (repeatable)."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Restore a verified backup (every checksum is checked before anything changes)."""
+    from experiments.backup import restore
+
+    with stage(f"restoring {backup_dir} into {userdir}"):
+        restored = restore(backup_dir, userdir, only)
+    console.print("restored: " + ", ".join(restored))
+
+
 @app.command()
 def demo(
     userdir: Userdir = Path("user_data"),

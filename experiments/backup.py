@@ -1,0 +1,174 @@
+"""`tradingbot backup` / `tradingbot restore`: everything a user dir must not lose.
+
+Components (each optional, present or not):
+
+* ``mlflow``: ``mlflow.db`` (SQLite) and the artefacts under ``mlartifacts/``;
+* ``registry``: ``registry/strategies_registry.sqlite`` (incidents, backtest runs);
+* ``optuna``: ``optuna.db`` and journal files under ``optuna/``;
+* ``backtests``: ``backtest_results/tradingbot/`` (our cached Freqtrade results).
+
+SQLite databases are copied with SQLite's online backup API (a consistent copy
+even while another process writes), never as raw files. Every file's sha256 is
+recorded in ``manifest.json``; a restore verifies all of them before it touches
+anything, then replaces each component through a temporary copy and a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from features.atomic import write_text_atomic
+from features.errors import TradingbotError
+
+Component = Literal["mlflow", "registry", "optuna", "backtests"]
+COMPONENTS: dict[str, tuple[list[str], list[str]]] = {
+    # component: (SQLite files, directories), relative to the user dir
+    "mlflow": (["mlflow.db"], ["mlartifacts"]),
+    "registry": (["registry/strategies_registry.sqlite"], []),
+    "optuna": (["optuna.db"], ["optuna"]),
+    "backtests": ([], ["backtest_results/tradingbot"]),
+}
+
+
+class BackupError(TradingbotError):
+    """A backup that cannot be written, read or trusted."""
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    created: datetime
+    userdir: str
+    components: dict[str, list[str]]  # component -> its paths (relative) in the backup
+    sha256: dict[str, str]  # relative file path -> sha256
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    """SQLite's online backup API: a consistent copy of a live database."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = dst = None
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        dst = sqlite3.connect(target)
+        src.backup(dst)
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{source}: not a readable SQLite database ({exc})") from exc
+    finally:
+        for connection in (src, dst):
+            if connection is not None:
+                connection.close()
+
+
+def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
+    """Write a backup of every present component; return its folder and manifest."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = out or userdir / "backups" / stamp
+    if target.exists():
+        raise BackupError(f"{target} already exists", hint="choose another --out")
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    components: dict[str, list[str]] = {}
+    try:
+        for component, (databases, folders) in COMPONENTS.items():
+            paths = []
+            for relative in databases:
+                if (userdir / relative).exists():
+                    _sqlite_copy(userdir / relative, staging / relative)
+                    paths.append(relative)
+            for relative in folders:
+                if (userdir / relative).is_dir():
+                    shutil.copytree(userdir / relative, staging / relative)
+                    paths.append(relative)
+            if paths:
+                components[component] = paths
+        if not components:
+            raise BackupError(
+                f"nothing to back up in {userdir}", hint="train or backtest something first"
+            )
+        sums = {
+            str(path.relative_to(staging)): _sha256(path)
+            for path in sorted(staging.rglob("*"))
+            if path.is_file()
+        }
+        manifest = Manifest(
+            created=datetime.now(UTC),
+            userdir=str(userdir.resolve()),
+            components=components,
+            sha256=sums,
+        )
+        write_text_atomic(staging / "manifest.json", manifest.model_dump_json(indent=2))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target, manifest
+
+
+def verify(backup_dir: Path) -> Manifest:
+    """Read the manifest and check every file's sha256; raise on the first mismatch."""
+    try:
+        manifest = Manifest.model_validate(json.loads((backup_dir / "manifest.json").read_text()))
+    except FileNotFoundError:
+        raise BackupError(f"{backup_dir}: no manifest.json: not a Tradingbot backup") from None
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise BackupError(f"{backup_dir}/manifest.json: unreadable ({exc})") from exc
+    for relative, expected in manifest.sha256.items():
+        path = backup_dir / relative
+        if not path.is_file():
+            raise BackupError(f"{backup_dir}: {relative} is missing from the backup")
+        if _sha256(path) != expected:
+            raise BackupError(
+                f"{backup_dir}: checksum mismatch for {relative}: the backup is damaged"
+            )
+    return manifest
+
+
+def restore(backup_dir: Path, userdir: Path, only: list[str] | None = None) -> list[str]:
+    """Restore components (all in the backup, or ``only``); verified before anything changes."""
+    manifest = verify(backup_dir)
+    wanted = only or list(manifest.components)
+    unknown = [c for c in wanted if c not in COMPONENTS]
+    if unknown:
+        raise BackupError(
+            f"unknown component(s) {unknown}", hint=f"choose from {sorted(COMPONENTS)}"
+        )
+    missing = [c for c in wanted if c not in manifest.components]
+    if missing:
+        raise BackupError(f"{backup_dir} holds no {', '.join(missing)}")
+    restored = []
+    for component in wanted:
+        for relative in manifest.components[component]:
+            source, target = backup_dir / relative, userdir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = target.with_name(f".{target.name}.restoring")
+            shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(
+                missing_ok=True
+            )
+            if source.is_dir():
+                shutil.copytree(source, staging)
+                old = target.with_name(f".{target.name}.old")
+                if target.exists():
+                    target.rename(old)
+                staging.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                _sqlite_copy(source, staging)
+                staging.replace(target)
+            restored.append(relative)
+    return restored

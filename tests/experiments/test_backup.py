@@ -1,0 +1,97 @@
+"""Backup and restore: SQLite's online backup API, checksums, a corrupted database restored."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.backup import BackupError, backup, restore, verify
+from experiments.spec import parse_experiment
+from experiments.train import train
+from features.data import import_candles
+from features.data.synthetic import generate
+from ml.tracking import default_tracking_uri
+from strategies.risk import RiskManager, RiskSettings
+from tests.conftest import CliResult
+
+
+@pytest.fixture(scope="module")
+def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("backup")
+    generate(2500, seed=2)[0].to_feather(root / "c.feather")
+    userdir = root / "ud"
+    import_candles(
+        root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+    )
+    spec = parse_experiment(
+        {
+            "name": "bk",
+            "regime": {"n_restarts": 1, "n_iter": 20},
+            "walk_forward": {"folds": 1},
+            "model": {"kind": "lightgbm", "params": {"n_estimators": 20}},
+        },
+        source="test",
+    )
+    train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    RiskManager(RiskSettings.for_userdir(userdir)).record_incident("warning", "test", "an incident")
+    return userdir
+
+
+def _runs(userdir: Path) -> list[str]:
+    client = MlflowClient(default_tracking_uri(userdir))
+    experiment = client.get_experiment_by_name("bk")
+    return sorted(r.info.run_id for r in client.search_runs([experiment.experiment_id]))
+
+
+def test_backup_corrupt_restore(userdir: Path, tmp_path: Path) -> None:
+    runs = _runs(userdir)
+    target, manifest = backup(userdir, tmp_path / "b1")
+    assert set(manifest.components) == {"mlflow", "registry"}
+    assert "mlflow.db" in manifest.sha256 and any(
+        k.startswith("mlartifacts/") for k in manifest.sha256
+    )
+    assert verify(target).sha256 == manifest.sha256
+
+    database = userdir / "mlflow.db"
+    with database.open("r+b") as handle:  # corrupt the live database
+        handle.seek(0)
+        handle.write(b"this is not sqlite" * 64)
+    with pytest.raises(sqlite3.DatabaseError), sqlite3.connect(database) as db:
+        db.execute("SELECT count(*) FROM runs").fetchone()
+
+    assert restore(target, userdir, ["mlflow"]) == ["mlflow.db", "mlartifacts"]
+    # a new connection (processes that had the store open must be restarted: see RUNBOOK)
+    with sqlite3.connect(database) as db:
+        restored = sorted(row[0] for row in db.execute("SELECT run_uuid FROM runs"))
+    assert restored == runs
+    with sqlite3.connect(userdir / "registry" / "strategies_registry.sqlite") as db:
+        assert db.execute("SELECT code FROM incidents").fetchall() == [("test",)]
+
+
+def test_damaged_backup_is_refused_before_anything_changes(userdir: Path, tmp_path: Path) -> None:
+    target, manifest = backup(userdir, tmp_path / "b2")
+    before = (userdir / "mlflow.db").read_bytes()
+    artefact = next(k for k in manifest.sha256 if k.startswith("mlartifacts/"))
+    (target / artefact).write_bytes(b"tampered")
+    with pytest.raises(BackupError, match="checksum mismatch"):
+        restore(target, userdir)
+    assert (userdir / "mlflow.db").read_bytes() == before
+    clean, _ = backup(userdir, tmp_path / "b3")
+    with pytest.raises(BackupError, match="holds no optuna"):
+        restore(clean, userdir, ["optuna"])
+
+
+def test_backup_cli(cli: Callable[..., CliResult], userdir: Path, tmp_path: Path) -> None:
+    done = cli("backup", "--userdir", userdir, "--out", tmp_path / "b")
+    assert done.code == 0, done.err
+    assert "mlflow: mlflow.db, mlartifacts" in " ".join(done.out.split())
+    again = cli("backup", "--userdir", userdir, "--out", tmp_path / "b")
+    assert again.code == 2 and "already exists" in again.err
+    restored = cli("restore", tmp_path / "b", "--only", "registry", "--userdir", userdir)
+    assert restored.code == 0 and "registry/strategies_registry.sqlite" in restored.out
+    bad = cli("restore", tmp_path, "--userdir", userdir)
+    assert bad.code == 2 and "not a Tradingbot backup" in bad.err
