@@ -515,6 +515,21 @@ def restore_command(
     console.print("restored: " + ", ".join(restored))
 
 
+@app.command("report")
+def report_command(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default <userdir>/reports).")
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Markdown and self-contained HTML: leaderboards, equity vs buy-and-hold, regimes, drawdown."""
+    from experiments.report import build_report
+
+    with stage("writing the report"):
+        report = build_report(userdir, tracking_uri(userdir), out)
+    console.print(f"wrote {report.markdown}\nwrote {report.html} ({len(report.images)} pictures)")
+
+
 @app.command()
 def demo(
     userdir: Userdir = Path("user_data"),

@@ -5,8 +5,8 @@ there, else a seeded synthetic regime-switching market, and it says which) ->
 quality report -> causal features -> walk-forward training of an HMM-LSTM and a
 LightGBM spec on the first 70% of the candles, recorded in MLflow -> promotion of
 the better one (by walk-forward Sharpe after fees) to ``champion`` -> a backtest
-of the champion on the real Freqtrade engine, offline, over the remaining 30%.
-The report stage is added here when it lands.
+of the champion on the real Freqtrade engine, offline, over the remaining 30% ->
+the report (Markdown and a self-contained HTML page).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rich.console import Console
 from experiments.backtest import backtest
 from experiments.features import build_features
 from experiments.render import backtest_summary, feature_summary, quality_report, train_summary
+from experiments.report import build_report
 from experiments.spec import ExperimentSpec, parse_experiment
 from experiments.train import TrainResult, train
 from features.data import ImportOptions, import_candles, load_candles
@@ -35,7 +36,7 @@ DEMO_EXCHANGE = "binance"
 REAL_FILE = Path("binance-csv") / "Binance_BTCUSDT_1h.csv.gz"
 SYNTHETIC_CANDLES = 24 * 365
 SYNTHETIC_SEED = 7
-STAGES = 5
+STAGES = 6
 TRAIN_SHARE = 0.7  # models see the first 70% of the candles; the backtest the rest
 
 # Embedded demo specs: the example specs' models, sized to run in a few minutes on 2 cores.
@@ -176,7 +177,10 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
         tracking_uri=tracking_uri,
     )
     backtest_summary(console, summary)
+
+    _heading(console, f"6/{STAGES} report: leaderboards, equity vs buy-and-hold, drawdown, regimes")
+    report = build_report(userdir, tracking_uri)
+    console.print(f"wrote {report.markdown}\nwrote {report.html} (open it in a browser)")
     console.print(
-        f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)\n"
-        "The HTML report joins the demo when it lands."
+        f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)"
     )

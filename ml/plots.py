@@ -64,3 +64,15 @@ def equity_plot(curves: dict[str, np.ndarray], dates: pd.Series, path: Path, tit
     ax.legend(frameon=False)
     ax.grid(alpha=0.2)
     return _save(fig, path)
+
+
+def drawdown_plot(equity: np.ndarray, dates: pd.Series, path: Path, title: str) -> Path:
+    """Drawdown from the running peak of an equity curve, in percent."""
+    fig, ax = plt.subplots(figsize=(12, 3), dpi=110)
+    x = pd.to_datetime(dates).dt.tz_convert(None).to_numpy()
+    drawdown = (np.asarray(equity) / np.maximum.accumulate(np.asarray(equity)) - 1.0) * 100.0
+    ax.fill_between(x, drawdown, 0.0, color="#d62728", alpha=0.4, linewidth=0)
+    ax.set_title(title)
+    ax.set_ylabel("drawdown (%)")
+    ax.grid(alpha=0.2)
+    return _save(fig, path)
