@@ -27,6 +27,26 @@ app = typer.Typer(
 data_app = typer.Typer(help="Import and check market data.", no_args_is_help=True)
 features_app = typer.Typer(help="Build causal feature frames.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _options(
+    log_json: Annotated[
+        bool,
+        typer.Option(
+            "--log-json",
+            envvar="TRADINGBOT_LOG_JSON",
+            help="Logs as JSON lines with correlation_id and run_id.",
+        ),
+    ] = False,
+) -> None:
+    """Tradingbot: regime detection and ML models for Freqtrade."""
+    if log_json:
+        from ml.observability import configure_json_logging
+
+        configure_json_logging()
+
+
 app.add_typer(features_app, name="features")
 
 console = Console(highlight=False)
@@ -552,12 +572,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (testable without a subprocess)."""
     # Users run offline: MLflow telemetry stays off unless they opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from ml.observability import bind, new_correlation_id
+
     try:
-        result = app(
-            args=list(argv) if argv is not None else None,
-            standalone_mode=False,
-            prog_name="tradingbot",
-        )
+        with bind(correlation=new_correlation_id()):  # one id for everything this call logs
+            result = app(
+                args=list(argv) if argv is not None else None,
+                standalone_mode=False,
+                prog_name="tradingbot",
+            )
     except TradingbotError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code

@@ -34,6 +34,7 @@ import pandas as pd
 
 from features.atomic import write_text_atomic
 from ml.bundle import ModelBundle
+from ml.observability import MetricsTextfile
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ModelAdapter:
         evaluation_start: pd.Timestamp | None = None,
         stitched_predictions: Path | None = None,
         live_window: int = 1000,
+        metrics: MetricsTextfile | None = None,
     ) -> None:
         self.model_uri = model_uri
         # Walk-forward backtests: out-of-sample predictions of each fold's bundle,
@@ -77,6 +79,7 @@ class ModelAdapter:
         # Live: candles of history the features are computed on (>= the longest window plus
         # the settling time of TA-Lib's exponential indicators), and per-pair state.
         self.live_window = live_window
+        self.metrics = metrics  # live metrics (Prometheus textfile), when configured
         self._live: dict[str, LiveState] = {}
 
     # -- loading ---------------------------------------------------------------------
@@ -152,6 +155,20 @@ class ModelAdapter:
         """
         if self.stitched_predictions is not None:
             return self._populate_stitched(dataframe, pair, self.stitched_predictions)
+        started = time.perf_counter()
+        out = self._populate(dataframe, pair, live=live)
+        if self.metrics is not None and len(out):
+            elapsed = time.perf_counter() - started
+            self.metrics.inc("tradingbot_inference_seconds_sum", elapsed)
+            self.metrics.inc("tradingbot_inference_seconds_count")
+            self.metrics.set("tradingbot_inference_last_seconds", elapsed)
+            trusted = bool(out["do_predict"].iloc[-1] == 1)
+            name = "tradingbot_predictions_total" if trusted else "tradingbot_do_predict_zero_total"
+            self.metrics.inc(name, pair=pair)
+            self.metrics.flush()
+        return out
+
+    def _populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool) -> pd.DataFrame:
         bundle = self._load()
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"

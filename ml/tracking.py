@@ -20,6 +20,8 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from ml.observability import bind
+
 PID_TAG = "tradingbot.pid"
 HOST_TAG = "tradingbot.host"
 
@@ -108,7 +110,8 @@ def tracked_run(**start_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
     """``mlflow.start_run`` that ends FAILED on errors and KILLED on Ctrl-C."""
     run = mlflow.start_run(**start_kwargs)
     try:
-        yield run
+        with bind(run=run.info.run_id):  # every log line inside names the run
+            yield run
     except KeyboardInterrupt:
         mlflow.end_run(status=RunStatus.to_string(RunStatus.KILLED))
         raise

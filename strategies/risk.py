@@ -36,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.atomic import write_text_atomic
 from features.errors import TradingbotError, validation_message
+from ml import observability
+from ml.observability import MetricsTextfile
 
 logger = logging.getLogger("tradingbot.risk")
 MONEY = Decimal("0.00000001")
@@ -152,10 +154,14 @@ class RiskManager:
         *,
         correlation_id: str | None = None,
         run_id: str | None = None,
+        metrics: MetricsTextfile | None = None,
     ):
         self.settings = settings
-        self.correlation_id = correlation_id or uuid.uuid4().hex[:12]
-        self.run_id = run_id
+        self.correlation_id = (
+            correlation_id or observability.correlation_id.get() or uuid.uuid4().hex[:12]
+        )
+        self.run_id = run_id or observability.run_id.get()
+        self.metrics = metrics
 
     # -- persistence -----------------------------------------------------------------
 
@@ -189,6 +195,9 @@ class RiskManager:
                 ),
             )
             incident_id = int(cursor.lastrowid or 0)
+        if self.metrics is not None:
+            self.metrics.inc("tradingbot_incidents_total", severity=severity)
+            self.metrics.flush()
         self._log(
             logging.ERROR if severity == "error" else logging.WARNING,
             code,
@@ -336,6 +345,9 @@ class RiskManager:
         self._log(
             logging.WARNING, f"risk_block_{decision.code}", f"{pair}: {decision.reason}", pair=pair
         )
+        if self.metrics is not None:
+            self.metrics.inc("tradingbot_risk_blocks_total", code=decision.code)
+            self.metrics.flush()
         return decision
 
     # -- backtests -------------------------------------------------------------------

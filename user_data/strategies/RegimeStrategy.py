@@ -25,6 +25,7 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
+from ml.observability import MetricsTextfile
 from ml.serving import ModelAdapter
 from strategies.risk import Position, RiskManager, RiskSettings
 
@@ -63,6 +64,8 @@ class RegimeStrategy(IStrategy):
         report = settings.get("guard_report")
         timerange = str(self.config.get("timerange") or "")
         start = timerange.split("-")[0] if "-" in timerange else ""
+        textfile = settings.get("metrics_textfile")
+        metrics = MetricsTextfile(Path(textfile)) if textfile else None
         self.adapter = ModelAdapter(
             settings.get("model_uri", self.default_model_uri),
             tracking_uri=tracking_uri,
@@ -72,7 +75,7 @@ class RegimeStrategy(IStrategy):
             if settings.get("predictions")
             else None,
         )
-        self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir))
+        self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Model predictions, filtered regime probabilities and do_predict."""

@@ -1,0 +1,75 @@
+"""JSON logs carry correlation_id and run_id; live metrics land in a Prometheus textfile."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+from ml.observability import MetricsTextfile, bind, configure_json_logging
+from ml.tracking import configure, default_tracking_uri, experiment_id, tracked_run
+from strategies.risk import RiskManager, RiskSettings
+
+
+def test_json_logs_name_the_invocation_and_the_run(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    level = logging.getLogger().level
+    handler = configure_json_logging(stream=stream)
+    try:
+        client = configure(default_tracking_uri(tmp_path), tmp_path)
+        experiment = experiment_id(client, "obs", tmp_path)
+        log = logging.getLogger("tradingbot.test")
+        with bind(correlation="cid-42"):
+            log.info("before the run")
+            with tracked_run(experiment_id=experiment) as run:
+                log.info("inside the run", extra={"fold": 3})
+        lines = [
+            json.loads(line) for line in stream.getvalue().splitlines() if "tradingbot.test" in line
+        ]
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(level)
+    assert [(r["message"], r["correlation_id"], r["run_id"]) for r in lines] == [
+        ("before the run", "cid-42", None),
+        ("inside the run", "cid-42", run.info.run_id),
+    ]
+    assert lines[1]["fold"] == 3 and lines[1]["level"] == "INFO"
+
+
+def test_metrics_textfile_in_prometheus_format(tmp_path: Path) -> None:
+    metrics = MetricsTextfile(tmp_path / "tradingbot.prom")
+    risk = RiskManager(RiskSettings.for_userdir(tmp_path), metrics=metrics)
+    risk.enable_breaker("incident", minutes=5)
+    assert not risk.check_entry("BTC/USDT", Decimal(1), [], Decimal(100)).allowed
+    metrics.inc("tradingbot_inference_seconds_sum", 0.004)
+    metrics.inc("tradingbot_inference_seconds_count")
+    metrics.inc("tradingbot_predictions_total", pair="BTC/USDT")
+    metrics.flush()
+    text = (tmp_path / "tradingbot.prom").read_text()
+    assert "# TYPE tradingbot_risk_blocks_total counter" in text
+    assert 'tradingbot_risk_blocks_total{code="cb_active"} 1' in text
+    assert 'tradingbot_incidents_total{severity="warning"} 1' in text
+    assert 'tradingbot_predictions_total{pair="BTC/USDT"} 1' in text
+    assert "tradingbot_inference_seconds_count 1" in text
+
+
+def test_adapter_live_path_reports_latency_and_counts(tmp_path: Path) -> None:
+    from ml.serving import ModelAdapter
+
+    metrics = MetricsTextfile(tmp_path / "live.prom")
+    adapter = ModelAdapter(
+        "models:/absent@champion",
+        tracking_uri=default_tracking_uri(tmp_path),
+        metrics=metrics,
+        retry_seconds=3600,
+    )
+    from features.data.synthetic import generate
+
+    candles, _ = generate(300, seed=1)
+    for end in (298, 299, 300):
+        adapter.populate(candles.iloc[:end], "BTC/USDT", live=True)
+    text = (tmp_path / "live.prom").read_text()
+    assert "tradingbot_inference_seconds_count 3" in text
+    assert 'tradingbot_do_predict_zero_total{pair="BTC/USDT"} 3' in text  # no model: never trusted
