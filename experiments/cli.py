@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from features.errors import TradingbotError
 
@@ -548,6 +549,107 @@ def report_command(
     with stage("writing the report"):
         report = build_report(userdir, tracking_uri(userdir), out)
     console.print(f"wrote {report.markdown}\nwrote {report.html} ({len(report.images)} pictures)")
+
+
+strategies_app = typer.Typer(
+    help="The strategy registry (read from the strategy files).", no_args_is_help=True
+)
+idea_app = typer.Typer(
+    help="Ideas, their experiments and the decisions about them.", no_args_is_help=True
+)
+app.add_typer(strategies_app, name="strategies")
+app.add_typer(idea_app, name="idea")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _registry_db(userdir: Path) -> Path:
+    return userdir / "registry" / "strategies_registry.sqlite"
+
+
+@strategies_app.command("sync")
+def strategies_sync(
+    docs: Annotated[
+        Path, typer.Option("--docs", help="Where STRATEGIES.md and the JSON registry go.")
+    ] = REPO / "docs",
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Read user_data/strategies into the registry; write docs/STRATEGIES.md."""
+    from strategies.registry import sync
+
+    found = sync(REPO / "user_data" / "strategies", docs, _registry_db(userdir))
+    console.print(f"{len(found)} strategies: " + ", ".join(s.name for s in found))
+    console.print(f"wrote {docs / 'STRATEGIES.md'}")
+
+
+@idea_app.command("create")
+def idea_create(
+    title: Annotated[str, typer.Option("--title")],
+    hypothesis: Annotated[
+        str, typer.Option("--hypothesis", help="What you expect, and how you will know.")
+    ],
+    strategy: Annotated[str | None, typer.Option("--strategy")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="Spec name (MLflow experiment).")
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Record an idea to test."""
+    from experiments.ideas import create
+
+    idea = create(
+        _registry_db(userdir),
+        title=title,
+        hypothesis=hypothesis,
+        strategy=strategy,
+        experiment=experiment,
+    )
+    console.print(f"idea #{idea} recorded")
+
+
+@idea_app.command("list")
+def idea_list(userdir: Userdir = Path("user_data")) -> None:
+    """Ideas and their status."""
+    from experiments.ideas import list_ideas
+
+    for idea in list_ideas(_registry_db(userdir)):
+        line = f"#{idea['id']} [{idea['status']}] {idea['title']} ({idea['experiment'] or '-'})"
+        console.print(escape(line))  # brackets are text here, not rich markup
+
+
+@idea_app.command("decide")
+def idea_decide(
+    idea_id: Annotated[int, typer.Argument(help="Idea number.")],
+    decision: Annotated[str, typer.Option("--decision", help="promote, reject or park")],
+    rationale: Annotated[str, typer.Option("--rationale")],
+    results: Annotated[Path, typer.Option("--results", help="RESULTS.md to regenerate.")] = REPO
+    / "docs"
+    / "RESULTS.md",
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Promote, reject or park an idea; record why; regenerate docs/RESULTS.md."""
+    from experiments.ideas import decide, write_results
+    from ml import tracking
+
+    client = tracking.configure(tracking_uri(userdir), userdir)
+    decide(_registry_db(userdir), idea_id, decision.lower(), rationale, client)  # type: ignore[arg-type]
+    console.print(
+        f"idea #{idea_id}: {decision.lower()}; wrote {write_results(_registry_db(userdir), client, results)}"
+    )
+
+
+@idea_app.command("results")
+def idea_results(
+    results: Annotated[Path, typer.Option("--results", help="RESULTS.md to write.")] = REPO
+    / "docs"
+    / "RESULTS.md",
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Regenerate docs/RESULTS.md from the ideas, decisions and MLflow."""
+    from experiments.ideas import write_results
+    from ml import tracking
+
+    client = tracking.configure(tracking_uri(userdir), userdir)
+    console.print(f"wrote {write_results(_registry_db(userdir), client, results)}")
 
 
 @app.command()

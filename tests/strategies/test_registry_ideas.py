@@ -1,0 +1,97 @@
+"""Strategy registry (from source) and the idea -> decision workflow."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from ml.tracking import configure, default_tracking_uri
+from strategies.registry import introspect
+from tests.conftest import CliResult
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_introspection_reads_the_real_strategies() -> None:
+    strategies = {s.name: s for s in introspect(ROOT / "user_data" / "strategies")}
+    assert set(strategies) == {"RegimeStrategy", "RegimeRulesStrategy", "FreqaiRegimeStrategy"}
+    regime = strategies["RegimeStrategy"]
+    assert regime.timeframe == "1h" and regime.stoploss == -0.05
+    assert regime.model == "models:/btc_1h_hmm_lstm@champion"
+    assert {(p.name, p.default, p.space) for p in regime.parameters} == {
+        ("entry_threshold", 0.55, "buy"),
+        ("exit_threshold", 0.47, "sell"),
+    }
+    assert {"&-p_up", "&-regime", "do_predict"} <= set(regime.uses_columns)
+    rules = strategies["RegimeRulesStrategy"]  # inherits what it does not override
+    assert rules.model == "models:/btc_1h_rules@champion" and rules.timeframe == "1h"
+    assert rules.parameters and "confirm_trade_entry" in rules.methods
+    assert strategies["FreqaiRegimeStrategy"].indicators == ["NATR", "ROC", "RSI"]
+
+
+def test_sync_and_the_decision_workflow(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    userdir, docs = tmp_path / "ud", tmp_path / "docs"
+    synced = cli("strategies", "sync", "--docs", docs, "--userdir", userdir)
+    assert synced.code == 0, synced.err
+    assert "| `RegimeStrategy` | 1h |" in (docs / "STRATEGIES.md").read_text()
+    with sqlite3.connect(userdir / "registry" / "strategies_registry.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM strategies").fetchone() == (3,)
+
+    configure(default_tracking_uri(userdir), userdir).create_experiment("regime_gate")
+    made = cli(
+        "idea",
+        "create",
+        "--title",
+        "Regime gate",
+        "--hypothesis",
+        "Skipping bear regimes cuts drawdown",
+        "--strategy",
+        "RegimeStrategy",
+        "--experiment",
+        "regime_gate",
+        "--userdir",
+        userdir,
+    )
+    assert made.code == 0 and "idea #1" in made.out
+    assert "#1 [open] Regime gate" in cli("idea", "list", "--userdir", userdir).out
+    bad = cli(
+        "idea", "decide", "1", "--decision", "maybe", "--rationale", "x", "--userdir", userdir
+    )
+    assert bad.code == 2 and "unknown decision" in bad.err
+    results = docs / "RESULTS.md"
+    done = cli(
+        "idea",
+        "decide",
+        "1",
+        "--decision",
+        "Park",
+        "--rationale",
+        "needs a longer test window",
+        "--results",
+        results,
+        "--userdir",
+        userdir,
+    )
+    assert done.code == 0, done.err
+    assert "#1 [park]" in cli("idea", "list", "--userdir", userdir).out
+    text = results.read_text()
+    assert "| 1 | Regime gate | RegimeStrategy | regime_gate | park |" in text
+    assert "Decision: **park**" in text
+    tags = MlflowClient(default_tracking_uri(userdir)).get_experiment_by_name("regime_gate").tags
+    assert tags["tradingbot.decision"] == "park: needs a longer test window"
+    missing = cli(
+        "idea", "decide", "7", "--decision", "reject", "--rationale", "x", "--userdir", userdir
+    )
+    assert missing.code == 2 and "no idea #7" in missing.err
+
+
+def test_committed_strategies_doc_is_up_to_date() -> None:
+    from strategies.registry import markdown
+
+    expected = markdown(introspect(ROOT / "user_data" / "strategies"))
+    assert (ROOT / "docs" / "STRATEGIES.md").read_text() == expected, (
+        "run: tradingbot strategies sync"
+    )
