@@ -105,6 +105,21 @@ METRIC_HELP: dict[str, tuple[str, str]] = {
 }
 
 
+def json_logging_for(names: tuple[str, ...], stream: object | None = None) -> logging.Handler:
+    """JSON lines for our own loggers only (inside a host such as Freqtrade, whose own
+    logging stays as it is): they stop propagating to the host's plain-text handlers."""
+    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    handler.setFormatter(JsonFormatter())
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if not isinstance(h.formatter, JsonFormatter)]
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+    return handler
+
+
 class MetricsTextfile:
     """Counters and gauges written atomically in Prometheus' text exposition format."""
 

@@ -73,3 +73,19 @@ def test_adapter_live_path_reports_latency_and_counts(tmp_path: Path) -> None:
     text = (tmp_path / "live.prom").read_text()
     assert "tradingbot_inference_seconds_count 3" in text
     assert 'tradingbot_do_predict_zero_total{pair="BTC/USDT"} 3' in text  # no model: never trusted
+
+
+def test_json_logging_for_our_loggers_inside_a_host() -> None:
+    from ml.observability import correlation_id, json_logging_for
+
+    stream = io.StringIO()
+    handler = json_logging_for(("ml.test_host",), stream=stream)
+    token = correlation_id.set("bot-1")
+    try:
+        logging.getLogger("ml.test_host.adapter").warning("do_predict=0: model unavailable")
+    finally:
+        correlation_id.reset(token)
+        logging.getLogger("ml.test_host").removeHandler(handler)
+    record = json.loads(stream.getvalue())
+    assert record["correlation_id"] == "bot-1" and record["logger"] == "ml.test_host.adapter"
+    assert record["level"] == "WARNING"

@@ -146,6 +146,7 @@ def _bot(
             "tradingbot": {
                 "model_uri": "models:/paper_lgbm@champion",
                 "tracking_uri": world["uri"],
+                "metrics_textfile": str(tmp_path / "tradingbot.prom"),
             },
         }
     )
@@ -203,9 +204,12 @@ def test_bot_loop_enters_on_predictions_respects_the_breaker_and_limits(
             assert trade.enter_tag.startswith(
                 f"{last['&-regime']}|entry p_up "
             )  # the reason travels with it
-            assert Decimal(str(trade.stake_amount)) <= Decimal(
-                "250"
-            )  # 25% of the 1,000 USDT wallet
+            # 25% of the 1,000 USDT wallet
+            assert Decimal(str(trade.stake_amount)) <= Decimal("250")
+        metrics = (tmp_path / "tradingbot.prom").read_text()  # the live path's Prometheus textfile
+        assert 'tradingbot_risk_blocks_total{code="cb_active"}' in metrics
+        assert "tradingbot_inference_seconds_count" in metrics
+        assert "tradingbot_predictions_total{" in metrics
     finally:
         bot.cleanup()
 

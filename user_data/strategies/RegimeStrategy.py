@@ -25,6 +25,7 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
+from ml import observability
 from ml.observability import MetricsTextfile
 from ml.serving import ModelAdapter
 from strategies.risk import Position, RiskManager, RiskSettings
@@ -64,6 +65,9 @@ class RegimeStrategy(IStrategy):
         report = settings.get("guard_report")
         timerange = str(self.config.get("timerange") or "")
         start = timerange.split("-")[0] if "-" in timerange else ""
+        if settings.get("log_json"):  # our own log lines as JSON, with this bot's correlation id
+            observability.correlation_id.set(observability.new_correlation_id())
+            observability.json_logging_for(("ml", "strategies", "tradingbot"))
         textfile = settings.get("metrics_textfile")
         metrics = MetricsTextfile(Path(textfile)) if textfile else None
         self.adapter = ModelAdapter(
@@ -74,6 +78,7 @@ class RegimeStrategy(IStrategy):
             stitched_predictions=Path(settings["predictions"])
             if settings.get("predictions")
             else None,
+            metrics=metrics,
         )
         self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
 
