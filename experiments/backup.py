@@ -21,14 +21,12 @@ import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from features.atomic import write_text_atomic
 from features.errors import TradingbotError
 
-Component = Literal["mlflow", "registry", "optuna", "backtests"]
 COMPONENTS: dict[str, tuple[list[str], list[str]]] = {
     # component: (SQLite files, directories), relative to the user dir
     "mlflow": (["mlflow.db"], ["mlartifacts"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -26,12 +26,6 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def write_atomic(target: Path, writer: Callable[[Path], object]) -> None:
-    """Call ``writer(tmp_path)`` and move the result over ``target`` atomically."""
-    with atomic_path(target) as tmp:
-        writer(tmp)
 
 
 def write_text_atomic(target: Path, text: str) -> None:

@@ -26,9 +26,3 @@ def timeframe_to_seconds(timeframe: str) -> int:
 def grid_offset_seconds(timeframe: str) -> int:
     """Offset of the candle grid from the Unix epoch (weeks start on Monday)."""
     return _WEEK_OFFSET_SECONDS if timeframe.endswith("w") else 0
-
-
-def pandas_freq(timeframe: str) -> str:
-    """The pandas offset alias of a timeframe, e.g. ``"4h" -> "4h"``, ``"5m" -> "5min"``."""
-    seconds = timeframe_to_seconds(timeframe)
-    return f"{seconds}s"

@@ -15,22 +15,13 @@ class probabilities (n, 2) for classification.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 Task = Literal["classification", "regression"]
-
-
-class Forecaster(Protocol):
-    task: Task
-    history_: list[dict[str, float]]
-
-    def fit(self, X: pd.DataFrame, y: NDArray[np.float64]) -> Forecaster: ...
-
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]: ...
 
 
 def split_validation(

@@ -22,8 +22,6 @@ from sklearn.base import BaseEstimator
 
 from ml.models.base import Task, as_frame
 
-FAVOURABLE_REGIMES = ("bull", "sideways", "volatile")
-
 
 class RuleReasoner(BaseEstimator):  # type: ignore[misc]
     def __init__(

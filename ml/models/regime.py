@@ -187,9 +187,6 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
             decisions[valid] = hysteresis(probabilities[valid], self.switch_margin)
         return decisions
 
-    def predict_labels(self, X: FloatArray) -> list[str]:
-        return ["" if s < 0 else self.labels_[s] for s in self.predict(X)]
-
     def online(self) -> OnlineRegimeFilter:
         """A stateful filter that takes one candle at a time (the live path)."""
         return OnlineRegimeFilter(self)
