@@ -36,34 +36,12 @@ from features.data import import_candles  # noqa: E402
 from ml.registry import promote  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 from strategies.results import parse_result_zip  # noqa: E402
-from strategies.runner import BacktestRequest, run_backtest  # noqa: E402
+from strategies.runner import BacktestRequest, freqai_section, run_backtest  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "freqtrade-testdata"
 PAIRS = ("ETH/BTC", "LTC/BTC")
 CANDLES_PER_DAY = 288
 TIMERANGE = "20180118-20180130"
-FREQAI = {
-    "enabled": True,
-    "identifier": "bench",
-    "purge_old_models": 2,
-    "train_period_days": 6,
-    "backtest_period_days": 2,
-    "live_retrain_hours": 0,
-    "feature_parameters": {
-        "include_timeframes": ["5m"],
-        "include_corr_pairlist": [],
-        "label_period_candles": 12,
-        "include_shifted_candles": 0,
-        "indicator_periods_candles": [10, 20],
-    },
-    "data_split_parameters": {"test_size": 0.25, "shuffle": False},
-    "model_training_parameters": {
-        "n_estimators": 200,
-        "learning_rate": 0.05,
-        "num_leaves": 15,
-        "verbosity": -1,
-    },
-}
 
 
 def freqai(userdir: Path, pair: str) -> tuple[float, int]:
@@ -73,7 +51,7 @@ def freqai(userdir: Path, pair: str) -> tuple[float, int]:
         pair=pair,
         timeframe="5m",
         timerange=TIMERANGE,
-        freqai=FREQAI,
+        freqai={**freqai_section(verbosity=-1), "identifier": "bench"},
         freqaimodel="LightGBMRegressor",
     )
     run = run_backtest(request, userdir, use_cache=False)

@@ -30,6 +30,17 @@ from strategies.markets import generate_snapshot, snapshot_path, snapshot_sha256
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
 FREQAI_MODELS = Path(__file__).resolve().parents[1] / "user_data" / "freqaimodels"
+FREQAI_CONFIG = Path(__file__).resolve().parents[1] / "user_data" / "config.freqai.json"
+
+
+def freqai_section(**model_parameters: object) -> dict[str, object]:
+    """The shipped FreqAI section (``user_data/config.freqai.json``), model parameters overridden."""
+    section: dict[str, object] = json.loads(FREQAI_CONFIG.read_text(encoding="utf-8"))["freqai"]
+    params = dict(section["model_training_parameters"])  # type: ignore[call-overload]
+    section["model_training_parameters"] = {**params, **model_parameters}
+    return section
+
+
 FREQTRADE_SUBDIRS = (
     "backtest_results",
     "data",
