@@ -245,6 +245,100 @@ def train_command(
     train_summary(console, result, tracking_uri(userdir))
 
 
+@app.command("tune")
+def tune_command(
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="Experiment spec (TOML) with a [tune] section, e.g. experiments/specs/btc_1h_lightgbm_tune.toml."
+        ),
+    ],
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials", min=1, help="Trials the study should have in all (resumes count)."
+        ),
+    ] = 20,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Worker processes on this machine.")
+    ] = 1,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study name (default: the spec's name); same name = resume."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage URL (sqlite:///..., postgresql://...); default: a journal file under the user dir.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=1, help="Start no new trial after S seconds.")
+    ] = None,
+    pair: Annotated[str | None, typer.Option("--pair", help="Override the spec's pair.")] = None,
+    timeframe: Annotated[
+        str | None, typer.Option("--timeframe", help="Override the spec's timeframe.")
+    ] = None,
+    timerange: Annotated[
+        str | None,
+        typer.Option("--timerange", help="Override the spec's timerange, YYYYMMDD-YYYYMMDD."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Tune model and strategy parameters with Optuna on walk-forward folds; refit and register the best."""
+    from experiments.render import tune_summary
+    from experiments.spec import load_experiment
+    from experiments.tune import TuneRequest, tune
+
+    experiment = load_experiment(spec).with_overrides(
+        pair=pair, timeframe=timeframe, timerange=timerange
+    )
+    request = TuneRequest(
+        spec=experiment,
+        userdir=userdir,
+        tracking_uri=tracking_uri(userdir),
+        trials=trials,
+        jobs=jobs,
+        study=study,
+        storage=storage,
+        timeout=timeout,
+        spec_text=spec.read_text(encoding="utf-8"),
+    )
+    with tune_progress(request.study_name, trials) as progress:
+        result = tune(request, progress=progress)
+    tune_summary(console, result, tracking_uri(userdir))
+
+
+@contextmanager
+def tune_progress(study: str, trials: int) -> Iterator[Callable[..., None]]:
+    """Trials done, pruned and failed, and the best value so far, on stderr."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} trials"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=progress_console,
+    ) as bar:
+        task = bar.add_task(f"tuning {study}", total=trials, detail="")
+
+        def update(counts: object, best: float | None) -> None:
+            from experiments.tune import Counts
+
+            assert isinstance(counts, Counts)
+            best_text = "-" if best is None else f"{best:.4g}"
+            bar.update(
+                task,
+                completed=min(counts.finished, trials),
+                detail=f"pruned {counts.pruned} failed {counts.failed} running {counts.running} best {best_text}",
+            )
+
+        yield update
+
+
 @app.command("promote")
 def promote_command(
     name: Annotated[str, typer.Argument(help="Registered model name (the spec's name).")],

@@ -206,3 +206,35 @@ def backtest_summary(console: Console, summary: object) -> None:
         f"MLflow run {summary.run_id} (experiment backtests); result {summary.result_zip}"
         + (" (cached)" if summary.cache_hit else "")
     )
+
+
+def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
+    from experiments.tune import TuneResult
+
+    assert isinstance(result, TuneResult)
+    console.print(
+        f"study {result.study} in {result.storage}: {result.complete} complete, "
+        f"{result.pruned} pruned, {result.failed} failed of {result.trials} "
+        f"({result.fits} model fits)"
+    )
+    if not result.finished:
+        console.print(
+            "time is up before the study reached its trials: run the same command again to continue"
+        )
+        return
+    table = Table(title=f"best trial {result.best_trial}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("validation (walk-forward)", justify="right")
+    table.add_column("test (scored once)", justify="right")
+    for name in sorted(set(result.validation) | set(result.test)):
+        table.add_row(
+            name,
+            f"{result.validation.get(name, float('nan')):.4f}",
+            f"{result.test.get(name, float('nan')):.4f}",
+        )
+    console.print(table)
+    console.print("  " + ", ".join(f"{k} = {v}" for k, v in result.best_params.items()))
+    console.print(f"MLflow parent run {result.parent_run_id} in {tracking_uri}")
+    console.print(f"registered models:/{result.model_name}/{result.version} with alias @challenger")
+    if result.params_file is not None:
+        console.print(f"strategy parameters written to {result.params_file}")

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from experiments.search_space import TuneConfig, set_path
 from features.errors import SpecError, validation_message
 from features.spec import FeatureSpec, default_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds
@@ -149,6 +150,7 @@ class ExperimentSpec(BaseModel):
     walk_forward: WalkForwardSpec = WalkForwardSpec()
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)
     backtest: BacktestConfig = BacktestConfig()
+    tune: TuneConfig | None = None  # the search space of `tradingbot tune`
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -180,6 +182,20 @@ class ExperimentSpec(BaseModel):
             return self.model_copy(update={"data": DataConfig.model_validate(data)})
         except ValidationError as exc:
             raise SpecError(f"invalid override: {validation_message(exc)}") from exc
+
+    def with_params(self, params: dict[str, Any]) -> ExperimentSpec:
+        """The spec one tuning trial trains: ``params`` (dotted space keys) applied, no
+        ``[tune]`` section. ``strategy.*`` keys are not part of the spec and are skipped."""
+        data = self.model_dump(mode="json", exclude={"tune"})
+        for key, value in params.items():
+            if key.startswith("strategy."):
+                continue
+            if key == "features.preset" and not isinstance(self.features, FeaturePreset):
+                raise SpecError(
+                    "space key 'features.preset': the spec declares its own [features], not a preset"
+                )
+            data = set_path(data, key, value)
+        return parse_experiment(data, source=f"trial parameters {params}")
 
 
 def parse_experiment(data: dict[str, Any], *, source: str) -> ExperimentSpec:

@@ -52,6 +52,7 @@ class StrategyInfo(BaseModel):
     timeframe: str | None = None
     stoploss: float | None = None
     minimal_roi: dict[str, float] = Field(default_factory=dict)
+    trailing: dict[str, Any] = Field(default_factory=dict)
     parameters: list[Parameter] = Field(default_factory=list)
     model: str | None = None
     uses_columns: list[str] = Field(default_factory=list)
@@ -93,6 +94,8 @@ def _class_info(node: ast.ClassDef, source: str, path: Path) -> StrategyInfo:
                 info["parameters"].append(_parameter(name, value))
             elif name in ("timeframe", "stoploss", "minimal_roi"):
                 info[name] = _literal(value)
+            elif name.startswith("trailing_"):
+                info.setdefault("trailing", {})[name] = _literal(value)
             elif name == "default_model_uri":
                 info["model"] = _literal(value)
         elif isinstance(item, ast.FunctionDef) and item.name.startswith(
@@ -137,6 +140,7 @@ def introspect(strategy_dir: Path) -> list[StrategyInfo]:
                     setattr(merged, field, getattr(ancestor, field))
             if not merged.minimal_roi:
                 merged.minimal_roi = ancestor.minimal_roi
+            merged.trailing = {**ancestor.trailing, **merged.trailing}
             names = {p.name for p in merged.parameters}
             merged.parameters += [p for p in ancestor.parameters if p.name not in names]
             merged.methods = {**ancestor.methods, **merged.methods}

@@ -157,26 +157,6 @@ class RegimeStrategy(IStrategy):
         return Decimal(str(self.wallets.get_total_stake_amount())) if self.wallets else Decimal(0)
 
 
-class RegimeRulesStrategy(RegimeStrategy):
-    """The rule-based variant: the reasoning model decides, and its reason is the tag."""
-
-    default_model_uri = "models:/btc_1h_rules@champion"
-
-    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        """Enter when the reasoning model says long."""
-        entries = (dataframe["do_predict"] == 1) & (dataframe["&-prediction"] == 1)
-        dataframe.loc[entries, "enter_long"] = 1
-        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], "entry")
-        return dataframe
-
-    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        """Exit when the reasoning model says flat."""
-        exits = (dataframe["do_predict"] == 1) & (dataframe["&-prediction"] == 0)
-        dataframe.loc[exits, "exit_long"] = 1
-        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit")
-        return dataframe
-
-
 def _open_positions() -> list[Position]:
     return [
         Position(t.pair, Decimal(str(t.stake_amount))) for t in Trade.get_trades_proxy(is_open=True)

@@ -1,0 +1,247 @@
+"""The tuning objective: one trial = one walk-forward run of a trial's spec, scored per fold.
+
+The data window of the spec is split once: the first ``1 - test_fraction`` of
+the candles are the *tuning window* (the walk-forward folds live inside it), the
+rest is the *test window*, which no trial ever sees; it is scored once, at the
+end, by the refitted best trial (:func:`score_test`).
+
+After each fold the trial's metrics are computed over the out-of-sample rows of
+all folds so far (stitched, in time order) and reported to Optuna as the
+intermediate value at step = fold index, so a pruner can stop a poor trial after
+its first folds. Strategy metrics come from the replay of the ``[backtest]``
+strategy (:mod:`strategies.replay`), forecast metrics from :func:`ml.training.score`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from experiments.search_space import STRATEGY_OBJECTIVES, TuneConfig, strategy_values
+from experiments.spec import ExperimentSpec, TimeRange
+from experiments.train import select_candles
+from features.candles import data_window
+from features.data import load_candles
+from features.errors import DataError, SpecError
+from features.frames import FeatureCache
+from features.spec import FeatureSpec
+from ml.bundle import ModelBundle
+from ml.training import TrainingJob, score, walk_forward
+from ml.walkforward import make_folds
+from strategies.registry import introspect
+from strategies.replay import (
+    SIGNAL_RULES,
+    StrategyParams,
+    default_params,
+    replay,
+    tunable_names,
+    with_values,
+)
+from strategies.runner import REPO_STRATEGIES
+
+FORECAST_METRICS = {
+    "classification": ("accuracy", "log_loss", "brier"),
+    "regression": ("rmse", "rank_ic", "accuracy"),
+}
+# Called after each fold with (fold index, metrics so far); may raise optuna.TrialPruned.
+FoldCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TuningData:
+    """The candles of a spec, split into tuning and test windows, with features per spec."""
+
+    spec: ExperimentSpec
+    candles: pd.DataFrame  # the whole data window: tuning + test
+    tuning_rows: int
+    userdir: Path
+    _features: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, spec: ExperimentSpec, tune: TuneConfig, userdir: Path) -> TuningData:
+        data = spec.data
+        candles = select_candles(
+            load_candles(userdir, data.exchange, data.pair, data.timeframe),
+            TimeRange.parse(data.timerange),
+        )
+        test_rows = int(len(candles) * tune.test_fraction)
+        tuning_rows = len(candles) - test_rows
+        if tuning_rows < 500 or test_rows < 50:
+            raise DataError(
+                f"{len(candles)} {data.pair} {data.timeframe} candles in timerange "
+                f"{data.timerange or '(all)'} leave {tuning_rows} for tuning and {test_rows} for the test",
+                hint="import more data or widen --timerange (at least 500 tuning and 50 test candles)",
+            )
+        return cls(spec=spec, candles=candles, tuning_rows=tuning_rows, userdir=userdir)
+
+    @property
+    def tuning_candles(self) -> pd.DataFrame:
+        return self.candles.iloc[: self.tuning_rows]
+
+    @property
+    def test_candles(self) -> pd.DataFrame:
+        return self.candles.iloc[self.tuning_rows :]
+
+    def features(self, spec: FeatureSpec) -> pd.DataFrame:
+        """Features of the whole window (causal: its first rows equal the tuning window's own)."""
+        if spec.hash not in self._features:
+            data = self.spec.data
+            spec.check_timeframe(data.timeframe)
+            window = data_window(self.candles, data.pair, data.timeframe)
+            frame, _, _ = FeatureCache(self.userdir / "cache" / "features").build(
+                self.candles, spec, window
+            )
+            self._features[spec.hash] = frame
+        return self._features[spec.hash]
+
+    def job(self, spec: ExperimentSpec) -> TrainingJob:
+        """The training job of a trial: the tuning window only."""
+        return TrainingJob(
+            name=spec.name,
+            candles=self.tuning_candles,
+            features=self.features(spec.feature_spec).iloc[: self.tuning_rows],
+            feature_spec=spec.feature_spec,
+            config=spec.training,
+            pair=spec.data.pair,
+            timeframe=spec.data.timeframe,
+            seed=spec.seed,
+        )
+
+    def windows(self) -> dict[str, str]:
+        """First and last candle of the tuning and test windows (ISO, UTC)."""
+        tuning, test = self.tuning_candles["date"], self.test_candles["date"]
+        return {
+            "tuning.first": tuning.iloc[0].isoformat(),
+            "tuning.last": tuning.iloc[-1].isoformat(),
+            "test.first": test.iloc[0].isoformat(),
+            "test.last": test.iloc[-1].isoformat(),
+        }
+
+
+def strategy_defaults(spec: ExperimentSpec, strategy_dir: Path = REPO_STRATEGIES) -> StrategyParams:
+    name = spec.backtest.strategy
+    for info in introspect(strategy_dir):
+        if info.name == name:
+            return default_params(info)
+    raise SpecError(
+        f"strategy {name!r} ([backtest] strategy) not found in {strategy_dir}",
+        hint="strategies live in user_data/strategies/",
+    )
+
+
+def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParams) -> None:
+    """Refuse, before any trial, what no trial could do."""
+    task = spec.target.task
+    for name in tune.objectives:
+        if name not in STRATEGY_OBJECTIVES and name not in FORECAST_METRICS[task]:
+            raise SpecError(
+                f"objective {name!r} does not apply to a {task} target",
+                hint=f"use one of {[*STRATEGY_OBJECTIVES, *FORECAST_METRICS[task]]}",
+            )
+    if tune.uses_strategy:
+        if defaults.strategy not in SIGNAL_RULES:
+            raise SpecError(
+                f"strategy {defaults.strategy!r} has no replay rule, so tuning cannot score it",
+                hint=f"set [backtest] strategy to one of {sorted(SIGNAL_RULES)}",
+            )
+        if defaults.strategy == "RegimeStrategy" and task != "classification":
+            raise SpecError(
+                "RegimeStrategy trades on p_up: tune it with a direction target ([target] kind)"
+            )
+        known = tunable_names(defaults)
+        for name in strategy_values(tune.examples()):
+            if name not in known and not name.startswith("roi."):
+                raise SpecError(
+                    f"space key 'strategy.{name}': {defaults.strategy} has no such value",
+                    hint=f"tunable: {sorted(known)} and roi.<minutes>",
+                )
+            if name.startswith("roi.") and not name.removeprefix("roi.").isdigit():
+                raise SpecError(f"space key 'strategy.{name}': ROI keys are roi.<minutes>")
+    # Every key must give a valid spec / strategy (shown with each range's low end).
+    try:
+        spec.with_params(tune.examples())
+        with_values(defaults, strategy_values(tune.examples()))
+    except SpecError as exc:
+        raise SpecError(f"[tune.space]: {exc}") from exc
+
+
+def evaluate(
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    spec: ExperimentSpec,
+    strategy: StrategyParams | None,
+) -> dict[str, float]:
+    """Forecast and (with a strategy) replayed strategy metrics of ``predictions``
+    (indexed like ``candles``, contiguous rows)."""
+    forecast = score(predictions, candles, spec.training, spec.data.timeframe).metrics
+    metrics = {k: forecast[k] for k in FORECAST_METRICS[spec.target.task] if k in forecast}
+    if strategy is not None:
+        rows = candles.loc[predictions.index]
+        result = replay(rows, predictions, strategy, fee=spec.fee, timeframe=spec.data.timeframe)
+        metrics.update(result.metrics)
+    return metrics
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    metrics: dict[str, float]
+    fits: int
+
+
+def run_trial(
+    data: TuningData,
+    spec: ExperimentSpec,
+    strategy: StrategyParams | None,
+    on_fold: FoldCallback,
+) -> TrialOutcome:
+    """Walk forward over the tuning window; ``on_fold`` sees the metrics after each fold."""
+    job = data.job(spec)
+    stitched: list[pd.DataFrame] = []
+    metrics: dict[str, float] = {}
+    fits = 0
+    for result in walk_forward(job):
+        fits += 1
+        stitched.append(result.predictions)
+        metrics = evaluate(pd.concat(stitched), job.candles, spec, strategy)
+        on_fold(result.fold.index, metrics)
+    return TrialOutcome(metrics, fits)
+
+
+def objective_values(metrics: dict[str, float], tune: TuneConfig) -> list[float]:
+    values = [metrics.get(name, float("nan")) for name in tune.objectives]
+    if not all(np.isfinite(values)):
+        raise ValueError(f"objective {tune.objectives} is not finite: {values}")
+    return values
+
+
+def folds_of(data: TuningData, spec: ExperimentSpec) -> int:
+    """The number of folds (and that they fit in the tuning window)."""
+    try:
+        return len(make_folds(data.tuning_rows, spec.walk_forward, spec.target.horizon))
+    except ValueError as exc:
+        raise SpecError(f"[walk_forward] in the tuning window: {exc}") from exc
+
+
+def score_test(
+    data: TuningData, bundle: ModelBundle, spec: ExperimentSpec, strategy: StrategyParams | None
+) -> dict[str, float]:
+    """Metrics of ``bundle`` on the test window: predicted causally from the whole history,
+    scored on the test rows only."""
+    features = data.features(spec.feature_spec)
+    predictions = bundle.predict_features(features).iloc[data.tuning_rows :]
+    return evaluate(predictions, data.candles, spec, strategy)
+
+
+def suggest_trial(
+    trial: optuna.Trial, spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParams
+) -> tuple[dict[str, Any], ExperimentSpec, StrategyParams | None]:
+    params = tune.suggest(trial)
+    trial_spec = spec.with_params(params)
+    strategy = with_values(defaults, strategy_values(params)) if tune.uses_strategy else None
+    return params, trial_spec, strategy

@@ -1,0 +1,374 @@
+"""`tradingbot tune`: the study, its storage, resuming, workers, MLflow, the final refit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.objective import TuningData, run_trial, strategy_defaults
+from experiments.spec import load_experiment
+from experiments.tune import INTERRUPTED, counts, open_storage
+from features.data import import_candles
+from features.data.synthetic import generate
+from ml.registry import load_bundle
+from ml.tracking import configure, default_tracking_uri, use_uri
+from strategies.replay import with_values
+from tests.conftest import CliResult
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = """
+name = "{name}"
+seed = 7
+
+[data]
+pair = "BTC/USDT"
+timeframe = "1h"
+exchange = "binance"
+{timerange}
+
+[regime]
+n_states = 3
+n_restarts = 1
+n_iter = 30
+
+[model]
+kind = "lightgbm"
+params = {{ n_estimators = 40, num_leaves = 7, min_child_samples = 20 }}
+
+[walk_forward]
+folds = 3
+test_size = {test_size}
+
+[tune]
+objective = {objective}
+startup_trials = 2
+{tune_extra}
+
+[tune.space]
+"model.params.num_leaves" = {{ type = "int", low = 3, high = 31 }}
+"model.params.learning_rate" = {{ type = "float", low = 0.01, high = 0.3, log = true }}
+"regime.n_states" = {{ type = "int", low = 2, high = 4 }}
+"strategy.entry_threshold" = {{ type = "float", low = 0.50, high = 0.65, step = 0.01 }}
+"strategy.stoploss" = {{ type = "float", low = -0.15, high = -0.02, step = 0.01 }}
+"strategy.roi.0" = {{ type = "float", low = 0.02, high = 0.20, step = 0.01 }}
+{space_extra}
+"""
+
+
+def write_spec(
+    path: Path,
+    name: str = "tiny_tune",
+    *,
+    objective: str = '"sharpe"',
+    tune_extra: str = "",
+    space_extra: str = "",
+    timerange: str = "",
+    test_size: int = 400,
+) -> Path:
+    path.write_text(
+        SPEC.format(
+            name=name,
+            objective=objective,
+            tune_extra=tune_extra,
+            space_extra=space_extra,
+            timerange=f'timerange = "{timerange}"' if timerange else "",
+            test_size=test_size,
+        )
+    )
+    return path
+
+
+def study_of(userdir: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(None, userdir))
+
+
+def child_runs(client: MlflowClient, experiment: str, parent: str) -> list:  # type: ignore[type-arg]
+    return client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+        max_results=1000,
+    )
+
+
+@pytest.fixture(scope="module")
+def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tune")
+    candles, _ = generate(3000, seed=4)
+    source = root / "synthetic.feather"
+    candles.to_feather(source)
+    import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud")
+    return root / "ud"
+
+
+def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
+    userdir: Path, cli: Callable[..., CliResult]
+) -> None:
+    spec = write_spec(userdir.parent / "tune.toml")
+    result = cli("tune", spec, "--trials", "6", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert "registered models:/tiny_tune/" in result.out
+
+    study = study_of(userdir, "tiny_tune")
+    assert counts(study).finished == 6 and len(study.trials) == 6
+    states = {t.state for t in study.trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    for trial in study.trials:  # per-fold intermediate values, one fit per fold run
+        assert len(trial.intermediate_values) == trial.user_attrs["fits"] >= 1
+
+    client = configure(default_tracking_uri(userdir), userdir)
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["best_trial"] == str(study.best_trial.number)
+    assert {"test.sharpe", "validation.sharpe", "test.log_loss"} <= set(parent.data.metrics)
+    assert parent.data.metrics["validation.sharpe"] == pytest.approx(study.best_value)
+    artefacts = {a.path for a in client.list_artifacts(parent_id, "optuna")}
+    assert {"optuna/trials.csv", "optuna/history.png", "optuna/importance.png"} <= artefacts
+
+    runs = child_runs(client, "tiny_tune", parent_id)
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in runs) == list(range(6))
+    for run in runs:
+        trial = study.trials[int(run.data.tags["optuna.trial"])]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["optuna.state"] == trial.state.name
+        assert run.data.params["model.params.num_leaves"] == str(
+            trial.params["model.params.num_leaves"]
+        )
+        history = client.get_metric_history(run.info.run_id, "sharpe")
+        assert [m.step for m in history] == sorted(trial.intermediate_values)
+        assert [m.value for m in history] == pytest.approx(
+            [trial.intermediate_values[s] for s in sorted(trial.intermediate_values)]
+        )
+        assert run.data.metrics["duration_s"] > 0
+
+    # The challenger is the best trial refitted on the whole tuning window, which ends
+    # before the test window starts.
+    best = study.best_trial
+    version = client.get_model_version_by_alias("tiny_tune", "challenger")
+    assert version.tags["optuna.trial"] == str(best.number)
+    use_uri(default_tracking_uri(userdir))
+    bundle = load_bundle("models:/tiny_tune@challenger")
+    assert bundle.forecaster.num_leaves == best.params["model.params.num_leaves"]
+    assert bundle.metadata.train_window.last < datetime.fromisoformat(
+        parent.data.tags["test.first"]
+    )
+
+    written = json.loads((userdir / "strategies" / "RegimeStrategy.json").read_text())
+    assert written["strategy_name"] == "RegimeStrategy"
+    assert written["params"]["buy"]["entry_threshold"] == best.params["strategy.entry_threshold"]
+    assert written["params"]["stoploss"]["stoploss"] == best.params["strategy.stoploss"]
+    assert written["params"]["roi"]["0"] == best.params["strategy.roi.0"]
+
+    # Asking again for 8 trials continues the same study and the same parent run.
+    result = cli("tune", spec, "--trials", "8", "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "tiny_tune")
+    assert len(study.trials) == 8 and counts(study).finished == 8
+    assert study.user_attrs["mlflow_parent_run_id"] == parent_id
+    assert len(child_runs(client, "tiny_tune", parent_id)) == 8
+
+    # Nothing left to do: no new trial and no new registered version.
+    versions = len(client.search_model_versions("name = 'tiny_tune'"))
+    result = cli("tune", spec, "--trials", "8", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert len(study_of(userdir, "tiny_tune").trials) == 8
+    assert len(client.search_model_versions("name = 'tiny_tune'")) == versions
+
+
+def test_trials_never_see_the_test_window(userdir: Path, tmp_path: Path) -> None:
+    """Changing every candle of the test window changes no trial value."""
+    spec = load_experiment(write_spec(tmp_path / "s.toml"))
+    assert spec.tune is not None
+    data = TuningData.load(spec, spec.tune, userdir)
+    shaken = data.candles.copy()
+    rng = np.random.default_rng(0)
+    factor = np.exp(rng.normal(0, 0.05, len(shaken) - data.tuning_rows))
+    for column in ("open", "high", "low", "close"):
+        shaken.loc[data.tuning_rows :, column] *= factor
+    shaken.loc[data.tuning_rows :, "high"] = shaken.loc[
+        data.tuning_rows :, ["open", "high", "low", "close"]
+    ].max(axis=1)
+    shaken.loc[data.tuning_rows :, "low"] = shaken.loc[
+        data.tuning_rows :, ["open", "high", "low", "close"]
+    ].min(axis=1)
+    other = TuningData(spec=spec, candles=shaken, tuning_rows=data.tuning_rows, userdir=tmp_path)
+    params = {"strategy.entry_threshold": 0.52, "model.params.num_leaves": 9}
+    trial_spec = spec.with_params(params)
+    strategy = with_values(strategy_defaults(spec), {"entry_threshold": 0.52})
+    seen: list[dict[str, float]] = []
+    first = run_trial(data, trial_spec, strategy, lambda _step, m: seen.append(m))
+    second = run_trial(other, trial_spec, strategy, lambda _step, m: None)
+    assert first.metrics == second.metrics
+    assert first.fits == 3 and len(seen) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"objective": '"sharp"'}, "unknown objective 'sharp'"),
+        (
+            {"objective": '["sharpe", "max_drawdown"]', "tune_extra": 'pruner = "median"'},
+            "cannot prune multi-objective",
+        ),
+        (
+            {
+                "space_extra": '"strategy.entry_treshold" = { type = "float", low = 0.5, high = 0.6 }'
+            },
+            "strategy.entry_treshold",
+        ),
+        (
+            {"space_extra": '"model.params.num_leafs" = { type = "int", low = 3, high = 9 }'},
+            "num_leafs",
+        ),
+        (
+            {"space_extra": '"walk_forward.folds" = { type = "int", low = 2, high = 4 }'},
+            "must start with one of",
+        ),
+        (
+            {"space_extra": '"regime.switch_margin" = { type = "float", low = 0.9, high = 0.1 }'},
+            "low must be below high",
+        ),
+        ({"objective": '"rmse"'}, "does not apply to a classification target"),
+    ],
+)
+def test_bad_tune_sections_are_refused_before_anything_is_written(
+    userdir: Path,
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+    change: dict[str, str],
+    message: str,
+) -> None:
+    fresh = tmp_path / "ud"
+    spec = write_spec(tmp_path / "bad.toml", "bad_tune", **change)
+    result = cli("tune", spec, "--trials", "2", "--userdir", fresh)
+    assert result.code == 2
+    assert message in result.err
+    assert not (fresh / "optuna").exists() and not (fresh / "mlflow.db").exists()
+
+
+def test_a_study_refuses_a_different_spec(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    first = write_spec(tmp_path / "a.toml", "spec_a")
+    assert cli("tune", first, "--trials", "1", "--study", "shared", "--userdir", userdir).code == 0
+    other = write_spec(tmp_path / "b.toml", "spec_a", tune_extra="test_fraction = 0.3")
+    result = cli("tune", other, "--trials", "2", "--study", "shared", "--userdir", userdir)
+    assert result.code == 2
+    assert "created from another spec" in result.err and "--study" in result.err
+    assert len(study_of(userdir, "shared").trials) == 1
+
+
+def test_two_worker_processes_share_one_study_to_exactly_the_requested_trials(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    spec = write_spec(tmp_path / "par.toml", "par_tune")
+    result = cli("tune", spec, "--trials", "6", "--jobs", "2", "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "par_tune")
+    assert len(study.trials) == 6 and counts(study).finished == 6
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6
+
+
+def test_multi_objective_study_uses_nsga2_and_logs_the_pareto_front(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    spec = write_spec(tmp_path / "multi.toml", "multi_tune", objective='["sharpe", "max_drawdown"]')
+    result = cli("tune", spec, "--trials", "4", "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "multi_tune")
+    assert isinstance(study.sampler, optuna.samplers.NSGAIISampler) or len(study.directions) == 2
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    client = MlflowClient(default_tracking_uri(userdir))
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert "optuna/pareto_front.png" in {a.path for a in client.list_artifacts(parent, "optuna")}
+    best = int(client.get_run(parent).data.tags["best_trial"])
+    assert best in {t.number for t in study.best_trials}
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_killed_tune_on_btc_resumes_to_the_requested_trials(
+    btc_userdir: Path, tmp_path: Path
+) -> None:
+    """BTC/USDT 1h, small budget: SIGKILL mid-trial, start again, get exactly N trials."""
+    trials = 6
+    spec = write_spec(
+        tmp_path / "btc.toml", "btc_tune", timerange="20190101-20200601", test_size=1200
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.cli",
+        "tune",
+        str(spec),
+        "--trials",
+        str(trials),
+        "--userdir",
+        str(btc_userdir),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    killed_trial = None
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            if not (btc_userdir / "optuna" / "journal.log").exists():
+                continue
+            try:
+                study = study_of(btc_userdir, "btc_tune")
+            except KeyError:
+                continue
+            running = [
+                t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING and t.params
+            ]
+            if counts(study).finished >= 2 and running:
+                killed_trial = running[0]
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.wait(timeout=60)
+    assert killed_trial is not None, (
+        f"never saw a running trial: {process.stderr.read().decode()[-2000:]}"
+    )  # type: ignore[union-attr]
+    before = study_of(btc_userdir, "btc_tune")
+    finished_before = {t.number: t.values for t in before.trials if t.state.is_finished()}
+
+    resumed = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    study = study_of(btc_userdir, "btc_tune")
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    interrupted = [t for t in study.trials if t.user_attrs.get(INTERRUPTED)]
+    assert [t.number for t in interrupted] == [killed_trial.number]
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed_trial.number]
+    assert (
+        len(retry) == 1 and retry[0].params == killed_trial.params and retry[0].state.is_finished()
+    )
+    assert counts(study).finished == trials
+    for number, values in finished_before.items():  # nothing finished before was lost or redone
+        assert study.trials[number].values == values
+    client = MlflowClient(default_tracking_uri(btc_userdir))
+    runs = child_runs(client, "btc_tune", study.user_attrs["mlflow_parent_run_id"])
+    by_trial = {int(r.data.tags["optuna.trial"]): r for r in runs}
+    assert len(runs) == len(by_trial) == len(study.trials)
+    assert by_trial[killed_trial.number].info.status == "FAILED"  # its process died
+    assert sum(r.info.status == "FINISHED" for r in runs) == trials
+    assert (btc_userdir / "strategies" / "RegimeStrategy.json").exists()
