@@ -23,7 +23,13 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from experiments.search_space import STRATEGY_OBJECTIVES, TuneConfig, strategy_values
+from experiments.search_space import (
+    STRATEGY_OBJECTIVES,
+    Distribution,
+    FloatRange,
+    TuneConfig,
+    strategy_values,
+)
 from experiments.spec import ExperimentSpec, TimeRange
 from experiments.train import select_candles
 from features.candles import data_window
@@ -163,12 +169,36 @@ def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParam
                 )
             if name.startswith("roi.") and not name.removeprefix("roi.").isdigit():
                 raise SpecError(f"space key 'strategy.{name}': ROI keys are roi.<minutes>")
+            _check_decimals(name, tune.space[f"strategy.{name}"], defaults)
     # Every key must give a valid spec / strategy (shown with each range's low end).
     try:
         spec.with_params(tune.examples())
         with_values(defaults, strategy_values(tune.examples()))
     except SpecError as exc:
         raise SpecError(f"[tune.space]: {exc}") from exc
+
+
+def _check_decimals(name: str, distribution: Distribution, defaults: StrategyParams) -> None:
+    """Freqtrade rounds a DecimalParameter to its decimals when it loads the parameter file:
+    a finer step would tune values that Freqtrade never trades."""
+    decimals = defaults.decimals.get(name)
+    if decimals is None:
+        return
+    unit = 10.0**-decimals
+    step = getattr(distribution, "step", None)
+    fits = (
+        isinstance(distribution, FloatRange)
+        and step is not None
+        and step >= unit - 1e-12
+        and abs(step / unit - round(step / unit)) < 1e-9
+        and abs(distribution.low / unit - round(distribution.low / unit)) < 1e-9
+    )
+    if not fits:
+        raise SpecError(
+            f"space key 'strategy.{name}': {defaults.strategy} declares it with {decimals} "
+            "decimals and Freqtrade rounds it to them",
+            hint=f"use a float range with low and step multiples of {unit:g}, e.g. step = {unit:g}",
+        )
 
 
 def evaluate(

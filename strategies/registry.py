@@ -40,6 +40,7 @@ class Parameter(BaseModel):
     low: Any = None
     high: Any = None
     space: str | None = None
+    decimals: int | None = None  # DecimalParameter: Freqtrade rounds loaded values to these
 
 
 class StrategyInfo(BaseModel):
@@ -78,6 +79,7 @@ def _parameter(name: str, call: ast.Call) -> Parameter:
         low=args[0] if len(args) > 0 else keywords.get("low"),
         high=args[1] if len(args) > 1 else keywords.get("high"),
         space=keywords.get("space"),
+        decimals=keywords.get("decimals"),
     )
 
 

@@ -68,6 +68,7 @@ class StrategyParams(BaseModel):
     trailing_stop_positive: float | None = Field(default=None, gt=0.0, lt=1.0)
     trailing_stop_positive_offset: float = Field(default=0.0, ge=0.0, lt=10.0)
     trailing_only_offset_is_reached: bool = False
+    decimals: dict[str, int] = Field(default_factory=dict)  # of DecimalParameters, by name
 
     @field_validator("minimal_roi")
     @classmethod
@@ -107,14 +108,18 @@ class StrategyParams(BaseModel):
 def default_params(info: StrategyInfo) -> StrategyParams:
     """The strategy's own defaults, as its source declares them."""
     spaces: dict[str, dict[str, Any]] = {}
+    decimals: dict[str, int] = {}
     for parameter in info.parameters:
         spaces.setdefault(parameter.space or "buy", {})[parameter.name] = parameter.default
+        if parameter.decimals is not None:
+            decimals[parameter.name] = parameter.decimals
     trailing = {k: v for k, v in info.trailing.items() if k in TRAILING_FIELDS}
     return StrategyParams(
         strategy=info.name,
         spaces=spaces,
         stoploss=info.stoploss if info.stoploss is not None else -0.10,
         minimal_roi={str(k): float(v) for k, v in info.minimal_roi.items()} or {"0": 10.0},
+        decimals=decimals,
         **trailing,
     )
 

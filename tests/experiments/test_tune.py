@@ -241,6 +241,12 @@ def test_trials_never_see_the_test_window(userdir: Path, tmp_path: Path) -> None
             "low must be below high",
         ),
         ({"objective": '"rmse"'}, "does not apply to a classification target"),
+        (
+            {
+                "space_extra": '"strategy.exit_threshold" = { type = "float", low = 0.4, high = 0.5, step = 0.005 }'
+            },
+            "declares it with 2 decimals",
+        ),
     ],
 )
 def test_bad_tune_sections_are_refused_before_anything_is_written(

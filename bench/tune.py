@@ -1,0 +1,188 @@
+"""Benchmark: what pruning saves, and how trials per minute scale with worker processes.
+
+Everything runs through the real ``tradingbot tune`` path (``experiments.tune.tune``:
+journal storage, MLflow child runs, the final refit and registration), each
+configuration in its own fresh user dir, on the real BTC/USDT 1h candles
+(2019-01-01..2020-06-01; a seeded synthetic market of the same size without
+../shared/data). The model is a small LightGBM with a 3-state HMM; the objective is
+the replayed RegimeStrategy Sharpe over 6 walk-forward folds.
+
+1. Pruning: the same space, seed and number of trials, once without a pruner and
+   once with the median pruner. Both studies are compared at the best value they
+   both reach (the lower of their two best values): the number of model fits (one
+   per fold run) each needed until it first got there. Target: >= 3x fewer with pruning.
+2. Throughput: trials per minute with 1 and with 2 worker processes (no pruner).
+
+    .venv/bin/python bench/tune.py [--trials 30] [--throughput-trials 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+
+from experiments.spec import parse_experiment  # noqa: E402
+from experiments.tune import TuneRequest, open_storage, tune  # noqa: E402
+from features.data import import_candles  # noqa: E402
+from features.data.synthetic import generate  # noqa: E402
+from ml.tracking import default_tracking_uri  # noqa: E402
+
+REAL = ROOT.parent / "shared" / "data" / "binance-csv" / "Binance_BTCUSDT_1h.csv.gz"
+FOLDS = 6
+
+
+def spec(pruner: str, name: str) -> Any:
+    timerange = "20190101-20200601" if REAL.exists() else None
+    return parse_experiment(
+        {
+            "name": name,
+            "seed": 11,
+            "data": {"pair": "BTC/USDT", "timeframe": "1h", "timerange": timerange},
+            "regime": {"n_states": 3, "n_restarts": 1, "n_iter": 50},
+            "model": {
+                "kind": "lightgbm",
+                "params": {"n_estimators": 60, "min_child_samples": 100},
+            },
+            "walk_forward": {"folds": FOLDS, "test_size": 800},
+            "tune": {
+                "objective": "sharpe",
+                "pruner": pruner,
+                "startup_trials": 5,
+                "test_fraction": 0.2,
+                "space": {
+                    "model.params.num_leaves": {"type": "int", "low": 3, "high": 63},
+                    "model.params.learning_rate": {
+                        "type": "float",
+                        "low": 0.01,
+                        "high": 0.3,
+                        "log": True,
+                    },
+                    "strategy.entry_threshold": {
+                        "type": "float",
+                        "low": 0.50,
+                        "high": 0.60,
+                        "step": 0.01,
+                    },
+                    "strategy.exit_threshold": {
+                        "type": "float",
+                        "low": 0.40,
+                        "high": 0.50,
+                        "step": 0.01,
+                    },
+                    "strategy.stoploss": {
+                        "type": "float",
+                        "low": -0.15,
+                        "high": -0.02,
+                        "step": 0.01,
+                    },
+                },
+            },
+        },
+        source="bench/tune.py",
+    )
+
+
+def userdir(root: Path, label: str) -> Path:
+    path = root / label
+    if REAL.exists():
+        import_candles(REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=path)
+    else:
+        candles, _ = generate(12_500, seed=5)  # 2020-01-01 onwards: the timerange is dropped
+        source = root / "synthetic.feather"
+        candles.to_feather(source)
+        import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=path)
+    return path
+
+
+def trials_span(study: optuna.Study) -> float:
+    """Seconds from the first trial's start to the last trial's end (no set-up, no refit)."""
+    starts = [t.datetime_start for t in study.trials if t.datetime_start]
+    ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def run(root: Path, label: str, pruner: str, trials: int, jobs: int) -> tuple[optuna.Study, float]:
+    directory = userdir(root, label)
+    request = TuneRequest(
+        spec=spec(pruner, f"bench_{label}"),
+        userdir=directory,
+        tracking_uri=default_tracking_uri(directory),
+        trials=trials,
+        jobs=jobs,
+    )
+    started = time.perf_counter()
+    tune(request)
+    wall = time.perf_counter() - started
+    study = optuna.load_study(study_name=f"bench_{label}", storage=open_storage(None, directory))
+    return study, wall
+
+
+def fits_to_reach(study: optuna.Study, target: float) -> int | None:
+    """Model fits spent (in trial order) until a complete trial first reached ``target``."""
+    spent = 0
+    for trial in sorted(study.trials, key=lambda t: t.number):
+        spent += int(trial.user_attrs.get("fits", 0))
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.value >= target:
+            return spent
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--throughput-trials", type=int, default=10)
+    args = parser.parse_args()
+    data = "real BTC/USDT 1h" if REAL.exists() else "synthetic (no ../shared/data)"
+    print(f"data: {data}; {FOLDS} walk-forward folds; {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        plain, plain_wall = run(root, "plain", "none", args.trials, 1)
+        pruned, pruned_wall = run(root, "pruned", "median", args.trials, 1)
+        target = min(plain.best_value, pruned.best_value)
+        plain_fits, pruned_fits = fits_to_reach(plain, target), fits_to_reach(pruned, target)
+        print(
+            f"\n{'study':<10}{'trials':>8}{'pruned':>8}{'fits':>7}{'best':>9}{'fits to reach':>15}{'wall s':>9}"
+        )
+        for label, study, fits, wall in (
+            ("no pruner", plain, plain_fits, plain_wall),
+            ("median", pruned, pruned_fits, pruned_wall),
+        ):
+            total = sum(int(t.user_attrs.get("fits", 0)) for t in study.trials)
+            n_pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+            print(
+                f"{label:<10}{len(study.trials):>8}{n_pruned:>8}{total:>7}{study.best_value:>9.3f}"
+                f"{fits if fits is not None else 'never':>15}{wall:>9.1f}"
+            )
+        print(f"common best value: {target:.3f} (replayed Sharpe on the validation folds)")
+
+        rates = {}
+        print()
+        for jobs in (1, 2):
+            study, wall = run(root, f"jobs{jobs}", "none", args.throughput_trials, jobs)
+            span = trials_span(study)
+            rates[jobs] = len(study.trials) / span * 60.0
+            print(
+                f"{jobs} worker(s): {len(study.trials)} trials in {span:.1f} s "
+                f"(first start to last end) = {rates[jobs]:.2f} trials/min; "
+                f"whole command {wall:.1f} s with set-up and the final refit"
+            )
+    ratio = (plain_fits or 0) / pruned_fits if pruned_fits else float("nan")
+    print(
+        f"SUMMARY fits to reach the common best: {plain_fits} without pruning, {pruned_fits} with "
+        f"(ratio {ratio:.2f}x, target >= 3x); trials/min: {rates[1]:.2f} with 1 worker, "
+        f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
