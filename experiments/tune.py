@@ -39,7 +39,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.objective import (
@@ -146,9 +146,8 @@ def open_storage(url: str | None, userdir: Path) -> BaseStorage:
     if url is None:
         path = journal_path(userdir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(
-            JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-        )
+        # Optuna's default (symlink) lock, the one optuna-dashboard also takes on this file.
+        return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("sqlite:", "postgresql", "mysql")):
         try:
             return RDBStorage(url)

@@ -15,10 +15,13 @@ from mlflow.tracking import MlflowClient
 from experiments.backtest import backtest
 from experiments.spec import parse_experiment
 from experiments.train import train
-from features.data import import_candles
+from features.data import import_candles, load_candles
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
+from strategies.registry import introspect
+from strategies.replay import default_params, replay
 from strategies.results import parse_result_zip
+from strategies.runner import REPO_STRATEGIES
 from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, requires_shared
 
 pytestmark = [requires_shared, pytest.mark.shared_data, pytest.mark.slow]
@@ -27,6 +30,10 @@ CAN_UNSHARE = (
     shutil.which("unshare") is not None
     and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
 )
+
+
+def _strategy_info(name: str):  # type: ignore[no-untyped-def]
+    return {info.name: info for info in introspect(REPO_STRATEGIES)}[name]
 
 
 def _train_and_promote(userdir: Path, name: str, pair: str, timeframe: str, timerange: str) -> None:
@@ -244,3 +251,38 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(btc: Path
     assert len(trades) > 0
     assert trades["open_date"].min() >= windows[0][0]
     assert trades["open_date"].max() <= windows[-1][1]
+
+    # The replay that scores tuning trials, on the same predictions and candles, finds the
+    # same trades as the real engine (measured agreement; see docs/TUNING.md).
+    candles = load_candles(btc, "binance", "BTC/USDT", "1h")
+    window = candles[candles["date"].between(stitched["date"].min(), stitched["date"].max())]
+    window = window.reset_index(drop=True)
+    predictions = stitched.set_index("date").reindex(window["date"]).reset_index(drop=True)
+    replayed = replay(
+        window,
+        predictions,
+        default_params(_strategy_info("RegimeStrategy")),
+        fee=0.001,
+        timeframe="1h",
+    ).trades
+    ours = {
+        (window["date"][t.entry_index], window["date"][t.exit_index], t.exit_reason)
+        for t in replayed.itertuples()
+    }
+    engine_reasons = ("roi", "stop_loss", "trailing_stop_loss", "force_exit")
+    theirs = {  # an exit signal's reason is the strategy's exit tag
+        (
+            t.open_date,
+            t.close_date,
+            t.exit_reason if t.exit_reason in engine_reasons else "exit_signal",
+        )
+        for t in trades.itertuples()
+    }
+    agreement = len(ours & theirs) / max(len(ours | theirs), 1)
+    print(f"replay vs Freqtrade: {len(ours)} vs {len(theirs)} trades, agreement {agreement:.3f}")
+    assert agreement >= 0.9, sorted(ours ^ theirs)[:10]
+    replayed["open_date"] = window["date"][replayed["entry_index"]].to_numpy()
+    matched = trades.merge(replayed, on="open_date", suffixes=("", "_replay"))
+    gap = (matched["profit_ratio"] - matched["profit_ratio_replay"]).abs()
+    print(f"profit ratio per trade: max difference {gap.max():.2e}")
+    assert gap.max() < 1e-4
