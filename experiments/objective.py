@@ -106,7 +106,7 @@ class TuningData:
             self._features[spec.hash] = frame
         return self._features[spec.hash]
 
-    def job(self, spec: ExperimentSpec) -> TrainingJob:
+    def job(self, spec: ExperimentSpec, threads: int | None = None) -> TrainingJob:
         """The training job of a trial: the tuning window only."""
         return TrainingJob(
             name=spec.name,
@@ -117,6 +117,7 @@ class TuningData:
             pair=spec.data.pair,
             timeframe=spec.data.timeframe,
             seed=spec.seed,
+            threads=threads,
         )
 
     def windows(self) -> dict[str, str]:
@@ -229,9 +230,10 @@ def run_trial(
     spec: ExperimentSpec,
     strategy: StrategyParams | None,
     on_fold: FoldCallback,
+    threads: int | None = None,
 ) -> TrialOutcome:
     """Walk forward over the tuning window; ``on_fold`` sees the metrics after each fold."""
-    job = data.job(spec)
+    job = data.job(spec, threads)
     stitched: list[pd.DataFrame] = []
     metrics: dict[str, float] = {}
     fits = 0

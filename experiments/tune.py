@@ -312,6 +312,8 @@ class Worker:
         lock_dir.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(lock_dir / f"{request.study_name}.lock"))
         self.fits = 0
+        # Several workers share the cores: each gets its share (one worker keeps the defaults).
+        self.threads = args.threads if request.jobs > 1 else None
 
     def open(self) -> optuna.Study:
         request = self.args.request
@@ -377,7 +379,7 @@ class Worker:
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after fold {step}")
 
-            outcome = run_trial(self.data, spec, strategy, on_fold)
+            outcome = run_trial(self.data, spec, strategy, on_fold, self.threads)
             values = objective_values(outcome.metrics, self.tune)
             trial.set_user_attr("metrics", outcome.metrics)
             state = TrialState.COMPLETE
@@ -446,8 +448,10 @@ class Worker:
 def _worker_main(args: WorkerArgs) -> None:
     """Entry point of a worker process (spawned: no state is shared but the storages)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # BLAS/OpenMP of numpy and scikit-learn (the HMM)
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     worker = Worker(args)

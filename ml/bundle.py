@@ -215,6 +215,7 @@ def fit_bundle(
     seed: int,
     pair: str,
     timeframe: str,
+    threads: int | None = None,
 ) -> ModelBundle:
     """Fit regime model and forecaster on ``rows`` of a feature frame built on ``candles``.
 
@@ -242,7 +243,7 @@ def fit_bundle(
     regimes = regime_frame(regime_model, train_features, config.regime.columns)
     input_columns = feature_columns(features) + [c for c in regimes.columns if c.startswith("p_")]
     target = make_target(candles, config.target).to_numpy()[rows]
-    forecaster = config.model.estimator(config.target.task, seed, config.target.horizon)
+    forecaster = config.model.estimator(config.target.task, seed, config.target.horizon, threads)
     inputs = pd.concat([train_features, regimes], axis=1)[input_columns]
     forecaster.fit(inputs, target)
     metadata = BundleMetadata(

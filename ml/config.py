@@ -65,9 +65,15 @@ class ModelConfig(BaseModel):
     def uses_regimes(self) -> bool:
         return USES_REGIMES[self.kind]
 
-    def estimator(self, task: Task, seed: int, validation_gap: int) -> Any:
+    def estimator(
+        self, task: Task, seed: int, validation_gap: int, threads: int | None = None
+    ) -> Any:
+        """The forecaster; ``threads`` caps its CPU threads (``n_jobs``) unless the spec
+        sets them, e.g. for several tuning workers sharing the cores."""
         params = dict(self.params)
         signature = inspect.signature(ESTIMATORS[self.kind]).parameters
+        if threads is not None and "n_jobs" in signature:
+            params.setdefault("n_jobs", threads)
         if "validation_gap" in signature:
             params.setdefault("validation_gap", validation_gap)
         if "random_state" in signature:

@@ -81,6 +81,7 @@ class TrainingJob:
     pair: str
     timeframe: str
     seed: int
+    threads: int | None = None  # CPU threads per fit (None: the forecaster's default)
 
     def fit(self, rows: slice) -> ModelBundle:
         """A bundle fitted on ``rows`` (its training window is recorded in the bundle)."""
@@ -96,6 +97,7 @@ class TrainingJob:
             seed=self.seed,
             pair=self.pair,
             timeframe=self.timeframe,
+            threads=self.threads,
         )
 
 

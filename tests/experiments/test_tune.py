@@ -378,3 +378,44 @@ def test_killed_tune_on_btc_resumes_to_the_requested_trials(
     assert by_trial[killed_trial.number].info.status == "FAILED"  # its process died
     assert sum(r.info.status == "FINISHED" for r in runs) == trials
     assert (btc_userdir / "strategies" / "RegimeStrategy.json").exists()
+
+
+def test_sqlite_storage_timeout_and_resume(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    spec = write_spec(tmp_path / "t.toml", "timed_tune")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = ("tune", spec, "--storage", storage, "--userdir", userdir)
+    result = cli(*args, "--trials", "50", "--timeout", "1")
+    assert result.code == 0, result.err
+    assert "time is up" in result.out
+    study = optuna.load_study(study_name="timed_tune", storage=storage)
+    started = len(study.trials)
+    assert 1 <= started < 50 and counts(study).running == 0
+    client = MlflowClient(default_tracking_uri(userdir))
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert (
+        parent.data.tags["tune.state"] == "incomplete"
+        and "registered_version" not in parent.data.tags
+    )
+    assert not (userdir / "optuna" / "journal.log").exists() or "timed_tune" not in {
+        s.study_name for s in optuna.get_all_study_summaries(open_storage(None, userdir))
+    }
+    result = cli(*args, "--trials", str(started + 1))
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="timed_tune", storage=storage)
+    assert len(study.trials) == started + 1
+    assert (
+        "registered_version" in client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.tags
+    )
+
+
+def test_storage_urls_are_checked_and_passwords_never_shown(tmp_path: Path) -> None:
+    from experiments.tune import TuneError, storage_label
+
+    assert storage_label("postgresql://bot:s3cret@db.example:5432/optuna", tmp_path) == (
+        "postgresql://***@db.example:5432/optuna"
+    )
+    assert storage_label(None, tmp_path) == str(tmp_path / "optuna" / "journal.log")
+    with pytest.raises(TuneError, match="unsupported --storage"):
+        open_storage("redis://localhost", tmp_path)
