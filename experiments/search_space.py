@@ -3,7 +3,7 @@
 ```toml
 [tune]
 objective = "sharpe"            # or a list, e.g. ["sharpe", "max_drawdown"]: NSGA-II
-pruner = "median"               # median | hyperband | none (single objective only)
+pruner = "median"               # median | percentile | hyperband | none (single objective only)
 test_fraction = 0.2             # the last 20% of the candles: scored once, at the end
 
 [tune.space]
@@ -103,7 +103,10 @@ class TuneConfig(BaseModel):
 
     objective: str | list[str] = "sharpe"
     sampler: Literal["tpe", "nsga2", "random"] | None = None  # tpe, or nsga2 for several objectives
-    pruner: Literal["median", "hyperband", "none"] | None = None  # median for one objective
+    pruner: Literal["median", "percentile", "hyperband", "none"] | None = (
+        None  # median for one objective
+    )
+    prune_percentile: float = Field(default=25.0, gt=0.0, lt=100.0)  # "percentile": keep the top P%
     startup_trials: int = Field(default=5, ge=0, le=1000)  # random trials before TPE / pruning
     test_fraction: float = Field(default=0.2, ge=0.05, le=0.5)
     space: dict[str, Distribution] = Field(min_length=1)

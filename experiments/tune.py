@@ -184,6 +184,10 @@ def make_pruner(tune: TuneConfig, folds: int) -> optuna.pruners.BasePruner:
     kind = tune.pruner or ("none" if tune.multi_objective else "median")
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=tune.startup_trials, n_warmup_steps=0)
+    if kind == "percentile":  # prune a trial unless it is in the top P% at this fold
+        return optuna.pruners.PercentilePruner(
+            tune.prune_percentile, n_startup_trials=tune.startup_trials, n_warmup_steps=0
+        )
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
     return optuna.pruners.NopPruner()

@@ -117,7 +117,11 @@ class ModelAdapter:
     # -- prediction ------------------------------------------------------------------
 
     def _empty(self, dataframe: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-        columns: dict[str, Any] = {"&-prediction": np.nan, "&-p_up": np.nan, "&-regime": ""}
+        columns: dict[str, Any] = {
+            "&-prediction": np.nan,
+            "&-p_up": np.nan,
+            "&-regime": regime_column(labels, np.full(len(dataframe), -1)),
+        }
         columns.update({f"&-p_{label}": np.nan for label in labels})
         columns["do_predict"] = 0
         return dataframe.assign(**columns)
@@ -132,7 +136,9 @@ class ModelAdapter:
         out = dataframe.copy()
         out["&-prediction"] = merged["prediction"].to_numpy()
         out["&-p_up"] = merged["p_up"].to_numpy() if "p_up" in merged else np.nan
-        out["&-regime"] = merged["regime"].fillna("").to_numpy() if "regime" in merged else ""
+        labels = [c[2:] for c in merged.columns if c.startswith("p_") and c != "p_up"]
+        names = merged["regime"] if "regime" in merged else pd.Series("", index=merged.index)
+        out["&-regime"] = regime_column(labels, regime_codes(labels, names.fillna("")))
         for column in [c for c in merged.columns if c.startswith("p_") and c != "p_up"]:
             out[f"&-{column}"] = merged[column].to_numpy()
         ready = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
@@ -194,7 +200,7 @@ class ModelAdapter:
         out = dataframe.copy() if not live else dataframe
         out["&-prediction"] = columns["prediction"]
         out["&-p_up"] = columns.get("p_up", np.full(len(out), np.nan))
-        out["&-regime"] = columns.get("regime", np.full(len(out), "", dtype=object))
+        out["&-regime"] = regime_column(labels, columns.get("regime", np.full(len(out), -1)))
         for label in labels:
             out[f"&-p_{label}"] = columns[f"p_{label}"]
         if "reason" in columns:
@@ -257,11 +263,14 @@ class ModelAdapter:
         self, bundle: ModelBundle, dataframe: pd.DataFrame, dates: pd.Series
     ) -> dict[str, Any]:
         predictions = bundle.predict(self._candles(dataframe, dates))
-        return {
+        columns = {
             column: predictions[column].to_numpy()
             for column in predictions.columns
             if column != "date"
         }
+        if "regime" in columns:
+            columns["regime"] = regime_codes(bundle.metadata.regime_labels, columns["regime"])
+        return columns
 
     # -- live: only new candles ----------------------------------------------------------
 
@@ -315,6 +324,8 @@ class LiveState:
         features = bundle.features(candles)
         regimes = bundle.regimes(features)
         columns: dict[str, np.ndarray] = {c: regimes[c].to_numpy() for c in regimes.columns}
+        if "regime" in columns:
+            columns["regime"] = regime_codes(bundle.metadata.regime_labels, columns["regime"])
         columns.update(bundle.forecast(bundle.inputs(features, regimes)))
         regime_filter = None
         if bundle.regime_model is not None:
@@ -354,16 +365,25 @@ class LiveState:
             probabilities = np.array(rows)
             for k, label in enumerate(labels):
                 fresh[f"p_{label}"] = probabilities[:, k]
-            fresh["regime"] = np.array(
-                ["" if d < 0 else labels[d] for d in decisions], dtype=object
-            )
-        # Inputs for the tail: cached regime probabilities for old rows, fresh ones for new rows.
-        tail_regimes = pd.DataFrame(index=features.index)
-        for column in regime_columns:
-            cached = self.columns[column]
-            history = cached[len(cached) - (len(tail) - new) :]  # the tail's older candles
-            tail_regimes[column] = np.concatenate([history, fresh[column]])
-        fresh.update(bundle.forecast(bundle.inputs(features, tail_regimes), last=new))
+            fresh["regime"] = np.asarray(decisions, dtype="int16")  # codes, -1: none yet
+        # The forecaster reads the new rows and the sequence context before them: inputs for
+        # just those rows, with cached regime probabilities for the older ones.
+        context = int(getattr(bundle.forecaster, "sequence_length", 1)) - 1
+        needed = min(len(features), new + context)
+        recent = features.iloc[len(features) - needed :]
+        tail_regimes = pd.DataFrame(
+            {
+                column: np.concatenate(
+                    [
+                        self.columns[column][len(self.columns[column]) - (needed - new) :],
+                        fresh[column],
+                    ]
+                )
+                for column in regime_columns
+            },
+            index=recent.index,
+        )
+        fresh.update(bundle.forecast(bundle.inputs(recent, tail_regimes), last=new))
         keep = int(np.searchsorted(self.stamps, stamps[0]))  # candles the frame no longer holds
         self.stamps = np.concatenate([self.stamps[keep:], stamps[-new:]])
         for column in self.columns:
@@ -374,6 +394,21 @@ class LiveState:
         return {
             column: values[start : start + len(stamps)] for column, values in self.columns.items()
         }
+
+
+def regime_codes(labels: list[str], values: Any) -> np.ndarray:
+    """Regime names -> codes into ``labels`` (-1: no regime yet)."""
+    lookup = {label: code for code, label in enumerate(labels)}
+    names = np.asarray(values, dtype=object)
+    return np.fromiter((lookup.get(name, -1) for name in names), dtype="int16", count=len(names))
+
+
+def regime_column(labels: list[str], codes: np.ndarray) -> pd.Categorical:
+    """The ``&-regime`` column: a categorical of the regime names ('' before the filter has
+    settled). Built from codes, so a live step costs O(n) integer work, not string parsing."""
+    dtype = pd.CategoricalDtype(["", *labels])
+    shifted: np.ndarray = np.asarray(codes, dtype="int64") + 1
+    return pd.Categorical.from_codes(shifted, dtype=dtype)
 
 
 def _utc(dates: pd.Series) -> pd.Series:

@@ -15,6 +15,8 @@ LSTM learn how much the regime matters.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,22 @@ def sequence_ends(values: NDArray[np.float64], length: int) -> NDArray[np.int64]
     finite = np.isfinite(values).all(axis=1).astype("int64")
     run = np.convolve(finite, np.ones(length, dtype="int64"), mode="full")[: len(finite)]
     return np.flatnonzero(run == length).astype("int64")
+
+
+SMALL_BATCH = 64
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class LSTMForecaster(BaseEstimator):  # type: ignore[misc]
@@ -202,7 +220,10 @@ class LSTMForecaster(BaseEstimator):  # type: ignore[misc]
         data = torch.as_tensor(np.nan_to_num(values), dtype=torch.float32)
         idx = torch.as_tensor(ends)
         chunks = []
-        with torch.no_grad():
+        # A few sequences (the live path: one per new candle) run faster on one thread than
+        # split across cores, and do not slow down other work on the machine.
+        threads = 1 if len(ends) <= SMALL_BATCH else torch.get_num_threads()
+        with torch.no_grad(), _torch_threads(threads):
             for start in range(0, len(idx), 8192):
                 chunks.append(self.network_(self._windows(data, idx[start : start + 8192])).numpy())
         out[ends] = np.concatenate(chunks).astype("float64")
