@@ -11,10 +11,12 @@ the replayed RegimeStrategy Sharpe over 6 walk-forward folds.
    median pruner and with the 25th-percentile pruner (a trial survives a fold only
    in the top 25%). Each pruned study is compared with the unpruned one at the best
    value both reach (the lower of their two best values): the number of model fits
-   (one per fold run) each needed until it first got there. Target: >= 3x fewer.
+   (one per fold run) each needed until it first got there; per seed of the spec
+   (sampler and models), and the geometric mean over seeds. Target: >= 3x fewer.
 2. Throughput: trials per minute with 1 and with 2 worker processes (no pruner).
 
-    .venv/bin/python bench/tune.py [--trials 30] [--throughput-trials 10]
+    .venv/bin/python bench/tune.py [--trials 30] [--seeds 11 12 13] [--throughput-trials 10]
+        [--skip-pruning] [--skip-throughput]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from experiments.spec import parse_experiment  # noqa: E402
@@ -42,12 +45,12 @@ REAL = ROOT.parent / "shared" / "data" / "binance-csv" / "Binance_BTCUSDT_1h.csv
 FOLDS = 6
 
 
-def spec(pruner: str, name: str) -> Any:
+def spec(pruner: str, name: str, seed: int) -> Any:
     timerange = "20190101-20200601" if REAL.exists() else None
     return parse_experiment(
         {
             "name": name,
-            "seed": 11,
+            "seed": seed,
             "data": {"pair": "BTC/USDT", "timeframe": "1h", "timerange": timerange},
             "regime": {"n_states": 3, "n_restarts": 1, "n_iter": 50},
             "model": {
@@ -112,10 +115,12 @@ def trials_span(study: optuna.Study) -> float:
     return (max(ends) - min(starts)).total_seconds()
 
 
-def run(root: Path, label: str, pruner: str, trials: int, jobs: int) -> tuple[optuna.Study, float]:
+def run(
+    root: Path, label: str, pruner: str, trials: int, jobs: int, seed: int
+) -> tuple[optuna.Study, float]:
     directory = userdir(root, label)
     request = TuneRequest(
-        spec=spec(pruner, f"bench_{label}"),
+        spec=spec(pruner, f"bench_{label}", seed),
         userdir=directory,
         tracking_uri=default_tracking_uri(directory),
         trials=trials,
@@ -138,57 +143,81 @@ def fits_to_reach(study: optuna.Study, target: float) -> int | None:
     return None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--throughput-trials", type=int, default=10)
-    args = parser.parse_args()
-    data = "real BTC/USDT 1h" if REAL.exists() else "synthetic (no ../shared/data)"
-    print(f"data: {data}; {FOLDS} walk-forward folds; {os.cpu_count()} CPUs")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        plain, plain_wall = run(root, "plain", "none", args.trials, 1)
+def pruning(root: Path, trials: int, seeds: list[int]) -> dict[str, list[float]]:
+    """Per seed: the unpruned study and each pruner, fits to the best value both reach."""
+    print(
+        f"\n{'seed':<6}{'pruner':<12}{'trials':>8}{'pruned':>8}{'fits':>7}{'best':>9}"
+        f"{'target':>9}{'fits to target':>16}{'plain fits':>12}{'ratio':>8}{'wall s':>9}"
+    )
+    ratios: dict[str, list[float]] = {"median": [], "percentile": []}
+    for seed in seeds:
+        plain, plain_wall = run(root, f"plain{seed}", "none", trials, 1, seed)
         studies = {"no pruner": (plain, plain_wall)}
-        for pruner in ("median", "percentile"):
-            studies[pruner] = run(root, pruner, pruner, args.trials, 1)
-        print(
-            f"\n{'pruner':<12}{'trials':>8}{'pruned':>8}{'fits':>7}{'best':>9}"
-            f"{'target':>9}{'fits to target':>16}{'plain fits':>12}{'ratio':>8}{'wall s':>9}"
-        )
-        ratios = {}
+        for pruner in ratios:
+            studies[pruner] = run(root, f"{pruner}{seed}", pruner, trials, 1, seed)
         for label, (study, wall) in studies.items():
-            # the value both this study and the unpruned one reach
-            target = min(plain.best_value, study.best_value)
+            target = min(plain.best_value, study.best_value)  # the value both reach
             fits, plain_fits = fits_to_reach(study, target), fits_to_reach(plain, target)
             ratio = (plain_fits or 0) / fits if fits else float("nan")
-            ratios[label] = (ratio, plain_fits, fits)
+            if label in ratios:
+                ratios[label].append(ratio)
             total = sum(int(t.user_attrs.get("fits", 0)) for t in study.trials)
             n_pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
             print(
-                f"{label:<12}{len(study.trials):>8}{n_pruned:>8}{total:>7}{study.best_value:>9.3f}"
-                f"{target:>9.3f}{fits if fits is not None else 'never':>16}{plain_fits:>12}"
-                f"{ratio:>7.2f}x{wall:>9.1f}"
+                f"{seed:<6}{label:<12}{len(study.trials):>8}{n_pruned:>8}{total:>7}"
+                f"{study.best_value:>9.3f}{target:>9.3f}{fits if fits is not None else 'never':>16}"
+                f"{plain_fits:>12}{ratio:>7.2f}x{wall:>9.1f}",
+                flush=True,
             )
-        print("values: replayed RegimeStrategy Sharpe on the validation folds (higher is better)")
+    print("values: replayed RegimeStrategy Sharpe on the validation folds (higher is better)")
+    return ratios
 
-        rates = {}
-        print()
-        for jobs in (1, 2):
-            study, wall = run(root, f"jobs{jobs}", "none", args.throughput_trials, jobs)
-            span = trials_span(study)
-            rates[jobs] = len(study.trials) / span * 60.0
-            print(
-                f"{jobs} worker(s): {len(study.trials)} trials in {span:.1f} s "
-                f"(first start to last end) = {rates[jobs]:.2f} trials/min; "
-                f"whole command {wall:.1f} s with set-up and the final refit"
+
+def throughput(root: Path, trials: int) -> dict[int, float]:
+    rates = {}
+    print()
+    for jobs in (1, 2):
+        study, wall = run(root, f"jobs{jobs}", "none", trials, jobs, 11)
+        span = trials_span(study)
+        rates[jobs] = len(study.trials) / span * 60.0
+        print(
+            f"{jobs} worker(s): {len(study.trials)} trials in {span:.1f} s "
+            f"(first start to last end) = {rates[jobs]:.2f} trials/min; "
+            f"whole command {wall:.1f} s with set-up and the final refit",
+            flush=True,
+        )
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
+    parser.add_argument("--throughput-trials", type=int, default=10)
+    parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    data = "real BTC/USDT 1h" if REAL.exists() else "synthetic (no ../shared/data)"
+    print(f"data: {data}; {FOLDS} walk-forward folds; {os.cpu_count()} CPUs")
+    summary = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if not args.skip_pruning:
+            ratios = pruning(root, args.trials, args.seeds)
+            for label, values in ratios.items():
+                finite = [v for v in values if v == v]
+                mean = float(np.exp(np.mean(np.log(finite)))) if finite else float("nan")
+                summary.append(
+                    f"{label} {mean:.2f}x (geometric mean of {', '.join(f'{v:.2f}' for v in values)})"
+                )
+            summary[-1] += "; target >= 3x"
+        if not args.skip_throughput:
+            rates = throughput(root, args.throughput_trials)
+            summary.append(
+                f"trials/min {rates[1]:.2f} with 1 worker, {rates[2]:.2f} with 2 "
+                f"({rates[2] / rates[1]:.2f}x)"
             )
-    median, percentile = ratios["median"], ratios["percentile"]
-    print(
-        f"SUMMARY fits to reach the common best, without / with pruning: median "
-        f"{median[1]}/{median[2]} = {median[0]:.2f}x, percentile 25% {percentile[1]}/{percentile[2]} "
-        f"= {percentile[0]:.2f}x (target >= 3x); trials/min: {rates[1]:.2f} with 1 worker, "
-        f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}x)"
-    )
+    print("SUMMARY fits saved by pruning, to the best value both reach: " + "; ".join(summary))
 
 
 if __name__ == "__main__":

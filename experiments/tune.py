@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -52,7 +53,7 @@ from experiments.objective import (
     strategy_defaults,
     suggest_trial,
 )
-from experiments.search_space import TuneConfig
+from experiments.search_space import TuneConfig, strategy_values
 from experiments.spec import ExperimentSpec
 from features.candles import data_window
 from features.errors import SpecError, TradingbotError
@@ -60,7 +61,7 @@ from ml import tracking
 from ml.bundle import package_versions
 from ml.registry import log_bundle_model, register
 from ml.training import fit_final
-from strategies.replay import StrategyParams
+from strategies.replay import StrategyParams, with_values
 
 log = logging.getLogger(__name__)
 # Optuna marks long-used APIs (metric names, its matplotlib plots) experimental.
@@ -248,15 +249,7 @@ def best_value(study: optuna.Study) -> float | None:
 def _alive(host: str | None, pid: Any) -> bool:
     if host != socket.gethostname() or not isinstance(pid, int):
         return True  # another machine's worker: not ours to judge
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and tracking.process_alive(pid)
 
 
 def reclaim_interrupted(study: optuna.Study, storage: BaseStorage) -> list[int]:
@@ -537,7 +530,7 @@ def _run_processes(args: WorkerArgs, jobs: int, report: Callable[[], None]) -> N
     context = multiprocessing.get_context("spawn")
     processes = []
     for index in range(jobs):
-        worker_args = WorkerArgs(**{**args.__dict__, "worker": index + 1})
+        worker_args = dataclasses.replace(args, worker=index + 1)
         process = context.Process(target=_worker_main, args=(worker_args,), daemon=False)
         process.start()
         processes.append(process)
@@ -632,16 +625,14 @@ def _finalise(
     ):  # finalised by an earlier call: nothing new to refit
         client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
         prefix = len("test.")
-        return TuneResult(
-            **{
-                **result.__dict__,
-                "best_trial": best.number,
-                "best_params": dict(best.params),
-                "validation": {k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()},
-                "test": {k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
-                "model_name": request.spec.name,
-                "version": int(done.tags["registered_version"]),
-            }
+        return dataclasses.replace(
+            result,
+            best_trial=best.number,
+            best_params=dict(best.params),
+            validation={k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()},
+            test={k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
+            model_name=request.spec.name,
+            version=int(done.tags["registered_version"]),
         )
     if best is None:
         client.set_tag(parent_run_id, "tune.state", "no complete trial")
@@ -655,9 +646,6 @@ def _finalise(
     defaults = strategy_defaults(request.spec)
     strategy: StrategyParams | None = None
     if tune_config.uses_strategy:
-        from experiments.search_space import strategy_values
-        from strategies.replay import with_values
-
         strategy = with_values(defaults, strategy_values(best.params))
     validation = {k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()}
     with (
@@ -697,17 +685,15 @@ def _finalise(
         mlflow.set_tag("registered_version", str(version))
         if strategy is not None:
             params_file = strategy.write(request.userdir / "strategies")
-    return TuneResult(
-        **{
-            **result.__dict__,
-            "best_trial": best.number,
-            "best_params": dict(best.params),
-            "validation": validation,
-            "test": test,
-            "model_name": spec.name,
-            "version": version,
-            "params_file": params_file,
-        }
+    return dataclasses.replace(
+        result,
+        best_trial=best.number,
+        best_params=dict(best.params),
+        validation=validation,
+        test=test,
+        model_name=spec.name,
+        version=version,
+        params_file=params_file,
     )
 
 

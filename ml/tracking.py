@@ -74,7 +74,8 @@ def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Does a process with this pid exist on this machine?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,7 +94,7 @@ def fail_stale_runs(client: MlflowClient, experiment: str) -> list[str]:
         tags = run.data.tags
         if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
             continue
-        if _alive(int(tags[PID_TAG])) and int(tags[PID_TAG]) != os.getpid():
+        if process_alive(int(tags[PID_TAG])) and int(tags[PID_TAG]) != os.getpid():
             continue
         client.set_tag(run.info.run_id, "tradingbot.failure", "its process died while running")
         client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))
