@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 
 from features.errors import TradingbotError
 
@@ -65,6 +66,15 @@ Userdir = Annotated[
 Pair = Annotated[str, typer.Option("--pair", help="Trading pair, e.g. BTC/USDT.")]
 Timeframe = Annotated[str, typer.Option("--timeframe", help="Candle timeframe, e.g. 1h, 5m.")]
 Exchange = Annotated[str, typer.Option("--exchange", help="Exchange name (data sub-directory).")]
+# `train` and `tune`: the data options override the spec's [data]
+SpecPair = Annotated[str | None, typer.Option("--pair", help="Override the spec's pair.")]
+SpecTimeframe = Annotated[
+    str | None, typer.Option("--timeframe", help="Override the spec's timeframe.")
+]
+SpecTimerange = Annotated[
+    str | None,
+    typer.Option("--timerange", help="Override the spec's timerange, YYYYMMDD-YYYYMMDD."),
+]
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
 ]
@@ -215,14 +225,9 @@ def train_command(
         Path,
         typer.Argument(help="Experiment spec (TOML), e.g. experiments/specs/btc_1h_lightgbm.toml."),
     ],
-    pair: Annotated[str | None, typer.Option("--pair", help="Override the spec's pair.")] = None,
-    timeframe: Annotated[
-        str | None, typer.Option("--timeframe", help="Override the spec's timeframe.")
-    ] = None,
-    timerange: Annotated[
-        str | None,
-        typer.Option("--timerange", help="Override the spec's timerange, YYYYMMDD-YYYYMMDD."),
-    ] = None,
+    pair: SpecPair = None,
+    timeframe: SpecTimeframe = None,
+    timerange: SpecTimerange = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in MLflow."""
@@ -250,7 +255,7 @@ def tune_command(
     spec: Annotated[
         Path,
         typer.Argument(
-            help="Experiment spec (TOML) with a [tune] section, e.g. experiments/specs/btc_1h_lightgbm_tune.toml."
+            help="Experiment spec (TOML) with a \\[tune] section, e.g. experiments/specs/btc_1h_lightgbm.toml."
         ),
     ],
     trials: Annotated[
@@ -276,14 +281,9 @@ def tune_command(
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=1, help="Start no new trial after S seconds.")
     ] = None,
-    pair: Annotated[str | None, typer.Option("--pair", help="Override the spec's pair.")] = None,
-    timeframe: Annotated[
-        str | None, typer.Option("--timeframe", help="Override the spec's timeframe.")
-    ] = None,
-    timerange: Annotated[
-        str | None,
-        typer.Option("--timerange", help="Override the spec's timerange, YYYYMMDD-YYYYMMDD."),
-    ] = None,
+    pair: SpecPair = None,
+    timeframe: SpecTimeframe = None,
+    timerange: SpecTimerange = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Tune model and strategy parameters with Optuna on walk-forward folds; refit and register the best."""
@@ -312,28 +312,37 @@ def tune_command(
 
 @contextmanager
 def tune_progress(study: str, trials: int) -> Iterator[Callable[..., None]]:
-    """Trials done, pruned and failed, and the best value so far, on stderr."""
+    """Trials done, pruned and failed, and the best value so far, on stderr. The bar
+    appears with the first report, after the spec and data checks have passed."""
+    from contextlib import ExitStack
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} trials"),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=progress_console,
-    ) as bar:
-        task = bar.add_task(f"tuning {study}", total=trials, detail="")
+    from experiments.tune import Counts
 
-        def update(counts: object, best: float | None) -> None:
-            from experiments.tune import Counts
+    with ExitStack() as stack:
+        shown: list[tuple[Progress, TaskID]] = []
 
-            assert isinstance(counts, Counts)
+        def update(counts: Counts, best: float | None) -> None:
+            if not shown:
+                bar = stack.enter_context(
+                    Progress(
+                        TextColumn("{task.description}"),
+                        BarColumn(),
+                        TextColumn("{task.completed}/{task.total} trials"),
+                        TextColumn("{task.fields[detail]}"),
+                        TimeElapsedColumn(),
+                        console=progress_console,
+                    )
+                )
+                shown.append((bar, bar.add_task(f"tuning {study}", total=trials, detail="")))
+            bar, task = shown[0]
             best_text = "-" if best is None else f"{best:.4g}"
             bar.update(
                 task,
                 completed=min(counts.finished, trials),
-                detail=f"pruned {counts.pruned} failed {counts.failed} running {counts.running} best {best_text}",
+                detail=f"pruned {counts.pruned} failed {counts.failed} "
+                f"running {counts.running} best {best_text}",
             )
 
         yield update

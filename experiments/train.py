@@ -28,7 +28,7 @@ from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions
 from ml.plots import regime_plot
-from ml.registry import log_bundle_model, register
+from ml.registry import register_bundle
 from ml.training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
 
 Progress = Callable[[str], None]
@@ -204,29 +204,15 @@ def train(
             )
             mlflow.log_artifact(str(plot), artifact_path="plots")
             mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
-        bundle_path = workdir / "bundle.joblib"
-        sha = bundle.save(bundle_path)
-        mlflow.set_tag("bundle_sha256", sha)
         say("logging and registering the model")
-        model_uri = log_bundle_model(bundle_path)
-        # Registration is the last step: anything failing before it registers nothing.
-        version = register(
+        version, _ = register_bundle(
             client,
-            model_uri,
+            bundle,
+            workdir,
             spec.name,
             parent.info.run_id,
-            tags={
-                "spec_hash": spec.hash,
-                "data_sha256": window.sha256,
-                "bundle_sha256": sha,
-                "run_id": parent.info.run_id,
-            },
+            tags={"spec_hash": spec.hash, "data_sha256": window.sha256},
         )
-        try:
-            mlflow.set_tag("registered_version", str(version))
-        except BaseException:
-            client.delete_model_version(spec.name, str(version))
-            raise
         return TrainResult(
             run_id=parent.info.run_id,
             experiment_id=experiment,

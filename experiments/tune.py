@@ -59,7 +59,7 @@ from features.candles import data_window
 from features.errors import SpecError, TradingbotError
 from ml import tracking
 from ml.bundle import package_versions
-from ml.registry import log_bundle_model, register
+from ml.registry import register_bundle
 from ml.training import fit_final
 from strategies.replay import StrategyParams, with_values
 
@@ -660,15 +660,13 @@ def _finalise(
         bundle = fit_final(data.job(spec))
         test = score_test(data, bundle, spec, strategy)
         tracking.log_metrics(test, prefix="test.")
-        bundle_path = workdir / "bundle.joblib"
-        sha = bundle.save(bundle_path)
         params_file = None
         if strategy is not None:
             mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
-        model_uri = log_bundle_model(bundle_path)
-        version = register(
+        version, _ = register_bundle(
             client,
-            model_uri,
+            bundle,
+            workdir,
             spec.name,
             parent.info.run_id,
             tags={
@@ -676,13 +674,10 @@ def _finalise(
                 "data_sha256": data_window(
                     data.tuning_candles, spec.data.pair, spec.data.timeframe
                 ).sha256,
-                "bundle_sha256": sha,
-                "run_id": parent.info.run_id,
                 "optuna.study": request.study_name,
                 "optuna.trial": str(best.number),
             },
         )
-        mlflow.set_tag("registered_version", str(version))
         if strategy is not None:
             params_file = strategy.write(request.userdir / "strategies")
     return dataclasses.replace(

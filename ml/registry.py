@@ -103,6 +103,35 @@ def register(
     return int(version.version)
 
 
+def register_bundle(
+    client: MlflowClient,
+    bundle: ModelBundle,
+    workdir: Path,
+    name: str,
+    run_id: str,
+    tags: dict[str, str],
+) -> tuple[int, str]:
+    """Save ``bundle``, log it as the active run's pyfunc model and register it under
+    ``name`` with alias ``challenger``; return (version, bundle sha256).
+
+    Registration is the last step and all or nothing: anything failing before it
+    registers nothing, and a version whose run cannot record it is deleted again.
+    """
+    bundle_path = workdir / "bundle.joblib"
+    sha = bundle.save(bundle_path)
+    mlflow.set_tag("bundle_sha256", sha)
+    model_uri = log_bundle_model(bundle_path)
+    version = register(
+        client, model_uri, name, run_id, tags={**tags, "bundle_sha256": sha, "run_id": run_id}
+    )
+    try:
+        mlflow.set_tag("registered_version", str(version))
+    except BaseException:
+        client.delete_model_version(name, str(version))
+        raise
+    return version, sha
+
+
 def promote(
     client: MlflowClient, name: str, version: int, reason: str, user: str | None = None
 ) -> dict[str, str]:
