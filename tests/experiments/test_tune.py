@@ -419,3 +419,14 @@ def test_storage_urls_are_checked_and_passwords_never_shown(tmp_path: Path) -> N
     assert storage_label(None, tmp_path) == str(tmp_path / "optuna" / "journal.log")
     with pytest.raises(TuneError, match="unsupported --storage"):
         open_storage("redis://localhost", tmp_path)
+
+
+def test_example_tune_sections_pass_every_check() -> None:
+    from experiments.objective import check_tuning
+
+    specs = sorted((ROOT / "experiments" / "specs").glob("*.toml"))
+    tuned = [load_experiment(path) for path in specs if load_experiment(path).tune is not None]
+    assert {spec.name for spec in tuned} == {"btc_1h_lightgbm", "btc_1h_hmm_lstm"}
+    for spec in tuned:
+        assert spec.tune is not None
+        check_tuning(spec, spec.tune, strategy_defaults(spec))
