@@ -36,6 +36,9 @@ COMPONENTS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+LOCK_FILES = ("*.lock",)  # Optuna's journal lock, our per-study tuning locks
+
+
 class BackupError(TradingbotError):
     """A backup that cannot be written, read or trusted."""
 
@@ -91,7 +94,12 @@ def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
                     paths.append(relative)
             for relative in folders:
                 if (userdir / relative).is_dir():
-                    shutil.copytree(userdir / relative, staging / relative)
+                    # lock files belong to the processes that held them, not to the state
+                    shutil.copytree(
+                        userdir / relative,
+                        staging / relative,
+                        ignore=shutil.ignore_patterns(*LOCK_FILES),
+                    )
                     paths.append(relative)
             if paths:
                 components[component] = paths

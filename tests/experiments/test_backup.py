@@ -95,3 +95,22 @@ def test_backup_cli(cli: Callable[..., CliResult], userdir: Path, tmp_path: Path
     assert restored.code == 0 and "registry/strategies_registry.sqlite" in restored.out
     bad = cli("restore", tmp_path, "--userdir", userdir)
     assert bad.code == 2 and "not a Tradingbot backup" in bad.err
+
+
+def test_optuna_journal_is_backed_up_without_its_locks(tmp_path: Path) -> None:
+    import optuna
+
+    from experiments.tune import open_storage
+
+    userdir = tmp_path / "ud"
+    study = optuna.create_study(study_name="s", storage=open_storage(None, userdir))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    (userdir / "optuna" / "s.lock").write_text("")  # a tuning lock left behind
+    target, manifest = backup(userdir, tmp_path / "b")
+    assert manifest.components == {"optuna": ["optuna"]}
+    assert "optuna/journal.log" in manifest.sha256
+    assert not [name for name in manifest.sha256 if name.endswith(".lock")]
+    other = tmp_path / "other"
+    assert restore(target, other, ["optuna"]) == ["optuna"]
+    restored = optuna.load_study(study_name="s", storage=open_storage(None, other))
+    assert [t.params for t in restored.trials] == [t.params for t in study.trials]
