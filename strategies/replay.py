@@ -124,6 +124,31 @@ def default_params(info: StrategyInfo) -> StrategyParams:
     )
 
 
+def with_file(params: StrategyParams, strategy_dir: Path) -> StrategyParams:
+    """``params`` overlaid with ``<strategy_dir>/<Strategy>.json`` when it exists: the values
+    Freqtrade will trade with (it reads that file next to the strategy file)."""
+    path = strategy_dir / f"{params.strategy}.json"
+    if not path.exists():
+        return params
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))["params"]
+    except (ValueError, KeyError) as exc:
+        raise SpecError(f"{path}: not a Freqtrade parameter file ({exc})") from exc
+    values: dict[str, Any] = {}
+    for space, entries in saved.items():
+        if space == "roi":
+            data = params.model_dump()
+            data["minimal_roi"] = {str(k): float(v) for k, v in entries.items()}
+            params = StrategyParams.model_validate(data)
+        elif space == "stoploss":
+            values["stoploss"] = entries["stoploss"]
+        elif space == "trailing":
+            values.update({k: v for k, v in entries.items() if k in TRAILING_FIELDS})
+        else:
+            values.update(entries)
+    return with_values(params, values)
+
+
 def with_values(params: StrategyParams, values: Mapping[str, Any]) -> StrategyParams:
     """``params`` with tuned values by name: a declared parameter, ``stoploss``,
     ``roi.<minutes>`` or one of the trailing-stop settings."""

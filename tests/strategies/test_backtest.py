@@ -19,7 +19,7 @@ from features.data import import_candles, load_candles
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
 from strategies.registry import introspect
-from strategies.replay import default_params, replay
+from strategies.replay import default_params, replay, with_file
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES
 from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, requires_shared
@@ -261,7 +261,8 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(btc: Path
     replayed = replay(
         window,
         predictions,
-        default_params(_strategy_info("RegimeStrategy")),
+        # what Freqtrade trades with: the source's defaults, or a tuned parameter file
+        with_file(default_params(_strategy_info("RegimeStrategy")), REPO_STRATEGIES),
         fee=0.001,
         timeframe="1h",
     ).trades

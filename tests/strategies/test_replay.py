@@ -12,7 +12,7 @@ import pytest
 
 from features.errors import SpecError
 from strategies.registry import introspect
-from strategies.replay import StrategyParams, default_params, replay, with_values
+from strategies.replay import StrategyParams, default_params, replay, with_file, with_values
 from strategies.runner import REPO_STRATEGIES
 
 FEE = 0.001
@@ -176,6 +176,8 @@ def test_freqtrade_loads_the_written_parameter_file(tmp_path: Path) -> None:
         strategy.ft_load_hyper_params()
         return strategy
 
+    # what the replay reads back from the file is what Freqtrade loads
+    assert with_file(default_params(info), tmp_path) == tuned
     regime = load("RegimeStrategy")
     assert regime.entry_threshold.value == 0.61
     assert regime.exit_threshold.value == info.parameters[1].default == 0.47
