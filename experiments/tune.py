@@ -308,7 +308,6 @@ class Worker:
         lock_dir = request.userdir / "optuna"
         lock_dir.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(lock_dir / f"{request.study_name}.lock"))
-        self.fits = 0
         # Several workers share the cores: each gets its share (one worker keeps the defaults).
         self.threads = args.threads if request.jobs > 1 else None
 
@@ -358,6 +357,7 @@ class Worker:
         fits = 0
         state = TrialState.FAIL
         values: list[float] | None = None
+        error: str | None = None
         try:
             params, spec, strategy = suggest_trial(
                 trial, self.args.request.spec, self.tune, self.defaults
@@ -383,9 +383,9 @@ class Worker:
         except optuna.TrialPruned:
             state = TrialState.PRUNED
         except Exception as exc:  # one bad parameter combination must not end the study
-            message = f"{type(exc).__name__}: {exc}"
-            log.warning("trial %d failed: %s", trial.number, message)
-            trial.set_user_attr("error", message[:2000])
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            log.warning("trial %d failed: %s", trial.number, error)
+            trial.set_user_attr("error", error)
         except BaseException:  # Ctrl-C / SIGTERM: not the trial's fault, run it again later
             trial.set_user_attr(INTERRUPTED, True)
             study.tell(trial, state=TrialState.FAIL)
@@ -393,13 +393,12 @@ class Worker:
             self._end_run(run_id, "interrupted", fits, started, RunStatus.KILLED)
             raise
         trial.set_user_attr("fits", fits)
-        self.fits += fits
         if state == TrialState.COMPLETE:
             study.tell(trial, values)
         else:
             study.tell(trial, state=state)
         status = RunStatus.FAILED if state == TrialState.FAIL else RunStatus.FINISHED
-        self._end_run(run_id, state.name, fits, started, status, values)
+        self._end_run(run_id, state.name, fits, started, status, values, error)
         return state
 
     def _start_run(self, trial: optuna.Trial) -> str:
@@ -427,6 +426,7 @@ class Worker:
         started: float,
         status: int,
         values: list[float] | None = None,
+        error: str | None = None,
     ) -> None:
         stamp = int(time.time() * 1000)
         metrics = [
@@ -438,7 +438,10 @@ class Worker:
                 Metric(f"objective.{name}", value, stamp, 0)
                 for name, value in zip(self.tune.objectives, values, strict=True)
             ]
-        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag("optuna.state", state)])
+        tags = [RunTag("optuna.state", state)]
+        if error is not None:
+            tags.append(RunTag("tradingbot.failure", error))
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(run_id, status=RunStatus.to_string(status))
 
 
@@ -501,8 +504,11 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
             worker.run(worker.open(), on_trial=report)
         else:
             _run_processes(args, request.jobs, report)
-    except BaseException:
+    except KeyboardInterrupt:
         client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FAILED))
         raise
     study = optuna.load_study(study_name=request.study_name, storage=storage)
     final = counts(study)

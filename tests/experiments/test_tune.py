@@ -430,3 +430,27 @@ def test_example_tune_sections_pass_every_check() -> None:
     for spec in tuned:
         assert spec.tune is not None
         check_tuning(spec, spec.tune, strategy_defaults(spec))
+
+
+def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    # LightGBM refuses num_leaves = 1 when it fits: every trial fails at its first fold
+    spec = write_spec(tmp_path / "fail.toml", "failing_tune")
+    text = spec.read_text().replace(
+        '"model.params.num_leaves" = { type = "int", low = 3, high = 31 }',
+        '"model.params.num_leaves" = { type = "categorical", choices = [1] }',
+    )
+    spec.write_text(text)
+    result = cli("tune", spec, "--trials", "6", "--userdir", userdir)
+    assert result.code == 2
+    assert "3 trials in a row failed" in result.err and "num_leaves" in result.err
+    study = study_of(userdir, "failing_tune")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    assert counts(study).failed == 3  # failures count towards --trials: no endless retries
+    client = MlflowClient(default_tracking_uri(userdir))
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "FAILED"
+    for run in child_runs(client, "failing_tune", parent.info.run_id):
+        assert run.info.status == "FAILED"
+        assert "num_leaves" in run.data.tags["tradingbot.failure"]
