@@ -18,6 +18,25 @@ import pandas as pd
 import talib
 
 
+class Columns:
+    """Candle columns fetched once. A pandas DataFrame column access builds a new Series
+    every time (tens of microseconds each); the pipeline reads the same five columns many
+    times per build. Indexable like the frame it wraps, with the same values."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.index = frame.index
+        self._frame = frame
+        self._series: dict[str, pd.Series] = {}
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name not in self._series:
+            self._series[name] = self._frame[name]
+        return self._series[name]
+
+
+Candles = pd.DataFrame | Columns
+
+
 def _f64(series: pd.Series) -> np.ndarray:
     return np.ascontiguousarray(series.to_numpy(dtype="float64"))
 
@@ -48,7 +67,7 @@ def log_range(high: pd.Series, low: pd.Series, window: int = 1) -> pd.Series:
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
-def upper_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+def upper_wick(candles: Candles, window: int = 1) -> pd.Series:
     """(high - max(open, close)) / close, averaged over ``window`` candles. Fraction of price."""
     body_top = np.maximum(_f64(candles["open"]), _f64(candles["close"]))
     values = pd.Series(
@@ -57,7 +76,7 @@ def upper_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
-def lower_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+def lower_wick(candles: Candles, window: int = 1) -> pd.Series:
     """(min(open, close) - low) / close, averaged over ``window`` candles. Fraction of price."""
     body_bottom = np.minimum(_f64(candles["open"]), _f64(candles["close"]))
     values = pd.Series(
@@ -66,13 +85,13 @@ def lower_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
-def body(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+def body(candles: Candles, window: int = 1) -> pd.Series:
     """log(close / open), averaged over ``window`` candles. Dimensionless."""
     values = pd.Series(np.log(_f64(candles["close"]) / _f64(candles["open"])), index=candles.index)
     return values if window == 1 else values.rolling(window, min_periods=window).mean()
 
 
-def sqrt_wick(candles: pd.DataFrame, window: int = 1) -> pd.Series:
+def sqrt_wick(candles: Candles, window: int = 1) -> pd.Series:
     """sqrt(log(high / low) - |log(close / open)|): the square root of the total log wick.
 
     Wicks are roughly half-normal in size; their square root is close to Gaussian,
@@ -99,9 +118,10 @@ def rolling_zscore(values: pd.Series, window: int) -> pd.Series:
     mean). Warm-up: ``window - 1`` rows.
     """
     rolling = values.rolling(window, min_periods=window)
-    mean, std = rolling.mean(), rolling.std()
-    z = (values - mean) / std
-    return z.mask(std.notna() & (std == 0), 0.0)
+    mean, std = rolling.mean().to_numpy(), rolling.std().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (values.to_numpy(dtype="float64") - mean) / std
+    return pd.Series(np.where(std == 0, 0.0, z), index=values.index)
 
 
 def log_volume_zscore(volume: pd.Series, window: int) -> pd.Series:
@@ -119,7 +139,7 @@ def rsi(close: pd.Series, window: int) -> pd.Series:
     return pd.Series(talib.RSI(_f64(close), timeperiod=window), index=close.index)
 
 
-def natr(candles: pd.DataFrame, window: int) -> pd.Series:
+def natr(candles: Candles, window: int) -> pd.Series:
     """TA-Lib normalised ATR: ATR / close, in percent. Warm-up: ``window`` rows."""
     values = talib.NATR(
         _f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window
@@ -127,7 +147,7 @@ def natr(candles: pd.DataFrame, window: int) -> pd.Series:
     return pd.Series(values, index=candles.index)
 
 
-def adx(candles: pd.DataFrame, window: int) -> pd.Series:
+def adx(candles: Candles, window: int) -> pd.Series:
     """TA-Lib ADX (trend strength), 0..100. Warm-up: ``2 * window - 1`` rows."""
     values = talib.ADX(
         _f64(candles["high"]), _f64(candles["low"]), _f64(candles["close"]), timeperiod=window
@@ -135,7 +155,7 @@ def adx(candles: pd.DataFrame, window: int) -> pd.Series:
     return pd.Series(values, index=candles.index)
 
 
-def mfi(candles: pd.DataFrame, window: int) -> pd.Series:
+def mfi(candles: Candles, window: int) -> pd.Series:
     """TA-Lib money flow index, 0..100. Warm-up: ``window`` rows."""
     values = talib.MFI(
         _f64(candles["high"]),

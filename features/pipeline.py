@@ -19,7 +19,7 @@ from features.candles import validate_candles
 from features.spec import Feature, FeatureSpec, HigherTimeframe, MacdFeature, WindowedFeature
 from features.timeframes import grid_offset_seconds, timeframe_to_seconds
 
-_WINDOWED: dict[str, Callable[[pd.DataFrame, int], pd.Series]] = {
+_WINDOWED: dict[str, Callable[[ind.Candles, int], pd.Series]] = {
     "log_return": lambda c, w: ind.log_return(c["close"], w),
     "realized_volatility": lambda c, w: ind.realized_volatility(c["close"], w),
     "log_range": lambda c, w: ind.log_range(c["high"], c["low"], w),
@@ -40,8 +40,9 @@ _WINDOWED: dict[str, Callable[[pd.DataFrame, int], pd.Series]] = {
 
 
 def _compute(
-    candles: pd.DataFrame, features: tuple[Feature, ...], suffix: str
+    frame: pd.DataFrame, features: tuple[Feature, ...], suffix: str
 ) -> dict[str, pd.Series]:
+    candles = ind.Columns(frame)
     columns: dict[str, pd.Series] = {}
     for feature in features:
         if isinstance(feature, MacdFeature):
@@ -111,7 +112,11 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
     """
     candles = validate_candles(candles)
     columns = _compute(candles, spec.features, "")
-    frame = pd.DataFrame({"date": candles["date"], **columns})
+    # every column is already aligned with the candles: hand over arrays, skip re-alignment
+    frame = pd.DataFrame(
+        {"date": candles["date"], **{name: values.to_numpy() for name, values in columns.items()}},
+        index=candles.index,
+    )
     if spec.higher_timeframes:
         if timeframe is None:
             raise ValueError("build(): timeframe is required for higher-timeframe features")
@@ -120,7 +125,7 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
             htf = _higher_timeframe_columns(candles, timeframe, higher)
             htf.index = frame.index
             frame = pd.concat([frame, htf], axis=1)
-    not_float = [c for c in frame.columns if c != "date" and frame[c].dtype != "float64"]
+    not_float = [str(c) for c, dtype in frame.dtypes.items() if c != "date" and dtype != "float64"]
     if not_float:
         frame[not_float] = frame[not_float].astype("float64")
     return frame
