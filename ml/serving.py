@@ -181,8 +181,8 @@ class ModelAdapter:
             self._write_report()
             return self._empty(dataframe, [])
         labels = bundle.metadata.regime_labels
-        dates = _utc(dataframe["date"])
-        stamps = dates.to_numpy(dtype="datetime64[ns]").view("int64")
+        dates = dataframe["date"]
+        stamps = _stamps(dates)
         try:
             columns = (
                 self._live_columns(bundle, dataframe, dates, stamps, pair)
@@ -256,7 +256,9 @@ class ModelAdapter:
         candles = dataframe.iloc[start:][["open", "high", "low", "close", "volume"]].reset_index(
             drop=True
         )
-        candles.insert(0, "date", dates.iloc[start:].reset_index(drop=True))  # keeps the UTC dtype
+        # only the rows used are converted to our date dtype (the whole history on a live step
+        # would cost time that grows with it)
+        candles.insert(0, "date", _utc(dates.iloc[start:]).reset_index(drop=True))
         return candles
 
     def _batch_columns(
@@ -409,6 +411,13 @@ def regime_column(labels: list[str], codes: np.ndarray) -> pd.Categorical:
     dtype = pd.CategoricalDtype(["", *labels])
     shifted: np.ndarray = np.asarray(codes, dtype="int64") + 1
     return pd.Categorical.from_codes(shifted, dtype=dtype)
+
+
+def _stamps(dates: pd.Series) -> np.ndarray:
+    """Candle open times as int64 nanoseconds since the epoch (UTC), without a pandas copy."""
+    if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
+        return dates.to_numpy(dtype="datetime64[ns]").view("int64")
+    return _utc(dates).to_numpy(dtype="datetime64[ns]").view("int64")
 
 
 def _utc(dates: pd.Series) -> pd.Series:
