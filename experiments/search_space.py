@@ -157,10 +157,6 @@ class TuneConfig(BaseModel):
         )
 
     @property
-    def spec_space(self) -> dict[str, Distribution]:
-        return {k: v for k, v in self.space.items() if not k.startswith("strategy.")}
-
-    @property
     def strategy_space(self) -> dict[str, Distribution]:
         return {k: v for k, v in self.space.items() if k.startswith("strategy.")}
 
