@@ -67,7 +67,9 @@ class RiskSettings(BaseModel):
 
     @classmethod
     def for_userdir(cls, userdir: Path, **overrides: object) -> RiskSettings:
-        state = Path(str(overrides.pop("state_dir", userdir / "state")))
+        # An override of None (an unset RISK_STATE_DIR) means the default, never a dir named "None".
+        state_dir = overrides.pop("state_dir", None)
+        state = Path(str(state_dir)) if state_dir is not None else userdir / "state"
         values: dict[str, object] = {
             "state_dir": state,
             "circuit_breaker_file": state / "circuit_breaker.json",

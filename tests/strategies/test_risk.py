@@ -48,6 +48,13 @@ def test_settings_from_the_seed_environment_variables(tmp_path: Path) -> None:
         RiskSettings.from_env({"RISK_LIVE_MAX_CONCURRENT_TRADES": "many"}, tmp_path)
 
 
+def test_unset_environment_variables_mean_the_user_dir_defaults(tmp_path: Path) -> None:
+    settings = RiskSettings.from_env({}, tmp_path / "ud")
+    assert settings.state_dir == tmp_path / "ud" / "state"
+    assert settings.circuit_breaker_file == tmp_path / "ud" / "state" / "circuit_breaker.json"
+    assert settings.db_path == tmp_path / "ud" / "registry" / "strategies_registry.sqlite"
+
+
 def test_circuit_breaker_blocks_until_it_expires(tmp_path: Path) -> None:
     risk = manager(tmp_path)
     assert risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000)).allowed
