@@ -93,7 +93,9 @@ def trained(userdir: Path) -> Trained:
     return Trained(userdir, spec_path, result, configure(uri, userdir))
 
 
-def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(trained: Trained) -> None:
+def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
+    trained: Trained, tmp_path: Path
+) -> None:
     client, result = trained.client, trained.result
     parent = client.get_run(result.run_id)
     assert parent.info.status == "FINISHED"
@@ -142,7 +144,9 @@ def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(trained: Trai
         files = {a.path for a in client.list_artifacts(child.info.run_id, "fold")}
         assert files == {"fold/bundle.joblib", "fold/window.json", "fold/predictions.parquet"}
         local = mlflow.artifacts.download_artifacts(
-            run_id=child.info.run_id, artifact_path="fold/window.json"
+            run_id=child.info.run_id,
+            artifact_path="fold/window.json",
+            dst_path=str(tmp_path / child.info.run_id),  # not a temp dir left behind in /tmp
         )
         window = json.loads(Path(local).read_text())
         assert window["out_of_sample"]["first"] > window["train"]["last"]

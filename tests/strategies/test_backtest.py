@@ -64,7 +64,9 @@ def btc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return userdir
 
 
-def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(btc: Path) -> None:
+def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(
+    btc: Path, tmp_path: Path
+) -> None:
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the store is the user dir's own
     command = [
@@ -126,7 +128,9 @@ def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(bt
         "results/guard.json",
         "results/config.json",
     } <= files
-    local = Path(client.download_artifacts(run.info.run_id, "results/per_regime.csv"))
+    local = Path(
+        client.download_artifacts(run.info.run_id, "results/per_regime.csv", str(tmp_path))
+    )
     table = pd.read_csv(local)
     assert list(table.columns) == ["regime", "trades", "profit_total_abs", "profit_mean", "winrate"]
     assert table["trades"].sum() == run.data.metrics["trades"]
@@ -201,7 +205,9 @@ def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
     assert first.metrics.start == pd.Timestamp("2018-01-22", tz="UTC")
 
 
-def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(btc: Path) -> None:
+def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
+    btc: Path, tmp_path: Path
+) -> None:
     uri = default_tracking_uri(btc)
     summary = backtest(
         strategy="RegimeStrategy",
@@ -238,7 +244,11 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(btc: Path
     # the stitched predictions are exactly what each fold's bundle predicted out of sample in training
     logged = (
         pd.concat(
-            pd.read_parquet(client.download_artifacts(c.info.run_id, "fold/predictions.parquet"))
+            pd.read_parquet(
+                client.download_artifacts(
+                    c.info.run_id, "fold/predictions.parquet", str(tmp_path / c.info.run_id)
+                )
+            )
             for c in children
         )
         .sort_values("date")
