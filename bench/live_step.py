@@ -8,6 +8,13 @@ Freqtrade's bot loop does. Timed: ``ModelAdapter.populate(frame, pair, live=True
 new row, the columns written back). The last line gives p99 for both and the
 growth ratio (targets: <= 10 ms p99, <= 1.2x growth from 1k to 30k).
 
+Before every timed step the CPU caches are flushed the same way for both histories
+(a write over a buffer larger than this machine's L2 caches): live, a candle
+arrives after minutes of other work, so a step never starts with warm caches. It
+also keeps the comparison fair: the untimed copy of the frame that stands in for
+Freqtrade's is 30 times larger with 30k candles, and on its own, evicting the
+caches, it made the 1k steps about 1.5x slower (4.1 -> 6.0 ms median) when tried.
+
     .venv/bin/python bench/live_step.py [--steps 300] [--rounds 3]
 """
 
@@ -36,6 +43,7 @@ from ml.serving import ModelAdapter  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 
 HISTORIES = (1_000, 30_000)
+FLUSH_BYTES = 8 * 1024 * 1024  # > the L2 caches of this machine (2 x 1 MiB)
 
 
 def main() -> None:
@@ -83,8 +91,10 @@ def main() -> None:
                     frame.iloc[:history].copy(), "BTC/USDT", live=True
                 )  # bootstrap, not timed
                 times = []
+                flush = np.zeros(FLUSH_BYTES // 8)
                 for step in range(1, args.steps + 1):
                     view = frame.iloc[: history + step].copy()  # Freqtrade's new frame: not timed
+                    flush += 1.0  # cold caches, the same for every history: not timed
                     start = time.perf_counter()
                     out = adapter.populate(view, "BTC/USDT", live=True)
                     times.append((time.perf_counter() - start) * 1000)
@@ -92,7 +102,8 @@ def main() -> None:
                 rounds[history].append(times)
     print(
         f"HMM-LSTM (sequence 32, hidden 32), {args.steps} live steps per history and round, "
-        f"{args.rounds} rounds, one candle each; median over rounds (p99 of each round)"
+        f"{args.rounds} rounds, one candle each, caches flushed before each; "
+        "median over rounds (p99 of each round)"
     )
     print(f"{'history':>10}{'median ms':>12}{'p95 ms':>10}{'p99 ms':>10}{'p99 per round':>30}")
     p99 = {}

@@ -8,15 +8,15 @@ configuration in its own fresh user dir, on the real BTC/USDT 1h candles
 the replayed RegimeStrategy Sharpe over 6 walk-forward folds.
 
 1. Pruning: the same space, seed and number of trials without a pruner, with the
-   median pruner and with the 25th-percentile pruner (a trial survives a fold only
-   in the top 25%). Each pruned study is compared with the unpruned one at the best
+   median pruner, the 25th-percentile pruner (a trial survives a fold only in the
+   top 25%) and Hyperband (successive halving brackets over the folds). Each pruned study is compared with the unpruned one at the best
    value both reach (the lower of their two best values): the number of model fits
    (one per fold run) each needed until it first got there; per seed of the spec
    (sampler and models), and the geometric mean over seeds. Target: >= 3x fewer.
 2. Throughput: trials per minute with 1 and with 2 worker processes (no pruner).
 
-    .venv/bin/python bench/tune.py [--trials 30] [--seeds 11 12 13] [--throughput-trials 10]
-        [--skip-pruning] [--skip-throughput]
+    .venv/bin/python bench/tune.py [--trials 30] [--seeds 11 12 13 14 15] [--throughput-trials 10]
+        [--pruners median percentile hyperband] [--skip-pruning] [--skip-throughput]
 """
 
 from __future__ import annotations
@@ -143,13 +143,15 @@ def fits_to_reach(study: optuna.Study, target: float) -> int | None:
     return None
 
 
-def pruning(root: Path, trials: int, seeds: list[int]) -> dict[str, list[float]]:
+def pruning(
+    root: Path, trials: int, seeds: list[int], pruners: list[str]
+) -> dict[str, list[float]]:
     """Per seed: the unpruned study and each pruner, fits to the best value both reach."""
     print(
         f"\n{'seed':<6}{'pruner':<12}{'trials':>8}{'pruned':>8}{'fits':>7}{'best':>9}"
         f"{'target':>9}{'fits to target':>16}{'plain fits':>12}{'ratio':>8}{'wall s':>9}"
     )
-    ratios: dict[str, list[float]] = {"median": [], "percentile": []}
+    ratios: dict[str, list[float]] = {pruner: [] for pruner in pruners}
     for seed in seeds:
         plain, plain_wall = run(root, f"plain{seed}", "none", trials, 1, seed)
         studies = {"no pruner": (plain, plain_wall)}
@@ -192,8 +194,14 @@ def throughput(root: Path, trials: int) -> dict[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13, 14, 15])
     parser.add_argument("--throughput-trials", type=int, default=10)
+    parser.add_argument(
+        "--pruners",
+        nargs="+",
+        choices=["median", "percentile", "hyperband"],
+        default=["median", "percentile", "hyperband"],
+    )
     parser.add_argument("--skip-pruning", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
@@ -203,7 +211,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if not args.skip_pruning:
-            ratios = pruning(root, args.trials, args.seeds)
+            ratios = pruning(root, args.trials, args.seeds, args.pruners)
             for label, values in ratios.items():
                 finite = [v for v in values if v == v]
                 mean = float(np.exp(np.mean(np.log(finite)))) if finite else float("nan")

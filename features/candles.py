@@ -87,7 +87,12 @@ def validate_candles(candles: pd.DataFrame, *, source: str = "candles") -> pd.Da
     missing = [c for c in CANDLE_COLUMNS if c not in candles.columns]
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)}", path=source)
-    frame = candles.loc[:, list(CANDLE_COLUMNS)].reset_index(drop=True)
+    index = candles.index
+    if tuple(candles.columns) == CANDLE_COLUMNS and index.equals(pd.RangeIndex(len(candles))):
+        # already in canonical layout (every live step): a shallow, copy-on-write copy is enough
+        frame = candles.copy(deep=False)
+    else:
+        frame = candles.loc[:, list(CANDLE_COLUMNS)].reset_index(drop=True)
     dates = frame["date"]
     if not isinstance(dates.dtype, pd.DatetimeTZDtype) or str(dates.dtype.tz) != "UTC":
         raise DataError("column 'date' must be timezone-aware UTC", path=source, column="date")

@@ -114,7 +114,10 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
     columns = _compute(candles, spec.features, "")
     # every column is already aligned with the candles: hand over arrays, skip re-alignment
     frame = pd.DataFrame(
-        {"date": candles["date"], **{name: values.to_numpy() for name, values in columns.items()}},
+        {
+            "date": candles["date"].array,
+            **{name: values.to_numpy() for name, values in columns.items()},
+        },
         index=candles.index,
     )
     if spec.higher_timeframes:

@@ -113,8 +113,16 @@ class ModelBundle:
             raise BundleError(
                 f"feature mismatch: the bundle needs columns {missing} that the data lacks"
             )
-        joined = pd.concat([features, regimes], axis=1)
-        return joined[self.metadata.input_columns]
+        names = self.metadata.input_columns
+        from_features = [c for c in names if c in features.columns]
+        from_regimes = [c for c in names if c not in features.columns]
+        if names != from_features + from_regimes:  # not the layout fit_bundle writes
+            return pd.concat([features, regimes], axis=1)[names]
+        # Positional takes of each frame, then one join: a third of the cost of a name lookup
+        # on the joined frame, which matters on every live step.
+        left = features.take(features.columns.get_indexer(pd.Index(from_features)), axis=1)
+        right = regimes.take(regimes.columns.get_indexer(pd.Index(from_regimes)), axis=1)
+        return pd.concat([left, right], axis=1)
 
     def forecast(self, inputs: pd.DataFrame, last: int | None = None) -> dict[str, np.ndarray]:
         """``prediction``, ``p_up`` (classification) and ``reason`` (rules) for the last

@@ -197,20 +197,22 @@ class ModelAdapter:
             self._live.pop(pair, None)
             self._write_report()
             return self._empty(dataframe, labels)
-        out = dataframe.copy() if not live else dataframe
-        out["&-prediction"] = columns["prediction"]
-        out["&-p_up"] = columns.get("p_up", np.full(len(out), np.nan))
-        out["&-regime"] = regime_column(labels, columns.get("regime", np.full(len(out), -1)))
+        rows = len(dataframe)
+        added: dict[str, Any] = {
+            "&-prediction": columns["prediction"],
+            "&-p_up": columns.get("p_up", np.full(rows, np.nan)),
+            "&-regime": regime_column(labels, columns.get("regime", np.full(rows, -1))),
+        }
         for label in labels:
-            out[f"&-p_{label}"] = columns[f"p_{label}"]
+            added[f"&-p_{label}"] = columns[f"p_{label}"]
         if "reason" in columns:
-            out["&-reason"] = columns["reason"]
+            added["&-reason"] = columns["reason"]
         ready = np.isfinite(np.asarray(columns["prediction"], dtype="float64"))
         train_end = pd.Timestamp(bundle.metadata.train_window.last)
         seen_in_training = stamps <= train_end.value
-        out["do_predict"] = (ready & ~seen_in_training).astype("int64")
+        added["do_predict"] = (ready & ~seen_in_training).astype("int64")
         self._guard(pair, stamps, ready, seen_in_training, train_end)
-        return out
+        return _with_columns(dataframe, added)
 
     def _guard(
         self,
@@ -252,14 +254,17 @@ class ModelAdapter:
     ) -> pd.DataFrame:
         """Our candle frame from Freqtrade's (the last ``last`` rows only, when given)."""
         start = 0 if last is None else max(0, len(dataframe) - last)
-        # rows first, then columns: never copy the whole history for a tail
-        candles = dataframe.iloc[start:][["open", "high", "low", "close", "volume"]].reset_index(
-            drop=True
+        # Only the rows used are copied and their dates converted to our dtype (the whole
+        # history on a live step would cost time that grows with it).
+        return pd.DataFrame(
+            {
+                "date": _utc(dates.iloc[start:]).array,
+                **{
+                    column: dataframe[column].to_numpy()[start:]
+                    for column in ("open", "high", "low", "close", "volume")
+                },
+            }
         )
-        # only the rows used are converted to our date dtype (the whole history on a live step
-        # would cost time that grows with it)
-        candles.insert(0, "date", _utc(dates.iloc[start:]).reset_index(drop=True))
-        return candles
 
     def _batch_columns(
         self, bundle: ModelBundle, dataframe: pd.DataFrame, dates: pd.Series
@@ -353,13 +358,16 @@ class LiveState:
         new = int((stamps > self.stamps[-1]).sum())
         if new == 0:
             return
-        tail = candles.iloc[max(0, len(candles) - self.window) :].reset_index(drop=True)
-        features = bundle.features(tail)  # candles: the frame's tail, already bounded by the caller
+        if len(candles) > self.window:
+            candles = candles.iloc[len(candles) - self.window :].reset_index(drop=True)
+        features = bundle.features(candles)  # the frame's tail: bounded, history does not matter
         regime_columns = [c for c in self.columns if c.startswith("p_") and c != "p_up"]
         fresh: dict[str, np.ndarray] = {}
         if self.regime_filter is not None and bundle.regime_model is not None:
             labels = bundle.regime_model.labels_
-            x = features[list(bundle.config.regime.columns)].to_numpy(dtype="float64")[-new:]
+            x = np.column_stack(
+                [features[c].to_numpy(dtype="float64")[-new:] for c in bundle.config.regime.columns]
+            )
             rows, decisions = [], []
             for row in x:  # O(K^2) per new candle; the decision after each one
                 rows.append(self.regime_filter.update(row))
@@ -398,6 +406,14 @@ class LiveState:
         }
 
 
+def _with_columns(dataframe: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
+    """``dataframe`` with ``added`` as new or replaced columns, in one concatenation (column
+    by column insertion costs a live step about as much as its features)."""
+    stale = [column for column in added if column in dataframe.columns]
+    base = dataframe.drop(columns=stale) if stale else dataframe
+    return pd.concat([base, pd.DataFrame(added, index=dataframe.index, copy=False)], axis=1)
+
+
 def regime_codes(labels: list[str], values: Any) -> np.ndarray:
     """Regime names -> codes into ``labels`` (-1: no regime yet)."""
     lookup = {label: code for code, label in enumerate(labels)}
@@ -409,14 +425,24 @@ def regime_column(labels: list[str], codes: np.ndarray) -> pd.Categorical:
     """The ``&-regime`` column: a categorical of the regime names ('' before the filter has
     settled). Built from codes, so a live step costs O(n) integer work, not string parsing."""
     dtype = pd.CategoricalDtype(["", *labels])
-    shifted: np.ndarray = np.asarray(codes, dtype="int64") + 1
-    return pd.Categorical.from_codes(shifted, dtype=dtype)
+    shifted = np.asarray(codes, dtype="int16") + 1
+    if len(shifted) and (shifted.min() < 0 or shifted.max() > len(labels)):
+        raise ValueError(f"regime codes outside -1..{len(labels) - 1}")
+    return pd.Categorical.from_codes(shifted, dtype=dtype, validate=False)
+
+
+_NANOS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def _stamps(dates: pd.Series) -> np.ndarray:
-    """Candle open times as int64 nanoseconds since the epoch (UTC), without a pandas copy."""
+    """Candle open times as int64 nanoseconds since the epoch (UTC).
+
+    Freqtrade's dates are UTC in milliseconds: their integers are scaled, not converted
+    through pandas (a conversion of the whole history each live step grows with it)."""
     if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
-        return dates.to_numpy(dtype="datetime64[ns]").view("int64")
+        unit = dates.dtype.unit
+        values = dates.to_numpy(dtype=f"datetime64[{unit}]").view("int64")
+        return values * _NANOS_PER_UNIT[unit] if unit != "ns" else values
     return _utc(dates).to_numpy(dtype="datetime64[ns]").view("int64")
 
 
@@ -424,5 +450,7 @@ def _utc(dates: pd.Series) -> pd.Series:
     """Freqtrade's date column as datetime64[ns, UTC], converting only when needed."""
     if dates.dtype == "datetime64[ns, UTC]":
         return dates
+    if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
+        return dates.astype("datetime64[ns, UTC]")  # only the unit differs
     converted: pd.Series = pd.to_datetime(dates, utc=True).astype("datetime64[ns, UTC]")
     return converted

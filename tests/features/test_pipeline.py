@@ -112,3 +112,21 @@ def test_spec_from_toml(tmp_path: Path) -> None:
     broken.write_text("[[features]\n")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(broken)
+
+
+@pytest.mark.parametrize("unit", ["ms", "ns"])
+def test_build_leaves_the_callers_frame_untouched(
+    synthetic_candles: pd.DataFrame, unit: str
+) -> None:
+    # Freqtrade's layout (date in ms) and ours: the canonical-layout fast path copies lazily
+    candles = synthetic_candles.iloc[:500].reset_index(drop=True)
+    candles["date"] = candles["date"].astype(f"datetime64[{unit}, UTC]")
+    candles["volume"] = candles["volume"].round().astype("int64")
+    before = candles.copy()
+    frame = build(candles, default_spec())
+    frame.loc[:, "date"] = frame["date"].iloc[0]  # writing to the result must not reach the input
+    pd.testing.assert_frame_equal(candles, before)
+    expected = build(
+        before.astype({"date": "datetime64[ns, UTC]", "volume": "float64"}), default_spec()
+    )
+    pd.testing.assert_frame_equal(build(candles, default_spec()), expected)
