@@ -201,8 +201,7 @@ def regime_frame(
     if model is None:
         return pd.DataFrame(index=features.index)
     x = features[list(columns)].to_numpy(dtype="float64")
-    probabilities = model.predict_proba(x)
-    decisions = model.predict(x)
+    probabilities, decisions = model.filter(x)
     frame = pd.DataFrame(
         probabilities, columns=[f"p_{label}" for label in model.labels_], index=features.index
     )

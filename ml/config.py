@@ -7,25 +7,33 @@ these. Forecaster parameters are checked against the estimator's own
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml.models.base import Task
-from ml.models.lgbm import LightGBMForecaster
-from ml.models.lstm import LSTMForecaster
-from ml.models.reasoning import RuleReasoner
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
 ForecasterKind = Literal["lstm", "hmm_lstm", "lightgbm", "rules"]
-ESTIMATORS: dict[str, type] = {
-    "lstm": LSTMForecaster,
-    "hmm_lstm": LSTMForecaster,
-    "lightgbm": LightGBMForecaster,
-    "rules": RuleReasoner,
+_ESTIMATORS: dict[str, tuple[str, str]] = {
+    "lstm": ("ml.models.lstm", "LSTMForecaster"),
+    "hmm_lstm": ("ml.models.lstm", "LSTMForecaster"),
+    "lightgbm": ("ml.models.lgbm", "LightGBMForecaster"),
+    "rules": ("ml.models.reasoning", "RuleReasoner"),
 }
+
+
+def estimator_class(kind: str) -> type:
+    """The forecaster class of ``kind``, imported on first use: torch takes about 1.5 s to
+    import, which a LightGBM model, the rules or a Freqtrade strategy start-up need not pay."""
+    module, name = _ESTIMATORS[kind]
+    cls: type = getattr(importlib.import_module(module), name)
+    return cls
+
+
 # Which forecasters see the filtered regime probabilities as inputs.
 USES_REGIMES: dict[str, bool] = {"lstm": False, "hmm_lstm": True, "lightgbm": True, "rules": True}
 
@@ -50,7 +58,7 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_params(self) -> ModelConfig:
-        accepted = set(inspect.signature(ESTIMATORS[self.kind]).parameters) - {
+        accepted = set(inspect.signature(estimator_class(self.kind)).parameters) - {
             "task",
             "random_state",
         }
@@ -71,14 +79,14 @@ class ModelConfig(BaseModel):
         """The forecaster; ``threads`` caps its CPU threads (``n_jobs``) unless the spec
         sets them, e.g. for several tuning workers sharing the cores."""
         params = dict(self.params)
-        signature = inspect.signature(ESTIMATORS[self.kind]).parameters
+        signature = inspect.signature(estimator_class(self.kind)).parameters
         if threads is not None and "n_jobs" in signature:
             params.setdefault("n_jobs", threads)
         if "validation_gap" in signature:
             params.setdefault("validation_gap", validation_gap)
         if "random_state" in signature:
             params["random_state"] = seed
-        return ESTIMATORS[self.kind](task=task, **params)
+        return estimator_class(self.kind)(task=task, **params)
 
 
 class TrainingConfig(BaseModel):

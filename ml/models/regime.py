@@ -27,7 +27,6 @@ from ml.filtering import (
     FloatArray,
     forward_step,
     gaussian_log_likelihood,
-    hysteresis,
     hysteresis_step,
 )
 
@@ -164,28 +163,33 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
             out[complete] = gaussian_log_likelihood(z, self.means_, self.covars_)
         return out
 
-    def predict_proba(self, X: FloatArray) -> FloatArray:
-        """Filtered probabilities P(state_t | rows <= t), shape (T, K); columns ``labels_``."""
+    def filter(self, X: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
+        """Filtered probabilities (T, K) and the persistent decision (T,) in one pass.
+
+        :meth:`predict_proba` and :meth:`predict` each give one of the two; callers that
+        need both use this and run the forward recursion once.
+        """
         x = np.asarray(X, dtype="float64")
         loglik = self.log_likelihood(x)
         complete = np.isfinite(x).all(axis=1)
-        out = np.full((len(x), self.n_states_), np.nan)
+        probabilities = np.full((len(x), self.n_states_), np.nan)
+        decisions = np.full(len(x), -1, dtype=np.int64)
         if not complete.any():
-            return out
+            return probabilities, decisions
         start = int(np.argmax(complete))
         state = OnlineRegimeFilter(self)
         for t in range(start, len(x)):
-            out[t] = state.update_log_likelihood(loglik[t])
-        return out
+            probabilities[t] = state.update_log_likelihood(loglik[t])
+            decisions[t] = state.decision
+        return probabilities, decisions
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        """Filtered probabilities P(state_t | rows <= t), shape (T, K); columns ``labels_``."""
+        return self.filter(X)[0]
 
     def predict(self, X: FloatArray) -> NDArray[np.int64]:
         """Persistent regime decision per candle (state index; -1 before the first row)."""
-        probabilities = self.predict_proba(X)
-        decisions = np.full(len(probabilities), -1, dtype=np.int64)
-        valid = np.isfinite(probabilities).all(axis=1)
-        if valid.any():
-            decisions[valid] = hysteresis(probabilities[valid], self.switch_margin)
-        return decisions
+        return self.filter(X)[1]
 
     def online(self) -> OnlineRegimeFilter:
         """A stateful filter that takes one candle at a time (the live path)."""

@@ -12,7 +12,7 @@ from features.causality import assert_prefix_invariant
 from features.data.synthetic import MarketParams, default_market, generate
 from features.pipeline import build
 from features.spec import parse_spec
-from ml.filtering import forward_filter, switches_per_1000
+from ml.filtering import forward_filter, hysteresis, switches_per_1000
 from ml.models.regime import RegimeHMM, name_states
 
 REGIME_SPEC = parse_spec(
@@ -111,6 +111,22 @@ def test_online_update_equals_batch(
         np.testing.assert_array_equal(step, batch[t])  # NaN warm-up row included
         if np.isfinite(step).all():
             assert online.decision == decisions[t]
+
+
+def test_one_pass_filter_gives_predict_proba_and_hysteresis_of_it(
+    market: tuple[pd.DataFrame, np.ndarray], fitted: RegimeHMM
+) -> None:
+    candles, _ = market
+    x = regime_features(candles.iloc[:600])
+    probabilities, decisions = fitted.filter(x)
+    valid = np.isfinite(probabilities).all(axis=1)
+    assert not valid[0] and valid[-1]  # warm-up rows included
+    np.testing.assert_array_equal(probabilities, fitted.predict_proba(x))
+    np.testing.assert_array_equal(decisions[~valid], -1)
+    np.testing.assert_array_equal(
+        decisions[valid], hysteresis(probabilities[valid], fitted.switch_margin)
+    )
+    np.testing.assert_array_equal(decisions, fitted.predict(x))
 
 
 def test_hmmlearn_smoothing_is_never_called(
