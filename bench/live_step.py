@@ -15,7 +15,10 @@ also keeps the comparison fair: the untimed copy of the frame that stands in for
 Freqtrade's is 30 times larger with 30k candles, and on its own, evicting the
 caches, it made the 1k steps about 1.5x slower (4.1 -> 6.0 ms median) when tried.
 
-    .venv/bin/python bench/live_step.py [--steps 300] [--rounds 3]
+    .venv/bin/python bench/live_step.py [--steps 300] [--rounds 3] [--warm] [--breakdown]
+
+``--warm`` skips the flush; ``--breakdown`` also prints the median time of each part
+of a step (the adapter's and the bundle's methods, timed by wrapping them).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,19 +43,51 @@ from experiments.spec import parse_experiment  # noqa: E402
 from experiments.train import train  # noqa: E402
 from features.data import import_candles, load_candles  # noqa: E402
 from features.data.synthetic import generate  # noqa: E402
+from ml.bundle import ModelBundle  # noqa: E402
 from ml.registry import promote  # noqa: E402
-from ml.serving import ModelAdapter  # noqa: E402
+from ml.serving import LiveState, ModelAdapter  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 
 HISTORIES = (1_000, 30_000)
 FLUSH_BYTES = 8 * 1024 * 1024  # > the L2 caches of this machine (2 x 1 MiB)
+# The parts of a live step, as (owner, method, label); nested parts are inside "advance".
+PARTS = (
+    (ModelAdapter, "_candles", "take candles"),
+    (LiveState, "advance", "advance (all below)"),
+    (ModelBundle, "features", "  features"),
+    (ModelBundle, "inputs", "  model inputs"),
+    (ModelBundle, "forecast", "  forecast"),
+    (ModelAdapter, "_guard", "guard counts"),
+)
+
+
+def time_parts(timings: dict[str, list[float]]) -> None:
+    """Wrap each part so its durations (ms) land in ``timings``."""
+    for owner, name, label in PARTS:
+        original = owner.__dict__[name]
+        function = original.__func__ if isinstance(original, staticmethod) else original
+
+        def timed(*args: Any, _f: Any = function, _label: str = label, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                timings[_label].append((time.perf_counter() - start) * 1000)
+
+        setattr(owner, name, staticmethod(timed) if isinstance(original, staticmethod) else timed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warm", action="store_true", help="do not flush the caches")
+    parser.add_argument("--breakdown", action="store_true", help="median ms of each part")
     args = parser.parse_args()
+    parts: dict[int, dict[str, list[float]]] = {h: defaultdict(list) for h in HISTORIES}
+    current: dict[str, list[float]] = defaultdict(list)
+    if args.breakdown:
+        time_parts(current)
     total = max(HISTORIES) + args.steps
     with tempfile.TemporaryDirectory() as tmp:
         userdir = Path(tmp) / "ud"
@@ -90,19 +127,24 @@ def main() -> None:
                 adapter.populate(
                     frame.iloc[:history].copy(), "BTC/USDT", live=True
                 )  # bootstrap, not timed
+                current.clear()
                 times = []
                 flush = np.zeros(FLUSH_BYTES // 8)
                 for step in range(1, args.steps + 1):
                     view = frame.iloc[: history + step].copy()  # Freqtrade's new frame: not timed
-                    flush += 1.0  # cold caches, the same for every history: not timed
+                    if not args.warm:
+                        flush += 1.0  # cold caches, the same for every history: not timed
                     start = time.perf_counter()
                     out = adapter.populate(view, "BTC/USDT", live=True)
                     times.append((time.perf_counter() - start) * 1000)
                     assert out["do_predict"].iloc[-1] == 1
                 rounds[history].append(times)
+                for label, values in current.items():
+                    parts[history][label].extend(values)
     print(
         f"HMM-LSTM (sequence 32, hidden 32), {args.steps} live steps per history and round, "
-        f"{args.rounds} rounds, one candle each, caches flushed before each; "
+        f"{args.rounds} rounds, one candle each, "
+        f"{'warm caches' if args.warm else 'caches flushed before each'}; "
         "median over rounds (p99 of each round)"
     )
     print(f"{'history':>10}{'median ms':>12}{'p95 ms':>10}{'p99 ms':>10}{'p99 per round':>30}")
@@ -116,6 +158,13 @@ def main() -> None:
             f"{history:>10,}{median:>12.2f}{p95:>10.2f}{p99[history]:>10.2f}"
             f"{' / '.join(f'{v:.1f}' for v in per_round):>30}"
         )
+    if args.breakdown:
+        print(f"{'part (median ms)':<24}" + "".join(f"{h:>10,}" for h in HISTORIES))
+        for _, _, label in PARTS:
+            print(
+                f"{label:<24}"
+                + "".join(f"{statistics.median(parts[h][label]):>10.2f}" for h in HISTORIES)
+            )
     growth = p99[HISTORIES[1]] / p99[HISTORIES[0]]
     print(
         f"p99 1k: {p99[HISTORIES[0]]:.2f} ms, p99 30k: {p99[HISTORIES[1]]:.2f} ms, growth {growth:.2f}x "
