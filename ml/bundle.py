@@ -30,6 +30,7 @@ from ml.config import TrainingConfig
 from ml.models.base import proba_to_prediction
 from ml.models.reasoning import RuleReasoner
 from ml.models.regime import RegimeHMM
+from ml.regime_memo import filter_regimes, fit_regime_model
 from ml.targets import make_target
 
 BUNDLE_FORMAT = 1
@@ -201,9 +202,12 @@ def regime_frame(
     if model is None:
         return pd.DataFrame(index=features.index)
     x = features[list(columns)].to_numpy(dtype="float64")
-    probabilities, decisions = model.filter(x)
+    probabilities, decisions = filter_regimes(model, x)
     frame = pd.DataFrame(
-        probabilities, columns=[f"p_{label}" for label in model.labels_], index=features.index
+        probabilities,
+        columns=[f"p_{label}" for label in model.labels_],
+        index=features.index,
+        copy=True,  # the memoised arrays are shared and read-only
     )
     frame["regime"] = ["" if d < 0 else model.labels_[d] for d in decisions]
     return frame
@@ -237,15 +241,18 @@ def fit_bundle(
         missing = [c for c in config.regime.columns if c not in features.columns]
         if missing:
             raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
-        regime_model = RegimeHMM(
-            n_states=config.regime.n_states,
-            covariance_type=config.regime.covariance_type,
-            n_restarts=config.regime.n_restarts,
-            n_iter=config.regime.n_iter,
-            max_states=config.regime.max_states,
-            switch_margin=config.regime.switch_margin,
-            random_state=seed,
-        ).fit(train_features[list(config.regime.columns)].to_numpy(dtype="float64"))
+        regime_model = fit_regime_model(
+            {
+                "n_states": config.regime.n_states,
+                "covariance_type": config.regime.covariance_type,
+                "n_restarts": config.regime.n_restarts,
+                "n_iter": config.regime.n_iter,
+                "max_states": config.regime.max_states,
+                "switch_margin": config.regime.switch_margin,
+                "random_state": seed,
+            },
+            train_features[list(config.regime.columns)].to_numpy(dtype="float64"),
+        )
         labels = list(regime_model.labels_)
     regimes = regime_frame(regime_model, train_features, config.regime.columns)
     input_columns = feature_columns(features) + [c for c in regimes.columns if c.startswith("p_")]

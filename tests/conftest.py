@@ -12,6 +12,7 @@ import pytest
 
 from experiments.cli import run
 from features.data.synthetic import generate
+from ml import regime_memo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRADINGBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -32,6 +33,12 @@ def no_leaked_tracking_uri() -> Iterator[None]:
     yield
     leaked = [k for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI") if k in os.environ]
     assert not leaked, f"{leaked} left in os.environ"
+
+
+@pytest.fixture(autouse=True)
+def fresh_regime_memo() -> None:
+    """Each test fits and reads out its own regime models (no memo hits from earlier tests)."""
+    regime_memo.clear()
 
 
 @dataclass
