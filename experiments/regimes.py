@@ -65,15 +65,7 @@ def run_regimes(
         )
     n_states: int | str = "auto" if str(states) == "auto" else int(states)
     x = features[list(config.columns)].to_numpy(dtype="float64")
-    model = RegimeHMM(
-        n_states=n_states,  # type: ignore[arg-type]
-        covariance_type=config.covariance_type,
-        n_restarts=config.n_restarts,
-        n_iter=config.n_iter,
-        max_states=config.max_states,
-        switch_margin=config.switch_margin,
-        random_state=seed,
-    ).fit(x[:cut])
+    model = RegimeHMM(**{**config.estimator_params(seed), "n_states": n_states}).fit(x[:cut])
     regimes = regime_frame(model, features, config.columns)
     table = pd.concat(
         [candles[["date"]], regimes[["regime"]], regimes.drop(columns="regime")], axis=1
@@ -87,7 +79,9 @@ def run_regimes(
         out.with_suffix(".png"),
         f"{pair} {timeframe}: filtered regimes (fitted before {candles['date'].iloc[cut]:%Y-%m-%d})",
     )
-    decisions = model.predict(x)
+    # the decisions regime_frame already named (-1 = none yet): no second pass of the filter
+    named = pd.Categorical(regimes["regime"], categories=["", *model.labels_])
+    decisions = named.codes.astype("int64") - 1
     valid = decisions >= 0
     labels = regimes["regime"][valid]
     return RegimeSummary(

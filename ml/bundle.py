@@ -242,15 +242,7 @@ def fit_bundle(
         if missing:
             raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
         regime_model = fit_regime_model(
-            {
-                "n_states": config.regime.n_states,
-                "covariance_type": config.regime.covariance_type,
-                "n_restarts": config.regime.n_restarts,
-                "n_iter": config.regime.n_iter,
-                "max_states": config.regime.max_states,
-                "switch_margin": config.regime.switch_margin,
-                "random_state": seed,
-            },
+            config.regime.estimator_params(seed),
             train_features[list(config.regime.columns)].to_numpy(dtype="float64"),
         )
         labels = list(regime_model.labels_)

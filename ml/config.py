@@ -49,6 +49,18 @@ class RegimeConfig(BaseModel):
     max_states: int = Field(default=5, ge=2, le=10)
     switch_margin: float = Field(default=0.5, ge=0.0, le=1.0)
 
+    def estimator_params(self, seed: int) -> dict[str, Any]:
+        """The ``RegimeHMM`` parameters these settings stand for."""
+        return {
+            "n_states": self.n_states,
+            "covariance_type": self.covariance_type,
+            "n_restarts": self.n_restarts,
+            "n_iter": self.n_iter,
+            "max_states": self.max_states,
+            "switch_margin": self.switch_margin,
+            "random_state": seed,
+        }
+
 
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -7,7 +7,10 @@ Both are deterministic functions of their inputs, so they are memoised here,
 keyed by content (never by object identity):
 
 * a fit by the regime settings, the seed and the bytes of the training rows;
-* a read-out by a fingerprint of the fitted parameters and the bytes of the rows.
+* a read-out by a fingerprint of the fitted parameters and the bytes of the rows,
+  only for models fitted through this memo (training and tuning): a model loaded
+  from the registry (a backtest, Freqtrade live) is read out once per pair and
+  nothing of it is kept.
 
 Entries are kept in LRU order: at most ``MAX_FITS`` fitted models (a few kB each)
 and read-outs up to ``MAX_READOUT_BYTES`` in all (T x K probabilities each).
@@ -87,8 +90,14 @@ def fingerprint(model: RegimeHMM) -> str:
 def filter_regimes(
     model: RegimeHMM, x: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """``model.filter(x)`` (probabilities (T, K), decisions (T,)), memoised, read-only."""
+    """``model.filter(x)`` (probabilities (T, K), decisions (T,)); memoised, read-only,
+    when ``model`` was fitted through :func:`fit_regime_model`."""
     values = np.asarray(x, dtype="float64")
+    with _lock:
+        # identity is safe here: the memo holds the model, so its id cannot be reused
+        fitted_here = any(fitted is model for fitted in _fits.values())
+    if not fitted_here:
+        return model.filter(values)
     key = _digest(fingerprint(model), values)
     with _lock:
         result = _readouts.get(key)

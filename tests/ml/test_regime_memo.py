@@ -52,9 +52,12 @@ def test_a_read_out_is_the_filter_of_exactly_that_model_and_those_rows(x: np.nda
     with pytest.raises(ValueError, match="read-only"):
         probabilities[0, 0] = 0.5
 
-    # the same rows through a differently fitted model, or other rows: computed afresh
+    # a model fitted elsewhere (e.g. loaded from the registry): read out, nothing kept
     refit = RegimeHMM(**{**PARAMS, "random_state": 1}).fit(x[:2_000])
-    np.testing.assert_array_equal(regime_memo.filter_regimes(refit, x)[0], refit.filter(x)[0])
+    once = regime_memo.filter_regimes(refit, x)[0]
+    np.testing.assert_array_equal(once, refit.filter(x)[0])
+    assert regime_memo.filter_regimes(refit, x)[0] is not once
+    # other rows through the memoised model: computed afresh
     np.testing.assert_array_equal(
         regime_memo.filter_regimes(model, x[:2_500])[0], model.filter(x[:2_500])[0]
     )
