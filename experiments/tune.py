@@ -152,9 +152,17 @@ def open_storage(url: str | None, userdir: Path) -> BaseStorage:
     if url.startswith(("sqlite:", "postgresql", "mysql")):
         try:
             return RDBStorage(url)
+        except ImportError as exc:  # SQLAlchemy found no driver for the URL's dialect
+            raise TuneError(
+                f"cannot open Optuna storage {storage_label(url, userdir)}: {exc}",
+                hint="postgresql:// uses psycopg 3 (installed with tradingbot); for another "
+                "driver name it in the URL (postgresql+psycopg2://) and install it; "
+                "mysql:// needs: .venv/bin/pip install pymysql",
+            ) from exc
         except Exception as exc:
             raise TuneError(
-                f"cannot open Optuna storage {storage_label(url, userdir)}: {exc}"
+                f"cannot open Optuna storage {storage_label(url, userdir)}: {exc}",
+                hint="check the host, port, user, password and that the database exists",
             ) from exc
     raise TuneError(
         f"unsupported --storage {url!r}",
@@ -659,8 +667,18 @@ def _finalise(
         tracking.tracked_run(run_id=parent_run_id) as parent,
     ):
         workdir = Path(tmp)
-        mlflow.set_tags({"best_trial": str(best.number), "tune.state": "finished"})
-        mlflow.log_params({f"best.{k}": str(v) for k, v in best.params.items()})
+        # Tags, not params: MLflow params are immutable, and a continued study can find
+        # a better trial than the one an earlier call finalised.
+        for key in done.tags:
+            if key.startswith("best.") and key.removeprefix("best.") not in best.params:
+                client.delete_tag(parent_run_id, key)
+        mlflow.set_tags(
+            {
+                "best_trial": str(best.number),
+                "tune.state": "finished",
+                **{f"best.{k}": str(v) for k, v in best.params.items()},
+            }
+        )
         tracking.log_metrics(validation, prefix="validation.")
         _log_study(study, workdir)
         bundle = fit_final(data.job(spec))

@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -454,3 +455,97 @@ def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(
     for run in child_runs(client, "failing_tune", parent.info.run_id):
         assert run.info.status == "FAILED"
         assert "num_leaves" in run.data.tags["tradingbot.failure"]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL server (pgserver's bundled binaries), stopped and deleted after."""
+    pgserver = pytest.importorskip(
+        "pgserver",
+        reason="pgserver (a dev dependency on Linux x86_64 / macOS arm64, Python < 3.13) "
+        "bundles the PostgreSQL server this test runs",
+    )
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def test_postgresql_storage_shared_by_two_workers_and_resumed(
+    postgres: Any, userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    postgres.psql("CREATE DATABASE optuna_workers;")
+    storage = postgres.get_uri("optuna_workers")
+    spec = write_spec(tmp_path / "pg.toml", "pg_tune")
+    args = ("tune", spec, "--storage", storage, "--jobs", "2", "--userdir", userdir)
+    result = cli(*args, "--trials", "5")
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="pg_tune", storage=storage)
+    assert len(study.trials) == 5 and counts(study).finished == 5
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2
+    # Resumed from the server: the same study grows to the new size, nothing lost or repeated.
+    result = cli(*args, "--trials", "7")
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="pg_tune", storage=storage)
+    assert [t.number for t in study.trials] == list(range(7)) and counts(study).finished == 7
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 7
+    assert "pg_tune" not in {
+        s.study_name for s in optuna.get_all_study_summaries(open_storage(None, userdir))
+    }
+    client = MlflowClient(default_tracking_uri(userdir))
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert len(child_runs(client, "pg_tune", parent)) == 7
+    assert client.get_run(parent).data.tags["optuna.storage"].startswith("postgresql://***@")
+
+
+def test_unreachable_postgresql_is_a_clear_error_and_writes_nothing(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    spec = write_spec(tmp_path / "pg.toml", "pg_down")
+    storage = "postgresql://bot:s3cret@127.0.0.1:9/optuna"  # port 9 (discard): nothing listens
+    result = cli("tune", spec, "--storage", storage, "--trials", "2", "--userdir", userdir)
+    assert result.code == 2
+    assert "cannot open Optuna storage postgresql://***@127.0.0.1:9/optuna" in result.err
+    assert "s3cret" not in result.out + result.err
+    client = MlflowClient(default_tracking_uri(userdir))
+    assert client.get_experiment_by_name("pg_down") is None
+
+
+def test_a_continued_study_with_a_new_best_trial_is_finalised_again(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """A better trial finished elsewhere (another machine, a later run) becomes the
+    challenger when the study is continued; the parent run's best.* follow it."""
+    spec = write_spec(tmp_path / "again.toml", "again_tune")
+    result = cli("tune", spec, "--trials", "3", "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "again_tune")
+    first = study.best_trial
+    params = {
+        **first.params,
+        "model.params.num_leaves": 5 if first.params["model.params.num_leaves"] != 5 else 6,
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=params,
+            distributions=first.distributions,
+            value=first.value + 100.0,
+            user_attrs={"metrics": {"sharpe": first.value + 100.0}, "fits": 3},
+        )
+    )
+    result = cli("tune", spec, "--trials", "4", "--userdir", userdir)
+    assert result.code == 0, result.err
+    client = MlflowClient(default_tracking_uri(userdir))
+    tags = client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.tags
+    assert tags["best_trial"] == "3"
+    assert {k: v for k, v in tags.items() if k.startswith("best.")} == {
+        f"best.{k}": str(v) for k, v in params.items()
+    }
+    version = client.get_model_version_by_alias("again_tune", "challenger")
+    assert int(version.version) == 2 and version.tags["optuna.trial"] == "3"
+    use_uri(default_tracking_uri(userdir))
+    assert (
+        load_bundle("models:/again_tune@challenger").forecaster.num_leaves
+        == params["model.params.num_leaves"]
+    )
