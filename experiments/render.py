@@ -209,6 +209,7 @@ def backtest_summary(console: Console, summary: object) -> None:
 
 
 def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
+    from experiments.trial_liveness import STALE_AFTER_S
     from experiments.tune import TuneResult
 
     assert isinstance(result, TuneResult)
@@ -218,9 +219,17 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
         f"({result.fits} model fits)"
     )
     if not result.finished:
-        console.print(
-            "time is up before the study reached its trials: run the same command again to continue"
-        )
+        if result.running_elsewhere:
+            console.print(
+                "still running elsewhere: " + "; ".join(result.running_elsewhere) + ". Run the "
+                "same command again when they are done to finish the study (a trial whose "
+                f"worker died is reclaimed {STALE_AFTER_S / 60:g} minutes after its last heartbeat)"
+            )
+        else:
+            console.print(
+                "time is up before the study reached its trials: "
+                "run the same command again to continue"
+            )
         return
     table = Table(title=f"best trial {result.best_trial}", title_justify="left")
     table.add_column("metric")

@@ -5,9 +5,10 @@
   for an RDB (``sqlite:///...``, ``postgresql://...``) shared by several machines.
 * ``--trials N`` is the size the study should reach: finished trials (complete,
   pruned or failed) are counted across runs, so a killed tune started again with
-  the same ``--study`` continues to exactly N. A trial left running by a process
-  of this host that no longer exists is marked failed (``interrupted``) and its
-  parameters are queued again, so it is neither lost nor counted twice.
+  the same ``--study`` continues to exactly N. A trial left running by a worker
+  that no longer exists (a dead pid on this host; on another host, no heartbeat for
+  5 minutes: :mod:`experiments.trial_liveness`) is marked failed (``interrupted``)
+  and its parameters are queued again, so it is neither lost nor counted twice.
 * ``--jobs K`` runs K worker processes on the study; a file lock makes
   "count, then ask for a trial" atomic on this machine.
 * MLflow: one parent run per study (reopened on resume) and one child run per
@@ -55,6 +56,14 @@ from experiments.objective import (
 )
 from experiments.search_space import TuneConfig, strategy_values
 from experiments.spec import ExperimentSpec
+from experiments.trial_liveness import (
+    INTERRUPTED,
+    Heartbeat,
+    describe_running,
+    interrupted,
+    reclaim_stale,
+    running_elsewhere,
+)
 from features.candles import data_window
 from features.errors import SpecError, TradingbotError
 from ml import tracking
@@ -67,7 +76,6 @@ log = logging.getLogger(__name__)
 # Optuna marks long-used APIs (metric names, its matplotlib plots) experimental.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-INTERRUPTED = "interrupted"  # user attr of a trial whose process died; its params are re-queued
 MAX_CONSECUTIVE_FAILURES = 3
 
 
@@ -119,6 +127,7 @@ class TuneResult:
     version: int | None = None
     params_file: Path | None = None
     parent_run_id: str | None = None
+    running_elsewhere: list[str] = field(default_factory=list)  # unfinished: who still runs
 
 
 class Counts(NamedTuple):
@@ -234,13 +243,10 @@ def load_study(
 def counts(study: optuna.Study) -> Counts:
     trials = study.get_trials(deepcopy=False)
     state = [t.state for t in trials]
-    interrupted = sum(
-        1 for t in trials if t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED)
-    )
     return Counts(
         complete=state.count(TrialState.COMPLETE),
         pruned=state.count(TrialState.PRUNED),
-        failed=state.count(TrialState.FAIL) - interrupted,
+        failed=state.count(TrialState.FAIL) - sum(map(interrupted, trials)),
         running=state.count(TrialState.RUNNING) + state.count(TrialState.WAITING),
     )
 
@@ -254,25 +260,18 @@ def best_value(study: optuna.Study) -> float | None:
     return float(study.best_value)
 
 
-def _alive(host: str | None, pid: Any) -> bool:
-    if host != socket.gethostname() or not isinstance(pid, int):
-        return True  # another machine's worker: not ours to judge
-    return pid != os.getpid() and tracking.process_alive(pid)
-
-
-def reclaim_interrupted(study: optuna.Study, storage: BaseStorage) -> list[int]:
-    """Fail the RUNNING trials of dead processes of this host and queue their params again."""
-    reclaimed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _alive(trial.user_attrs.get("host"), trial.user_attrs.get("pid")):
-            continue
-        # Optuna has no public way to annotate another process's trial: the storage does.
-        storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-        study.tell(trial.number, state=TrialState.FAIL)
-        if trial.params:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        reclaimed.append(trial.number)
-    return reclaimed
+def reclaim(study: optuna.Study, storage: BaseStorage, client: MlflowClient) -> None:
+    """Reclaim the trials of dead workers (any host) and end their MLflow runs as KILLED."""
+    for trial in reclaim_stale(study, storage):
+        log.warning(
+            "%s was interrupted: its parameters are queued again",
+            describe_running(trial, time.time()),
+        )
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if isinstance(run_id, str):
+            client.set_tag(run_id, "optuna.state", "interrupted")
+            client.set_tag(run_id, "tradingbot.failure", "its worker died while running")
+            client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
 
 
 def pick_best(study: optuna.Study) -> FrozenTrial | None:
@@ -322,6 +321,7 @@ class Worker:
     def open(self) -> optuna.Study:
         request = self.args.request
         storage = open_storage(request.storage, request.userdir)
+        self.storage = storage
         study = load_study(request, storage, sampler_seed=request.spec.seed, folds=self.folds)
         # Distinct per worker and per resume, so parallel or restarted samplers do not
         # propose the same random start-up points again; still a function of the spec's seed.
@@ -353,61 +353,64 @@ class Worker:
     def run_one(self, study: optuna.Study) -> TrialState | None:
         """Ask for one trial and run it; ``None`` when the study already has enough."""
         with self.lock:
+            reclaim(study, self.storage, self.client)
             now = counts(study)
             if now.finished + now.running >= self.args.request.trials:
                 return None
             trial = study.ask()
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
-        run_id = self._start_run(trial)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        started = time.monotonic()
-        fits = 0
-        state = TrialState.FAIL
-        values: list[float] | None = None
-        error: str | None = None
-        try:
-            params, spec, strategy = suggest_trial(
-                trial, self.args.request.spec, self.tune, self.defaults
-            )
-            self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-
-            def on_fold(step: int, metrics: dict[str, float]) -> None:
-                nonlocal fits
-                fits += 1
-                stamp = int(time.time() * 1000)
-                self.client.log_batch(
-                    run_id, metrics=[Metric(k, v, stamp, step) for k, v in metrics.items()]
+        # Heartbeats until the trial is told: workers elsewhere can tell it from a dead one.
+        with Heartbeat(self.storage, trial._trial_id):
+            run_id = self._start_run(trial)
+            trial.set_user_attr("mlflow_run_id", run_id)
+            started = time.monotonic()
+            fits = 0
+            state = TrialState.FAIL
+            values: list[float] | None = None
+            error: str | None = None
+            try:
+                params, spec, strategy = suggest_trial(
+                    trial, self.args.request.spec, self.tune, self.defaults
                 )
-                if not self.tune.multi_objective:
-                    trial.report(metrics[self.tune.objectives[0]], step)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned after fold {step}")
+                self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
-            outcome = run_trial(self.data, spec, strategy, on_fold, self.threads)
-            values = objective_values(outcome.metrics, self.tune)
-            trial.set_user_attr("metrics", outcome.metrics)
-            state = TrialState.COMPLETE
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except Exception as exc:  # one bad parameter combination must not end the study
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            log.warning("trial %d failed: %s", trial.number, error)
-            trial.set_user_attr("error", error)
-        except BaseException:  # Ctrl-C / SIGTERM: not the trial's fault, run it again later
-            trial.set_user_attr(INTERRUPTED, True)
-            study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            self._end_run(run_id, "interrupted", fits, started, RunStatus.KILLED)
-            raise
-        trial.set_user_attr("fits", fits)
-        if state == TrialState.COMPLETE:
-            study.tell(trial, values)
-        else:
-            study.tell(trial, state=state)
-        status = RunStatus.FAILED if state == TrialState.FAIL else RunStatus.FINISHED
-        self._end_run(run_id, state.name, fits, started, status, values, error)
-        return state
+                def on_fold(step: int, metrics: dict[str, float]) -> None:
+                    nonlocal fits
+                    fits += 1
+                    stamp = int(time.time() * 1000)
+                    self.client.log_batch(
+                        run_id, metrics=[Metric(k, v, stamp, step) for k, v in metrics.items()]
+                    )
+                    if not self.tune.multi_objective:
+                        trial.report(metrics[self.tune.objectives[0]], step)
+                        if trial.should_prune():
+                            raise optuna.TrialPruned(f"pruned after fold {step}")
+
+                outcome = run_trial(self.data, spec, strategy, on_fold, self.threads)
+                values = objective_values(outcome.metrics, self.tune)
+                trial.set_user_attr("metrics", outcome.metrics)
+                state = TrialState.COMPLETE
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except Exception as exc:  # one bad parameter combination must not end the study
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                log.warning("trial %d failed: %s", trial.number, error)
+                trial.set_user_attr("error", error)
+            except BaseException:  # Ctrl-C / SIGTERM: not the trial's fault, run it again later
+                trial.set_user_attr(INTERRUPTED, True)
+                study.tell(trial, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                self._end_run(run_id, "interrupted", fits, started, RunStatus.KILLED)
+                raise
+            trial.set_user_attr("fits", fits)
+            if state == TrialState.COMPLETE:
+                study.tell(trial, values)
+            else:
+                study.tell(trial, state=state)
+            status = RunStatus.FAILED if state == TrialState.FAIL else RunStatus.FINISHED
+            self._end_run(run_id, state.name, fits, started, status, values, error)
+            return state
 
     def _start_run(self, trial: optuna.Trial) -> str:
         request = self.args.request
@@ -482,11 +485,8 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
     folds = folds_of(data, request.spec)
     storage = open_storage(request.storage, request.userdir)
     study = load_study(request, storage, sampler_seed=request.spec.seed, folds=folds)
-    reclaimed = reclaim_interrupted(study, storage)
-    if reclaimed:
-        log.warning("trials %s were interrupted; their parameters are queued again", reclaimed)
-
     client = tracking.configure(request.tracking_uri, request.userdir)
+    reclaim(study, storage, client)
     experiment = tracking.experiment_id(client, request.spec.name, request.userdir)
     tracking.fail_stale_runs(client, experiment)
     parent_run_id = _parent_run(client, experiment, study, request, data)
@@ -533,7 +533,11 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         finished=final.finished >= request.trials,
         parent_run_id=parent_run_id,
     )
-    if not result.finished:  # time is up: the study continues with the same --study
+    if not result.finished:  # time is up, or others still run: continue with the same --study
+        now = time.time()
+        result = dataclasses.replace(
+            result, running_elsewhere=[describe_running(t, now) for t in running_elsewhere(study)]
+        )
         client.set_tag(parent_run_id, "tune.state", "incomplete")
         client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
         return result

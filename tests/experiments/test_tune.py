@@ -376,7 +376,9 @@ def test_killed_tune_on_btc_resumes_to_the_requested_trials(
     runs = child_runs(client, "btc_tune", study.user_attrs["mlflow_parent_run_id"])
     by_trial = {int(r.data.tags["optuna.trial"]): r for r in runs}
     assert len(runs) == len(by_trial) == len(study.trials)
-    assert by_trial[killed_trial.number].info.status == "FAILED"  # its process died
+    killed_run = by_trial[killed_trial.number]  # its process died: the trial was reclaimed
+    assert killed_run.info.status == "KILLED"
+    assert killed_run.data.tags["optuna.state"] == "interrupted"
     assert sum(r.info.status == "FINISHED" for r in runs) == trials
     assert (btc_userdir / "strategies" / "RegimeStrategy.json").exists()
 
@@ -549,3 +551,56 @@ def test_a_continued_study_with_a_new_best_trial_is_finalised_again(
         load_bundle("models:/again_tune@challenger").forecaster.num_leaves
         == params["model.params.num_leaves"]
     )
+
+
+def test_a_trial_left_by_a_crashed_machine_is_reclaimed_and_the_study_finishes(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """Another host's worker died mid-trial (no heartbeat for 15 minutes): its trial no
+    longer blocks the study, its parameters run again, and its MLflow run is closed."""
+    spec = write_spec(tmp_path / "ghost.toml", "ghost_tune")
+    result = cli("tune", spec, "--trials", "2", "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "ghost_tune")
+    client = MlflowClient(default_tracking_uri(userdir))
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    ghost_run = client.create_run(
+        client.get_run(parent).info.experiment_id, tags={"mlflow.parentRunId": parent}
+    ).info.run_id
+    ghost = study.ask(fixed_distributions=study.trials[0].distributions)
+    for key, value in {
+        "host": "crashed-box",
+        "pid": 4711,
+        "heartbeat": time.time() - 900,
+        "mlflow_run_id": ghost_run,
+    }.items():
+        ghost.set_user_attr(key, value)
+
+    result = cli("tune", spec, "--trials", "4", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert "registered models:/ghost_tune/" in result.out
+    study = study_of(userdir, "ghost_tune")
+    assert counts(study).finished == 4 and counts(study).running == 0
+    reclaimed = study.trials[ghost.number]
+    assert reclaimed.state == optuna.trial.TrialState.FAIL and reclaimed.user_attrs[INTERRUPTED]
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == ghost.number]
+    assert len(retry) == 1 and retry[0].params == reclaimed.params
+    assert client.get_run(ghost_run).info.status == "KILLED"
+
+
+def test_a_study_waiting_on_a_live_worker_elsewhere_says_so(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    spec = write_spec(tmp_path / "busy.toml", "busy_tune")
+    result = cli("tune", spec, "--trials", "1", "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "busy_tune")
+    busy = study.ask(fixed_distributions=study.trials[0].distributions)
+    for key, value in {"host": "busy-box", "pid": 4711, "heartbeat": time.time()}.items():
+        busy.set_user_attr(key, value)
+    result = cli("tune", spec, "--trials", "2", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert f"still running elsewhere: trial {busy.number} on busy-box (pid 4711" in result.out
+    study = study_of(userdir, "busy_tune")
+    assert study.trials[busy.number].state == optuna.trial.TrialState.RUNNING
+    assert len(study.trials) == 2  # nothing started: the live worker's trial makes two
