@@ -5,18 +5,24 @@ journal storage, MLflow child runs, the final refit and registration), each
 configuration in its own fresh user dir, on the real BTC/USDT 1h candles
 (2019-01-01..2020-06-01; a seeded synthetic market of the same size without
 ../shared/data). The model is a small LightGBM with a 3-state HMM; the objective is
-the replayed RegimeStrategy Sharpe over 6 walk-forward folds.
+the replayed RegimeStrategy Sharpe (``--objective``, e.g. log_loss) over 6
+walk-forward folds (``--folds``; the 4,800 validation candles are the same for any
+number of folds).
 
 1. Pruning: the same space, seed and number of trials without a pruner, with the
    median pruner, the 25th-percentile pruner (a trial survives a fold only in the
-   top 25%) and Hyperband (successive halving brackets over the folds). Each pruned study is compared with the unpruned one at the best
-   value both reach (the lower of their two best values): the number of model fits
-   (one per fold run) each needed until it first got there; per seed of the spec
-   (sampler and models), and the geometric mean over seeds. Target: >= 3x fewer.
+   top 25%) and Hyperband (successive halving brackets over the folds). Each pruned
+   study is compared with the unpruned one at the best value both reach (the worse
+   of their two best values): the number of model fits (one per fold run) each
+   needed until it first got there; per seed of the spec (sampler and models), and
+   the geometric mean over seeds. Target: >= 3x fewer. Then, from the unpruned
+   studies, how well the value after the first k folds predicts the final value
+   (Spearman over the trials): what any pruner can know when it decides.
 2. Throughput: trials per minute with 1 and with 2 worker processes (no pruner).
 
     .venv/bin/python bench/tune.py [--trials 30] [--seeds 11 12 13 14 15] [--throughput-trials 10]
-        [--pruners median percentile hyperband] [--skip-pruning] [--skip-throughput]
+        [--pruners median percentile hyperband] [--objective sharpe] [--folds 6]
+        [--skip-pruning] [--skip-throughput]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from experiments.spec import parse_experiment  # noqa: E402
 from experiments.tune import TuneRequest, open_storage, tune  # noqa: E402
@@ -42,10 +49,11 @@ from features.data.synthetic import generate  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "binance-csv" / "Binance_BTCUSDT_1h.csv.gz"
-FOLDS = 6
+FOLDS = 6  # default; --folds changes it, the validation rows stay the same
+VALIDATION_ROWS = 4800  # the last 4,800 candles of the tuning window, split into the folds
 
 
-def spec(pruner: str, name: str, seed: int) -> Any:
+def spec(pruner: str, name: str, seed: int, objective: str, folds: int) -> Any:
     timerange = "20190101-20200601" if REAL.exists() else None
     return parse_experiment(
         {
@@ -57,9 +65,9 @@ def spec(pruner: str, name: str, seed: int) -> Any:
                 "kind": "lightgbm",
                 "params": {"n_estimators": 60, "min_child_samples": 100},
             },
-            "walk_forward": {"folds": FOLDS, "test_size": 800},
+            "walk_forward": {"folds": folds, "test_size": VALIDATION_ROWS // folds},
             "tune": {
-                "objective": "sharpe",
+                "objective": objective,
                 "pruner": pruner,
                 "startup_trials": 5,
                 "test_fraction": 0.2,
@@ -116,11 +124,18 @@ def trials_span(study: optuna.Study) -> float:
 
 
 def run(
-    root: Path, label: str, pruner: str, trials: int, jobs: int, seed: int
+    root: Path,
+    label: str,
+    pruner: str,
+    trials: int,
+    jobs: int,
+    seed: int,
+    objective: str = "sharpe",
+    folds: int = FOLDS,
 ) -> tuple[optuna.Study, float]:
     directory = userdir(root, label)
     request = TuneRequest(
-        spec=spec(pruner, f"bench_{label}", seed),
+        spec=spec(pruner, f"bench_{label}", seed, objective, folds),
         userdir=directory,
         tracking_uri=default_tracking_uri(directory),
         trials=trials,
@@ -133,18 +148,42 @@ def run(
     return study, wall
 
 
+def at_least(study: optuna.Study, value: float, target: float) -> bool:
+    """``value`` is as good as ``target`` in the study's direction."""
+    if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+        return value >= target
+    return value <= target
+
+
 def fits_to_reach(study: optuna.Study, target: float) -> int | None:
     """Model fits spent (in trial order) until a complete trial first reached ``target``."""
     spent = 0
     for trial in sorted(study.trials, key=lambda t: t.number):
         spent += int(trial.user_attrs.get("fits", 0))
-        if trial.state == optuna.trial.TrialState.COMPLETE and trial.value >= target:
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
+        if complete and trial.value is not None and at_least(study, trial.value, target):
             return spent
     return None
 
 
+def worse(study: optuna.Study, a: float, b: float) -> float:
+    """The worse of two values in the study's direction: the one both studies reach."""
+    return b if at_least(study, a, b) else a
+
+
+def early_value_correlation(study: optuna.Study) -> list[float]:
+    """Spearman correlation, over the complete trials of an unpruned study, between the
+    value reported after fold k and the final value: how much a pruner can know at k."""
+    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    final = np.array([t.value for t in trials])
+    return [
+        float(spearmanr([t.intermediate_values[step] for t in trials], final).statistic)
+        for step in range(len(trials[0].intermediate_values))
+    ]
+
+
 def pruning(
-    root: Path, trials: int, seeds: list[int], pruners: list[str]
+    root: Path, trials: int, seeds: list[int], pruners: list[str], objective: str, folds: int
 ) -> dict[str, list[float]]:
     """Per seed: the unpruned study and each pruner, fits to the best value both reach."""
     print(
@@ -152,13 +191,17 @@ def pruning(
         f"{'target':>9}{'fits to target':>16}{'plain fits':>12}{'ratio':>8}{'wall s':>9}"
     )
     ratios: dict[str, list[float]] = {pruner: [] for pruner in pruners}
+    correlations = []
     for seed in seeds:
-        plain, plain_wall = run(root, f"plain{seed}", "none", trials, 1, seed)
+        plain, plain_wall = run(root, f"plain{seed}", "none", trials, 1, seed, objective, folds)
+        correlations.append(early_value_correlation(plain))
         studies = {"no pruner": (plain, plain_wall)}
         for pruner in ratios:
-            studies[pruner] = run(root, f"{pruner}{seed}", pruner, trials, 1, seed)
+            studies[pruner] = run(
+                root, f"{pruner}{seed}", pruner, trials, 1, seed, objective, folds
+            )
         for label, (study, wall) in studies.items():
-            target = min(plain.best_value, study.best_value)  # the value both reach
+            target = worse(study, plain.best_value, study.best_value)
             fits, plain_fits = fits_to_reach(study, target), fits_to_reach(plain, target)
             ratio = (plain_fits or 0) / fits if fits else float("nan")
             if label in ratios:
@@ -171,7 +214,17 @@ def pruning(
                 f"{plain_fits:>12}{ratio:>7.2f}x{wall:>9.1f}",
                 flush=True,
             )
-    print("values: replayed RegimeStrategy Sharpe on the validation folds (higher is better)")
+    direction = "higher" if plain.direction == optuna.study.StudyDirection.MAXIMIZE else "lower"
+    print(f"values: {objective} on the validation folds ({direction} is better)")
+    print(
+        "\nhow well the value after the first k folds predicts the final value "
+        "(Spearman over each unpruned study's trials):"
+    )
+    print(f"{'seed':<6}" + "".join(f"{f'k={k + 1}':>8}" for k in range(folds)))
+    for seed, row in zip(seeds, correlations, strict=True):
+        print(f"{seed:<6}" + "".join(f"{rho:>8.2f}" for rho in row))
+    mean = np.mean(correlations, axis=0)
+    print(f"{'mean':<6}" + "".join(f"{rho:>8.2f}" for rho in mean))
     return ratios
 
 
@@ -202,16 +255,32 @@ def main() -> None:
         choices=["median", "percentile", "hyperband"],
         default=["median", "percentile", "hyperband"],
     )
+    parser.add_argument(
+        "--objective",
+        default="sharpe",
+        help="the [tune] objective of the pruning studies (e.g. sharpe, log_loss)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=FOLDS,
+        help=f"walk-forward folds of the pruning studies ({VALIDATION_ROWS} validation candles in all)",
+    )
     parser.add_argument("--skip-pruning", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     data = "real BTC/USDT 1h" if REAL.exists() else "synthetic (no ../shared/data)"
-    print(f"data: {data}; {FOLDS} walk-forward folds; {os.cpu_count()} CPUs")
+    print(
+        f"data: {data}; pruning studies: objective {args.objective}, {args.folds} walk-forward "
+        f"folds of {VALIDATION_ROWS // args.folds} candles; {os.cpu_count()} CPUs"
+    )
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if not args.skip_pruning:
-            ratios = pruning(root, args.trials, args.seeds, args.pruners)
+            ratios = pruning(
+                root, args.trials, args.seeds, args.pruners, args.objective, args.folds
+            )
             for label, values in ratios.items():
                 finite = [v for v in values if v == v]
                 mean = float(np.exp(np.mean(np.log(finite)))) if finite else float("nan")
