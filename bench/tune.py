@@ -210,7 +210,7 @@ def pruning(
             n_pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
             print(
                 f"{seed:<6}{label:<12}{len(study.trials):>8}{n_pruned:>8}{total:>7}"
-                f"{study.best_value:>9.3f}{target:>9.3f}{fits if fits is not None else 'never':>16}"
+                f"{study.best_value:>9.4f}{target:>9.4f}{fits if fits is not None else 'never':>16}"
                 f"{plain_fits:>12}{ratio:>7.2f}x{wall:>9.1f}",
                 flush=True,
             )
