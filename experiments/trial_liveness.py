@@ -107,12 +107,16 @@ def reclaim_stale(
 ) -> list[FrozenTrial]:
     """Fail the stale RUNNING trials of ``study`` and queue their parameters again."""
     now = time.time()
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    stale = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.state == TrialState.RUNNING and is_stale(t, now, stale_after)
+    ]
+    if not stale:  # the usual case, before every trial: one read of the running trials
+        return []
+    retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
     reclaimed = []
-    for trial in trials:
-        if trial.state != TrialState.RUNNING or not is_stale(trial, now, stale_after):
-            continue
+    for trial in stale:
         try:
             # Optuna has no public way to annotate another process's trial: the storage does.
             storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)

@@ -672,10 +672,8 @@ def _finalise(
     ):
         workdir = Path(tmp)
         # Tags, not params: MLflow params are immutable, and a continued study can find
-        # a better trial than the one an earlier call finalised.
-        for key in done.tags:
-            if key.startswith("best.") and key.removeprefix("best.") not in best.params:
-                client.delete_tag(parent_run_id, key)
+        # a better trial than the one an earlier call finalised (same keys: the spec
+        # hash pins the space).
         mlflow.set_tags(
             {
                 "best_trial": str(best.number),
