@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -124,10 +125,20 @@ def reclaim_stale(
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError) as exc:
             log.info("trial %d ended meanwhile, not reclaimed: %s", trial.number, exc)
             continue
-        if trial.params and trial.number not in retried:  # another worker may have queued it
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        if trial.number not in retried:  # another worker may have queued it already
+            queue_again(study, trial.number, trial.params)
         reclaimed.append(trial)
     return reclaimed
+
+
+def queue_again(study: optuna.Study, number: int, params: dict[str, Any]) -> None:
+    """Queue an interrupted trial's parameters as a new trial marked ``retry_of``.
+
+    A trial killed while its parameters were being suggested has only some of them: the
+    retry fixes those and samples the rest.
+    """
+    if params:
+        study.enqueue_trial(params, user_attrs={"retry_of": number})
 
 
 def running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:

@@ -61,6 +61,7 @@ from experiments.trial_liveness import (
     Heartbeat,
     describe_running,
     interrupted,
+    queue_again,
     reclaim_stale,
     running_elsewhere,
 )
@@ -400,7 +401,7 @@ class Worker:
             except BaseException:  # Ctrl-C / SIGTERM: not the trial's fault, run it again later
                 trial.set_user_attr(INTERRUPTED, True)
                 study.tell(trial, state=TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                queue_again(study, trial.number, trial.params)
                 self._end_run(run_id, "interrupted", fits, started, RunStatus.KILLED)
                 raise
             trial.set_user_attr("fits", fits)

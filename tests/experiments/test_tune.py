@@ -365,10 +365,13 @@ def test_killed_tune_on_btc_resumes_to_the_requested_trials(
     assert len(numbers) == len(set(numbers))
     interrupted = [t for t in study.trials if t.user_attrs.get(INTERRUPTED)]
     assert [t.number for t in interrupted] == [killed_trial.number]
+    # The kill can land while the trial's parameters are being suggested: the retry keeps those
+    # the killed trial had stored and samples the rest.
+    stored = interrupted[0].params
+    assert killed_trial.params.items() <= stored.items()
     retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed_trial.number]
-    assert (
-        len(retry) == 1 and retry[0].params == killed_trial.params and retry[0].state.is_finished()
-    )
+    assert len(retry) == 1 and retry[0].state.is_finished()
+    assert stored.items() <= retry[0].params.items()
     assert counts(study).finished == trials
     for number, values in finished_before.items():  # nothing finished before was lost or redone
         assert study.trials[number].values == values
