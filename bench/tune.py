@@ -51,6 +51,13 @@ from ml.tracking import default_tracking_uri  # noqa: E402
 REAL = ROOT.parent / "shared" / "data" / "binance-csv" / "Binance_BTCUSDT_1h.csv.gz"
 FOLDS = 6  # default; --folds changes it, the validation rows stay the same
 VALIDATION_ROWS = 4800  # the last 4,800 candles of the tuning window, split into the folds
+STARTUP_TRIALS = 5  # trials every pruner lets finish before it prunes
+
+
+def pruning_ceiling(trials: int, folds: int) -> float:
+    """Fits of an unpruned study over the fewest a pruned one can spend on the same trials:
+    the startup trials in full, every later trial stopped after its first fold."""
+    return trials * folds / (STARTUP_TRIALS * folds + (trials - STARTUP_TRIALS))
 
 
 def spec(pruner: str, name: str, seed: int, objective: str, folds: int) -> Any:
@@ -69,7 +76,7 @@ def spec(pruner: str, name: str, seed: int, objective: str, folds: int) -> Any:
             "tune": {
                 "objective": objective,
                 "pruner": pruner,
-                "startup_trials": 5,
+                "startup_trials": STARTUP_TRIALS,
                 "test_fraction": 0.2,
                 "space": {
                     "model.params.num_leaves": {"type": "int", "low": 3, "high": 63},
@@ -214,6 +221,10 @@ def pruning(
                 f"{plain_fits:>12}{ratio:>7.2f}x{wall:>9.1f}",
                 flush=True,
             )
+    print(
+        f"most a pruner can save on {trials} trials of {folds} folds (startup trials in full, "
+        f"every other trial stopped after one fold): {pruning_ceiling(trials, folds):.2f}x"
+    )
     direction = "higher" if plain.direction == optuna.study.StudyDirection.MAXIMIZE else "lower"
     print(f"values: {objective} on the validation folds ({direction} is better)")
     print(
