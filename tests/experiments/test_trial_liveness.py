@@ -125,3 +125,31 @@ def test_a_trial_that_ends_meanwhile_is_not_reclaimed(tmp_path: Path, state: Tri
     assert reclaim_stale(frozen, study._storage) == []
     assert study.trials[number].state == state
     assert not any(t.state == TrialState.WAITING for t in study.trials)
+
+
+def test_a_trial_killed_while_suggesting_is_retried_with_what_it_had(tmp_path: Path) -> None:
+    """The CI case: SIGKILL after the first of two parameters was stored."""
+    study = optuna.create_study(
+        storage=journal(tmp_path / "j.log"), sampler=optuna.samplers.RandomSampler(seed=1)
+    )
+    number = running_trial(study, host="crashed-box", pid=4711, heartbeat=time.time() - 900)
+    had = study.trials[number].params
+    assert list(had) == ["x"]
+
+    assert [t.number for t in reclaim_stale(study, study._storage)] == [number]
+    retry = study.ask()  # the queued retry comes first
+    assert retry.user_attrs["retry_of"] == number
+    assert retry.suggest_float("x", 0.0, 1.0) == had["x"]
+    y = retry.suggest_float("y", 0.0, 1.0)  # not stored before the kill: sampled afresh
+    study.tell(retry, 0.0)
+    assert study.trials[retry.number].params == {**had, "y": y}
+
+
+def test_a_trial_killed_before_any_parameter_is_not_queued_again(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=journal(tmp_path / "j.log"))
+    trial = study.ask()
+    trial.set_user_attr("host", "crashed-box")
+    trial.set_user_attr("heartbeat", time.time() - 900)
+
+    assert [t.number for t in reclaim_stale(study, study._storage)] == [trial.number]
+    assert not any(t.state == TrialState.WAITING for t in study.trials)
