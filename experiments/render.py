@@ -231,6 +231,13 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
                 "run the same command again to continue"
             )
         return
+    if result.finalising_elsewhere is not None:
+        console.print(
+            "the study is finished; its best trial is being refitted and registered by "
+            f"{result.finalising_elsewhere}: its MLflow parent run {result.parent_run_id} "
+            "will show the registered version"
+        )
+        return
     table = Table(title=f"best trial {result.best_trial}", title_justify="left")
     table.add_column("metric")
     table.add_column("validation (walk-forward)", justify="right")

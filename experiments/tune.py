@@ -44,6 +44,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from experiments.finalise_claim import finalise_claim
 from experiments.objective import (
     TuningData,
     check_tuning,
@@ -129,6 +130,7 @@ class TuneResult:
     params_file: Path | None = None
     parent_run_id: str | None = None
     running_elsewhere: list[str] = field(default_factory=list)  # unfinished: who still runs
+    finalising_elsewhere: str | None = None  # finished, but another worker refits the best
 
 
 class Counts(NamedTuple):
@@ -542,7 +544,10 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         client.set_tag(parent_run_id, "tune.state", "incomplete")
         client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
         return result
-    return _finalise(request, data, study, client, parent_run_id, result)
+    with finalise_claim(storage, request.study_name) as holder:
+        if holder is not None:
+            return dataclasses.replace(result, finalising_elsewhere=holder)
+        return _finalise(request, data, study, client, parent_run_id, result)
 
 
 def _run_processes(args: WorkerArgs, jobs: int, report: Callable[[], None]) -> None:
@@ -634,7 +639,8 @@ def _finalise(
     result: TuneResult,
 ) -> TuneResult:
     """Refit the best trial on the tuning window, score it once on the test window,
-    register it as challenger and write the strategy parameter file."""
+    register it as challenger and write the strategy parameter file. The caller holds
+    the study's finalise claim."""
     best = pick_best(study)
     done = client.get_run(parent_run_id).data
     if (

@@ -18,6 +18,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from experiments.finalise_claim import claim_name
 from experiments.objective import TuningData, run_trial, strategy_defaults
 from experiments.spec import load_experiment
 from experiments.tune import INTERRUPTED, counts, open_storage
@@ -607,3 +608,38 @@ def test_a_study_waiting_on_a_live_worker_elsewhere_says_so(
     study = study_of(userdir, "busy_tune")
     assert study.trials[busy.number].state == optuna.trial.TrialState.RUNNING
     assert len(study.trials) == 2  # nothing started: the live worker's trial makes two
+
+
+def test_only_one_worker_finalises_a_finished_study(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """Another machine holds the study's finalise claim: this one refits and registers
+    nothing and says who does; once that machine is gone, the next call finalises."""
+    spec = write_spec(tmp_path / "claim.toml", "claim_tune")
+    result = cli("tune", spec, "--trials", "1", "--userdir", userdir)
+    assert result.code == 0, result.err
+    storage = open_storage(None, userdir)
+    client = MlflowClient(default_tracking_uri(userdir))
+    versions = len(client.search_model_versions("name = 'claim_tune'"))
+    claim = optuna.create_study(study_name=claim_name("claim_tune"), storage=storage).ask()
+    for key, value in {"host": "other-box", "pid": 4711, "heartbeat": time.time()}.items():
+        claim.set_user_attr(key, value)
+
+    result = cli("tune", spec, "--trials", "2", "--userdir", userdir)
+    assert result.code == 0, result.err
+    said = " ".join(result.out.split())  # the console wraps long lines
+    assert "being refitted and registered by other-box (pid 4711" in said
+    assert "registered models:/" not in result.out
+    assert counts(study_of(userdir, "claim_tune")).finished == 2
+    assert len(client.search_model_versions("name = 'claim_tune'")) == versions
+
+    storage.set_trial_user_attr(claim._trial_id, "heartbeat", time.time() - 900)  # it died
+    result = cli("tune", spec, "--trials", "2", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert "registered models:/claim_tune/" in result.out
+    study = study_of(userdir, "claim_tune")
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.data.tags["best_trial"] == str(study.best_trial.number)
+    assert claim_name("claim_tune") not in {
+        s.study_name for s in optuna.get_all_study_summaries(storage)
+    }
