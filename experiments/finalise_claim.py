@@ -24,7 +24,7 @@ import optuna
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 
-from experiments.trial_liveness import Heartbeat, is_stale, last_sign_of_life
+from experiments.trial_liveness import Heartbeat, describe_worker, is_stale
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,7 @@ def _live_holder(storage: BaseStorage, name: str) -> str | None:
         )
     holder = trials[0]
     now = time.time()
-    if is_stale(holder, now):
-        return None
-    seen = last_sign_of_life(holder)
-    ago = f"heartbeat {now - seen:.0f} s ago" if seen is not None else "no heartbeat yet"
-    where = holder.user_attrs.get("host", "an unknown host")
-    return f"{where} (pid {holder.user_attrs.get('pid', '?')}, {ago})"
+    return None if is_stale(holder, now) else describe_worker(holder, now)
 
 
 def _release(storage: BaseStorage, name: str) -> None:

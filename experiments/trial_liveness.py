@@ -95,12 +95,17 @@ def is_stale(trial: FrozenTrial, now: float, stale_after: float = STALE_AFTER_S)
     return seen is not None and now - seen > stale_after
 
 
-def describe_running(trial: FrozenTrial, now: float) -> str:
-    """'trial 12 on host-b (pid 4711, heartbeat 40 s ago)', for messages."""
+def describe_worker(trial: FrozenTrial, now: float) -> str:
+    """'host-b (pid 4711, heartbeat 40 s ago)': who works on ``trial``, for messages."""
     seen = last_sign_of_life(trial)
     ago = f"heartbeat {now - seen:.0f} s ago" if seen is not None else "no heartbeat"
     where = trial.user_attrs.get("host", "an unknown host")
-    return f"trial {trial.number} on {where} (pid {trial.user_attrs.get('pid', '?')}, {ago})"
+    return f"{where} (pid {trial.user_attrs.get('pid', '?')}, {ago})"
+
+
+def describe_running(trial: FrozenTrial, now: float) -> str:
+    """'trial 12 on host-b (pid 4711, heartbeat 40 s ago)', for messages."""
+    return f"trial {trial.number} on {describe_worker(trial, now)}"
 
 
 def reclaim_stale(
