@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from features.atomic import write_text_atomic
 from features.errors import TradingbotError, validation_message
@@ -61,7 +61,7 @@ class RiskSettings(BaseModel):
     allow_when_cb: bool = False
     max_concurrent_backtests: int = Field(default=0, ge=0)  # 0 = unlimited
     concurrency_ttl_sec: int = Field(default=900, ge=1)
-    max_backtest_drawdown_pct: float | None = Field(default=None, gt=0)
+    max_backtest_drawdown_pct: float | None = Field(default=None, gt=0, le=1)  # a ratio: 0.2 = 20%
     live_max_concurrent_trades: int | None = Field(default=None, ge=0)
     live_max_per_market_exposure_pct: Decimal | None = Field(default=None, gt=0, le=1)
 
@@ -80,19 +80,37 @@ class RiskSettings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], userdir: Path) -> RiskSettings:
-        """The seeds' ``RISK_*`` variables; blank means the default."""
+        """The seeds' ``RISK_*`` variables; blank means the default.
+
+        A misspelt name or a value out of range is an error, never ignored: a guard
+        that silently is not there is worse than one that refuses to start.
+        """
+        unknown = sorted(
+            name for name in env if name.startswith("RISK_") and name not in ENV_VARIABLES
+        )
+        if unknown:
+            raise RiskBlocked(
+                f"unknown risk setting {', '.join(unknown)} in the environment",
+                hint="the risk manager reads " + ", ".join(ENV_VARIABLES),
+            )
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
             return value or None
 
+        allow = (get("RISK_ALLOW_WHEN_CB") or "0").lower()
+        if allow not in TRUE_WORDS | FALSE_WORDS:
+            raise RiskBlocked(
+                f"invalid RISK_* setting: RISK_ALLOW_WHEN_CB={allow!r} is neither true nor false",
+                hint="use 1 or 0",
+            )
         try:
             return cls.for_userdir(
                 userdir,
                 state_dir=get("RISK_STATE_DIR"),
                 circuit_breaker_file=get("RISK_CIRCUIT_BREAKER_FILE"),
                 db_path=get("RISK_DB_PATH"),
-                allow_when_cb=get("RISK_ALLOW_WHEN_CB") in {"1", "true", "yes"},
+                allow_when_cb=allow in TRUE_WORDS,
                 max_concurrent_backtests=get("RISK_MAX_CONCURRENT_BACKTESTS"),
                 concurrency_ttl_sec=get("RISK_CONCURRENCY_TTL_SEC"),
                 max_backtest_drawdown_pct=get("RISK_MAX_BACKTEST_DRAWDOWN_PCT"),
@@ -100,7 +118,26 @@ class RiskSettings(BaseModel):
                 live_max_per_market_exposure_pct=get("RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT"),
             )
         except ValidationError as exc:
-            raise RiskBlocked(f"invalid RISK_* setting: {validation_message(exc)}") from exc
+            raise RiskBlocked(
+                f"invalid RISK_* setting: {validation_message(exc)}",
+                hint="ratios are fractions between 0 and 1 (0.2 means 20%), counts are whole numbers",
+            ) from exc
+
+
+ENV_VARIABLES = (
+    "RISK_STATE_DIR",
+    "RISK_CIRCUIT_BREAKER_FILE",
+    "RISK_DB_PATH",
+    "RISK_ALLOW_WHEN_CB",
+    "RISK_MAX_CONCURRENT_BACKTESTS",
+    "RISK_CONCURRENCY_TTL_SEC",
+    "RISK_MAX_BACKTEST_DRAWDOWN_PCT",
+    "RISK_LIVE_MAX_CONCURRENT_TRADES",
+    "RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT",
+)
+TRUE_WORDS = frozenset({"1", "true", "yes"})
+FALSE_WORDS = frozenset({"0", "false", "no"})
+MAX_BREAKER_MINUTES = 10 * 366 * 24 * 60  # ten years: longer is a typo, use disable instead
 
 
 class CircuitBreaker(BaseModel):
@@ -108,7 +145,8 @@ class CircuitBreaker(BaseModel):
 
     active: bool
     reason: str = ""
-    until_iso: datetime | None = None
+    # Aware only: a naive time is ambiguous, so the file is invalid and blocks.
+    until_iso: AwareDatetime | None = None
 
     def in_force(self, now: datetime) -> bool:
         return self.active and (self.until_iso is None or now < self.until_iso)
@@ -208,6 +246,20 @@ class RiskManager:
         )
         return incident_id
 
+    def try_record_incident(self, severity: str, code: str, description: str) -> int | None:
+        """:meth:`record_incident` that never raises: the refusal it documents must stand
+        even when the incident database cannot be written (the failure is logged)."""
+        try:
+            return self.record_incident(severity, code, description)
+        except Exception as exc:  # the database, the metrics file: nothing may undo a refusal
+            self._log(
+                logging.ERROR,
+                code,
+                f"{description} (the incident could not be recorded in "
+                f"{self.settings.db_path}: {exc!r})",
+            )
+            return None
+
     def incidents(self, limit: int = 20) -> list[dict[str, object]]:
         with self._db() as db:
             db.row_factory = sqlite3.Row
@@ -256,10 +308,11 @@ class RiskManager:
         now = now or datetime.now(UTC)
         try:
             breaker = self.read_breaker()
-        except (OSError, ValueError) as exc:
-            reason = f"circuit-breaker file {self.settings.circuit_breaker_file} is unreadable or invalid: {exc}"
-            self.record_incident("error", "cb_invalid", reason.splitlines()[0])
-            return Decision(False, "cb_invalid", reason.splitlines()[0])
+        except Exception as exc:  # any failure to read the breaker blocks: fail closed
+            detail = " ".join(str(exc).split())
+            reason = f"circuit-breaker file {self.settings.circuit_breaker_file} is unreadable or invalid: {detail}"
+            self.try_record_incident("error", "cb_invalid", reason)
+            return Decision(False, "cb_invalid", reason)
         if breaker is None or not breaker.in_force(now):
             return ALLOWED
         if self.settings.allow_when_cb:
@@ -278,9 +331,19 @@ class RiskManager:
         if minutes is not None and until is not None:
             raise RiskBlocked("give --minutes or --until, not both")
         if minutes is not None:
+            if not 0 < minutes <= MAX_BREAKER_MINUTES:  # also refuses NaN
+                raise RiskBlocked(
+                    f"--minutes {minutes} is not a duration between 0 and {MAX_BREAKER_MINUTES:,}",
+                    hint="give a positive number of minutes, or --until a UTC time",
+                )
             until = datetime.now(UTC) + timedelta(minutes=minutes)
         if until is not None and until.tzinfo is None:
             raise RiskBlocked("--until must be a UTC time with a zone, e.g. 2026-08-17T10:15:00Z")
+        if until is not None and until <= datetime.now(UTC):
+            raise RiskBlocked(
+                f"--until {until.isoformat()} is in the past: the breaker would not block anything",
+                hint="give a future time, or use risk disable",
+            )
         breaker = CircuitBreaker(active=True, reason=reason, until_iso=until)
         write_text_atomic(self.settings.circuit_breaker_file, breaker.model_dump_json(indent=2))
         self.record_incident("warning", "cb_enabled", f"circuit breaker enabled: {reason}")
@@ -303,7 +366,38 @@ class RiskManager:
         *,
         use_breaker: bool = True,
     ) -> Decision:
-        """May a new ``stake`` in ``pair`` be opened next to ``open_positions``?"""
+        """May a new ``stake`` in ``pair`` be opened next to ``open_positions``?
+
+        Never raises: any failure inside the checks is a refusal (see :meth:`refuse_on_error`).
+        """
+        try:
+            return self._check_entry(pair, stake, open_positions, wallet_total, use_breaker)
+        except Exception as exc:
+            return self.refuse_on_error(f"entry in {pair}", exc)
+
+    def refuse_on_error(self, action: str, exc: BaseException) -> Decision:
+        """The decision when the risk checks themselves fail: refuse, log, record.
+
+        Freqtrade treats an exception raised in ``confirm_trade_entry`` as "allow",
+        so every path from a strategy into this manager ends here instead of raising.
+        """
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        decision = Decision(False, "risk_error", f"risk check failed, {action} refused: {detail}")
+        try:
+            self._block(decision, action)
+        except Exception:  # logging or the metrics file failed too; the refusal stands
+            logger.exception("risk_block_risk_error: %s", decision.reason)
+        self.try_record_incident("error", "risk_error", decision.reason)
+        return decision
+
+    def _check_entry(
+        self,
+        pair: str,
+        stake: Decimal,
+        open_positions: list[Position],
+        wallet_total: Decimal,
+        use_breaker: bool,
+    ) -> Decision:
         if use_breaker:
             decision = self.breaker_decision()
             if not decision.allowed:
@@ -393,3 +487,22 @@ class RiskManager:
             yield lock
         finally:
             lock.unlink(missing_ok=True)
+
+
+def refuse_entry(risk: RiskManager | None, pair: str, exc: BaseException) -> bool:
+    """``False`` for a strategy hook whose risk check raised, logged and recorded when possible.
+
+    ``risk`` is None when the manager itself could not be built (bot_start failed).
+    """
+    if risk is None:
+        logger.error(
+            json.dumps(
+                {
+                    "event": "risk_block_risk_error",
+                    "message": f"{pair}: no risk manager ({type(exc).__name__}: {exc}), entry refused",
+                    "pair": pair,
+                }
+            )
+        )
+        return False
+    return risk.refuse_on_error(f"entry in {pair}", exc).allowed

@@ -225,3 +225,45 @@ def test_bot_loop_respects_the_concurrent_trade_limit(
         assert len(_open_trades()) == 1
     finally:
         bot.cleanup()
+
+
+BROKEN_STATES = {
+    # a breaker whose end has no zone: once a TypeError that Freqtrade read as "allow"
+    "naive until_iso": ('{"active": true, "reason": "x", "until_iso": "2099-01-01T00:00:00"}', {}),
+    # garbage in the breaker while the incident database cannot be opened (a directory)
+    "garbage breaker, incident db unwritable": ("\x00garbage", {"RISK_DB_PATH": "{tmp}/dbdir"}),
+    # a valid active breaker while the metrics textfile cannot be written
+    "active breaker, metrics unwritable": (
+        '{"active": true, "reason": "x", "until_iso": "2099-01-01T00:00:00Z"}',
+        {"metrics": "{tmp}/not_a_dir/tradingbot.prom"},
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("state", sorted(BROKEN_STATES))
+def test_bot_loop_opens_no_trade_when_the_risk_manager_is_broken(
+    world: dict[str, Any],
+    offline_exchange: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    state: str,
+) -> None:
+    breaker, broken = BROKEN_STATES[state]
+    env = {k: v.format(tmp=tmp_path) for k, v in broken.items() if k.startswith("RISK_")}
+    (tmp_path / "dbdir").mkdir()
+    (tmp_path / "not_a_dir").write_text("a file where a directory is expected")
+    bot = _bot(world, tmp_path, monkeypatch, **env)
+    if "metrics" in broken:
+        from ml.observability import MetricsTextfile
+
+        bot.strategy.risk.metrics = MetricsTextfile(Path(broken["metrics"].format(tmp=tmp_path)))
+    breaker_file = tmp_path / "state" / "circuit_breaker.json"
+    breaker_file.parent.mkdir(parents=True, exist_ok=True)
+    breaker_file.write_text(breaker)
+    try:
+        bot.process()
+        assert _expected_entries(bot), "without the breaker, the bot would have entered"
+        assert _open_trades() == []
+    finally:
+        bot.cleanup()

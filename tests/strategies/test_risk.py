@@ -174,3 +174,64 @@ def test_risk_cli(cli: Callable[..., CliResult], tmp_path: Path) -> None:
         "risk", "enable", "--reason", "x", "--until", "2030-01-01T00:00:00", "--userdir", tmp_path
     )
     assert naive.code == 2 and "UTC time with a zone" in naive.err
+
+
+def test_a_breaker_end_without_a_zone_blocks_and_status_says_so(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    risk = manager(tmp_path)
+    risk.settings.state_dir.mkdir(parents=True)
+    risk.settings.circuit_breaker_file.write_text(
+        '{"active": true, "reason": "x", "until_iso": "2099-01-01T00:00:00"}'
+    )
+    decision = risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000))
+    assert not decision.allowed and decision.code == "cb_invalid"
+    assert "timezone" in decision.reason
+    status = cli("risk", "status", "--userdir", tmp_path)
+    assert status.code == 0 and "BLOCKING" in status.out
+
+
+def test_a_failing_check_refuses_even_when_no_incident_can_be_recorded(tmp_path: Path) -> None:
+    (tmp_path / "db_is_a_dir").mkdir()
+    risk = manager(tmp_path, db_path=tmp_path / "db_is_a_dir")
+    risk.settings.state_dir.mkdir(parents=True)
+    risk.settings.circuit_breaker_file.write_text("garbage")
+    decision = risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000))
+    assert not decision.allowed and decision.code == "cb_invalid"
+    # an error inside the checks themselves (here a wallet that is not a number)
+    risk.settings.circuit_breaker_file.unlink()
+    limited = manager(
+        tmp_path, db_path=tmp_path / "db_is_a_dir", live_max_per_market_exposure_pct=Decimal("0.5")
+    )
+    broken = limited.check_entry("BTC/USDT", Decimal(10), [], "lots")  # type: ignore[arg-type]
+    assert not broken.allowed and broken.code == "risk_error"
+    good = manager(tmp_path / "ok", live_max_per_market_exposure_pct=Decimal("0.5"))
+    assert good.check_entry("BTC/USDT", Decimal(10), [], "lots").code == "risk_error"  # type: ignore[arg-type]
+    assert good.incidents()[0]["code"] == "risk_error"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RISK_MAX_DRAWDOWN": "0.2"}, "unknown risk setting RISK_MAX_DRAWDOWN"),
+        ({"RISK_MAX_BACKTEST_DRAWDOWN_PCT": "20"}, "max_backtest_drawdown_pct"),
+        ({"RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT": "25"}, "live_max_per_market_exposure_pct"),
+        ({"RISK_ALLOW_WHEN_CB": "maybe"}, "RISK_ALLOW_WHEN_CB"),
+        ({"RISK_CONCURRENCY_TTL_SEC": "-1"}, "concurrency_ttl_sec"),
+    ],
+)
+def test_misspelt_or_out_of_range_settings_are_errors(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(RiskBlocked, match=message):
+        RiskSettings.from_env(env, tmp_path)
+
+
+@pytest.mark.parametrize("minutes", ["-5", "0", "nan", "inf", "1e10"])
+def test_breaker_durations_must_be_positive_and_finite(
+    cli: Callable[..., CliResult], tmp_path: Path, minutes: str
+) -> None:
+    result = cli("risk", "enable", "--reason", "x", "--minutes", minutes, "--userdir", tmp_path)
+    assert result.code == 2 and "--minutes" in result.err
+    assert "ACTIVE" not in result.out
+    assert "clear" in cli("risk", "status", "--userdir", tmp_path).out

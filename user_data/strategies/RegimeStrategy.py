@@ -28,7 +28,7 @@ from pandas import DataFrame
 from ml import observability
 from ml.observability import MetricsTextfile
 from ml.serving import ModelAdapter
-from strategies.risk import Position, RiskManager, RiskSettings
+from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
 
 TAG_LENGTH = 250
 DEFENSIVE_REGIMES = ("bear", "crash")
@@ -118,7 +118,17 @@ class RegimeStrategy(IStrategy):
         side: str,
         **kwargs: Any,
     ) -> float:
-        """Scale the stake by the model's confidence and the regime at entry."""
+        """Scale the stake by the model's confidence and the regime at entry.
+
+        A failure here stakes nothing (no trade): Freqtrade would fall back to the
+        proposed stake, past the exposure limit."""
+        try:
+            return self._stake(pair, proposed_stake, min_stake)
+        except Exception as exc:
+            refuse_entry(getattr(self, "risk", None), pair, exc)
+            return 0.0
+
+    def _stake(self, pair: str, proposed_stake: float, min_stake: float | None) -> float:
         dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         if dataframe.empty:
             return proposed_stake
@@ -142,16 +152,21 @@ class RegimeStrategy(IStrategy):
         side: str,
         **kwargs: Any,
     ) -> bool:
-        """Every entry passes the risk manager (circuit breaker live, trade and exposure limits)."""
-        live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
-        decision = self.risk.check_entry(
-            pair,
-            Decimal(str(amount)) * Decimal(str(rate)),
-            _open_positions(),
-            self._wallet_total(),
-            use_breaker=live,
-        )
-        return decision.allowed
+        """Every entry passes the risk manager (circuit breaker live, trade and exposure limits).
+
+        Fails closed: Freqtrade reads an exception raised here as "allow the trade"."""
+        try:
+            live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
+            decision = self.risk.check_entry(
+                pair,
+                Decimal(str(amount)) * Decimal(str(rate)),
+                _open_positions(),
+                self._wallet_total(),
+                use_breaker=live,
+            )
+            return decision.allowed
+        except Exception as exc:
+            return refuse_entry(getattr(self, "risk", None), pair, exc)
 
     def _wallet_total(self) -> Decimal:
         return Decimal(str(self.wallets.get_total_stake_amount())) if self.wallets else Decimal(0)
