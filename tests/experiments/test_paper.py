@@ -41,10 +41,44 @@ def test_keys_in_the_file_are_refused(tmp_path: Path) -> None:
     config["exchange"]["key"] = "abc"
     path = tmp_path / "c.json"
     path.write_text(json.dumps(config))
-    with pytest.raises(PaperError, match="exchange keys are written in the file"):
+    with pytest.raises(PaperError, match="secrets are written in the config") as error:
         trade_command(
             config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
         )
+    assert "exchange.key" in str(error.value) and "abc" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "field", ["apiKey", "secret", "password", "uid", "privateKey", "walletAddress"]
+)
+def test_keys_in_ccxt_config_are_refused(tmp_path: Path, field: str) -> None:
+    config = json.loads(CONFIG.read_text())
+    config["exchange"]["ccxt_config"] = {"enableRateLimit": True, field: "S3CR3T-VALUE"}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(PaperError, match=f"exchange.ccxt_config.{field}") as error:
+        trade_command(
+            config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
+        )
+    assert "S3CR3T-VALUE" not in str(error.value) and "S3CR3T-VALUE" not in (error.value.hint or "")
+
+
+def test_keys_brought_in_through_add_config_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "keys.json").write_text(
+        json.dumps({"exchange": {"ccxt_async_config": {"secret": "x"}}, "telegram": {"token": "t"}})
+    )
+    config = json.loads(CONFIG.read_text())
+    config["add_config_files"] = ["sub/keys.json"]
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(PaperError) as error:
+        trade_command(
+            config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
+        )
+    message = str(error.value)
+    assert "keys.json: exchange.ccxt_async_config.secret" in message
+    assert "keys.json: telegram.token" in message
 
 
 def test_live_needs_keys_in_the_environment(
