@@ -141,7 +141,7 @@ class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)  # numpy, torch and LightGBM seeds
     data: DataConfig = DataConfig()
     features: FeaturePreset | FeatureSpec = FeaturePreset()
     regime: RegimeConfig = RegimeConfig()

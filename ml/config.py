@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml.models.base import Task
+from ml.models.params import Range
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
@@ -42,7 +43,7 @@ class RegimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     columns: tuple[str, ...] = ("%-log_return_1", "%-sqrt_wick_1", "%-log_volume_zscore_168")
-    n_states: int | Literal["auto"] = 3
+    n_states: Annotated[int, Field(ge=2, le=10)] | Literal["auto"] = 3
     covariance_type: Literal["full", "diag"] = "full"
     n_restarts: int = Field(default=3, ge=1, le=50)
     n_iter: int = Field(default=100, ge=1, le=10_000)
@@ -79,6 +80,14 @@ class ModelConfig(BaseModel):
             raise ValueError(
                 f"unknown {self.kind} parameter(s) {unknown}; accepted: {sorted(accepted)}"
             )
+        ranges: dict[str, Range] = getattr(estimator_class(self.kind), "param_ranges", {})
+        problems = [
+            f"{key} = {problem}"
+            for key, value in self.params.items()
+            if key in ranges and (problem := ranges[key].problem(value)) is not None
+        ]
+        if problems:
+            raise ValueError(f"{self.kind} parameter(s) out of range: {'; '.join(problems)}")
         return self
 
     @property

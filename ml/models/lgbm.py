@@ -7,7 +7,7 @@ Rows with any non-finite feature (warm-up) are neither trained on nor predicted
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -16,9 +16,23 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 
 from ml.models.base import Task, as_frame, proba_to_prediction, split_validation
+from ml.models.params import POSITIVE, Range, count, fraction
 
 
 class LightGBMForecaster(BaseEstimator):  # type: ignore[misc]
+    param_ranges: ClassVar[dict[str, Range]] = {
+        "num_leaves": count(2, 131_072),
+        "learning_rate": POSITIVE,
+        "n_estimators": count(1),
+        "min_child_samples": count(1),
+        "subsample": fraction(),
+        "colsample_bytree": fraction(),
+        "early_stopping_rounds": count(1),
+        "validation_fraction": fraction(high_open=True),
+        "validation_gap": count(0),
+        "n_jobs": count(1),
+    }
+
     def __init__(
         self,
         task: Task = "classification",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from ml.models.base import Task, as_frame, proba_to_prediction, resolve_device, split_validation
+from ml.models.params import POSITIVE, Range, count, fraction
 
 
 class _Network(nn.Module):
@@ -71,6 +73,19 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 
 class LSTMForecaster(BaseEstimator):  # type: ignore[misc]
+    param_ranges: ClassVar[dict[str, Range]] = {
+        "sequence_length": count(1, 10_000),
+        "hidden_size": count(1, 4096),
+        "num_layers": count(1, 16),
+        "dropout": fraction(low_open=False, high_open=True),
+        "learning_rate": POSITIVE,
+        "batch_size": count(1),
+        "max_epochs": count(1),
+        "patience": count(1),
+        "validation_fraction": fraction(high_open=True),
+        "validation_gap": count(0),
+    }
+
     def __init__(
         self,
         task: Task = "classification",

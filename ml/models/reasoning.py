@@ -15,15 +15,24 @@ up 56% of 1,204 training candles"``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 
 from ml.models.base import Task, as_frame
+from ml.models.params import POSITIVE, Range
 
 
 class RuleReasoner(BaseEstimator):  # type: ignore[misc]
+    param_ranges: ClassVar[dict[str, Range]] = {
+        "rsi_oversold": Range(0.0, 100.0),
+        "rsi_overbought": Range(0.0, 100.0),
+        "prior_strength": POSITIVE,
+    }
+
     def __init__(
         self,
         task: Task = "classification",

@@ -329,3 +329,28 @@ def test_two_user_dirs_never_mix(userdir: Path, tmp_path: Path) -> None:
             (directory / "mlartifacts").resolve().as_uri()
         )
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("n_estimators = 40", "n_estimators = 0", "n_estimators = 0 is outside [1, inf)"),
+        ("num_leaves = 7", "num_leaves = 0", "num_leaves = 0 is outside [2, 131072]"),
+        (
+            "n_estimators = 40",
+            "n_estimators = 40, learning_rate = -0.1",
+            "learning_rate = -0.1 is outside (0, inf)",
+        ),
+        ("n_states = 3", "n_states = 0", "regime.n_states"),
+        ("seed = 7", "seed = -1", "seed: Input should be greater than or equal to 0"),
+    ],
+)
+def test_spec_values_out_of_range_are_one_line_errors_before_any_run(
+    userdir: Path, cli: Callable[..., CliResult], tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    spec_path = write_spec(tmp_path / "range.toml", "tiny_range", "lightgbm")
+    spec_path.write_text(spec_path.read_text().replace(old, new))
+    result = cli("train", spec_path, "--userdir", tmp_path / "fresh")
+    assert result.code == 2 and message in result.err, result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "fresh" / "mlflow.db").exists()  # nothing recorded

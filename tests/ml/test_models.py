@@ -177,3 +177,20 @@ def test_reasoning_model_gives_a_reason_for_every_row(
 def test_unknown_model_parameter_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown lightgbm parameter\(s\) \['num_leafs'\]"):
         ModelConfig(kind="lightgbm", params={"num_leafs": 3})
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "message"),
+    [
+        ("lightgbm", {"subsample": 1.5}, r"subsample = 1.5 is outside \(0, 1\]"),
+        ("lightgbm", {"n_estimators": 2.5}, "n_estimators = 2.5 is not a whole number"),
+        ("lstm", {"dropout": 1.0}, r"dropout = 1.0 is outside \[0, 1\)"),
+        ("lstm", {"learning_rate": float("nan")}, "learning_rate = nan is not finite"),
+        ("rules", {"rsi_oversold": 130}, r"rsi_oversold = 130 is outside \[0, 100\]"),
+    ],
+)
+def test_model_parameters_out_of_range_are_clear_errors(
+    kind: str, params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(kind=kind, params=params)  # type: ignore[arg-type]
