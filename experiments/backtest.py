@@ -167,6 +167,7 @@ def backtest(
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
 
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
+    tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
     tags = {
         "strategy": strategy,
         "pair": pair,

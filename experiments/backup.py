@@ -5,7 +5,14 @@ Components (each optional, present or not):
 * ``mlflow``: ``mlflow.db`` (SQLite) and the artefacts under ``mlartifacts/``;
 * ``registry``: ``registry/strategies_registry.sqlite`` (incidents, backtest runs);
 * ``optuna``: ``optuna.db`` and journal files under ``optuna/``;
-* ``backtests``: ``backtest_results/tradingbot/`` (our cached Freqtrade results).
+* ``backtests``: ``backtest_results/tradingbot/`` (our cached Freqtrade results);
+* ``data``: ``data/`` (the imported candles and their quality reports);
+* ``strategies``: ``strategies/`` (the tuned ``<Strategy>.json`` parameter files).
+
+MLflow records artefact locations as absolute paths; the first command (or
+Freqtrade strategy) that opens a restored or copied store points them at its own
+``mlartifacts`` (``ml.tracking.relocate_artifacts``), so a restore into another
+directory, or on another machine, serves its own champion.
 
 SQLite databases are copied with SQLite's online backup API (a consistent copy
 even while another process writes), never as raw files. Every file's sha256 is
@@ -33,10 +40,13 @@ COMPONENTS: dict[str, tuple[list[str], list[str]]] = {
     "registry": (["registry/strategies_registry.sqlite"], []),
     "optuna": (["optuna.db"], ["optuna"]),
     "backtests": ([], ["backtest_results/tradingbot"]),
+    "data": ([], ["data"]),
+    "strategies": ([], ["strategies"]),
 }
 
 
-LOCK_FILES = ("*.lock",)  # Optuna's journal lock, our per-study tuning locks
+# Optuna's journal lock, our per-study tuning locks; writers' temporary files
+LOCK_FILES = ("*.lock", ".*.tmp", "__pycache__")
 
 
 class BackupError(TradingbotError):

@@ -6,7 +6,9 @@ exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -627,7 +629,9 @@ def restore_command(
     backup_dir: Annotated[Path, typer.Argument(help="A folder written by tradingbot backup.")],
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="registry, mlflow, optuna or backtests (repeatable)."),
+        typer.Option(
+            "--only", help="mlflow, registry, optuna, backtests, data or strategies (repeatable)."
+        ),
     ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
@@ -797,7 +801,45 @@ def run(argv: Sequence[str] | None = None) -> int:
         if callable(show):
             show()
         return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:
+        message = storage_problem(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        return 2
     return result if isinstance(result, int) else 0
+
+
+WRITE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """One line for a failure of the disk under the user dir (read-only, no permission,
+    full, not a directory), found anywhere in the exception's chain; None otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in WRITE_ERRNOS | {errno.ENOTDIR}:
+            where = str(current.filename or "the user dir")
+            if Path(where).name.startswith(".") and where.endswith(".tmp"):
+                where = str(Path(where).parent)  # a temporary file beside the real target
+            return (
+                f"cannot write {where}: {current.strerror}\n"
+                "  hint: the user dir and everything under it must be writable "
+                "(fix its permissions or free space, or pick another with --userdir)"
+            )
+        text = str(current)
+        if isinstance(current, sqlite3.Error) and (
+            "readonly database" in text or "unable to open database" in text
+        ):
+            return (
+                f"a database under the user dir cannot be written ({text})\n"
+                "  hint: the user dir and everything under it must be writable "
+                "(fix its permissions, or pick another with --userdir)"
+            )
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def main() -> None:

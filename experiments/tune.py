@@ -593,6 +593,8 @@ def _parent_run(
         client.update_run(existing, status=RunStatus.to_string(RunStatus.RUNNING))
         for key, value in tracking.process_tags().items():
             client.set_tag(existing, key, value)
+        if "tradingbot.failure" in client.get_run(existing).data.tags:  # an earlier call's death
+            client.delete_tag(existing, "tradingbot.failure")
         return str(existing)
     window = data_window(data.candles, request.spec.data.pair, request.spec.data.timeframe)
     tags = {

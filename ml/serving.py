@@ -94,10 +94,15 @@ class ModelAdapter:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         try:
             from ml.registry import load_bundle
-            from ml.tracking import use_uri
+            from ml.tracking import relocate_artifacts, sqlite_store_path, use_uri
 
             if self.tracking_uri:
                 use_uri(self.tracking_uri)
+                database = sqlite_store_path(self.tracking_uri)
+                artefacts = database.parent / "mlartifacts" if database else None
+                if database is not None and artefacts is not None and artefacts.is_dir():
+                    # a copied or restored user dir serves its own artefacts
+                    relocate_artifacts(database, artefacts.resolve())
             self.bundle = load_bundle(self.model_uri)
         except Exception as exc:  # any failure must degrade to do_predict = 0, not crash
             self._failed_at = time.monotonic()

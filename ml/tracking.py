@@ -7,9 +7,13 @@ Default store: ``sqlite:///<userdir>/mlflow.db`` with artefacts under
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +25,8 @@ import mlflow
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
+from features.atomic import file_lock
+from features.errors import TradingbotError
 from ml.observability import bind
 
 PID_TAG = "tradingbot.pid"
@@ -35,13 +41,132 @@ def artifact_root(userdir: Path) -> Path:
     return (userdir / "mlartifacts").resolve()
 
 
+class StoreError(TradingbotError):
+    """The MLflow store cannot be used as it is."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_store_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///") :])
+
+
+def check_sqlite_store(path: Path) -> None:
+    """Refuse a store file that exists but is not a whole SQLite database.
+
+    MLflow would silently make a new, empty store over a 0-byte file, and fail with
+    a traceback deep inside SQLAlchemy on a truncated one."""
+    if not path.exists():
+        return
+    hint = (
+        "restore it from a backup (tradingbot restore <userdir>/backups/<time> --only mlflow), "
+        "or move it away to start an empty store"
+    )
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if not header:
+        raise StoreError(
+            f"MLflow store {path} is empty (0 bytes): its runs and models are gone", hint=hint
+        )
+    if header != SQLITE_HEADER:
+        raise StoreError(f"MLflow store {path} is not an SQLite database", hint=hint)
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        raise StoreError(f"MLflow store {path} is damaged ({verdict})", hint=hint)
+
+
+# Where MLflow records absolute artefact locations (MLflow 3 schema).
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+)
+
+
+def relocate_artifacts(database: Path, root: Path) -> list[str]:
+    """Point artefact locations recorded under another ``.../mlartifacts`` at ``root``.
+
+    MLflow stores each location as an absolute URI. In a copied or restored user dir
+    they still name the original's folder, so the copy would read (and write) the
+    original's artefacts, and load nothing once it is gone. Returns the old roots
+    that were rewritten; idempotent."""
+    new = root.as_uri()
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "experiments" not in tables:
+            return []
+        locations = [
+            str(row[0])
+            for row in db.execute("SELECT artifact_location FROM experiments")
+            if row[0] and "/mlartifacts/" in str(row[0]) and str(row[0]).startswith("file://")
+        ]
+        old_roots = {loc[: loc.index("/mlartifacts/") + len("/mlartifacts")] for loc in locations}
+        old_roots.discard(new)
+        with db:
+            for old in sorted(old_roots):
+                for table, column in ARTIFACT_COLUMNS:
+                    if table not in tables:
+                        continue
+                    db.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?)"
+                        f" WHERE substr({column}, 1, ?) = ?",
+                        (new, len(old) + 1, len(old) + 1, old + "/"),
+                    )
+    return sorted(old_roots)
+
+
+@contextlib.contextmanager
+def _store_lock(database: Path) -> Iterator[None]:
+    """The lock that serialises creating the store; skipped for an existing store on a
+    read-only disk, which nobody can create or change (reading it needs no lock)."""
+    lock = database.with_name(database.name + ".lock")
+    try:
+        lock.touch()
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not database.exists():
+            raise
+        yield
+        return
+    with file_lock(lock):
+        yield
+
+
 def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
-    """Point MLflow at ``tracking_uri`` (telemetry stays off unless the user opted in)."""
+    """Point MLflow at ``tracking_uri`` (telemetry stays off unless the user opted in).
+
+    A local SQLite store is checked first and created under a lock: two commands
+    started at once on a new user dir would otherwise both run MLflow's schema
+    migrations, and one would crash in alembic."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     userdir.mkdir(parents=True, exist_ok=True)
     use_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    database = sqlite_store_path(tracking_uri)
+    if database is None:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    check_sqlite_store(database)
+    with _store_lock(database):
+        # MlflowClient opens (and on first use creates) the tracking store; the
+        # registry store opens on its first call
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_registered_models(max_results=1)
+        if database.resolve().parent == userdir.resolve():  # the user dir's own store
+            for old in relocate_artifacts(database, artifact_root(userdir)):
+                logging.getLogger("tradingbot.tracking").warning(
+                    "artefact locations under %s now point at %s (a copied or restored user dir)",
+                    old,
+                    artifact_root(userdir),
+                )
+    return client
 
 
 def use_uri(tracking_uri: str) -> None:

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -468,7 +469,8 @@ class RiskManager:
         now = time.time()
         for lock in running.glob("*.lock"):  # orphans of killed processes
             with contextlib.suppress(FileNotFoundError):
-                if now - lock.stat().st_mtime > self.settings.concurrency_ttl_sec:
+                expired = now - lock.stat().st_mtime > self.settings.concurrency_ttl_sec
+                if expired or _holder_is_dead(lock):
                     lock.unlink()
         limit = self.settings.max_concurrent_backtests
         active = len(list(running.glob("*.lock")))
@@ -481,12 +483,38 @@ class RiskManager:
                 hint=f"wait, or remove stale locks in {running}",
             )
         lock = running / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
-        lock.write_text(json.dumps({"pid": os.getpid(), "correlation_id": self.correlation_id}))
+        lock.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "correlation_id": self.correlation_id,
+                }
+            )
+        )
         self._log(logging.INFO, "slot_acquired", str(lock))
         try:
             yield lock
         finally:
             lock.unlink(missing_ok=True)
+
+
+def _holder_is_dead(lock: Path) -> bool:
+    """Was ``lock`` taken by a process of this host that no longer exists?"""
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unknown holder (or being written): only the TTL may free it
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def refuse_entry(risk: RiskManager | None, pair: str, exc: BaseException) -> bool:

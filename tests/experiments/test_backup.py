@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -21,7 +22,11 @@ from tests.conftest import CliResult
 
 @pytest.fixture(scope="module")
 def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("backup")
+    return _trained_userdir(tmp_path_factory.mktemp("backup"))
+
+
+def _trained_userdir(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     generate(2500, seed=2)[0].to_feather(root / "c.feather")
     userdir = root / "ud"
     import_candles(
@@ -50,7 +55,7 @@ def _runs(userdir: Path) -> list[str]:
 def test_backup_corrupt_restore(userdir: Path, tmp_path: Path) -> None:
     runs = _runs(userdir)
     target, manifest = backup(userdir, tmp_path / "b1")
-    assert set(manifest.components) == {"mlflow", "registry"}
+    assert set(manifest.components) == {"mlflow", "registry", "data"}
     assert "mlflow.db" in manifest.sha256 and any(
         k.startswith("mlartifacts/") for k in manifest.sha256
     )
@@ -114,3 +119,43 @@ def test_optuna_journal_is_backed_up_without_its_locks(tmp_path: Path) -> None:
     assert restore(target, other, ["optuna"]) == ["optuna"]
     restored = optuna.load_study(study_name="s", storage=open_storage(None, other))
     assert [t.params for t in restored.trials] == [t.params for t in study.trials]
+
+
+def test_a_restore_elsewhere_serves_its_champion_after_the_original_is_gone(
+    tmp_path: Path,
+) -> None:
+    """The runbook's drill: back up, move the original away, restore into another
+    directory, load the champion from there; nothing is written into the original."""
+    from ml.registry import promote
+    from ml.serving import ModelAdapter
+    from ml.tracking import configure
+
+    source = _trained_userdir(tmp_path / "original")
+    promote(configure(default_tracking_uri(source), source), "bk", 1, "drill", user="pytest")
+    (source / "strategies").mkdir(exist_ok=True)
+    (source / "strategies" / "RegimeStrategy.json").write_text('{"strategy_name": "x"}')
+    target, manifest = backup(source, tmp_path / "b")
+    assert {"data", "strategies"} <= set(manifest.components)
+    moved = tmp_path / "moved-away"
+    source.parent.rename(moved)
+    before = sorted(str(p) for p in moved.rglob("*"))
+
+    restored = tmp_path / "elsewhere" / "ud"
+    restore(target, restored)
+    assert (restored / "strategies" / "RegimeStrategy.json").exists()
+    assert (restored / "data" / "binance" / "BTC_USDT-1h.feather").exists()
+    adapter = ModelAdapter("models:/bk@champion", tracking_uri=default_tracking_uri(restored))
+    candles = pd.read_feather(restored / "data" / "binance" / "BTC_USDT-1h.feather")
+    frame = candles.assign(date=candles["date"].astype("datetime64[ms, UTC]"))
+    out = adapter.populate(frame, "BTC/USDT", live=False)
+    assert adapter.bundle is not None, adapter._failure
+    assert out["&-p_up"].notna().any()
+    with sqlite3.connect(restored / "mlflow.db") as db:
+        leftovers = db.execute(
+            "SELECT count(*) FROM runs WHERE artifact_uri LIKE ?", (f"%{source}%",)
+        ).fetchone()[0]
+    assert leftovers == 0
+    client = configure(default_tracking_uri(restored), restored)
+    experiment = client.get_experiment_by_name("bk")
+    assert experiment.artifact_location.startswith((restored / "mlartifacts").resolve().as_uri())
+    assert sorted(str(p) for p in moved.rglob("*")) == before  # the original was not touched

@@ -211,3 +211,47 @@ def test_data_check_detects_a_changed_file(tmp_path: Path) -> None:
     frame.to_feather(target)
     with pytest.raises(DataError, match="do not match their import report"):
         check_candles(pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path / "ud")
+
+
+def test_a_killed_import_leaves_nothing_the_next_import_keeps(tmp_path: Path) -> None:
+    """A SIGKILL mid-write leaves a hidden temporary file; the next import removes it.
+    Imported files get the usual permissions, not the temporary file's 0600."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "\n".join(_rows([0, 1, 2])) + "\n")
+    target = candles_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    target.parent.mkdir(parents=True)
+    # a writer that dies between creating its temporary file and renaming it
+    killed = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "from pathlib import Path\n"
+            "from features.atomic import atomic_path\n"
+            "with atomic_path(Path(sys.argv[1])) as tmp:\n"
+            "    tmp.write_bytes(b'half'); print(tmp, flush=True); time.sleep(600)\n",
+            str(target),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        leftover = Path(killed.stdout.readline().strip())  # type: ignore[union-attr]
+        assert leftover.exists()
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    assert leftover.exists()  # SIGKILL runs no clean-up
+    _import(good, tmp_path / "ud")
+    sidecar = report_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, sidecar.name]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sidecar.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -235,3 +235,28 @@ def test_breaker_durations_must_be_positive_and_finite(
     assert result.code == 2 and "--minutes" in result.err
     assert "ACTIVE" not in result.out
     assert "clear" in cli("risk", "status", "--userdir", tmp_path).out
+
+
+def test_a_backtest_lock_of_a_dead_process_is_freed_at_once(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    risk = manager(tmp_path, max_concurrent_backtests=1, concurrency_ttl_sec=900)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(dead.stdout)
+    running = risk.settings.state_dir / "running"
+    running.mkdir(parents=True)
+    (running / f"{pid}-aaaa.lock").write_text(
+        json.dumps({"pid": pid, "host": socket.gethostname(), "correlation_id": "x"})
+    )
+    other_host = running / "1-bbbb.lock"
+    other_host.write_text(json.dumps({"pid": 1, "host": "elsewhere", "correlation_id": "y"}))
+    with pytest.raises(RiskBlocked, match="already running"), risk.backtest_slot():
+        pass  # a live holder on another host still counts
+    other_host.unlink()
+    with risk.backtest_slot() as lock:
+        assert json.loads(lock.read_text())["host"] == socket.gethostname()
+    assert list(running.iterdir()) == []

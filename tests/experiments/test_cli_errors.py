@@ -1,0 +1,79 @@
+"""Faults of the disk and the store give one-line errors (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from features.data import import_candles
+from features.data.synthetic import generate
+from tests.conftest import CliResult
+
+
+@pytest.fixture
+def read_only_userdir(tmp_path: Path) -> Iterator[Path]:
+    """A user dir with data, an MLflow store and incidents, then made read-only:
+    by permissions for a normal user, by a read-only bind mount for root (which
+    permissions do not stop)."""
+    from ml.tracking import configure, default_tracking_uri
+    from strategies.risk import RiskManager, RiskSettings
+
+    source = tmp_path / "ud"
+    generate(600, seed=3)[0].to_feather(tmp_path / "c.feather")
+    import_candles(
+        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=source
+    )
+    configure(default_tracking_uri(source), source)
+    RiskManager(RiskSettings.for_userdir(source)).record_incident("warning", "t", "x")
+    if os.geteuid() != 0:
+        for path in [source, *source.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield source
+        finally:
+            for path in [source, *source.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        return
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(source), str(mount)], capture_output=True)
+    if mounted.returncode != 0 or not shutil.which("mount"):
+        pytest.skip(f"root without a read-only bind mount here: {mounted.stderr!r}")
+    try:
+        remount = subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(mount)], capture_output=True
+        )
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {remount.stderr!r}")
+        yield mount
+    finally:
+        subprocess.run(
+            ["umount", "-l", str(mount)], check=False
+        )  # lazy: MLflow keeps its file open
+
+
+COMMANDS = [
+    ["risk", "disable"],
+    ["backup"],
+    ["risk", "enable", "--reason", "x", "--minutes", "5"],
+    ["features", "build", "--pair", "BTC/USDT", "--timeframe", "1h", "--out", "{ud}/f.parquet"],
+    ["regimes", "--pair", "BTC/USDT", "--timeframe", "1h", "--out", "{ud}/r.csv"],
+    ["strategies", "sync"],
+    ["idea", "create", "--title", "t", "--hypothesis", "h"],
+]
+
+
+def test_a_read_only_user_dir_gives_one_line_errors(
+    read_only_userdir: Path, cli: Callable[..., CliResult]
+) -> None:
+    for command in COMMANDS:
+        args = [a.format(ud=read_only_userdir) for a in command]
+        result = cli(*args, "--userdir", read_only_userdir)
+        assert result.code == 2, (command, result.err)
+        assert "Traceback" not in result.err
+        assert "must be writable" in result.err, (command, result.err)
