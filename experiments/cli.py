@@ -240,7 +240,7 @@ def train_command(
     experiment = load_experiment(spec).with_overrides(
         pair=pair, timeframe=timeframe, timerange=timerange
     )
-    steps = 3 + experiment.walk_forward.folds
+    steps = 4 + experiment.walk_forward.folds  # features, folds, final fit, log, register
     with progress_bar(f"training {experiment.name}", steps) as advance:
         result = train(
             experiment,

@@ -4,8 +4,8 @@ One parent run per call with a child run per walk-forward fold. The parent holds
 the flattened spec, the lineage tags (spec hash, data sha256, git commit, seed,
 device), the overall and baseline metrics, the fold table, the regime plot and
 the environment; the final bundle is logged as a pyfunc model and registered
-under the spec's name with alias ``challenger``. A run that fails ends FAILED
-(Ctrl-C: KILLED) and registers nothing.
+under the spec's name with alias ``challenger`` once the run has finished. A run
+that fails ends FAILED (Ctrl-C: KILLED) and registers nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions
 from ml.plots import regime_plot
-from ml.registry import register_bundle
+from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
 
 Progress = Callable[[str], None]
@@ -138,6 +138,7 @@ def train(
     client = tracking.configure(tracking_uri, userdir)
     experiment = tracking.experiment_id(client, spec.name, userdir)
     tracking.fail_stale_runs(client, experiment)
+    reconcile(client, spec.name)  # versions left by registrations that were killed
     lineage = {
         "spec_hash": spec.hash,
         "feature_spec_hash": feature_spec.hash,
@@ -204,24 +205,29 @@ def train(
             )
             mlflow.log_artifact(str(plot), artifact_path="plots")
             mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
-        say("logging and registering the model")
-        version, _ = register_bundle(
-            client,
-            bundle,
-            workdir,
-            spec.name,
-            parent.info.run_id,
-            tags={"spec_hash": spec.hash, "data_sha256": window.sha256},
-        )
-        return TrainResult(
-            run_id=parent.info.run_id,
-            experiment_id=experiment,
-            model_name=spec.name,
-            version=version,
-            metrics=overall.metrics,
-            baselines=overall.baselines,
-            folds=len(fold_rows),
-        )
+        say("logging the model")
+        model_uri, _ = log_bundle(bundle, workdir)
+        run_id = parent.info.run_id
+    # Registered only once the run has FINISHED, so no version ever points at a run
+    # that failed or was killed; a kill from here on leaves a finished run that the
+    # next call's reconcile() completes.
+    say("registering the model")
+    version = register_finished_run(
+        client,
+        spec.name,
+        run_id,
+        model_uri,
+        tags={"spec_hash": spec.hash, "data_sha256": window.sha256},
+    )
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=experiment,
+        model_name=spec.name,
+        version=version,
+        metrics=overall.metrics,
+        baselines=overall.baselines,
+        folds=len(fold_rows),
+    )
 
 
 def _switches(regimes: pd.Series) -> float:

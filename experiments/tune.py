@@ -70,7 +70,7 @@ from features.candles import data_window
 from features.errors import SpecError, TradingbotError
 from ml import tracking
 from ml.bundle import package_versions
-from ml.registry import register_bundle
+from ml.registry import log_bundle, register_finished_run, version_of_run
 from ml.training import fit_final
 from strategies.replay import StrategyParams, with_values
 
@@ -645,12 +645,24 @@ def _finalise(
     the study's finalise claim."""
     best = pick_best(study)
     done = client.get_run(parent_run_id).data
-    if (
-        best is not None
-        and done.tags.get("best_trial") == str(best.number)
-        and done.tags.get("registered_version")
-    ):  # finalised by an earlier call: nothing new to refit
+    name = request.spec.name
+    registered = (
+        version_of_run(client, name, parent_run_id, {"optuna.trial": str(best.number)})
+        if best is not None and done.tags.get("best_trial") == str(best.number)
+        else None
+    )
+    if best is not None and registered is not None:
+        # finalised by an earlier call (perhaps killed before it wrote the parameter
+        # file or finished registering): nothing new to refit, the rest is redone
         client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+        version = register_finished_run(
+            client,
+            name,
+            parent_run_id,
+            str(registered.source),
+            tags={},
+            key={"optuna.trial": str(best.number)},
+        )
         prefix = len("test.")
         return dataclasses.replace(
             result,
@@ -658,8 +670,9 @@ def _finalise(
             best_params=dict(best.params),
             validation={k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()},
             test={k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
-            model_name=request.spec.name,
-            version=int(done.tags["registered_version"]),
+            model_name=name,
+            version=version,
+            params_file=_write_strategy_file(request, best),
         )
     if best is None:
         client.set_tag(parent_run_id, "tune.state", "no complete trial")
@@ -677,7 +690,7 @@ def _finalise(
     validation = {k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        tracking.tracked_run(run_id=parent_run_id) as parent,
+        tracking.tracked_run(run_id=parent_run_id),
     ):
         workdir = Path(tmp)
         # Tags, not params: MLflow params are immutable, and a continued study can find
@@ -695,26 +708,26 @@ def _finalise(
         bundle = fit_final(data.job(spec))
         test = score_test(data, bundle, spec, strategy)
         tracking.log_metrics(test, prefix="test.")
-        params_file = None
         if strategy is not None:
             mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
-        version, _ = register_bundle(
-            client,
-            bundle,
-            workdir,
-            spec.name,
-            parent.info.run_id,
-            tags={
-                "spec_hash": spec.hash,
-                "data_sha256": data_window(
-                    data.tuning_candles, spec.data.pair, spec.data.timeframe
-                ).sha256,
-                "optuna.study": request.study_name,
-                "optuna.trial": str(best.number),
-            },
-        )
-        if strategy is not None:
-            params_file = strategy.write(request.userdir / "strategies")
+        model_uri, _ = log_bundle(bundle, workdir)
+    # Registered once the run has FINISHED, keyed by run and trial: a call killed from
+    # here on is completed by the next one without a second version or a refit.
+    version = register_finished_run(
+        client,
+        spec.name,
+        parent_run_id,
+        model_uri,
+        tags={
+            "spec_hash": spec.hash,
+            "data_sha256": data_window(
+                data.tuning_candles, spec.data.pair, spec.data.timeframe
+            ).sha256,
+            "optuna.study": request.study_name,
+        },
+        key={"optuna.trial": str(best.number)},
+    )
+    params_file = _write_strategy_file(request, best)
     return dataclasses.replace(
         result,
         best_trial=best.number,
@@ -725,6 +738,15 @@ def _finalise(
         version=version,
         params_file=params_file,
     )
+
+
+def _write_strategy_file(request: TuneRequest, best: optuna.trial.FrozenTrial) -> Path | None:
+    """The tuned strategy values as Freqtrade's parameter file (None: no strategy space).
+    Written on every finalising call, so one killed after registering still gets it."""
+    if not request.tune.uses_strategy:
+        return None
+    strategy = with_values(strategy_defaults(request.spec), strategy_values(best.params))
+    return strategy.write(request.userdir / "strategies")
 
 
 def _objective_history(study: optuna.Study, index: int, name: str) -> Any:

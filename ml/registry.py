@@ -21,6 +21,7 @@ from typing import Any
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
@@ -30,6 +31,11 @@ from ml.bundle import ModelBundle
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+FINISHED = "FINISHED"
+MODEL_URI_TAG = "tradingbot.model_uri"
+REGISTRATION_TAG = "tradingbot.registration"
+COMPLETE = "complete"
+log = logging.getLogger("tradingbot.registry")
 REQUIREMENTS = (
     "torch",
     "hmmlearn",
@@ -90,46 +96,102 @@ def log_bundle_model(bundle_path: Path) -> str:
     return str(info.model_uri)
 
 
-def register(
-    client: MlflowClient, model_uri: str, name: str, run_id: str, tags: dict[str, str]
-) -> int:
-    """Register ``model_uri`` under ``name`` with alias ``challenger``; all or nothing."""
-    version = mlflow.register_model(model_uri, name, tags=tags)
-    try:
-        client.set_registered_model_alias(name, CHALLENGER, version.version)
-    except BaseException:
-        client.delete_model_version(name, version.version)
-        raise
-    return int(version.version)
-
-
-def register_bundle(
-    client: MlflowClient,
-    bundle: ModelBundle,
-    workdir: Path,
-    name: str,
-    run_id: str,
-    tags: dict[str, str],
-) -> tuple[int, str]:
-    """Save ``bundle``, log it as the active run's pyfunc model and register it under
-    ``name`` with alias ``challenger``; return (version, bundle sha256).
-
-    Registration is the last step and all or nothing: anything failing before it
-    registers nothing, and a version whose run cannot record it is deleted again.
-    """
+def log_bundle(bundle: ModelBundle, workdir: Path) -> tuple[str, str]:
+    """Save ``bundle`` and log it as the active run's pyfunc model; return (model URI,
+    bundle sha256). Nothing is registered: see :func:`register_finished_run`."""
     bundle_path = workdir / "bundle.joblib"
     sha = bundle.save(bundle_path)
     mlflow.set_tag("bundle_sha256", sha)
     model_uri = log_bundle_model(bundle_path)
-    version = register(
-        client, model_uri, name, run_id, tags={**tags, "bundle_sha256": sha, "run_id": run_id}
-    )
+    mlflow.set_tag(MODEL_URI_TAG, model_uri)
+    return model_uri, sha
+
+
+def version_of_run(
+    client: MlflowClient, name: str, run_id: str, key: dict[str, str] | None = None
+) -> ModelVersion | None:
+    """The oldest version of ``name`` registered from ``run_id`` whose tags hold ``key``."""
     try:
-        mlflow.set_tag("registered_version", str(version))
-    except BaseException:
-        client.delete_model_version(name, str(version))
-        raise
-    return version, sha
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    matching = [v for v in versions if all(v.tags.get(k) == w for k, w in (key or {}).items())]
+    return min(matching, key=lambda v: int(v.version)) if matching else None
+
+
+def register_finished_run(
+    client: MlflowClient,
+    name: str,
+    run_id: str,
+    model_uri: str,
+    tags: dict[str, str],
+    key: dict[str, str] | None = None,
+) -> int:
+    """Register the model of a FINISHED run under ``name`` with alias ``challenger``.
+
+    Last and idempotent: a version is only ever made from a run that finished, and
+    a second call for the same run and ``key`` tags (a retry after a kill; a tuning
+    run registers one version per best trial) reuses that version instead of
+    registering again. The version's ``tradingbot.registration = complete`` tag,
+    written last, says the registration went through."""
+    run = client.get_run(run_id)
+    if run.info.status != FINISHED:
+        raise RegistryError(
+            f"run {run_id} is {run.info.status}, not FINISHED: its model is not registered"
+        )
+    version = version_of_run(client, name, run_id, key)
+    number = str(
+        version.version
+        if version is not None
+        else mlflow.register_model(
+            model_uri, name, tags={**tags, **(key or {}), "run_id": run_id}
+        ).version
+    )
+    client.set_registered_model_alias(name, CHALLENGER, number)
+    client.set_tag(run_id, "registered_version", number)
+    client.set_model_version_tag(name, number, REGISTRATION_TAG, COMPLETE)
+    return int(number)
+
+
+def is_complete(client: MlflowClient, version: ModelVersion) -> bool:
+    """Did this version's registration go through? Versions registered before the
+    completion tag existed count when their run finished."""
+    if version.tags.get(REGISTRATION_TAG) == COMPLETE:
+        return True
+    if not version.run_id:
+        return False
+    try:
+        return bool(client.get_run(version.run_id).info.status == FINISHED)
+    except MlflowException:
+        return False
+
+
+def reconcile(client: MlflowClient, name: str) -> list[str]:
+    """Clean up what killed registrations left. A version whose registration did not
+    complete is completed when its run finished, deleted (with any alias on it) when
+    its run failed, was killed or is gone, and left alone while its run is still
+    running. Complete versions are never touched. Returns one line per change."""
+    done: list[str] = []
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return done
+    for version in versions:
+        if version.tags.get(REGISTRATION_TAG) == COMPLETE:
+            continue
+        try:
+            status = client.get_run(version.run_id).info.status if version.run_id else "missing"
+        except MlflowException:
+            status = "missing"
+        if status == FINISHED:
+            client.set_model_version_tag(name, version.version, REGISTRATION_TAG, COMPLETE)
+            done.append(f"{name} v{version.version}: registration completed")
+        elif status != "RUNNING":
+            client.delete_model_version(name, version.version)
+            done.append(f"{name} v{version.version}: deleted (its run is {status})")
+    for line in done:
+        log.warning("registry reconcile: %s", line)
+    return done
 
 
 def promote(
@@ -154,6 +216,11 @@ def promote(
         "promotion_reason": reason,
         "previous_champion": str(previous) if previous is not None else "none",
     }
+    if not is_complete(client, model_version):
+        raise RegistryError(
+            f"{name} version {version} was never completely registered: its run did not finish",
+            hint="its training was interrupted or failed: train again, or promote another version",
+        )
     run_id = model_version.run_id
     if run_id:
         metrics = client.get_run(run_id).data.metrics

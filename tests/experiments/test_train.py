@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from experiments.spec import load_experiment
@@ -354,3 +355,33 @@ def test_spec_values_out_of_range_are_one_line_errors_before_any_run(
     assert result.code == 2 and message in result.err, result.err
     assert "Traceback" not in result.err
     assert not (tmp_path / "fresh" / "mlflow.db").exists()  # nothing recorded
+
+
+def test_a_version_whose_run_did_not_finish_is_never_promoted_and_is_reconciled(
+    trained: Trained,
+) -> None:
+    """What a registration killed inside its run left before registrations moved after
+    the run's end: a version (with the challenger alias) whose run ended FAILED."""
+    from mlflow.entities import RunStatus
+
+    from ml.registry import CHALLENGER, RegistryError, promote, reconcile
+
+    client = trained.client
+    source = client.get_model_version("tiny_hmm_lstm", str(trained.result.version))
+    experiment = client.get_experiment_by_name("tiny_hmm_lstm").experiment_id
+    killed = client.create_run(experiment, tags=process_tags())
+    leftover = client.create_model_version(
+        "tiny_hmm_lstm", str(source.source), run_id=killed.info.run_id
+    )
+    client.set_registered_model_alias("tiny_hmm_lstm", CHALLENGER, leftover.version)
+    client.set_terminated(killed.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))
+    with pytest.raises(RegistryError, match="never completely registered"):
+        promote(client, "tiny_hmm_lstm", int(leftover.version), "looks fine", user="pytest")
+    assert reconcile(client, "tiny_hmm_lstm") == [
+        f"tiny_hmm_lstm v{leftover.version}: deleted (its run is FAILED)"
+    ]
+    versions = [v.version for v in client.search_model_versions("name = 'tiny_hmm_lstm'")]
+    assert leftover.version not in versions and source.version in versions
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("tiny_hmm_lstm", CHALLENGER)
+    assert reconcile(client, "tiny_hmm_lstm") == []  # idempotent; complete versions untouched

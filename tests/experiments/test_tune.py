@@ -442,16 +442,26 @@ def test_example_tune_sections_pass_every_check() -> None:
 def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(
     userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
-    # LightGBM refuses num_leaves = 1 when it fits: every trial fails at its first fold
+    # the rules model reads a feature column the frame does not have: every trial
+    # fails at its first fold (values out of a declared range are refused earlier)
     spec = write_spec(tmp_path / "fail.toml", "failing_tune")
-    text = spec.read_text().replace(
-        '"model.params.num_leaves" = { type = "int", low = 3, high = 31 }',
-        '"model.params.num_leaves" = { type = "categorical", choices = [1] }',
+    text = (
+        spec.read_text()
+        .replace('kind = "lightgbm"', 'kind = "rules"')
+        .replace("params = { n_estimators = 40, num_leaves = 7, min_child_samples = 20 }", "")
+        .replace(
+            '"model.params.num_leaves" = { type = "int", low = 3, high = 31 }',
+            '"model.params.rsi_column" = { type = "categorical", choices = ["%-no_such_column"] }',
+        )
+        .replace(
+            '"model.params.learning_rate" = { type = "float", low = 0.01, high = 0.3, log = true }',
+            "",
+        )
     )
     spec.write_text(text)
     result = cli("tune", spec, "--trials", "6", "--userdir", userdir)
     assert result.code == 2
-    assert "3 trials in a row failed" in result.err and "num_leaves" in result.err
+    assert "3 trials in a row failed" in result.err and "no_such_column" in result.err
     study = study_of(userdir, "failing_tune")
     assert [t.state.name for t in study.trials] == ["FAIL"] * 3
     assert counts(study).failed == 3  # failures count towards --trials: no endless retries
@@ -460,7 +470,7 @@ def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(
     assert parent.info.status == "FAILED"
     for run in child_runs(client, "failing_tune", parent.info.run_id):
         assert run.info.status == "FAILED"
-        assert "num_leaves" in run.data.tags["tradingbot.failure"]
+        assert "no_such_column" in run.data.tags["tradingbot.failure"]
 
 
 @pytest.fixture(scope="module")
