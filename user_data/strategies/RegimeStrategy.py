@@ -180,6 +180,8 @@ def _open_positions() -> list[Position]:
 
 def _tags(rows: DataFrame, kind: str) -> list[str]:
     """``<regime>|<why>``: the regime first, so results group by regime at entry."""
+    if rows.empty:  # no candle qualifies: nothing to tag (string ops on empty floats fail)
+        return []
     regime = rows["&-regime"].fillna("").astype(str).replace("", "unknown")
     if "&-reason" in rows:
         why = rows["&-reason"].astype(str)
