@@ -13,6 +13,7 @@ Printed: one row per case and a totals line. Goal: every column but ``kills`` ze
 * ``leftover``: model versions never completely registered, or aliases on them;
 * ``duplicate``: more than one version for one run (and tuning trial);
 * ``running``: MLflow runs still RUNNING after the second call;
+* ``tags``: finished runs still tagged ``tradingbot.failure`` (a resumed tune's parent);
 * ``files``: lost or partial files: temporary files left behind, candles or the
   tuned parameter file missing after the second call;
 * ``failed``: the second call did not exit 0.
@@ -215,11 +216,12 @@ class Row:
     leftover: int = 0
     duplicate: int = 0
     running: int = 0
+    tags: int = 0
     files: int = 0
     failed: int = 0
     notes: list[str] = field(default_factory=list)
 
-    COLUMNS = ("kills", "missed", "leftover", "duplicate", "running", "files", "failed")
+    COLUMNS = ("kills", "missed", "leftover", "duplicate", "running", "tags", "files", "failed")
 
 
 def _cli(args: list[str], userdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -306,6 +308,9 @@ def _inspect(userdir: Path, row: Row, case: Case) -> None:
             if run.info.status == "RUNNING":
                 row.running += 1
                 row.notes.append(f"run {run.info.run_id} of {experiment.name} still RUNNING")
+            if run.info.status == "FINISHED" and "tradingbot.failure" in run.data.tags:
+                row.tags += 1
+                row.notes.append(f"finished run {run.info.run_id} still tagged as failed")
     for model in client.search_registered_models():
         versions = client.search_model_versions(f"name = '{model.name}'")
         keys: dict[tuple[str, str], int] = {}
@@ -422,7 +427,8 @@ def print_table(rows: list[Row], seconds: float) -> None:
     print(
         f"faults: {totals['kills']} kills in {len(rows)} cases, {verdict} "
         f"(leftover {totals['leftover']}, duplicate {totals['duplicate']}, running "
-        f"{totals['running']}, files {totals['files']}, failed {totals['failed']}, "
+        f"{totals['running']}, tags {totals['tags']}, files {totals['files']}, "
+        f"failed {totals['failed']}, "
         f"missed {totals['missed']}) in {seconds:.0f} s"
     )
 

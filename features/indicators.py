@@ -187,3 +187,56 @@ def macd_histogram(close: pd.Series, fast: int, slow: int, signal: int) -> pd.Se
     """TA-Lib MACD histogram divided by the close: scale-free. Warm-up: ``slow + signal - 2``."""
     _, _, hist = talib.MACD(_f64(close), fastperiod=fast, slowperiod=slow, signalperiod=signal)
     return pd.Series(hist / _f64(close), index=close.index)
+
+
+# -- slow-clock statistics: exponentially weighted, half-lives in candles -------------------
+#
+# Causal by construction (pandas' ewm with ``adjust=True`` weighs rows <= t only, from the
+# first row on, so any prefix gives the same values). Warm-up: ``ceil(halflife)`` returns.
+
+
+def _ewm_returns(close: pd.Series, halflife: float) -> tuple[pd.Series, int]:
+    returns = log_return(close, 1)
+    warm_up = max(2, int(np.ceil(halflife)))
+    return returns, warm_up
+
+
+def ewm_return(close: pd.Series, halflife: float) -> pd.Series:
+    """Exponentially weighted mean of 1-candle log returns. Per candle."""
+    returns, warm_up = _ewm_returns(close, halflife)
+    return returns.ewm(halflife=halflife, min_periods=warm_up).mean()
+
+
+def _ewm_downside_deviation(returns: pd.Series, halflife: float, warm_up: int) -> pd.Series:
+    squared = returns.clip(upper=0.0) ** 2
+    return squared.ewm(halflife=halflife, min_periods=warm_up).mean() ** 0.5
+
+
+def ewm_log_downside_deviation(close: pd.Series, halflife: float) -> pd.Series:
+    """log of the exponentially weighted downside deviation sqrt(E[min(r, 0)^2]) of
+    1-candle log returns; the log makes its scale usable for clustering. A flat
+    stretch with no loss at all gives log(1e-8)."""
+    returns, warm_up = _ewm_returns(close, halflife)
+    deviation = _ewm_downside_deviation(returns, halflife, warm_up)
+    return pd.Series(np.log(deviation.to_numpy() + 1e-8), index=close.index)
+
+
+def ewm_sortino(close: pd.Series, halflife: float) -> pd.Series:
+    """Exponentially weighted mean return over downside deviation (same half-life).
+    Per candle, not annualised; dimensionless."""
+    returns, warm_up = _ewm_returns(close, halflife)
+    mean = returns.ewm(halflife=halflife, min_periods=warm_up).mean()
+    return mean / (_ewm_downside_deviation(returns, halflife, warm_up) + 1e-8)
+
+
+def trend_distance(close: pd.Series, halflife: float) -> pd.Series:
+    """log(close / EWMA(close)) in units of the volatility expected over the half-life:
+    divided by the exponentially weighted std of 1-candle log returns times
+    sqrt(halflife). Dimensionless; positive above the average, negative below."""
+    returns, warm_up = _ewm_returns(close, halflife)
+    prices = close.astype("float64")
+    average = prices.ewm(halflife=halflife, min_periods=warm_up).mean()
+    volatility = returns.ewm(halflife=halflife, min_periods=warm_up).std()
+    distance = np.log(prices.to_numpy() / average.to_numpy())
+    scale = volatility.to_numpy() * np.sqrt(halflife) + 1e-12
+    return pd.Series(distance / scale, index=close.index)

@@ -16,7 +16,14 @@ import pandas as pd
 
 from features import indicators as ind
 from features.candles import validate_candles
-from features.spec import Feature, FeatureSpec, HigherTimeframe, MacdFeature, WindowedFeature
+from features.spec import (
+    Feature,
+    FeatureSpec,
+    HigherTimeframe,
+    MacdFeature,
+    SlowClockFeature,
+    WindowedFeature,
+)
 from features.timeframes import grid_offset_seconds, timeframe_to_seconds
 
 _WINDOWED: dict[str, Callable[[ind.Candles, int], pd.Series]] = {
@@ -39,12 +46,37 @@ _WINDOWED: dict[str, Callable[[ind.Candles, int], pd.Series]] = {
 }
 
 
+_SLOW_CLOCK: dict[str, Callable[[pd.Series, float], pd.Series]] = {
+    "ewm_return": ind.ewm_return,
+    "ewm_log_downside_deviation": ind.ewm_log_downside_deviation,
+    "ewm_sortino": ind.ewm_sortino,
+    "trend_distance": ind.trend_distance,
+}
+
+
+def _days_label(days: float) -> str:
+    return f"{days:g}d"
+
+
 def _compute(
-    frame: pd.DataFrame, features: tuple[Feature, ...], suffix: str
+    frame: pd.DataFrame,
+    features: tuple[Feature, ...],
+    suffix: str,
+    candle_seconds: int | None = None,
 ) -> dict[str, pd.Series]:
+    """Feature columns of ``frame``; ``candle_seconds`` converts slow-clock half-lives
+    from days to candles (required when there are any)."""
     candles = ind.Columns(frame)
     columns: dict[str, pd.Series] = {}
     for feature in features:
+        if isinstance(feature, SlowClockFeature):
+            if candle_seconds is None:
+                raise ValueError("build(): timeframe is required for slow-clock features")
+            compute_slow = _SLOW_CLOCK[feature.kind]
+            for days in feature.halflives_days:
+                name = f"%-{feature.kind}_{_days_label(days)}{suffix}"
+                columns[name] = compute_slow(candles["close"], days * 86_400 / candle_seconds)
+            continue
         if isinstance(feature, MacdFeature):
             name = f"%-macd_hist_{feature.fast}_{feature.slow}_{feature.signal}{suffix}"
             columns[name] = ind.macd_histogram(
@@ -93,7 +125,14 @@ def _higher_timeframe_columns(
     candles: pd.DataFrame, timeframe: str, higher: HigherTimeframe
 ) -> pd.DataFrame:
     coarse = resample(candles, timeframe, higher.timeframe)
-    values = pd.DataFrame(_compute(coarse, higher.features, f"_{higher.timeframe}"))
+    values = pd.DataFrame(
+        _compute(
+            coarse,
+            higher.features,
+            f"_{higher.timeframe}",
+            timeframe_to_seconds(higher.timeframe),
+        )
+    )
     values["available_at"] = coarse["available_at"].to_numpy()
     merged = pd.merge_asof(
         candles[["date"]],
@@ -111,7 +150,13 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
     ``timeframe`` is required when the spec has higher-timeframe features.
     """
     candles = validate_candles(candles)
-    columns = _compute(candles, spec.features, "")
+    if spec.needs_timeframe and timeframe is None:
+        raise ValueError(
+            "build(): timeframe is required for higher-timeframe and slow-clock features"
+        )
+    columns = _compute(
+        candles, spec.features, "", timeframe_to_seconds(timeframe) if timeframe else None
+    )
     # every column is already aligned with the candles: hand over arrays, skip re-alignment
     frame = pd.DataFrame(
         {

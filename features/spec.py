@@ -99,7 +99,27 @@ class MacdFeature(_Strict):
         return self
 
 
-Feature = Annotated[WindowedFeature | MacdFeature, Field(discriminator="kind")]
+HalfLifeDays = Annotated[float, Field(gt=0, le=1000)]
+
+
+class SlowClockFeature(_Strict):
+    """Exponentially weighted statistics of 1-candle log returns whose half-lives are
+    given in days, converted to candles of the timeframe they are computed on: the
+    same spec means the same clock on 1h candles and on daily closes resampled
+    causally (``[[higher_timeframes]] timeframe = "1d"``). Columns are named
+    ``%-<kind>_<days>d``."""
+
+    kind: Literal["ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance"]
+    halflives_days: tuple[HalfLifeDays, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SlowClockFeature:
+        if len(set(self.halflives_days)) != len(self.halflives_days):
+            raise ValueError(f"{self.kind}: half-lives repeat: {list(self.halflives_days)}")
+        return self
+
+
+Feature = Annotated[WindowedFeature | MacdFeature | SlowClockFeature, Field(discriminator="kind")]
 
 
 class HigherTimeframe(_Strict):
@@ -129,6 +149,14 @@ class FeatureSpec(_Strict):
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def needs_timeframe(self) -> bool:
+        """Does building this spec need the candles' timeframe (higher timeframes, or
+        slow-clock features on the base candles, whose half-lives are in days)?"""
+        return bool(self.higher_timeframes) or any(
+            isinstance(f, SlowClockFeature) for f in self.features
+        )
 
     def check_timeframe(self, timeframe: str) -> None:
         """Every higher timeframe must be a whole multiple of ``timeframe``."""
@@ -181,6 +209,23 @@ def spec_with_higher_timeframe(spec: FeatureSpec, timeframe: str = "4h") -> Feat
         }
     )
     return spec.model_copy(update={"higher_timeframes": (*spec.higher_timeframes, higher)})
+
+
+def slow_clock_spec(halflives_days: tuple[float, ...] = (5, 10, 21)) -> FeatureSpec:
+    """Regime features on a slow clock: from daily closes resampled causally, the
+    exponentially weighted mean return, log downside deviation, Sortino ratio and
+    distance from the average price, at each half-life (days). Column 0 is the
+    shortest half-life's mean return, which names regime states."""
+    block = [
+        {"kind": kind, "halflives_days": list(halflives_days)}
+        for kind in ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
+    ]
+    return FeatureSpec.model_validate(
+        {
+            "features": [{"kind": "log_return", "windows": [1]}],
+            "higher_timeframes": [{"timeframe": "1d", "features": block}],
+        }
+    )
 
 
 def parse_spec(data: object, *, source: str = "feature spec") -> FeatureSpec:

@@ -10,9 +10,24 @@ from hypothesis import strategies as st
 
 from features.causality import CausalityViolation, assert_prefix_invariant
 from features.pipeline import build, resample
-from features.spec import FeatureSpec, default_spec, spec_with_higher_timeframe
+from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 
 HTF_SPEC = spec_with_higher_timeframe(spec_with_higher_timeframe(default_spec(), "4h"), "1d")
+# slow-clock features on the hourly candles themselves and on causally resampled daily closes
+SLOW_SPEC = FeatureSpec.model_validate(
+    {
+        **slow_clock_spec((2, 5)).model_dump(mode="json"),
+        "features": [
+            {"kind": kind, "halflives_days": [1, 2.5]}
+            for kind in (
+                "ewm_return",
+                "ewm_log_downside_deviation",
+                "ewm_sortino",
+                "trend_distance",
+            )
+        ],
+    }
+)
 
 
 def test_default_spec_is_causal_on_synthetic(synthetic_candles: pd.DataFrame) -> None:
@@ -28,6 +43,17 @@ def test_higher_timeframe_features_are_causal_on_synthetic(synthetic_candles: pd
     assert_prefix_invariant(lambda c: build(c, HTF_SPEC, "1h"), synthetic_candles, prefixes=ends)
 
 
+def test_slow_clock_features_are_causal_on_synthetic(synthetic_candles: pd.DataFrame) -> None:
+    # prefixes ending at every hour of two days: daily closes are where a leak would live
+    ends = [1500 + k for k in range(48)] + [2999]
+    tested = assert_prefix_invariant(
+        lambda c: build(c, SLOW_SPEC, "1h"), synthetic_candles, prefixes=ends
+    )
+    assert len(tested) == 49
+    frame = build(synthetic_candles, SLOW_SPEC, "1h")
+    assert frame.iloc[-1].notna().all()  # three weeks of candles fill every warm-up
+
+
 @pytest.mark.shared_data
 def test_default_and_higher_timeframe_specs_are_causal_on_real_btc(
     btc_candles: pd.DataFrame,
@@ -35,6 +61,9 @@ def test_default_and_higher_timeframe_specs_are_causal_on_real_btc(
     assert_prefix_invariant(lambda c: build(c, default_spec()), btc_candles, prefixes=6, seed=1)
     assert_prefix_invariant(
         lambda c: build(c, HTF_SPEC, "1h"), btc_candles, prefixes=6, seed=2, minimum=24
+    )
+    assert_prefix_invariant(
+        lambda c: build(c, slow_clock_spec(), "1h"), btc_candles, prefixes=6, seed=3, minimum=24
     )
 
 

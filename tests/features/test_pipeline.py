@@ -130,3 +130,31 @@ def test_build_leaves_the_callers_frame_untouched(
         before.astype({"date": "datetime64[ns, UTC]", "volume": "float64"}), default_spec()
     )
     pd.testing.assert_frame_equal(build(candles, default_spec()), expected)
+
+
+def test_slow_clock_half_lives_are_days_on_any_timeframe(synthetic_candles: pd.DataFrame) -> None:
+    """The same half-life in days on hourly candles and on daily closes resampled causally."""
+    from features import indicators as ind
+    from features.pipeline import resample
+    from features.spec import FeatureSpec, slow_clock_spec
+
+    spec = FeatureSpec.model_validate(
+        {"features": [{"kind": "ewm_return", "halflives_days": [2, 0.5]}]}
+    )
+    frame = build(synthetic_candles, spec, "1h")
+    assert list(frame.columns) == ["date", "%-ewm_return_2d", "%-ewm_return_0.5d"]
+    returns = np.log(synthetic_candles["close"]).diff()
+    expected = returns.ewm(halflife=48.0, min_periods=48).mean().to_numpy()
+    np.testing.assert_array_equal(frame["%-ewm_return_2d"].to_numpy(), expected)
+    assert frame["%-ewm_return_2d"].iloc[:48].isna().all()  # warm-up: one half-life
+
+    daily = build(synthetic_candles, slow_clock_spec((5,)), "1h")
+    coarse = resample(synthetic_candles, "1h", "1d")
+    on_days = ind.ewm_return(coarse["close"], 5.0)
+    # the value of a day appears from its last hour on, and stays for the next 24 hours
+    last_hours = np.flatnonzero(synthetic_candles["date"].dt.hour.to_numpy() == 23)
+    for row in last_hours[10:15]:
+        day = int(np.flatnonzero(coarse["available_at"] == synthetic_candles["date"].iloc[row])[0])
+        assert daily["%-ewm_return_5d_1d"].iloc[row] == on_days.iloc[day]
+    with pytest.raises(ValueError, match="timeframe is required"):
+        build(synthetic_candles, spec)
