@@ -365,7 +365,9 @@ def test_a_version_whose_run_did_not_finish_is_never_promoted_and_is_reconciled(
     from mlflow.entities import RunStatus
 
     from ml.registry import CHALLENGER, RegistryError, promote, reconcile
+    from ml.tracking import use_uri
 
+    use_uri(default_tracking_uri(trained.userdir))  # the source URI resolves in this store
     client = trained.client
     source = client.get_model_version("tiny_hmm_lstm", str(trained.result.version))
     experiment = client.get_experiment_by_name("tiny_hmm_lstm").experiment_id
