@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -95,29 +96,52 @@ def feature_summary(console: Console, meta: FeatureFrameMeta, *, out: str, cache
     console.print(table)
 
 
+EVALUATION_COLUMNS = (
+    ("total_return", "return", "{:+.0%}"),
+    ("cagr", "CAGR", "{:+.0%}"),
+    ("max_drawdown", "maxDD", "{:.0%}"),
+    ("drawdown_vs_buy_hold", "DD/BH", "{:.2f}"),
+    ("calmar", "Calmar", "{:.2f}"),
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("changes_per_year", "chg/y", "{:.0f}"),
+    ("exposure", "expo", "{:.2f}"),
+)
+EVALUATION_HEADERS = tuple(header for _, header, _ in EVALUATION_COLUMNS)
+
+
+def evaluation_cells(values: dict[str, float]) -> list[str]:
+    """One row of the model-and-baselines table (``-`` where a value is missing)."""
+    cells = []
+    for key, _, form in EVALUATION_COLUMNS:
+        value = values.get(key)
+        cells.append("-" if value is None or value != value else form.format(value))
+    return cells
+
+
 def train_summary(console: Console, result: object, tracking_uri: str) -> None:
     from experiments.train import TrainResult
 
     assert isinstance(result, TrainResult)
     table = Table(
-        title=f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample)",
+        title=f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample), "
+        "after fees, beside the baselines",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
     )
-    table.add_column("strategy")
-    for column in ("accuracy", "sharpe", "max_drawdown", "turnover", "exposure"):
-        table.add_column(column, justify="right")
+    table.add_column("strategy", no_wrap=True)
+    for header in EVALUATION_HEADERS:
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     rows = {"model": result.metrics, **result.baselines}
     for name, values in rows.items():
-        table.add_row(
-            name,
-            *(
-                f"{values.get(c, float('nan')):.3f}"
-                for c in ("accuracy", "sharpe", "max_drawdown", "turnover", "exposure")
-            ),
-        )
+        table.add_row(name, *evaluation_cells(values))
     console.print(table)
     extra = {
-        k: v for k, v in result.metrics.items() if k in ("log_loss", "brier", "rmse", "rank_ic")
+        k: v
+        for k, v in result.metrics.items()
+        if k in ("accuracy", "log_loss", "brier", "rmse", "rank_ic")
     }
     if extra:
         console.print("  " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items()))

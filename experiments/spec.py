@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from experiments.search_space import TuneConfig, set_path
 from features.errors import SpecError, validation_message
-from features.spec import FeatureSpec, default_spec, spec_with_higher_timeframe
+from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds
 from ml.config import ModelConfig, RegimeConfig, TrainingConfig
 from ml.targets import TargetSpec
@@ -112,9 +112,11 @@ class DataConfig(BaseModel):
 class FeaturePreset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    preset: Literal["default", "default+4h"] = "default"
+    preset: Literal["default", "default+4h", "slow_clock"] = "default"
 
     def spec(self) -> FeatureSpec:
+        if self.preset == "slow_clock":
+            return slow_clock_spec()
         return (
             default_spec()
             if self.preset == "default"

@@ -189,54 +189,72 @@ def macd_histogram(close: pd.Series, fast: int, slow: int, signal: int) -> pd.Se
     return pd.Series(hist / _f64(close), index=close.index)
 
 
-# -- slow-clock statistics: exponentially weighted, half-lives in candles -------------------
+# -- slow-clock statistics: exponentially weighted over a finite window --------------------
 #
-# Causal by construction (pandas' ewm with ``adjust=True`` weighs rows <= t only, from the
-# first row on, so any prefix gives the same values). Warm-up: ``ceil(halflife)`` returns.
+# Weights 0.5 ** (lag / halflife) for lags 0 .. n-1, n = ceil(WINDOW_HALFLIVES * halflife),
+# normalised: the value at t depends on the last n candles only (the weight left out beyond
+# them is 2 ** -WINDOW_HALFLIVES = 6%). So it is the same on any history that holds those n
+# candles: in training on years of data and live on a bounded tail. Warm-up: n + 1 rows (the
+# first row has no return). Sums run in a fixed order (numpy's direct convolution), so any
+# prefix gives the same bits.
+
+WINDOW_HALFLIVES = 8.0
 
 
-def _ewm_returns(close: pd.Series, halflife: float) -> tuple[pd.Series, int]:
-    returns = log_return(close, 1)
-    warm_up = max(2, int(np.ceil(halflife)))
-    return returns, warm_up
+def ewm_window(halflife: float) -> int:
+    """Candles one slow-clock value depends on (for a half-life in candles)."""
+    return max(2, int(np.ceil(WINDOW_HALFLIVES * halflife)))
+
+
+def _ewm_mean(values: np.ndarray, halflife: float) -> np.ndarray:
+    n = ewm_window(halflife)
+    weights = 0.5 ** (np.arange(n) / halflife)
+    weights /= weights.sum()
+    out = np.full(len(values), np.nan)
+    if len(values) >= n:
+        out[n - 1 :] = np.convolve(values, weights, mode="valid")
+    return out
+
+
+def _returns(close: pd.Series) -> np.ndarray:
+    return log_return(close, 1).to_numpy()
 
 
 def ewm_return(close: pd.Series, halflife: float) -> pd.Series:
     """Exponentially weighted mean of 1-candle log returns. Per candle."""
-    returns, warm_up = _ewm_returns(close, halflife)
-    return returns.ewm(halflife=halflife, min_periods=warm_up).mean()
+    return pd.Series(_ewm_mean(_returns(close), halflife), index=close.index)
 
 
-def _ewm_downside_deviation(returns: pd.Series, halflife: float, warm_up: int) -> pd.Series:
-    squared = returns.clip(upper=0.0) ** 2
-    return squared.ewm(halflife=halflife, min_periods=warm_up).mean() ** 0.5
+def _downside_deviation(returns: np.ndarray, halflife: float) -> np.ndarray:
+    deviation: np.ndarray = np.sqrt(_ewm_mean(np.minimum(returns, 0.0) ** 2, halflife))
+    return deviation
 
 
 def ewm_log_downside_deviation(close: pd.Series, halflife: float) -> pd.Series:
     """log of the exponentially weighted downside deviation sqrt(E[min(r, 0)^2]) of
-    1-candle log returns; the log makes its scale usable for clustering. A flat
-    stretch with no loss at all gives log(1e-8)."""
-    returns, warm_up = _ewm_returns(close, halflife)
-    deviation = _ewm_downside_deviation(returns, halflife, warm_up)
-    return pd.Series(np.log(deviation.to_numpy() + 1e-8), index=close.index)
+    1-candle log returns; the log makes its scale usable for clustering. A stretch
+    with no loss at all gives log(1e-8)."""
+    deviation = _downside_deviation(_returns(close), halflife)
+    return pd.Series(np.log(deviation + 1e-8), index=close.index)
 
 
 def ewm_sortino(close: pd.Series, halflife: float) -> pd.Series:
-    """Exponentially weighted mean return over downside deviation (same half-life).
+    """Exponentially weighted mean return over downside deviation (same weights).
     Per candle, not annualised; dimensionless."""
-    returns, warm_up = _ewm_returns(close, halflife)
-    mean = returns.ewm(halflife=halflife, min_periods=warm_up).mean()
-    return mean / (_ewm_downside_deviation(returns, halflife, warm_up) + 1e-8)
+    returns = _returns(close)
+    mean = _ewm_mean(returns, halflife)
+    return pd.Series(mean / (_downside_deviation(returns, halflife) + 1e-8), index=close.index)
 
 
 def trend_distance(close: pd.Series, halflife: float) -> pd.Series:
-    """log(close / EWMA(close)) in units of the volatility expected over the half-life:
-    divided by the exponentially weighted std of 1-candle log returns times
-    sqrt(halflife). Dimensionless; positive above the average, negative below."""
-    returns, warm_up = _ewm_returns(close, halflife)
-    prices = close.astype("float64")
-    average = prices.ewm(halflife=halflife, min_periods=warm_up).mean()
-    volatility = returns.ewm(halflife=halflife, min_periods=warm_up).std()
-    distance = np.log(prices.to_numpy() / average.to_numpy())
-    scale = volatility.to_numpy() * np.sqrt(halflife) + 1e-12
-    return pd.Series(distance / scale, index=close.index)
+    """log(close / weighted average close) in units of the volatility expected over the
+    half-life: divided by the weighted std of 1-candle log returns times sqrt(halflife).
+    Dimensionless; positive above the average, negative below."""
+    prices = close.to_numpy(dtype="float64")
+    returns = _returns(close)
+    average = np.full(len(prices), np.nan)
+    average[1:] = _ewm_mean(prices, halflife)[1:]  # same warm-up as the return statistics
+    mean = _ewm_mean(returns, halflife)
+    variance = np.maximum(_ewm_mean(returns**2, halflife) - mean**2, 0.0)
+    scale = np.sqrt(variance) * np.sqrt(halflife) + 1e-12
+    return pd.Series(np.log(prices / average) / scale, index=close.index)

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from features.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 3  # 2, 3: slow-clock features over a finite window (4, then 8 half-lives)
 
 Window = Annotated[int, Field(ge=1, le=100_000)]
 
@@ -157,6 +157,27 @@ class FeatureSpec(_Strict):
         return bool(self.higher_timeframes) or any(
             isinstance(f, SlowClockFeature) for f in self.features
         )
+
+    def lookback_candles(self, timeframe: str) -> int:
+        """Candles of ``timeframe`` that the slow-clock features at one candle depend on
+        (0 without any): a live history this long gives the values training saw. The
+        other features settle within a few hundred candles (see features.indicators)."""
+        from features.indicators import ewm_window
+
+        base = timeframe_to_seconds(timeframe)
+        needed = 0
+        blocks = [(base, self.features)] + [
+            (timeframe_to_seconds(h.timeframe), h.features) for h in self.higher_timeframes
+        ]
+        for seconds, features in blocks:
+            for feature in features:
+                if isinstance(feature, SlowClockFeature):
+                    for days in feature.halflives_days:
+                        candles = (
+                            ewm_window(days * 86_400 / seconds) + 2
+                        )  # + first return, + a partial candle
+                        needed = max(needed, candles * seconds // base)
+        return needed
 
     def check_timeframe(self, timeframe: str) -> None:
         """Every higher timeframe must be a whole multiple of ``timeframe``."""

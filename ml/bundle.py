@@ -29,8 +29,7 @@ from features.spec import FeatureSpec
 from ml.config import TrainingConfig
 from ml.models.base import proba_to_prediction
 from ml.models.reasoning import RuleReasoner
-from ml.models.regime import RegimeHMM
-from ml.regime_memo import filter_regimes, fit_regime_model
+from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
 
 BUNDLE_FORMAT = 1
@@ -85,7 +84,7 @@ class ModelBundle:
         self,
         feature_spec: FeatureSpec,
         config: TrainingConfig,
-        regime_model: RegimeHMM | None,
+        regime_model: RegimeModel | None,
         forecaster: Any,
         metadata: BundleMetadata,
     ) -> None:
@@ -197,7 +196,7 @@ class ModelBundle:
 
 
 def regime_frame(
-    model: RegimeHMM | None, features: pd.DataFrame, columns: tuple[str, ...]
+    model: RegimeModel | None, features: pd.DataFrame, columns: tuple[str, ...]
 ) -> pd.DataFrame:
     if model is None:
         return pd.DataFrame(index=features.index)
@@ -244,6 +243,7 @@ def fit_bundle(
         regime_model = fit_regime_model(
             config.regime.estimator_params(seed),
             train_features[list(config.regime.columns)].to_numpy(dtype="float64"),
+            config.regime.kind,
         )
         labels = list(regime_model.labels_)
     regimes = regime_frame(regime_model, train_features, config.regime.columns)

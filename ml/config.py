@@ -18,12 +18,13 @@ from ml.models.params import Range
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
-ForecasterKind = Literal["lstm", "hmm_lstm", "lightgbm", "rules"]
+ForecasterKind = Literal["lstm", "hmm_lstm", "lightgbm", "rules", "regime_allocation"]
 _ESTIMATORS: dict[str, tuple[str, str]] = {
     "lstm": ("ml.models.lstm", "LSTMForecaster"),
     "hmm_lstm": ("ml.models.lstm", "LSTMForecaster"),
     "lightgbm": ("ml.models.lgbm", "LightGBMForecaster"),
     "rules": ("ml.models.reasoning", "RuleReasoner"),
+    "regime_allocation": ("ml.models.allocation", "RegimeAllocator"),
 }
 
 
@@ -36,12 +37,30 @@ def estimator_class(kind: str) -> type:
 
 
 # Which forecasters see the filtered regime probabilities as inputs.
-USES_REGIMES: dict[str, bool] = {"lstm": False, "hmm_lstm": True, "lightgbm": True, "rules": True}
+USES_REGIMES: dict[str, bool] = {
+    "lstm": False,
+    "hmm_lstm": True,
+    "lightgbm": True,
+    "rules": True,
+    "regime_allocation": True,
+}
+
+
+RegimeKind = Literal["hmm", "jump"]
 
 
 class RegimeConfig(BaseModel):
+    """``[regime]``: which regime model, on which feature columns.
+
+    ``kind = "hmm"``: a Gaussian HMM (``n_states``, ``covariance_type``, ``n_restarts``,
+    ``n_iter``, ``max_states``, ``switch_margin``). ``kind = "jump"``: two-state jump
+    models voted over ``jump_penalties`` (``n_init`` starts each, features clipped at
+    ``clip`` standard deviations). Column 0 must be a return measure: it names the states.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: RegimeKind = "hmm"
     columns: tuple[str, ...] = ("%-log_return_1", "%-sqrt_wick_1", "%-log_volume_zscore_168")
     n_states: Annotated[int, Field(ge=2, le=10)] | Literal["auto"] = 3
     covariance_type: Literal["full", "diag"] = "full"
@@ -49,9 +68,27 @@ class RegimeConfig(BaseModel):
     n_iter: int = Field(default=100, ge=1, le=10_000)
     max_states: int = Field(default=5, ge=2, le=10)
     switch_margin: float = Field(default=0.5, ge=0.0, le=1.0)
+    jump_penalties: tuple[Annotated[float, Field(ge=0.0, le=1e6)], ...] = Field(
+        default=(1.0, 3.0, 10.0, 30.0, 100.0), min_length=1, max_length=20
+    )
+    n_init: int = Field(default=10, ge=1, le=100)
+    clip: float = Field(default=3.0, gt=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _columns(self) -> RegimeConfig:
+        if not self.columns:
+            raise ValueError("regime.columns: at least one feature column")
+        return self
 
     def estimator_params(self, seed: int) -> dict[str, Any]:
-        """The ``RegimeHMM`` parameters these settings stand for."""
+        """The parameters of the regime estimator (``RegimeHMM`` or ``RegimeJump``)."""
+        if self.kind == "jump":
+            return {
+                "jump_penalties": tuple(self.jump_penalties),
+                "n_init": self.n_init,
+                "clip": self.clip,
+                "random_state": seed,
+            }
         return {
             "n_states": self.n_states,
             "covariance_type": self.covariance_type,

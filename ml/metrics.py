@@ -60,17 +60,22 @@ def long_flat(
     fee: float = 0.001,
     periods_per_year: float = 8760.0,
 ) -> dict[str, float]:
-    """Simulate holding ``positions[t]`` (0 or 1, NaN = flat) over candle t+1.
+    """Simulate holding ``positions[t]`` (a share of equity in 0..1, NaN = flat) over
+    candle t+1; a change of position by d pays ``fee * d`` of equity.
 
     Returns Sharpe (annualised, of per-candle net log returns), max drawdown
-    (fraction of peak equity), turnover (position changes per candle), exposure
-    (share of candles held), total net log return and number of trades (entries).
+    (fraction of peak equity), turnover (mean position change per candle), exposure
+    (mean position), total net log return, total return, CAGR and Calmar (CAGR over
+    max drawdown; 0 without a drawdown), entries (``trades``), position changes and
+    changes per year.
     """
-    pos = np.nan_to_num(np.asarray(positions, dtype="float64"), nan=0.0)
+    pos = np.clip(np.nan_to_num(np.asarray(positions, dtype="float64"), nan=0.0), 0.0, 1.0)
     nxt = np.nan_to_num(np.r_[np.asarray(returns, dtype="float64")[1:], 0.0], nan=0.0)
     changes = np.abs(np.diff(np.r_[0.0, pos]))
-    # A fee of f per side costs log(1 - f) of equity at each change of position.
-    net = pos * nxt + changes * np.log1p(-fee)
+    # Held fully, a candle earns its log return; a share f of equity earns log(1 + f(e^r - 1)).
+    gross = np.where(pos == 1.0, nxt, np.log1p(pos * np.expm1(nxt)))
+    # A change of d costs log(1 - d * fee) of equity (d = 1: log(1 - fee)).
+    net = gross + np.log1p(-changes * fee)
     if len(net) > 1:
         net = net[:-1]  # the last position has no next candle in the window
         changes = changes[:-1]
@@ -78,13 +83,23 @@ def long_flat(
     equity = np.exp(np.cumsum(net))
     peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
     std = net.std()
+    drawdown = float((1 - equity / peak).max()) if len(equity) else 0.0
+    years = len(net) / periods_per_year
+    total = float(net.sum())
+    cagr = float(np.expm1(total / years)) if years > 0 else 0.0
+    moves = float((changes > 0).sum())
     return {
         "sharpe": float(net.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
-        "max_drawdown": float((1 - equity / peak).max()) if len(equity) else 0.0,
+        "max_drawdown": drawdown,
         "turnover": float(changes.mean()) if len(changes) else 0.0,
         "exposure": float(pos.mean()) if len(pos) else 0.0,
-        "total_log_return": float(net.sum()),
+        "total_log_return": total,
+        "total_return": float(np.expm1(total)),
+        "cagr": cagr,
+        "calmar": cagr / drawdown if drawdown > 0 else 0.0,
         "trades": float(((np.diff(np.r_[0.0, pos])) > 0).sum()),
+        "position_changes": moves,
+        "changes_per_year": moves / years if years > 0 else 0.0,
     }
 
 

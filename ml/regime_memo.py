@@ -30,13 +30,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ml.models.jump import RegimeJump
 from ml.models.regime import RegimeHMM
 
+RegimeModel = RegimeHMM | RegimeJump
+ESTIMATORS: dict[str, type[RegimeHMM] | type[RegimeJump]] = {"hmm": RegimeHMM, "jump": RegimeJump}
 MAX_FITS = 32
 MAX_READOUT_BYTES = 256 * 1024 * 1024
 
 _lock = threading.Lock()
-_fits: OrderedDict[str, RegimeHMM] = OrderedDict()
+_fits: OrderedDict[str, RegimeModel] = OrderedDict()
 _readouts: OrderedDict[str, tuple[NDArray[np.float64], NDArray[np.int64]]] = OrderedDict()
 
 
@@ -57,15 +60,18 @@ def _readout_bytes() -> int:
     return sum(p.nbytes + d.nbytes for p, d in _readouts.values())
 
 
-def fit_regime_model(params: dict[str, Any], x: NDArray[np.float64]) -> RegimeHMM:
-    """``RegimeHMM(**params).fit(x)``, or the model an identical call fitted before."""
-    key = _digest(sorted(params.items()), np.asarray(x, dtype="float64"))
+def fit_regime_model(
+    params: dict[str, Any], x: NDArray[np.float64], kind: str = "hmm"
+) -> RegimeModel:
+    """``RegimeHMM(**params).fit(x)`` (``kind="jump"``: ``RegimeJump``), or the model an
+    identical call fitted before."""
+    key = _digest(kind, sorted(params.items()), np.asarray(x, dtype="float64"))
     with _lock:
         model = _fits.get(key)
         if model is not None:
             _fits.move_to_end(key)
             return model
-    model = RegimeHMM(**params).fit(x)
+    model = ESTIMATORS[kind](**params).fit(x)
     with _lock:
         _fits[key] = model
         while len(_fits) > MAX_FITS:
@@ -73,8 +79,18 @@ def fit_regime_model(params: dict[str, Any], x: NDArray[np.float64]) -> RegimeHM
     return model
 
 
-def fingerprint(model: RegimeHMM) -> str:
+def fingerprint(model: RegimeModel) -> str:
     """Everything a read-out of ``model`` depends on."""
+    if isinstance(model, RegimeJump):
+        return _digest(
+            "jump",
+            model.centres_,
+            model.mean_,
+            model.scale_,
+            model.bull_states_,
+            tuple(model.jump_penalties),
+            float(model.clip),
+        )
     return _digest(
         model.startprob_,
         model.transmat_,
@@ -88,7 +104,7 @@ def fingerprint(model: RegimeHMM) -> str:
 
 
 def filter_regimes(
-    model: RegimeHMM, x: NDArray[np.float64]
+    model: RegimeModel, x: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """``model.filter(x)`` (probabilities (T, K), decisions (T,)); memoised, read-only,
     when ``model`` was fitted through :func:`fit_regime_model`."""

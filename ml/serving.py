@@ -119,6 +119,13 @@ class ModelAdapter:
         )
         return self.bundle
 
+    def _window(self, bundle: ModelBundle) -> int:
+        """Candles a live step recomputes features on: ``live_window``, or more when the
+        bundle's slow-clock features look further back."""
+        return max(
+            self.live_window, bundle.feature_spec.lookback_candles(bundle.metadata.timeframe)
+        )
+
     # -- prediction ------------------------------------------------------------------
 
     def _empty(self, dataframe: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
@@ -297,11 +304,11 @@ class ModelAdapter:
         state = self._live.get(pair)
         if state is None or not state.continued_by(stamps):
             state = LiveState.bootstrap(
-                bundle, self._candles(dataframe, dates), stamps, self.live_window
+                bundle, self._candles(dataframe, dates), stamps, self._window(bundle)
             )
             self._live[pair] = state
         else:  # only the bounded tail is ever looked at: the cost does not grow with history
-            state.advance(bundle, self._candles(dataframe, dates, last=self.live_window), stamps)
+            state.advance(bundle, self._candles(dataframe, dates, last=state.window), stamps)
         return state.aligned(stamps)
 
     def _write_report(self) -> None:

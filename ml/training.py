@@ -17,9 +17,11 @@ import pandas as pd
 from features.candles import DataWindow, data_window
 from features.spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
+from ml.baselines import trend_positions
 from ml.bundle import ModelBundle, fit_bundle, positions_from
 from ml.config import TrainingConfig
 from ml.metrics import baseline_positions, classification_metrics, long_flat, regression_metrics
+from ml.models.allocation import DEFAULT_EXPOSURES
 from ml.targets import make_target
 from ml.walkforward import Fold, make_folds
 
@@ -48,7 +50,11 @@ def periods_per_year(timeframe: str) -> float:
 def score(
     predictions: pd.DataFrame, candles: pd.DataFrame, config: TrainingConfig, timeframe: str
 ) -> Scores:
-    """Score predictions (indexed like ``candles``) against the target and baselines."""
+    """Score predictions (indexed like ``candles``) against the target and the baselines,
+    all on the same candles and fees: always long (buy and hold), long after a rising
+    candle, the daily trend rules of :mod:`ml.baselines` and, when the predictions carry
+    regime probabilities, the regime-only allocation (:class:`RegimeAllocator` defaults).
+    ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's."""
     rows = predictions.index.to_numpy()
     target = make_target(candles, config.target).to_numpy()[rows]
     close = candles["close"].to_numpy(dtype="float64")
@@ -60,12 +66,26 @@ def score(
         metrics = regression_metrics(target, predictions["prediction"].to_numpy(dtype="float64"))
     positions = positions_from(predictions, config.target.task)
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
+    candidates = baseline_positions(one_candle)
+    candidates.update(
+        {name: values[rows] for name, values in trend_positions(candles, timeframe).items()}
+    )
+    regime_columns = [c for c in predictions.columns if c.startswith("p_") and c != "p_up"]
+    if regime_columns:
+        weights = np.array(
+            [DEFAULT_EXPOSURES.get(c[len("p_") :], 0.5) for c in regime_columns], dtype="float64"
+        )
+        exposure = predictions[regime_columns].to_numpy(dtype="float64") @ weights
+        candidates["regime_only"] = np.where(np.isfinite(exposure), exposure, 0.0)
     baselines = {}
-    for name, baseline in baseline_positions(one_candle).items():
+    for name, baseline in candidates.items():
         result = long_flat(baseline, one_candle, fee=config.fee, periods_per_year=per_year)
         if config.target.task == "classification":
             result["accuracy"] = classification_metrics(target, baseline)["accuracy"]
         baselines[name] = result
+    hold = baselines["always_long"]["max_drawdown"]
+    for result in (metrics, *baselines.values()):
+        result["drawdown_vs_buy_hold"] = result["max_drawdown"] / hold if hold > 0 else 0.0
     return Scores(metrics, baselines)
 
 

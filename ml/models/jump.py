@@ -23,6 +23,12 @@ states: higher mean in training is ``bull``), e.g. the slow-clock features
 ``%-ewm_return_5d_1d, ...``. Standardised with training statistics and clipped
 at ``clip`` standard deviations. Rows with a NaN feature get NaN probabilities
 before the first complete row and carry the previous read-out forward after it.
+
+The model runs on the clock of its features: a row equal to the one before it
+(daily features repeated on every hourly candle of the day) is not a new
+observation, so it is skipped when fitting and carries the read-out forward.
+The penalty thus means the same on daily closes and on hourly candles that
+carry daily features.
 """
 
 from __future__ import annotations
@@ -49,6 +55,14 @@ def value_step(previous: FloatArray, losses: FloatArray, penalty: float) -> Floa
     values: FloatArray = losses + moves.min(axis=0)
     shifted: FloatArray = values - values.min()
     return shifted
+
+
+def new_observations(x: FloatArray) -> NDArray[np.bool_]:
+    """True where a row differs from the row before it (the first row is new)."""
+    changed = np.ones(len(x), dtype=bool)
+    if len(x) > 1:
+        changed[1:] = (x[1:] != x[:-1]).any(axis=1)
+    return changed
 
 
 def best_path(losses: FloatArray, penalty: float) -> tuple[NDArray[np.int64], float]:
@@ -133,6 +147,7 @@ class RegimeJump(BaseEstimator):  # type: ignore[misc]
         if not self.jump_penalties or min(self.jump_penalties) < 0:
             raise ValueError(f"jump_penalties must be >= 0, got {self.jump_penalties}")
         x = x[np.isfinite(x).all(axis=1)]
+        x = x[new_observations(x)]
         if len(x) < 50:
             raise ValueError(f"need at least 50 complete rows to fit a regime model, got {len(x)}")
         self.mean_ = x.mean(axis=0)
@@ -195,6 +210,7 @@ class OnlineJumpFilter:
     def __init__(self, model: RegimeJump) -> None:
         self.model = model
         self.values: FloatArray | None = None  # (M, 2)
+        self.last_row: FloatArray | None = None
         self.probabilities = np.full(2, np.nan)
         self.decision = -1
 
@@ -205,6 +221,9 @@ class OnlineJumpFilter:
             raise ValueError(f"expected {self.model.n_features_in_} features, got {row.shape[1]}")
         if not np.isfinite(row).all():
             return self.probabilities.copy()  # no observation: the read-out stands
+        if self.last_row is not None and (row[0] == self.last_row).all():
+            return self.probabilities.copy()  # the same observation again: no step
+        self.last_row = row[0].copy()
         z = self.model._standardise(row)
         losses = np.stack([jump_losses(z, c)[0] for c in self.model.centres_])  # (M, 2)
         if self.values is None:

@@ -307,7 +307,13 @@ def test_train_cli_with_overrides_and_spec_errors(
 def test_example_specs_are_valid() -> None:
     root = Path(__file__).resolve().parents[2] / "experiments" / "specs"
     names = sorted(p.stem for p in root.glob("*.toml"))
-    assert names == ["btc_1h_hmm_lstm", "btc_1h_lightgbm", "btc_1h_lstm", "btc_1h_rules"]
+    assert names == [
+        "btc_1h_hmm_lstm",
+        "btc_1h_lightgbm",
+        "btc_1h_lstm",
+        "btc_1h_regime_allocation",
+        "btc_1h_rules",
+    ]
     for path in root.glob("*.toml"):
         spec = load_experiment(path)
         assert spec.name == path.stem

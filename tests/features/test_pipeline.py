@@ -143,18 +143,28 @@ def test_slow_clock_half_lives_are_days_on_any_timeframe(synthetic_candles: pd.D
     )
     frame = build(synthetic_candles, spec, "1h")
     assert list(frame.columns) == ["date", "%-ewm_return_2d", "%-ewm_return_0.5d"]
-    returns = np.log(synthetic_candles["close"]).diff()
-    expected = returns.ewm(halflife=48.0, min_periods=48).mean().to_numpy()
-    np.testing.assert_array_equal(frame["%-ewm_return_2d"].to_numpy(), expected)
-    assert frame["%-ewm_return_2d"].iloc[:48].isna().all()  # warm-up: one half-life
+    returns = np.log(synthetic_candles["close"]).diff().to_numpy()
+    window = ind.ewm_window(48.0)  # 2 days of hourly candles, eight half-lives
+    assert window == 8 * 48
+    weights = 0.5 ** (np.arange(window) / 48.0)
+    row = 2000
+    expected = (returns[row - window + 1 : row + 1][::-1] * weights).sum() / weights.sum()
+    assert frame["%-ewm_return_2d"].iloc[row] == pytest.approx(expected, rel=1e-12)
+    assert frame["%-ewm_return_2d"].iloc[:window].isna().all()  # warm-up
+    assert frame["%-ewm_return_2d"].iloc[window:].notna().all()
+    # the value depends on the last `window` candles only: the same on a bounded tail
+    tail = build(synthetic_candles.iloc[row - window : row + 1].reset_index(drop=True), spec, "1h")
+    assert tail["%-ewm_return_2d"].iloc[-1] == frame["%-ewm_return_2d"].iloc[row]
+    assert spec.lookback_candles("1h") == window + 2
 
     daily = build(synthetic_candles, slow_clock_spec((5,)), "1h")
     coarse = resample(synthetic_candles, "1h", "1d")
     on_days = ind.ewm_return(coarse["close"], 5.0)
     # the value of a day appears from its last hour on, and stays for the next 24 hours
     last_hours = np.flatnonzero(synthetic_candles["date"].dt.hour.to_numpy() == 23)
-    for row in last_hours[10:15]:
+    for row in last_hours[60:65]:
         day = int(np.flatnonzero(coarse["available_at"] == synthetic_candles["date"].iloc[row])[0])
+        assert np.isfinite(on_days.iloc[day])
         assert daily["%-ewm_return_5d_1d"].iloc[row] == on_days.iloc[day]
     with pytest.raises(ValueError, match="timeframe is required"):
         build(synthetic_candles, spec)

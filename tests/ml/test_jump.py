@@ -109,3 +109,18 @@ def test_rejects_bad_input() -> None:
     )
     with pytest.raises(ValueError, match="expected 2 features"):
         OnlineJumpFilter(model).update(np.ones(3))
+
+
+def test_repeated_rows_are_one_observation(
+    fitted: tuple[RegimeJump, np.ndarray, np.ndarray],
+) -> None:
+    """Daily features repeated on 24 hourly rows read out as the daily rows do."""
+    model, x, _ = fitted
+    daily = x[:400]
+    hourly = np.repeat(daily, 24, axis=0)
+    _, on_days = model.filter(daily)
+    _, on_hours = model.filter(hourly)
+    np.testing.assert_array_equal(on_hours[23::24], on_days)
+    refit = RegimeJump(jump_penalties=(10.0,), n_init=2).fit(np.repeat(x[:1000], 3, axis=0))
+    once = RegimeJump(jump_penalties=(10.0,), n_init=2).fit(x[:1000])
+    np.testing.assert_array_equal(refit.centres_, once.centres_)

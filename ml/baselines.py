@@ -1,0 +1,59 @@
+"""Simple trend rules every model is judged against, on the same candles and fees.
+
+Each rule gives a position per candle (1 long, 0 flat), decided from daily closes
+that are complete at that candle (resampled causally, as higher-timeframe features
+are), so a rule never uses a close it could not have seen:
+
+* ``sma50_daily``: long while the last daily close is above the mean of the last
+  50 daily closes;
+* ``momentum_30d``: long while the last daily close is above the close 30 days
+  before it.
+
+Flat during their warm-up (fewer than 50 or 31 daily closes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from features.pipeline import resample
+from features.timeframes import timeframe_to_seconds
+
+FloatArray = NDArray[np.float64]
+DAY = 86_400
+SMA_DAYS = 50
+MOMENTUM_DAYS = 30
+RULES = ("sma50_daily", "momentum_30d")
+
+
+def _rules(close: pd.Series, days_per_candle: float) -> dict[str, pd.Series]:
+    sma_window = max(2, round(SMA_DAYS / days_per_candle))
+    momentum_lag = max(1, round(MOMENTUM_DAYS / days_per_candle))
+    sma = close.rolling(sma_window, min_periods=sma_window).mean()
+    return {
+        "sma50_daily": (close > sma).astype("float64"),
+        "momentum_30d": (close > close.shift(momentum_lag)).astype("float64"),
+    }
+
+
+def trend_positions(candles: pd.DataFrame, timeframe: str) -> dict[str, FloatArray]:
+    """Positions (one per row of ``candles``) of the daily trend rules."""
+    seconds = timeframe_to_seconds(timeframe)
+    if seconds >= DAY:  # daily or slower candles are their own closes
+        return {
+            name: values.to_numpy()
+            for name, values in _rules(candles["close"].astype("float64"), seconds / DAY).items()
+        }
+    daily = resample(candles, timeframe, "1d")
+    rules = pd.DataFrame(_rules(daily["close"].astype("float64"), 1.0))
+    rules["available_at"] = daily["available_at"].to_numpy()
+    merged = pd.merge_asof(
+        candles[["date"]],
+        rules.sort_values("available_at"),
+        left_on="date",
+        right_on="available_at",
+        direction="backward",
+    )
+    return {name: merged[name].fillna(0.0).to_numpy(dtype="float64") for name in RULES}

@@ -1,0 +1,89 @@
+"""Regime allocation: a target exposure per regime instead of a forecast.
+
+The "forecaster" of a regime allocation spec. It learns nothing from the target;
+it maps the filtered regime probabilities ``p_<label>`` (columns of ``X``) to a
+target exposure
+
+    exposure_t = sum_label p_label,t * exposures[label]          (0 .. 1)
+
+reported as ``p_up`` (column 1 of ``predict_proba``) so that every evaluation
+(walk-forward long/flat simulation, backtests, reports) reads it like any other
+model; ``predict`` is long (1) when the exposure is at least one half. With a
+jump-model vote, ``p_bull`` is the share of penalties that see a bull market, so
+the exposure is that share and the decision their majority.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator
+
+from ml.models.base import Task, as_frame
+from ml.models.params import Range
+
+DEFAULT_EXPOSURES = {"bull": 1.0, "sideways": 0.5, "volatile": 0.25, "bear": 0.0, "crash": 0.0}
+
+
+class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
+    """Target exposure from regime probabilities.
+
+    Parameters
+    ----------
+    exposures: share of the stake to hold in each regime label (0..1); labels the
+        regime model has but this mapping lacks get ``other``.
+    other: exposure of a regime label missing from ``exposures``.
+    """
+
+    param_ranges: ClassVar[dict[str, Range]] = {"other": Range(0.0, 1.0)}
+
+    def __init__(
+        self,
+        task: Task = "classification",
+        exposures: dict[str, float] | None = None,
+        other: float = 0.5,
+    ) -> None:
+        self.task = task
+        self.exposures = exposures
+        self.other = other
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> RegimeAllocator:
+        if self.task != "classification":
+            raise ValueError("a regime allocation reports an exposure: use a classification target")
+        frame = as_frame(X)
+        columns = [str(c) for c in frame.columns if str(c).startswith("p_")]
+        if not columns:
+            raise ValueError(
+                "a regime allocation needs regime probabilities (p_<label> columns) in its inputs"
+            )
+        table = {**DEFAULT_EXPOSURES, **(self.exposures or {})}
+        bad = {k: v for k, v in table.items() if not 0.0 <= float(v) <= 1.0}
+        if bad:
+            raise ValueError(f"exposures must lie in [0, 1], got {bad}")
+        self.regime_columns_ = columns
+        self.weights_ = np.array(
+            [float(table.get(c[len("p_") :], self.other)) for c in columns], dtype="float64"
+        )
+        self.history_: list[dict[str, float]] = []
+        self.n_features_in_ = frame.shape[1]
+        self.device_ = "cpu"
+        return self
+
+    def exposure(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Target exposure per row (NaN while the regime probabilities are)."""
+        probabilities = as_frame(X)[self.regime_columns_].to_numpy(dtype="float64")
+        exposure: NDArray[np.float64] = probabilities @ self.weights_
+        return exposure
+
+    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """``[1 - exposure, exposure]`` per row, (n, 2)."""
+        exposure = self.exposure(X)
+        return np.column_stack([1.0 - exposure, exposure])
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """1 = long (exposure >= 0.5), 0 = flat, NaN before the regimes are known."""
+        exposure = self.exposure(X)
+        return np.where(np.isfinite(exposure), (exposure >= 0.5).astype("float64"), np.nan)
