@@ -56,6 +56,28 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     result = train(lstm, userdir=userdir, tracking_uri=uri)
     promote(configure(uri, userdir), "serve_hmm_lstm", result.version, "test", user="pytest")
+    slow = [
+        {"kind": kind, "halflives_days": [0.5, 1]}
+        for kind in ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
+    ]
+    allocation = parse_experiment(
+        {
+            "name": "serve_allocation",
+            "data": {"timerange": "20200101-20200301"},
+            "features": {"features": slow},
+            "regime": {
+                "kind": "jump",
+                "columns": ["%-ewm_return_0.5d", "%-ewm_sortino_1d", "%-trend_distance_1d"],
+                "jump_penalties": [3.0, 30.0],
+                "n_init": 2,
+            },
+            "model": {"kind": "regime_allocation"},
+            "walk_forward": {"folds": 1, "test_size": 200},
+        },
+        source="test",
+    )
+    result = train(allocation, userdir=userdir, tracking_uri=uri)
+    promote(configure(uri, userdir), "serve_allocation", result.version, "test", user="pytest")
     return userdir, uri
 
 
@@ -146,7 +168,7 @@ def test_feature_mismatch_gives_do_predict_zero(
     assert len(messages) == 1 and "feature mismatch" in messages[0]
 
 
-@pytest.mark.parametrize("model", ["serve_rules", "serve_hmm_lstm"])
+@pytest.mark.parametrize("model", ["serve_rules", "serve_hmm_lstm", "serve_allocation"])
 def test_live_path_processes_only_new_candles_and_matches_the_batch(
     registered: tuple[Path, str], model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
