@@ -37,6 +37,7 @@ from features.data import load_candles
 from features.errors import DataError, SpecError
 from features.frames import FeatureCache
 from features.spec import FeatureSpec
+from features.timeframes import timeframe_to_seconds
 from ml.bundle import ModelBundle
 from ml.training import TrainingJob, score, walk_forward
 from ml.walkforward import make_folds
@@ -255,7 +256,8 @@ def objective_values(metrics: dict[str, float], tune: TuneConfig) -> list[float]
 def folds_of(data: TuningData, spec: ExperimentSpec) -> int:
     """The number of folds (and that they fit in the tuning window)."""
     try:
-        return len(make_folds(data.tuning_rows, spec.walk_forward, spec.target.horizon))
+        per_day = 86_400 / timeframe_to_seconds(spec.data.timeframe)
+        return len(make_folds(data.tuning_rows, spec.walk_forward, spec.target.horizon, per_day))
     except ValueError as exc:
         raise SpecError(f"[walk_forward] in the tuning window: {exc}") from exc
 

@@ -180,11 +180,13 @@ class FeatureSpec(_Strict):
         return needed
 
     def check_timeframe(self, timeframe: str) -> None:
-        """Every higher timeframe must be a whole multiple of ``timeframe``."""
+        """Every higher timeframe must be a whole multiple of ``timeframe`` (the same
+        timeframe is allowed: its block is then computed on the candles themselves, so a
+        spec with daily features runs unchanged on daily candles)."""
         base = timeframe_to_seconds(timeframe)
         for higher in self.higher_timeframes:
             seconds = timeframe_to_seconds(higher.timeframe)
-            if seconds <= base or seconds % base:
+            if seconds < base or seconds % base:
                 raise SpecError(
                     f"higher timeframe {higher.timeframe} is not a multiple of {timeframe} above it",
                     hint="use e.g. 4h or 1d features on 1h candles",

@@ -124,7 +124,8 @@ class TrainingJob:
 def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
     """Yield one :class:`FoldResult` per fold, in time order."""
     config = job.config
-    for fold in make_folds(len(job.candles), config.walk_forward, config.target.horizon):
+    per_day = 86_400 / timeframe_to_seconds(job.timeframe)
+    for fold in make_folds(len(job.candles), config.walk_forward, config.target.horizon, per_day):
         train_rows = slice(fold.train_start, fold.train_end)
         test_rows = slice(fold.test_start, fold.test_end)
         bundle = job.fit(train_rows)

@@ -21,6 +21,8 @@ class WalkForwardSpec(BaseModel):
     scheme: Literal["expanding", "rolling"] = "expanding"
     folds: int = Field(default=4, ge=1, le=100)
     test_size: int | None = Field(default=None, ge=10)  # default: 40% of the rows / folds
+    # the test block in days instead of candles: the same schedule on any timeframe
+    test_days: float | None = Field(default=None, gt=0, le=3650)
     train_size: int | None = Field(default=None, ge=50)  # rolling only; default: first train size
     embargo: int | None = Field(default=None, ge=0)  # default: the target horizon
 
@@ -35,9 +37,19 @@ class Fold(BaseModel):
     test_end: int  # exclusive
 
 
-def make_folds(rows: int, spec: WalkForwardSpec, horizon: int) -> list[Fold]:
+def make_folds(
+    rows: int, spec: WalkForwardSpec, horizon: int, candles_per_day: float | None = None
+) -> list[Fold]:
+    """The folds of ``rows`` candles; ``candles_per_day`` converts ``test_days``."""
     embargo = max(horizon, spec.embargo if spec.embargo is not None else horizon)
-    test_size = spec.test_size or max(10, int(rows * 0.4) // spec.folds)
+    if spec.test_size is not None and spec.test_days is not None:
+        raise ValueError("give walk_forward.test_size or test_days, not both")
+    if spec.test_days is not None:
+        if candles_per_day is None:
+            raise ValueError("walk_forward.test_days needs the candles' timeframe")
+        test_size = max(10, round(spec.test_days * candles_per_day))
+    else:
+        test_size = spec.test_size or max(10, int(rows * 0.4) // spec.folds)
     first_test = rows - spec.folds * test_size
     if first_test - embargo < 50:
         raise ValueError(

@@ -74,3 +74,15 @@ def test_long_flat_simulation_charges_fees_per_side() -> None:
     always = long_flat(baseline_positions(returns)["always_long"], returns, fee=0.0)
     assert always["total_log_return"] == pytest.approx(0.05)
     assert always["max_drawdown"] == pytest.approx(1 - np.exp(-0.01))
+
+
+def test_test_blocks_in_days_follow_the_timeframe() -> None:
+    spec = WalkForwardSpec(folds=4, test_days=10)
+    hourly = make_folds(2000, spec, horizon=1, candles_per_day=24)
+    daily = make_folds(200, spec, horizon=1, candles_per_day=1)
+    assert [f.test_end - f.test_start for f in hourly] == [240] * 4
+    assert [f.test_end - f.test_start for f in daily] == [10] * 4
+    with pytest.raises(ValueError, match="needs the candles' timeframe"):
+        make_folds(2000, spec, horizon=1)
+    with pytest.raises(ValueError, match="not both"):
+        make_folds(2000, WalkForwardSpec(folds=4, test_days=10, test_size=100), horizon=1)

@@ -1,0 +1,220 @@
+"""The regime allocation spec walk-forward on every real market, beside the trend rules.
+
+For each market in ``../shared/data/binance-csv`` (BTC/USDT 1h, BTC/USDT daily,
+BNB/USDT daily) the same spec, unchanged but for pair and timeframe, is run
+walk-forward through the training pipeline (``ml.training.walk_forward``: refit
+every quarter on all candles before it, read out causally on the next quarter),
+and scored after fees on the same candles as buy and hold, the daily SMA50 rule,
+30-day momentum and the regime-only allocation. Printed: one table per market,
+the issue's targets with PASS/FAIL, and a last line that sums them up.
+
+This is the long/flat simulation of ``ml.metrics.long_flat`` (positions decided at
+a candle's close, held over the next candle, a fee per side), not yet the
+Freqtrade engine.
+
+    .venv/bin/python bench/regime_strategy.py [--spec experiments/specs/btc_1h_regime_allocation.toml]
+        [--start 20180601] [--end 20210601] [--markets btc_1h,btc_1d,bnb_1d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+from experiments.spec import TimeRange, load_experiment  # noqa: E402
+from experiments.train import select_candles  # noqa: E402
+from features.data import ImportOptions, import_candles, load_candles  # noqa: E402
+from features.pipeline import build  # noqa: E402
+from ml.training import TrainingJob, periods_per_year, score, walk_forward  # noqa: E402
+
+SHARED = Path(os.environ.get("TRADINGBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MARKETS = {
+    "btc_1h": ("Binance_BTCUSDT_1h.csv.gz", "BTC/USDT", "1h"),
+    "btc_1d": ("Binance_BTCUSDT_d.csv.gz", "BTC/USDT", "1d"),
+    "bnb_1d": ("Binance_BNBUSDT_d.csv.gz", "BNB/USDT", "1d"),
+}
+MIN_TRAIN_DAYS = 365
+QUARTER_DAYS = 91.3125
+SHOWN = ("model", "always_long", "sma50_daily", "momentum_30d", "regime_only")
+
+
+def median_regime_days(regimes: pd.Series, dates: pd.Series) -> float:
+    """Median length in days of the runs of one regime decision (the last run, cut by the
+    end of the window, included)."""
+    labels = regimes.to_numpy()
+    valid = labels != ""
+    labels, stamps = labels[valid], dates.to_numpy()[valid]
+    if not len(labels):
+        return float("nan")
+    starts = np.r_[0, np.flatnonzero(labels[1:] != labels[:-1]) + 1]
+    ends = np.r_[starts[1:], len(labels)]
+    step = np.median(np.diff(stamps)) if len(stamps) > 1 else np.timedelta64(1, "D")
+    lengths = [
+        (stamps[e - 1] - stamps[s] + step) / np.timedelta64(1, "D")
+        for s, e in zip(starts, ends, strict=True)
+    ]
+    return float(np.median(lengths))
+
+
+def run_market(name: str, spec_path: Path, start: str, end: str, root: Path) -> dict[str, object]:
+    filename, pair, timeframe = MARKETS[name]
+    userdir = root / name
+    import_candles(
+        SHARED / "binance-csv" / filename,
+        pair=pair,
+        timeframe=timeframe,
+        exchange="binance",
+        userdir=userdir,
+        options=ImportOptions(repair=True),
+    )
+    spec = load_experiment(spec_path).with_overrides(
+        pair=pair, timeframe=timeframe, timerange=f"-{end}"
+    )
+    candles = select_candles(
+        load_candles(userdir, "binance", pair, timeframe), TimeRange.parse(f"-{end}")
+    )
+    features = build(candles, spec.feature_spec, timeframe)
+    # A market with a short history gets as many quarterly folds as leave its first
+    # fold a year of complete feature rows to learn from (at most the spec's folds).
+    complete = features.dropna()
+    usable_days = (candles["date"].iloc[-1] - complete["date"].iloc[0]).days - MIN_TRAIN_DAYS
+    quarters = int(usable_days // QUARTER_DAYS)
+    walk = spec.walk_forward
+    if quarters < walk.folds:
+        spec = spec.model_copy(
+            update={"walk_forward": walk.model_copy(update={"folds": max(1, quarters)})}
+        )
+    job = TrainingJob(
+        name=spec.name,
+        candles=candles,
+        features=features,
+        feature_spec=spec.feature_spec,
+        config=spec.training,
+        pair=pair,
+        timeframe=timeframe,
+        seed=spec.seed,
+    )
+    stitched = pd.concat([result.predictions for result in walk_forward(job)])
+    first = stitched.index[0]
+    scores = score(stitched, candles, spec.training, timeframe)
+    rows = {"model": scores.metrics, **scores.baselines}
+    dates = candles["date"].iloc[stitched.index]
+    return {
+        "market": f"{pair} {timeframe}",
+        "window": f"{candles['date'].iloc[first]:%Y-%m-%d}..{candles['date'].iloc[stitched.index[-1]]:%Y-%m-%d}",
+        "rows": rows,
+        "median_regime_days": median_regime_days(stitched["regime"], dates),
+        "years": len(stitched) / periods_per_year(timeframe),
+        "start_ok": candles["date"].iloc[first]
+        <= pd.Timestamp(start, tz="UTC") + pd.Timedelta(days=7),
+    }
+
+
+def print_market(result: dict[str, object]) -> None:
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    print(f"\n{result['market']}  walk-forward {result['window']} (out-of-sample, after fees)")
+    header = f"{'strategy':<14}{'return':>9}{'CAGR':>8}{'maxDD':>8}{'DD/BH':>7}{'Calmar':>8}{'Sharpe':>8}{'chg/yr':>8}{'expo':>6}"
+    print(header)
+    print("-" * len(header))
+    for name in SHOWN:
+        m = rows[name]
+        print(
+            f"{name:<14}{m['total_return']:>+9.0%}{m['cagr']:>+8.0%}{m['max_drawdown']:>8.1%}"
+            f"{m['drawdown_vs_buy_hold']:>7.2f}{m['calmar']:>8.2f}{m['sharpe']:>8.2f}"
+            f"{m['changes_per_year']:>8.1f}{m['exposure']:>6.2f}"
+        )
+    print(f"median regime duration {result['median_regime_days']:.1f} days")
+
+
+def targets(results: dict[str, dict[str, object]]) -> list[tuple[str, bool, str]]:
+    checks: list[tuple[str, bool, str]] = []
+    if "btc_1h" in results:
+        rows = results["btc_1h"]["rows"]
+        assert isinstance(rows, dict)
+        model = rows["model"]
+        best_rule = max(rows["sma50_daily"]["calmar"], rows["momentum_30d"]["calmar"])
+        days = float(results["btc_1h"]["median_regime_days"])  # type: ignore[arg-type]
+        checks += [
+            (
+                "BTC 1h max DD <= 0.6x buy and hold",
+                model["drawdown_vs_buy_hold"] <= 0.6,
+                f"{model['drawdown_vs_buy_hold']:.2f}x",
+            ),
+            (
+                "BTC 1h Calmar >= best of SMA50 and 30d momentum",
+                model["calmar"] >= best_rule,
+                f"{model['calmar']:.2f} vs {best_rule:.2f}",
+            ),
+            ("BTC 1h median regime >= 10 days", days >= 10, f"{days:.1f} days"),
+            (
+                "BTC 1h < 40 position changes a year",
+                model["changes_per_year"] < 40,
+                f"{model['changes_per_year']:.1f}",
+            ),
+        ]
+    for name, label in (("btc_1d", "BTC daily"), ("bnb_1d", "BNB daily")):
+        if name not in results:
+            continue
+        rows = results[name]["rows"]
+        assert isinstance(rows, dict)
+        model, hold = rows["model"], rows["always_long"]
+        checks += [
+            (
+                f"{label} max DD < 0.75x buy and hold",
+                model["drawdown_vs_buy_hold"] < 0.75,
+                f"{model['drawdown_vs_buy_hold']:.2f}x",
+            ),
+            (
+                f"{label} Calmar > buy and hold's",
+                model["calmar"] > hold["calmar"],
+                f"{model['calmar']:.2f} vs {hold['calmar']:.2f}",
+            ),
+        ]
+    return checks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        default=ROOT / "experiments" / "specs" / "btc_1h_regime_allocation.toml",
+    )
+    parser.add_argument(
+        "--start", default="20180601", help="first day the targets are measured from"
+    )
+    parser.add_argument("--end", default="20210601", help="end of the data used (exclusive)")
+    parser.add_argument("--markets", default=",".join(MARKETS))
+    options = parser.parse_args()
+    if not (SHARED / "binance-csv").is_dir():
+        print(f"real market data not found at {SHARED}: nothing to measure")
+        return 2
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="regime-bench-") as tmp:
+        for name in options.markets.split(","):
+            results[name] = run_market(name, options.spec, options.start, options.end, Path(tmp))
+            print_market(results[name])
+    checks = targets(results)
+    print()
+    for label, ok, value in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {label}: {value}")
+    passed = sum(ok for _, ok, _ in checks)
+    print(
+        f"regime strategy: {passed}/{len(checks)} targets met ({options.spec.name}, long/flat simulation after fees)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
