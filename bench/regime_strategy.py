@@ -43,7 +43,7 @@ MARKETS = {
     "btc_1d": ("Binance_BTCUSDT_d.csv.gz", "BTC/USDT", "1d"),
     "bnb_1d": ("Binance_BNBUSDT_d.csv.gz", "BNB/USDT", "1d"),
 }
-MIN_TRAIN_DAYS = 365
+MIN_TRAIN_DAYS = 90
 QUARTER_DAYS = 91.3125
 SHOWN = ("model", "always_long", "sma50_daily", "momentum_30d", "regime_only")
 

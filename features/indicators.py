@@ -192,10 +192,11 @@ def macd_histogram(close: pd.Series, fast: int, slow: int, signal: int) -> pd.Se
 # -- slow-clock statistics: exponentially weighted over a finite window --------------------
 #
 # Weights 0.5 ** (lag / halflife) for lags 0 .. n-1, n = ceil(WINDOW_HALFLIVES * halflife),
-# normalised: the value at t depends on the last n candles only (the weight left out beyond
-# them is 2 ** -WINDOW_HALFLIVES = 6%). So it is the same on any history that holds those n
-# candles: in training on years of data and live on a bounded tail. Warm-up: n + 1 rows (the
-# first row has no return). Sums run in a fixed order (numpy's direct convolution), so any
+# normalised over the lags that exist: from row n-1 on, the value at t depends on the last
+# n candles only (the weight left out beyond them is 2 ** -WINDOW_HALFLIVES = 0.4%), so it
+# is the same on any history that holds those n candles, in training on years of data and
+# live on a bounded tail; before that it is the usual adjusted EWM of the rows so far.
+# Warm-up: ceil(halflife) returns. Each value is a dot product of fixed slices, so any
 # prefix gives the same bits.
 
 WINDOW_HALFLIVES = 8.0
@@ -209,10 +210,19 @@ def ewm_window(halflife: float) -> int:
 def _ewm_mean(values: np.ndarray, halflife: float) -> np.ndarray:
     n = ewm_window(halflife)
     weights = 0.5 ** (np.arange(n) / halflife)
-    weights /= weights.sum()
+    valid = np.isfinite(values)
+    filled = np.where(valid, values, 0.0)
     out = np.full(len(values), np.nan)
-    if len(values) >= n:
-        out[n - 1 :] = np.convolve(values, weights, mode="valid")
+    if len(values) >= n:  # full windows: one fixed-order dot product each
+        totals = np.convolve(filled, weights, mode="valid")
+        counts = np.convolve(valid.astype("float64"), weights, mode="valid")
+        out[n - 1 :] = totals / counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for t in range(min(n - 1, len(values))):  # the first rows: the lags that exist
+            lags = weights[: t + 1]
+            out[t] = np.dot(filled[t::-1], lags) / np.dot(valid[t::-1].astype("float64"), lags)
+    seen = np.cumsum(valid)
+    out[seen < max(2, int(np.ceil(halflife)))] = np.nan  # warm-up
     return out
 
 

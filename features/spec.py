@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from features.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
 
-PIPELINE_VERSION = 3  # 2, 3: slow-clock features over a finite window (4, then 8 half-lives)
+PIPELINE_VERSION = 4  # 2-4: slow-clock features over a finite window
 
 Window = Annotated[int, Field(ge=1, le=100_000)]
 
@@ -237,12 +237,14 @@ def spec_with_higher_timeframe(spec: FeatureSpec, timeframe: str = "4h") -> Feat
 def slow_clock_spec(halflives_days: tuple[float, ...] = (5, 10, 21)) -> FeatureSpec:
     """Regime features on a slow clock: from daily closes resampled causally, the
     exponentially weighted mean return, log downside deviation, Sortino ratio and
-    distance from the average price, at each half-life (days). Column 0 is the
-    shortest half-life's mean return, which names regime states."""
-    block = [
+    distance from the average price, at each half-life (days), and the daily close's
+    z-score against its 50-day mean (``%-close_zscore_50_1d``: above 0 exactly when the
+    SMA50 rule is long)."""
+    block: list[dict[str, object]] = [
         {"kind": kind, "halflives_days": list(halflives_days)}
         for kind in ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
     ]
+    block.append({"kind": "close_zscore", "windows": [50]})
     return FeatureSpec.model_validate(
         {
             "features": [{"kind": "log_return", "windows": [1]}],

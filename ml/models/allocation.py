@@ -11,6 +11,12 @@ reported as ``p_up`` (column 1 of ``predict_proba``) so that every evaluation
 model; ``predict`` is long (1) when the exposure is at least one half. With a
 jump-model vote, ``p_bull`` is the share of penalties that see a bull market, so
 the exposure is that share and the decision their majority.
+
+With ``trend_column`` the allocation is *regime-gated trend*: the exposure holds
+only while that feature is above 0 (e.g. ``%-close_zscore_50_1d``, the daily close
+above its 50-day mean), so a bull regime is left when its trend breaks and a
+bear regime ignores every trend signal, which is where long/flat trend rules lose
+most (choppy declines).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
     exposures: share of the stake to hold in each regime label (0..1); labels the
         regime model has but this mapping lacks get ``other``.
     other: exposure of a regime label missing from ``exposures``.
+    trend_column: a feature whose sign gates the exposure (> 0: hold; otherwise flat).
     """
 
     param_ranges: ClassVar[dict[str, Range]] = {"other": Range(0.0, 1.0)}
@@ -45,10 +52,12 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
         task: Task = "classification",
         exposures: dict[str, float] | None = None,
         other: float = 0.5,
+        trend_column: str | None = None,
     ) -> None:
         self.task = task
         self.exposures = exposures
         self.other = other
+        self.trend_column = trend_column
 
     def fit(self, X: pd.DataFrame, y: object = None) -> RegimeAllocator:
         if self.task != "classification":
@@ -59,6 +68,8 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
             raise ValueError(
                 "a regime allocation needs regime probabilities (p_<label> columns) in its inputs"
             )
+        if self.trend_column is not None and self.trend_column not in frame.columns:
+            raise ValueError(f"trend_column {self.trend_column!r} is not a feature of the spec")
         table = {**DEFAULT_EXPOSURES, **(self.exposures or {})}
         bad = {k: v for k, v in table.items() if not 0.0 <= float(v) <= 1.0}
         if bad:
@@ -74,8 +85,13 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
 
     def exposure(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """Target exposure per row (NaN while the regime probabilities are)."""
-        probabilities = as_frame(X)[self.regime_columns_].to_numpy(dtype="float64")
+        frame = as_frame(X)
+        probabilities = frame[self.regime_columns_].to_numpy(dtype="float64")
         exposure: NDArray[np.float64] = probabilities @ self.weights_
+        if self.trend_column is not None:
+            trend = frame[self.trend_column].to_numpy(dtype="float64")
+            gated = np.where(trend > 0, exposure, 0.0)
+            exposure = np.where(np.isfinite(trend), gated, np.nan)
         return exposure
 
     def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:

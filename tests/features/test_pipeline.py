@@ -150,8 +150,13 @@ def test_slow_clock_half_lives_are_days_on_any_timeframe(synthetic_candles: pd.D
     row = 2000
     expected = (returns[row - window + 1 : row + 1][::-1] * weights).sum() / weights.sum()
     assert frame["%-ewm_return_2d"].iloc[row] == pytest.approx(expected, rel=1e-12)
-    assert frame["%-ewm_return_2d"].iloc[:window].isna().all()  # warm-up
-    assert frame["%-ewm_return_2d"].iloc[window:].notna().all()
+    # warm-up: one half-life of returns; before a full window, pandas' adjusted EWM
+    assert frame["%-ewm_return_2d"].iloc[:48].isna().all()
+    assert frame["%-ewm_return_2d"].iloc[48:].notna().all()
+    pandas_ewm = pd.Series(returns).ewm(halflife=48.0, min_periods=48).mean().to_numpy()
+    np.testing.assert_allclose(
+        frame["%-ewm_return_2d"].to_numpy()[: window - 1], pandas_ewm[: window - 1], rtol=1e-12
+    )
     # the value depends on the last `window` candles only: the same on a bounded tail
     tail = build(synthetic_candles.iloc[row - window : row + 1].reset_index(drop=True), spec, "1h")
     assert tail["%-ewm_return_2d"].iloc[-1] == frame["%-ewm_return_2d"].iloc[row]

@@ -91,3 +91,17 @@ def test_partial_exposure_earns_its_share_and_pays_fees_on_changes() -> None:
     )
     assert costly["position_changes"] == 2
     assert full["calmar"] == pytest.approx(full["cagr"] / full["max_drawdown"])
+
+
+def test_a_trend_gate_holds_the_regime_exposure_only_above_the_trend() -> None:
+    frame = pd.DataFrame(
+        {
+            "%-close_zscore_50_1d": [np.nan, 0.5, -0.1, 0.2, 0.3],
+            "p_bear": [0.0, 0.0, 0.0, 1.0, 0.2],
+            "p_bull": [1.0, 1.0, 1.0, 0.0, 0.8],
+        }
+    )
+    model = RegimeAllocator(trend_column="%-close_zscore_50_1d").fit(frame, None)
+    np.testing.assert_array_equal(model.exposure(frame), [np.nan, 1.0, 0.0, 0.0, 0.8])
+    with pytest.raises(ValueError, match="is not a feature of the spec"):
+        RegimeAllocator(trend_column="%-nope").fit(frame, None)
