@@ -43,8 +43,6 @@ MARKETS = {
     "btc_1d": ("Binance_BTCUSDT_d.csv.gz", "BTC/USDT", "1d"),
     "bnb_1d": ("Binance_BNBUSDT_d.csv.gz", "BNB/USDT", "1d"),
 }
-MIN_TRAIN_DAYS = 90
-QUARTER_DAYS = 91.3125
 SHOWN = ("model", "always_long", "sma50_daily", "momentum_30d", "regime_only")
 
 
@@ -84,16 +82,6 @@ def run_market(name: str, spec_path: Path, start: str, end: str, root: Path) -> 
         load_candles(userdir, "binance", pair, timeframe), TimeRange.parse(f"-{end}")
     )
     features = build(candles, spec.feature_spec, timeframe)
-    # A market with a short history gets as many quarterly folds as leave its first
-    # fold a year of complete feature rows to learn from (at most the spec's folds).
-    complete = features.dropna()
-    usable_days = (candles["date"].iloc[-1] - complete["date"].iloc[0]).days - MIN_TRAIN_DAYS
-    quarters = int(usable_days // QUARTER_DAYS)
-    walk = spec.walk_forward
-    if quarters < walk.folds:
-        spec = spec.model_copy(
-            update={"walk_forward": walk.model_copy(update={"folds": max(1, quarters)})}
-        )
     job = TrainingJob(
         name=spec.name,
         candles=candles,

@@ -125,7 +125,9 @@ def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
     """Yield one :class:`FoldResult` per fold, in time order."""
     config = job.config
     per_day = 86_400 / timeframe_to_seconds(job.timeframe)
-    for fold in make_folds(len(job.candles), config.walk_forward, config.target.horizon, per_day):
+    dates = job.candles["date"].to_numpy(dtype="datetime64[ns]")
+    horizon = config.target.horizon
+    for fold in make_folds(len(job.candles), config.walk_forward, horizon, per_day, dates):
         train_rows = slice(fold.train_start, fold.train_end)
         test_rows = slice(fold.test_start, fold.test_end)
         bundle = job.fit(train_rows)

@@ -86,3 +86,21 @@ def test_test_blocks_in_days_follow_the_timeframe() -> None:
         make_folds(2000, spec, horizon=1)
     with pytest.raises(ValueError, match="not both"):
         make_folds(2000, WalkForwardSpec(folds=4, test_days=10, test_size=100), horizon=1)
+
+
+def test_calendar_blocks_do_not_depend_on_where_the_data_ends() -> None:
+    dates = pd.date_range("2020-01-01", periods=24 * 100, freq="1h").to_numpy()
+    spec = WalkForwardSpec(start="20200201", folds=5, test_days=10)
+    full = make_folds(len(dates), spec, horizon=24, candles_per_day=24, dates=dates)
+    assert [f.test_start for f in full] == [24 * (31 + 10 * i) for i in range(5)]
+    assert all(f.train_end == f.test_start - 24 for f in full)
+    cut = 24 * 55 + 7  # the data ends inside the third block
+    part = make_folds(cut, spec, horizon=24, candles_per_day=24, dates=dates[:cut])
+    assert [(f.train_end, f.test_start) for f in part] == [
+        (f.train_end, f.test_start) for f in full[:3]
+    ]
+    assert part[-1].test_end == cut
+    with pytest.raises(ValueError, match="only 0 candles to train on"):
+        make_folds(
+            len(dates), WalkForwardSpec(start="20191201", folds=2, test_days=10), 24, 24, dates
+        )
