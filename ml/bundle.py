@@ -270,8 +270,11 @@ def fit_bundle(
     return ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
 
 
-def positions_from(predictions: pd.DataFrame, task: str) -> np.ndarray:
-    """Long (1) / flat (0) from a prediction frame: long when up is predicted."""
+def positions_from(predictions: pd.DataFrame, task: str, fractional: bool = False) -> np.ndarray:
+    """Long (1) / flat (0) from a prediction frame: long when up is predicted;
+    ``fractional``: the share of equity ``p_up`` (a regime allocation's exposure)."""
+    if fractional:
+        return predictions["p_up"].to_numpy(dtype="float64")
     prediction = predictions["prediction"].to_numpy(dtype="float64")
     if task == "classification":
         return np.where(np.isfinite(prediction), prediction, np.nan)

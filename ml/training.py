@@ -64,7 +64,9 @@ def score(
         metrics = classification_metrics(target, predictions["p_up"].to_numpy(dtype="float64"))
     else:
         metrics = regression_metrics(target, predictions["prediction"].to_numpy(dtype="float64"))
-    positions = positions_from(predictions, config.target.task)
+    positions = positions_from(
+        predictions, config.target.task, fractional=config.model.kind == "regime_allocation"
+    )
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
     candidates = baseline_positions(one_candle)
     candidates.update(

@@ -2,15 +2,18 @@
 
 The "forecaster" of a regime allocation spec. It learns nothing from the target;
 it maps the filtered regime probabilities ``p_<label>`` (columns of ``X``) to a
-target exposure
+target exposure (0 .. 1):
 
-    exposure_t = sum_label p_label,t * exposures[label]          (0 .. 1)
+* ``mode = "decision"`` (default): the exposure of the most probable regime,
+  ``exposures[argmax_label p_label,t]`` (a tie goes to the higher exposure), so
+  the position changes only when the regime decision does;
+* ``mode = "blend"``: ``sum_label p_label,t * exposures[label]``.
 
-reported as ``p_up`` (column 1 of ``predict_proba``) so that every evaluation
-(walk-forward long/flat simulation, backtests, reports) reads it like any other
-model; ``predict`` is long (1) when the exposure is at least one half. With a
-jump-model vote, ``p_bull`` is the share of penalties that see a bull market, so
-the exposure is that share and the decision their majority.
+It is reported as ``p_up`` (column 1 of ``predict_proba``) so that every
+evaluation (walk-forward simulation, backtests, reports) reads it like any other
+model, and the simulation holds that share of equity; ``predict`` is long (1)
+when the exposure is at least one half. With a jump-model vote, ``p_bull`` is the
+share of penalties that see a bull market: the decision is their majority.
 
 With ``trend_column`` the allocation is *regime-gated trend*: the exposure holds
 only while that feature is above 0 (e.g. ``%-close_zscore_50_1d``, the daily close
@@ -21,7 +24,7 @@ most (choppy declines).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,7 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
         regime model has but this mapping lacks get ``other``.
     other: exposure of a regime label missing from ``exposures``.
     trend_column: a feature whose sign gates the exposure (> 0: hold; otherwise flat).
+    mode: ``"decision"`` (the most probable regime's exposure) or ``"blend"``.
     """
 
     param_ranges: ClassVar[dict[str, Range]] = {"other": Range(0.0, 1.0)}
@@ -53,11 +57,13 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
         exposures: dict[str, float] | None = None,
         other: float = 0.5,
         trend_column: str | None = None,
+        mode: Literal["decision", "blend"] = "decision",
     ) -> None:
         self.task = task
         self.exposures = exposures
         self.other = other
         self.trend_column = trend_column
+        self.mode = mode
 
     def fit(self, X: pd.DataFrame, y: object = None) -> RegimeAllocator:
         if self.task != "classification":
@@ -87,7 +93,16 @@ class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
         """Target exposure per row (NaN while the regime probabilities are)."""
         frame = as_frame(X)
         probabilities = frame[self.regime_columns_].to_numpy(dtype="float64")
-        exposure: NDArray[np.float64] = probabilities @ self.weights_
+        if self.mode == "blend":
+            exposure: NDArray[np.float64] = probabilities @ self.weights_
+        else:
+            known = np.isfinite(probabilities).all(axis=1)
+            best = np.where(
+                known, np.nanmax(np.where(known[:, None], probabilities, 0.0), axis=1), np.nan
+            )
+            # among the labels at the highest probability, the highest exposure
+            candidates = np.where(probabilities == best[:, None], self.weights_[None, :], -np.inf)
+            exposure = np.where(known, candidates.max(axis=1), np.nan)
         if self.trend_column is not None:
             trend = frame[self.trend_column].to_numpy(dtype="float64")
             gated = np.where(trend > 0, exposure, 0.0)

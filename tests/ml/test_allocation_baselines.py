@@ -22,12 +22,16 @@ def test_allocation_maps_regime_probabilities_to_exposure() -> None:
             "p_bull": [np.nan, 0.0, 0.6, 1.0],
         }
     )
-    model = RegimeAllocator().fit(frame, None)
-    np.testing.assert_array_equal(model.exposure(frame), [np.nan, 0.0, 0.6, 1.0])
+    model = RegimeAllocator().fit(frame, None)  # the most probable regime's exposure
+    np.testing.assert_array_equal(model.exposure(frame), [np.nan, 0.0, 1.0, 1.0])
     np.testing.assert_array_equal(model.predict(frame), [np.nan, 0.0, 1.0, 1.0])
-    np.testing.assert_array_equal(model.predict_proba(frame)[:, 1], [np.nan, 0.0, 0.6, 1.0])
+    np.testing.assert_array_equal(model.predict_proba(frame)[:, 1], [np.nan, 0.0, 1.0, 1.0])
+    blend = RegimeAllocator(mode="blend").fit(frame, None)
+    np.testing.assert_array_equal(blend.exposure(frame), [np.nan, 0.0, 0.6, 1.0])
     half = RegimeAllocator(exposures={"bull": 0.5}).fit(frame, None)
     assert half.exposure(frame)[3] == 0.5
+    tie = pd.DataFrame({"p_bear": [0.5], "p_bull": [0.5]})
+    assert RegimeAllocator().fit(tie, None).exposure(tie)[0] == 1.0  # as the jump vote decides
     with pytest.raises(ValueError, match="needs regime probabilities"):
         RegimeAllocator().fit(frame[["%-x"]], None)
     with pytest.raises(ValueError, match=r"exposures must lie in \[0, 1\]"):
@@ -102,6 +106,6 @@ def test_a_trend_gate_holds_the_regime_exposure_only_above_the_trend() -> None:
         }
     )
     model = RegimeAllocator(trend_column="%-close_zscore_50_1d").fit(frame, None)
-    np.testing.assert_array_equal(model.exposure(frame), [np.nan, 1.0, 0.0, 0.0, 0.8])
+    np.testing.assert_array_equal(model.exposure(frame), [np.nan, 1.0, 0.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="is not a feature of the spec"):
         RegimeAllocator(trend_column="%-nope").fit(frame, None)
