@@ -25,6 +25,7 @@ from features.pipeline import build
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.registry import RegistryError
+from strategies.equity import comparison
 from strategies.results import BacktestMetrics, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
 from strategies.runner import BacktestRequest, run_backtest
@@ -41,6 +42,8 @@ class BacktestSummary:
     cache_hit: bool
     result_zip: Path
     model_uri: str | None
+    # mark-to-market "strategy" and the baselines on the same candles and fee
+    comparison: dict[str, dict[str, float]]
 
 
 def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
@@ -164,6 +167,14 @@ def backtest(
         run = run_backtest(request, userdir, use_cache=use_cache)
     parsed = parse_result_zip(run.result_zip, strategy)
     regimes = per_regime(parsed.trades)
+    compared = comparison(
+        parsed.trades.to_dict("records") if not parsed.trades.empty else [],
+        load_candles(userdir, exchange, pair, timeframe),
+        timeframe,
+        (pd.Timestamp(parsed.metrics.start), pd.Timestamp(parsed.metrics.end)),
+        starting_balance=float(request.starting_balance),
+        fee=request.fee,
+    )
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
 
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
@@ -202,6 +213,11 @@ def backtest(
     ):
         metrics = parsed.metrics.model_dump(exclude={"start", "end"})
         tracking.log_metrics({k: float(v) for k, v in metrics.items()})
+        # mark-to-market measures and the baselines, under the training runs' names
+        tracking.log_metrics(compared["strategy"], prefix="mtm.")
+        for name, values in compared.items():
+            if name != "strategy":
+                tracking.log_metrics(values, prefix=f"baseline.{name}.")
         mlflow.log_metric("guard.excluded_candles", excluded)
         mlflow.log_params(
             {
@@ -226,5 +242,5 @@ def backtest(
             model.split("@")[0].split("/")[0], version, "last_backtest_run", run_id
         )
     return BacktestSummary(
-        run_id, parsed.metrics, regimes, guard, run.cache_hit, run.result_zip, model_uri
+        run_id, parsed.metrics, regimes, guard, run.cache_hit, run.result_zip, model_uri, compared
     )

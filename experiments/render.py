@@ -208,6 +208,20 @@ def backtest_summary(console: Console, summary: object) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    compared = Table(
+        title="marked to market at every close, beside the baselines (same candles and fee)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+    )
+    compared.add_column("strategy", no_wrap=True)
+    for header in EVALUATION_HEADERS:
+        compared.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    for name, values in summary.comparison.items():
+        compared.add_row(name, *evaluation_cells(values))
+    console.print(compared)
     if not summary.per_regime.empty:
         regimes = Table(title="by regime at entry", title_justify="left")
         for column in summary.per_regime.columns:

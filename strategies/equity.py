@@ -1,0 +1,133 @@
+"""Mark-to-market equity of a Freqtrade backtest, and the same measures for the baselines.
+
+Freqtrade's ``max_drawdown_account`` is measured on closed trades: a position that
+falls 40% and recovers before it is sold shows no drawdown at all. To compare a
+strategy with buy and hold on drawdown, the wallet is revalued at every candle's
+close here, from the filled orders of the result (entries, additions, partial and
+full exits, fees) and the candles the backtest ran on:
+
+    equity_t = cash_t + sum_pairs amount_t * close_t
+
+Then return, CAGR, max drawdown, Calmar, Sharpe (of per-candle log returns),
+exposure and position changes come from that curve, exactly as
+``ml.metrics.long_flat`` computes them for the baselines over the same candles and
+fees, so the two tables compare like with like.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def equity_curve(
+    trades: list[dict[str, Any]], candles: pd.DataFrame, starting_balance: float
+) -> pd.DataFrame:
+    """Per candle: ``date``, ``equity`` (at the close), ``position`` (the share of equity
+    held). ``candles``: one pair's candles covering the backtest (``date``, ``close``).
+
+    An order filled at a candle's open time counts from that candle's close on."""
+    dates = candles["date"].to_numpy(dtype="datetime64[ns]").astype("int64") // 1_000_000
+    close = candles["close"].to_numpy(dtype="float64")
+    fills = []
+    for trade in trades:
+        fee_open, fee_close = float(trade.get("fee_open", 0.0)), float(trade.get("fee_close", 0.0))
+        for order in trade.get("orders", []):
+            entry = bool(order["ft_is_entry"])
+            fills.append(
+                (
+                    int(order["order_filled_timestamp"]),
+                    1.0 if entry else -1.0,
+                    float(order["amount"]),
+                    float(order["cost"]),
+                    fee_open if entry else fee_close,
+                )
+            )
+    fills.sort(key=lambda fill: fill[0])
+    cash, amount = float(starting_balance), 0.0
+    equity = np.empty(len(close))
+    position = np.empty(len(close))
+    next_fill = 0
+    for t in range(len(close)):
+        while next_fill < len(fills) and fills[next_fill][0] <= dates[t]:
+            _, side, size, cost, fee = fills[next_fill]
+            cash -= side * cost + cost * fee
+            amount += side * size
+            next_fill += 1
+        value = amount * close[t]
+        equity[t] = cash + value
+        position[t] = value / equity[t] if equity[t] > 0 else 0.0
+    return pd.DataFrame(
+        {"date": candles["date"].to_numpy(), "equity": equity, "position": position}
+    )
+
+
+def curve_metrics(
+    equity: FloatArray, position: FloatArray, periods_per_year: float
+) -> dict[str, float]:
+    """Return, CAGR, max drawdown, Calmar, Sharpe, exposure and position changes of an
+    equity curve (one value per candle, the first one the starting balance)."""
+    values = np.asarray(equity, dtype="float64")
+    log_returns = np.diff(np.log(values))
+    peak = np.maximum.accumulate(values)
+    drawdown = float((1.0 - values / peak).max()) if len(values) else 0.0
+    years = len(log_returns) / periods_per_year
+    total = float(np.log(values[-1] / values[0])) if len(values) > 1 else 0.0
+    cagr = float(np.expm1(total / years)) if years > 0 else 0.0
+    held = np.asarray(position, dtype="float64")
+    changes = float((np.abs(np.diff(np.r_[0.0, (held > 0.001).astype(float)])) > 0).sum())
+    std = log_returns.std() if len(log_returns) else 0.0
+    return {
+        "total_return": float(np.expm1(total)),
+        "cagr": cagr,
+        "max_drawdown": drawdown,
+        "calmar": cagr / drawdown if drawdown > 0 else 0.0,
+        "sharpe": float(log_returns.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
+        "exposure": float(held.mean()) if len(held) else 0.0,
+        "position_changes": changes,
+        "changes_per_year": changes / years if years > 0 else 0.0,
+    }
+
+
+def comparison(
+    trades: list[dict[str, Any]],
+    candles: pd.DataFrame,
+    timeframe: str,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    *,
+    starting_balance: float,
+    fee: float,
+) -> dict[str, dict[str, float]]:
+    """The strategy's mark-to-market measures next to buy and hold, the daily SMA50 rule
+    and 30-day momentum on the same candles (those in ``window``, [start, end)) and fee;
+    every row has ``drawdown_vs_buy_hold``. ``candles`` may reach back before the
+    window: the trend rules are computed with that history, then cut to the window."""
+    from ml.baselines import trend_positions
+    from ml.metrics import long_flat
+    from ml.training import periods_per_year
+
+    per_year = periods_per_year(timeframe)
+    inside = ((candles["date"] >= window[0]) & (candles["date"] < window[1])).to_numpy()
+    traded = candles[inside].reset_index(drop=True)
+    curve = equity_curve(trades, traded, starting_balance)
+    rows = {
+        "strategy": curve_metrics(
+            curve["equity"].to_numpy(), curve["position"].to_numpy(), per_year
+        )
+    }
+    returns = np.r_[np.nan, np.diff(np.log(traded["close"].to_numpy(dtype="float64")))]
+    rules = {"always_long": np.ones(inside.sum())}
+    rules.update(
+        {name: values[inside] for name, values in trend_positions(candles, timeframe).items()}
+    )
+    for name, positions in rules.items():
+        rows[name] = long_flat(positions, returns, fee=fee, periods_per_year=per_year)
+    hold = rows["always_long"]["max_drawdown"]
+    for values in rows.values():
+        values["drawdown_vs_buy_hold"] = values["max_drawdown"] / hold if hold > 0 else 0.0
+    return rows

@@ -1,0 +1,223 @@
+"""Regime allocation: hold a target exposure per regime, change it only when the regime does.
+
+The registered model (a ``regime_allocation`` spec, e.g.
+``experiments/specs/btc_1h_regime_allocation.toml``) reports its target exposure
+(0..1) as ``&-p_up``: the exposure of the decided regime, gated by the daily trend
+when the spec says so. This file only turns it into trades:
+
+* flat and the target is above 0: enter, staking that share of the wallet;
+* in a trade and the target is 0: exit;
+* in a trade and the target moved by at least ``rebalance_band``: Freqtrade's own
+  position adjustment adds to or sells part of the position.
+
+Every entry and every addition passes the risk manager (``confirm_trade_entry``),
+which fails closed. No take-profit and no stop: the regime decides (a stop would
+be another strategy). Candles the model may not score (inside its training window,
+``do_predict = 0``) give no signal. Configure the model in the Freqtrade config:
+
+    "tradingbot": {"model_uri": "models:/btc_1h_regime_allocation@champion"}
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from freqtrade.enums import RunMode
+from freqtrade.persistence import Trade
+from freqtrade.strategy import IStrategy
+from pandas import DataFrame
+
+from ml.serving import ModelAdapter
+from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
+
+TAG_LENGTH = 250
+SIZED_FOR = "target_exposure"  # trade custom data: the target the position was last sized for
+
+
+class RegimeAllocationStrategy(IStrategy):
+    """Long the model's target exposure; flat when it is 0."""
+
+    INTERFACE_VERSION = 3
+    timeframe = "1h"
+    can_short = False
+    # slow-clock features of daily closes over eight 21-day half-lives, plus two days
+    startup_candle_count = 4100
+    process_only_new_candles = True
+    position_adjustment_enable = True
+
+    minimal_roi = {"0": 100.0}  # never: the regime decides when to leave
+    stoploss = -0.99
+    use_exit_signal = True
+    exit_profit_only = False
+
+    rebalance_band = 0.1  # adjust a position only when the target moved this much (share of equity)
+    default_model_uri = "models:/btc_1h_regime_allocation@champion"
+
+    def bot_start(self, **kwargs: Any) -> None:
+        """Connect the adapter to the model named in the config."""
+        settings = self.config.get("tradingbot", {})
+        user_dir = Path(self.config.get("user_data_dir", "user_data"))
+        tracking_uri = (
+            settings.get("tracking_uri")
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{(user_dir / 'mlflow.db').resolve()}"
+        )
+        report = settings.get("guard_report")
+        timerange = str(self.config.get("timerange") or "")
+        start = timerange.split("-")[0] if "-" in timerange else ""
+        self.adapter = ModelAdapter(
+            settings.get("model_uri", self.default_model_uri),
+            tracking_uri=tracking_uri,
+            report_path=Path(report) if report else None,
+            evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
+            stitched_predictions=Path(settings["predictions"])
+            if settings.get("predictions")
+            else None,
+        )
+        self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir))
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """The model's target exposure (``&-p_up``), regime and ``do_predict``."""
+        live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
+        dataframe = self.adapter.populate(dataframe, metadata["pair"], live=live)
+        trusted = dataframe["do_predict"] == 1
+        dataframe["target_exposure"] = np.where(
+            trusted, dataframe["&-p_up"].fillna(0.0).clip(0.0, 1.0), np.nan
+        )
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Enter when the target exposure is above 0."""
+        entries = dataframe["target_exposure"] > 0
+        dataframe.loc[entries, "enter_long"] = 1
+        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries])
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Exit when the target exposure is 0."""
+        exits = dataframe["target_exposure"] == 0
+        dataframe.loc[exits, "exit_long"] = 1
+        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits])
+        return dataframe
+
+    def custom_stake_amount(
+        self,
+        pair: str,
+        current_time: datetime,
+        current_rate: float,
+        proposed_stake: float,
+        min_stake: float | None,
+        max_stake: float,
+        leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float:
+        """The target exposure's share of the stake, within the exposure limit.
+
+        A failure stakes nothing (Freqtrade would fall back to the proposed stake)."""
+        try:
+            target = self._target(pair)
+            stake = Decimal(str(proposed_stake)) * Decimal(str(target))
+            stake = self.risk.size_stake(pair, stake, _open_positions(), self._wallet_total())
+            return float(stake)
+        except Exception as exc:
+            refuse_entry(getattr(self, "risk", None), pair, exc)
+            return 0.0
+
+    def adjust_trade_position(
+        self,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        min_stake: float | None,
+        max_stake: float,
+        current_entry_rate: float,
+        current_exit_rate: float,
+        current_entry_profit: float,
+        current_exit_profit: float,
+        **kwargs: Any,
+    ) -> float | None:
+        """When the target exposure changed (by at least the band) since the trade was
+        last sized, move the position to it; never on price drift alone.
+
+        Positive: stake to add (passes ``confirm_trade_entry``); negative: stake to sell.
+        A target of 0 is left to the exit signal."""
+        target = self._target(trade.pair)
+        sized_for = float(trade.get_custom_data(SIZED_FOR, default=_tag_target(trade.enter_tag)))
+        if target <= 0 or abs(target - sized_for) < self.rebalance_band:
+            return None
+        held = float(trade.amount) * current_rate
+        free = float(self.wallets.get_free(self.config["stake_currency"])) if self.wallets else 0.0
+        ratio = float(self.config.get("tradable_balance_ratio", 0.99))
+        wanted = target * (free + held) * ratio
+        trade.set_custom_data(SIZED_FOR, target)
+        if wanted > held:
+            return min(wanted - held, max_stake)
+        return -(held - wanted)
+
+    def confirm_trade_entry(
+        self,
+        pair: str,
+        order_type: str,
+        amount: float,
+        rate: float,
+        time_in_force: str,
+        current_time: datetime,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> bool:
+        """Every entry and addition passes the risk manager; it fails closed."""
+        try:
+            live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
+            decision = self.risk.check_entry(
+                pair,
+                Decimal(str(amount)) * Decimal(str(rate)),
+                _open_positions(),
+                self._wallet_total(),
+                use_breaker=live,
+            )
+            return decision.allowed
+        except Exception as exc:
+            return refuse_entry(getattr(self, "risk", None), pair, exc)
+
+    def _target(self, pair: str) -> float:
+        dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if dataframe.empty:
+            return 0.0
+        value = float(dataframe["target_exposure"].iloc[-1])
+        return value if np.isfinite(value) else 0.0
+
+    def _wallet_total(self) -> Decimal:
+        return Decimal(str(self.wallets.get_total_stake_amount())) if self.wallets else Decimal(0)
+
+
+def _open_positions() -> list[Position]:
+    return [
+        Position(t.pair, Decimal(str(t.stake_amount))) for t in Trade.get_trades_proxy(is_open=True)
+    ]
+
+
+def _tags(rows: DataFrame) -> list[str]:
+    """``<regime>|exposure <target>``: the regime first, so results group by regime."""
+    if rows.empty:
+        return []
+    regime = rows["&-regime"].fillna("").astype(str).replace("", "unknown")
+    target = rows["target_exposure"].map("{:.2f}".format)
+    return (regime + "|exposure " + target).str.slice(0, TAG_LENGTH).tolist()
+
+
+def _tag_target(tag: str | None) -> float:
+    """The target exposure written in an entry tag (``<regime>|exposure 0.50``)."""
+    try:
+        return float(str(tag).rsplit("exposure ", 1)[1])
+    except (IndexError, ValueError):
+        return 1.0
