@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from freqtrade.enums import RunMode
+from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.persistence import Trade
 from freqtrade.strategy import IStrategy
 from pandas import DataFrame
@@ -47,7 +48,9 @@ class RegimeAllocationStrategy(IStrategy):
     timeframe = "1h"
     can_short = False
     # slow-clock features of daily closes over eight 21-day half-lives, plus two days
+    # (in candles of the configured timeframe: see __init__)
     startup_candle_count = 4100
+    history_days = 170
     process_only_new_candles = True
     position_adjustment_enable = True
 
@@ -58,6 +61,11 @@ class RegimeAllocationStrategy(IStrategy):
 
     rebalance_band = 0.1  # adjust a position only when the target moved this much (share of equity)
     default_model_uri = "models:/btc_1h_regime_allocation@champion"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        seconds = timeframe_to_seconds(str(config.get("timeframe") or self.timeframe))
+        self.startup_candle_count = int(np.ceil(self.history_days * 86_400 / seconds))
 
     def bot_start(self, **kwargs: Any) -> None:
         """Connect the adapter to the model named in the config."""
