@@ -1,7 +1,8 @@
 """`tradingbot report`: what the user dir's MLflow store says, as Markdown and one HTML page.
 
 * a leaderboard of registered models (aliases, walk-forward metrics) and of backtests;
-* for the latest backtest: the equity curve against buy-and-hold, the drawdown,
+* for the latest backtest: the equity curve (valued at every close) against buy
+  and hold and the daily SMA50 rule on the same candles and fee, the drawdown,
   performance by the regime at entry, and the regime plot of the model's training run.
 
 The HTML page embeds its pictures (base64), so it is one self-contained file. The
@@ -26,17 +27,29 @@ from features.atomic import write_text_atomic
 from features.data import load_candles
 from features.errors import TradingbotError
 from ml import tracking
+from ml.baselines import trend_positions
+from ml.metrics import equity_of
 from ml.plots import drawdown_plot, equity_plot
+from strategies.equity import equity_curve
 from strategies.results import parse_result_zip
 
-MODEL_COLUMNS = ("overall.sharpe", "overall.accuracy", "overall.max_drawdown", "overall.turnover")
+MODEL_COLUMNS = (
+    "overall.calmar",
+    "overall.sharpe",
+    "overall.max_drawdown",
+    "overall.drawdown_vs_buy_hold",
+    "overall.changes_per_year",
+    "overall.accuracy",
+)
 BACKTEST_COLUMNS = (
     "profit_total",
     "market_change",
+    "mtm.calmar",
+    "mtm.max_drawdown",
+    "mtm.drawdown_vs_buy_hold",
+    "baseline.sma50_daily.calmar",
     "sharpe_wallet",
-    "max_drawdown_account",
     "trades",
-    "winrate",
 )
 
 
@@ -69,7 +82,7 @@ def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
             )
     table = pd.DataFrame(rows)
     return (
-        table.sort_values("sharpe", ascending=False).reset_index(drop=True) if len(table) else table
+        table.sort_values("calmar", ascending=False).reset_index(drop=True) if len(table) else table
     )
 
 
@@ -124,22 +137,30 @@ def _table_html(table: pd.DataFrame) -> str:
 
 
 def _equity(
-    trades: pd.DataFrame, candles: pd.DataFrame, start: datetime, end: datetime, balance: float
-) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    window = candles[
-        (candles["date"] >= pd.Timestamp(start)) & (candles["date"] <= pd.Timestamp(end))
-    ]
-    dates = window["date"].reset_index(drop=True)
-    closed = np.zeros(len(dates))
-    if not trades.empty:
-        profit = trades.groupby("close_date")["profit_abs"].sum()
-        at = np.searchsorted(
-            dates.to_numpy(dtype="datetime64[ns]"), profit.index.to_numpy(dtype="datetime64[ns]")
-        )
-        np.add.at(closed, np.clip(at, 0, len(dates) - 1), profit.to_numpy())
-    equity = (balance + np.cumsum(closed)) / balance
-    hold = window["close"].to_numpy() / window["close"].iloc[0]
-    return dates, equity, hold
+    trades: pd.DataFrame,
+    candles: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    balance: float,
+    timeframe: str,
+    fee: float,
+) -> tuple[pd.Series, dict[str, np.ndarray]]:
+    """Dates of the backtest window and equity curves (start 1): the strategy valued at
+    every close, buy and hold, and the daily SMA50 rule on the same candles and fee."""
+    inside = (
+        (candles["date"] >= pd.Timestamp(start)) & (candles["date"] < pd.Timestamp(end))
+    ).to_numpy()
+    window = candles[inside].reset_index(drop=True)
+    records = [{str(k): v for k, v in row.items()} for row in trades.to_dict("records")]
+    strategy = equity_curve(records, window, balance)["equity"].to_numpy() / balance
+    returns = np.r_[np.nan, np.diff(np.log(window["close"].to_numpy(dtype="float64")))]
+    sma = trend_positions(candles, timeframe)["sma50_daily"][inside]
+    curves = {
+        "strategy": strategy,
+        "buy and hold": equity_of(np.ones(len(window)), returns, fee=fee),
+        "daily SMA50 rule": equity_of(sma, returns, fee=fee),
+    }
+    return window["date"], curves
 
 
 def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> Report:
@@ -169,19 +190,22 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
             pair, timeframe = latest.data.tags["pair"], latest.data.tags["timeframe"]
             candles = load_candles(userdir, "binance", pair, timeframe)
             m = parsed.metrics
-            dates, equity, hold = _equity(
-                parsed.trades, candles, m.start, m.end, m.starting_balance
+            fee = float(latest.data.params.get("fee", 0.001))
+            dates, curves = _equity(
+                parsed.trades, candles, m.start, m.end, m.starting_balance, timeframe, fee
             )
             title = f"{latest.data.tags.get('strategy')} {latest.data.tags.get('model', '')} {pair} {timeframe}"
             images.append(
                 equity_plot(
-                    {"strategy": equity, "buy and hold": hold},
+                    curves,
                     dates,
                     out / "equity.png",
-                    f"{title}: equity vs buy-and-hold",
+                    f"{title}: equity (marked to market) vs buy and hold and SMA50",
                 )
             )
-            images.append(drawdown_plot(equity, dates, out / "drawdown.png", f"{title}: drawdown"))
+            images.append(
+                drawdown_plot(curves["strategy"], dates, out / "drawdown.png", f"{title}: drawdown")
+            )
             model_run = latest.data.tags.get("model_run_id")
             if model_run:
                 try:

@@ -53,6 +53,27 @@ def regression_metrics(y_true: FloatArray, y_pred: FloatArray) -> dict[str, floa
     }
 
 
+def _net_log_returns(
+    positions: FloatArray, returns: FloatArray, fee: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    pos = np.clip(np.nan_to_num(np.asarray(positions, dtype="float64"), nan=0.0), 0.0, 1.0)
+    nxt = np.nan_to_num(np.r_[np.asarray(returns, dtype="float64")[1:], 0.0], nan=0.0)
+    changes = np.abs(np.diff(np.r_[0.0, pos]))
+    # Held fully, a candle earns its log return; a share f of equity earns log(1 + f(e^r - 1)).
+    gross = np.where(pos == 1.0, nxt, np.log1p(pos * np.expm1(nxt)))
+    # A change of d costs log(1 - d * fee) of equity (d = 1: log(1 - fee)).
+    net: FloatArray = gross + np.log1p(-changes * fee)
+    return pos, changes, net
+
+
+def equity_of(positions: FloatArray, returns: FloatArray, *, fee: float = 0.001) -> FloatArray:
+    """Equity (starting at 1) at each candle's close of holding ``positions`` as
+    :func:`long_flat` does: the position decided at close t earns candle t+1."""
+    _, _, net = _net_log_returns(positions, returns, fee)
+    equity: FloatArray = np.exp(np.r_[0.0, np.cumsum(net[:-1])]) if len(net) else net
+    return equity
+
+
 def long_flat(
     positions: FloatArray,
     returns: FloatArray,
@@ -69,13 +90,7 @@ def long_flat(
     max drawdown; 0 without a drawdown), entries (``trades``), position changes and
     changes per year.
     """
-    pos = np.clip(np.nan_to_num(np.asarray(positions, dtype="float64"), nan=0.0), 0.0, 1.0)
-    nxt = np.nan_to_num(np.r_[np.asarray(returns, dtype="float64")[1:], 0.0], nan=0.0)
-    changes = np.abs(np.diff(np.r_[0.0, pos]))
-    # Held fully, a candle earns its log return; a share f of equity earns log(1 + f(e^r - 1)).
-    gross = np.where(pos == 1.0, nxt, np.log1p(pos * np.expm1(nxt)))
-    # A change of d costs log(1 - d * fee) of equity (d = 1: log(1 - fee)).
-    net = gross + np.log1p(-changes * fee)
+    pos, changes, net = _net_log_returns(positions, returns, fee)
     if len(net) > 1:
         net = net[:-1]  # the last position has no next candle in the window
         changes = changes[:-1]
