@@ -566,6 +566,36 @@ def risk_disable(userdir: Userdir = Path("user_data")) -> None:
     console.print("circuit breaker disabled")
 
 
+@app.command("scorecard")
+def scorecard_command(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (TOML).")],
+    pairs: Annotated[
+        list[str],
+        typer.Option("--pair", help="An imported pair (repeat the option for each market)."),
+    ],
+    timeframe: SpecTimeframe = None,
+    timerange: SpecTimerange = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """The spec, unchanged, walk-forward on each market: trained, backtested on the engine, beside the baselines."""
+    from experiments.render import scorecard_summary
+    from experiments.scorecard import scorecard
+    from experiments.spec import load_experiment
+
+    experiment = load_experiment(spec)
+    with stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"):
+        card = scorecard(
+            experiment,
+            pairs,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            timeframe=timeframe,
+            timerange=timerange,
+            progress=lambda text: progress_console.print(f"  {text}"),
+        )
+    scorecard_summary(console, card)
+
+
 @app.command("paper")
 def paper_command(
     config: Annotated[Path, typer.Option("--config", help="Freqtrade config.")] = Path(

@@ -292,3 +292,42 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
     console.print(f"registered models:/{result.model_name}/{result.version} with alias @challenger")
     if result.params_file is not None:
         console.print(f"strategy parameters written to {result.params_file}")
+
+
+def scorecard_summary(console: Console, card: object) -> None:
+    from experiments.scorecard import ROWS, Scorecard
+
+    assert isinstance(card, Scorecard)
+    for market in card.markets:
+        table = Table(
+            title=f"{market.pair} {market.timeframe}  {market.window}  ({market.model}, "
+            "walk-forward on the Freqtrade engine, marked to market, after fees)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 0, 0, 1),
+            pad_edge=False,
+        )
+        table.add_column("strategy", no_wrap=True)
+        for header in EVALUATION_HEADERS:
+            table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+        for name in ROWS:
+            table.add_row(name, *evaluation_cells(market.rows[name]))
+        console.print(table)
+    summary = Table(title="scorecard: Calmar and drawdown vs buy and hold", title_justify="left")
+    for column in ("market", "strategy", "buy&hold", "SMA50", "mom30", "DD/BH", "beats rules"):
+        summary.add_column(column, justify="left" if column == "market" else "right")
+    for market in card.markets:
+        rows = market.rows
+        best = max(rows["sma50_daily"]["calmar"], rows["momentum_30d"]["calmar"])
+        summary.add_row(
+            f"{market.pair} {market.timeframe}",
+            f"{rows['strategy']['calmar']:.2f}",
+            f"{rows['always_long']['calmar']:.2f}",
+            f"{rows['sma50_daily']['calmar']:.2f}",
+            f"{rows['momentum_30d']['calmar']:.2f}",
+            f"{rows['strategy']['drawdown_vs_buy_hold']:.2f}",
+            "yes" if rows["strategy"]["calmar"] >= best else "no",
+        )
+    console.print(summary)
+    console.print(f"MLflow run {card.run_id} (experiment scorecards)")

@@ -26,7 +26,7 @@ from features.atomic import atomic_path, write_text_atomic
 from features.candles import data_window
 from features.data.store import data_dir, load_candles
 from features.errors import TradingbotError
-from strategies.markets import generate_snapshot, snapshot_path, snapshot_sha256
+from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
 
 REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
 FREQAI_MODELS = Path(__file__).resolve().parents[1] / "user_data" / "freqaimodels"
@@ -170,6 +170,8 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
     snapshot = snapshot_path(userdir, request.exchange)
     if not snapshot.exists():
         generate_snapshot(userdir, request.exchange)
+    elif request.pair not in load_snapshot(snapshot):  # imported after the snapshot was made
+        generate_snapshot(userdir, request.exchange, [request.pair])
     key, inputs = cache_key(request, userdir)
     directory = userdir / "backtest_results" / "tradingbot" / key
     run = BacktestRun(

@@ -1,0 +1,163 @@
+"""`tradingbot scorecard`: one spec, unchanged, walk-forward on several markets.
+
+A strategy is only worth promoting if it holds up across markets. For each pair
+(already imported: the scorecard imports nothing) the spec is trained walk-forward
+(``tradingbot train`` with the pair and timeframe overridden; each fold refit on
+past candles only) and registered as ``<spec name>__<PAIR>_<timeframe>`` (e.g.
+``btc_1h_regime_allocation__BNB_USDT_1d``), and its fold models are backtested
+walk-forward on the real Freqtrade engine with the spec's ``[backtest]`` strategy
+(``tradingbot backtest --walk-forward``). The wallet is valued at every close and
+compared with buy and hold, the daily SMA50 rule and 30-day momentum on the same
+candles and fee. The table (pairs x strategy and baselines) is printed and
+recorded as one MLflow run in experiment ``scorecards`` (metrics
+``<PAIR>_<timeframe>.<row>.<measure>``, the table as ``scorecard.csv``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from experiments.backtest import backtest
+from experiments.spec import ExperimentSpec
+from experiments.train import train
+from features.data import load_candles
+from features.errors import DataError
+from ml import tracking
+
+EXPERIMENT = "scorecards"
+ROWS = ("strategy", "always_long", "sma50_daily", "momentum_30d")
+MEASURES = (
+    "total_return",
+    "cagr",
+    "max_drawdown",
+    "drawdown_vs_buy_hold",
+    "calmar",
+    "sharpe",
+    "changes_per_year",
+    "exposure",
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MarketScore:
+    pair: str
+    timeframe: str
+    model: str  # the registered NAME/version
+    window: str  # the backtest's first .. last day
+    rows: dict[str, dict[str, float]]  # "strategy" and the baselines
+
+    @property
+    def key(self) -> str:
+        return f"{self.pair.replace('/', '_')}_{self.timeframe}"
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    spec: str
+    run_id: str
+    markets: list[MarketScore]
+
+    def table(self) -> pd.DataFrame:
+        """One row per market and strategy/baseline, one column per measure."""
+        return pd.DataFrame(
+            [
+                {"pair": m.pair, "timeframe": m.timeframe, "row": name, **m.rows[name]}
+                for m in self.markets
+                for name in ROWS
+            ]
+        )
+
+
+def model_name(spec: ExperimentSpec, pair: str, timeframe: str) -> str:
+    """The registry name of a spec trained on one market."""
+    return f"{spec.name}__{pair.replace('/', '_')}_{timeframe}"
+
+
+def scorecard(
+    spec: ExperimentSpec,
+    pairs: list[str],
+    *,
+    userdir: Path,
+    tracking_uri: str,
+    timeframe: str | None = None,
+    timerange: str | None = None,
+    progress: Progress | None = None,
+) -> Scorecard:
+    say = progress or (lambda _text: None)
+    if not pairs:
+        raise DataError("give at least one --pair")
+    frame = timeframe or spec.data.timeframe
+    for pair in pairs:  # all present before anything runs: no half-done scorecard
+        load_candles(userdir, spec.data.exchange, pair, frame)
+    markets = []
+    for pair in pairs:
+        market = spec.with_overrides(pair=pair, timeframe=frame, timerange=timerange)
+        market = market.model_copy(update={"name": model_name(spec, pair, frame)})
+        say(f"{pair} {frame}: training walk-forward")
+        trained = train(market, userdir=userdir, tracking_uri=tracking_uri)
+        say(f"{pair} {frame}: backtesting the fold models on the Freqtrade engine")
+        summary = backtest(
+            strategy=spec.backtest.strategy,
+            pair=pair,
+            timeframe=frame,
+            exchange=spec.data.exchange,
+            timerange="",
+            model=f"{trained.model_name}/{trained.version}",
+            userdir=userdir,
+            tracking_uri=tracking_uri,
+            walk_forward=True,
+        )
+        m = summary.metrics
+        markets.append(
+            MarketScore(
+                pair=pair,
+                timeframe=frame,
+                model=f"{trained.model_name}/{trained.version}",
+                window=f"{m.start:%Y-%m-%d}..{m.end:%Y-%m-%d}",
+                rows=summary.comparison,
+            )
+        )
+    run_id = _record(spec, markets, userdir, tracking_uri)
+    return Scorecard(spec.name, run_id, markets)
+
+
+def _record(
+    spec: ExperimentSpec, markets: list[MarketScore], userdir: Path, tracking_uri: str
+) -> str:
+    client = tracking.configure(tracking_uri, userdir)
+    experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
+    tracking.fail_stale_runs(client, experiment)
+    card = Scorecard(spec.name, "", markets)
+    tags = {
+        "spec": spec.name,
+        "spec_hash": spec.hash,
+        "strategy": spec.backtest.strategy,
+        "markets": ", ".join(f"{m.pair} {m.timeframe}" for m in markets),
+        "git_commit": tracking.git_commit(),
+        **{f"model.{m.key}": m.model for m in markets},
+        **{f"window.{m.key}": m.window for m in markets},
+        **tracking.process_tags(),
+    }
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tracking.tracked_run(
+            experiment_id=experiment, run_name=f"{spec.name} scorecard", tags=tags
+        ) as run,
+    ):
+        for market in markets:
+            for name in ROWS:
+                tracking.log_metrics(
+                    {k: market.rows[name][k] for k in MEASURES}, prefix=f"{market.key}.{name}."
+                )
+        path = Path(tmp) / "scorecard.csv"
+        card.table().to_csv(path, index=False)
+        mlflow.log_artifact(str(path))
+        return str(run.info.run_id)
