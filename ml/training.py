@@ -53,7 +53,8 @@ def score(
     """Score predictions (indexed like ``candles``) against the target and the baselines,
     all on the same candles and fees: always long (buy and hold), long after a rising
     candle, the daily trend rules of :mod:`ml.baselines` and, when the predictions carry
-    regime probabilities, the regime-only allocation (:class:`RegimeAllocator` defaults).
+    a regime decision, the regime-only allocation (the decided regime's exposure in
+    :data:`DEFAULT_EXPOSURES`; an unnamed regime is flat).
     ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's."""
     rows = predictions.index.to_numpy()
     target = make_target(candles, config.target).to_numpy()[rows]
@@ -72,13 +73,9 @@ def score(
     candidates.update(
         {name: values[rows] for name, values in trend_positions(candles, timeframe).items()}
     )
-    regime_columns = [c for c in predictions.columns if c.startswith("p_") and c != "p_up"]
-    if regime_columns:
-        weights = np.array(
-            [DEFAULT_EXPOSURES.get(c[len("p_") :], 0.5) for c in regime_columns], dtype="float64"
-        )
-        exposure = predictions[regime_columns].to_numpy(dtype="float64") @ weights
-        candidates["regime_only"] = np.where(np.isfinite(exposure), exposure, 0.0)
+    if "regime" in predictions.columns:  # the regime decision's exposure, nothing else
+        regime_only = predictions["regime"].map(DEFAULT_EXPOSURES).fillna(0.0)
+        candidates["regime_only"] = np.asarray(regime_only, dtype="float64")
     baselines = {}
     for name, baseline in candidates.items():
         result = long_flat(baseline, one_candle, fee=config.fee, periods_per_year=per_year)

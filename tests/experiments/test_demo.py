@@ -28,13 +28,13 @@ def test_demo_without_shared_data_uses_the_synthetic_market(
 
 def _assert_trained_and_promoted(userdir: Path, text: str) -> None:
     client = configure(default_tracking_uri(userdir), userdir)
-    sharpes = {}
-    for name in ("demo_btc_1h_hmm_lstm", "demo_btc_1h_lightgbm"):
+    calmars = {}
+    for name in ("demo_btc_1h_regime_allocation", "demo_btc_1h_hmm_lstm", "demo_btc_1h_lightgbm"):
         version = client.get_model_version_by_alias(name, "challenger")
-        sharpes[name] = client.get_run(version.run_id).data.metrics["overall.sharpe"]
-    best = max(sharpes, key=lambda n: sharpes[n])
+        calmars[name] = client.get_run(version.run_id).data.metrics["overall.calmar"]
+    best = max(calmars, key=lambda n: calmars[n])
     champion = client.get_model_version_by_alias(best, "champion")
-    assert "best walk-forward Sharpe" in champion.tags["promotion_reason"]
+    assert "best walk-forward Calmar" in champion.tags["promotion_reason"]
     assert f"models:/{best}@champion" in text
     assert "tradingbot ui" in text
     # ...and it ends with an offline Freqtrade backtest of the champion after its training window
@@ -42,7 +42,12 @@ def _assert_trained_and_promoted(userdir: Path, text: str) -> None:
     assert len(backtests) == 1
     run = backtests[0]
     assert run.data.tags["model"] == f"{best}@champion"
+    strategy = (
+        "RegimeAllocationStrategy" if best.endswith("regime_allocation") else "RegimeStrategy"
+    )
+    assert run.data.tags["strategy"] == strategy
     assert run.data.metrics["guard.excluded_candles"] == 0
+    assert "baseline.sma50_daily.calmar" in run.data.metrics and "mtm.calmar" in run.data.metrics
     assert "Sharpe (daily wallet balance)" in text
 
 
