@@ -17,7 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_introspection_reads_the_real_strategies() -> None:
     strategies = {s.name: s for s in introspect(ROOT / "user_data" / "strategies")}
-    assert set(strategies) == {"RegimeStrategy", "RegimeRulesStrategy", "FreqaiRegimeStrategy"}
+    assert set(strategies) == {
+        "RegimeAllocationStrategy",
+        "RegimeStrategy",
+        "RegimeRulesStrategy",
+        "FreqaiRegimeStrategy",
+    }
+    allocation = strategies["RegimeAllocationStrategy"]
+    assert allocation.model == "models:/btc_1h_regime_allocation@champion"
+    assert "confirm_trade_entry" in allocation.methods
     regime = strategies["RegimeStrategy"]
     assert regime.timeframe == "1h" and regime.stoploss == -0.05
     assert regime.model == "models:/btc_1h_hmm_lstm@champion"
@@ -38,7 +46,7 @@ def test_sync_and_the_decision_workflow(cli: Callable[..., CliResult], tmp_path:
     assert synced.code == 0, synced.err
     assert "| `RegimeStrategy` | 1h |" in (docs / "STRATEGIES.md").read_text()
     with sqlite3.connect(userdir / "registry" / "strategies_registry.sqlite") as db:
-        assert db.execute("SELECT count(*) FROM strategies").fetchone() == (3,)
+        assert db.execute("SELECT count(*) FROM strategies").fetchone() == (4,)
 
     configure(default_tracking_uri(userdir), userdir).create_experiment("regime_gate")
     made = cli(
