@@ -21,7 +21,7 @@ kind = "hmm_lstm"                  # lstm | hmm_lstm | lightgbm | rules
 params = { hidden_size = 32, max_epochs = 10 }
 
 [target]
-kind = "direction"                 # or "return"
+kind = "direction"                 # or "return", or "direction_band" (with band = 0.002)
 horizon = 1
 
 [walk_forward]

@@ -2,9 +2,13 @@
 
 ``return``: the forward log return over ``horizon`` candles,
 ``y_t = log(close_{t+h} / close_t)``; ``direction``: 1 when that return is
-positive, else 0. The last ``horizon`` rows have no target (NaN): they are never
-trained on, and an embargo of at least ``horizon`` candles separates training
-rows from test rows so no training target overlaps a test candle.
+positive, else 0; ``direction_band``: 1 when it is above ``band``, 0 when it is
+below ``-band``, and no target (NaN) in between: a move that would not pay a
+round trip's fees (e.g. ``band = 0.002`` for 0.1% per side) is neither trained on
+nor scored, so a day-scale model (e.g. ``horizon = 24`` on hourly candles) learns
+the moves worth trading. The last ``horizon`` rows have no target (NaN): they are never trained on, and an
+embargo of at least ``horizon`` candles separates training rows from test rows so
+no training target overlaps a test candle.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 class TargetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["direction", "return"] = "direction"
+    kind: Literal["direction", "direction_band", "return"] = "direction"
     horizon: int = Field(default=1, ge=1, le=10_000)
+    band: float = Field(default=0.002, ge=0.0, lt=1.0)  # direction_band: |log return| to count
 
     @property
     def task(self) -> Literal["classification", "regression"]:
-        return "classification" if self.kind == "direction" else "regression"
+        return "regression" if self.kind == "return" else "classification"
 
 
 def forward_log_return(close: pd.Series, horizon: int) -> pd.Series:
@@ -39,4 +44,7 @@ def make_target(candles: pd.DataFrame, spec: TargetSpec) -> pd.Series:
     forward = forward_log_return(candles["close"], spec.horizon)
     if spec.kind == "return":
         return forward
+    if spec.kind == "direction_band":
+        up = (forward > spec.band).astype("float64")
+        return up.where(forward.notna() & (forward.abs() > spec.band))
     return (forward > 0).astype("float64").where(forward.notna())

@@ -104,3 +104,12 @@ def test_calendar_blocks_do_not_depend_on_where_the_data_ends() -> None:
         make_folds(
             len(dates), WalkForwardSpec(start="20191201", folds=2, test_days=10), 24, 24, dates
         )
+
+
+def test_a_cost_band_target_leaves_moves_that_do_not_pay_the_fees_unlabelled() -> None:
+    close = pd.Series([100.0, 100.1, 101.0, 100.0, 99.0, 99.05])
+    spec = TargetSpec(kind="direction_band", horizon=1, band=0.002)
+    target = make_target(pd.DataFrame({"close": close}), spec).to_numpy()
+    # +0.1% (inside the band), +0.9% (up), -1.0% (down), -1.0% (down), +0.05% (inside), last: none
+    np.testing.assert_array_equal(target, [np.nan, 1.0, 0.0, 0.0, np.nan, np.nan])
+    assert spec.task == "classification"
