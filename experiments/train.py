@@ -27,6 +27,7 @@ from features.errors import DataError
 from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions
+from ml.models.jump import RegimeJump
 from ml.plots import regime_plot
 from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
@@ -95,6 +96,28 @@ def _log_fold(result: FoldResult, workdir: Path) -> None:
     )
     mlflow.set_tag("bundle_sha256", sha)
     mlflow.log_artifacts(str(folder), artifact_path="fold")
+
+
+def penalty_votes(
+    result: FoldResult, features: pd.DataFrame, columns: tuple[str, ...]
+) -> dict[str, float]:
+    """For a jump-model vote: what each penalty of the grid decided on the fold's test
+    rows (the share of them it called bull, its switches), so that every fold records
+    each penalty's part in the decision. Empty for other regime models."""
+    model = result.bundle.regime_model
+    if not isinstance(model, RegimeJump):
+        return {}
+    rows = result.predictions.index.to_numpy()
+    x = features[list(columns)].to_numpy(dtype="float64")[: rows[-1] + 1]
+    votes = model.votes(x)[rows]
+    out: dict[str, float] = {}
+    for index, penalty in enumerate(model.jump_penalties):
+        column = votes[:, index]
+        known = column[column >= 0]
+        name = f"regime.penalty_{penalty:g}"
+        out[f"{name}.bull_share"] = float(known.mean()) if len(known) else float("nan")
+        out[f"{name}.switches"] = float((np.diff(known) != 0).sum()) if len(known) else 0.0
+    return out
 
 
 def train(
@@ -175,6 +198,7 @@ def train(
                 tags={**lineage, "fold": str(result.fold.index)},
             ):
                 _log_fold(result, workdir)
+                tracking.log_metrics(penalty_votes(result, features, spec.regime.columns))
             stitched.append(result.predictions)
             fold_rows.append(
                 {

@@ -196,6 +196,18 @@ class RegimeJump(BaseEstimator):  # type: ignore[misc]
         """Decision per row: 1 bull, 0 bear, -1 before the first complete row."""
         return self.filter(X)[1]
 
+    def votes(self, X: FloatArray) -> NDArray[np.int64]:
+        """Per row and penalty of the grid (T, M): 1 where that model is in its bullish
+        state, 0 bearish, -1 before the first complete row. Causal, as :meth:`filter`."""
+        x = np.asarray(X, dtype="float64")
+        out = np.full((len(x), len(self.jump_penalties)), -1, dtype=np.int64)
+        state = OnlineJumpFilter(self)
+        for t in range(len(x)):
+            state.update(x[t])
+            if state.states is not None:
+                out[t] = (state.states == self.bull_states_).astype(np.int64)
+        return out
+
     def online(self) -> OnlineJumpFilter:
         """A stateful read-out that takes one candle at a time (the live path)."""
         return OnlineJumpFilter(self)
@@ -211,6 +223,7 @@ class OnlineJumpFilter:
         self.model = model
         self.values: FloatArray | None = None  # (M, 2)
         self.last_row: FloatArray | None = None
+        self.states: NDArray[np.int64] | None = None  # (M,) each model's state after the last row
         self.probabilities = np.full(2, np.nan)
         self.decision = -1
 
@@ -236,6 +249,7 @@ class OnlineJumpFilter:
                 ]
             )
         states = self.values.argmin(axis=1)
+        self.states = states
         bull = float((states == self.model.bull_states_).mean())
         self.probabilities = np.array([1.0 - bull, bull])
         self.decision = 1 if bull >= 0.5 else 0

@@ -93,3 +93,32 @@ def test_the_shipped_spec_decisions_are_recomputable_on_real_btc(
     spec = load_experiment(ROOT / "experiments" / "specs" / "btc_1h_regime_allocation.toml")
     candles = btc_candles[btc_candles["date"] < pd.Timestamp("2021-06-01", tz="UTC")]
     assert_recomputable(candles.reset_index(drop=True), spec, "1h", seed=5, count=2)
+
+
+def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from experiments.train import train
+    from features.data import import_candles
+    from ml.tracking import default_tracking_uri
+
+    candles, _ = generate(24 * 200, seed=12)
+    candles["date"] = pd.date_range("2020-01-01", periods=len(candles), freq="1h", tz="UTC").astype(
+        "datetime64[ns, UTC]"
+    )
+    candles.to_feather(tmp_path / "c.feather")
+    userdir = tmp_path / "ud"
+    import_candles(
+        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+    )
+    result = train(small_spec(), userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    client = MlflowClient(default_tracking_uri(userdir))
+    folds = client.search_runs(
+        [result.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(folds) == 6
+    for fold in folds:
+        metrics = fold.data.metrics
+        for penalty in ("3", "30"):
+            assert 0.0 <= metrics[f"regime.penalty_{penalty}.bull_share"] <= 1.0
+            assert metrics[f"regime.penalty_{penalty}.switches"] >= 0
