@@ -706,13 +706,18 @@ def _registry_db(userdir: Path) -> Path:
 @strategies_app.command("sync")
 def strategies_sync(
     docs: Annotated[
-        Path, typer.Option("--docs", help="Where STRATEGIES.md and the JSON registry go.")
-    ] = REPO / "docs",
+        Path | None,
+        typer.Option(
+            "--docs",
+            help="Where STRATEGIES.md and the JSON registry go (default: <userdir>/docs).",
+        ),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Read user_data/strategies into the registry; write docs/STRATEGIES.md."""
+    """Read user_data/strategies into the registry; write STRATEGIES.md (in the user dir)."""
     from strategies.registry import sync
 
+    docs = docs or userdir / "docs"
     found = sync(REPO / "user_data" / "strategies", docs, _registry_db(userdir))
     console.print(f"{len(found)} strategies: " + ", ".join(s.name for s in found))
     console.print(f"wrote {docs / 'STRATEGIES.md'}")
@@ -758,15 +763,19 @@ def idea_decide(
     idea_id: Annotated[int, typer.Argument(help="Idea number.")],
     decision: Annotated[str, typer.Option("--decision", help="promote, reject or park")],
     rationale: Annotated[str, typer.Option("--rationale")],
-    results: Annotated[Path, typer.Option("--results", help="RESULTS.md to regenerate.")] = REPO
-    / "docs"
-    / "RESULTS.md",
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results", help="RESULTS.md to regenerate (default: <userdir>/docs/RESULTS.md)."
+        ),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Promote, reject or park an idea; record why; regenerate docs/RESULTS.md."""
+    """Promote, reject or park an idea; record why; regenerate RESULTS.md (in the user dir)."""
     from experiments.ideas import decide, write_results
     from ml import tracking
 
+    results = results or userdir / "docs" / "RESULTS.md"
     client = tracking.configure(tracking_uri(userdir), userdir)
     decide(_registry_db(userdir), idea_id, decision.lower(), rationale, client)  # type: ignore[arg-type]
     console.print(
@@ -776,15 +785,17 @@ def idea_decide(
 
 @idea_app.command("results")
 def idea_results(
-    results: Annotated[Path, typer.Option("--results", help="RESULTS.md to write.")] = REPO
-    / "docs"
-    / "RESULTS.md",
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="RESULTS.md to write (default: <userdir>/docs/RESULTS.md)."),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Regenerate docs/RESULTS.md from the ideas, decisions and MLflow."""
+    """Regenerate RESULTS.md from the ideas, decisions and MLflow (in the user dir)."""
     from experiments.ideas import write_results
     from ml import tracking
 
+    results = results or userdir / "docs" / "RESULTS.md"
     client = tracking.configure(tracking_uri(userdir), userdir)
     console.print(f"wrote {write_results(_registry_db(userdir), client, results)}")
 

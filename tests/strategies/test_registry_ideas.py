@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,3 +104,38 @@ def test_committed_strategies_doc_is_up_to_date() -> None:
     assert (ROOT / "docs" / "STRATEGIES.md").read_text() == expected, (
         "run: tradingbot strategies sync"
     )
+
+
+def test_generated_documents_stay_in_the_user_dir(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    repo_docs = {p: p.stat().st_mtime_ns for p in (ROOT / "docs").glob("*")}
+    userdir = tmp_path / "ud"
+    assert cli("strategies", "sync", "--userdir", userdir).code == 0
+    assert (userdir / "docs" / "STRATEGIES.md").exists()
+    made = cli("idea", "create", "--title", "t", "--hypothesis", "h", "--userdir", userdir)
+    assert made.code == 0, made.err
+    decided = cli(
+        "idea", "decide", "1", "--decision", "park", "--rationale", "r", "--userdir", userdir
+    )
+    assert decided.code == 0, decided.err
+    assert (userdir / "docs" / "RESULTS.md").exists()
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "docs").glob("*")} == repo_docs
+    ignored = subprocess.run(
+        [
+            "git",
+            "check-ignore",
+            "user_data/backups/x",
+            "user_data/mlflow.db.lock",
+            "user_data/docs/x",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if ignored.returncode != 128:  # 128: not a git checkout (an sdist); nothing to check
+        assert ignored.stdout.split() == [
+            "user_data/backups/x",
+            "user_data/mlflow.db.lock",
+            "user_data/docs/x",
+        ]
