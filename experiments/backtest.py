@@ -190,6 +190,7 @@ def backtest(
         "data_sha256": run.inputs["data_sha256"],
         "markets_sha256": run.inputs["markets_sha256"],
         "strategy_sha256": run.inputs["strategy_sha256"],
+        "strategy_params_sha256": run.inputs["strategy_params_sha256"],  # "defaults": untuned
         "git_commit": tracking.git_commit(),
         **tracking.process_tags(),
     }

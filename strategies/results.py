@@ -116,7 +116,9 @@ def parse_result_zip(path: Path, strategy: str) -> ParsedResult:
         archive = zipfile.ZipFile(io.BytesIO(payload))
     except zipfile.BadZipFile as exc:
         raise ResultError(f"{path}: not a zip file") from exc
-    main = [n for n in archive.namelist() if n.endswith(".json") and not n.endswith("_config.json")]
+    # besides the result: the config and, for a tuned strategy, its parameter file
+    extras = ("_config.json", f"_{strategy}.json")
+    main = [n for n in archive.namelist() if n.endswith(".json") and not n.endswith(extras)]
     if len(main) != 1:
         raise ResultError(f"{path}: expected one result JSON, found {main}")
     document = json.loads(archive.read(main[0]))

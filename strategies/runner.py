@@ -139,6 +139,31 @@ def freqtrade_config(
     return config
 
 
+def tuned_params_file(request: BacktestRequest, userdir: Path) -> Path | None:
+    """The strategy's tuned parameter file: ``<userdir>/strategies/<Strategy>.json`` (where
+    ``tradingbot tune`` writes it), else one next to the strategy's source; None: defaults."""
+    for folder in (userdir / "strategies", request.strategy_dir):
+        path = folder / f"{request.strategy}.json"
+        if path.exists():
+            return path
+    return None
+
+
+def strategy_dir_for_run(request: BacktestRequest, userdir: Path, directory: Path) -> Path:
+    """Where Freqtrade loads the strategy from: the strategy sources with the user dir's
+    tuned parameter file beside them (Freqtrade reads ``<Strategy>.json`` next to the
+    strategy's file only), so a backtest with any ``--userdir`` trades the tuned values."""
+    params = tuned_params_file(request, userdir)
+    if params is None or params.parent == request.strategy_dir:
+        return request.strategy_dir
+    folder = directory / "strategies"
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in request.strategy_dir.glob("*.py"):  # strategies import one another
+        shutil.copyfile(source, folder / source.name)
+    shutil.copyfile(params, folder / params.name)
+    return folder
+
+
 def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, str]]:
     candles = load_candles(userdir, request.exchange, request.pair, request.timeframe)
     snapshot = snapshot_path(userdir, request.exchange)
@@ -146,7 +171,7 @@ def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, s
         "data_sha256": data_window(candles, request.pair, request.timeframe).sha256,
         "markets_sha256": snapshot_sha256(snapshot),
         "strategy_sha256": hashlib.sha256(_strategy_file(request).read_bytes()).hexdigest(),
-        "strategy_params_sha256": _strategy_params_sha(request),
+        "strategy_params_sha256": _strategy_params_sha(request, userdir),
         "predictions_sha256": hashlib.sha256(request.predictions.read_bytes()).hexdigest()
         if request.predictions is not None
         else "none",
@@ -155,9 +180,9 @@ def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, s
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20], inputs
 
 
-def _strategy_params_sha(request: BacktestRequest) -> str:
-    params = request.strategy_dir / f"{request.strategy}.json"
-    return hashlib.sha256(params.read_bytes()).hexdigest() if params.exists() else "defaults"
+def _strategy_params_sha(request: BacktestRequest, userdir: Path) -> str:
+    params = tuned_params_file(request, userdir)
+    return hashlib.sha256(params.read_bytes()).hexdigest() if params is not None else "defaults"
 
 
 def ensure_freqtrade_userdir(userdir: Path) -> None:
@@ -190,6 +215,7 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
         shutil.rmtree(directory)
     export = directory / "freqtrade"
     export.mkdir(parents=True)
+    strategy_path = strategy_dir_for_run(request, userdir, directory)
     write_text_atomic(
         run.config, json.dumps(freqtrade_config(request, userdir, run.guard_report), indent=2)
     )
@@ -205,7 +231,7 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
         "--strategy",
         request.strategy,
         "--strategy-path",
-        str(request.strategy_dir),
+        str(strategy_path),
         "--datadir",
         str(data_dir(userdir, request.exchange)),
         "--userdir",
