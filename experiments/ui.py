@@ -2,7 +2,9 @@
 
 Plain ``mlflow ui`` starts worker and job processes that can outlive it; here the
 server runs with one worker and job execution off, in its own process group, and
-the whole group is terminated on exit.
+the whole group is terminated on exit. Whatever ends the command, SIGKILL
+included, a watchdog process ends the server group within a second or two: it
+polls the command's pid and stops the group when the command is gone.
 """
 
 from __future__ import annotations
@@ -36,6 +38,43 @@ def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
     ]
 
 
+WATCHDOG = """
+import os, signal, sys, time
+owner, group = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+while alive(owner):
+    time.sleep(0.5)
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        sys.exit(0)  # the server group ended first: nothing to do
+try:
+    os.killpg(group, signal.SIGTERM)
+    time.sleep(5)
+    os.killpg(group, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
+
+
+def start_watchdog(owner: int, group: int) -> subprocess.Popen[bytes]:
+    """A process that ends process group ``group`` once process ``owner`` is gone."""
+    return subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, str(owner), str(group)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str], None]) -> int:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -43,6 +82,7 @@ def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str]
     process = subprocess.Popen(
         server_command(tracking_uri, userdir, port), env=env, start_new_session=True
     )
+    start_watchdog(os.getpid(), process.pid)
     say(f"MLflow UI for {tracking_uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
 
     def stop(signum: int, _frame: object) -> None:

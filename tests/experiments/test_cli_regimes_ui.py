@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -126,7 +127,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "stop_signal",
+    [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+    ids=["ctrl-c", "sigterm", "sigkill"],
+)
 def test_ui_serves_the_store_and_stops_cleanly(userdir: Path, stop_signal: signal.Signals) -> None:
     port = _free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -146,7 +151,11 @@ def test_ui_serves_the_store_and_stops_cleanly(userdir: Path, stop_signal: signa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
+        # a shell's background job starts with SIGINT ignored: the child must see Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    children: list[psutil.Process] = []
     try:
         deadline = time.time() + 120
         while True:
@@ -164,12 +173,23 @@ def test_ui_serves_the_store_and_stops_cleanly(userdir: Path, stop_signal: signa
                 time.sleep(0.5)
         children = psutil.Process(process.pid).children(recursive=True)
         assert children, "the server runs as a child process"
+        if stop_signal == signal.SIGKILL:  # no clean-up runs: the watchdog must end the server
+            children += [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if "mlflow" in " ".join(p.info["cmdline"] or [])
+                and str(port) in " ".join(p.info["cmdline"] or [])
+            ]
         assert (userdir / "mlflow.db").exists()
         process.send_signal(stop_signal)
         process.wait(timeout=30)
-        _, alive = psutil.wait_procs(children, timeout=15)
+        _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"orphan processes left: {alive}"
-        assert "MLflow UI stopped" in (process.stdout.read() if process.stdout else "")
+        if stop_signal != signal.SIGKILL:
+            assert "MLflow UI stopped" in (process.stdout.read() if process.stdout else "")
     finally:
+        for group in {process.pid, *(c.pid for c in children)}:  # pass or fail: nothing left
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
