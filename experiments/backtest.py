@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from experiments.spec import TimeRange
 from features.data import load_candles
 from features.pipeline import build
+from features.timeframes import timeframe_to_seconds
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.registry import RegistryError
@@ -130,6 +131,7 @@ def backtest(
 ) -> BacktestSummary:
     """Backtest ``strategy`` with ``model``. ``walk_forward`` uses the model's fold bundles
     instead, each on its own out-of-sample window (the timerange is then their span)."""
+    timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs
     client = tracking.configure(tracking_uri, userdir)
     model_uri = version = model_run = None
     if model:

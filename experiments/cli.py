@@ -33,6 +33,14 @@ features_app = typer.Typer(help="Build causal feature frames.", no_args_is_help=
 app.add_typer(data_app, name="data")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        typer.echo(f"tradingbot {importlib.metadata.version('tradingbot')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     log_json: Annotated[
@@ -41,6 +49,12 @@ def _options(
             "--log-json",
             envvar="TRADINGBOT_LOG_JSON",
             help="Logs as JSON lines with correlation_id and run_id.",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
 ) -> None:
@@ -738,6 +752,17 @@ def idea_create(
     """Record an idea to test."""
     from experiments.ideas import create
 
+    if experiment is not None:
+        from ml import tracking
+
+        client = tracking.configure(tracking_uri(userdir), userdir)
+        if client.get_experiment_by_name(experiment) is None:
+            known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+            raise TradingbotError(
+                f"no MLflow experiment named {experiment!r} in {userdir}",
+                hint="an experiment is a spec's name once it has been trained; known: "
+                + (", ".join(known) if known else "none yet"),
+            )
     idea = create(
         _registry_db(userdir),
         title=title,

@@ -12,13 +12,32 @@ _TIMEFRAME = re.compile(r"^(\d+)([mhdw])$")
 _WEEK_OFFSET_SECONDS = 4 * 86400
 
 
+# The candle lengths exchanges serve and Freqtrade trades (ccxt's common set).
+TIMEFRAMES = (
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+)
+
+
 def timeframe_to_seconds(timeframe: str) -> int:
     """Length of one candle in seconds, e.g. ``"1h" -> 3600``."""
     match = _TIMEFRAME.match(timeframe)
-    if match is None or int(match.group(1)) == 0:
+    if match is None or timeframe not in TIMEFRAMES:
         raise SpecError(
-            f"unsupported timeframe {timeframe!r}",
-            hint="use a positive number followed by m, h, d or w, e.g. 5m, 1h, 4h, 1d",
+            f"{timeframe!r} is not a timeframe",
+            hint=f"use one of {', '.join(TIMEFRAMES)}",
         )
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 

@@ -199,6 +199,14 @@ def promote(
 ) -> dict[str, str]:
     """Move alias ``champion`` to ``version`` and record who, when, why and key metrics."""
     try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        known = sorted(m.name for m in client.search_registered_models())
+        raise RegistryError(
+            f"no model named {name!r} in the registry",
+            hint=f"registered: {', '.join(known) if known else 'none yet (tradingbot train SPEC)'}",
+        ) from exc
+    try:
         model_version = client.get_model_version(name, str(version))
     except MlflowException as exc:
         raise RegistryError(

@@ -85,11 +85,16 @@ class StrategyParams(BaseModel):
         raise KeyError(name)
 
     def freqtrade_file(self) -> dict[str, Any]:
-        """The content of ``<Strategy>.json`` as ``freqtrade hyperopt`` exports it."""
-        params: dict[str, Any] = {space: dict(values) for space, values in self.spaces.items()}
-        params["roi"] = dict(self.minimal_roi)
-        params["stoploss"] = {"stoploss": self.stoploss}
-        params["trailing"] = {name: getattr(self, name) for name in TRAILING_FIELDS}
+        """The content of ``<Strategy>.json`` as ``freqtrade hyperopt`` exports it. Floats
+        are rounded to 10 decimals: Optuna's stepped values carry float noise
+        (``-0.03499999999999999`` for a step of 0.005) that nobody wants to read."""
+        params: dict[str, Any] = {
+            space: {k: _clean(v) for k, v in values.items()}
+            for space, values in self.spaces.items()
+        }
+        params["roi"] = {k: _clean(v) for k, v in self.minimal_roi.items()}
+        params["stoploss"] = {"stoploss": _clean(self.stoploss)}
+        params["trailing"] = {name: _clean(getattr(self, name)) for name in TRAILING_FIELDS}
         return {
             "strategy_name": self.strategy,
             "params": params,
@@ -103,6 +108,10 @@ class StrategyParams(BaseModel):
         path = strategy_dir / f"{self.strategy}.json"
         write_text_atomic(path, json.dumps(self.freqtrade_file(), indent=2) + "\n")
         return path
+
+
+def _clean(value: Any) -> Any:
+    return round(value, 10) if isinstance(value, float) else value
 
 
 def default_params(info: StrategyInfo) -> StrategyParams:

@@ -164,7 +164,7 @@ def test_bad_pair_and_timeframe(cli: Callable[..., CliResult], tmp_path: Path) -
         "--userdir",
         tmp_path / "u",
     )
-    assert bad_tf.code == 2 and "unsupported timeframe '1 hour'" in bad_tf.err
+    assert bad_tf.code == 2 and "'1 hour' is not a timeframe" in bad_tf.err
     assert not (tmp_path / "u").exists()
 
 
@@ -245,3 +245,34 @@ def test_help_everywhere(cli: Callable[..., CliResult], args: list[str]) -> None
     result = cli(*args)
     assert "Usage" in result.out + result.err
     assert result.code in (0, 2) if not args else result.code == 0
+
+
+def test_odd_timeframes_and_unknown_models_get_the_right_message(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    spec = Path(__file__).resolve().parents[2] / "experiments" / "specs" / "btc_1h_lightgbm.toml"
+    odd = cli("train", spec, "--timeframe", "7m", "--userdir", tmp_path)
+    assert odd.code == 2 and "'7m' is not a timeframe" in odd.err and "import" not in odd.err
+    backtest = cli(
+        "backtest",
+        "--pair",
+        "BTC/USDT",
+        "--timeframe",
+        "7m",
+        "--timerange",
+        "20200101-20200201",
+        "--userdir",
+        tmp_path,
+    )
+    assert backtest.code == 2 and "'7m' is not a timeframe" in backtest.err
+    nope = cli("promote", "nope", "--version", "1", "--reason", "r", "--userdir", tmp_path)
+    assert nope.code == 2 and "no model named 'nope'" in nope.err
+
+
+def test_version(cli: Callable[..., CliResult]) -> None:
+    import importlib.metadata
+
+    result = cli("--version")
+    assert (
+        result.code == 0 and f"tradingbot {importlib.metadata.version('tradingbot')}" in result.out
+    )

@@ -91,7 +91,7 @@ def test_spec_rejects_typos_and_bad_windows() -> None:
             {
                 "features": [{"kind": "rsi", "windows": [14]}],
                 "higher_timeframes": [
-                    {"timeframe": "90m", "features": [{"kind": "rsi", "windows": [14]}]}
+                    {"timeframe": "30m", "features": [{"kind": "rsi", "windows": [14]}]}
                 ],
             }
         )

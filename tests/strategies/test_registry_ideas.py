@@ -139,3 +139,14 @@ def test_generated_documents_stay_in_the_user_dir(
             "user_data/mlflow.db.lock",
             "user_data/docs/x",
         ]
+
+
+def test_an_idea_names_an_experiment_that_exists(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    userdir = tmp_path / "ud"
+    args = ("idea", "create", "--title", "t", "--hypothesis", "h", "--userdir", userdir)
+    bad = cli(*args, "--experiment", "nope")
+    assert bad.code == 2 and "no MLflow experiment named 'nope'" in bad.err
+    configure(default_tracking_uri(userdir), userdir).create_experiment("real_one")
+    assert cli(*args, "--experiment", "real_one").code == 0

@@ -186,3 +186,18 @@ def test_freqtrade_loads_the_written_parameter_file(tmp_path: Path) -> None:
     assert regime.trailing_stop is True and regime.trailing_stop_positive == 0.02
     rules = load("RegimeRulesStrategy")
     assert rules.stoploss == info.stoploss and rules.entry_threshold.value == 0.55
+
+
+def test_parameter_files_carry_no_float_noise() -> None:
+    from strategies.registry import introspect
+    from strategies.replay import default_params, with_values
+    from strategies.runner import REPO_STRATEGIES
+
+    info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]
+    tuned = with_values(
+        default_params(info),
+        {"stoploss": -0.03499999999999999, "entry_threshold": 0.5700000000000001},
+    )
+    content = tuned.freqtrade_file()["params"]
+    assert content["stoploss"]["stoploss"] == -0.035
+    assert content["buy"]["entry_threshold"] == 0.57
