@@ -118,13 +118,10 @@ def evaluation_cells(values: dict[str, float]) -> list[str]:
     return cells
 
 
-def train_summary(console: Console, result: object, tracking_uri: str) -> None:
-    from experiments.train import TrainResult
-
-    assert isinstance(result, TrainResult)
+def evaluation_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    """A strategy (or model) and its baselines, one row each, in the evaluation columns."""
     table = Table(
-        title=f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample), "
-        "after fees, beside the baselines",
+        title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -134,10 +131,20 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
     table.add_column("strategy", no_wrap=True)
     for header in EVALUATION_HEADERS:
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
-    rows = {"model": result.metrics, **result.baselines}
     for name, values in rows.items():
         table.add_row(name, *evaluation_cells(values))
-    console.print(table)
+    return table
+
+
+def train_summary(console: Console, result: object, tracking_uri: str) -> None:
+    from experiments.train import TrainResult
+
+    assert isinstance(result, TrainResult)
+    title = (
+        f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample), "
+        "after fees, beside the baselines"
+    )
+    console.print(evaluation_table(title, {"model": result.metrics, **result.baselines}))
     extra = {
         k: v
         for k, v in result.metrics.items()
@@ -208,20 +215,8 @@ def backtest_summary(console: Console, summary: object) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    compared = Table(
-        title="marked to market at every close, beside the baselines (same candles and fee)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 0, 0, 1),
-        pad_edge=False,
-    )
-    compared.add_column("strategy", no_wrap=True)
-    for header in EVALUATION_HEADERS:
-        compared.add_column(header, justify="right", no_wrap=True, min_width=len(header))
-    for name, values in summary.comparison.items():
-        compared.add_row(name, *evaluation_cells(values))
-    console.print(compared)
+    title = "marked to market at every close, beside the baselines (same candles and fee)"
+    console.print(evaluation_table(title, summary.comparison))
     if not summary.per_regime.empty:
         regimes = Table(title="by regime at entry", title_justify="left")
         for column in summary.per_regime.columns:
@@ -299,20 +294,11 @@ def scorecard_summary(console: Console, card: object) -> None:
 
     assert isinstance(card, Scorecard)
     for market in card.markets:
-        table = Table(
-            title=f"{market.pair} {market.timeframe}  {market.window}  ({market.model}, "
-            "walk-forward on the Freqtrade engine, marked to market, after fees)",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            show_edge=False,
-            padding=(0, 0, 0, 1),
-            pad_edge=False,
+        title = (
+            f"{market.pair} {market.timeframe}  {market.window}  ({market.model}, "
+            "walk-forward on the Freqtrade engine, marked to market, after fees)"
         )
-        table.add_column("strategy", no_wrap=True)
-        for header in EVALUATION_HEADERS:
-            table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
-        for name in ROWS:
-            table.add_row(name, *evaluation_cells(market.rows[name]))
+        table = evaluation_table(title, {name: market.rows[name] for name in ROWS})
         console.print(table)
     summary = Table(title="scorecard: Calmar and drawdown vs buy and hold", title_justify="left")
     for column in ("market", "strategy", "buy&hold", "SMA50", "mom30", "DD/BH", "beats rules"):

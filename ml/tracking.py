@@ -25,7 +25,7 @@ import mlflow
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
-from features.atomic import file_lock
+from features.atomic import file_lock, pid_alive
 from features.errors import TradingbotError
 from ml.observability import bind
 
@@ -202,13 +202,7 @@ def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
 
 def process_alive(pid: int) -> bool:
     """Does a process with this pid exist on this machine?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def fail_stale_runs(client: MlflowClient, experiment: str) -> list[str]:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from features.atomic import write_text_atomic
+from features.atomic import pid_alive, write_text_atomic
 from features.errors import TradingbotError, validation_message
 from ml import observability
 from ml.observability import MetricsTextfile
@@ -506,15 +506,7 @@ def _holder_is_dead(lock: Path) -> bool:
         pid, host = int(holder["pid"]), str(holder["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unknown holder (or being written): only the TTL may free it
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return host == socket.gethostname() and not pid_alive(pid)
 
 
 def refuse_entry(risk: RiskManager | None, pair: str, exc: BaseException) -> bool:
