@@ -125,7 +125,12 @@ def offline_exchange(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _bot(
-    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **risk_env: str
+    world: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    strategy: str = "RegimeStrategy",
+    model: str = "models:/paper_lgbm@champion",
+    **risk_env: str,
 ) -> Any:
     from freqtrade.configuration import Configuration
     from freqtrade.enums import RunMode
@@ -143,8 +148,9 @@ def _bot(
             "db_url": "sqlite://",
             "dry_run_wallet": 1000,
             "user_data_dir": str(userdir),
+            "strategy": strategy,
             "tradingbot": {
-                "model_uri": "models:/paper_lgbm@champion",
+                "model_uri": model,
                 "tracking_uri": world["uri"],
                 "metrics_textfile": str(tmp_path / "tradingbot.prom"),
             },
@@ -159,9 +165,10 @@ def _bot(
         "user_data_dir": str(userdir),
     }
     bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
-    bot.strategy.entry_threshold.value = (
-        0.0  # enter wherever the model is trusted and the regime is not bearish
-    )
+    if strategy == "RegimeStrategy":
+        bot.strategy.entry_threshold.value = (
+            0.0  # enter wherever the model is trusted and the regime is not bearish
+        )
     return bot
 
 
@@ -265,5 +272,67 @@ def test_bot_loop_opens_no_trade_when_the_risk_manager_is_broken(
         bot.process()
         assert _expected_entries(bot), "without the breaker, the bot would have entered"
         assert _open_trades() == []
+    finally:
+        bot.cleanup()
+
+
+@pytest.fixture(scope="module")
+def allocation_model(world: dict[str, Any]) -> str:
+    """A regime allocation (jump models on hourly slow-clock features) on the paper world."""
+    kinds = ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
+    train_end = world["frames"]["BTC/USDT"]["date"].iloc[-300]
+    spec = parse_experiment(
+        {
+            "name": "paper_allocation",
+            "data": {"pair": "BTC/USDT", "timerange": f"-{train_end:%Y%m%d}"},
+            "features": {"features": [{"kind": k, "halflives_days": [0.5, 1]} for k in kinds]},
+            "regime": {
+                "kind": "jump",
+                "columns": ["%-ewm_return_0.5d", "%-ewm_sortino_1d", "%-trend_distance_1d"],
+                "jump_penalties": [3.0, 30.0],
+                "n_init": 2,
+            },
+            "model": {"kind": "regime_allocation", "params": {"exposures": {"bear": 0.5}}},
+            "walk_forward": {"folds": 1, "test_size": 300},
+        },
+        source="test",
+    )
+    result = train(spec, userdir=world["userdir"], tracking_uri=world["uri"])
+    client = configure(world["uri"], world["userdir"])
+    promote(client, "paper_allocation", result.version, "paper test", user="pytest")
+    return "models:/paper_allocation@champion"
+
+
+@pytest.mark.slow
+def test_the_allocation_strategy_enters_its_target_and_obeys_the_breaker(
+    world: dict[str, Any],
+    offline_exchange: None,
+    allocation_model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every regime holds some exposure here (bear 50%), so every trusted pair enters, with
+    the share of the stake its target says, once the breaker is off."""
+    bot = _bot(world, tmp_path, monkeypatch, "RegimeAllocationStrategy", allocation_model)
+    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, world["userdir"]))
+    try:
+        risk.enable_breaker("test incident", minutes=30)
+        bot.process()
+        assert _open_trades() == []  # the breaker stops the allocation strategy too
+        targets = {}
+        for pair in PAIRS:
+            frame, _ = bot.dataprovider.get_analyzed_dataframe(pair, "1h")
+            targets[pair] = float(frame["target_exposure"].iloc[-1])
+        assert all(t in (0.5, 1.0) for t in targets.values()), targets
+
+        risk.disable_breaker()
+        bot.process()
+        trades = {t.pair: t for t in _open_trades()}
+        assert sorted(trades) == sorted(PAIRS)
+        stakes = {pair: float(trade.stake_amount) for pair, trade in trades.items()}
+        full = max(stakes[p] / targets[p] for p in PAIRS)
+        for pair, trade in trades.items():
+            assert trade.enter_tag.endswith(f"exposure {targets[pair]:.2f}")
+            assert stakes[pair] == pytest.approx(full * targets[pair], rel=0.02)
     finally:
         bot.cleanup()
