@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -267,5 +268,19 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
             hint=f"full log: {run.log}",
         )
     with atomic_path(run.result_zip) as tmp:  # the cache trusts only complete results
-        shutil.copyfile(zips[-1], tmp)
+        store_result(zips[-1], tmp, run.result_zip.stem)
     return run
+
+
+def store_result(source: Path, target: Path, stem: str) -> None:
+    """Copy Freqtrade's result zip, renaming its entries after the zip's own name.
+
+    Freqtrade finds the files in a result zip by the zip's name (``result.zip`` holds
+    ``result.json``, ``result_market_change.feather``, ...), so its own tools
+    (``freqtrade backtesting-show --backtest-filename .../result.zip``) open ours."""
+    with (
+        zipfile.ZipFile(source) as original,
+        zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as copy,
+    ):
+        for entry in original.infolist():
+            copy.writestr(entry.filename.replace(source.stem, stem, 1), original.read(entry))

@@ -62,3 +62,26 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     assert "Strategy Parameter(default): entry_threshold" not in log
     tags = configure(uri, userdir).get_run(summary.run_id).data.tags
     assert tags["strategy_params_sha256"] != "defaults"
+    # ...and Freqtrade's own tools open what we stored
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "freqtrade",
+            "backtesting-show",
+            "--backtest-filename",
+            str(summary.result_zip),
+            "--userdir",
+            str(userdir),
+            "-c",
+            str(summary.result_zip.parent / "config.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "RegimeStrategy" in shown.stdout
