@@ -30,3 +30,25 @@ def test_no_qualifying_candle_gives_no_signal_and_no_error() -> None:
     exits = strategy.populate_exit_trend(frame.copy(), {"pair": "BTC/USDT"})
     assert entries.get("enter_long", pd.Series(dtype=float)).fillna(0).sum() == 0
     assert exits.get("exit_long", pd.Series(dtype=float)).fillna(0).sum() == 0
+
+
+def test_tags_carry_the_rule_not_the_numbers() -> None:
+    sys.path.insert(0, str(STRATEGIES))
+    try:
+        from RegimeStrategy import _tags, reason_tag
+    finally:
+        sys.path.remove(str(STRATEGIES))
+    rows = pd.DataFrame({"&-regime": ["bull"] * 30, "&-p_up": np.linspace(0.56, 0.9, 30)})
+    assert set(_tags(rows, "entry p_up>0.55")) == {"bull|entry p_up>0.55"}
+    reason = (
+        "long: regime bull (p=0.80), RSI 28 oversold, momentum +1.20%; "
+        "situation was up 57% of 1,234 training candles"
+    )
+    assert reason_tag(reason) == "long: regime bull, RSI oversold, momentum up"
+    other = (
+        reason.replace("(p=0.80)", "(p=0.91)")
+        .replace("RSI 28", "RSI 22")
+        .replace("+1.20%", "+3.4%")
+    )
+    assert reason_tag(other) == reason_tag(reason)
+    assert reason_tag(reason.replace("+1.20%", "-0.50%")).endswith("momentum down")

@@ -19,12 +19,12 @@ class RegimeRulesStrategy(RegimeStrategy):
         """Enter when the reasoning model says long."""
         entries = (dataframe["do_predict"] == 1) & (dataframe["&-prediction"] == 1)
         dataframe.loc[entries, "enter_long"] = 1
-        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], "entry")
+        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], "entry rules")
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Exit when the reasoning model says flat."""
         exits = (dataframe["do_predict"] == 1) & (dataframe["&-prediction"] == 0)
         dataframe.loc[exits, "exit_long"] = 1
-        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit")
+        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit rules")
         return dataframe

@@ -13,6 +13,7 @@ entries check it on every trade. Configure the model in the Freqtrade config:
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -93,7 +94,8 @@ class RegimeStrategy(IStrategy):
         calm = ~dataframe["&-regime"].isin(DEFENSIVE_REGIMES)
         entries = (dataframe["do_predict"] == 1) & confident & calm
         dataframe.loc[entries, "enter_long"] = 1
-        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], "entry")
+        why = f"entry p_up>{self.entry_threshold.value:.2f}"
+        dataframe.loc[entries, "enter_tag"] = _tags(dataframe[entries], why)
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
@@ -102,7 +104,10 @@ class RegimeStrategy(IStrategy):
         bearish = dataframe["&-regime"].isin(DEFENSIVE_REGIMES)
         exits = (dataframe["do_predict"] == 1) & (doubtful | bearish)
         dataframe.loc[exits, "exit_long"] = 1
-        dataframe.loc[exits, "exit_tag"] = _tags(dataframe[exits], "exit")
+        why = f"exit p_up<{self.exit_threshold.value:.2f}"
+        dataframe.loc[exits & doubtful, "exit_tag"] = _tags(dataframe[exits & doubtful], why)
+        turned = exits & ~doubtful
+        dataframe.loc[turned, "exit_tag"] = _tags(dataframe[turned], "exit: defensive regime")
         return dataframe
 
     def custom_stake_amount(
@@ -178,13 +183,24 @@ def _open_positions() -> list[Position]:
     ]
 
 
-def _tags(rows: DataFrame, kind: str) -> list[str]:
-    """``<regime>|<why>``: the regime first, so results group by regime at entry."""
+def _tags(rows: DataFrame, why: str) -> list[str]:
+    """``<regime>|<why>``: the regime first, so results group by regime at entry. Tags hold
+    no per-candle numbers, so Freqtrade's tag statistics group trades by the rule that
+    made them; a reasoning model's reason is kept without its numbers."""
     if rows.empty:  # no candle qualifies: nothing to tag (string ops on empty floats fail)
         return []
     regime = rows["&-regime"].fillna("").astype(str).replace("", "unknown")
-    if "&-reason" in rows:
-        why = rows["&-reason"].astype(str)
-    else:
-        why = f"{kind} p_up " + rows["&-p_up"].map("{:.2f}".format)
-    return (regime + "|" + why).str.slice(0, TAG_LENGTH).tolist()
+    reasons = rows["&-reason"].astype(str).map(reason_tag) if "&-reason" in rows else why
+    return (regime + "|" + reasons).str.slice(0, TAG_LENGTH).tolist()
+
+
+def reason_tag(reason: str) -> str:
+    """A reason without its numbers: ``long: regime bull (p=0.80), RSI 28 oversold,
+    momentum +1.20%; situation was up 57% of 1,234 training candles`` becomes
+    ``long: regime bull, RSI oversold, momentum up``."""
+    head = reason.split(";")[0]
+    head = re.sub(r"\s*\([^)]*\)", "", head)
+    head = re.sub(r"\+\d[\d.,]*%", "up", head)
+    head = re.sub(r"-\d[\d.,]*%", "down", head)
+    head = re.sub(r"\s*\d[\d.,]*%?", "", head)
+    return " ".join(head.split())
