@@ -20,22 +20,18 @@ be another strategy). Candles the model may not score (inside its training windo
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from freqtrade.enums import RunMode
 from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.persistence import Trade
 from freqtrade.strategy import IStrategy
 from pandas import DataFrame
 
-from ml.serving import ModelAdapter
-from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
+from strategies import hooks
+from strategies.risk import refuse_entry
 
 TAG_LENGTH = 250
 SIZED_FOR = "target_exposure"  # trade custom data: the target the position was last sized for
@@ -68,32 +64,12 @@ class RegimeAllocationStrategy(IStrategy):
         self.startup_candle_count = int(np.ceil(self.history_days * 86_400 / seconds))
 
     def bot_start(self, **kwargs: Any) -> None:
-        """Connect the adapter to the model named in the config."""
-        settings = self.config.get("tradingbot", {})
-        user_dir = Path(self.config.get("user_data_dir", "user_data"))
-        tracking_uri = (
-            settings.get("tracking_uri")
-            or os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{(user_dir / 'mlflow.db').resolve()}"
-        )
-        report = settings.get("guard_report")
-        timerange = str(self.config.get("timerange") or "")
-        start = timerange.split("-")[0] if "-" in timerange else ""
-        self.adapter = ModelAdapter(
-            settings.get("model_uri", self.default_model_uri),
-            tracking_uri=tracking_uri,
-            report_path=Path(report) if report else None,
-            evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
-            stitched_predictions=Path(settings["predictions"])
-            if settings.get("predictions")
-            else None,
-        )
-        self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir))
+        """Connect the adapter to the model named in the config, and the risk manager."""
+        hooks.connect(self)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """The model's target exposure (``&-p_up``), regime and ``do_predict``."""
-        live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
-        dataframe = self.adapter.populate(dataframe, metadata["pair"], live=live)
+        dataframe = self.adapter.populate(dataframe, metadata["pair"], live=hooks.is_live(self))
         trusted = dataframe["do_predict"] == 1
         dataframe["target_exposure"] = np.where(
             trusted, dataframe["&-p_up"].fillna(0.0).clip(0.0, 1.0), np.nan
@@ -133,8 +109,7 @@ class RegimeAllocationStrategy(IStrategy):
         try:
             target = self._target(pair)
             stake = Decimal(str(proposed_stake)) * Decimal(str(target))
-            stake = self.risk.size_stake(pair, stake, _open_positions(), self._wallet_total())
-            return float(stake)
+            return float(hooks.sized_stake(self, pair, stake))
         except Exception as exc:
             refuse_entry(getattr(self, "risk", None), pair, exc)
             return 0.0
@@ -184,18 +159,7 @@ class RegimeAllocationStrategy(IStrategy):
         **kwargs: Any,
     ) -> bool:
         """Every entry and addition passes the risk manager; it fails closed."""
-        try:
-            live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
-            decision = self.risk.check_entry(
-                pair,
-                Decimal(str(amount)) * Decimal(str(rate)),
-                _open_positions(),
-                self._wallet_total(),
-                use_breaker=live,
-            )
-            return decision.allowed
-        except Exception as exc:
-            return refuse_entry(getattr(self, "risk", None), pair, exc)
+        return hooks.confirm_entry(self, pair, amount, rate)
 
     def _target(self, pair: str) -> float:
         dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
@@ -203,15 +167,6 @@ class RegimeAllocationStrategy(IStrategy):
             return 0.0
         value = float(dataframe["target_exposure"].iloc[-1])
         return value if np.isfinite(value) else 0.0
-
-    def _wallet_total(self) -> Decimal:
-        return Decimal(str(self.wallets.get_total_stake_amount())) if self.wallets else Decimal(0)
-
-
-def _open_positions() -> list[Position]:
-    return [
-        Position(t.pair, Decimal(str(t.stake_amount))) for t in Trade.get_trades_proxy(is_open=True)
-    ]
 
 
 def _tags(rows: DataFrame) -> list[str]:

@@ -1,7 +1,8 @@
 """Regime-aware strategies driven by a registered Tradingbot model.
 
-The model plumbing lives in the adapter (``ml.serving.ModelAdapter``), risk in
-the risk manager (``strategies.risk.RiskManager``, configured by the ``RISK_*``
+The model plumbing lives in the adapter (``ml.serving.ModelAdapter``, connected by
+``strategies.hooks``), risk in the risk manager (``strategies.risk.RiskManager``,
+reached through ``strategies.hooks``, configured by the ``RISK_*``
 environment variables); this file only decides. In backtests the circuit breaker
 is checked once per run (it is wall-clock state, not history); live and dry-run
 entries check it on every trade. Configure the model in the Freqtrade config:
@@ -12,24 +13,17 @@ entries check it on every trade. Configure the model in the Freqtrade config:
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from freqtrade.enums import RunMode
-from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 from pandas import DataFrame
 
-from ml import observability
-from ml.observability import MetricsTextfile
-from ml.serving import ModelAdapter
-from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
+from strategies import hooks
+from strategies.risk import refuse_entry
 
 TAG_LENGTH = 250
 DEFENSIVE_REGIMES = ("bear", "crash")
@@ -55,38 +49,12 @@ class RegimeStrategy(IStrategy):
     default_model_uri = "models:/btc_1h_hmm_lstm@champion"
 
     def bot_start(self, **kwargs: Any) -> None:
-        """Connect the adapter to the model named in the config."""
-        settings = self.config.get("tradingbot", {})
-        user_dir = Path(self.config.get("user_data_dir", "user_data"))
-        tracking_uri = (
-            settings.get("tracking_uri")
-            or os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{(user_dir / 'mlflow.db').resolve()}"
-        )
-        report = settings.get("guard_report")
-        timerange = str(self.config.get("timerange") or "")
-        start = timerange.split("-")[0] if "-" in timerange else ""
-        if settings.get("log_json"):  # our own log lines as JSON, with this bot's correlation id
-            observability.correlation_id.set(observability.new_correlation_id())
-            observability.json_logging_for(("ml", "strategies", "tradingbot"))
-        textfile = settings.get("metrics_textfile")
-        metrics = MetricsTextfile(Path(textfile)) if textfile else None
-        self.adapter = ModelAdapter(
-            settings.get("model_uri", self.default_model_uri),
-            tracking_uri=tracking_uri,
-            report_path=Path(report) if report else None,
-            evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
-            stitched_predictions=Path(settings["predictions"])
-            if settings.get("predictions")
-            else None,
-            metrics=metrics,
-        )
-        self.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
+        """Connect the adapter to the model named in the config, and the risk manager."""
+        hooks.connect(self)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Model predictions, filtered regime probabilities and do_predict."""
-        live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
-        return self.adapter.populate(dataframe, metadata["pair"], live=live)
+        return self.adapter.populate(dataframe, metadata["pair"], live=hooks.is_live(self))
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Enter when the model is trusted, confident enough, and the regime is not bearish."""
@@ -142,7 +110,7 @@ class RegimeStrategy(IStrategy):
         confidence = np.clip((p_up - 0.5) / max(self.entry_threshold.value - 0.5, 1e-6), 0.5, 1.0)
         regime_share = REGIME_STAKE.get(str(last.get("&-regime", "")), 0.5)
         stake = Decimal(str(proposed_stake)) * Decimal(str(float(confidence) * regime_share))
-        stake = self.risk.size_stake(pair, stake, _open_positions(), self._wallet_total())
+        stake = hooks.sized_stake(self, pair, stake)
         return float(max(stake, Decimal(str(min_stake or 0.0))))
 
     def confirm_trade_entry(
@@ -160,27 +128,7 @@ class RegimeStrategy(IStrategy):
         """Every entry passes the risk manager (circuit breaker live, trade and exposure limits).
 
         Fails closed: Freqtrade reads an exception raised here as "allow the trade"."""
-        try:
-            live = self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
-            decision = self.risk.check_entry(
-                pair,
-                Decimal(str(amount)) * Decimal(str(rate)),
-                _open_positions(),
-                self._wallet_total(),
-                use_breaker=live,
-            )
-            return decision.allowed
-        except Exception as exc:
-            return refuse_entry(getattr(self, "risk", None), pair, exc)
-
-    def _wallet_total(self) -> Decimal:
-        return Decimal(str(self.wallets.get_total_stake_amount())) if self.wallets else Decimal(0)
-
-
-def _open_positions() -> list[Position]:
-    return [
-        Position(t.pair, Decimal(str(t.stake_amount))) for t in Trade.get_trades_proxy(is_open=True)
-    ]
+        return hooks.confirm_entry(self, pair, amount, rate)
 
 
 def _tags(rows: DataFrame, why: str) -> list[str]:

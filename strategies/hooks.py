@@ -1,0 +1,93 @@
+"""What every Tradingbot strategy does the same way, so a strategy file only decides.
+
+* :func:`connect` (from ``bot_start``): the model adapter named in the Freqtrade
+  config's ``tradingbot`` section and the risk manager of the ``RISK_*`` settings,
+  with JSON logs and the Prometheus textfile when the config asks for them;
+* :func:`confirm_entry` (from ``confirm_trade_entry``): every entry and addition
+  through the risk manager, failing closed (Freqtrade reads an exception raised in
+  that hook as "allow the trade");
+* :func:`sized_stake`, :func:`open_positions`, :func:`wallet_total`: stakes within
+  the exposure limit, from Freqtrade's open trades and wallet.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from freqtrade.enums import RunMode
+from freqtrade.persistence import Trade
+
+from ml import observability
+from ml.observability import MetricsTextfile
+from ml.serving import ModelAdapter
+from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
+
+
+def connect(strategy: Any) -> None:
+    """Set ``strategy.adapter`` (its config's ``tradingbot.model_uri``, else the class's
+    ``default_model_uri``) and ``strategy.risk``."""
+    config = strategy.config
+    settings = config.get("tradingbot", {})
+    user_dir = Path(config.get("user_data_dir", "user_data"))
+    tracking_uri = (
+        settings.get("tracking_uri")
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{(user_dir / 'mlflow.db').resolve()}"
+    )
+    report = settings.get("guard_report")
+    timerange = str(config.get("timerange") or "")
+    start = timerange.split("-")[0] if "-" in timerange else ""
+    if settings.get("log_json"):  # our own log lines as JSON, with this bot's correlation id
+        observability.correlation_id.set(observability.new_correlation_id())
+        observability.json_logging_for(("ml", "strategies", "tradingbot"))
+    textfile = settings.get("metrics_textfile")
+    metrics = MetricsTextfile(Path(textfile)) if textfile else None
+    strategy.adapter = ModelAdapter(
+        settings.get("model_uri", strategy.default_model_uri),
+        tracking_uri=tracking_uri,
+        report_path=Path(report) if report else None,
+        evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
+        stitched_predictions=Path(settings["predictions"]) if settings.get("predictions") else None,
+        metrics=metrics,
+    )
+    strategy.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
+
+
+def is_live(strategy: Any) -> bool:
+    """Dry-run or live (the circuit breaker applies per trade), not a backtest."""
+    return bool(strategy.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN))
+
+
+def open_positions() -> list[Position]:
+    return [
+        Position(t.pair, Decimal(str(t.stake_amount))) for t in Trade.get_trades_proxy(is_open=True)
+    ]
+
+
+def wallet_total(strategy: Any) -> Decimal:
+    wallets = strategy.wallets
+    return Decimal(str(wallets.get_total_stake_amount())) if wallets else Decimal(0)
+
+
+def sized_stake(strategy: Any, pair: str, stake: Decimal) -> Decimal:
+    """``stake`` cut to what the per-market exposure limit leaves in ``pair``."""
+    return Decimal(strategy.risk.size_stake(pair, stake, open_positions(), wallet_total(strategy)))
+
+
+def confirm_entry(strategy: Any, pair: str, amount: float, rate: float) -> bool:
+    """May ``amount`` at ``rate`` be bought in ``pair``? Any failure refuses."""
+    try:
+        decision = strategy.risk.check_entry(
+            pair,
+            Decimal(str(amount)) * Decimal(str(rate)),
+            open_positions(),
+            wallet_total(strategy),
+            use_breaker=is_live(strategy),
+        )
+        return bool(decision.allowed)
+    except Exception as exc:
+        return refuse_entry(getattr(strategy, "risk", None), pair, exc)
