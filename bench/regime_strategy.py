@@ -1,11 +1,11 @@
 """The regime allocation spec walk-forward on every real market, beside the trend rules.
 
 For each market in ``../shared/data/binance-csv`` (BTC/USDT 1h, BTC/USDT daily,
-BNB/USDT daily) the same spec, unchanged but for pair and timeframe, is trained
-walk-forward (``tradingbot train``: refit every quarter on all candles before it,
-read out causally on the next quarter) and its fold models are backtested
-walk-forward with RegimeAllocationStrategy on the real Freqtrade engine, offline,
-0.1% fee (``tradingbot backtest --walk-forward``). The wallet is valued at every
+BNB/USDT daily) the scorecard (``tradingbot scorecard``) runs the same spec,
+unchanged but for pair and timeframe: trained walk-forward (refit every quarter on
+all candles before it, read out causally on the next quarter), its fold models
+backtested walk-forward with the spec's strategy on the real Freqtrade engine,
+offline, 0.1% fee. The wallet is valued at every
 close and compared with buy and hold, the daily SMA50 rule and 30-day momentum on
 the same candles and fee. The training pipeline's own simulation (``sim``) and the
 regime-only allocation are shown for reference. Printed: one table per market,
@@ -23,21 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from experiments.backtest import backtest  # noqa: E402
-from experiments.spec import ExperimentSpec, TimeRange, load_experiment  # noqa: E402
-from experiments.train import select_candles, train  # noqa: E402
-from features.data import ImportOptions, import_candles, load_candles  # noqa: E402
-from features.pipeline import build  # noqa: E402
-from ml.registry import promote  # noqa: E402
-from ml.tracking import configure, default_tracking_uri  # noqa: E402
-from ml.training import TrainingJob, periods_per_year, score, walk_forward  # noqa: E402
+from experiments.scorecard import scorecard  # noqa: E402
+from experiments.spec import load_experiment  # noqa: E402
+from features.data import ImportOptions, import_candles  # noqa: E402
+from ml.tracking import default_tracking_uri  # noqa: E402
 
 SHARED = Path(os.environ.get("TRADINGBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 MARKETS = {
@@ -48,25 +41,8 @@ MARKETS = {
 SHOWN = ("engine", "sim", "always_long", "sma50_daily", "momentum_30d", "regime_only")
 
 
-def median_regime_days(regimes: pd.Series, dates: pd.Series) -> float:
-    """Median length in days of the runs of one regime decision (the last run, cut by the
-    end of the window, included)."""
-    labels = regimes.to_numpy()
-    valid = labels != ""
-    labels, stamps = labels[valid], dates.to_numpy()[valid]
-    if not len(labels):
-        return float("nan")
-    starts = np.r_[0, np.flatnonzero(labels[1:] != labels[:-1]) + 1]
-    ends = np.r_[starts[1:], len(labels)]
-    step = np.median(np.diff(stamps)) if len(stamps) > 1 else np.timedelta64(1, "D")
-    lengths = [
-        (stamps[e - 1] - stamps[s] + step) / np.timedelta64(1, "D")
-        for s, e in zip(starts, ends, strict=True)
-    ]
-    return float(np.median(lengths))
-
-
 def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, object]:
+    """Import one market into its own user dir and run the scorecard on it."""
     filename, pair, timeframe = MARKETS[name]
     userdir = root / name
     import_candles(
@@ -77,65 +53,30 @@ def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, ob
         userdir=userdir,
         options=ImportOptions(repair=True),
     )
-    spec = load_experiment(spec_path).with_overrides(
-        pair=pair, timeframe=timeframe, timerange=f"-{end}"
-    )
-    candles = select_candles(
-        load_candles(userdir, "binance", pair, timeframe), TimeRange.parse(f"-{end}")
-    )
-    features = build(candles, spec.feature_spec, timeframe)
-    job = TrainingJob(
-        name=spec.name,
-        candles=candles,
-        features=features,
-        feature_spec=spec.feature_spec,
-        config=spec.training,
-        pair=pair,
+    card = scorecard(
+        load_experiment(spec_path),
+        [pair],
+        userdir=userdir,
+        tracking_uri=default_tracking_uri(userdir),
         timeframe=timeframe,
-        seed=spec.seed,
+        timerange=f"-{end}",
     )
-    stitched = pd.concat([result.predictions for result in walk_forward(job)])
-    first = stitched.index[0]
-    scores = score(stitched, candles, spec.training, timeframe)
-    dates = candles["date"].iloc[stitched.index]
-    engine = on_the_engine(spec, userdir, pair, timeframe)
+    (market,) = card.markets
+    trained = market.walk_forward
     rows = {
-        "engine": engine["strategy"],
-        "sim": scores.metrics,
-        "always_long": engine["always_long"],
-        "sma50_daily": engine["sma50_daily"],
-        "momentum_30d": engine["momentum_30d"],
-        "regime_only": scores.baselines["regime_only"],
+        "engine": market.rows["strategy"],
+        "sim": trained["model"],
+        "always_long": market.rows["always_long"],
+        "sma50_daily": market.rows["sma50_daily"],
+        "momentum_30d": market.rows["momentum_30d"],
+        "regime_only": trained["regime_only"],
     }
     return {
         "market": f"{pair} {timeframe}",
-        "window": f"{candles['date'].iloc[first]:%Y-%m-%d}..{candles['date'].iloc[stitched.index[-1]]:%Y-%m-%d}",
+        "window": market.window,
         "rows": rows,
-        "median_regime_days": median_regime_days(stitched["regime"], dates),
-        "years": len(stitched) / periods_per_year(timeframe),
+        "median_regime_days": trained["model"]["regime_median_days"],
     }
-
-
-def on_the_engine(
-    spec: ExperimentSpec, userdir: Path, pair: str, timeframe: str
-) -> dict[str, dict[str, float]]:
-    """Train and register the spec, promote it, and backtest its fold models walk-forward
-    with RegimeAllocationStrategy; the mark-to-market comparison of the backtest."""
-    uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), spec.name, result.version, "bench", user="bench")
-    summary = backtest(
-        strategy="RegimeAllocationStrategy",
-        pair=pair,
-        timeframe=timeframe,
-        exchange="binance",
-        timerange="",
-        model=f"{spec.name}@champion",
-        userdir=userdir,
-        tracking_uri=uri,
-        walk_forward=True,
-    )
-    return summary.comparison
 
 
 def print_market(result: dict[str, object]) -> None:

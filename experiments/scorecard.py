@@ -52,7 +52,8 @@ class MarketScore:
     timeframe: str
     model: str  # the registered NAME/version
     window: str  # the backtest's first .. last day
-    rows: dict[str, dict[str, float]]  # "strategy" and the baselines
+    rows: dict[str, dict[str, float]]  # "strategy" and the baselines, on the engine
+    walk_forward: dict[str, dict[str, float]]  # the training run's "model" and baselines
 
     @property
     def key(self) -> str:
@@ -123,6 +124,7 @@ def scorecard(
                 model=f"{trained.model_name}/{trained.version}",
                 window=f"{m.start:%Y-%m-%d}..{m.end:%Y-%m-%d}",
                 rows=summary.comparison,
+                walk_forward={"model": trained.metrics, **trained.baselines},
             )
         )
     run_id = _record(spec, markets, userdir, tracking_uri)

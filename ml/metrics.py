@@ -125,3 +125,19 @@ def baseline_positions(returns: FloatArray) -> dict[str, FloatArray]:
         "always_long": np.ones_like(r),
         "last_return_sign": (np.nan_to_num(r, nan=0.0) > 0).astype("float64"),
     }
+
+
+def median_run_days(labels: NDArray[np.object_], stamps: NDArray[np.datetime64]) -> float:
+    """Median length in days of the runs of one label (e.g. a regime decision; ``""``
+    rows are skipped). A run lasts from its first candle to the end of its last one; the
+    last run, cut by the end of the window, counts as it is. NaN without labels."""
+    values = np.asarray(labels)
+    valid = values != ""
+    values, times = values[valid], np.asarray(stamps).astype("datetime64[ns]")[valid]
+    if not len(values):
+        return float("nan")
+    starts = np.r_[0, np.flatnonzero(values[1:] != values[:-1]) + 1]
+    ends = np.r_[starts[1:], len(values)]
+    step = np.median(np.diff(times)) if len(times) > 1 else np.timedelta64(1, "D")
+    lengths = (times[ends - 1] - times[starts] + step) / np.timedelta64(1, "D")
+    return float(np.median(lengths))

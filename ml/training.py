@@ -20,7 +20,13 @@ from features.timeframes import timeframe_to_seconds
 from ml.baselines import trend_positions
 from ml.bundle import ModelBundle, fit_bundle, positions_from
 from ml.config import TrainingConfig
-from ml.metrics import baseline_positions, classification_metrics, long_flat, regression_metrics
+from ml.metrics import (
+    baseline_positions,
+    classification_metrics,
+    long_flat,
+    median_run_days,
+    regression_metrics,
+)
 from ml.models.allocation import DEFAULT_EXPOSURES
 from ml.targets import make_target
 from ml.walkforward import Fold, make_folds
@@ -69,6 +75,9 @@ def score(
         predictions, config.target.task, fractional=config.model.kind == "regime_allocation"
     )
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
+    if "regime" in predictions.columns:
+        dates = candles["date"].to_numpy(dtype="datetime64[ns]")[rows]
+        metrics["regime_median_days"] = median_run_days(predictions["regime"].to_numpy(), dates)
     candidates = baseline_positions(one_candle)
     candidates.update(
         {name: values[rows] for name, values in trend_positions(candles, timeframe).items()}
