@@ -672,7 +672,7 @@ def _finalise(
             test={k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
             model_name=name,
             version=version,
-            params_file=_write_strategy_file(request, best),
+            params_file=_write_strategy_file(request, _tuned_strategy(request, best)),
         )
     if best is None:
         client.set_tag(parent_run_id, "tune.state", "no complete trial")
@@ -681,12 +681,8 @@ def _finalise(
             f"study {request.study_name!r} has no complete trial to refit",
             hint="all trials were pruned or failed: see their MLflow runs; widen the space or add trials",
         )
-    tune_config = request.tune
     spec = request.spec.with_params(best.params)
-    defaults = strategy_defaults(request.spec)
-    strategy: StrategyParams | None = None
-    if tune_config.uses_strategy:
-        strategy = with_values(defaults, strategy_values(best.params))
+    strategy = _tuned_strategy(request, best)
     validation = {k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()}
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -727,7 +723,7 @@ def _finalise(
         },
         key={"optuna.trial": str(best.number)},
     )
-    params_file = _write_strategy_file(request, best)
+    params_file = _write_strategy_file(request, strategy)
     return dataclasses.replace(
         result,
         best_trial=best.number,
@@ -740,13 +736,17 @@ def _finalise(
     )
 
 
-def _write_strategy_file(request: TuneRequest, best: optuna.trial.FrozenTrial) -> Path | None:
-    """The tuned strategy values as Freqtrade's parameter file (None: no strategy space).
-    Written on every finalising call, so one killed after registering still gets it."""
+def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams | None:
+    """The best trial's strategy values over the strategy's defaults (None: no strategy space)."""
     if not request.tune.uses_strategy:
         return None
-    strategy = with_values(strategy_defaults(request.spec), strategy_values(best.params))
-    return strategy.write(request.userdir / "strategies")
+    return with_values(strategy_defaults(request.spec), strategy_values(best.params))
+
+
+def _write_strategy_file(request: TuneRequest, strategy: StrategyParams | None) -> Path | None:
+    """Freqtrade's parameter file of ``strategy``. Written on every finalising call, so
+    one killed after registering still gets it."""
+    return None if strategy is None else strategy.write(request.userdir / "strategies")
 
 
 def _objective_history(study: optuna.Study, index: int, name: str) -> Any:
