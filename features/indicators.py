@@ -195,9 +195,9 @@ def macd_histogram(close: pd.Series, fast: int, slow: int, signal: int) -> pd.Se
 # normalised over the lags that exist: from row n-1 on, the value at t depends on the last
 # n candles only (the weight left out beyond them is 2 ** -WINDOW_HALFLIVES = 0.4%), so it
 # is the same on any history that holds those n candles, in training on years of data and
-# live on a bounded tail; before that it is the usual adjusted EWM of the rows so far.
-# Warm-up: ceil(halflife) returns. Each value is a dot product of fixed slices, so any
-# prefix gives the same bits.
+# live on a bounded tail; before that it is the usual adjusted EWM of the rows so far
+# (pandas'). Warm-up: ceil(halflife) returns. Full windows are dot products of fixed
+# slices and the first rows a forward recursion, so any prefix gives the same bits.
 
 WINDOW_HALFLIVES = 8.0
 
@@ -217,10 +217,8 @@ def _ewm_mean(values: np.ndarray, halflife: float) -> np.ndarray:
         totals = np.convolve(filled, weights, mode="valid")
         counts = np.convolve(valid.astype("float64"), weights, mode="valid")
         out[n - 1 :] = totals / counts
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for t in range(min(n - 1, len(values))):  # the first rows: the lags that exist
-            lags = weights[: t + 1]
-            out[t] = np.dot(filled[t::-1], lags) / np.dot(valid[t::-1].astype("float64"), lags)
+    head = min(n - 1, len(values))  # the first rows: pandas' adjusted EWM of the lags that exist
+    out[:head] = pd.Series(values[:head]).ewm(halflife=halflife, adjust=True).mean().to_numpy()
     seen = np.cumsum(valid)
     out[seen < max(2, int(np.ceil(halflife)))] = np.nan  # warm-up
     return out

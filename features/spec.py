@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from features.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
 
-PIPELINE_VERSION = 4  # 2-4: slow-clock features over a finite window
+PIPELINE_VERSION = 5  # 2-5: slow-clock features over a finite window
 
 Window = Annotated[int, Field(ge=1, le=100_000)]
 
