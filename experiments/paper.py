@@ -3,7 +3,15 @@
 Live trading needs both ``--live`` and ``--i-understand-live-risk`` and exchange
 keys in the environment (``FREQTRADE__EXCHANGE__KEY``/``SECRET``): keys are never
 read from files by this wrapper, never written, never printed. Needs network
-(the exchange's prices); backtests do not.
+(the exchange's prices); backtests do not. The exchange is asked for its time
+first, so an unreachable one is a clear error within seconds (Freqtrade itself
+logs "Could not load markets" and then waits forever).
+
+Everything the bot writes stays in the user dir: Freqtrade runs with ``--userdir``,
+finds the strategies installed there (with their tuned ``<Strategy>.json``), and
+its trade database is ``<userdir>/tradesv3.dryrun.sqlite`` (``.live`` for live)
+unless the config names an absolute or non-SQLite ``db_url``; a relative SQLite
+path in the config is taken relative to the user dir, not the working directory.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from pathlib import Path
 
 from features.errors import TradingbotError
 from strategies.runner import ensure_freqtrade_userdir
+
+REACHABILITY_TIMEOUT_S = 5.0
 
 KEY_VARIABLES = ("FREQTRADE__EXCHANGE__KEY", "FREQTRADE__EXCHANGE__SECRET")
 
@@ -78,6 +88,51 @@ def _secret_paths(value: object, prefix: str) -> list[str]:
     return []
 
 
+def database_url(settings: dict[str, object], userdir: Path, *, live: bool) -> str:
+    """The trade database for this run (see the module doc)."""
+    configured = settings.get("db_url")
+    default = userdir.resolve() / f"tradesv3.{'live' if live else 'dryrun'}.sqlite"
+    if not isinstance(configured, str) or not configured:
+        return f"sqlite:///{default}"
+    prefix = "sqlite:///"
+    if not configured.startswith(prefix) or configured[len(prefix) :].startswith("/"):
+        return configured  # absolute SQLite, in-memory or another database: as written
+    relative = Path(configured[len(prefix) :])
+    if relative.parts and relative.parts[0] == "user_data":  # the shipped config's spelling
+        relative = Path(*relative.parts[1:])
+    return f"{prefix}{userdir.resolve() / relative}"
+
+
+def check_exchange_reachable(
+    settings: dict[str, object], *, timeout_s: float = REACHABILITY_TIMEOUT_S
+) -> None:
+    """Raise PaperError unless the config's exchange answers within ``timeout_s``."""
+    import ccxt
+
+    exchange_settings = settings.get("exchange")
+    if not isinstance(exchange_settings, dict) or not exchange_settings.get("name"):
+        raise PaperError(
+            "the config has no exchange.name", hint='e.g. "exchange": {"name": "binance"}'
+        )
+    name = str(exchange_settings["name"]).lower()
+    if not hasattr(ccxt, name):
+        raise PaperError(f"exchange {name!r} is not known to ccxt", hint="check exchange.name")
+    options = dict(exchange_settings.get("ccxt_config") or {})  # proxies etc.; never keys
+    exchange = getattr(ccxt, name)({**options, "timeout": int(timeout_s * 1000)})
+    try:
+        if exchange.has.get("fetchTime"):
+            exchange.fetch_time()
+        else:
+            exchange.load_markets()
+    except Exception as exc:  # any failure means Freqtrade cannot start
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise PaperError(
+            f"exchange {name} is not reachable within {timeout_s:g} s ({reason})",
+            hint="paper trading needs the exchange's live prices: check the network or proxy; "
+            "backtests (tradingbot backtest) run offline",
+        ) from exc
+
+
 def trade_command(
     *,
     config: Path,
@@ -86,6 +141,7 @@ def trade_command(
     model: str | None,
     live: bool,
     tracking_uri: str,
+    check_exchange: bool = True,
 ) -> tuple[list[str], dict[str, str]]:
     """The ``freqtrade trade`` command line and environment for this run."""
     if not config.exists():
@@ -112,7 +168,9 @@ def trade_command(
         raise PaperError(
             f"{config} sets dry_run false: pass --live --i-understand-live-risk to trade for real"
         )
-    ensure_freqtrade_userdir(userdir)
+    ensure_freqtrade_userdir(userdir)  # also installs the strategies Freqtrade loads
+    if check_exchange:
+        check_exchange_reachable(settings)
     command = [
         sys.executable,
         "-m",
@@ -122,6 +180,8 @@ def trade_command(
         str(config),
         "--userdir",
         str(userdir),
+        "--db-url",
+        database_url(settings, userdir, live=live),
     ]
     if not live:
         command.append("--dry-run")

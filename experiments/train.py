@@ -230,7 +230,7 @@ def train(
             mlflow.log_artifact(str(plot), artifact_path="plots")
             mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
         say("logging the model")
-        model_uri, _ = log_bundle(bundle, workdir)
+        model_uri, _ = log_bundle(bundle, workdir, candles)
         run_id = parent.info.run_id
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the

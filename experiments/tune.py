@@ -706,7 +706,7 @@ def _finalise(
         tracking.log_metrics(test, prefix="test.")
         if strategy is not None:
             mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
-        model_uri, _ = log_bundle(bundle, workdir)
+        model_uri, _ = log_bundle(bundle, workdir, data.tuning_candles)
     # Registered once the run has FINISHED, keyed by run and trial: a call killed from
     # here on is completed by the next one without a second version or a refit.
     version = register_finished_run(

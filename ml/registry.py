@@ -14,6 +14,7 @@ import contextlib
 import getpass
 import importlib.metadata
 import logging
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from features.errors import TradingbotError
 from ml.bundle import ModelBundle
@@ -78,31 +81,63 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def log_bundle_model(bundle_path: Path) -> str:
+def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None) -> str:
     """Log the bundle file as the active run's pyfunc model; return its model URI."""
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_logger.level
     pyfunc_logger.setLevel(logging.ERROR)  # the cloudpickle notice: our own class, our own file
     try:
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=BundleModel(),
-            artifacts={"bundle": str(bundle_path)},
-            pip_requirements=pip_requirements(),
-            code_paths=[str(PACKAGE_ROOT / "features"), str(PACKAGE_ROOT / "ml")],
-        )
+        with warnings.catch_warnings():
+            # The schema is what the UI shows; an example would copy candles into every model.
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=BundleModel(),
+                artifacts={"bundle": str(bundle_path)},
+                pip_requirements=pip_requirements(),
+                code_paths=[str(PACKAGE_ROOT / "features"), str(PACKAGE_ROOT / "ml")],
+                signature=signature,
+            )
     finally:
         pyfunc_logger.setLevel(level)
     return str(info.model_uri)
 
 
-def log_bundle(bundle: ModelBundle, workdir: Path) -> tuple[str, str]:
+# Candles enough for every shipped feature's warm-up, so the inferred output has values.
+SIGNATURE_CANDLES = 1500
+
+
+def _utc_friendly(signature: ModelSignature) -> ModelSignature:
+    """MLflow enforces an input ``datetime`` column by refusing time-zone-aware values,
+    and our candles' ``date`` is UTC-aware: declare input dates as ``any`` instead."""
+    if signature.inputs is None:
+        return signature
+    any_type = AnyType()  # type: ignore[no-untyped-call]
+    columns = [
+        ColSpec(any_type, column.name, required=column.required)
+        if column.type == DataType.datetime
+        else column
+        for column in signature.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(columns), outputs=signature.outputs)
+
+
+def log_bundle(
+    bundle: ModelBundle, workdir: Path, candles: pd.DataFrame | None = None
+) -> tuple[str, str]:
     """Save ``bundle`` and log it as the active run's pyfunc model; return (model URI,
-    bundle sha256). Nothing is registered: see :func:`register_finished_run`."""
+    bundle sha256). With ``candles``, the model's input/output schema (candles in,
+    prediction frame out) is inferred from its last rows and logged as the signature,
+    which the MLflow UI shows on the version page. Nothing is registered: see
+    :func:`register_finished_run`."""
     bundle_path = workdir / "bundle.joblib"
     sha = bundle.save(bundle_path)
     mlflow.set_tag("bundle_sha256", sha)
-    model_uri = log_bundle_model(bundle_path)
+    signature = None
+    if candles is not None and len(candles):
+        example = candles.tail(SIGNATURE_CANDLES).reset_index(drop=True)
+        signature = _utc_friendly(infer_signature(example, bundle.predict(example)))
+    model_uri = log_bundle_model(bundle_path, signature)
     mlflow.set_tag(MODEL_URI_TAG, model_uri)
     return model_uri, sha
 
@@ -149,8 +184,51 @@ def register_finished_run(
     )
     client.set_registered_model_alias(name, CHALLENGER, number)
     client.set_tag(run_id, "registered_version", number)
+    summary = run_summary(run.data.metrics)
+    if summary:
+        client.update_model_version(name, number, description=summary)
     client.set_model_version_tag(name, number, REGISTRATION_TAG, COMPLETE)
     return int(number)
+
+
+# (prefix, label) of the evaluations a run may carry: training's walk-forward, tuning's
+# held-out test window, tuning's validation folds.
+EVALUATIONS = (
+    ("overall.", "walk-forward out of sample"),
+    ("test.", "held-out test window"),
+    ("validation.", "validation folds"),
+)
+SUMMARY_BASELINES = (("always_long", "buy and hold"), ("sma50_daily", "SMA50 daily"))
+
+
+def _figures(metrics: dict[str, float], prefix: str) -> str:
+    parts = []
+    for key, label, percent in (
+        ("total_return", "return", True),
+        ("max_drawdown", "max drawdown", True),
+        ("calmar", "Calmar", False),
+        ("sharpe", "Sharpe", False),
+    ):
+        value = metrics.get(f"{prefix}{key}")
+        if value is not None:
+            parts.append(f"{label} {value:.1%}" if percent else f"{label} {value:.2f}")
+    return ", ".join(parts)
+
+
+def run_summary(metrics: dict[str, float]) -> str:
+    """A few lines for a model version's description: the run's evaluation beside buy
+    and hold and the SMA50 rule on the same candles (empty when the run logged none)."""
+    for prefix, label in EVALUATIONS:
+        own = _figures(metrics, prefix)
+        if not own:
+            continue
+        lines = [f"{label.capitalize()}: {own}."]
+        for baseline, name in SUMMARY_BASELINES:
+            figures = _figures(metrics, f"baseline.{baseline}.")
+            if figures:
+                lines.append(f"{name.capitalize()} on the same candles: {figures}.")
+        return "\n".join(lines)
+    return ""
 
 
 def is_complete(client: MlflowClient, version: ModelVersion) -> bool:
@@ -241,6 +319,14 @@ def promote(
             if key in metrics:
                 decision[f"metric.{key}"] = f"{metrics[key]:.6g}"
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    headline = (
+        f"Promoted to {CHAMPION} on {decision['promoted_at']} by {decision['promoted_by']}: "
+        f"{reason}"
+    )
+    description = model_version.description or ""
+    client.update_model_version(
+        name, str(version), description=f"{headline}\n\n{description}".strip()
+    )
     for key, value in decision.items():
         client.set_model_version_tag(name, str(version), key, value)
     if run_id:

@@ -186,18 +186,31 @@ def use_uri(tracking_uri: str) -> None:
             os.environ[key] = value
 
 
+# The MLflow UI opens an experiment without this tag in its GenAI view (traces, assistant);
+# ours hold model training, tuning and backtest runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
-    """The id of experiment ``name``, created with artefacts under the user dir if new.
+    """The id of experiment ``name``, created with artefacts under the user dir if new,
+    and marked as model development for the MLflow UI (older experiments too).
 
     With a remote tracking server the server decides where artefacts go.
     """
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(existing.experiment_id)
     location = None
     if client.tracking_uri.startswith("sqlite:"):
         location = (artifact_root(userdir) / name).as_uri()
-    return str(client.create_experiment(name, artifact_location=location))
+    return str(
+        client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
+    )
 
 
 def process_alive(pid: int) -> bool:

@@ -27,9 +27,10 @@ from features.atomic import atomic_path, write_text_atomic
 from features.candles import data_window
 from features.data.store import data_dir, load_candles
 from features.errors import TradingbotError
+from strategies.install import SHIPPED_STRATEGIES, install_strategies
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
 
-REPO_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
+REPO_STRATEGIES = SHIPPED_STRATEGIES
 FREQAI_MODELS = Path(__file__).resolve().parents[1] / "user_data" / "freqaimodels"
 FREQAI_CONFIG = Path(__file__).resolve().parents[1] / "user_data" / "config.freqai.json"
 
@@ -89,13 +90,23 @@ class BacktestRun:
     inputs: dict[str, str]
 
 
-def _strategy_file(request: BacktestRequest) -> Path:
-    for path in sorted(request.strategy_dir.glob("*.py")):
+def strategy_source_dir(request: BacktestRequest, userdir: Path) -> Path:
+    """Where the strategy's source is read: the user dir's installed copies (see
+    ``strategies.install``) for the shipped strategies, else the request's folder."""
+    if request.strategy_dir == REPO_STRATEGIES:
+        return userdir / "strategies"
+    return request.strategy_dir
+
+
+def _strategy_file(request: BacktestRequest, userdir: Path) -> Path:
+    folder = strategy_source_dir(request, userdir)
+    for path in sorted(folder.glob("*.py")):
         if f"class {request.strategy}(" in path.read_text(encoding="utf-8"):
             return path
     raise BacktestError(
-        f"strategy {request.strategy!r} not found in {request.strategy_dir}",
-        hint="strategies live in user_data/strategies/ (RegimeStrategy, RegimeRulesStrategy)",
+        f"strategy {request.strategy!r} not found in {folder}",
+        hint="the shipped strategies (RegimeStrategy, RegimeRulesStrategy, "
+        "RegimeAllocationStrategy) are installed into <userdir>/strategies/",
     )
 
 
@@ -143,7 +154,7 @@ def freqtrade_config(
 def tuned_params_file(request: BacktestRequest, userdir: Path) -> Path | None:
     """The strategy's tuned parameter file: ``<userdir>/strategies/<Strategy>.json`` (where
     ``tradingbot tune`` writes it), else one next to the strategy's source; None: defaults."""
-    for folder in (userdir / "strategies", request.strategy_dir):
+    for folder in (userdir / "strategies", strategy_source_dir(request, userdir)):
         path = folder / f"{request.strategy}.json"
         if path.exists():
             return path
@@ -154,12 +165,13 @@ def strategy_dir_for_run(request: BacktestRequest, userdir: Path, directory: Pat
     """Where Freqtrade loads the strategy from: the strategy sources with the user dir's
     tuned parameter file beside them (Freqtrade reads ``<Strategy>.json`` next to the
     strategy's file only), so a backtest with any ``--userdir`` trades the tuned values."""
+    sources = strategy_source_dir(request, userdir)
     params = tuned_params_file(request, userdir)
-    if params is None or params.parent == request.strategy_dir:
-        return request.strategy_dir
+    if params is None or params.parent == sources:
+        return sources
     folder = directory / "strategies"
     folder.mkdir(parents=True, exist_ok=True)
-    for source in request.strategy_dir.glob("*.py"):  # strategies import one another
+    for source in sources.glob("*.py"):  # strategies import one another
         shutil.copyfile(source, folder / source.name)
     shutil.copyfile(params, folder / params.name)
     return folder
@@ -171,7 +183,9 @@ def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, s
     inputs = {
         "data_sha256": data_window(candles, request.pair, request.timeframe).sha256,
         "markets_sha256": snapshot_sha256(snapshot),
-        "strategy_sha256": hashlib.sha256(_strategy_file(request).read_bytes()).hexdigest(),
+        "strategy_sha256": hashlib.sha256(
+            _strategy_file(request, userdir).read_bytes()
+        ).hexdigest(),
         "strategy_params_sha256": _strategy_params_sha(request, userdir),
         "predictions_sha256": hashlib.sha256(request.predictions.read_bytes()).hexdigest()
         if request.predictions is not None
@@ -187,8 +201,10 @@ def _strategy_params_sha(request: BacktestRequest, userdir: Path) -> str:
 
 
 def ensure_freqtrade_userdir(userdir: Path) -> None:
+    """Freqtrade's folders under ``userdir`` and the shipped strategies in its strategies/."""
     for sub in FREQTRADE_SUBDIRS:
         (userdir / sub).mkdir(parents=True, exist_ok=True)
+    install_strategies(userdir)
 
 
 def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = True) -> BacktestRun:

@@ -30,6 +30,7 @@ def test_command_is_dry_run_by_default(tmp_path: Path) -> None:
         model="models:/m@champion",
         live=False,
         tracking_uri="sqlite:///x.db",
+        check_exchange=False,
     )
     assert command[1:4] == ["-m", "freqtrade", "trade"] and "--dry-run" in command
     assert env["FREQTRADE__TRADINGBOT__MODEL_URI"] == "models:/m@champion"
@@ -43,7 +44,13 @@ def test_keys_in_the_file_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match="secrets are written in the config") as error:
         trade_command(
-            config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
+            config=path,
+            userdir=tmp_path,
+            strategy=None,
+            model=None,
+            live=False,
+            tracking_uri="x",
+            check_exchange=False,
         )
     assert "exchange.key" in str(error.value) and "abc" not in str(error.value)
 
@@ -58,7 +65,13 @@ def test_keys_in_ccxt_config_are_refused(tmp_path: Path, field: str) -> None:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match=f"exchange.ccxt_config.{field}") as error:
         trade_command(
-            config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
+            config=path,
+            userdir=tmp_path,
+            strategy=None,
+            model=None,
+            live=False,
+            tracking_uri="x",
+            check_exchange=False,
         )
     assert "S3CR3T-VALUE" not in str(error.value) and "S3CR3T-VALUE" not in (error.value.hint or "")
 
@@ -74,7 +87,13 @@ def test_keys_brought_in_through_add_config_files_are_refused(tmp_path: Path) ->
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError) as error:
         trade_command(
-            config=path, userdir=tmp_path, strategy=None, model=None, live=False, tracking_uri="x"
+            config=path,
+            userdir=tmp_path,
+            strategy=None,
+            model=None,
+            live=False,
+            tracking_uri="x",
+            check_exchange=False,
         )
     message = str(error.value)
     assert "keys.json: exchange.ccxt_async_config.secret" in message
@@ -87,12 +106,24 @@ def test_live_needs_keys_in_the_environment(
     monkeypatch.delenv("FREQTRADE__EXCHANGE__KEY", raising=False)
     with pytest.raises(PaperError, match="needs FREQTRADE__EXCHANGE__KEY"):
         trade_command(
-            config=CONFIG, userdir=tmp_path, strategy=None, model=None, live=True, tracking_uri="x"
+            config=CONFIG,
+            userdir=tmp_path,
+            strategy=None,
+            model=None,
+            live=True,
+            tracking_uri="x",
+            check_exchange=False,
         )
     monkeypatch.setenv("FREQTRADE__EXCHANGE__KEY", "KEY-7f3a9")
     monkeypatch.setenv("FREQTRADE__EXCHANGE__SECRET", "SECRET-c41d2")
     command, _ = trade_command(
-        config=CONFIG, userdir=tmp_path, strategy=None, model=None, live=True, tracking_uri="x"
+        config=CONFIG,
+        userdir=tmp_path,
+        strategy=None,
+        model=None,
+        live=True,
+        tracking_uri="x",
+        check_exchange=False,
     )
     assert "--dry-run" not in command
     assert "KEY-7f3a9" not in " ".join(command) and "SECRET-c41d2" not in " ".join(command)
@@ -103,3 +134,79 @@ def test_cli_refuses_live_without_the_explicit_opt_in(
 ) -> None:
     result = cli("paper", "--live", "--userdir", tmp_path)
     assert result.code == 2 and "--i-understand-live-risk" in result.err
+
+
+def test_paper_with_a_userdir_finds_its_strategy_and_keeps_its_database_there(
+    tmp_path: Path,
+) -> None:
+    """Before: Freqtrade could not load RegimeStrategy from another user dir, and the
+    shipped config's relative db_url landed under the working directory."""
+    import subprocess
+    import sys
+
+    userdir = tmp_path / "mine"
+    command, _ = trade_command(
+        config=CONFIG,
+        userdir=userdir,
+        strategy=None,
+        model=None,
+        live=False,
+        tracking_uri="x",
+        check_exchange=False,
+    )
+    db_url = command[command.index("--db-url") + 1]
+    assert db_url == f"sqlite:///{userdir.resolve() / 'tradesv3.dryrun.sqlite'}"
+    listed = subprocess.run(
+        [sys.executable, "-m", "freqtrade", "list-strategies", "--userdir", str(userdir), "-1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    names = set(listed.stdout.split())
+    assert {"RegimeStrategy", "RegimeRulesStrategy", "RegimeAllocationStrategy"} <= names
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        (None, "{ud}/tradesv3.dryrun.sqlite"),
+        ("sqlite:///user_data/tradesv3.dryrun.sqlite", "{ud}/tradesv3.dryrun.sqlite"),
+        ("sqlite:///trades/paper.sqlite", "{ud}/trades/paper.sqlite"),
+        ("sqlite:////var/lib/bot/trades.sqlite", "/var/lib/bot/trades.sqlite"),
+        ("postgresql+psycopg://bot@db/trades", "postgresql+psycopg://bot@db/trades"),
+    ],
+)
+def test_database_url_is_under_the_user_dir_unless_absolute(
+    tmp_path: Path, configured: str | None, expected: str
+) -> None:
+    from experiments.paper import database_url
+
+    settings = {} if configured is None else {"db_url": configured}
+    got = database_url(settings, tmp_path, live=False)
+    want = expected.format(ud=tmp_path.resolve())
+    assert got == (want if "://" in want else f"sqlite:///{want}")
+
+
+def test_paper_without_the_exchange_exits_with_a_clear_message(tmp_path: Path) -> None:
+    """Before: Freqtrade logged "Could not load markets" and then hung until killed.
+    The network is stubbed by a proxy that refuses connections."""
+    import os
+    import subprocess
+    import sys
+
+    closed = "http://127.0.0.1:9"  # discard port: nothing listens
+    env = {**os.environ, "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed}
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "paper", "--userdir", str(tmp_path / "ud")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "exchange binance is not reachable within 5 s" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

@@ -164,6 +164,23 @@ def test_registered_with_alias_challenger(trained: Trained) -> None:
     )
 
 
+def test_the_mlflow_ui_sees_model_development_a_summary_and_a_schema(trained: Trained) -> None:
+    """Before: experiments opened in the UI's GenAI view, versions had no description
+    and no signature."""
+    from mlflow.models import get_model_info
+
+    client = trained.client
+    experiment = client.get_experiment(trained.result.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    version = client.get_model_version("tiny_hmm_lstm", str(trained.result.version))
+    assert version.description.startswith("Walk-forward out of sample: return ")
+    assert "Buy and hold on the same candles: return " in version.description
+    signature = get_model_info(f"models:/tiny_hmm_lstm/{version.version}").signature
+    assert signature is not None
+    assert {"date", "open", "high", "low", "close", "volume"} <= set(signature.inputs.input_names())
+    assert {"date", "prediction", "p_up", "regime"} <= set(signature.outputs.input_names())
+
+
 def test_promote_then_champion_in_a_fresh_process_predicts_exactly_the_bundle(
     trained: Trained, cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
@@ -185,6 +202,8 @@ def test_promote_then_champion_in_a_fresh_process_predicts_exactly_the_bundle(
     version = trained.client.get_model_version_by_alias("tiny_hmm_lstm", "champion")
     assert version.tags["promotion_reason"] == "best walk-forward Sharpe"
     assert version.tags["promoted_by"] and version.tags["promoted_at"]
+    assert version.description.startswith("Promoted to champion on ")
+    assert "best walk-forward Sharpe\n\nWalk-forward out of sample" in version.description
     assert "metric.overall.sharpe" in version.tags
     assert (
         "promoted to champion"

@@ -1,0 +1,84 @@
+"""The shipped strategy files, installed into a user dir as Freqtrade expects them.
+
+Freqtrade loads strategies from ``<userdir>/strategies`` and reads a strategy's tuned
+values from ``<Strategy>.json`` beside its file, so every tool (``freqtrade
+list-strategies --userdir``, ``freqtrade trade``, our backtests) sees the same files
+when they live there. Installing behaves like a package manager's config files: a
+missing file is copied, an untouched copy of an older release is updated, and a
+file the user edited is kept (and reported), never overwritten. What was shipped is
+recorded in ``<userdir>/strategies/.tradingbot-shipped.json`` (file name -> sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from features.atomic import atomic_path, write_text_atomic
+
+SHIPPED_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
+MANIFEST = ".tradingbot-shipped.json"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Installed:
+    """What one installation did, by file name."""
+
+    copied: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    kept_edited: list[str] = field(default_factory=list)
+
+
+def _copy(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def install_strategies(userdir: Path) -> Installed:
+    """Copy the shipped strategy sources into ``<userdir>/strategies`` (see module doc).
+
+    A no-op for the repository's own ``user_data``, where the sources already live."""
+    target_dir = userdir / "strategies"
+    done = Installed()
+    if target_dir.resolve() == SHIPPED_STRATEGIES:
+        return done
+    target_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = target_dir / MANIFEST
+    try:
+        recorded: dict[str, str] = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        recorded = {}
+    manifest = dict(recorded)
+    for source in sorted(SHIPPED_STRATEGIES.glob("*.py")):
+        shipped_sha = _sha256(source)
+        target = target_dir / source.name
+        if not target.exists():
+            _copy(source, target)
+            done.copied.append(source.name)
+        elif (current := _sha256(target)) != shipped_sha:
+            if current == recorded.get(source.name):  # an untouched older release
+                _copy(source, target)
+                done.updated.append(source.name)
+            else:
+                done.kept_edited.append(source.name)
+                logger.warning(
+                    "%s differs from the shipped %s and was kept (edited by you?); "
+                    "delete it to get the shipped version back",
+                    target,
+                    source.name,
+                )
+                continue
+        manifest[source.name] = shipped_sha
+    if manifest != recorded:
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+    return done
