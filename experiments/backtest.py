@@ -13,7 +13,9 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -45,6 +47,7 @@ class BacktestSummary:
     model_uri: str | None
     # mark-to-market "strategy" and the baselines on the same candles and fee
     comparison: dict[str, dict[str, float]]
+    compared_from: pd.Timestamp | None = None  # later than the start: the guard withheld candles
 
 
 def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
@@ -116,6 +119,19 @@ def stitch_walk_forward(
     return path, f"{start:%Y%m%d}-{end:%Y%m%d}", len(children)
 
 
+def compared_window(
+    start: datetime, end: datetime, guard: dict[str, Any], excluded: int
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The candles the strategy is compared on, [start, end): the backtest's window, less
+    the candles the lookahead guard withheld (at or before the end of the model's
+    training window), which the strategy could not trade but buy and hold would."""
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    trained_until = guard.get("train_window_last")
+    if excluded and trained_until:
+        first = max(first, pd.Timestamp(trained_until) + pd.Timedelta(microseconds=1))
+    return first, max(first, last)
+
+
 def backtest(
     *,
     strategy: str,
@@ -169,15 +185,17 @@ def backtest(
         run = run_backtest(request, userdir, use_cache=use_cache)
     parsed = parse_result_zip(run.result_zip, strategy)
     regimes = per_regime(parsed.trades)
+    guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
+    excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
+    window = compared_window(parsed.metrics.start, parsed.metrics.end, guard, excluded)
     compared = comparison(
         parsed.trades.to_dict("records") if not parsed.trades.empty else [],
         load_candles(userdir, exchange, pair, timeframe),
         timeframe,
-        (pd.Timestamp(parsed.metrics.start), pd.Timestamp(parsed.metrics.end)),
+        window,
         starting_balance=float(request.starting_balance),
         fee=request.fee,
     )
-    guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
 
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
     tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
@@ -207,7 +225,7 @@ def backtest(
         )
     if walk_forward:
         tags.update({"walk_forward": "true", "walk_forward.folds": str(folds)})
-    excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
+    tags["guard.compared_from"] = window[0].isoformat()
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.tracked_run(
@@ -245,5 +263,13 @@ def backtest(
             model.split("@")[0].split("/")[0], version, "last_backtest_run", run_id
         )
     return BacktestSummary(
-        run_id, parsed.metrics, regimes, guard, run.cache_hit, run.result_zip, model_uri, compared
+        run_id,
+        parsed.metrics,
+        regimes,
+        guard,
+        run.cache_hit,
+        run.result_zip,
+        model_uri,
+        compared,
+        window[0] if window[0] > pd.Timestamp(parsed.metrics.start) else None,
     )

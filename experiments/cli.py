@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,22 @@ from rich.markup import escape
 from rich.progress import TaskID
 
 from features.errors import TradingbotError
+
+
+def _flags_take_no_value() -> None:
+    """Typer prints a value type after every option, flags too (``--live <bool>``), as if
+    ``--live`` took a value; a flag's help shows the flag alone, as Click's does."""
+    import typer.core
+
+    shown = typer.core.TyperOption.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(
     help="Tradingbot: regime detection and ML models for Freqtrade.",
@@ -235,6 +251,16 @@ def features_build(
     feature_summary(console, result.meta, out=str(out), cache_hit=result.cache_hit)
 
 
+def _require_data(userdir: Path, exchange: str, pair: str, timeframe: str) -> None:
+    """Name a bad timeframe or missing candles before the heavy imports (torch, MLflow,
+    Freqtrade), so a typo is reported in about a second instead of several."""
+    from features.data.store import require_candles
+    from features.timeframes import timeframe_to_seconds
+
+    timeframe_to_seconds(timeframe)
+    require_candles(userdir, exchange, pair, timeframe)
+
+
 @app.command("train")
 def train_command(
     spec: Annotated[
@@ -247,13 +273,17 @@ def train_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in MLflow."""
-    from experiments.render import train_summary
     from experiments.spec import load_experiment
-    from experiments.train import train
 
     experiment = load_experiment(spec).with_overrides(
         pair=pair, timeframe=timeframe, timerange=timerange
     )
+    _require_data(
+        userdir, experiment.data.exchange, experiment.data.pair, experiment.data.timeframe
+    )
+    from experiments.render import train_summary
+    from experiments.train import train
+
     steps = 4 + experiment.walk_forward.folds  # features, folds, final fit, log, register
     with progress_bar(f"training {experiment.name}", steps) as advance:
         result = train(
@@ -303,13 +333,17 @@ def tune_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Tune model and strategy parameters with Optuna on walk-forward folds; refit and register the best."""
-    from experiments.render import tune_summary
     from experiments.spec import load_experiment
-    from experiments.tune import TuneRequest, tune
 
     experiment = load_experiment(spec).with_overrides(
         pair=pair, timeframe=timeframe, timerange=timerange
     )
+    _require_data(
+        userdir, experiment.data.exchange, experiment.data.pair, experiment.data.timeframe
+    )
+    from experiments.render import tune_summary
+    from experiments.tune import TuneRequest, tune
+
     request = TuneRequest(
         spec=experiment,
         userdir=userdir,
@@ -487,8 +521,6 @@ def backtest_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
-    from experiments.backtest import backtest
-    from experiments.render import backtest_summary
     from experiments.spec import load_experiment
 
     if spec is not None:
@@ -501,6 +533,10 @@ def backtest_command(
         strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
     if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
+    _require_data(userdir, exchange, pair, timeframe)
+    from experiments.backtest import backtest
+    from experiments.render import backtest_summary
+
     with stage(
         f"backtesting {strategy} on {pair} {timeframe} {timerange or 'walk-forward'} (Freqtrade, offline)"
     ):

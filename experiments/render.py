@@ -235,6 +235,12 @@ def backtest_summary(console: Console, summary: object) -> None:
         console.print(
             f"[bold red]lookahead guard: {sum(excluded.values())} candles inside the model's training window were not traded[/]"
         )
+    if summary.compared_from is not None:
+        console.print(
+            f"[bold red]the comparison with buy and hold and the trend rules starts at "
+            f"{summary.compared_from:%Y-%m-%d %H:%M} UTC, after the model's training window; "
+            f"Freqtrade's market change covers the whole timerange[/]"
+        )
     console.print(
         f"MLflow run {summary.run_id} (experiment backtests); result {summary.result_zip}"
         + (" (cached)" if summary.cache_hit else "")

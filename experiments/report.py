@@ -1,9 +1,13 @@
 """`tradingbot report`: what the user dir's MLflow store says, as Markdown and one HTML page.
 
 * a leaderboard of registered models (aliases, walk-forward metrics) and of backtests;
-* for the latest backtest: the equity curve (valued at every close) against buy
-  and hold and the daily SMA50 rule on the same candles and fee, the drawdown,
-  performance by the regime at entry, and the regime plot of the model's training run.
+* for the latest backtest: the equity curve (valued at every close, log axis) against
+  buy and hold and the daily SMA50 rule on the same candles and fee, the drawdown,
+  performance by the regime at entry, and the model's regimes over the backtest
+  window with the trades marked; a flag when the lookahead guard withheld candles.
+
+Ratios are printed as percentages (returns, drawdowns), plain (Calmar, Sharpe) or
+as multiples (drawdown against buy and hold); the tables fit a 1,400 px page.
 
 The HTML page embeds its pictures (base64), so it is one self-contained file. The
 PNGs are also logged to the backtest's MLflow run under ``report/``.
@@ -29,28 +33,44 @@ from features.errors import TradingbotError
 from ml import tracking
 from ml.baselines import trend_positions
 from ml.metrics import equity_of
-from ml.plots import drawdown_plot, equity_plot
+from ml.plots import drawdown_plot, equity_plot, regime_plot
+from ml.registry import load_bundle
 from strategies.equity import equity_curve
 from strategies.results import parse_result_zip
 
-MODEL_COLUMNS = (
-    "overall.calmar",
-    "overall.sharpe",
-    "overall.max_drawdown",
-    "overall.drawdown_vs_buy_hold",
-    "overall.changes_per_year",
-    "overall.accuracy",
+# (metric, header, format): "pct" 12.3%, "ratio" 1.23, "times" 0.50x, "count" 12.
+Column = tuple[str, str, str]
+MODEL_COLUMNS: tuple[Column, ...] = (
+    ("total_return", "return", "pct"),
+    ("calmar", "Calmar", "ratio"),
+    ("sharpe", "Sharpe", "ratio"),
+    ("max_drawdown", "max DD", "pct"),
+    ("drawdown_vs_buy_hold", "DD vs B&H", "times"),
+    ("changes_per_year", "changes/yr", "count"),
+    ("accuracy", "accuracy", "pct"),
 )
-BACKTEST_COLUMNS = (
-    "profit_total",
-    "market_change",
-    "mtm.calmar",
-    "mtm.max_drawdown",
-    "mtm.drawdown_vs_buy_hold",
-    "baseline.sma50_daily.calmar",
-    "sharpe_wallet",
-    "trades",
+# Where a version's numbers come from: training's walk-forward, else tuning's held-out
+# test window, else its validation folds (tuning's replay names the return profit_total).
+EVALUATIONS = (("overall.", "walk-forward"), ("test.", "tune test"), ("validation.", "tune valid."))
+RETURN_ALIASES = ("total_return", "profit_total")
+BACKTEST_COLUMNS: tuple[Column, ...] = (
+    ("profit_total", "profit", "pct"),
+    ("baseline.always_long.total_return", "B&H", "pct"),
+    ("mtm.cagr", "CAGR", "pct"),
+    ("mtm.calmar", "Calmar", "ratio"),
+    ("mtm.max_drawdown", "max DD", "pct"),
+    ("mtm.drawdown_vs_buy_hold", "DD vs B&H", "times"),
+    ("baseline.sma50_daily.calmar", "SMA50 Calmar", "ratio"),
+    ("sharpe_wallet", "Sharpe", "ratio"),
+    ("trades", "trades", "count"),
 )
+FORMATS = {
+    "pct": "{:.1%}",
+    "ratio": "{:.2f}",
+    "times": "{:.2f}x",
+    "count": "{:,.0f}",
+    "money": "{:,.2f}",
+}
 
 
 class ReportError(TradingbotError):
@@ -64,29 +84,48 @@ class Report:
     images: list[Path]
 
 
+def _evaluation(metrics: dict[str, float]) -> tuple[str, str]:
+    """(prefix, label) of the evaluation a model run logged; ("", "none") if none."""
+    for prefix, label in EVALUATIONS:
+        if any(key.startswith(prefix) for key in metrics):
+            return prefix, label
+    return "", "none"
+
+
 def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
+    """One row per registered version, best Calmar first; numbers from the evaluation
+    its run logged (column ``evaluated``), NaN where that evaluation has no such figure."""
     rows = []
     for model in client.search_registered_models():
         for version in client.search_model_versions(f"name = '{model.name}'"):
             metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+            prefix, label = _evaluation(metrics)
             aliases = sorted(
                 a for a, v in (model.aliases or {}).items() if str(v) == str(version.version)
             )
-            rows.append(
-                {
-                    "model": model.name,
-                    "version": int(version.version),
-                    "aliases": ", ".join(aliases),
-                    **{c.split(".", 1)[1]: metrics.get(c, np.nan) for c in MODEL_COLUMNS},
-                }
-            )
+            row: dict[str, object] = {
+                "model": model.name,
+                "version": int(version.version),
+                "aliases": ", ".join(aliases),
+                "evaluated": label,
+            }
+            for key, header, _ in MODEL_COLUMNS:
+                names = RETURN_ALIASES if key == "total_return" else (key,)
+                found = [metrics[f"{prefix}{n}"] for n in names if f"{prefix}{n}" in metrics]
+                row[header] = found[0] if found else np.nan
+            rows.append(row)
     table = pd.DataFrame(rows)
     return (
-        table.sort_values("calmar", ascending=False).reset_index(drop=True) if len(table) else table
+        table.sort_values("Calmar", ascending=False, na_position="last").reset_index(drop=True)
+        if len(table)
+        else table
     )
 
 
 def backtest_leaderboard(client: MlflowClient) -> tuple[pd.DataFrame, list[mlflow.entities.Run]]:
+    """Finished backtests, newest first. ``guard`` names candles the lookahead guard
+    withheld; the B&H, CAGR and Calmar columns then cover only the candles after the
+    model's training window (Freqtrade's market change would cover them all)."""
     experiment = client.get_experiment_by_name("backtests")
     runs = (
         []
@@ -97,17 +136,32 @@ def backtest_leaderboard(client: MlflowClient) -> tuple[pd.DataFrame, list[mlflo
             order_by=["attributes.start_time DESC"],
         )
     )
-    rows = [
-        {
-            "strategy": r.data.tags.get("strategy", ""),
-            "model": r.data.tags.get("model", ""),
-            "timerange": r.data.tags.get("timerange", ""),
-            "walk-forward": r.data.tags.get("walk_forward", "false"),
-            **{c: r.data.metrics.get(c, np.nan) for c in BACKTEST_COLUMNS},
-        }
-        for r in runs
-    ]
+    rows = []
+    for r in runs:
+        excluded = r.data.metrics.get("guard.excluded_candles", 0.0)
+        rows.append(
+            {
+                "strategy": r.data.tags.get("strategy", ""),
+                "model": r.data.tags.get("model", ""),
+                "pair": f"{r.data.tags.get('pair', '')} {r.data.tags.get('timeframe', '')}",
+                "timerange": r.data.tags.get("timerange", ""),
+                "wf": "yes" if r.data.tags.get("walk_forward") == "true" else "",
+                **{header: r.data.metrics.get(key, np.nan) for key, header, _ in BACKTEST_COLUMNS},
+                "guard": f"{excluded:,.0f} candles withheld" if excluded else "",
+            }
+        )
     return pd.DataFrame(rows), runs
+
+
+def formatted(table: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
+    """``table`` as text: percentages, ratios and counts per ``columns``; "-" for NaN."""
+    out = table.copy()
+    for _, header, kind in columns:
+        if header in out:
+            out[header] = [
+                "-" if pd.isna(v) else FORMATS[kind].format(float(v)) for v in out[header]
+            ]
+    return out.astype(str)
 
 
 def _table_markdown(table: pd.DataFrame) -> str:
@@ -121,19 +175,33 @@ def _table_markdown(table: pd.DataFrame) -> str:
         + " |\n"
     )
     body = "".join(
-        "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-        for row in table.itertuples(index=False)
+        "| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False)
     )
     return header + body
 
 
-def _table_html(table: pd.DataFrame) -> str:
+def _table_html(table: pd.DataFrame, numeric: set[str]) -> str:
+    """An HTML table; ``numeric`` columns never wrap, text columns (long model and
+    strategy names) wrap anywhere, so a table fits the page instead of scrolling."""
     if table.empty:
         return "<p><em>none yet</em></p>"
-    rendered = table.to_html(
-        index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="table", escape=True
+
+    def cell(tag: str, column: str, text: object) -> str:
+        kind = "num" if column in numeric else "text"
+        return f'<{tag} class="{kind}">{html.escape(str(text))}</{tag}>'
+
+    head = "".join(cell("th", c, c) for c in table.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(cell("td", c, v) for c, v in zip(table.columns, row, strict=True))
+        + "</tr>"
+        for row in table.itertuples(index=False)
     )
-    return f'<div class="scroll">{rendered}</div>'
+    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _numeric(columns: tuple[Column, ...], *extra: str) -> set[str]:
+    return {header for _, header, _ in columns} | set(extra)
 
 
 def _equity(
@@ -163,6 +231,84 @@ def _equity(
     return window["date"], curves
 
 
+REGIME_COLUMNS: tuple[Column, ...] = (
+    ("profit_total_abs", "profit_total_abs", "money"),
+    ("profit_mean", "profit_mean", "pct"),
+    ("winrate", "winrate", "pct"),
+)
+
+
+@dataclass(frozen=True)
+class LatestBacktest:
+    """What the report shows of the newest backtest."""
+
+    images: list[Path]
+    per_regime: pd.DataFrame
+    note: str  # the lookahead guard's flag, or ""
+
+
+def _latest_backtest(
+    client: MlflowClient, run: mlflow.entities.Run, userdir: Path, out: Path
+) -> LatestBacktest:
+    tags = run.data.tags
+    with tempfile.TemporaryDirectory() as tmp:
+        zip_path = Path(client.download_artifacts(run.info.run_id, "results/result.zip", tmp))
+        parsed = parse_result_zip(zip_path, tags["strategy"])
+        regimes_file = Path(
+            client.download_artifacts(run.info.run_id, "results/per_regime.csv", tmp)
+        )
+        per_regime = pd.read_csv(regimes_file)
+    pair, timeframe = tags["pair"], tags["timeframe"]
+    candles = load_candles(userdir, "binance", pair, timeframe)
+    m = parsed.metrics
+    fee = float(run.data.params.get("fee", 0.001))
+    start = pd.Timestamp(tags.get("guard.compared_from", m.start))
+    excluded = run.data.metrics.get("guard.excluded_candles", 0.0)
+    note = ""
+    if excluded:
+        note = (
+            f"Lookahead guard: {excluded:,.0f} candles of {tags.get('timerange', '')} lie in the "
+            f"model's training window and were not traded. The curves and the B&H, CAGR and "
+            f"Calmar columns start at {start:%Y-%m-%d %H:%M} UTC; Freqtrade's market change "
+            f"covers the whole timerange."
+        )
+    dates, curves = _equity(
+        parsed.trades, candles, start, m.end, m.starting_balance, timeframe, fee
+    )
+    title = f"{tags.get('strategy')} {tags.get('model', '')} {pair} {timeframe}"
+    images = [
+        equity_plot(
+            curves,
+            dates,
+            out / "equity.png",
+            f"{title}: equity (marked to market) vs buy and hold and SMA50",
+        ),
+        drawdown_plot(curves["strategy"], dates, out / "drawdown.png", f"{title}: drawdown"),
+    ]
+    window = candles[
+        (candles["date"] >= pd.Timestamp(m.start)) & (candles["date"] < pd.Timestamp(m.end))
+    ].reset_index(drop=True)
+    regimes = pd.Series([""] * len(window))
+    model_uri = tags.get("model_uri")
+    if model_uri:
+        bundle = load_bundle(model_uri)
+        if bundle.regime_model is not None:
+            upto = candles[candles["date"] < pd.Timestamp(m.end)].reset_index(drop=True)
+            labels = bundle.regimes(bundle.features(upto))["regime"]
+            regimes = labels.iloc[len(upto) - len(window) :].reset_index(drop=True)
+    images.append(
+        regime_plot(
+            window["date"],
+            window["close"],
+            regimes,
+            out / "regimes.png",
+            f"{title}: regimes (filtered) and trades",
+            trades=parsed.trades,
+        )
+    )
+    return LatestBacktest(images, per_regime, note)
+
+
 def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> Report:
     client = tracking.configure(tracking_uri, userdir)
     models = model_leaderboard(client)
@@ -174,67 +320,44 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
         )
     out = out or userdir / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    images: list[Path] = []
-    regimes_table = pd.DataFrame()
-    latest = runs[0] if runs else None
+    latest = _latest_backtest(client, runs[0], userdir, out) if runs else None
     if latest is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            zip_path = Path(
-                client.download_artifacts(latest.info.run_id, "results/result.zip", tmp)
-            )
-            parsed = parse_result_zip(zip_path, latest.data.tags["strategy"])
-            regimes_file = Path(
-                client.download_artifacts(latest.info.run_id, "results/per_regime.csv", tmp)
-            )
-            regimes_table = pd.read_csv(regimes_file)
-            pair, timeframe = latest.data.tags["pair"], latest.data.tags["timeframe"]
-            candles = load_candles(userdir, "binance", pair, timeframe)
-            m = parsed.metrics
-            fee = float(latest.data.params.get("fee", 0.001))
-            dates, curves = _equity(
-                parsed.trades, candles, m.start, m.end, m.starting_balance, timeframe, fee
-            )
-            title = f"{latest.data.tags.get('strategy')} {latest.data.tags.get('model', '')} {pair} {timeframe}"
-            images.append(
-                equity_plot(
-                    curves,
-                    dates,
-                    out / "equity.png",
-                    f"{title}: equity (marked to market) vs buy and hold and SMA50",
-                )
-            )
-            images.append(
-                drawdown_plot(curves["strategy"], dates, out / "drawdown.png", f"{title}: drawdown")
-            )
-            model_run = latest.data.tags.get("model_run_id")
-            if model_run:
-                try:
-                    regime_png = Path(
-                        client.download_artifacts(model_run, "plots/regimes.png", tmp)
-                    )
-                    (out / "regimes.png").write_bytes(regime_png.read_bytes())
-                    images.append(out / "regimes.png")
-                except Exception:  # a model without a regime model has no regime plot
-                    pass
-        with tracking.tracked_run(run_id=latest.info.run_id):
-            for image in images:
+        with tracking.tracked_run(run_id=runs[0].info.run_id):
+            for image in latest.images:
                 mlflow.log_artifact(str(image), artifact_path="report")
+    models_text = formatted(models, MODEL_COLUMNS)
+    backtests_text = formatted(backtests, BACKTEST_COLUMNS)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     markdown = out / "report.md"
     sections = [
         f"# Tradingbot report\n\n{created}, store `{tracking_uri}`\n",
-        "## Registered models (walk-forward, out of sample)\n",
-        _table_markdown(models),
+        "## Registered models (out of sample)\n",
+        _table_markdown(models_text),
         "## Backtests (Freqtrade, offline)\n",
-        _table_markdown(backtests),
+        _table_markdown(backtests_text),
     ]
+    regimes_text = pd.DataFrame()
     if latest is not None:
-        sections += ["## Latest backtest by regime at entry\n", _table_markdown(regimes_table)]
-        sections += [f"![{p.stem}]({p.name})\n" for p in images]
+        regimes_text = formatted(latest.per_regime, REGIME_COLUMNS)
+        sections += ["## Latest backtest by regime at entry\n", _table_markdown(regimes_text)]
+        if latest.note:
+            sections.append(f"> {latest.note}\n")
+        sections += [f"![{p.stem}]({p.name})\n" for p in latest.images]
     write_text_atomic(markdown, "\n".join(sections))
     page = out / "report.html"
-    write_text_atomic(page, _html(created, tracking_uri, models, backtests, regimes_table, images))
-    return Report(markdown, page, images)
+    write_text_atomic(
+        page,
+        _html(
+            created,
+            tracking_uri,
+            models_text,
+            backtests_text,
+            regimes_text,
+            latest.images if latest else [],
+            latest.note if latest else "",
+        ),
+    )
+    return Report(markdown, page, latest.images if latest else [])
 
 
 def _html(
@@ -244,6 +367,7 @@ def _html(
     backtests: pd.DataFrame,
     regimes: pd.DataFrame,
     images: list[Path],
+    note: str,
 ) -> str:
     figures = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
@@ -253,17 +377,20 @@ def _html(
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tradingbot report</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }}
-table.table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }}
-table.table th, table.table td {{ padding: 0.3rem 0.7rem; border-bottom: 1px solid #ddd; text-align: right; }}
-table.table th:first-child, table.table td:first-child {{ text-align: left; }}
-.scroll {{ overflow-x: auto; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1320px; padding: 0 1rem; color: #222; }}
+table.table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.82rem; width: 100%; }}
+table.table th, table.table td {{ padding: 0.25rem 0.45rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+table.table .num {{ text-align: right; white-space: nowrap; }}
+table.table th.num {{ white-space: normal; }}
+table.table .text {{ text-align: left; overflow-wrap: anywhere; }}
+.note {{ background: #fff3cd; border-left: 4px solid #e0a800; padding: 0.5rem 0.8rem; }}
 figure {{ margin: 1rem 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 0.85rem; }}
 </style></head><body>
 <h1>Tradingbot report</h1><p>{html.escape(created)}, store <code>{html.escape(uri)}</code></p>
-<h2>Registered models (walk-forward, out of sample)</h2>{_table_html(models)}
-<h2>Backtests (Freqtrade, offline)</h2>{_table_html(backtests)}
-<h2>Latest backtest by regime at entry</h2>{_table_html(regimes)}
+<h2>Registered models (out of sample)</h2>{_table_html(models, _numeric(MODEL_COLUMNS, "version"))}
+<h2>Backtests (Freqtrade, offline)</h2>{_table_html(backtests, _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf"))}
+<h2>Latest backtest by regime at entry</h2>{_table_html(regimes, _numeric(REGIME_COLUMNS, "trades"))}
+{f'<p class="note">{html.escape(note)}</p>' if note else ""}
 {figures}
 </body></html>
 """

@@ -25,12 +25,14 @@ Space keys are dotted paths: ``model.*``, ``regime.*``, ``features.preset`` and
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.errors import SpecError
+
+if TYPE_CHECKING:  # a spec is read by every command; Optuna is needed only to tune
+    import optuna
 
 Direction = Literal["maximize", "minimize"]
 # metric -> the direction that is better; strategy metrics come from the replay of the

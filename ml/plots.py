@@ -32,9 +32,16 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def regime_plot(
-    dates: pd.Series, close: pd.Series, regimes: pd.Series, path: Path, title: str
+    dates: pd.Series,
+    close: pd.Series,
+    regimes: pd.Series,
+    path: Path,
+    title: str,
+    trades: pd.DataFrame | None = None,
 ) -> Path:
-    """Close price (log scale) coloured by the regime decided at each candle."""
+    """Close price (log scale) coloured by the regime decided at each candle; with
+    ``trades`` (Freqtrade's columns ``open_date``, ``open_rate``, ``close_date``,
+    ``close_rate``), entries as green and exits as red triangles."""
     fig, ax = plt.subplots(figsize=(12, 4.5), dpi=110)
     x = pd.to_datetime(dates).dt.tz_convert(None).to_numpy()
     y = close.to_numpy(dtype="float64")
@@ -46,24 +53,50 @@ def regime_plot(
         ax.scatter(
             x[mask], y[mask], s=1.5, color=colour, label=f"{label} ({mask.mean():.0%})", zorder=2
         )
+    if trades is not None and len(trades):
+        for when, price, marker, colour, name in (
+            ("open_date", "open_rate", "^", "#2ca02c", "entry"),
+            ("close_date", "close_rate", "v", "#d62728", "exit"),
+        ):
+            stamps = pd.to_datetime(trades[when], utc=True).dt.tz_convert(None).to_numpy()
+            ax.scatter(
+                stamps,
+                trades[price].to_numpy(dtype="float64"),
+                marker=marker,
+                s=28,
+                color=colour,
+                edgecolors="black",
+                linewidths=0.4,
+                label=f"{name} ({len(trades)})",
+                zorder=3,
+            )
     ax.set_yscale("log")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.set_ylabel("close (log scale)")
-    ax.legend(loc="upper left", markerscale=6, frameon=False)
+    ax.legend(loc="upper left", markerscale=1.5, frameon=False)
     ax.grid(alpha=0.2)
     return _save(fig, path)
 
 
-def equity_plot(curves: dict[str, np.ndarray], dates: pd.Series, path: Path, title: str) -> Path:
+def equity_figure(curves: dict[str, np.ndarray], dates: pd.Series, title: str) -> Figure:
+    """Equity curves (start = 1) on a log axis."""
     fig, ax = plt.subplots(figsize=(12, 4), dpi=110)
     x = pd.to_datetime(dates).dt.tz_convert(None).to_numpy()
     for name, curve in curves.items():
         ax.plot(x, curve, label=name, linewidth=1.0)
-    ax.set_title(title)
-    ax.set_ylabel("equity (start = 1)")
+    # A log axis shows equal percentage moves as equal heights, so a strategy's curve is
+    # not squashed flat next to a market that rose 400%.
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("equity (start = 1, log scale)")
     ax.legend(frameon=False)
     ax.grid(alpha=0.2)
-    return _save(fig, path)
+    return fig
+
+
+def equity_plot(curves: dict[str, np.ndarray], dates: pd.Series, path: Path, title: str) -> Path:
+    """:func:`equity_figure` written to ``path`` as PNG."""
+    return _save(equity_figure(curves, dates, title), path)
 
 
 def drawdown_plot(equity: np.ndarray, dates: pd.Series, path: Path, title: str) -> Path:
@@ -72,7 +105,7 @@ def drawdown_plot(equity: np.ndarray, dates: pd.Series, path: Path, title: str) 
     x = pd.to_datetime(dates).dt.tz_convert(None).to_numpy()
     drawdown = (np.asarray(equity) / np.maximum.accumulate(np.asarray(equity)) - 1.0) * 100.0
     ax.fill_between(x, drawdown, 0.0, color="#d62728", alpha=0.4, linewidth=0)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.set_ylabel("drawdown (%)")
     ax.grid(alpha=0.2)
     return _save(fig, path)

@@ -336,10 +336,14 @@ def _metrics(
     peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
     profits = trades["profit_ratio"].to_numpy(dtype="float64")
     gains, losses = profits[profits > 0].sum(), -profits[profits < 0].sum()
+    max_drawdown = float((1.0 - equity / peak).max()) if len(equity) else 0.0
+    cagr = float(equity[-1] ** (per_year / len(equity)) - 1.0) if len(equity) else 0.0
     return {
         "sharpe": float(log_returns.mean() / std * np.sqrt(per_year)) if std > 0 else 0.0,
         "profit_total": float(equity[-1] - 1.0) if len(equity) else 0.0,
-        "max_drawdown": float((1.0 - equity / peak).max()) if len(equity) else 0.0,
+        "max_drawdown": max_drawdown,
+        "cagr": cagr,
+        "calmar": cagr / max_drawdown if max_drawdown > 0 else float("nan"),
         "trades": float(len(trades)),
         "winrate": float((profits > 0).mean()) if len(profits) else 0.0,
         "profit_factor": float(gains / losses) if losses > 0 else float("nan"),

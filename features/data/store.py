@@ -45,8 +45,9 @@ def write_candles(candles: pd.DataFrame, path: Path, report_json: str, report: P
         tmp_report.write_text(report_json, encoding="utf-8")
 
 
-def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
-    """Load imported candles; a clear error says how to import them when missing."""
+def require_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:
+    """The path of imported candles; a clear error says how to import them when missing.
+    Cheap: commands call it before their heavy imports, so a typo is reported at once."""
     path = candles_path(userdir, exchange, pair, timeframe)
     if not path.exists():
         raise MissingDataError(
@@ -54,6 +55,12 @@ def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.
             hint=f"run: tradingbot data import FILE --pair {pair} --timeframe {timeframe} "
             f"--exchange {exchange} --userdir {userdir}",
         )
+    return path
+
+
+def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
+    """Load imported candles; a clear error says how to import them when missing."""
+    path = require_candles(userdir, exchange, pair, timeframe)
     try:
         frame = pd.read_feather(path)
     except Exception as exc:

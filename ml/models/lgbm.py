@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -84,6 +83,8 @@ class LightGBMForecaster(BaseEstimator):  # type: ignore[misc]
             "force_row_wise": True,
             "verbose": -1,
         }
+        import lightgbm as lgb  # here, not at the top: a second of import for every command
+
         model: lgb.LGBMModel = (
             lgb.LGBMClassifier(**params)
             if self.task == "classification"

@@ -77,3 +77,56 @@ def test_a_read_only_user_dir_gives_one_line_errors(
         assert result.code == 2, (command, result.err)
         assert "Traceback" not in result.err
         assert "must be writable" in result.err, (command, result.err)
+
+
+def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import typer.main
+
+    command = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    found = [prefix]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _commands(sub, (*prefix, name)) if hasattr(sub, "commands") else [(*prefix, name)]
+    return found
+
+
+def test_flags_show_no_value_type_in_any_help(cli: Callable[..., CliResult]) -> None:
+    """Before: every flag read `--live <bool>` as if it took a value."""
+    from experiments.cli import app
+
+    commands = _commands(app)
+    assert ("paper",) in commands and ("risk", "enable") in commands
+    for command in commands:
+        shown = cli(*command, "--help")
+        assert shown.code == 0, (command, shown.err)
+        assert "<bool>" not in shown.out, command
+    assert "--pair" in cli("backtest", "--help").out and "<str>" in cli("backtest", "--help").out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "experiments/specs/btc_1h_lightgbm.toml", "--pair", "XXX/USDT"],
+        ["tune", "experiments/specs/btc_1h_lightgbm.toml", "--pair", "XXX/USDT"],
+        ["backtest", "--pair", "XXX/USDT", "--timeframe", "1h", "--timerange", "20200101-"],
+        ["train", "nope.toml"],
+    ],
+)
+def test_user_errors_come_before_the_heavy_imports(tmp_path: Path, args: list[str]) -> None:
+    """Before: a missing pair took 5-7 s to report, behind imports of torch, MLflow and
+    Freqtrade. Now it is reported before any of them is imported."""
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys\n"
+        "from experiments.cli import main\n"
+        f"sys.argv = ['tradingbot', *{args!r}, '--userdir', {str(tmp_path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'mlflow', 'freqtrade', 'lightgbm', 'optuna') "
+        "if m in sys.modules)\n"
+        "print('RESULT', code, heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300
+    )
+    assert "RESULT 2 []" in done.stdout, done.stdout + done.stderr

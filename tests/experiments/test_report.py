@@ -3,19 +3,120 @@
 from __future__ import annotations
 
 import base64
+import html
+import json
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
-from experiments.report import ReportError, build_report
+from experiments.report import (
+    BACKTEST_COLUMNS,
+    MODEL_COLUMNS,
+    ReportError,
+    backtest_leaderboard,
+    build_report,
+    formatted,
+    model_leaderboard,
+)
 from ml.tracking import default_tracking_uri
 from tests.conftest import CliResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _store(tmp_path: Path) -> MlflowClient:
+    from ml.tracking import configure
+
+    return configure(default_tracking_uri(tmp_path), tmp_path)
+
+
+def test_tuned_versions_show_their_test_window_numbers_not_nan(tmp_path: Path) -> None:
+    """Before: the leaderboard read overall.* only, and tuning logs test.*/validation.*."""
+    client = _store(tmp_path)
+    experiment = client.create_experiment("tuned")
+    tuned = client.create_run(experiment)
+    for key, value in {
+        "test.profit_total": 0.123,
+        "test.calmar": 1.5,
+        "test.sharpe": 0.81,
+        "test.max_drawdown": 0.2,
+        "validation.calmar": 9.0,
+    }.items():
+        client.log_metric(tuned.info.run_id, key, value)
+    trained = client.create_run(experiment)
+    client.log_metric(trained.info.run_id, "overall.calmar", 0.7)
+    client.log_metric(trained.info.run_id, "overall.total_return", 0.05)
+    for name, run in (("tuned_model", tuned), ("trained_model", trained)):
+        client.create_registered_model(name)
+        client.create_model_version(name, source=str(tmp_path), run_id=run.info.run_id)
+    table = model_leaderboard(client)
+    rows = {row.model: row for row in table.itertuples(index=False)}
+    assert list(table["model"]) == ["tuned_model", "trained_model"]  # best Calmar first
+    assert rows["tuned_model"].evaluated == "tune test"
+    shown = formatted(table, MODEL_COLUMNS).set_index("model")
+    assert shown.loc["tuned_model", "return"] == "12.3%"
+    assert shown.loc["tuned_model", "Calmar"] == "1.50"
+    assert shown.loc["tuned_model", "max DD"] == "20.0%"
+    assert shown.loc["tuned_model", "accuracy"] == "-"  # not logged: a dash, never NaN
+    assert shown.loc["trained_model", "evaluated"] == "walk-forward"
+    assert shown.loc["trained_model", "return"] == "5.0%"
+
+
+def test_backtests_are_formatted_and_a_guarded_one_is_flagged(tmp_path: Path) -> None:
+    client = _store(tmp_path)
+    experiment = client.create_experiment("backtests")
+    run = client.create_run(
+        experiment,
+        tags={"strategy": "RegimeStrategy", "pair": "BTC/USDT", "timeframe": "1h"},
+    )
+    for key, value in {
+        "profit_total": 4.322,
+        "mtm.drawdown_vs_buy_hold": 0.5,
+        "guard.excluded_candles": 1200,
+        "trades": 31,
+    }.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id)
+    table, _ = backtest_leaderboard(client)
+    shown = formatted(table, BACKTEST_COLUMNS).iloc[0]
+    assert shown["profit"] == "432.2%" and shown["DD vs B&H"] == "0.50x"
+    assert shown["trades"] == "31" and shown["Calmar"] == "-"
+    assert shown["guard"] == "1,200 candles withheld"
+
+
+def test_the_comparison_starts_after_the_training_window_when_the_guard_withheld_candles() -> None:
+    from datetime import datetime
+
+    from experiments.backtest import compared_window
+
+    start, end = datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 6, 1, tzinfo=UTC)
+    guard = {"train_window_last": "2021-03-01T00:00:00+00:00"}
+    first, last = compared_window(start, end, guard, excluded=1416)
+    assert first > pd.Timestamp("2021-03-01", tz="UTC") and last == pd.Timestamp(end)
+    assert first < pd.Timestamp("2021-03-01 01:00", tz="UTC")
+    assert compared_window(start, end, guard, excluded=0)[0] == pd.Timestamp(start)
+
+
+def test_equity_is_drawn_on_a_log_axis(tmp_path: Path) -> None:
+    import matplotlib.image
+
+    from ml.plots import equity_figure
+
+    dates = pd.Series(pd.date_range("2021-01-01", periods=50, freq="D", tz="UTC"))
+    curves = {"strategy": np.linspace(1, 1.2, 50), "buy and hold": np.linspace(1, 5, 50)}
+    figure = equity_figure(curves, dates, "t")
+    assert figure.axes[0].get_yscale() == "log"
+    path = tmp_path / "e.png"
+    figure.savefig(path)
+    assert matplotlib.image.imread(path).shape[1] > 0
 
 
 def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
@@ -43,22 +144,37 @@ def test_report_after_training_and_a_backtest(
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert "![equity](equity.png)" in markdown and "| regime |" in markdown
 
+    assert '<th class="num">Calmar</th>' in page and "%</td>" in page
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed: the HTML was checked, not rendered")
+    # At 1,400 px every table, picture and paragraph fits: no element reaches past the
+    # window and the page does not scroll sideways.
+    probe = tmp_path / "r" / "probe.html"
+    probe.write_text(
+        page.replace(
+            "</body>",
+            "<script>const w = window.innerWidth; document.title = JSON.stringify({w: w, "
+            "scroll: document.documentElement.scrollWidth, wide: [...document.querySelectorAll("
+            "'table, th, td, img, figure, p, h1, h2')].filter(e => "
+            "e.getBoundingClientRect().right > w + 0.5).map(e => e.tagName)});</script></body>",
+        )
+    )
+    dumped = subprocess.run(
+        [*_chromium(tmp_path), "--window-size=1400,2400", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    title = re.search(r"<title>([^<]*)</title>", dumped.stdout)
+    assert title is not None, dumped.stderr[-2000:]
+    layout = json.loads(html.unescape(title.group(1)))
+    assert layout == {"w": 1400, "scroll": 1400, "wide": []}
     shot = tmp_path / "report.png"
     subprocess.run(
         [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--window-size=1300,2400",
+            *_chromium(tmp_path),
+            "--window-size=1400,2400",
             f"--screenshot={shot}",
             (tmp_path / "r" / "report.html").as_uri(),
         ],
@@ -67,3 +183,19 @@ def test_report_after_training_and_a_backtest(
         check=False,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def _chromium(tmp_path: Path) -> list[str]:
+    assert CHROMIUM is not None
+    return [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ]
