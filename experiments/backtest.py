@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -119,6 +120,14 @@ def stitch_walk_forward(
     return path, f"{start:%Y%m%d}-{end:%Y%m%d}", len(children)
 
 
+BACKTEST_STAGES = (
+    "resolving the model",
+    "Freqtrade backtesting (offline)",
+    "reading the result, comparing with buy and hold and trend rules",
+    "recording the run in MLflow",
+)
+
+
 def compared_window(
     start: datetime, end: datetime, guard: dict[str, Any], excluded: int
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -144,10 +153,14 @@ def backtest(
     tracking_uri: str,
     use_cache: bool = True,
     walk_forward: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> BacktestSummary:
     """Backtest ``strategy`` with ``model``. ``walk_forward`` uses the model's fold bundles
-    instead, each on its own out-of-sample window (the timerange is then their span)."""
+    instead, each on its own out-of-sample window (the timerange is then their span).
+    ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts."""
+    say = progress or (lambda _text: None)
     timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs
+    say(BACKTEST_STAGES[0])
     client = tracking.configure(tracking_uri, userdir)
     model_uri = version = model_run = None
     if model:
@@ -181,8 +194,10 @@ def backtest(
             f"backtest blocked by the risk manager: {decision.reason}",
             hint="see: tradingbot risk status",
         )
+    say(BACKTEST_STAGES[1])
     with risk.backtest_slot():
         run = run_backtest(request, userdir, use_cache=use_cache)
+    say(BACKTEST_STAGES[2])
     parsed = parse_result_zip(run.result_zip, strategy)
     regimes = per_regime(parsed.trades)
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
@@ -197,6 +212,7 @@ def backtest(
         fee=request.fee,
     )
 
+    say(BACKTEST_STAGES[3])
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
     tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
     tags = {

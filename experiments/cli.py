@@ -338,9 +338,7 @@ def tune_command(
     experiment = load_experiment(spec).with_overrides(
         pair=pair, timeframe=timeframe, timerange=timerange
     )
-    _require_data(
-        userdir, experiment.data.exchange, experiment.data.pair, experiment.data.timeframe
-    )
+    # the [tune] section is checked before the data (tune does both): errors in the spec first
     from experiments.render import tune_summary
     from experiments.tune import TuneRequest, tune
 
@@ -361,38 +359,44 @@ def tune_command(
 
 
 @contextmanager
-def tune_progress(study: str, trials: int) -> Iterator[Callable[..., None]]:
-    """Trials done, pruned and failed, and the best value so far, on stderr. The bar
-    appears with the first report, after the spec and data checks have passed."""
+def tune_progress(
+    study: str, trials: int, console: Console | None = None
+) -> Iterator[Callable[..., None]]:
+    """Trials done, pruned and failed, the best value so far, and the fold each running
+    trial is in, on stderr. The study's name is printed once above the bar, and the
+    columns are short, so the elapsed time stays on an 80-column line. The bar appears
+    with the first report, after the spec and data checks have passed."""
     from contextlib import ExitStack
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from experiments.tune import Counts
 
+    out = console or progress_console
     with ExitStack() as stack:
         shown: list[tuple[Progress, TaskID]] = []
 
-        def update(counts: Counts, best: float | None) -> None:
+        def update(counts: Counts, best: float | None, running: str = "") -> None:
             if not shown:
+                out.print(f"tuning study {study}: {trials} trials")
                 bar = stack.enter_context(
                     Progress(
-                        TextColumn("{task.description}"),
-                        BarColumn(),
-                        TextColumn("{task.completed}/{task.total} trials"),
-                        TextColumn("{task.fields[detail]}"),
                         TimeElapsedColumn(),
-                        console=progress_console,
+                        BarColumn(bar_width=12),
+                        TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[detail]}"),
+                        console=out,
                     )
                 )
-                shown.append((bar, bar.add_task(f"tuning {study}", total=trials, detail="")))
+                shown.append((bar, bar.add_task("tune", total=trials, detail="")))
             bar, task = shown[0]
             best_text = "-" if best is None else f"{best:.4g}"
+            failed = f" failed {counts.failed}" if counts.failed else ""
             bar.update(
                 task,
                 completed=min(counts.finished, trials),
-                detail=f"pruned {counts.pruned} failed {counts.failed} "
-                f"running {counts.running} best {best_text}",
+                detail=f"best {best_text} pruned {counts.pruned}{failed}"
+                + (f" | {running}" if running else ""),
             )
 
         yield update
@@ -445,14 +449,14 @@ def regimes_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Fit the regime HMM on the past and write filtered (causal) regimes for every candle."""
-    from experiments.regimes import parse_day, run_regimes
+    from experiments.regimes import REGIME_STAGES, parse_day, run_regimes
     from experiments.render import regime_summary
 
     if states != "auto" and not states.isdigit():
         raise typer.BadParameter(
             f"{states!r} is neither a number nor 'auto'", param_hint="--states"
         )
-    with stage(f"fitting regimes for {pair} {timeframe}"):
+    with progress_bar(f"regimes {pair} {timeframe}", len(REGIME_STAGES)) as advance:
         summary = run_regimes(
             pair=pair,
             timeframe=timeframe,
@@ -461,6 +465,7 @@ def regimes_command(
             states=states,
             train_end=parse_day(train_end),
             out=out,
+            progress=advance,
         )
     regime_summary(console, summary)
 
@@ -534,12 +539,13 @@ def backtest_command(
     if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
     _require_data(userdir, exchange, pair, timeframe)
-    from experiments.backtest import backtest
+    from experiments.backtest import BACKTEST_STAGES, backtest
     from experiments.render import backtest_summary
 
-    with stage(
-        f"backtesting {strategy} on {pair} {timeframe} {timerange or 'walk-forward'} (Freqtrade, offline)"
-    ):
+    with progress_bar(
+        f"backtest {strategy} {pair} {timeframe} {timerange or 'walk-forward'}",
+        len(BACKTEST_STAGES),
+    ) as advance:
         summary = backtest(
             strategy=strategy,
             pair=pair,
@@ -551,6 +557,7 @@ def backtest_command(
             tracking_uri=tracking_uri(userdir),
             use_cache=not no_cache,
             walk_forward=walk_forward,
+            progress=advance,
         )
     backtest_summary(console, summary)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,14 @@ class RegimeSummary:
     bic: dict[int, float]
 
 
+REGIME_STAGES = (
+    "loading candles and features",
+    "fitting the HMM",
+    "filtering every candle (forward only)",
+    "writing the table and the plot",
+)
+
+
 def run_regimes(
     *,
     pair: str,
@@ -47,8 +56,13 @@ def run_regimes(
     out: Path,
     config: RegimeConfig | None = None,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> RegimeSummary:
+    """Fit the HMM before ``train_end`` and write the filtered regimes of every candle.
+    ``progress`` is called with the name of each of the REGIME_STAGES as it starts."""
+    say = progress or (lambda _text: None)
     config = config or RegimeConfig()
+    say(REGIME_STAGES[0])
     candles = load_candles(userdir, exchange, pair, timeframe)
     window = data_window(candles, pair, timeframe)
     features, _, _ = FeatureCache(userdir / "cache" / "features").build(
@@ -64,9 +78,12 @@ def run_regimes(
             hint="move --train-end later (the model needs at least 500 candles to fit)",
         )
     n_states: int | str = "auto" if str(states) == "auto" else int(states)
+    say(REGIME_STAGES[1])
     x = features[list(config.columns)].to_numpy(dtype="float64")
     model = RegimeHMM(**{**config.estimator_params(seed), "n_states": n_states}).fit(x[:cut])
+    say(REGIME_STAGES[2])
     regimes = regime_frame(model, features, config.columns)
+    say(REGIME_STAGES[3])
     table = pd.concat(
         [candles[["date"]], regimes[["regime"]], regimes.drop(columns="regime")], axis=1
     )

@@ -144,7 +144,16 @@ class Counts(NamedTuple):
         return self.complete + self.pruned + self.failed
 
 
-Progress = Callable[[Counts, float | None], None]
+# (trial counts, best value so far, what runs now: "#3 fold 2/4, #4 fold 1/4")
+Progress = Callable[[Counts, float | None, str], None]
+
+
+def activity(study: optuna.Study, folds: int) -> str:
+    """The running trials and the folds each has finished (workers record
+    ``folds_done`` after every fold), the first three by trial number."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    shown = [f"#{t.number} fold {t.user_attrs.get('folds_done', 0)}/{folds}" for t in running[:3]]
+    return ", ".join(shown) + (f" +{len(running) - 3}" if len(running) > 3 else "")
 
 
 # -- storage and study ---------------------------------------------------------------------
@@ -332,10 +341,11 @@ class Worker:
         study.sampler = make_sampler(self.tune, seed)
         return study
 
-    def run(self, study: optuna.Study, on_trial: Callable[[], None] | None = None) -> None:
+    def run(self, study: optuna.Study, on_progress: Callable[[], None] | None = None) -> None:
+        """Run trials until the study has enough; ``on_progress`` after each fold and trial."""
         failures = 0
         while self._may_start():
-            outcome = self.run_one(study)
+            outcome = self.run_one(study, on_progress=on_progress)
             if outcome is None:
                 return
             failures = failures + 1 if outcome == TrialState.FAIL else 0
@@ -345,16 +355,19 @@ class Worker:
                     f"{failures} trials in a row failed; the last with: {last}",
                     hint="check the search space; each failure is in the trial's MLflow run",
                 )
-            if on_trial is not None:
-                on_trial()
+            if on_progress is not None:
+                on_progress()
 
     def _may_start(self) -> bool:
         if self.args.deadline is not None and time.time() >= self.args.deadline:
             return False
         return os.getppid() == self.args.parent_pid or self.args.worker == 0
 
-    def run_one(self, study: optuna.Study) -> TrialState | None:
-        """Ask for one trial and run it; ``None`` when the study already has enough."""
+    def run_one(
+        self, study: optuna.Study, on_progress: Callable[[], None] | None = None
+    ) -> TrialState | None:
+        """Ask for one trial and run it; ``None`` when the study already has enough.
+        ``on_progress`` is called after each fold."""
         with self.lock:
             reclaim(study, self.storage, self.client)
             now = counts(study)
@@ -385,6 +398,9 @@ class Worker:
                     self.client.log_batch(
                         run_id, metrics=[Metric(k, v, stamp, step) for k, v in metrics.items()]
                     )
+                    trial.set_user_attr("folds_done", step + 1)  # for the progress display
+                    if on_progress is not None:
+                        on_progress()
                     if not self.tune.multi_objective:
                         trial.report(metrics[self.tune.objectives[0]], step)
                         if trial.should_prune():
@@ -497,7 +513,7 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
 
     def report() -> None:
         if progress is not None:
-            progress(counts(study), best_value(study))
+            progress(counts(study), best_value(study), activity(study, folds))
 
     report()
     args = WorkerArgs(
@@ -512,7 +528,7 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
     try:
         if request.jobs == 1:
             worker = Worker(args, data)
-            worker.run(worker.open(), on_trial=report)
+            worker.run(worker.open(), on_progress=report)
         else:
             _run_processes(args, request.jobs, report)
     except KeyboardInterrupt:

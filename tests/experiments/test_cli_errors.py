@@ -106,7 +106,7 @@ def test_flags_show_no_value_type_in_any_help(cli: Callable[..., CliResult]) -> 
     "args",
     [
         ["train", "experiments/specs/btc_1h_lightgbm.toml", "--pair", "XXX/USDT"],
-        ["tune", "experiments/specs/btc_1h_lightgbm.toml", "--pair", "XXX/USDT"],
+        ["tune", "nope.toml"],
         ["backtest", "--pair", "XXX/USDT", "--timeframe", "1h", "--timerange", "20200101-"],
         ["train", "nope.toml"],
     ],

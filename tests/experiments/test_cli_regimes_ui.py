@@ -62,6 +62,7 @@ def test_regimes_writes_causal_csv_and_plot(
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = " ".join(result.out.split())
     assert "switches per 1,000 candles" in text and "2020-04-15" in text
+    assert "4/4" in result.err  # a bar with stages, not a bare spinner
 
     # Causal: refitting is deterministic and regimes up to a date do not change when
     # later candles are appended (the CSV on a shorter file equals the prefix).

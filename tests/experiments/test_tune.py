@@ -128,6 +128,8 @@ def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
     assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     for trial in study.trials:  # per-fold intermediate values, one fit per fold run
         assert len(trial.intermediate_values) == trial.user_attrs["fits"] >= 1
+        assert trial.user_attrs["folds_done"] == trial.user_attrs["fits"]  # shown while running
+    assert "tuning study tiny_tune: 6 trials" in result.err
 
     client = configure(default_tracking_uri(userdir), userdir)
     parent_id = study.user_attrs["mlflow_parent_run_id"]
@@ -653,3 +655,27 @@ def test_only_one_worker_finalises_a_finished_study(
     assert claim_name("claim_tune") not in {
         s.study_name for s in optuna.get_all_study_summaries(storage)
     }
+
+
+def test_the_tune_bar_shows_running_folds_and_keeps_its_time_on_80_columns() -> None:
+    """Before: "0/4 ... running 0" for minutes, and the elapsed time was cut at 80
+    columns behind a long description."""
+    import io
+
+    from rich.console import Console
+
+    from experiments.cli import tune_progress
+    from experiments.tune import Counts
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    study = "btc_1h_hmm_lstm-a-rather-long-study-name-2026-12-01"
+    with tune_progress(study, 20, console=console) as update:
+        update(
+            Counts(complete=2, pruned=1, failed=0, running=2), 0.1234, "#3 fold 2/4, #4 fold 1/4"
+        )
+    lines = [line.rstrip() for line in out.getvalue().splitlines() if "3/20" in line]
+    final = lines[-1].split("\r")[-1]
+    assert len(final) <= 80
+    assert "0:00:0" in final and "best 0.1234" in final and "#3 fold 2/4" in final
+    assert f"tuning study {study}: 20 trials" in out.getvalue()

@@ -161,6 +161,9 @@ def test_golden_master_real_btc_same_inputs_same_metrics(btc: Path) -> None:
 
 
 def test_overlapping_timerange_is_guarded(btc: Path) -> None:
+    from experiments.backtest import BACKTEST_STAGES
+
+    stages: list[str] = []
     summary = backtest(
         strategy="RegimeStrategy",
         pair="BTC/USDT",
@@ -170,9 +173,18 @@ def test_overlapping_timerange_is_guarded(btc: Path) -> None:
         model="bt_btc_lgbm@champion",
         userdir=btc,
         tracking_uri=default_tracking_uri(btc),
+        progress=stages.append,
     )
+    assert stages == list(BACKTEST_STAGES)
     excluded = summary.guard["in_training_window"]["BTC/USDT"]  # type: ignore[index]
     assert 700 <= excluded <= 744  # December 2019, up to the last training candle
+    # buy and hold and the trend rules are compared on the candles the strategy could trade
+    train_end = pd.Timestamp(summary.guard["train_window_last"])  # type: ignore[arg-type]
+    assert summary.compared_from is not None
+    assert train_end < summary.compared_from <= train_end + pd.Timedelta(hours=1)
+    client = configure(default_tracking_uri(btc), btc)
+    run = client.get_run(summary.run_id)
+    assert pd.Timestamp(run.data.tags["guard.compared_from"]) == summary.compared_from
     assert all(
         pd.Timestamp(t) > pd.Timestamp("2019-12-31T22:00Z")
         for t in parse_result_zip(summary.result_zip, "RegimeStrategy").trades["open_date"]
