@@ -251,14 +251,35 @@ def features_build(
     feature_summary(console, result.meta, out=str(out), cache_hit=result.cache_hit)
 
 
-def _require_data(userdir: Path, exchange: str, pair: str, timeframe: str) -> None:
-    """Name a bad timeframe or missing candles before the heavy imports (torch, MLflow,
-    Freqtrade), so a typo is reported in about a second instead of several."""
+def _require_data(userdir: Path, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
+    """Name a bad timeframe or missing candles (every missing pair at once) before the
+    heavy imports (torch, MLflow, Freqtrade), so a typo is reported in about a second."""
     from features.data.store import require_candles
+    from features.errors import DataError
     from features.timeframes import timeframe_to_seconds
 
     timeframe_to_seconds(timeframe)
-    require_candles(userdir, exchange, pair, timeframe)
+    missing: list[DataError] = []
+    for pair in pairs:
+        try:
+            require_candles(userdir, exchange, pair, timeframe)
+        except DataError as exc:
+            missing.append(exc)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        absent = [p for p in pairs if not _has_candles(userdir, exchange, p, timeframe)]
+        raise DataError(
+            f"no {timeframe} candles for {', '.join(absent)} ({exchange}) in {userdir}",
+            hint=f"import each: tradingbot data import FILE --pair PAIR --timeframe {timeframe} "
+            f"--exchange {exchange} --userdir {userdir}",
+        )
+
+
+def _has_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> bool:
+    from features.data.store import candles_path
+
+    return candles_path(userdir, exchange, pair, timeframe).exists()
 
 
 @app.command("train")
@@ -272,25 +293,39 @@ def train_command(
     timerange: SpecTimerange = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Train an experiment spec with walk-forward evaluation; record and register it in MLflow."""
+    """Train an experiment spec with walk-forward evaluation; record and register it in
+    MLflow. A spec with a whitelist ([data] pairs) trains one model per pair
+    (<spec>__<BASE>_<QUOTE>); --pair trains one of them."""
     from experiments.spec import load_experiment
 
     experiment = load_experiment(spec).with_overrides(
         pair=pair, timeframe=timeframe, timerange=timerange
     )
-    _require_data(
-        userdir, experiment.data.exchange, experiment.data.pair, experiment.data.timeframe
-    )
-    from experiments.render import train_summary
-    from experiments.train import train
+    data = experiment.data
+    _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
+    from experiments.render import train_summary, whitelist_summary
+    from experiments.train import train, train_whitelist
 
     steps = 4 + experiment.walk_forward.folds  # features, folds, final fit, log, register
+    spec_text = spec.read_text(encoding="utf-8")
+    if experiment.is_whitelist:
+        label = f"training {experiment.name} ({len(data.whitelist)} pairs)"
+        with progress_bar(label, steps * len(data.whitelist)) as advance:
+            results = train_whitelist(
+                experiment,
+                userdir=userdir,
+                tracking_uri=tracking_uri(userdir),
+                spec_text=spec_text,
+                progress=advance,
+            )
+        whitelist_summary(console, results, tracking_uri(userdir))
+        return
     with progress_bar(f"training {experiment.name}", steps) as advance:
         result = train(
             experiment,
             userdir=userdir,
             tracking_uri=tracking_uri(userdir),
-            spec_text=spec.read_text(encoding="utf-8"),
+            spec_text=spec_text,
             progress=advance,
         )
     train_summary(console, result, tracking_uri(userdir))
@@ -404,20 +439,38 @@ def tune_progress(
 
 @app.command("promote")
 def promote_command(
-    name: Annotated[str, typer.Argument(help="Registered model name (the spec's name).")],
-    version: Annotated[int, typer.Option("--version", help="Model version to promote.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Registered model name (the spec's name); a whitelist spec's name promotes "
+            "each pair's model (<spec>__<BASE>_<QUOTE>)."
+        ),
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the decision.")],
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Model version to promote (default: the @challenger)."),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Move alias `champion` to a model version and record who, when, why and key metrics."""
     from ml import tracking
-    from ml.registry import promote
+    from ml.registry import promote, whitelist_models
 
     client = tracking.configure(tracking_uri(userdir), userdir)
-    decision = promote(client, name, version, reason)
-    console.print(f"models:/{name}@champion -> version {version}")
-    for key, value in decision.items():
-        console.print(f"  {key}: {value}")
+    names = whitelist_models(client, name)
+    if len(names) > 1 and version is not None:
+        raise typer.BadParameter(
+            f"{name} is a whitelist of {len(names)} models: promote their challengers "
+            "(no --version), or one model by its own name",
+            param_hint="--version",
+        )
+    for model in names:
+        decision = promote(client, model, version, reason)
+        console.print(f"models:/{model}@champion -> version {decision['version']}")
+        for key, value in decision.items():
+            if key != "version":
+                console.print(f"  {key}: {value}")
 
 
 @app.command("ui")
@@ -538,7 +591,7 @@ def backtest_command(
         strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
     if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
-    _require_data(userdir, exchange, pair, timeframe)
+    _require_data(userdir, exchange, [pair], timeframe)
     from experiments.backtest import BACKTEST_STAGES, backtest
     from experiments.render import backtest_summary
 

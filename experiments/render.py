@@ -161,6 +161,46 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
     )
 
 
+def whitelist_summary(console: Console, result: object, tracking_uri: str) -> None:
+    """One row per pair: the model's walk-forward measures beside buy and hold."""
+    from experiments.train import WhitelistResult
+
+    assert isinstance(result, WhitelistResult)
+    table = Table(
+        title=f"{result.spec_name}: one model per pair, walk-forward (out of sample), after fees",
+        title_justify="left",
+    )
+    for column in ("model", "return", "max DD", "Calmar", "B&H return", "B&H max DD"):
+        table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
+    for trained in result.pairs.values():
+        hold = trained.baselines.get("always_long", {})
+        table.add_row(
+            f"{trained.model_name} v{trained.version}",
+            _pct(trained.metrics.get("total_return")),
+            _pct(trained.metrics.get("max_drawdown")),
+            _num(trained.metrics.get("calmar")),
+            _pct(hold.get("total_return")),
+            _pct(hold.get("max_drawdown")),
+        )
+    console.print(table)
+    console.print(
+        f"MLflow parent run {result.run_id} (experiment {result.experiment_id}) in {tracking_uri}"
+    )
+    console.print("registered each pair's model with alias @challenger")
+    console.print(
+        f"promote them all: tradingbot promote {result.spec_name} --reason '...' "
+        "(or one: tradingbot promote <model> --version N --reason '...')"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
 def regime_summary(console: Console, summary: object) -> None:
     from experiments.regimes import RegimeSummary
 

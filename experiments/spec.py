@@ -5,7 +5,7 @@ name = "btc_1h_hmm_lstm"      # MLflow experiment and registered model name
 seed = 42
 
 [data]
-pair = "BTC/USDT"
+pair = "BTC/USDT"                  # or a whitelist: pairs = ["ETH/BTC", "LTC/BTC"]
 timeframe = "1h"
 exchange = "binance"
 timerange = "20180101-20200101"   # YYYYMMDD-YYYYMMDD, either side may be empty
@@ -39,7 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from experiments.search_space import TuneConfig, set_path
 from features.errors import SpecError, validation_message
@@ -88,13 +95,53 @@ class TimeRange(BaseModel):
         return f"{self.start.strftime(fmt) if self.start else ''}-{self.end.strftime(fmt) if self.end else ''}"
 
 
+def pair_key(pair: str) -> str:
+    """``ETH/BTC`` -> ``ETH_BTC`` (futures ``BTC/USDT:USDT`` -> ``BTC_USDT_USDT``)."""
+    return pair.replace("/", "_").replace(":", "_")
+
+
+def model_name(spec_name: str, pair: str) -> str:
+    """The one rule for a whitelist spec's registered models: one per pair, named
+    ``<spec name>__<BASE>_<QUOTE>`` (``eth_5m_lgbm__ETH_BTC``). A single-pair spec
+    registers under the spec's own name."""
+    return f"{spec_name}__{pair_key(pair)}"
+
+
 class DataConfig(BaseModel):
+    """``[data]``: one ``pair``, or a whitelist ``pairs`` (one model per pair)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pair: str = "BTC/USDT"
+    pairs: tuple[str, ...] = ()
     timeframe: str = "1h"
     exchange: str = "binance"
     timerange: str | None = None
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, value: str) -> str:
+        return _checked_pair(value)
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        checked = tuple(_checked_pair(pair) for pair in value)
+        repeated = sorted({pair for pair in checked if checked.count(pair) > 1})
+        if repeated:
+            raise ValueError(f"pairs lists {', '.join(repeated)} more than once")
+        return checked
+
+    @model_validator(mode="after")
+    def _pair_or_pairs(self) -> DataConfig:
+        if self.pairs and "pair" in self.model_fields_set:
+            raise ValueError("give either pair or pairs, not both")
+        return self
+
+    @property
+    def whitelist(self) -> tuple[str, ...]:
+        """The pairs this spec trains and backtests."""
+        return self.pairs or (self.pair,)
 
     @field_validator("timeframe")
     @classmethod
@@ -107,6 +154,13 @@ class DataConfig(BaseModel):
     def _timerange(cls, value: str | None) -> str | None:
         TimeRange.parse(value)
         return value
+
+
+def _checked_pair(value: str) -> str:
+    base, slash, quote = value.partition("/")
+    if not slash or not base or not quote or " " in value:
+        raise ValueError(f"{value!r} is not a pair: write BASE/QUOTE, e.g. ETH/BTC")
+    return value
 
 
 class FeaturePreset(BaseModel):
@@ -170,18 +224,44 @@ class ExperimentSpec(BaseModel):
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json")
+        if not content["data"]["pairs"]:  # single-pair specs keep the hash they had before
+            del content["data"]["pairs"]
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def is_whitelist(self) -> bool:
+        return bool(self.data.pairs)
+
+    def for_pair(self, pair: str) -> ExperimentSpec:
+        """The single-pair spec of one pair of a whitelist spec, named by :func:`model_name`
+        (the registered model of that pair); a single-pair spec is returned as it is."""
+        if not self.is_whitelist:
+            if pair != self.data.pair:
+                raise SpecError(f"spec {self.name} is for {self.data.pair}, not {pair}")
+            return self
+        if pair not in self.data.pairs:
+            raise SpecError(
+                f"{pair} is not in the whitelist of spec {self.name}",
+                hint=f"its pairs: {', '.join(self.data.pairs)}",
+            )
+        data = self.data.model_dump(exclude={"pairs"}) | {"pair": pair}
+        return self.model_copy(
+            update={"name": model_name(self.name, pair), "data": DataConfig.model_validate(data)}
+        )
 
     def with_overrides(
         self, *, pair: str | None = None, timeframe: str | None = None, timerange: str | None = None
     ) -> ExperimentSpec:
-        data = self.data.model_dump()
+        """``pair`` on a whitelist spec selects that pair's spec (see :meth:`for_pair`)."""
+        spec = self.for_pair(pair) if pair is not None and self.is_whitelist else self
+        data = spec.data.model_dump(exclude_unset=True)
         for key, value in (("pair", pair), ("timeframe", timeframe), ("timerange", timerange)):
             if value is not None:
                 data[key] = value
         try:
-            return self.model_copy(update={"data": DataConfig.model_validate(data)})
+            return spec.model_copy(update={"data": DataConfig.model_validate(data)})
         except ValidationError as exc:
             raise SpecError(f"invalid override: {validation_message(exc)}") from exc
 

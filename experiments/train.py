@@ -1,6 +1,8 @@
 """`tradingbot train`: run an experiment spec end to end and record it in MLflow.
 
-One parent run per call with a child run per walk-forward fold. The parent holds
+One parent run per call with a child run per walk-forward fold. A whitelist spec
+(``[data] pairs``) trains one model per pair under one more parent run
+(:func:`train_whitelist`). The parent holds
 the flattened spec, the lineage tags (spec hash, data sha256, git commit, seed,
 device), the overall and baseline metrics, the fold table, the regime plot and
 the environment; the final bundle is logged as a pyfunc model and registered
@@ -20,10 +22,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from experiments.spec import ExperimentSpec, TimeRange
+from experiments.spec import ExperimentSpec, TimeRange, pair_key
 from features.candles import data_window
 from features.data import load_candles
-from features.errors import DataError
+from features.data.store import require_candles
+from features.errors import DataError, SpecError
 from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions
@@ -127,7 +130,16 @@ def train(
     tracking_uri: str,
     spec_text: str | None = None,
     progress: Progress | None = None,
+    experiment_name: str | None = None,
+    parent_run_id: str | None = None,
 ) -> TrainResult:
+    """Train a single-pair spec (see module doc). ``experiment_name`` and
+    ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
+    under its parent run (see :func:`train_whitelist`)."""
+    if spec.is_whitelist:
+        raise SpecError(
+            f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"
+        )
     say = progress or (lambda _text: None)
     data = spec.data
     candles = select_candles(
@@ -159,7 +171,7 @@ def train(
     )
 
     client = tracking.configure(tracking_uri, userdir)
-    experiment = tracking.experiment_id(client, spec.name, userdir)
+    experiment = tracking.experiment_id(client, experiment_name or spec.name, userdir)
     tracking.fail_stale_runs(client, experiment)
     reconcile(client, spec.name)  # versions left by registrations that were killed
     lineage = {
@@ -172,12 +184,16 @@ def train(
         "git_commit": tracking.git_commit(),
         "seed": str(spec.seed),
         "model_kind": spec.model.kind,
+        "pair": data.pair,
         **tracking.process_tags(),
     }
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.tracked_run(
-            experiment_id=experiment, run_name=f"{spec.name} train", tags=lineage
+            experiment_id=experiment,
+            run_name=f"{spec.name} train",
+            tags=lineage,
+            parent_run_id=parent_run_id,
         ) as parent,
     ):
         workdir = Path(tmp)
@@ -252,6 +268,89 @@ def train(
         baselines=overall.baselines,
         folds=len(fold_rows),
     )
+
+
+@dataclass(frozen=True)
+class WhitelistResult:
+    """A whitelist spec's training: the parent run and each pair's own result."""
+
+    run_id: str
+    experiment_id: str
+    spec_name: str
+    pairs: dict[str, TrainResult]
+
+
+def train_whitelist(
+    spec: ExperimentSpec,
+    *,
+    userdir: Path,
+    tracking_uri: str,
+    spec_text: str | None = None,
+    progress: Progress | None = None,
+) -> WhitelistResult:
+    """One model per pair of ``spec``'s whitelist, each registered as
+    :func:`experiments.spec.model_name` (``<spec>__<BASE>_<QUOTE>``) with alias
+    ``challenger``. One MLflow parent run in the spec's experiment holds the pairs'
+    training runs (which hold their folds) and a per-pair summary (``<KEY>.calmar``...).
+
+    Every pair's candles are checked before anything is recorded. A failure ends the
+    parent run FAILED; the pairs trained before it stay registered (each on its own is
+    complete) and a second call trains every pair again."""
+    data = spec.data
+    missing = []
+    for pair in data.whitelist:
+        try:
+            require_candles(userdir, data.exchange, pair, data.timeframe)
+        except DataError:
+            missing.append(pair)
+    if missing:
+        raise DataError(
+            f"no {data.timeframe} candles for {', '.join(missing)} ({data.exchange}) in {userdir}",
+            hint=f"import them first: tradingbot data import FILE --pair PAIR --timeframe "
+            f"{data.timeframe} --userdir {userdir} (once per pair)",
+        )
+    client = tracking.configure(tracking_uri, userdir)
+    experiment = tracking.experiment_id(client, spec.name, userdir)
+    tracking.fail_stale_runs(client, experiment)
+    parent = client.create_run(
+        experiment,
+        run_name=f"{spec.name} whitelist ({len(data.whitelist)} pairs)",
+        tags={
+            "spec_hash": spec.hash,
+            "whitelist": ",".join(data.whitelist),
+            "git_commit": tracking.git_commit(),
+            "seed": str(spec.seed),
+            "model_kind": spec.model.kind,
+            **tracking.process_tags(),
+        },
+    )
+    parent_id = parent.info.run_id
+    results: dict[str, TrainResult] = {}
+    try:
+        client.log_dict(parent_id, spec.model_dump(mode="json"), "spec/spec.json")
+        if spec_text is not None:
+            client.log_text(parent_id, spec_text, "spec/spec.toml")
+        for pair in data.whitelist:
+            results[pair] = train(
+                spec.for_pair(pair),
+                userdir=userdir,
+                tracking_uri=tracking_uri,
+                spec_text=spec_text,
+                progress=progress,
+                experiment_name=spec.name,
+                parent_run_id=parent_id,
+            )
+            for key, value in results[pair].metrics.items():
+                if np.isfinite(value):
+                    client.log_metric(parent_id, f"{pair_key(pair)}.{key}", float(value))
+    except KeyboardInterrupt:
+        client.set_terminated(parent_id, status="KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(parent_id, status="FAILED")
+        raise
+    client.set_terminated(parent_id, status="FINISHED")
+    return WhitelistResult(parent_id, experiment, spec.name, results)
 
 
 def _switches(regimes: pd.Series) -> float:

@@ -272,10 +272,29 @@ def reconcile(client: MlflowClient, name: str) -> list[str]:
     return done
 
 
+def whitelist_models(client: MlflowClient, name: str) -> list[str]:
+    """``[name]`` when a model is registered under it, else the per-pair models of a
+    whitelist spec called ``name`` (``<name>__<BASE>_<QUOTE>``), else ``[name]`` (which
+    :func:`promote` then reports as unknown)."""
+    try:
+        client.get_registered_model(name)
+        return [name]
+    except MlflowException:
+        pass
+    prefix = f"{name}__"
+    found = sorted(m.name for m in client.search_registered_models() if m.name.startswith(prefix))
+    return found or [name]
+
+
 def promote(
-    client: MlflowClient, name: str, version: int, reason: str, user: str | None = None
+    client: MlflowClient,
+    name: str,
+    version: int | None,
+    reason: str,
+    user: str | None = None,
 ) -> dict[str, str]:
-    """Move alias ``champion`` to ``version`` and record who, when, why and key metrics."""
+    """Move alias ``champion`` to ``version`` (None: the version alias ``challenger`` is
+    on) and record who, when, why and key metrics."""
     try:
         client.get_registered_model(name)
     except MlflowException as exc:
@@ -284,6 +303,13 @@ def promote(
             f"no model named {name!r} in the registry",
             hint=f"registered: {', '.join(known) if known else 'none yet (tradingbot train SPEC)'}",
         ) from exc
+    if version is None:
+        try:
+            version = int(client.get_model_version_by_alias(name, CHALLENGER).version)
+        except MlflowException as exc:
+            raise RegistryError(
+                f"model {name!r} has no @{CHALLENGER}", hint="give --version N"
+            ) from exc
     try:
         model_version = client.get_model_version(name, str(version))
     except MlflowException as exc:
@@ -297,6 +323,7 @@ def promote(
     with contextlib.suppress(MlflowException):  # no champion yet
         previous = client.get_model_version_by_alias(name, CHAMPION).version
     decision = {
+        "version": str(version),
         "promoted_by": user or getpass.getuser(),
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason,
@@ -328,7 +355,8 @@ def promote(
         name, str(version), description=f"{headline}\n\n{description}".strip()
     )
     for key, value in decision.items():
-        client.set_model_version_tag(name, str(version), key, value)
+        if key != "version":
+            client.set_model_version_tag(name, str(version), key, value)
     if run_id:
         client.set_tag(run_id, "tradingbot.decision", f"promoted to {CHAMPION}: {reason}")
         client.set_tag(run_id, "tradingbot.promoted_by", decision["promoted_by"])
