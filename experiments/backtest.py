@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,16 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from experiments.spec import TimeRange
+from experiments.spec import TimeRange, model_name
 from features.data import load_candles
+from features.data.store import pair_to_filename
 from features.pipeline import build
 from features.timeframes import timeframe_to_seconds
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.registry import RegistryError
-from strategies.equity import comparison
+from ml.serving import PAIR_PLACEHOLDER
+from strategies.equity import comparison, portfolio_comparison
 from strategies.results import BacktestMetrics, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
 from strategies.runner import BacktestRequest, run_backtest
@@ -49,6 +51,7 @@ class BacktestSummary:
     # mark-to-market "strategy" and the baselines on the same candles and fee
     comparison: dict[str, dict[str, float]]
     compared_from: pd.Timestamp | None = None  # later than the start: the guard withheld candles
+    per_pair: pd.DataFrame = field(default_factory=pd.DataFrame)  # whitelists only
 
 
 def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
@@ -136,9 +139,35 @@ def compared_window(
     training window), which the strategy could not trade but buy and hold would."""
     first, last = pd.Timestamp(start), pd.Timestamp(end)
     trained_until = guard.get("train_window_last")
+    if isinstance(guard.get("train_window_last_by_pair"), dict):  # a whitelist: the latest
+        withheld = dict(guard.get("in_training_window", {}))
+        ends = [t for p, t in guard["train_window_last_by_pair"].items() if withheld.get(p)]
+        trained_until = max(ends, key=pd.Timestamp) if ends else None
     if excluded and trained_until:
         first = max(first, pd.Timestamp(trained_until) + pd.Timedelta(microseconds=1))
     return first, max(first, last)
+
+
+def resolve_whitelist(
+    client: mlflow.MlflowClient, model: str, pairs: Sequence[str]
+) -> tuple[str, dict[str, tuple[str, str, str]]]:
+    """``NAME@alias`` for a whitelist -> (URI template ``models:/NAME__{pair}@alias``,
+    {pair: (URI, version, training run)}), every pair's model named by the rule of
+    :func:`experiments.spec.model_name`. Every pair without one is named in the error."""
+    name, alias = model.split("@", 1) if "@" in model else (model, "champion")
+    resolved, missing = {}, []
+    for pair in pairs:
+        try:
+            resolved[pair] = resolve_model(client, f"{model_name(name, pair)}@{alias}")
+        except RegistryError:
+            missing.append(f"{pair} (no {model_name(name, pair)}@{alias})")
+    if missing:
+        raise RegistryError(
+            f"the whitelist has pairs model {name} has no version for: {', '.join(missing)}",
+            hint=f"train them (a spec with [data] pairs), promote them "
+            f"(tradingbot promote {name} --reason ...), or leave them out of --pairs",
+        )
+    return f"models:/{name}__{PAIR_PLACEHOLDER}@{alias}", resolved
 
 
 def backtest(
@@ -154,38 +183,72 @@ def backtest(
     use_cache: bool = True,
     walk_forward: bool = False,
     progress: Callable[[str], None] | None = None,
+    pairs: Sequence[str] | None = None,
+    max_open_trades: int | None = None,
 ) -> BacktestSummary:
     """Backtest ``strategy`` with ``model``. ``walk_forward`` uses the model's fold bundles
     instead, each on its own out-of-sample window (the timerange is then their span).
+    ``pairs`` (two or more): one Freqtrade backtest over the whole whitelist, each pair
+    served by its own model (``NAME__<BASE>_<QUOTE>@alias``), compared with every rule
+    held in every pair (equal shares), with results per pair. ``max_open_trades``
+    (default: one per pair) and the stake are Freqtrade's own ("unlimited" stake:
+    the available balance split over the free slots).
     ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts."""
     say = progress or (lambda _text: None)
     timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs
+    whitelist = tuple(pairs) if pairs and len(pairs) > 1 else ()
+    pair = pairs[0] if pairs and not whitelist else pair
     say(BACKTEST_STAGES[0])
     client = tracking.configure(tracking_uri, userdir)
     model_uri = version = model_run = None
-    if model:
+    by_pair: dict[str, tuple[str, str, str]] = {}
+    if model and whitelist:
+        model_uri, by_pair = resolve_whitelist(client, model, whitelist)
+        version = ",".join(f"{p}:{v}" for p, (_, v, _) in by_pair.items())
+    elif model:
         model_uri, version, model_run = resolve_model(client, model)
     predictions, folds = None, 0
+    stitched_by_pair: dict[str, Path] = {}
     if walk_forward:
-        if not model_run:
+        if not model_run and not by_pair:
             raise RegistryError(
                 "--walk-forward needs --model NAME@alias (its training run holds the folds)"
             )
-        workdir = userdir / "backtest_results" / "tradingbot" / "walk_forward" / str(model_run)
-        predictions, timerange, folds = stitch_walk_forward(
-            client, model_run, userdir, exchange, workdir
-        )
+        spans = []
+        for key, training_run in (
+            [(pair, model_run)] if not by_pair else [(p, r) for p, (_, _, r) in by_pair.items()]
+        ):
+            workdir = (
+                userdir / "backtest_results" / "tradingbot" / "walk_forward" / str(training_run)
+            )
+            stitched, span, count = stitch_walk_forward(
+                client, str(training_run), userdir, exchange, workdir
+            )
+            stitched_by_pair[key], folds = stitched, max(folds, count)
+            spans.append(TimeRange.parse(span))
+        # every pair's folds cover the common span
+        start = max(s.start for s in spans if s.start is not None)
+        end = min(s.end for s in spans if s.end is not None)
+        if start >= end:
+            raise RegistryError("the pairs' walk-forward windows do not overlap")
+        timerange = str(TimeRange(start=start, end=end))
+        if not by_pair:
+            predictions = stitched_by_pair.pop(pair)
     TimeRange.parse(timerange)
     request = BacktestRequest(
         strategy=strategy,
         pair=pair,
+        pairs=whitelist,
         timeframe=timeframe,
         exchange=exchange,
         timerange=timerange,
-        model_uri=None if walk_forward else model_uri,
+        model_uri=None if walk_forward and not by_pair else model_uri,
         model_version=f"{model}={version}" if model else None,
         tracking_uri=tracking_uri,
         predictions=predictions,
+        predictions_by_pair=stitched_by_pair or None,
+        # default: a position per pair can be open at once, as in the equal-share baselines
+        max_open_trades=max_open_trades or max(1, len(whitelist)),
     )
     risk = RiskManager(RiskSettings.from_env(os.environ, userdir))
     decision = risk.check_backtest()
@@ -203,14 +266,28 @@ def backtest(
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
     excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
     window = compared_window(parsed.metrics.start, parsed.metrics.end, guard, excluded)
-    compared = comparison(
-        parsed.trades.to_dict("records") if not parsed.trades.empty else [],
-        load_candles(userdir, exchange, pair, timeframe),
-        timeframe,
-        window,
-        starting_balance=float(request.starting_balance),
-        fee=request.fee,
-    )
+    records = parsed.trades.to_dict("records") if not parsed.trades.empty else []
+    if whitelist:
+        candles_by_pair = {p: load_candles(userdir, exchange, p, timeframe) for p in whitelist}
+        compared = portfolio_comparison(
+            records,
+            candles_by_pair,
+            timeframe,
+            window,
+            starting_balance=float(request.starting_balance),
+            fee=request.fee,
+        )
+        pairs_table = per_pair(parsed.trades, candles_by_pair, window)
+    else:
+        compared = comparison(
+            records,
+            load_candles(userdir, exchange, pair, timeframe),
+            timeframe,
+            window,
+            starting_balance=float(request.starting_balance),
+            fee=request.fee,
+        )
+        pairs_table = pd.DataFrame()
 
     say(BACKTEST_STAGES[3])
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
@@ -241,11 +318,15 @@ def backtest(
         )
     if walk_forward:
         tags.update({"walk_forward": "true", "walk_forward.folds": str(folds)})
+    if whitelist:
+        tags.update({"pair": ",".join(whitelist), "whitelist": ",".join(whitelist)})
+        tags.update({f"model_version.{pair_to_filename(p)}": v for p, (_, v, _) in by_pair.items()})
     tags["guard.compared_from"] = window[0].isoformat()
+    market = f"{len(whitelist)} pairs" if whitelist else pair
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.tracked_run(
-            experiment_id=experiment, run_name=f"{strategy} {pair} {timerange}", tags=tags
+            experiment_id=experiment, run_name=f"{strategy} {market} {timerange}", tags=tags
         ) as active,
     ):
         metrics = parsed.metrics.model_dump(exclude={"start", "end"})
@@ -266,6 +347,15 @@ def backtest(
         table = Path(tmp) / "per_regime.csv"
         regimes.to_csv(table, index=False)
         mlflow.log_artifact(str(table), artifact_path="results")
+        if not pairs_table.empty:
+            for row in pairs_table.to_dict("records"):
+                key = pair_to_filename(str(row["pair"]))
+                tracking.log_metrics(
+                    {str(k): float(v) for k, v in row.items() if k != "pair"}, prefix=f"pair.{key}."
+                )
+            by_pair_file = Path(tmp) / "per_pair.csv"
+            pairs_table.to_csv(by_pair_file, index=False)
+            mlflow.log_artifact(str(by_pair_file), artifact_path="results")
         mlflow.log_artifact(str(run.result_zip), artifact_path="results")
         mlflow.log_artifact(str(run.config), artifact_path="results")
         for extra in (run.guard_report, run.log):
@@ -274,7 +364,12 @@ def backtest(
         run_id = active.info.run_id
     risk.run_id = run_id
     risk.record_backtest(run_id, parsed.metrics.max_drawdown_account)
-    if model and version:
+    if model and by_pair:
+        for pair_model, (_, pair_version, _) in zip(
+            [model_name(model.split("@")[0], p) for p in by_pair], by_pair.values(), strict=True
+        ):
+            client.set_model_version_tag(pair_model, pair_version, "last_backtest_run", run_id)
+    elif model and version:
         client.set_model_version_tag(
             model.split("@")[0].split("/")[0], version, "last_backtest_run", run_id
         )
@@ -288,4 +383,30 @@ def backtest(
         model_uri,
         compared,
         window[0] if window[0] > pd.Timestamp(parsed.metrics.start) else None,
+        pairs_table,
     )
+
+
+def per_pair(
+    trades: pd.DataFrame,
+    candles_by_pair: dict[str, pd.DataFrame],
+    window: tuple[pd.Timestamp, pd.Timestamp],
+) -> pd.DataFrame:
+    """Per pair of a whitelist: trades, profit (stake currency and mean ratio), winrate,
+    and the pair's buy-and-hold return over the compared window."""
+    rows = []
+    for pair, candles in candles_by_pair.items():
+        inside = candles[(candles["date"] >= window[0]) & (candles["date"] < window[1])]
+        closes = inside["close"].to_numpy(dtype="float64")
+        own = trades[trades["pair"] == pair] if len(trades) else trades
+        rows.append(
+            {
+                "pair": pair,
+                "trades": float(len(own)),
+                "profit_total_abs": float(own["profit_abs"].sum()) if len(own) else 0.0,
+                "profit_mean": float(own["profit_ratio"].mean()) if len(own) else 0.0,
+                "winrate": float((own["profit_abs"] > 0).mean()) if len(own) else 0.0,
+                "buy_and_hold": float(closes[-1] / closes[0] - 1.0) if len(closes) > 1 else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)

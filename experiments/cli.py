@@ -576,27 +576,46 @@ def backtest_command(
             help="Use the model's fold bundles, each on its own out-of-sample window.",
         ),
     ] = False,
+    pairs: Annotated[
+        str | None,
+        typer.Option(
+            "--pairs",
+            help="A whitelist, comma-separated (default: a whitelist spec's pairs); each "
+            "pair is served by NAME__<BASE>_<QUOTE>@alias.",
+        ),
+    ] = None,
+    max_open_trades: Annotated[
+        int | None,
+        typer.Option("--max-open-trades", min=1, help="Freqtrade's (default: one per pair)."),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
     from experiments.spec import load_experiment
 
+    whitelist = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else []
     if spec is not None:
         experiment = load_experiment(spec)
-        pair = pair or experiment.data.pair
+        if not whitelist and not pair and experiment.is_whitelist:
+            whitelist = list(experiment.data.pairs)
+        pair = pair or experiment.data.whitelist[0]
         timeframe = timeframe or experiment.data.timeframe
         exchange = experiment.data.exchange
         model = model or f"{experiment.name}@champion"
         timerange = timerange or experiment.backtest.timerange
         strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
+    pair = pair or (whitelist[0] if whitelist else None)
     if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
-    _require_data(userdir, exchange, [pair], timeframe)
+    if len(set(whitelist)) != len(whitelist):
+        raise typer.BadParameter("a pair is listed twice", param_hint="--pairs")
+    _require_data(userdir, exchange, whitelist or [pair], timeframe)
     from experiments.backtest import BACKTEST_STAGES, backtest
     from experiments.render import backtest_summary
 
+    market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
     with progress_bar(
-        f"backtest {strategy} {pair} {timeframe} {timerange or 'walk-forward'}",
+        f"backtest {strategy} {market} {timeframe} {timerange or 'walk-forward'}",
         len(BACKTEST_STAGES),
     ) as advance:
         summary = backtest(
@@ -611,6 +630,8 @@ def backtest_command(
             use_cache=not no_cache,
             walk_forward=walk_forward,
             progress=advance,
+            pairs=whitelist or None,
+            max_open_trades=max_open_trades,
         )
     backtest_summary(console, summary)
 

@@ -256,7 +256,23 @@ def backtest_summary(console: Console, summary: object) -> None:
         table.add_row(name, value)
     console.print(table)
     title = "marked to market at every close, beside the baselines (same candles and fee)"
+    if not summary.per_pair.empty:
+        title += f"; baselines hold {len(summary.per_pair)} pairs in equal shares"
     console.print(evaluation_table(title, summary.comparison))
+    if not summary.per_pair.empty:
+        pairs = Table(title="by pair (its own model)", title_justify="left")
+        for column in ("pair", "trades", "profit", "mean trade", "winrate", "buy and hold"):
+            pairs.add_column(column, justify="left" if column == "pair" else "right")
+        for row in summary.per_pair.itertuples(index=False):
+            pairs.add_row(
+                str(row.pair),
+                f"{row.trades:.0f}",
+                f"{row.profit_total_abs:.2f}",
+                f"{row.profit_mean:+.2%}",
+                f"{row.winrate:.0%}",
+                f"{row.buy_and_hold:+.1%}",
+            )
+        console.print(pairs)
     if not summary.per_regime.empty:
         regimes = Table(title="by regime at entry", title_justify="left")
         for column in summary.per_regime.columns:

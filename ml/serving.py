@@ -10,6 +10,11 @@ computes the features with the bundle's own spec, and adds:
 * ``do_predict``: 1 = trust the row, 0 = don't (warm-up, inside or before the
   bundle's training window, model unavailable), with the reason logged.
 
+A bundle serves only the pair it was trained on: asked for another pair it gives
+``do_predict = 0`` and says so. A whitelist is served by :class:`PairModels`, one
+adapter per pair from a model URI with ``{pair}`` (``models:/SPEC__{pair}@champion``,
+the pair written ``BASE_QUOTE``).
+
 In backtests the whole dataframe is predicted in one batch, causally (every
 feature, regime probability and sequence uses earlier candles only). Candles at
 or before the end of the bundle's training window get ``do_predict = 0``: a
@@ -33,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from features.atomic import write_text_atomic
+from features.data.store import pair_to_filename
 from ml.bundle import ModelBundle
 from ml.observability import MetricsTextfile
 
@@ -190,6 +196,18 @@ class ModelAdapter:
         bundle = self._load()
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"
+            self._write_report()
+            return self._empty(dataframe, [])
+        if bundle.metadata.pair != pair:
+            # A model fitted on one market says nothing reliable about another.
+            message = (
+                f"{self.model_uri} was trained on {bundle.metadata.pair}, not {pair}: give "
+                "each pair its own model (a model URI with {pair}, e.g. "
+                "models:/SPEC__{pair}@champion)"
+            )
+            if self.guard.unavailable.get(pair) != message:
+                logger.error("do_predict=0: %s", message)
+            self.guard.unavailable[pair] = message
             self._write_report()
             return self._empty(dataframe, [])
         labels = bundle.metadata.regime_labels
@@ -466,3 +484,65 @@ def _utc(dates: pd.Series) -> pd.Series:
         return dates.astype("datetime64[ns, UTC]")  # only the unit differs
     converted: pd.Series = pd.to_datetime(dates, utc=True).astype("datetime64[ns, UTC]")
     return converted
+
+
+PAIR_PLACEHOLDER = "{pair}"
+
+
+def pair_uri(template: str, pair: str) -> str:
+    """``models:/wl__{pair}@champion`` for ``ETH/BTC`` -> ``models:/wl__ETH_BTC@champion``."""
+    return template.replace(PAIR_PLACEHOLDER, pair_to_filename(pair))
+
+
+class PairModels:
+    """One :class:`ModelAdapter` per pair of a whitelist, each serving the model the URI
+    template names for that pair; the same ``populate`` as a single adapter. The guard
+    report holds every pair (``model_uri`` and ``train_window_last`` by pair)."""
+
+    def __init__(
+        self,
+        template: str,
+        *,
+        report_path: Path | None = None,
+        stitched_predictions: dict[str, Path] | None = None,
+        **adapter_options: Any,
+    ) -> None:
+        if PAIR_PLACEHOLDER not in template:
+            raise ValueError(f"{template!r} has no {PAIR_PLACEHOLDER} for the pair")
+        self.model_uri = template
+        self.report_path = report_path
+        self.stitched_predictions = stitched_predictions or {}
+        self.adapter_options = adapter_options
+        self.adapters: dict[str, ModelAdapter] = {}
+
+    def adapter(self, pair: str) -> ModelAdapter:
+        if pair not in self.adapters:
+            self.adapters[pair] = ModelAdapter(
+                pair_uri(self.model_uri, pair),
+                stitched_predictions=self.stitched_predictions.get(pair),
+                **self.adapter_options,
+            )
+        return self.adapters[pair]
+
+    def populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool = False) -> pd.DataFrame:
+        out = self.adapter(pair).populate(dataframe, pair, live=live)
+        self._write_report()
+        return out
+
+    def _write_report(self) -> None:
+        if self.report_path is None:
+            return
+        merged: dict[str, Any] = {
+            "model_uri": self.model_uri,
+            "model_uri_by_pair": {p: a.model_uri for p, a in self.adapters.items()},
+            "train_window_last_by_pair": {
+                p: a.bundle.metadata.train_window.last.isoformat()
+                for p, a in self.adapters.items()
+                if a.bundle is not None
+            },
+        }
+        for key in vars(GuardReport()):
+            merged[key] = {
+                p: v for a in self.adapters.values() for p, v in getattr(a.guard, key).items()
+            }
+        write_text_atomic(self.report_path, json.dumps(merged, indent=2, sort_keys=True))

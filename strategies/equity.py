@@ -131,3 +131,92 @@ def comparison(
     for values in rows.values():
         values["drawdown_vs_buy_hold"] = values["max_drawdown"] / hold if hold > 0 else 0.0
     return rows
+
+
+def portfolio_comparison(
+    trades: list[dict[str, Any]],
+    candles_by_pair: dict[str, pd.DataFrame],
+    timeframe: str,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    *,
+    starting_balance: float,
+    fee: float,
+) -> dict[str, dict[str, float]]:
+    """:func:`comparison` for a whitelist: the strategy's wallet valued at every close
+    (cash plus every pair's holding), beside each rule held in every pair with an equal
+    share of the balance from the start (buy and hold, the daily SMA50 rule, 30-day
+    momentum), on the same candles and fee. A pair without a candle at some close is
+    valued at its last close."""
+    from ml.baselines import trend_positions
+    from ml.metrics import equity_of
+    from ml.training import periods_per_year
+
+    per_year = periods_per_year(timeframe)
+    closes, rule_equity, rule_position = {}, {}, {}
+    for pair, candles in candles_by_pair.items():
+        inside = ((candles["date"] >= window[0]) & (candles["date"] < window[1])).to_numpy()
+        traded = candles[inside]
+        index = pd.DatetimeIndex(traded["date"])
+        closes[pair] = pd.Series(traded["close"].to_numpy(dtype="float64"), index=index)
+        returns = np.r_[np.nan, np.diff(np.log(closes[pair].to_numpy()))]
+        rules = {"always_long": np.ones(int(inside.sum()))}
+        rules.update({n: v[inside] for n, v in trend_positions(candles, timeframe).items()})
+        rule_equity[pair] = {
+            name: pd.Series(equity_of(positions, returns, fee=fee), index=index)
+            for name, positions in rules.items()
+        }
+        rule_position[pair] = {
+            name: pd.Series(np.nan_to_num(positions, nan=0.0), index=index)
+            for name, positions in rules.items()
+        }
+    prices = pd.DataFrame(closes).sort_index().ffill().bfill()
+    dates = prices.index
+    # the strategy: every fill of every pair, valued at each close
+    fills = []
+    for trade in trades:
+        fee_open, fee_close = float(trade.get("fee_open", 0.0)), float(trade.get("fee_close", 0.0))
+        for order in trade.get("orders", []):
+            entry = bool(order["ft_is_entry"])
+            fills.append(
+                (
+                    int(order["order_filled_timestamp"]),
+                    str(trade["pair"]),
+                    1.0 if entry else -1.0,
+                    float(order["amount"]),
+                    float(order["cost"]),
+                    fee_open if entry else fee_close,
+                )
+            )
+    fills.sort(key=lambda fill: fill[0])
+    stamps = dates.to_numpy(dtype="datetime64[ns]").astype("int64") // 1_000_000
+    values = prices.to_numpy()
+    column = {pair: i for i, pair in enumerate(prices.columns)}
+    cash, held = float(starting_balance), np.zeros(len(prices.columns))
+    equity, position = np.empty(len(dates)), np.empty(len(dates))
+    next_fill = 0
+    for t in range(len(dates)):
+        while next_fill < len(fills) and fills[next_fill][0] <= stamps[t]:
+            _, pair, side, size, cost, paid = fills[next_fill]
+            cash -= side * cost + cost * paid
+            held[column[pair]] += side * size
+            next_fill += 1
+        invested = float(held @ values[t])
+        equity[t] = cash + invested
+        position[t] = invested / equity[t] if equity[t] > 0 else 0.0
+    rows = {"strategy": curve_metrics(equity, position, per_year)}
+    for name in rule_equity[next(iter(rule_equity))]:
+        curves = pd.DataFrame({p: rule_equity[p][name] for p in rule_equity}).reindex(dates)
+        # equal shares from the start, never rebalanced; a pair not trading yet holds cash
+        mean = curves.ffill().fillna(1.0).mean(axis=1).to_numpy()
+        held_share = (
+            pd.DataFrame({p: rule_position[p][name] for p in rule_position})
+            .reindex(dates)
+            .fillna(0.0)
+            .mean(axis=1)
+            .to_numpy()
+        )
+        rows[name] = curve_metrics(mean, held_share, per_year)
+    hold = rows["always_long"]["max_drawdown"]
+    for metrics in rows.values():
+        metrics["drawdown_vs_buy_hold"] = metrics["max_drawdown"] / hold if hold > 0 else 0.0
+    return rows

@@ -23,13 +23,14 @@ from freqtrade.persistence import Trade
 
 from ml import observability
 from ml.observability import MetricsTextfile
-from ml.serving import ModelAdapter
+from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
 
 
 def connect(strategy: Any) -> None:
     """Set ``strategy.adapter`` (its config's ``tradingbot.model_uri``, else the class's
-    ``default_model_uri``) and ``strategy.risk``."""
+    ``default_model_uri``; with ``{pair}`` in it, one model per pair) and ``strategy.risk``.
+    Walk-forward backtests pass stitched ``predictions``: a file, or one per pair."""
     config = strategy.config
     settings = config.get("tradingbot", {})
     user_dir = Path(config.get("user_data_dir", "user_data"))
@@ -46,14 +47,27 @@ def connect(strategy: Any) -> None:
         observability.json_logging_for(("ml", "strategies", "tradingbot"))
     textfile = settings.get("metrics_textfile")
     metrics = MetricsTextfile(Path(textfile)) if textfile else None
-    strategy.adapter = ModelAdapter(
-        settings.get("model_uri", strategy.default_model_uri),
-        tracking_uri=tracking_uri,
-        report_path=Path(report) if report else None,
-        evaluation_start=pd.Timestamp(start, tz="UTC") if start else None,
-        stitched_predictions=Path(settings["predictions"]) if settings.get("predictions") else None,
-        metrics=metrics,
-    )
+    uri = settings.get("model_uri", strategy.default_model_uri)
+    common: dict[str, Any] = {
+        "tracking_uri": tracking_uri,
+        "evaluation_start": pd.Timestamp(start, tz="UTC") if start else None,
+        "metrics": metrics,
+    }
+    predictions = settings.get("predictions")
+    if PAIR_PLACEHOLDER in uri:  # a whitelist: each pair served by its own model
+        strategy.adapter = PairModels(
+            uri,
+            report_path=Path(report) if report else None,
+            stitched_predictions={p: Path(f) for p, f in dict(predictions or {}).items()},
+            **common,
+        )
+    else:
+        strategy.adapter = ModelAdapter(
+            uri,
+            report_path=Path(report) if report else None,
+            stitched_predictions=Path(predictions) if predictions else None,
+            **common,
+        )
     strategy.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
 
 

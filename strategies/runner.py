@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.atomic import atomic_path, write_text_atomic
 from features.candles import data_window
@@ -63,6 +63,7 @@ class BacktestRequest(BaseModel):
 
     strategy: str = "RegimeStrategy"
     pair: str = "BTC/USDT"
+    pairs: tuple[str, ...] = ()  # a whitelist (one backtest over all of them); else ``pair``
     timeframe: str = "1h"
     exchange: str = "binance"
     timerange: str
@@ -76,6 +77,21 @@ class BacktestRequest(BaseModel):
     predictions: Path | None = None  # stitched walk-forward predictions (see ml.serving)
     freqai: dict[str, object] | None = None  # a FreqAI config section: run FreqAI's own loop
     freqaimodel: str | None = None  # e.g. TradingbotLightGBM or FreqAI's LightGBMRegressor
+    # walk-forward predictions of a whitelist, one stitched file per pair
+    predictions_by_pair: dict[str, Path] | None = None
+
+    @property
+    def whitelist(self) -> tuple[str, ...]:
+        return self.pairs or (self.pair,)
+
+    @model_validator(mode="after")
+    def _one_quote(self) -> BacktestRequest:
+        quotes = sorted({pair.split("/")[-1].split(":")[0] for pair in self.whitelist})
+        if len(quotes) > 1:
+            raise ValueError(
+                f"a whitelist trades from one stake currency; these pairs quote {', '.join(quotes)}"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -113,7 +129,7 @@ def _strategy_file(request: BacktestRequest, userdir: Path) -> Path:
 def freqtrade_config(
     request: BacktestRequest, userdir: Path, guard_report: Path
 ) -> dict[str, object]:
-    quote = request.pair.split("/")[1]
+    quote = request.whitelist[0].split("/")[1].split(":")[0]
     settings: dict[str, object] = {"guard_report": str(guard_report)}
     if request.model_uri:
         settings["model_uri"] = request.model_uri
@@ -121,6 +137,10 @@ def freqtrade_config(
         settings["tracking_uri"] = request.tracking_uri
     if request.predictions is not None:
         settings["predictions"] = str(request.predictions.resolve())
+    if request.predictions_by_pair:
+        settings["predictions"] = {
+            p: str(f.resolve()) for p, f in request.predictions_by_pair.items()
+        }
     config: dict[str, object] = {
         "max_open_trades": request.max_open_trades,
         "stake_currency": quote,
@@ -138,7 +158,7 @@ def freqtrade_config(
             "name": request.exchange,
             "key": "",
             "secret": "",
-            "pair_whitelist": [request.pair],
+            "pair_whitelist": list(request.whitelist),
             "pair_blacklist": [],
         },
         "pairlists": [{"method": "StaticPairList"}],
@@ -177,11 +197,24 @@ def strategy_dir_for_run(request: BacktestRequest, userdir: Path, directory: Pat
     return folder
 
 
+def _data_sha256(request: BacktestRequest, userdir: Path) -> str:
+    """The candles' sha256: of the one pair, or of every pair's sha256 in whitelist order."""
+    shas = [
+        data_window(
+            load_candles(userdir, request.exchange, pair, request.timeframe),
+            pair,
+            request.timeframe,
+        ).sha256
+        for pair in request.whitelist
+    ]
+    return shas[0] if not request.pairs else hashlib.sha256(",".join(shas).encode()).hexdigest()
+
+
 def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, str]]:
-    candles = load_candles(userdir, request.exchange, request.pair, request.timeframe)
     snapshot = snapshot_path(userdir, request.exchange)
+    predictions = sorted((request.predictions_by_pair or {}).items())
     inputs = {
-        "data_sha256": data_window(candles, request.pair, request.timeframe).sha256,
+        "data_sha256": _data_sha256(request, userdir),
         "markets_sha256": snapshot_sha256(snapshot),
         "strategy_sha256": hashlib.sha256(
             _strategy_file(request, userdir).read_bytes()
@@ -189,8 +222,11 @@ def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, s
         "strategy_params_sha256": _strategy_params_sha(request, userdir),
         "predictions_sha256": hashlib.sha256(request.predictions.read_bytes()).hexdigest()
         if request.predictions is not None
-        else "none",
-        "request": request.model_dump_json(exclude={"strategy_dir", "tracking_uri", "predictions"}),
+        else ",".join(f"{p}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for p, f in predictions)
+        or "none",
+        "request": request.model_dump_json(
+            exclude={"strategy_dir", "tracking_uri", "predictions", "predictions_by_pair"}
+        ),
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20], inputs
 
@@ -212,8 +248,11 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
     snapshot = snapshot_path(userdir, request.exchange)
     if not snapshot.exists():
         generate_snapshot(userdir, request.exchange)
-    elif request.pair not in load_snapshot(snapshot):  # imported after the snapshot was made
-        generate_snapshot(userdir, request.exchange, [request.pair])
+    else:
+        known = load_snapshot(snapshot)
+        new = [p for p in request.whitelist if p not in known]  # imported after the snapshot
+        if new:
+            generate_snapshot(userdir, request.exchange, new)
     key, inputs = cache_key(request, userdir)
     directory = userdir / "backtest_results" / "tradingbot" / key
     run = BacktestRun(

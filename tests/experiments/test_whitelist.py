@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,10 @@ seed = 3
 [data]
 pairs = ["ETH/USDT", "XRP/USDT"]
 timeframe = "1h"
+timerange = "-20210301"
+
+[backtest]
+timerange = "20210301-20210322"
 
 [regime]
 n_restarts = 1
@@ -128,3 +133,73 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
     assert refused.code == 2 and "whitelist of 2 models" in refused.err
     # --pair trains one pair of the whitelist under its own name
     assert load_experiment(spec_path).with_overrides(pair="XRP/USDT").name == "wl_lgbm__XRP_USDT"
+
+    # one Freqtrade backtest over the whitelist, each pair served by its own model
+    done = cli("backtest", spec_path, "--userdir", userdir)
+    assert done.code == 0, done.err
+    assert "by pair (its own model)" in done.out
+    backtests = client.get_experiment_by_name("backtests")
+    run = client.search_runs([backtests.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert run.data.tags["whitelist"] == "ETH/USDT,XRP/USDT"
+    assert run.data.params["max_open_trades"] == "2"
+    assert {"pair.ETH_USDT.trades", "pair.XRP_USDT.buy_and_hold"} <= set(run.data.metrics)
+    assert {"mtm.calmar", "baseline.always_long.calmar"} <= set(run.data.metrics)
+    guard = json.loads(
+        Path(
+            client.download_artifacts(run.info.run_id, "results/guard.json", str(tmp_path))
+        ).read_text()
+    )
+    assert guard["model_uri_by_pair"] == {
+        pair: f"models:/wl_lgbm__{pair.replace('/', '_')}@champion" for pair in PAIRS
+    }
+    assert guard["trusted"]["ETH/USDT"] > 0 and guard["trusted"]["XRP/USDT"] > 0
+    assert guard["unavailable"] == {}
+
+    # a pair whose model is missing is named before Freqtrade runs
+    missing = cli(
+        "backtest",
+        "--pairs",
+        "ETH/USDT,BTC/USDT",
+        "--model",
+        "wl_lgbm@champion",
+        "--timeframe",
+        "1h",
+        "--timerange",
+        "20210301-20210322",
+        "--userdir",
+        userdir,
+    )
+    assert missing.code == 2 and "BTC/USDT" in missing.err
+
+
+def test_a_model_serves_only_the_pair_it_was_trained_on(tmp_path: Path) -> None:
+    """Before: a second pair of the whitelist was traded with the first pair's model."""
+    from experiments.train import train
+    from ml.registry import promote
+    from ml.serving import ModelAdapter
+
+    userdir = tmp_path / "ud"
+    for seed, pair in enumerate(PAIRS, start=11):
+        _import(userdir, tmp_path, pair, seed)
+    spec = parse_experiment(
+        {
+            "name": "eth_only",
+            "data": {"pair": "ETH/USDT", "timerange": "-20210301"},
+            "regime": {"n_restarts": 1, "n_iter": 20},
+            "model": {"kind": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 7}},
+            "walk_forward": {"folds": 1, "test_size": 400},
+        },
+        source="t",
+    )
+    uri = default_tracking_uri(userdir)
+    result = train(spec, userdir=userdir, tracking_uri=uri)
+    promote(configure(uri, userdir), "eth_only", result.version, "t", user="pytest")
+    adapter = ModelAdapter("models:/eth_only@champion", tracking_uri=uri)
+    from features.data import load_candles
+
+    xrp = load_candles(userdir, "binance", "XRP/USDT", "1h")
+    served = adapter.populate(xrp, "XRP/USDT")
+    assert (served["do_predict"] == 0).all()
+    assert "trained on ETH/USDT, not XRP/USDT" in adapter.guard.unavailable["XRP/USDT"]
+    eth = adapter.populate(load_candles(userdir, "binance", "ETH/USDT", "1h"), "ETH/USDT")
+    assert eth["do_predict"].sum() > 0
