@@ -363,6 +363,20 @@ def promote(
     return decision
 
 
+def served_version(uri: str, client: MlflowClient | None = None) -> tuple[str, str] | None:
+    """``models:/NAME@alias`` -> (NAME, the version the alias is on now); ``models:/NAME/3``
+    -> (NAME, "3"); None for other URIs (a run's model, a file)."""
+    if not uri.startswith("models:/"):
+        return None
+    path = uri[len("models:/") :]
+    if "@" in path:
+        name, alias = path.split("@", 1)
+        version = (client or MlflowClient()).get_model_version_by_alias(name, alias).version
+        return name, str(version)
+    name, _, version = path.rpartition("/")
+    return (name, version) if name and version.isdigit() else None
+
+
 def load_bundle(uri: str) -> ModelBundle:
     """Load the bundle behind a registry URI such as ``models:/NAME@champion``."""
     try:

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,16 @@ class ModelAdapter:
         stitched_predictions: Path | None = None,
         live_window: int = 1000,
         metrics: MetricsTextfile | None = None,
+        refresh_minutes: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_uri = model_uri
+        # Model refresh: how often (at most) the registry is asked where the alias points;
+        # None: never (backtests). 0: at every populate call (replays, tests).
+        self.refresh_seconds = None if refresh_minutes is None else 60.0 * refresh_minutes
+        self.clock = clock
+        self._polled_at: float | None = None
+        self._refused: tuple[str, str] | None = None  # (version, why) last refused
         # Walk-forward backtests: out-of-sample predictions of each fold's bundle,
         # stitched in time order (``date``, ``prediction``, ``p_up``, ``regime``, ``p_<label>``).
         self.stitched_predictions = stitched_predictions
@@ -99,7 +108,7 @@ class ModelAdapter:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         try:
-            from ml.registry import load_bundle
+            from ml.registry import load_bundle, served_version
             from ml.tracking import relocate_artifacts, sqlite_store_path, use_uri
 
             if self.tracking_uri:
@@ -109,7 +118,12 @@ class ModelAdapter:
                 if database is not None and artefacts is not None and artefacts.is_dir():
                     # a copied or restored user dir serves its own artefacts
                     relocate_artifacts(database, artefacts.resolve())
-            self.bundle = load_bundle(self.model_uri)
+            resolved = served_version(self.model_uri)
+            # the version the alias named when asked, so a promotion in between is seen later
+            exact = f"models:/{resolved[0]}/{resolved[1]}" if resolved else self.model_uri
+            self.bundle = load_bundle(exact)
+            self.model_version = resolved[1] if resolved else None
+            self._polled_at = self.clock()
         except Exception as exc:  # any failure must degrade to do_predict = 0, not crash
             self._failed_at = time.monotonic()
             self._failure = f"model {self.model_uri} unavailable: {exc}".splitlines()[0]
@@ -117,8 +131,9 @@ class ModelAdapter:
             return None
         self._failed_at, self._failure = None, None
         logger.info(
-            "loaded %s: %s trained on %s .. %s",
+            "loaded %s (version %s): %s trained on %s .. %s",
             self.model_uri,
+            self.model_version or "-",
             self.bundle.metadata.forecaster_kind,
             self.bundle.metadata.train_window.first,
             self.bundle.metadata.train_window.last,
@@ -192,7 +207,70 @@ class ModelAdapter:
             self.metrics.flush()
         return out
 
+    def _refresh(self, dataframe: pd.DataFrame, pair: str) -> None:
+        """Switch to the version the alias points at now, at most every ``refresh_seconds``.
+
+        Called before a populate call computes anything, so a switch falls on a candle
+        boundary. A version that does not load, is for another pair or timeframe, or
+        fails to predict the current candles is refused: the old one keeps serving and
+        the reason is logged (once per version). An unreachable registry changes nothing."""
+        if self.refresh_seconds is None or self.bundle is None:
+            return
+        now = self.clock()
+        if self._polled_at is not None and now - self._polled_at < self.refresh_seconds:
+            return
+        self._polled_at = now
+        from ml.registry import load_bundle, served_version
+
+        try:
+            resolved = served_version(self.model_uri)
+        except Exception as exc:
+            logger.warning(
+                "model refresh: registry not answering (%s); keeps serving v%s",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                self.model_version,
+            )
+            return
+        if resolved is None or resolved[1] == self.model_version:
+            return
+        name, version = resolved
+        if self._refused is not None and self._refused[0] == version:
+            return
+        current = self.bundle.metadata
+        try:
+            candidate = load_bundle(f"models:/{name}/{version}")
+            meta = candidate.metadata
+            if (meta.pair, meta.timeframe) != (current.pair, current.timeframe):
+                raise ValueError(
+                    f"it is for {meta.pair} {meta.timeframe}, not {current.pair} {current.timeframe}"
+                )
+            window = self._window(candidate)
+            candidate.predict(self._candles(dataframe, dataframe["date"], last=window))
+        except Exception as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._refused = (version, why)
+            logger.error(
+                "model refresh: %s v%s refused, v%s keeps serving: %s",
+                name,
+                version,
+                self.model_version,
+                why,
+            )
+            return
+        logger.warning(
+            "model refresh: %s now serves v%s (was v%s) from the candle after %s",
+            self.model_uri,
+            version,
+            self.model_version,
+            pd.Timestamp(dataframe["date"].iloc[-1]) if len(dataframe) else "-",
+        )
+        self.bundle, self.model_version, self._refused = candidate, version, None
+        self._live.clear()  # the regime filter and features start again with the new model
+        if self.metrics is not None:
+            self.metrics.inc("tradingbot_model_refreshes_total")
+
     def _populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool) -> pd.DataFrame:
+        self._refresh(dataframe, pair)
         bundle = self._load()
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"

@@ -27,6 +27,9 @@ from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
 
 
+DEFAULT_REFRESH_MINUTES = 5.0
+
+
 def connect(strategy: Any) -> None:
     """Set ``strategy.adapter`` (its config's ``tradingbot.model_uri``, else the class's
     ``default_model_uri``; with ``{pair}`` in it, one model per pair) and ``strategy.risk``.
@@ -48,10 +51,15 @@ def connect(strategy: Any) -> None:
     textfile = settings.get("metrics_textfile")
     metrics = MetricsTextfile(Path(textfile)) if textfile else None
     uri = settings.get("model_uri", strategy.default_model_uri)
+    running = config.get("runmode") in (RunMode.LIVE, RunMode.DRY_RUN)
     common: dict[str, Any] = {
         "tracking_uri": tracking_uri,
         "evaluation_start": pd.Timestamp(start, tz="UTC") if start else None,
         "metrics": metrics,
+        # a running bot follows promotions (at most every N minutes); a backtest never does
+        "refresh_minutes": float(settings.get("refresh_minutes", DEFAULT_REFRESH_MINUTES))
+        if running
+        else None,
     }
     predictions = settings.get("predictions")
     if PAIR_PLACEHOLDER in uri:  # a whitelist: each pair served by its own model
