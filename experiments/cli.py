@@ -331,6 +331,33 @@ def train_command(
     train_summary(console, result, tracking_uri(userdir))
 
 
+@app.command("retrain")
+def retrain_command(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (TOML) of a registered model.")],
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Refit a spec on every candle imported so far, register it @challenger, and promote
+    it only if it is not worse than the champion on candles neither has seen (for a
+    timer: cron, systemd, the compose retrain service). Whitelist specs: every pair."""
+    from experiments.spec import load_experiment
+
+    experiment = load_experiment(spec)
+    data = experiment.data
+    _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
+    from experiments.retrain import RULE, retrain
+
+    console.print(f"rule: {RULE}")
+    specs = [experiment.for_pair(p) for p in data.whitelist]
+    for one in specs:
+        steps = 4 + one.walk_forward.folds
+        with progress_bar(f"retraining {one.name}", steps) as advance:
+            result = retrain(
+                one, userdir=userdir, tracking_uri=tracking_uri(userdir), progress=advance
+            )
+        verdict = "[green]promoted[/]" if result.promoted else "[yellow]champion kept[/]"
+        console.print(f"{one.name} v{result.trained.version}: {verdict} ({escape(result.reason)})")
+
+
 @app.command("tune")
 def tune_command(
     spec: Annotated[

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -47,6 +47,8 @@ class TrainResult:
     metrics: dict[str, float]
     baselines: dict[str, dict[str, float]]
     folds: int
+    # the stitched out-of-sample predictions of the folds, indexed like the run's candles
+    out_of_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def select_candles(candles: pd.DataFrame, timerange: TimeRange) -> pd.DataFrame:
@@ -223,7 +225,8 @@ def train(
                     **{f"{b}.{k}": v for b, m in result.baselines.items() for k, v in m.items()},
                 }
             )
-        overall: Scores = score(pd.concat(stitched), candles, config, data.timeframe)
+        out_of_sample = pd.concat(stitched)
+        overall: Scores = score(out_of_sample, candles, config, data.timeframe)
         tracking.log_metrics(overall.metrics, prefix="overall.")
         for name, values in overall.baselines.items():
             tracking.log_metrics(values, prefix=f"baseline.{name}.")
@@ -267,6 +270,7 @@ def train(
         metrics=overall.metrics,
         baselines=overall.baselines,
         folds=len(fold_rows),
+        out_of_sample=out_of_sample,
     )
 
 

@@ -33,10 +33,23 @@ def test_compose_file_validates() -> None:
 
 
 def test_compose_services_are_what_the_runbook_says() -> None:
-    result = _compose("--profile", "train", "--profile", "postgres", "config", "--format", "json")
+    result = _compose(
+        "--profile",
+        "train",
+        "--profile",
+        "postgres",
+        "--profile",
+        "retrain",
+        "config",
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
-    assert set(services) == {"trainer", "mlflow", "freqtrade", "postgres"}
+    assert set(services) == {"trainer", "mlflow", "freqtrade", "postgres", "retrain"}
+    retrain = services["retrain"]
+    assert "tradingbot retrain" in " ".join(retrain["command"])
+    assert retrain["environment"]["RETRAIN_EVERY_SECONDS"] == "86400"
     trainer = services["trainer"]
     assert {d["source"] for d in trainer["devices"]} == {"/dev/kfd", "/dev/dri"}
     assert trainer["group_add"] == ["video"] and trainer["ipc"] == "host"

@@ -1,0 +1,129 @@
+"""`tradingbot retrain SPEC`: refit on the latest candles, promote only what is not worse.
+
+The rule, printed and recorded on the new run (tags ``retrain.*``):
+
+    The new version (walk-forward on the latest candles, registered @challenger)
+    replaces the @champion only if its out-of-sample Calmar is not worse than the
+    champion's on the same candles: those of the new run's fold test windows that
+    come after the champion's training window, where neither model has seen them.
+    Both are scored the same way (long when the model says so, after fees). With
+    no champion yet the new version becomes champion; with fewer than
+    MIN_COMPARED_CANDLES such candles the champion stays.
+
+Meant to run on a timer (cron, a systemd timer, the ``retrain`` service of
+docker-compose.rocm.yml); a running bot picks the promotion up by itself (the
+adapter follows the alias, see ``ml.serving``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from experiments.spec import DataConfig, ExperimentSpec, TimeRange
+from experiments.train import Progress, TrainResult, select_candles, train
+from features.data import load_candles
+from ml import tracking
+from ml.registry import CHAMPION, load_bundle, promote
+from ml.training import score
+
+MIN_COMPARED_CANDLES = 200
+RULE = (
+    "promote the new version if its out-of-sample Calmar is not worse than the champion's "
+    "on the same candles after the champion's training window (at least "
+    f"{MIN_COMPARED_CANDLES}); no champion yet: promote"
+)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    model_name: str
+    trained: TrainResult
+    champion_version: str | None
+    compared_candles: int
+    challenger_calmar: float | None
+    champion_calmar: float | None
+    promoted: bool
+    reason: str
+
+
+def latest(spec: ExperimentSpec) -> ExperimentSpec:
+    """``spec`` with its timerange open at the end: every candle imported so far."""
+    start = TimeRange.parse(spec.data.timerange).start
+    data = spec.data.model_dump(exclude_unset=True) | {
+        "timerange": f"{start:%Y%m%d}-" if start else None
+    }
+    return spec.model_copy(update={"data": DataConfig.model_validate(data)})
+
+
+def retrain(
+    spec: ExperimentSpec, *, userdir: Path, tracking_uri: str, progress: Progress | None = None
+) -> RetrainResult:
+    """Retrain a single-pair spec and apply the rule of the module doc."""
+    client = tracking.configure(tracking_uri, userdir)
+    champion_version: str | None = None
+    with contextlib.suppress(MlflowException):
+        champion_version = str(client.get_model_version_by_alias(spec.name, CHAMPION).version)
+    champion = load_bundle(f"models:/{spec.name}/{champion_version}") if champion_version else None
+    fresh = latest(spec)
+    trained = train(fresh, userdir=userdir, tracking_uri=tracking_uri, progress=progress)
+    compared, new_calmar, old_calmar = 0, None, None
+    if champion is None:
+        promoted, reason = True, "no champion yet"
+    else:
+        data = fresh.data
+        candles = select_candles(
+            load_candles(userdir, data.exchange, data.pair, data.timeframe),
+            TimeRange.parse(data.timerange),
+        )
+        oos = trained.out_of_sample
+        unseen = oos[pd.to_datetime(oos["date"], utc=True) > champion.metadata.train_window.last]
+        compared = len(unseen)
+        if compared < MIN_COMPARED_CANDLES:
+            promoted = False
+            reason = (
+                f"only {compared} candle(s) after the champion's training window "
+                f"(v{champion_version}, to {champion.metadata.train_window.last:%Y-%m-%d %H:%M}): "
+                f"too few to compare, at least {MIN_COMPARED_CANDLES}"
+            )
+        else:
+            upto = candles.iloc[: int(unseen.index.max()) + 1]
+            theirs = champion.predict(upto).loc[unseen.index]
+            config = fresh.training
+            new_calmar = score(unseen, candles, config, data.timeframe).metrics["calmar"]
+            old_calmar = score(theirs, candles, config, data.timeframe).metrics["calmar"]
+            promoted = bool(
+                np.nan_to_num(new_calmar, nan=-np.inf) >= np.nan_to_num(old_calmar, nan=-np.inf)
+            )
+            verdict = "not worse than" if promoted else "worse than"
+            reason = (
+                f"Calmar {new_calmar:.3f} {verdict} champion v{champion_version}'s "
+                f"{old_calmar:.3f} on {compared} candles neither had seen"
+            )
+    run = trained.run_id
+    client.set_tag(run, "retrain.rule", RULE)
+    client.set_tag(run, "retrain.champion_version", champion_version or "none")
+    client.set_tag(run, "retrain.compared_candles", str(compared))
+    client.set_tag(
+        run, "retrain.decision", ("promoted: " if promoted else "kept champion: ") + reason
+    )
+    for key, value in (("challenger", new_calmar), ("champion", old_calmar)):
+        if value is not None and np.isfinite(value):
+            client.log_metric(run, f"retrain.{key}_calmar", float(value))
+    if promoted:
+        promote(client, spec.name, trained.version, f"retrain: {reason}", user="tradingbot retrain")
+    return RetrainResult(
+        model_name=spec.name,
+        trained=trained,
+        champion_version=champion_version,
+        compared_candles=compared,
+        challenger_calmar=new_calmar,
+        champion_calmar=old_calmar,
+        promoted=promoted,
+        reason=reason,
+    )
