@@ -337,6 +337,10 @@ def backtest(
             if name != "strategy":
                 tracking.log_metrics(values, prefix=f"baseline.{name}.")
         mlflow.log_metric("guard.excluded_candles", excluded)
+        mlflow.log_metric(
+            "guard.dissimilar_candles",
+            sum(int(v) for v in dict(guard.get("dissimilar", {})).values()),
+        )
         mlflow.log_params(
             {
                 "starting_balance": str(request.starting_balance),

@@ -291,6 +291,12 @@ def backtest_summary(console: Console, summary: object) -> None:
         console.print(
             f"[bold red]lookahead guard: {sum(excluded.values())} candles inside the model's training window were not traded[/]"
         )
+    dissimilar = dict(summary.guard.get("dissimilar", {}))  # type: ignore[call-overload]
+    if any(dissimilar.values()):
+        console.print(
+            f"[yellow]dissimilarity: {sum(dissimilar.values())} candles unlike the model's "
+            "training data (DI above the spec's threshold) were not traded[/]"
+        )
     if summary.compared_from is not None:
         console.print(
             f"[bold red]the comparison with buy and hold and the trend rules starts at "

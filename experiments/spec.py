@@ -27,6 +27,9 @@ horizon = 1
 [walk_forward]
 scheme = "expanding"               # or "rolling"
 folds = 3
+
+[trust]                            # optional: FreqAI's DI_threshold
+dissimilarity_threshold = 2.0      # do_predict = 0 for rows unlike the training data
 ```
 """
 
@@ -52,7 +55,7 @@ from experiments.search_space import TuneConfig, set_path
 from features.errors import SpecError, validation_message
 from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds
-from ml.config import ModelConfig, RegimeConfig, TrainingConfig
+from ml.config import ModelConfig, RegimeConfig, TrainingConfig, TrustConfig
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
@@ -206,6 +209,7 @@ class ExperimentSpec(BaseModel):
     walk_forward: WalkForwardSpec = WalkForwardSpec()
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)
     backtest: BacktestConfig = BacktestConfig()
+    trust: TrustConfig = TrustConfig()
     tune: TuneConfig | None = None  # the search space of `tradingbot tune`
 
     @property
@@ -220,13 +224,17 @@ class ExperimentSpec(BaseModel):
             target=self.target,
             walk_forward=self.walk_forward,
             fee=self.fee,
+            trust=self.trust,
         )
 
     @property
     def hash(self) -> str:
         content = self.model_dump(mode="json")
-        if not content["data"]["pairs"]:  # single-pair specs keep the hash they had before
+        # specs without whitelists or trust settings keep the hash they had before them
+        if not content["data"]["pairs"]:
             del content["data"]["pairs"]
+        if content["trust"] == TrustConfig().model_dump(mode="json"):
+            del content["trust"]
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -27,6 +27,7 @@ from features.errors import TradingbotError
 from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
 from ml.config import TrainingConfig
+from ml.dissimilarity import DissimilarityIndex
 from ml.models.base import proba_to_prediction
 from ml.models.reasoning import RuleReasoner
 from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
@@ -93,6 +94,20 @@ class ModelBundle:
         self.regime_model = regime_model
         self.forecaster = forecaster
         self.metadata = metadata
+        # FreqAI's dissimilarity index of the training inputs, when the spec asks for it
+        self.dissimilarity: DissimilarityIndex | None = None
+
+    @property
+    def dissimilarity_threshold(self) -> float | None:
+        """``[trust] dissimilarity_threshold`` of the spec this bundle was trained with."""
+        trust = getattr(self.config, "__dict__", {}).get("trust")  # absent in older bundles
+        return (
+            None if trust is None or self.dissimilarity is None else trust.dissimilarity_threshold
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("dissimilarity", None)  # bundles pickled before the index existed
+        self.__dict__.update(state)
 
     # -- inference -------------------------------------------------------------------
 
@@ -143,6 +158,8 @@ class ModelBundle:
             out["prediction"] = self.forecaster.predict(inputs)
         if rules:
             out["reason"] = np.asarray(self.forecaster.explain(inputs), dtype=object)
+        if self.dissimilarity is not None:
+            out["di"] = self.dissimilarity.score(inputs)
         if last is not None:
             out = {key: values[len(values) - last :] for key, values in out.items()}
         return out
@@ -151,8 +168,8 @@ class ModelBundle:
         """Predictions for a feature frame built with this bundle's spec.
 
         Columns: ``date``, ``prediction`` (class 0/1 or forward return), ``p_up``
-        (classification), ``regime`` and ``p_<label>``, and ``reason`` for the
-        reasoning model. NaN where the model cannot predict yet (warm-up).
+        (classification), ``regime`` and ``p_<label>``, ``reason`` for the
+        reasoning model, and ``di`` (dissimilarity index) when the spec sets a threshold. NaN where the model cannot predict yet (warm-up).
         """
         regimes = self.regimes(features)
         forecast = self.forecast(self.inputs(features, regimes))
@@ -164,6 +181,8 @@ class ModelBundle:
             out[column] = regimes[column].to_numpy()
         if "reason" in forecast:
             out["reason"] = forecast["reason"]
+        if "di" in forecast:
+            out["di"] = forecast["di"]
         return out
 
     def predict(self, candles: pd.DataFrame) -> pd.DataFrame:
@@ -267,7 +286,10 @@ def fit_bundle(
         regime_labels=labels,
         input_columns=input_columns,
     )
-    return ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
+    bundle = ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
+    if config.trust.dissimilarity_threshold is not None:
+        bundle.dissimilarity = DissimilarityIndex().fit(inputs)
+    return bundle
 
 
 def positions_from(predictions: pd.DataFrame, task: str, fractional: bool = False) -> np.ndarray:

@@ -147,6 +147,16 @@ class ModelConfig(BaseModel):
         return estimator_class(self.kind)(task=task, **params)
 
 
+class TrustConfig(BaseModel):
+    """``[trust]``: when the adapter withholds a prediction besides the training window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # FreqAI's DI_threshold: do_predict = 0 where a row's dissimilarity index (ml.dissimilarity)
+    # exceeds it; None: not computed.
+    dissimilarity_threshold: float | None = Field(default=None, gt=0.0)
+
+
 class TrainingConfig(BaseModel):
     """Everything about *how* to train, independent of which data."""
 
@@ -157,3 +167,4 @@ class TrainingConfig(BaseModel):
     target: TargetSpec = TargetSpec()
     walk_forward: WalkForwardSpec = WalkForwardSpec()
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)  # per side, for the long/flat simulation
+    trust: TrustConfig = TrustConfig()

@@ -8,7 +8,9 @@ computes the features with the bundle's own spec, and adds:
 * ``&-regime`` and ``&-p_<label>`` (filtered regime probabilities),
 * ``&-reason`` (the reasoning model's sentence, when the model has one),
 * ``do_predict``: 1 = trust the row, 0 = don't (warm-up, inside or before the
-  bundle's training window, model unavailable), with the reason logged.
+  bundle's training window, model unavailable, or, with ``[trust]
+  dissimilarity_threshold``, a row unlike the training data: ``DI_values`` above
+  it, as FreqAI's ``DI_threshold``), with the reason logged and counted.
 
 A bundle serves only the pair it was trained on: asked for another pair it gives
 ``do_predict = 0`` and says so. A whitelist is served by :class:`PairModels`, one
@@ -55,6 +57,8 @@ class GuardReport:
     in_training_window: dict[str, int] = field(default_factory=dict)
     warmup: dict[str, int] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    # rows unlike the training data (dissimilarity index above the spec's threshold)
+    dissimilar: dict[str, int] = field(default_factory=dict)
 
 
 class ModelAdapter:
@@ -318,8 +322,14 @@ class ModelAdapter:
         ready = np.isfinite(np.asarray(columns["prediction"], dtype="float64"))
         train_end = pd.Timestamp(bundle.metadata.train_window.last)
         seen_in_training = stamps <= train_end.value
-        added["do_predict"] = (ready & ~seen_in_training).astype("int64")
-        self._guard(pair, stamps, ready, seen_in_training, train_end)
+        dissimilar = np.zeros(rows, dtype=bool)
+        threshold = bundle.dissimilarity_threshold
+        if threshold is not None and "di" in columns:
+            di = np.asarray(columns["di"], dtype="float64")
+            added["DI_values"] = di  # FreqAI's column name
+            dissimilar = np.nan_to_num(di, nan=0.0) > threshold
+        added["do_predict"] = (ready & ~seen_in_training & ~dissimilar).astype("int64")
+        self._guard(pair, stamps, ready, seen_in_training, train_end, dissimilar)
         return _with_columns(dataframe, added)
 
     def _guard(
@@ -329,6 +339,7 @@ class ModelAdapter:
         ready: np.ndarray,
         seen_in_training: np.ndarray,
         train_end: pd.Timestamp,
+        dissimilar: np.ndarray,
     ) -> None:
         # Startup candles before the evaluation start are never traded: only count the rest.
         evaluated = (
@@ -348,8 +359,11 @@ class ModelAdapter:
                 train_end,
             )
         self.guard.rows[pair] = len(stamps)
-        self.guard.trusted[pair] = int((ready & ~seen_in_training).sum())
+        self.guard.trusted[pair] = int((ready & ~seen_in_training & ~dissimilar).sum())
         self.guard.in_training_window[pair] = excluded
+        self.guard.dissimilar[pair] = int(
+            (ready & ~seen_in_training & dissimilar & evaluated).sum()
+        )
         self.guard.warmup[pair] = int((~ready & ~seen_in_training & evaluated).sum())
         self.guard.unavailable.pop(pair, None)
         self._write_report()

@@ -26,7 +26,6 @@ from ml.observability import MetricsTextfile
 from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
 
-
 DEFAULT_REFRESH_MINUTES = 5.0
 
 

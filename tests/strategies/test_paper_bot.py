@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.train import train_whitelist
 from features.data import import_candles
 from features.data.synthetic import generate
 from ml.registry import promote
@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     spec = parse_experiment(
         {
             "name": "paper_lgbm",
-            "data": {"pair": "BTC/USDT", "timerange": f"-{train_end:%Y%m%d}"},
+            "data": {"pairs": PAIRS, "timerange": f"-{train_end:%Y%m%d}"},
             "regime": {"n_restarts": 1, "n_iter": 30},
             "model": {
                 "kind": "lightgbm",
@@ -68,8 +68,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         source="test",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "paper_lgbm", result.version, "paper test", user="pytest")
+    # a whitelist: one model per pair (paper_lgbm__BTC_USDT, ...), each serving its own pair
+    result = train_whitelist(spec, userdir=userdir, tracking_uri=uri)
+    client = configure(uri, userdir)
+    for trained in result.pairs.values():
+        promote(client, trained.model_name, trained.version, "paper test", user="pytest")
     return {"userdir": userdir, "frames": frames, "uri": uri}
 
 
@@ -129,7 +132,7 @@ def _bot(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     strategy: str = "RegimeStrategy",
-    model: str = "models:/paper_lgbm@champion",
+    model: str = "models:/paper_lgbm__{pair}@champion",
     **risk_env: str,
 ) -> Any:
     from freqtrade.configuration import Configuration
@@ -283,7 +286,7 @@ def allocation_model(world: dict[str, Any]) -> str:
     spec = parse_experiment(
         {
             "name": "paper_allocation",
-            "data": {"pair": "BTC/USDT", "timerange": f"-{train_end:%Y%m%d}"},
+            "data": {"pairs": PAIRS, "timerange": f"-{train_end:%Y%m%d}"},
             "features": {"features": [{"kind": k, "halflives_days": [0.5, 1]} for k in kinds]},
             "regime": {
                 "kind": "jump",
@@ -296,10 +299,11 @@ def allocation_model(world: dict[str, Any]) -> str:
         },
         source="test",
     )
-    result = train(spec, userdir=world["userdir"], tracking_uri=world["uri"])
+    result = train_whitelist(spec, userdir=world["userdir"], tracking_uri=world["uri"])
     client = configure(world["uri"], world["userdir"])
-    promote(client, "paper_allocation", result.version, "paper test", user="pytest")
-    return "models:/paper_allocation@champion"
+    for trained in result.pairs.values():
+        promote(client, trained.model_name, trained.version, "paper test", user="pytest")
+    return "models:/paper_allocation__{pair}@champion"
 
 
 @pytest.mark.slow
