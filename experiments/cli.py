@@ -772,6 +772,23 @@ def paper_command(
     i_understand_live_risk: Annotated[
         bool, typer.Option("--i-understand-live-risk", hidden=True)
     ] = False,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay",
+            help="Offline: Freqtrade's bot loop on the imported candles of --timerange, "
+            "served one by one as if live; then compared with a backtest of them.",
+        ),
+    ] = False,
+    timerange: Annotated[
+        str | None, typer.Option("--timerange", help="YYYYMMDD-YYYYMMDD (with --replay).")
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            "--speed", min=1, help="Replayed seconds per second (default: as fast as it goes)."
+        ),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Paper trading (dry-run) with Freqtrade's bot loop; live only with explicit opt-in."""
@@ -779,6 +796,13 @@ def paper_command(
 
     from experiments.paper import PaperError, trade_command
 
+    if replay:
+        if live:
+            raise PaperError("--replay is paper trading: it cannot be combined with --live")
+        if not timerange:
+            raise typer.BadParameter("--replay needs --timerange", param_hint="--timerange")
+        _paper_replay(config, userdir, timerange, strategy, model, speed)
+        return
     if live and not i_understand_live_risk:
         raise PaperError("--live also needs --i-understand-live-risk: real orders, real money")
     command, environment = trade_command(
@@ -792,6 +816,31 @@ def paper_command(
     mode = "[bold red]LIVE[/]" if live else "dry-run (paper)"
     console.print(f"starting freqtrade trade in {mode}: {' '.join(command[1:])}")
     raise typer.Exit(subprocess.call(command, env=environment))
+
+
+def _paper_replay(
+    config: Path,
+    userdir: Path,
+    timerange: str,
+    strategy: str | None,
+    model: str | None,
+    speed: float | None,
+) -> None:
+    from experiments.paper import replay_paper
+    from experiments.render import replay_summary
+
+    with stage(f"replaying {timerange} through Freqtrade's bot loop (dry-run, offline)"):
+        result, summary, compared = replay_paper(
+            config=config,
+            userdir=userdir,
+            timerange=timerange,
+            strategy=strategy,
+            model=model,
+            tracking_uri=tracking_uri(userdir),
+            speed=speed,
+            quiet=True,
+        )
+    replay_summary(console, result, summary, compared)
 
 
 @app.command("backup")

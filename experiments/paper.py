@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from features.errors import TradingbotError
 from strategies.runner import ensure_freqtrade_userdir
@@ -192,3 +193,91 @@ def trade_command(
     if model:
         environment["FREQTRADE__TRADINGBOT__MODEL_URI"] = model
     return command, environment
+
+
+def backtest_model(model_uri: str) -> tuple[str, bool]:
+    """``models:/NAME@alias`` -> ("NAME@alias", False); a whitelist template
+    ``models:/NAME__{pair}@alias`` -> ("NAME@alias", True): what ``backtest`` takes."""
+    name = model_uri.removeprefix("models:/")
+    if "__{pair}" in name:
+        return name.replace("__{pair}", ""), True
+    return name, False
+
+
+def replay_paper(
+    *,
+    config: Path,
+    userdir: Path,
+    timerange: str,
+    strategy: str | None,
+    model: str | None,
+    tracking_uri: str,
+    speed: float | None = None,
+    on_step: Any = None,
+    quiet: bool = False,
+) -> tuple[Any, Any, Any]:
+    """Paper trading on a replayed market (``strategies.paper_replay``), then a backtest
+    of the same candles, strategy and model, and the two compared trade by trade.
+    Returns (replay result, backtest summary, comparison)."""
+    from experiments.backtest import backtest
+    from experiments.spec import TimeRange
+    from strategies.paper_replay import compare_trades, replay_config, run_replay
+    from strategies.results import parse_result_zip
+
+    window = TimeRange.parse(timerange)
+    if window.start is None or window.end is None:
+        raise PaperError(
+            f"--timerange {timerange!r} needs both ends for a replay", hint="e.g. 20210301-20210315"
+        )
+    if not config.exists():
+        raise PaperError(f"{config}: config not found")
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    written = secrets_in_config(config, settings)
+    if written:
+        raise PaperError(f"secrets are written in the config: {', '.join(written)}")
+    model_uri = model or settings.get("tradingbot", {}).get("model_uri")
+    if not model_uri:
+        raise PaperError("no model: pass --model models:/NAME@champion or set tradingbot.model_uri")
+    if not model_uri.startswith("models:/"):
+        model_uri = f"models:/{model_uri}"
+    pairs = list(settings.get("exchange", {}).get("pair_whitelist", []))
+    strategy_name = strategy or settings.get("strategy", "RegimeStrategy")
+    timeframe = str(settings.get("timeframe", "1h"))
+    exchange = str(settings.get("exchange", {}).get("name", "binance"))
+    fee = 0.001  # the backtests' fee, so the two runs pay the same
+    replay_settings = replay_config(
+        settings,
+        userdir=userdir,
+        pairs=pairs,
+        timeframe=timeframe,
+        strategy=strategy_name,
+        model_uri=model_uri,
+        tracking_uri=tracking_uri,
+        database=userdir.resolve() / "replay" / "tradesv3.replay.sqlite",
+        fee=fee,
+    )
+    result = run_replay(
+        replay_settings,
+        userdir=userdir,
+        exchange=exchange,
+        start=window.start,
+        end=window.end,
+        speed=speed,
+        on_step=on_step,
+        quiet=quiet,
+    )
+    name, per_pair = backtest_model(model_uri)
+    summary = backtest(
+        strategy=strategy_name,
+        pair=pairs[0],
+        pairs=pairs if per_pair or len(pairs) > 1 else None,
+        timeframe=timeframe,
+        exchange=exchange,
+        timerange=timerange,
+        model=name,
+        userdir=userdir,
+        tracking_uri=tracking_uri,
+        max_open_trades=int(settings.get("max_open_trades", 1)),
+    )
+    traded = parse_result_zip(summary.result_zip, strategy_name).trades
+    return result, summary, compare_trades(result.trades, traded, timeframe, window.end)

@@ -385,3 +385,57 @@ def scorecard_summary(console: Console, card: object) -> None:
         )
     console.print(summary)
     console.print(f"MLflow run {card.run_id} (experiment scorecards)")
+
+
+def replay_summary(console: Console, result: object, summary: object, compared: object) -> None:
+    """The replay's trades, and how they compare with a backtest of the same candles."""
+    from experiments.backtest import BacktestSummary
+    from strategies.paper_replay import ReplayResult, TradeComparison
+
+    assert isinstance(result, ReplayResult) and isinstance(summary, BacktestSummary)
+    assert isinstance(compared, TradeComparison)
+    table = Table(
+        title=f"paper trades on the replayed market ({result.steps} candles, "
+        f"{result.wall_seconds:.1f} s; database {result.database})",
+        title_justify="left",
+    )
+    for column in ("pair", "entry", "price", "exit", "price", "reason"):
+        table.add_column(column, justify="right" if column == "price" else "left")
+    for row in result.trades.itertuples(index=False):
+        table.add_row(
+            str(row.pair),
+            f"{row.open_date:%Y-%m-%d %H:%M}",
+            f"{row.open_rate:.6g}",
+            "open" if row.is_open else f"{row.close_date:%Y-%m-%d %H:%M}",
+            "" if row.is_open else f"{row.close_rate:.6g}",
+            str(row.exit_reason),
+        )
+    console.print(table)
+    matched = compared.matched
+    exits = matched["exit_candle_diff"].dropna()
+    console.print(
+        f"against the backtest of the same candles (MLflow run {summary.run_id}): "
+        f"{len(matched)} trades in both, {len(compared.replay_only)} only in the replay, "
+        f"{len(compared.backtest_only)} only in the backtest ({compared.share_matched:.0%} matched)"
+    )
+    if len(matched):
+        console.print(
+            f"  entry prices differ by at most {matched['entry_price_diff'].abs().max():.3%}; "
+            f"{int((exits == 0).sum())} of {len(exits)} exits in the same candle "
+            "(the rest: exits a backtest takes inside a candle, at its high or low)"
+        )
+    if len(compared.replay_only) or len(compared.backtest_only):
+        explained = (
+            len(compared.replay_only) + len(compared.backtest_only) - len(compared.unexplained)
+        )
+        console.print(
+            f"  {max(explained, 0)} trade(s) in only one run follow an exit the other took "
+            "in another candle (intra-candle fills)"
+        )
+    if len(compared.unexplained):
+        console.print(
+            f"[bold red]{len(compared.unexplained)} difference(s) intra-candle fills do not "
+            "explain: a bug, please report it[/]"
+        )
+    else:
+        console.print("[green]no difference beyond intra-candle fills[/]")

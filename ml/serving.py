@@ -329,7 +329,7 @@ class ModelAdapter:
             added["DI_values"] = di  # FreqAI's column name
             dissimilar = np.nan_to_num(di, nan=0.0) > threshold
         added["do_predict"] = (ready & ~seen_in_training & ~dissimilar).astype("int64")
-        self._guard(pair, stamps, ready, seen_in_training, train_end, dissimilar)
+        self._guard(pair, stamps, ready, seen_in_training, train_end, dissimilar, live=live)
         return _with_columns(dataframe, added)
 
     def _guard(
@@ -340,13 +340,19 @@ class ModelAdapter:
         seen_in_training: np.ndarray,
         train_end: pd.Timestamp,
         dissimilar: np.ndarray,
+        *,
+        live: bool = False,
     ) -> None:
         # Startup candles before the evaluation start are never traded: only count the rest.
+        # Live, only the newest candle is traded: history in the training window is no news.
         evaluated = (
             np.ones(len(stamps), dtype=bool)
             if self.evaluation_start is None
             else stamps >= pd.Timestamp(self.evaluation_start).value
         )
+        if live:
+            evaluated = np.zeros(len(stamps), dtype=bool)
+            evaluated[-1:] = True
         excluded = int((seen_in_training & evaluated).sum())
         if excluded and self.guard.in_training_window.get(pair) != excluded:
             logger.warning(

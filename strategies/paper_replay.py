@@ -1,0 +1,353 @@
+"""Paper trading on a replayed market: Freqtrade's own bot loop, offline.
+
+``FreqtradeBot`` runs in dry-run, with its own trade database, against a local market
+that serves the imported candles one by one as if they were live. At step ``t`` the
+clock (every ``datetime.now`` in the process, moved by ``time_machine``) stands one
+second into candle ``t + 1``: candles up to ``t`` are closed and served as OHLCV, and
+the ticker and the top of the order book are candle ``t + 1``'s open, the price a
+backtest fills a signal of candle ``t`` at. Markets come from the user dir's frozen
+snapshot; nothing touches the network.
+
+So the whole live path runs: the adapter's incremental updates (one new candle per
+step), model refresh (the registry is asked at every step, so a promotion is served
+from the next candle), the risk manager with its circuit breaker, entries, exits and
+the trade database. What differs from a backtest is what happens inside a candle:
+the replay sees one price per candle (its open), a backtest also its high and low
+(stop-loss and ROI exits inside the candle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.atomic import write_text_atomic
+from features.data import load_candles
+from features.errors import TradingbotError
+from features.timeframes import timeframe_to_seconds
+from strategies.freqtrade_offline import install_frozen_markets
+from strategies.markets import generate_snapshot, load_snapshot, snapshot_path
+from strategies.runner import ensure_freqtrade_userdir
+
+# Candles of history served at each step: enough for every shipped strategy's startup
+# and the adapter's feature window, bounded so a step costs the same late in a replay.
+SERVED_HISTORY = 1500
+PRICE_DECIMALS = 8  # strategies.markets.DEFAULT_PRECISION's price tick
+
+
+class ReplayError(TradingbotError):
+    """The replay could not start."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    trades: pd.DataFrame  # pair, open_date, open_rate, close_date, close_rate, exit_reason, ...
+    steps: int
+    wall_seconds: float
+    database: Path
+
+
+class ReplayMarket:
+    """Imported candles of each pair, served up to the current step."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], timeframe: str) -> None:
+        self.frames = {p: f.reset_index(drop=True) for p, f in frames.items()}
+        self.timeframe = timeframe
+        self.step_seconds = timeframe_to_seconds(timeframe)
+        self.closed_until: pd.Timestamp | None = None  # open time of the last closed candle
+
+    def now(self) -> datetime:
+        """One second into the forming candle."""
+        assert self.closed_until is not None
+        forming = self.closed_until + pd.Timedelta(seconds=self.step_seconds)
+        return (forming + pd.Timedelta(seconds=1)).to_pydatetime()
+
+    def _served(self, pair: str) -> int:
+        """How many of ``pair``'s candles are closed at the current step."""
+        assert self.closed_until is not None
+        dates = self.frames[pair]["date"].to_numpy(dtype="datetime64[ns]")
+        return int(dates.searchsorted(self.closed_until.to_datetime64(), side="right"))
+
+    def closed(self, pair: str) -> pd.DataFrame:
+        frame = self.frames[pair]
+        upto = self._served(pair)
+        served = frame.iloc[max(0, upto - SERVED_HISTORY) : upto].reset_index(drop=True)
+        served["date"] = served["date"].astype("datetime64[ms, UTC]")
+        return served
+
+    def price(self, pair: str) -> float:
+        """The forming candle's open (the last close when the data ends)."""
+        frame = self.frames[pair]
+        at = self._served(pair)
+        column = "open" if at < len(frame) else "close"
+        # on the snapshot's price grid (1e-8): Freqtrade rounds an entry's limit to it, and a
+        # limit below an off-grid ask would never fill
+        return round(float(frame[column].iloc[min(at, len(frame) - 1)]), PRICE_DECIMALS)
+
+    def install(self, exchange: Any) -> None:
+        """Serve this market through ``exchange`` (a Freqtrade ``Exchange``) instead of
+        the network: OHLCV, tickers and the order book's top."""
+        from freqtrade.enums import CandleType
+
+        def refresh_latest_ohlcv(pair_list: list[Any], **_: object) -> dict[Any, pd.DataFrame]:
+            out = {}
+            for pair, timeframe, *rest in pair_list:
+                key = (pair, timeframe, rest[0] if rest else CandleType.SPOT)
+                out[key] = exchange._klines[key] = self.closed(pair)
+            return out
+
+        def fetch_ticker(pair: str) -> dict[str, Any]:
+            price = self.price(pair)
+            return {"symbol": pair, "bid": price, "ask": price, "last": price}
+
+        def fetch_l2_order_book(pair: str, limit: int = 100) -> dict[str, Any]:
+            price = self.price(pair)
+            return {"symbol": pair, "bids": [[price, 1e12]], "asks": [[price, 1e12]]}
+
+        def get_tickers(symbols: list[str] | None = None, **_: object) -> dict[str, Any]:
+            return {p: fetch_ticker(p) for p in (symbols or list(self.frames))}
+
+        exchange.refresh_latest_ohlcv = refresh_latest_ohlcv
+        exchange.fetch_ticker = fetch_ticker
+        exchange.fetch_l2_order_book = fetch_l2_order_book
+        exchange.get_tickers = get_tickers
+        exchange.fetch_bids_asks = get_tickers
+
+
+def replay_config(
+    base: dict[str, Any],
+    *,
+    userdir: Path,
+    pairs: list[str],
+    timeframe: str,
+    strategy: str | None,
+    model_uri: str | None,
+    tracking_uri: str,
+    database: Path,
+    fee: float,
+) -> dict[str, Any]:
+    """The dry-run config of a replay: ``base`` (a Freqtrade config) with the replay's
+    pairs, its own trade database, the backtests' fee and model refresh at every step."""
+    config: dict[str, Any] = json.loads(json.dumps(base))
+    settings = dict(config.get("tradingbot", {}))
+    settings.update({"tracking_uri": tracking_uri, "refresh_minutes": 0})
+    if model_uri:
+        settings["model_uri"] = model_uri
+    config.update(
+        {
+            "dry_run": True,
+            "db_url": f"sqlite:///{database}",
+            "user_data_dir": str(userdir.resolve()),
+            "timeframe": timeframe,
+            "fee": fee,
+            "initial_state": "running",
+            "tradingbot": settings,
+        }
+    )
+    if strategy:
+        config["strategy"] = strategy
+    config.setdefault("exchange", {})["pair_whitelist"] = pairs
+    config["exchange"]["enable_ws"] = False  # candles come from the replay, never a socket
+    config["pairlists"] = [{"method": "StaticPairList"}]
+    config.pop("telegram", None)
+    config.pop("api_server", None)
+    return config
+
+
+def run_replay(
+    config: dict[str, Any],
+    *,
+    userdir: Path,
+    exchange: str,
+    start: datetime,
+    end: datetime,
+    speed: float | None = None,
+    on_step: Callable[[int, Any], None] | None = None,
+    quiet: bool = False,
+) -> ReplayResult:
+    """Run ``FreqtradeBot`` over the candles with open time in [start, end) of the
+    config's pairs (see module doc). ``speed``: replayed seconds per wall second (None:
+    as fast as the bot goes). ``on_step(step, bot)`` runs after each step's
+    ``process()`` (a test promotes a model there). ``quiet``: Freqtrade's own log lines
+    at WARNING and above only (it logs every candle otherwise)."""
+    import time_machine
+    from freqtrade.configuration import Configuration
+    from freqtrade.enums import RunMode
+    from freqtrade.freqtradebot import FreqtradeBot
+    from freqtrade.persistence import Trade
+
+    pairs = list(config["exchange"]["pair_whitelist"])
+    timeframe = str(config["timeframe"])
+    frames = {p: load_candles(userdir, exchange, p, timeframe) for p in pairs}
+    market = ReplayMarket(frames, timeframe)
+    first = frames[pairs[0]]
+    steps = first[(first["date"] >= pd.Timestamp(start)) & (first["date"] < pd.Timestamp(end))]
+    if steps.empty:
+        raise ReplayError(
+            f"no {pairs[0]} {timeframe} candles between {start:%Y-%m-%d} and {end:%Y-%m-%d}",
+            hint="choose a --timerange inside the imported data (tradingbot data check)",
+        )
+    ensure_freqtrade_userdir(userdir)
+    snapshot = snapshot_path(userdir, exchange)
+    if not snapshot.exists() or any(p not in load_snapshot(snapshot) for p in pairs):
+        generate_snapshot(userdir, exchange, pairs)
+    install_frozen_markets(load_snapshot(snapshot))
+    database = Path(str(config["db_url"]).removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    for stale in database.parent.glob(database.name + "*"):  # a replay starts empty
+        stale.unlink()
+    path = database.parent / "replay.config.json"
+    write_text_atomic(path, json.dumps(config, indent=2))
+    # Step t: candle t (open time in [start, end)) has just closed, as in a backtest of the
+    # timerange, whose first signal is that of the candle opened at its start.
+    market.closed_until = pd.Timestamp(steps["date"].iloc[0])
+    started = time.perf_counter()
+    with time_machine.travel(market.now(), tick=False) as clock:
+        args = {"config": [str(path)], "user_data_dir": str(userdir)}
+        bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
+        if quiet:  # after Freqtrade's own logging set-up, which the bot's creation runs
+            logging.getLogger("freqtrade").setLevel(logging.WARNING)
+        market.install(bot.exchange)
+        try:
+            bot.startup()
+            for step, opened in enumerate(steps["date"]):
+                market.closed_until = pd.Timestamp(opened)
+                clock.move_to(market.now())
+                # rates are cached for minutes of real time: a step is a candle later
+                bot.exchange._entry_rate_cache.clear()
+                bot.exchange._exit_rate_cache.clear()
+                bot.process()
+                if on_step is not None:
+                    on_step(step, bot)
+                if speed:
+                    time.sleep(market.step_seconds / speed)
+            trades = _trades(Trade.get_trades_proxy())
+        finally:
+            bot.cleanup()
+    return ReplayResult(trades, len(steps), time.perf_counter() - started, database)
+
+
+def _trades(trades: list[Any]) -> pd.DataFrame:
+    rows = [
+        {
+            "pair": t.pair,
+            "open_date": pd.Timestamp(t.open_date_utc),
+            "open_rate": float(t.open_rate),
+            "close_date": pd.Timestamp(t.close_date_utc) if t.close_date else pd.NaT,
+            "close_rate": float(t.close_rate) if t.close_rate else float("nan"),
+            "exit_reason": t.exit_reason or "",
+            "enter_tag": t.enter_tag or "",
+            "is_open": bool(t.is_open),
+        }
+        for t in trades
+    ]
+    columns = [
+        "pair",
+        "open_date",
+        "open_rate",
+        "close_date",
+        "close_rate",
+        "exit_reason",
+        "enter_tag",
+        "is_open",
+    ]
+    return (
+        pd.DataFrame(rows, columns=columns)
+        .sort_values(["open_date", "pair"])
+        .reset_index(drop=True)
+    )
+
+
+# Exits a backtest takes inside a candle (at its high or low), which a replay seeing one
+# price per candle takes later or not at all.
+INTRA_CANDLE_EXITS = frozenset({"roi", "stop_loss", "stoploss", "trailing_stop_loss"})
+
+
+@dataclass(frozen=True)
+class TradeComparison:
+    """Replay against backtest, trade by trade (matched by pair and entry candle).
+
+    ``unexplained``: differences intra-candle fills do not explain, i.e. a trade in one
+    run while the other held no position in that pair, or an exit in another candle
+    that the backtest did not take inside a candle. Empty when the runs agree."""
+
+    matched: pd.DataFrame  # both; with the entry and exit price differences
+    replay_only: pd.DataFrame
+    backtest_only: pd.DataFrame
+    unexplained: pd.DataFrame
+
+    @property
+    def share_matched(self) -> float:
+        total = len(self.matched) + len(self.replay_only) + len(self.backtest_only)
+        return 1.0 if total == 0 else len(self.matched) / total
+
+
+def compare_trades(
+    replay: pd.DataFrame, backtest: pd.DataFrame, timeframe: str, end: datetime
+) -> TradeComparison:
+    """Match trades by pair and the candle they entered in. Trades the backtest
+    force-closed at its end are compared on their entry only."""
+    step = pd.Timedelta(seconds=timeframe_to_seconds(timeframe))
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        out["open_date"] = pd.to_datetime(out["open_date"], utc=True)
+        out["close_date"] = pd.to_datetime(out["close_date"], utc=True)
+        out["candle"] = out["open_date"].dt.floor(step)
+        return out
+
+    ours, theirs = keyed(replay), keyed(backtest)
+    merged = ours.merge(
+        theirs,
+        on=["pair", "candle"],
+        how="outer",
+        suffixes=("_replay", "_backtest"),
+        indicator=True,
+    )
+    both = merged[merged["_merge"] == "both"].copy()
+    both["entry_price_diff"] = both["open_rate_replay"] / both["open_rate_backtest"] - 1.0
+    both["exit_candle_diff"] = (
+        both["close_date_replay"].dt.floor(step) - both["close_date_backtest"].dt.floor(step)
+    ) / step
+    both["exit_price_diff"] = both["close_rate_replay"] / both["close_rate_backtest"] - 1.0
+    ended = pd.Timestamp(end) - step
+    forced = both["close_date_backtest"] >= ended  # closed by the end of the backtest
+    both.loc[forced, ["exit_candle_diff", "exit_price_diff"]] = float("nan")
+    replay_only = merged[merged["_merge"] == "left_only"].reset_index(drop=True)
+    backtest_only = merged[merged["_merge"] == "right_only"].reset_index(drop=True)
+
+    def held(frame: pd.DataFrame, pair: str, candle: pd.Timestamp) -> bool:
+        """Did ``frame``'s run hold ``pair`` at ``candle`` (so it could not enter there)?"""
+        rows = frame[frame["pair"] == pair]
+        closes = rows["close_date"].dt.floor(step)
+        still_open = closes.isna()
+        return bool(((rows["candle"] <= candle) & (still_open | (closes >= candle))).any())
+
+    odd = [
+        row
+        for row in replay_only.itertuples(index=False)
+        if not held(theirs, str(row.pair), pd.Timestamp(str(row.candle)))
+    ] + [
+        row
+        for row in backtest_only.itertuples(index=False)
+        if not held(ours, str(row.pair), pd.Timestamp(str(row.candle)))
+    ]
+    late = both[
+        (both["exit_candle_diff"].fillna(0) != 0)
+        & ~both["exit_reason_backtest"].isin(INTRA_CANDLE_EXITS)
+    ]
+    unexplained = pd.concat([pd.DataFrame(odd, columns=merged.columns), late], ignore_index=True)
+    return TradeComparison(
+        matched=both.drop(columns="_merge").reset_index(drop=True),
+        replay_only=replay_only,
+        backtest_only=backtest_only,
+        unexplained=unexplained,
+    )
