@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -27,6 +28,7 @@ import multiprocessing
 import os
 import socket
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -475,8 +477,14 @@ class Worker:
         self.client.set_terminated(run_id, status=RunStatus.to_string(status))
 
 
-def _worker_main(args: WorkerArgs) -> None:
-    """Entry point of a worker process (spawned: no state is shared but the storages)."""
+# How long a worker waits for the others to be ready before it starts trials anyway.
+START_TOGETHER_S = 600.0
+
+
+def _worker_main(args: WorkerArgs, ready: Any = None) -> None:
+    """Entry point of a worker process (spawned: no state is shared but the storages).
+    ``ready``: a barrier all workers pass once their data is loaded, so that trials start
+    together instead of going to whichever worker happened to import fastest."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -486,6 +494,9 @@ def _worker_main(args: WorkerArgs) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     worker = Worker(args)
     study = worker.open()
+    if ready is not None:
+        with contextlib.suppress(threading.BrokenBarrierError):  # a slow or dead sibling
+            ready.wait(timeout=START_TOGETHER_S)
     worker.run(study)
 
 
@@ -568,10 +579,11 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
 
 def _run_processes(args: WorkerArgs, jobs: int, report: Callable[[], None]) -> None:
     context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(jobs)
     processes = []
     for index in range(jobs):
         worker_args = dataclasses.replace(args, worker=index + 1)
-        process = context.Process(target=_worker_main, args=(worker_args,), daemon=False)
+        process = context.Process(target=_worker_main, args=(worker_args, ready), daemon=False)
         process.start()
         processes.append(process)
     try:

@@ -1,0 +1,146 @@
+"""Benchmark: a 10-pair whitelist, one model per pair, against FreqAI on the same windows.
+
+Data: the 10 pairs of Freqtrade's test candles (5m, quoted in BTC); 6 days of training,
+2-day test windows over 2018-01-18 .. 2018-01-30 (6 windows), as bench/backtest_vs_freqai.py.
+
+* FreqAI: one ``freqtrade backtesting --freqaimodel LightGBMRegressor`` over the
+  whitelist with ``FreqaiRegimeStrategy``; FreqAI retrains every pair in every window.
+* Ours, in one command each: ``tradingbot train`` of a whitelist spec (one rolling
+  walk-forward LightGBM per pair, MLflow parent run, 10 registered models), then
+  ``tradingbot backtest --walk-forward`` over the whitelist: each pair's fold bundles'
+  out-of-sample predictions drive one Freqtrade backtest of all 10 pairs.
+
+Both offline, in one process each, on this machine; wall times include everything
+each path does. The last line is FreqAI's time / ours (goal: > 1, ours faster).
+
+    .venv/bin/python bench/pairs.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from experiments.backtest import backtest  # noqa: E402
+from experiments.spec import parse_experiment  # noqa: E402
+from experiments.train import train_whitelist  # noqa: E402
+from features.data import import_candles  # noqa: E402
+from ml.registry import promote, whitelist_models  # noqa: E402
+from ml.tracking import configure, default_tracking_uri  # noqa: E402
+from strategies.results import parse_result_zip  # noqa: E402
+from strategies.runner import BacktestRequest, freqai_section, run_backtest  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "freqtrade-testdata"
+PAIRS = (
+    "ADA/BTC",
+    "DASH/BTC",
+    "ETC/BTC",
+    "ETH/BTC",
+    "LTC/BTC",
+    "NXT/BTC",
+    "TRX/BTC",
+    "XLM/BTC",
+    "XMR/BTC",
+    "ZEC/BTC",
+)
+CANDLES_PER_DAY = 288
+TIMERANGE = "20180118-20180130"
+
+
+def freqai(userdir: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    request = BacktestRequest(
+        strategy="FreqaiRegimeStrategy",
+        pairs=PAIRS,
+        timeframe="5m",
+        timerange=TIMERANGE,
+        max_open_trades=len(PAIRS),
+        freqai={**freqai_section(verbosity=-1), "identifier": "bench_pairs"},
+        freqaimodel="LightGBMRegressor",
+    )
+    run = run_backtest(request, userdir, use_cache=False)
+    trades = parse_result_zip(run.result_zip, "FreqaiRegimeStrategy").metrics.trades
+    return time.perf_counter() - start, trades
+
+
+def ours(userdir: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    spec = parse_experiment(
+        {
+            "name": "bench_pairs",
+            "data": {"pairs": list(PAIRS), "timeframe": "5m", "timerange": "20180112-20180130"},
+            "regime": {"n_restarts": 2},
+            "model": {
+                "kind": "lightgbm",
+                "params": {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15},
+            },
+            "target": {"kind": "direction", "horizon": 12},
+            "walk_forward": {
+                "scheme": "rolling",
+                "folds": 6,
+                "test_size": 2 * CANDLES_PER_DAY,
+                "train_size": 6 * CANDLES_PER_DAY,
+            },
+        },
+        source="bench",
+    )
+    uri = default_tracking_uri(userdir)
+    train_whitelist(spec, userdir=userdir, tracking_uri=uri)
+    client = configure(uri, userdir)
+    for name in whitelist_models(client, "bench_pairs"):
+        promote(client, name, None, "bench", user="bench")
+    summary = backtest(
+        strategy="RegimeStrategy",
+        pair=PAIRS[0],
+        pairs=PAIRS,
+        timeframe="5m",
+        exchange="binance",
+        timerange="",
+        model="bench_pairs@champion",
+        userdir=userdir,
+        tracking_uri=uri,
+        use_cache=False,
+        walk_forward=True,
+    )
+    return time.perf_counter() - start, summary.metrics.trades
+
+
+def main() -> None:
+    if not DATA.exists():
+        sys.exit(f"needs Freqtrade's test candles in {DATA}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, runner in (
+            ("FreqAI LightGBMRegressor, one backtest", freqai),
+            ("ours: train whitelist + wf backtest", ours),
+        ):
+            userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
+            for pair in PAIRS:
+                import_candles(
+                    DATA / f"{pair.replace('/', '_')}-5m.feather",
+                    pair=pair,
+                    timeframe="5m",
+                    exchange="binance",
+                    userdir=userdir,
+                )
+            seconds, trades = runner(userdir)
+            rows.append((label, seconds, trades))
+    print(
+        f"data: {len(PAIRS)} pairs 5m ({', '.join(PAIRS)}), windows 6 d train / 2 d test "
+        f"over {TIMERANGE}; offline, {os.cpu_count()} cores"
+    )
+    print(f"{'pipeline':<42}{'wall s':>10}{'trades':>8}")
+    for label, seconds, trades in rows:
+        print(f"{label:<42}{seconds:>10.1f}{trades:>8}")
+    print(f"ratio FreqAI / ours (end to end): {rows[0][1] / rows[1][1]:.2f}x (goal > 1)")
+
+
+if __name__ == "__main__":
+    main()
