@@ -5,7 +5,7 @@ Data: the 10 pairs of Freqtrade's test candles (5m, quoted in BTC); 6 days of tr
 
 * FreqAI: one ``freqtrade backtesting --freqaimodel LightGBMRegressor`` over the
   whitelist with ``FreqaiRegimeStrategy``; FreqAI retrains every pair in every window.
-* Ours, in one command each: ``tradingbot train`` of a whitelist spec (one rolling
+* Ours, in one command each: ``tradingbot train --jobs <cores>`` of a whitelist spec (one rolling
   walk-forward LightGBM per pair, MLflow parent run, 10 registered models), then
   ``tradingbot backtest --walk-forward`` over the whitelist: each pair's fold bundles'
   out-of-sample predictions drive one Freqtrade backtest of all 10 pairs.
@@ -52,6 +52,7 @@ PAIRS = (
 )
 CANDLES_PER_DAY = 288
 TIMERANGE = "20180118-20180130"
+JOBS = os.cpu_count() or 1  # pairs trained at once (tradingbot train --jobs)
 
 
 def freqai(userdir: Path) -> tuple[float, int]:
@@ -92,7 +93,7 @@ def ours(userdir: Path) -> tuple[float, int]:
         source="bench",
     )
     uri = default_tracking_uri(userdir)
-    train_whitelist(spec, userdir=userdir, tracking_uri=uri)
+    train_whitelist(spec, userdir=userdir, tracking_uri=uri, jobs=JOBS)
     client = configure(uri, userdir)
     for name in whitelist_models(client, "bench_pairs"):
         promote(client, name, None, "bench", user="bench")
@@ -119,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, runner in (
             ("FreqAI LightGBMRegressor, one backtest", freqai),
-            ("ours: train whitelist + wf backtest", ours),
+            (f"ours: train --jobs {JOBS} + wf backtest", ours),
         ):
             userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
             for pair in PAIRS:

@@ -291,6 +291,10 @@ def train_command(
     pair: SpecPair = None,
     timeframe: SpecTimeframe = None,
     timerange: SpecTimerange = None,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", min=1, help="Whitelist pairs trained at once, in worker processes."),
+    ] = 1,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in
@@ -317,6 +321,7 @@ def train_command(
                 tracking_uri=tracking_uri(userdir),
                 spec_text=spec_text,
                 progress=advance,
+                jobs=jobs,
             )
         whitelist_summary(console, results, tracking_uri(userdir))
         return

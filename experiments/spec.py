@@ -135,11 +135,17 @@ class DataConfig(BaseModel):
             raise ValueError(f"pairs lists {', '.join(repeated)} more than once")
         return checked
 
-    @model_validator(mode="after")
-    def _pair_or_pairs(self) -> DataConfig:
-        if self.pairs and "pair" in self.model_fields_set:
-            raise ValueError("give either pair or pairs, not both")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _pair_or_pairs(cls, data: Any) -> Any:
+        """With ``pairs``, ``pair`` is the first of them (what a dump of the spec holds);
+        another ``pair`` beside ``pairs`` is an error."""
+        if isinstance(data, dict) and data.get("pairs"):
+            first = list(data["pairs"])[0]
+            if data.get("pair", first) != first:
+                raise ValueError("give either pair or pairs, not both")
+            data = {**data, "pair": first}
+        return data
 
     @property
     def whitelist(self) -> tuple[str, ...]:

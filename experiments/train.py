@@ -13,10 +13,12 @@ that fails ends FAILED (Ctrl-C: KILLED) and registers nothing.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -134,6 +136,7 @@ def train(
     progress: Progress | None = None,
     experiment_name: str | None = None,
     parent_run_id: str | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train a single-pair spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
@@ -170,6 +173,7 @@ def train(
         pair=data.pair,
         timeframe=data.timeframe,
         seed=spec.seed,
+        threads=threads,
     )
 
     client = tracking.configure(tracking_uri, userdir)
@@ -291,6 +295,7 @@ def train_whitelist(
     tracking_uri: str,
     spec_text: str | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> WhitelistResult:
     """One model per pair of ``spec``'s whitelist, each registered as
     :func:`experiments.spec.model_name` (``<spec>__<BASE>_<QUOTE>``) with alias
@@ -299,7 +304,8 @@ def train_whitelist(
 
     Every pair's candles are checked before anything is recorded. A failure ends the
     parent run FAILED; the pairs trained before it stay registered (each on its own is
-    complete) and a second call trains every pair again."""
+    complete) and a second call trains every pair again. ``jobs`` > 1: pairs are trained
+    in that many worker processes at once, each with its share of the CPU threads."""
     data = spec.data
     missing = []
     for pair in data.whitelist:
@@ -334,16 +340,19 @@ def train_whitelist(
         client.log_dict(parent_id, spec.model_dump(mode="json"), "spec/spec.json")
         if spec_text is not None:
             client.log_text(parent_id, spec_text, "spec/spec.toml")
+        shared = {
+            "userdir": userdir,
+            "tracking_uri": tracking_uri,
+            "spec_text": spec_text,
+            "experiment_name": spec.name,
+            "parent_run_id": parent_id,
+        }
+        if jobs > 1 and len(data.whitelist) > 1:
+            results = _train_in_processes(spec, shared, jobs, progress)
+        else:
+            for pair in data.whitelist:
+                results[pair] = train(spec.for_pair(pair), progress=progress, **shared)
         for pair in data.whitelist:
-            results[pair] = train(
-                spec.for_pair(pair),
-                userdir=userdir,
-                tracking_uri=tracking_uri,
-                spec_text=spec_text,
-                progress=progress,
-                experiment_name=spec.name,
-                parent_run_id=parent_id,
-            )
             for key, value in results[pair].metrics.items():
                 if np.isfinite(value):
                     client.log_metric(parent_id, f"{pair_key(pair)}.{key}", float(value))
@@ -355,6 +364,52 @@ def train_whitelist(
         raise
     client.set_terminated(parent_id, status="FINISHED")
     return WhitelistResult(parent_id, experiment, spec.name, results)
+
+
+def _train_pair(spec_json: str, pair: str, threads: int, shared: dict[str, Any]) -> TrainResult:
+    """A worker process's part of :func:`train_whitelist`: one pair."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # BLAS/OpenMP of numpy and scikit-learn (the HMM)
+    spec = ExperimentSpec.model_validate_json(spec_json)
+    return train(spec.for_pair(pair), threads=threads, **shared)
+
+
+def _train_in_processes(
+    spec: ExperimentSpec, shared: dict[str, Any], jobs: int, progress: Progress | None
+) -> dict[str, TrainResult]:
+    """Train the whitelist's pairs ``jobs`` at a time in spawned processes; the first
+    failure cancels the pairs not started yet and is raised."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    pairs = list(spec.data.whitelist)
+    workers = min(jobs, len(pairs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    steps = 4 + spec.walk_forward.folds  # what train reports for one pair
+    say = progress or (lambda _text: None)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(_train_pair, spec.model_dump_json(), pair, threads, shared): pair
+            for pair in pairs
+        }
+        results: dict[str, TrainResult] = {}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    results[futures[future]] = future.result()  # raises the pair's error
+                    for _ in range(steps):
+                        say(f"{futures[future]} trained")
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return {pair: results[pair] for pair in pairs}
 
 
 def _switches(regimes: pd.Series) -> float:

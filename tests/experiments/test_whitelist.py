@@ -59,6 +59,7 @@ def test_spec_pairs_are_checked_and_name_one_model_each(tmp_path: Path) -> None:
         source="t",
     )
     assert spec.data.whitelist == PAIRS and spec.is_whitelist
+    assert type(spec).model_validate_json(spec.model_dump_json()) == spec  # a dump reloads
     one = spec.for_pair("XRP/USDT")
     assert one.name == model_name("w", "XRP/USDT") == "w__XRP_USDT"
     assert one.data.pair == "XRP/USDT" and not one.is_whitelist
@@ -67,6 +68,7 @@ def test_spec_pairs_are_checked_and_name_one_model_each(tmp_path: Path) -> None:
         spec.for_pair("BTC/USDT")
     for data, message in (
         ({"pair": "BTC/USDT", "pairs": ["ETH/USDT"]}, "either pair or pairs"),
+        ({"pair": "BTC/USDT", "pairs": ["ETH/USDT", "BTC/USDT"]}, "either pair or pairs"),
         ({"pairs": ["ETH/USDT", "ETH/USDT"]}, "ETH/USDT more than once"),
         ({"pairs": ["ETHUSDT"]}, "not a pair: write BASE/QUOTE"),
     ):
@@ -104,7 +106,7 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
         _import(userdir, tmp_path, pair, seed)
     spec_path = tmp_path / "wl.toml"
     spec_path.write_text(SPEC)
-    result = cli("train", spec_path, "--userdir", userdir)
+    result = cli("train", spec_path, "--jobs", "2", "--userdir", userdir)  # a process per pair
     assert result.code == 0, result.err
     assert "wl_lgbm__ETH_USDT" in result.out and "wl_lgbm__XRP_USDT" in result.out
 
