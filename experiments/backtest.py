@@ -75,13 +75,19 @@ def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, st
     return f"models:/{version.name}/{version.version}", str(version.version), str(version.run_id)
 
 
+PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
+
+
 def stitch_walk_forward(
     client: mlflow.MlflowClient, model_run_id: str, userdir: Path, exchange: str, out: Path
 ) -> tuple[Path, str, int]:
     """Out-of-sample predictions of each fold bundle of a training run, stitched in time order.
 
     Each fold's bundle predicts only its own out-of-sample window (with the history
-    before it as input, causally). Returns (parquet path, Freqtrade timerange, folds).
+    before it as input, causally). Training logs exactly these predictions
+    (``walk_forward/predictions.parquet``), so they are read from the run; runs trained
+    before that are predicted again from their fold bundles.
+    Returns (parquet path, Freqtrade timerange, folds).
     """
     run = client.get_run(model_run_id)
     children = client.search_runs(
@@ -90,6 +96,13 @@ def stitch_walk_forward(
     if not children:
         raise RegistryError(f"training run {model_run_id} has no fold runs to walk forward with")
     children.sort(key=lambda child: int(child.data.tags.get("fold", "0")))
+    logged = {a.path for a in client.list_artifacts(model_run_id, "walk_forward")}
+    if PREDICTIONS_ARTIFACT in logged:  # what training scored: read, not recomputed
+        stitched = pd.read_parquet(
+            client.download_artifacts(model_run_id, PREDICTIONS_ARTIFACT, str(out))
+        )
+        stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
+        return _stitched_file(stitched, out, model_run_id, len(children))
     pieces, features_by_spec = [], {}
     for child in children:
         folder = Path(
@@ -113,14 +126,22 @@ def stitch_walk_forward(
         pieces.append(
             predictions[predictions["date"] >= first].drop(columns=["reason"], errors="ignore")
         )
-    stitched = pd.concat(pieces, ignore_index=True).sort_values("date")
+    stitched = pd.concat(pieces, ignore_index=True)
+    return _stitched_file(stitched, out, model_run_id, len(children))
+
+
+def _stitched_file(
+    stitched: pd.DataFrame, out: Path, model_run_id: str, folds: int
+) -> tuple[Path, str, int]:
+    stitched = stitched.drop(columns=["reason"], errors="ignore").sort_values("date")
     if stitched["date"].duplicated().any():
         raise RegistryError(f"fold windows of run {model_run_id} overlap: cannot stitch them")
     path = out / "walk_forward_predictions.parquet"
+    out.mkdir(parents=True, exist_ok=True)
     stitched.to_parquet(path, index=False)
     start = stitched["date"].iloc[0].floor("D")
     end = stitched["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
-    return path, f"{start:%Y%m%d}-{end:%Y%m%d}", len(children)
+    return path, f"{start:%Y%m%d}-{end:%Y%m%d}", folds
 
 
 BACKTEST_STAGES = (

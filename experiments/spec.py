@@ -141,7 +141,7 @@ class DataConfig(BaseModel):
         """With ``pairs``, ``pair`` is the first of them (what a dump of the spec holds);
         another ``pair`` beside ``pairs`` is an error."""
         if isinstance(data, dict) and data.get("pairs"):
-            first = list(data["pairs"])[0]
+            first = next(iter(data["pairs"]))
             if data.get("pair", first) != first:
                 raise ValueError("give either pair or pairs, not both")
             data = {**data, "pair": first}

@@ -236,6 +236,11 @@ def train(
             tracking.log_metrics(values, prefix=f"baseline.{name}.")
         pd.DataFrame(fold_rows).to_csv(workdir / "fold_metrics.csv", index=False)
         mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
+        # the out-of-sample predictions just scored: a walk-forward backtest trades these
+        out_of_sample.drop(columns=["reason"], errors="ignore").to_parquet(
+            workdir / "predictions.parquet", index=False
+        )
+        mlflow.log_artifact(str(workdir / "predictions.parquet"), artifact_path="walk_forward")
 
         say("fitting the final model on the whole window")
         bundle = fit_final(job)
