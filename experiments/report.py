@@ -143,7 +143,7 @@ def backtest_leaderboard(client: MlflowClient) -> tuple[pd.DataFrame, list[mlflo
             {
                 "strategy": r.data.tags.get("strategy", ""),
                 "model": r.data.tags.get("model", ""),
-                "pair": f"{r.data.tags.get('pair', '')} {r.data.tags.get('timeframe', '')}",
+                "pair": _market(r.data.tags),
                 "timerange": r.data.tags.get("timerange", ""),
                 "wf": "yes" if r.data.tags.get("walk_forward") == "true" else "",
                 **{header: r.data.metrics.get(key, np.nan) for key, header, _ in BACKTEST_COLUMNS},
@@ -151,6 +151,13 @@ def backtest_leaderboard(client: MlflowClient) -> tuple[pd.DataFrame, list[mlflo
             }
         )
     return pd.DataFrame(rows), runs
+
+
+def _market(tags: dict[str, str]) -> str:
+    """``BTC/USDT 1h``, or ``10 pairs 5m`` for a whitelist backtest."""
+    whitelist = tags.get("whitelist")
+    market = f"{len(whitelist.split(','))} pairs" if whitelist else tags.get("pair", "")
+    return f"{market} {tags.get('timeframe', '')}".strip()
 
 
 def formatted(table: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
@@ -320,9 +327,11 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
         )
     out = out or userdir / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    latest = _latest_backtest(client, runs[0], userdir, out) if runs else None
+    # the curves and the regime plot are one market's: the newest single-pair backtest
+    single = [r for r in runs if "whitelist" not in r.data.tags]
+    latest = _latest_backtest(client, single[0], userdir, out) if single else None
     if latest is not None:
-        with tracking.tracked_run(run_id=runs[0].info.run_id):
+        with tracking.tracked_run(run_id=single[0].info.run_id):
             for image in latest.images:
                 mlflow.log_artifact(str(image), artifact_path="report")
     models_text = formatted(models, MODEL_COLUMNS)
@@ -339,7 +348,10 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
     regimes_text = pd.DataFrame()
     if latest is not None:
         regimes_text = formatted(latest.per_regime, REGIME_COLUMNS)
-        sections += ["## Latest backtest by regime at entry\n", _table_markdown(regimes_text)]
+        sections += [
+            "## Latest single-pair backtest by regime at entry\n",
+            _table_markdown(regimes_text),
+        ]
         if latest.note:
             sections.append(f"> {latest.note}\n")
         sections += [f"![{p.stem}]({p.name})\n" for p in latest.images]
@@ -389,7 +401,7 @@ figure {{ margin: 1rem 0; }} img {{ max-width: 100%; }} figcaption {{ color: #66
 <h1>Tradingbot report</h1><p>{html.escape(created)}, store <code>{html.escape(uri)}</code></p>
 <h2>Registered models (out of sample)</h2>{_table_html(models, _numeric(MODEL_COLUMNS, "version"))}
 <h2>Backtests (Freqtrade, offline)</h2>{_table_html(backtests, _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf"))}
-<h2>Latest backtest by regime at entry</h2>{_table_html(regimes, _numeric(REGIME_COLUMNS, "trades"))}
+<h2>Latest single-pair backtest by regime at entry</h2>{_table_html(regimes, _numeric(REGIME_COLUMNS, "trades"))}
 {f'<p class="note">{html.escape(note)}</p>' if note else ""}
 {figures}
 </body></html>

@@ -157,6 +157,11 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
     assert guard["trusted"]["ETH/USDT"] > 0 and guard["trusted"]["XRP/USDT"] > 0
     assert guard["unavailable"] == {}
 
+    # the report lists the whitelist backtest as one row (its curves need a single market)
+    reported = cli("report", "--userdir", userdir, "--out", tmp_path / "report")
+    assert reported.code == 0, reported.err
+    assert "2 pairs 1h" in (tmp_path / "report" / "report.md").read_text()
+
     # a pair whose model is missing is named before Freqtrade runs
     missing = cli(
         "backtest",
