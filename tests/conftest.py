@@ -84,3 +84,29 @@ def btc_candles(btc_userdir: Path) -> pd.DataFrame:
     from features.data import load_candles
 
     return load_candles(btc_userdir, "binance", "BTC/USDT", "1h")
+
+
+def import_synthetic(
+    userdir: Path,
+    pair: str,
+    *,
+    candles: int,
+    seed: int,
+    start: str = "2021-01-01",
+    change: Callable[[pd.DataFrame], None] | None = None,
+) -> pd.DataFrame:
+    """Import ``candles`` hourly synthetic candles from ``start`` as ``pair`` into ``userdir``
+    (through the real importer); ``change`` may edit the frame first. Returns the frame."""
+    from features.data import import_candles
+
+    frame, _ = generate(candles, seed=seed)
+    frame["date"] = pd.date_range(start, periods=candles, freq="1h", tz="UTC").astype(
+        "datetime64[ns, UTC]"
+    )
+    if change is not None:
+        change(frame)
+    userdir.mkdir(parents=True, exist_ok=True)
+    source = userdir.parent / f"{pair.replace('/', '_')}-{seed}.feather"
+    frame.to_feather(source)
+    import_candles(source, pair=pair, timeframe="1h", exchange="binance", userdir=userdir)
+    return frame

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
-from features.data import import_candles
-from features.data.synthetic import generate
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import CliResult
+from tests.conftest import CliResult, import_synthetic
 
 SPEC = """
 name = "re_m"
@@ -38,14 +34,7 @@ def test_retrain_applies_its_rule_and_records_it(
     tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     userdir = tmp_path / "ud"
-    candles, _ = generate(1900, seed=8)
-    candles["date"] = pd.date_range("2021-01-01", periods=1900, freq="1h", tz="UTC").astype(
-        "datetime64[ns, UTC]"
-    )
-    candles.to_feather(tmp_path / "c.feather")
-    import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
-    )
+    import_synthetic(userdir, "BTC/USDT", candles=1900, seed=8)
     spec = tmp_path / "re.toml"
     spec.write_text(SPEC)
     client = configure(default_tracking_uri(userdir), userdir)
@@ -83,14 +72,7 @@ def test_retrain_compares_on_candles_neither_model_has_seen(
     from ml.registry import promote
 
     userdir = tmp_path / "ud"
-    candles, _ = generate(1900, seed=9)
-    candles["date"] = pd.date_range("2021-01-01", periods=1900, freq="1h", tz="UTC").astype(
-        "datetime64[ns, UTC]"
-    )
-    candles.to_feather(tmp_path / "c.feather")
-    import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
-    )
+    import_synthetic(userdir, "BTC/USDT", candles=1900, seed=9)
     spec_path = tmp_path / "re.toml"
     spec_path.write_text(SPEC)
     spec = load_experiment(spec_path)

@@ -6,15 +6,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from experiments.spec import load_experiment, model_name, parse_experiment
-from features.data import import_candles
-from features.data.synthetic import generate
 from features.errors import SpecError
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import CliResult
+from tests.conftest import CliResult, import_synthetic
 
 PAIRS = ("ETH/USDT", "XRP/USDT")
 SPEC = """
@@ -44,13 +41,7 @@ test_size = 400
 
 
 def _import(userdir: Path, tmp: Path, pair: str, seed: int, candles: int = 2000) -> None:
-    frame, _ = generate(candles, seed=seed)
-    frame["date"] = pd.date_range("2021-01-01", periods=candles, freq="1h", tz="UTC").astype(
-        "datetime64[ns, UTC]"
-    )
-    source = tmp / f"{pair.replace('/', '_')}.feather"
-    frame.to_feather(source)
-    import_candles(source, pair=pair, timeframe="1h", exchange="binance", userdir=userdir)
+    import_synthetic(userdir, pair, candles=candles, seed=seed)
 
 
 def test_spec_pairs_are_checked_and_name_one_model_each(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.data.synthetic import generate
 from ml.dissimilarity import DissimilarityIndex
+from tests.conftest import import_synthetic
 
 
 def test_training_rows_score_low_and_a_distant_row_high() -> None:
@@ -27,27 +27,21 @@ def test_training_rows_score_low_and_a_distant_row_high() -> None:
 def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -> None:
     from experiments.spec import parse_experiment
     from experiments.train import train
-    from features.data import import_candles
     from ml.registry import load_bundle, promote
     from ml.serving import ModelAdapter
     from ml.tracking import configure, default_tracking_uri
 
-    candles, _ = generate(2400, seed=21)
-    candles["date"] = pd.date_range("2021-01-01", periods=2400, freq="1h", tz="UTC").astype(
-        "datetime64[ns, UTC]"
-    )
-    # after the training window the market turns wild: every move ten times larger
-    wild = candles.index >= 2000
-    base = float(candles.loc[wild, "open"].iloc[0])
-    for column in ("open", "high", "low", "close"):
-        moved = np.log(candles.loc[wild, column].to_numpy() / base)
-        candles.loc[wild, column] = base * np.exp(10.0 * moved)
-    candles.loc[wild, "volume"] *= 10.0
-    candles.to_feather(tmp_path / "c.feather")
+    def wild(frame: pd.DataFrame) -> None:
+        """After the training window the market turns wild: every move ten times larger."""
+        later = frame.index >= 2000
+        base = float(frame.loc[later, "open"].iloc[0])
+        for column in ("open", "high", "low", "close"):
+            moved = np.log(frame.loc[later, column].to_numpy() / base)
+            frame.loc[later, column] = base * np.exp(10.0 * moved)
+        frame.loc[later, "volume"] *= 10.0
+
     userdir = tmp_path / "ud"
-    import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
-    )
+    candles = import_synthetic(userdir, "BTC/USDT", candles=2400, seed=21, change=wild)
     spec = parse_experiment(
         {
             "name": "di_m",

@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from experiments.spec import parse_experiment
 from experiments.train import train
-from features.data import import_candles, load_candles
-from features.data.synthetic import generate
+from features.data import load_candles
 from ml.registry import promote
 from ml.serving import ModelAdapter
 from ml.tracking import configure, default_tracking_uri
+from tests.conftest import import_synthetic
 
 
 def _spec(pair: str, seed: int) -> object:
@@ -36,14 +35,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("refresh")
     userdir = root / "ud"
     for seed, pair in ((5, "BTC/USDT"), (6, "XRP/USDT")):
-        candles, _ = generate(1900, seed=seed)
-        candles["date"] = pd.date_range("2021-01-01", periods=1900, freq="1h", tz="UTC").astype(
-            "datetime64[ns, UTC]"
-        )
-        candles.to_feather(root / f"{seed}.feather")
-        import_candles(
-            root / f"{seed}.feather", pair=pair, timeframe="1h", exchange="binance", userdir=userdir
-        )
+        import_synthetic(userdir, pair, candles=1900, seed=seed)
     uri = default_tracking_uri(userdir)
     client = configure(uri, userdir)
     for pair, seed in (("BTC/USDT", 1), ("BTC/USDT", 2), ("XRP/USDT", 3)):  # versions 1, 2, 3

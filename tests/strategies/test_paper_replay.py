@@ -14,15 +14,13 @@ import pytest
 from experiments.paper import replay_paper
 from experiments.spec import parse_experiment
 from experiments.train import train
-from features.data import import_candles
-from features.data.synthetic import generate
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
 from strategies.install import install_strategies
 from strategies.registry import introspect
 from strategies.replay import default_params, with_values
 from strategies.runner import REPO_STRATEGIES
-from tests.conftest import CliResult
+from tests.conftest import CliResult, import_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,14 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("replay")
     userdir = root / "ud"
-    candles, _ = generate(3000, seed=5)
-    candles["date"] = pd.date_range("2021-01-01", periods=3000, freq="1h", tz="UTC").astype(
-        "datetime64[ns, UTC]"
-    )
-    candles.to_feather(root / "c.feather")
-    import_candles(
-        root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
-    )
+    import_synthetic(userdir, "BTC/USDT", candles=3000, seed=5)
     uri = default_tracking_uri(userdir)
     for seed in (1, 2):  # versions 1 and 2 of the same spec
         spec = parse_experiment(
