@@ -66,6 +66,14 @@ def main() -> None:
             quiet=True,
         )
         total = time.perf_counter() - started
+        print(replayed.trades.to_string())
+        from strategies.results import parse_result_zip
+
+        print(
+            parse_result_zip(summary.result_zip, "RegimeStrategy")
+            .trades[["pair", "open_date", "open_rate", "close_date", "close_rate", "exit_reason"]]
+            .to_string()
+        )
     print(
         f"BTC/USDT 1h {TIMERANGE}: {replayed.steps} candles through FreqtradeBot.process, offline"
     )
@@ -76,6 +84,15 @@ def main() -> None:
         f"{len(compared.matched)} in both, {len(compared.unexplained)} differences "
         "intra-candle fills do not explain"
     )
+    if len(compared.unexplained):
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(
+                compared.unexplained.drop(
+                    columns=["enter_tag_replay", "enter_tag_backtest"], errors="ignore"
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,12 @@ the ticker and the top of the order book are candle ``t + 1``'s open, the price 
 backtest fills a signal of candle ``t`` at. Markets come from the user dir's frozen
 snapshot; nothing touches the network.
 
+The bot starts with the history a backtest of the same timerange starts with (the
+strategy's ``startup_candle_count`` candles before the first step), which then grows
+as live; missing candles are filled as Freqtrade fills them (flat, volume 0) and get
+a step of their own. With the same candles in, the adapter's incremental path gives
+the batch path's predictions, so the two runs can be compared trade by trade.
+
 So the whole live path runs: the adapter's incremental updates (one new candle per
 step), model refresh (the registry is asked at every step, so a promotion is served
 from the next candle), the risk manager with its circuit breaker, entries, exits and
@@ -59,10 +65,18 @@ class ReplayMarket:
     """Imported candles of each pair, served up to the current step."""
 
     def __init__(self, frames: dict[str, pd.DataFrame], timeframe: str) -> None:
-        self.frames = {p: f.reset_index(drop=True) for p, f in frames.items()}
+        from freqtrade.data.converter import ohlcv_fill_up_missing_data
+
+        # Missing candles filled as Freqtrade fills them, live and in backtests (flat at the
+        # last close, volume 0): the strategy sees the frames a backtest sees.
+        self.frames: dict[str, pd.DataFrame] = {
+            p: ohlcv_fill_up_missing_data(f.reset_index(drop=True), timeframe, p)
+            for p, f in frames.items()
+        }
         self.timeframe = timeframe
         self.step_seconds = timeframe_to_seconds(timeframe)
         self.closed_until: pd.Timestamp | None = None  # open time of the last closed candle
+        self.history_from: pd.Timestamp | None = None  # first candle ever served
 
     def now(self) -> datetime:
         """One second into the forming candle."""
@@ -79,7 +93,11 @@ class ReplayMarket:
     def closed(self, pair: str) -> pd.DataFrame:
         frame = self.frames[pair]
         upto = self._served(pair)
-        served = frame.iloc[max(0, upto - SERVED_HISTORY) : upto].reset_index(drop=True)
+        first = max(0, upto - SERVED_HISTORY)
+        if self.history_from is not None:  # the bot started with this much history
+            dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+            first = max(first, int(dates.searchsorted(self.history_from.to_datetime64())))
+        served = frame.iloc[first:upto].reset_index(drop=True)
         served["date"] = served["date"].astype("datetime64[ms, UTC]")
         return served
 
@@ -188,7 +206,7 @@ def run_replay(
     timeframe = str(config["timeframe"])
     frames = {p: load_candles(userdir, exchange, p, timeframe) for p in pairs}
     market = ReplayMarket(frames, timeframe)
-    first = frames[pairs[0]]
+    first = market.frames[pairs[0]]  # a step for every candle, missing ones too
     steps = first[(first["date"] >= pd.Timestamp(start)) & (first["date"] < pd.Timestamp(end))]
     if steps.empty:
         raise ReplayError(
@@ -216,6 +234,12 @@ def run_replay(
         if quiet:  # after Freqtrade's own logging set-up, which the bot's creation runs
             logging.getLogger("freqtrade").setLevel(logging.WARNING)
         market.install(bot.exchange)
+        # The bot starts with the history a backtest of the timerange starts with: the
+        # strategy's startup candles before the first step (then it grows, as live).
+        startup = int(getattr(bot.strategy, "startup_candle_count", 0) or 0)
+        market.history_from = market.closed_until - pd.Timedelta(
+            seconds=market.step_seconds * startup
+        )
         try:
             bot.startup()
             for step, opened in enumerate(steps["date"]):

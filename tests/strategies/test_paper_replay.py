@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("replay")
     userdir = root / "ud"
-    import_synthetic(userdir, "BTC/USDT", candles=3000, seed=5)
+    def gap(frame: pd.DataFrame) -> None:
+        """A candle missing inside the replayed weeks, as real exchange data has them
+        (Freqtrade fills it, in backtests and live alike; so must the replay)."""
+        missing = frame.index[frame["date"] == pd.Timestamp("2021-03-08 05:00", tz="UTC")]
+        frame.drop(index=missing, inplace=True)
+
+    import_synthetic(userdir, "BTC/USDT", candles=3000, seed=5, change=gap)
     uri = default_tracking_uri(userdir)
     for seed in (1, 2):  # versions 1 and 2 of the same spec
         spec = parse_experiment(
