@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("replay")
     userdir = root / "ud"
+
     def gap(frame: pd.DataFrame) -> None:
         """A candle missing inside the replayed weeks, as real exchange data has them
         (Freqtrade fills it, in backtests and live alike; so must the replay)."""
