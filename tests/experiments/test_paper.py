@@ -191,20 +191,29 @@ def test_database_url_is_under_the_user_dir_unless_absolute(
 
 def test_paper_without_the_exchange_exits_with_a_clear_message(tmp_path: Path) -> None:
     """Before: Freqtrade logged "Could not load markets" and then hung until killed.
-    The network is stubbed by a proxy that refuses connections."""
-    import os
+    The network is stubbed by ccxt's own proxy setting (which Freqtrade also uses) pointing
+    at a port where nothing listens, so the exchange is unreachable on any machine."""
     import subprocess
     import sys
 
-    closed = "http://127.0.0.1:9"  # discard port: nothing listens
-    env = {**os.environ, "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed}
-    env.pop("NO_PROXY", None)
-    env.pop("no_proxy", None)
+    config = json.loads(CONFIG.read_text())
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens
+    config["exchange"]["ccxt_config"] = {"httpsProxy": closed}
+    path = tmp_path / "offline.json"
+    path.write_text(json.dumps(config))
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "paper", "--userdir", str(tmp_path / "ud")],
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "paper",
+            "--config",
+            str(path),
+            "--userdir",
+            str(tmp_path / "ud"),
+        ],
         capture_output=True,
         text=True,
-        env=env,
         timeout=300,
     )
     assert done.returncode == 2, done.stdout + done.stderr
