@@ -8,6 +8,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential=12.9 \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+COPY common ./common
 COPY features ./features
 COPY ml ./ml
 COPY strategies ./strategies

@@ -22,6 +22,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from common.layout import UserDir
 from experiments.spec import TimeRange, model_name
 from features.data import load_candles
 from features.data.store import pair_to_filename
@@ -239,9 +240,7 @@ def backtest(
         for key, training_run in (
             [(pair, model_run)] if not by_pair else [(p, r) for p, (_, _, r) in by_pair.items()]
         ):
-            workdir = (
-                userdir / "backtest_results" / "tradingbot" / "walk_forward" / str(training_run)
-            )
+            workdir = UserDir(userdir).walk_forward(str(training_run))
             stitched, span, count = stitch_walk_forward(
                 client, str(training_run), userdir, exchange, workdir
             )

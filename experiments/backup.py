@@ -31,17 +31,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from common.layout import UserDir
 from features.atomic import write_text_atomic
 from features.errors import TradingbotError
 
+_LAYOUT = UserDir(Path())  # paths relative to the user dir
 COMPONENTS: dict[str, tuple[list[str], list[str]]] = {
     # component: (SQLite files, directories), relative to the user dir
-    "mlflow": (["mlflow.db"], ["mlartifacts"]),
-    "registry": (["registry/strategies_registry.sqlite"], []),
-    "optuna": (["optuna.db"], ["optuna"]),
-    "backtests": ([], ["backtest_results/tradingbot"]),
-    "data": ([], ["data"]),
-    "strategies": ([], ["strategies"]),
+    "mlflow": ([str(_LAYOUT.mlflow_db)], [str(_LAYOUT.mlflow_artifacts)]),
+    "registry": ([str(_LAYOUT.registry_db)], []),
+    "optuna": ([str(_LAYOUT.optuna_db)], [str(_LAYOUT.optuna)]),
+    "backtests": ([], [str(_LAYOUT.backtests)]),
+    "data": ([], [str(_LAYOUT.data_root)]),
+    "strategies": ([], [str(_LAYOUT.strategies)]),
 }
 
 
@@ -89,7 +91,7 @@ def _sqlite_copy(source: Path, target: Path) -> None:
 def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
     """Write a backup of every present component; return its folder and manifest."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = out or userdir / "backups" / stamp
+    target = out or UserDir(userdir).backups / stamp
     if target.exists():
         raise BackupError(f"{target} already exists", hint="choose another --out")
     staging = target.with_name(f".{target.name}.partial")

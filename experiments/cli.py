@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 
+from common.layout import UserDir
 from features.errors import TradingbotError
 
 
@@ -912,7 +913,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _registry_db(userdir: Path) -> Path:
-    return userdir / "registry" / "strategies_registry.sqlite"
+    return UserDir(userdir).registry_db
 
 
 @strategies_app.command("sync")
@@ -929,7 +930,7 @@ def strategies_sync(
     """Read user_data/strategies into the registry; write STRATEGIES.md (in the user dir)."""
     from strategies.registry import sync
 
-    docs = docs or userdir / "docs"
+    docs = docs or UserDir(userdir).docs
     found = sync(REPO / "user_data" / "strategies", docs, _registry_db(userdir))
     console.print(f"{len(found)} strategies: " + ", ".join(s.name for s in found))
     console.print(f"wrote {docs / 'STRATEGIES.md'}")
@@ -998,7 +999,7 @@ def idea_decide(
     from experiments.ideas import decide, write_results
     from ml import tracking
 
-    results = results or userdir / "docs" / "RESULTS.md"
+    results = results or UserDir(userdir).docs / "RESULTS.md"
     client = tracking.configure(tracking_uri(userdir), userdir)
     decide(_registry_db(userdir), idea_id, decision.lower(), rationale, client)  # type: ignore[arg-type]
     console.print(
@@ -1018,7 +1019,7 @@ def idea_results(
     from experiments.ideas import write_results
     from ml import tracking
 
-    results = results or userdir / "docs" / "RESULTS.md"
+    results = results or UserDir(userdir).docs / "RESULTS.md"
     client = tracking.configure(tracking_uri(userdir), userdir)
     console.print(f"wrote {write_results(_registry_db(userdir), client, results)}")
 

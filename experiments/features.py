@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.layout import UserDir
 from features.candles import data_window
 from features.data import load_candles
 from features.data.importer import check_pair
@@ -22,7 +23,7 @@ class FeatureBuild:
 
 
 def feature_cache(userdir: Path) -> FeatureCache:
-    return FeatureCache(userdir / "cache" / "features")
+    return FeatureCache(UserDir(userdir).feature_cache)
 
 
 def build_features(

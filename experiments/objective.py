@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from common.layout import UserDir
 from experiments.search_space import (
     STRATEGY_OBJECTIVES,
     Distribution,
@@ -101,7 +102,7 @@ class TuningData:
             data = self.spec.data
             spec.check_timeframe(data.timeframe)
             window = data_window(self.candles, data.pair, data.timeframe)
-            frame, _, _ = FeatureCache(self.userdir / "cache" / "features").build(
+            frame, _, _ = FeatureCache(UserDir(self.userdir).feature_cache).build(
                 self.candles, spec, window
             )
             self._features[spec.hash] = frame

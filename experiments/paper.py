@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.layout import UserDir
 from features.errors import TradingbotError
 from strategies.runner import ensure_freqtrade_userdir
 
@@ -92,7 +93,7 @@ def _secret_paths(value: object, prefix: str) -> list[str]:
 def database_url(settings: dict[str, object], userdir: Path, *, live: bool) -> str:
     """The trade database for this run (see the module doc)."""
     configured = settings.get("db_url")
-    default = userdir.resolve() / f"tradesv3.{'live' if live else 'dryrun'}.sqlite"
+    default = UserDir(userdir.resolve()).trades_db(live=live)
     if not isinstance(configured, str) or not configured:
         return f"sqlite:///{default}"
     prefix = "sqlite:///"
@@ -253,7 +254,7 @@ def replay_paper(
         strategy=strategy_name,
         model_uri=model_uri,
         tracking_uri=tracking_uri,
-        database=userdir.resolve() / "replay" / "tradesv3.replay.sqlite",
+        database=UserDir(userdir.resolve()).replay_trades_db,
         fee=fee,
     )
     result = run_replay(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.layout import UserDir
 from features.atomic import atomic_path
 from features.candles import data_window
 from features.data import load_candles
@@ -65,7 +66,7 @@ def run_regimes(
     say(REGIME_STAGES[0])
     candles = load_candles(userdir, exchange, pair, timeframe)
     window = data_window(candles, pair, timeframe)
-    features, _, _ = FeatureCache(userdir / "cache" / "features").build(
+    features, _, _ = FeatureCache(UserDir(userdir).feature_cache).build(
         candles, default_spec(), window
     )
     if train_end is None:

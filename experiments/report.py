@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from features.atomic import write_text_atomic
 from features.data import load_candles
 from features.errors import TradingbotError
@@ -325,7 +326,7 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
             "no registered models and no backtests yet",
             hint="run make demo, or tradingbot train and tradingbot backtest",
         )
-    out = out or userdir / "reports"
+    out = out or UserDir(userdir).reports
     out.mkdir(parents=True, exist_ok=True)
     # the curves and the regime plot are one market's: the newest single-pair backtest
     single = [r for r in runs if "whitelist" not in r.data.tags]

@@ -24,6 +24,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from common.layout import UserDir
 from experiments.spec import ExperimentSpec, TimeRange, pair_key
 from features.candles import data_window
 from features.data import load_candles
@@ -160,7 +161,7 @@ def train(
     feature_spec = spec.feature_spec
     feature_spec.check_timeframe(data.timeframe)
     say("building features")
-    features, _, _ = FeatureCache(userdir / "cache" / "features").build(
+    features, _, _ = FeatureCache(UserDir(userdir).feature_cache).build(
         candles, feature_spec, window
     )
     config = spec.training

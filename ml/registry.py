@@ -95,7 +95,7 @@ def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None)
                 python_model=BundleModel(),
                 artifacts={"bundle": str(bundle_path)},
                 pip_requirements=pip_requirements(),
-                code_paths=[str(PACKAGE_ROOT / "features"), str(PACKAGE_ROOT / "ml")],
+                code_paths=[str(PACKAGE_ROOT / p) for p in ("common", "features", "ml")],
                 signature=signature,
             )
     finally:

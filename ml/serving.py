@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.layout import UserDir
 from features.atomic import write_text_atomic
 from features.data.store import pair_to_filename
 from ml.bundle import ModelBundle
@@ -118,7 +119,7 @@ class ModelAdapter:
             if self.tracking_uri:
                 use_uri(self.tracking_uri)
                 database = sqlite_store_path(self.tracking_uri)
-                artefacts = database.parent / "mlartifacts" if database else None
+                artefacts = UserDir(database.parent).mlflow_artifacts if database else None
                 if database is not None and artefacts is not None and artefacts.is_dir():
                     # a copied or restored user dir serves its own artefacts
                     relocate_artifacts(database, artefacts.resolve())

@@ -25,6 +25,7 @@ import mlflow
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from features.atomic import file_lock, pid_alive
 from features.errors import TradingbotError
 from ml.observability import bind
@@ -34,11 +35,11 @@ HOST_TAG = "tradingbot.host"
 
 
 def default_tracking_uri(userdir: Path) -> str:
-    return f"sqlite:///{(userdir / 'mlflow.db').resolve()}"
+    return f"sqlite:///{UserDir(userdir).mlflow_db.resolve()}"
 
 
 def artifact_root(userdir: Path) -> Path:
-    return (userdir / "mlartifacts").resolve()
+    return UserDir(userdir).mlflow_artifacts.resolve()
 
 
 class StoreError(TradingbotError):

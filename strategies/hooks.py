@@ -21,6 +21,7 @@ import pandas as pd
 from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade
 
+from common.layout import UserDir
 from ml import observability
 from ml.observability import MetricsTextfile
 from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
@@ -39,7 +40,7 @@ def connect(strategy: Any) -> None:
     tracking_uri = (
         settings.get("tracking_uri")
         or os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{(user_dir / 'mlflow.db').resolve()}"
+        or f"sqlite:///{UserDir(user_dir).mlflow_db.resolve()}"
     )
     report = settings.get("guard_report")
     timerange = str(config.get("timerange") or "")

@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.layout import UserDir
 from features.atomic import atomic_path, write_text_atomic
 
 SHIPPED_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
@@ -48,7 +49,7 @@ def install_strategies(userdir: Path) -> Installed:
     """Copy the shipped strategy sources into ``<userdir>/strategies`` (see module doc).
 
     A no-op for the repository's own ``user_data``, where the sources already live."""
-    target_dir = userdir / "strategies"
+    target_dir = UserDir(userdir).strategies
     done = Installed()
     if target_dir.resolve() == SHIPPED_STRATEGIES:
         return done

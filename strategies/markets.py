@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from common.layout import UserDir
 from features.atomic import write_text_atomic
 from features.data.store import data_dir
 from features.errors import TradingbotError
@@ -36,7 +37,7 @@ class MarketsError(TradingbotError):
 
 
 def snapshot_path(userdir: Path, exchange: str) -> Path:
-    return userdir / "markets" / f"{exchange}.json"
+    return UserDir(userdir).market_snapshot(exchange)
 
 
 def market_entry(pair: str, fee: float = 0.001) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from common.layout import UserDir
 from features.atomic import pid_alive, write_text_atomic
 from features.errors import TradingbotError, validation_message
 from ml import observability
@@ -70,11 +71,11 @@ class RiskSettings(BaseModel):
     def for_userdir(cls, userdir: Path, **overrides: object) -> RiskSettings:
         # An override of None (an unset RISK_STATE_DIR) means the default, never a dir named "None".
         state_dir = overrides.pop("state_dir", None)
-        state = Path(str(state_dir)) if state_dir is not None else userdir / "state"
+        state = Path(str(state_dir)) if state_dir is not None else UserDir(userdir).risk_state
         values: dict[str, object] = {
             "state_dir": state,
             "circuit_breaker_file": state / "circuit_breaker.json",
-            "db_path": userdir / "registry" / "strategies_registry.sqlite",
+            "db_path": UserDir(userdir).registry_db,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)

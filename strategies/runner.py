@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.layout import FREQTRADE_SUBDIRS, UserDir
 from features.atomic import atomic_path, write_text_atomic
 from features.candles import data_window
 from features.data.store import data_dir, load_candles
@@ -41,17 +42,6 @@ def freqai_section(**model_parameters: object) -> dict[str, object]:
     params = dict(section["model_training_parameters"])  # type: ignore[call-overload]
     section["model_training_parameters"] = {**params, **model_parameters}
     return section
-
-
-FREQTRADE_SUBDIRS = (
-    "backtest_results",
-    "data",
-    "hyperopt_results",
-    "logs",
-    "notebooks",
-    "plot",
-    "strategies",
-)
 
 
 class BacktestError(TradingbotError):
@@ -254,7 +244,7 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
         if new:
             generate_snapshot(userdir, request.exchange, new)
     key, inputs = cache_key(request, userdir)
-    directory = userdir / "backtest_results" / "tradingbot" / key
+    directory = UserDir(userdir).backtests / key
     run = BacktestRun(
         key=key,
         directory=directory,

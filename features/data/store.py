@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.layout import UserDir
 from features.atomic import atomic_path
 from features.candles import CANDLE_COLUMNS, validate_candles
 from features.errors import DataError, MissingDataError
@@ -25,7 +26,7 @@ def pair_to_filename(pair: str) -> str:
 
 
 def data_dir(userdir: Path, exchange: str) -> Path:
-    return userdir / "data" / exchange
+    return UserDir(userdir).data(exchange)
 
 
 def candles_path(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:

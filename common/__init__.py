@@ -1,0 +1,1 @@
+"""What every layer shares: the layout of a user dir (``common.layout``)."""

@@ -1,0 +1,62 @@
+"""The user-dir layout is named once (common.layout): no other module spells a path of it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from common.layout import UserDir
+
+ROOT = Path(__file__).resolve().parents[1]
+# file and folder names only the layout may spell
+NAMES = {
+    "mlflow.db",
+    "mlartifacts",
+    "optuna.db",
+    "strategies_registry.sqlite",
+    "backtest_results",
+    "tradesv3.dryrun.sqlite",
+    "tradesv3.live.sqlite",
+    "tradesv3.replay.sqlite",
+}
+
+
+def _spellings(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and node.value in NAMES
+    ]
+
+
+def test_no_module_but_the_layout_spells_a_user_dir_path() -> None:
+    found = [
+        spelled
+        for package in ("common", "features", "ml", "strategies", "experiments")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ROOT / "common" / "layout.py"
+        for spelled in _spellings(path)
+    ]
+    assert found == []
+
+
+def test_the_layout_names_what_freqtrade_and_the_stores_expect(tmp_path: Path) -> None:
+    layout = UserDir(tmp_path)
+    assert layout.mlflow_db == tmp_path / "mlflow.db"
+    assert layout.data("binance") == tmp_path / "data" / "binance"
+    assert layout.market_snapshot("binance") == tmp_path / "markets" / "binance.json"
+    assert layout.walk_forward("abc").parent == layout.backtests / "walk_forward"
+    assert layout.trades_db(live=False).name == "tradesv3.dryrun.sqlite"
+    assert not any(tmp_path.iterdir())  # asking for a path creates nothing
