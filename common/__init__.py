@@ -1,1 +1,1 @@
-"""What every layer shares: the layout of a user dir (``common.layout``)."""
+"""What every layer shares: the user-dir layout, the errors, atomic writes."""

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from common.atomic import write_text_atomic
+from common.errors import TradingbotError
 from common.layout import UserDir
-from features.atomic import write_text_atomic
-from features.errors import TradingbotError
 
 _LAYOUT = UserDir(Path())  # paths relative to the user dir
 COMPONENTS: dict[str, tuple[list[str], list[str]]] = {

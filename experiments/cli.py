@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 
+from common.errors import TradingbotError
 from common.layout import UserDir
-from features.errors import TradingbotError
 
 
 def _flags_take_no_value() -> None:
@@ -255,8 +255,8 @@ def features_build(
 def _require_data(userdir: Path, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
     """Name a bad timeframe or missing candles (every missing pair at once) before the
     heavy imports (torch, MLflow, Freqtrade), so a typo is reported in about a second."""
+    from common.errors import DataError
     from features.data.store import require_candles
-    from features.errors import DataError
     from features.timeframes import timeframe_to_seconds
 
     timeframe_to_seconds(timeframe)

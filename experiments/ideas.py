@@ -20,8 +20,8 @@ from typing import Literal
 
 from mlflow.tracking import MlflowClient
 
-from features.atomic import write_text_atomic
-from features.errors import TradingbotError
+from common.atomic import write_text_atomic
+from common.errors import TradingbotError
 
 Decision = Literal["promote", "reject", "park"]
 SCHEMA = """

@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from common.errors import DataError, SpecError
 from common.layout import UserDir
 from experiments.search_space import (
     STRATEGY_OBJECTIVES,
@@ -35,7 +36,6 @@ from experiments.spec import ExperimentSpec, TimeRange
 from experiments.train import select_candles
 from features.candles import data_window
 from features.data import load_candles
-from features.errors import DataError, SpecError
 from features.frames import FeatureCache
 from features.spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.errors import TradingbotError
 from common.layout import UserDir
-from features.errors import TradingbotError
 from strategies.runner import ensure_freqtrade_userdir
 
 REACHABILITY_TIMEOUT_S = 5.0

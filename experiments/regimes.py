@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.atomic import atomic_path
+from common.errors import SpecError
 from common.layout import UserDir
-from features.atomic import atomic_path
 from features.candles import data_window
 from features.data import load_candles
-from features.errors import SpecError
 from features.frames import FeatureCache
 from features.spec import default_spec
 from ml.bundle import regime_frame

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from common.atomic import write_text_atomic
+from common.errors import TradingbotError
 from common.layout import UserDir
-from features.atomic import write_text_atomic
 from features.data import load_candles
-from features.errors import TradingbotError
 from ml import tracking
 from ml.baselines import trend_positions
 from ml.metrics import equity_of

@@ -23,11 +23,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from common.errors import DataError
 from experiments.backtest import backtest
 from experiments.spec import ExperimentSpec
 from experiments.train import train
 from features.data import load_candles
-from features.errors import DataError
 from ml import tracking
 
 EXPERIMENT = "scorecards"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.errors import SpecError
+from common.errors import SpecError
 
 if TYPE_CHECKING:  # a spec is read by every command; Optuna is needed only to tune
     import optuna

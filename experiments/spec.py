@@ -51,8 +51,8 @@ from pydantic import (
     model_validator,
 )
 
+from common.errors import SpecError, validation_message
 from experiments.search_space import TuneConfig, set_path
-from features.errors import SpecError, validation_message
 from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds
 from ml.config import ModelConfig, RegimeConfig, TrainingConfig, TrustConfig

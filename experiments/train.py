@@ -24,12 +24,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError, SpecError
 from common.layout import UserDir
 from experiments.spec import ExperimentSpec, TimeRange, pair_key
 from features.candles import data_window
 from features.data import load_candles
 from features.data.store import require_candles
-from features.errors import DataError, SpecError
 from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions

@@ -46,6 +46,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from common.errors import SpecError, TradingbotError
 from experiments.finalise_claim import finalise_claim
 from experiments.objective import (
     TuningData,
@@ -69,7 +70,6 @@ from experiments.trial_liveness import (
     running_elsewhere,
 )
 from features.candles import data_window
-from features.errors import SpecError, TradingbotError
 from ml import tracking
 from ml.bundle import package_versions
 from ml.registry import log_bundle, register_finished_run, version_of_run

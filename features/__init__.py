@@ -1,6 +1,6 @@
 """Causal feature pipeline: candles in, feature frame out.
 
-This package imports nothing else of Tradingbot's: it is the bottom layer.
+This package imports only `common` of Tradingbot's (the layout, errors, atomic writes).
 """
 
 from features.candles import DataWindow, data_window

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from features.atomic import atomic_path, write_text_atomic
+from common.atomic import atomic_path, write_text_atomic
+from common.errors import DataError
 from features.candles import DataWindow
-from features.errors import DataError
 from features.pipeline import build, feature_columns, first_valid_row
 from features.spec import PIPELINE_VERSION, FeatureSpec
 

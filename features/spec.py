@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from features.errors import SpecError, validation_message
+from common.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
 
 PIPELINE_VERSION = 5  # 2-5: slow-clock features over a finite window

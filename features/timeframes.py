@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from features.errors import SpecError
+from common.errors import SpecError
 
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TIMEFRAME = re.compile(r"^(\d+)([mhdw])$")

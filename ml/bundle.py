@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from features.atomic import atomic_path
+from common.atomic import atomic_path
+from common.errors import TradingbotError
 from features.candles import DataWindow
-from features.errors import TradingbotError
 from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
 from ml.config import TrainingConfig

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.atomic import atomic_path
+from common.atomic import atomic_path
 
 REGIME_COLOURS = {
     "bull": "#2ca02c",

@@ -29,7 +29,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
-from features.errors import TradingbotError
+from common.errors import TradingbotError
 from ml.bundle import ModelBundle
 
 CHAMPION = "champion"

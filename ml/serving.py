@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.atomic import write_text_atomic
 from common.layout import UserDir
-from features.atomic import write_text_atomic
 from features.data.store import pair_to_filename
 from ml.bundle import ModelBundle
 from ml.observability import MetricsTextfile

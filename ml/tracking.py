@@ -25,9 +25,9 @@ import mlflow
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
+from common.atomic import file_lock, pid_alive
+from common.errors import TradingbotError
 from common.layout import UserDir
-from features.atomic import file_lock, pid_alive
-from features.errors import TradingbotError
 from ml.observability import bind
 
 PID_TAG = "tradingbot.pid"

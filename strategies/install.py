@@ -18,8 +18,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.atomic import atomic_path, write_text_atomic
 from common.layout import UserDir
-from features.atomic import atomic_path, write_text_atomic
 
 SHIPPED_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
 MANIFEST = ".tradingbot-shipped.json"

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from common.atomic import write_text_atomic
+from common.errors import TradingbotError
 from common.layout import UserDir
-from features.atomic import write_text_atomic
 from features.data.store import data_dir
-from features.errors import TradingbotError
 
 # Binance-like spot defaults for generated markets (tick-size precision, as ccxt uses).
 DEFAULT_PRECISION = {"amount": 1e-8, "price": 1e-8, "cost": 1e-8, "base": 1e-8, "quote": 1e-8}

@@ -35,9 +35,9 @@ from typing import Any
 
 import pandas as pd
 
-from features.atomic import write_text_atomic
+from common.atomic import write_text_atomic
+from common.errors import TradingbotError
 from features.data import load_candles
-from features.errors import TradingbotError
 from features.timeframes import timeframe_to_seconds
 from strategies.freqtrade_offline import install_frozen_markets
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path

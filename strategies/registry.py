@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.atomic import write_text_atomic
+from common.atomic import write_text_atomic
 
 PARAMETER_TYPES = {
     "DecimalParameter",

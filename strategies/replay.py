@@ -36,8 +36,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.atomic import write_text_atomic
-from features.errors import SpecError, validation_message
+from common.atomic import write_text_atomic
+from common.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
 from strategies.registry import StrategyInfo
 

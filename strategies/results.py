@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.errors import TradingbotError
+from common.errors import TradingbotError
 
 
 class ResultError(TradingbotError):

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from common.atomic import pid_alive, write_text_atomic
+from common.errors import TradingbotError, validation_message
 from common.layout import UserDir
-from features.atomic import pid_alive, write_text_atomic
-from features.errors import TradingbotError, validation_message
 from ml import observability
 from ml.observability import MetricsTextfile
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.atomic import atomic_path, write_text_atomic
+from common.errors import TradingbotError
 from common.layout import FREQTRADE_SUBDIRS, UserDir
-from features.atomic import atomic_path, write_text_atomic
 from features.candles import data_window
 from features.data.store import data_dir, load_candles
-from features.errors import TradingbotError
 from strategies.install import SHIPPED_STRATEGIES, install_strategies
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
 

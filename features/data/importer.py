@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import DataError, SpecError
 from features.data.quality import QualityOptions, QualityReport, assess, normalise
 from features.data.readers import read_raw
 from features.data.store import candles_path, load_candles, report_path, write_candles
-from features.errors import DataError, SpecError
 from features.timeframes import timeframe_to_seconds
 
 ImportOptions = QualityOptions

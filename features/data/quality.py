@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.errors import DataError
 from features.candles import (
     CANDLE_COLUMNS,
     PRICE_COLUMNS,
@@ -27,7 +28,6 @@ from features.candles import (
     epoch_nanos,
 )
 from features.data.readers import RawCandles, TimeMismatch
-from features.errors import DataError
 from features.timeframes import grid_offset_seconds, timeframe_to_seconds
 
 

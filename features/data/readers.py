@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from features.errors import DataError
+from common.errors import DataError
 
 # Each accepted date format, in the order tried; naive dates are UTC.
 DATE_FORMATS: tuple[str, ...] = (

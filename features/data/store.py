@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.atomic import atomic_path
+from common.errors import DataError, MissingDataError
 from common.layout import UserDir
-from features.atomic import atomic_path
 from features.candles import CANDLE_COLUMNS, validate_candles
-from features.errors import DataError, MissingDataError
 
 
 def pair_to_filename(pair: str) -> str:

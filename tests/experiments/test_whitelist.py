@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import SpecError
 from experiments.spec import load_experiment, model_name, parse_experiment
-from features.errors import SpecError
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import CliResult, import_synthetic
 

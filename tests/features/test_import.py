@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import DataError
 from features.data import DuplicatePolicy, ImportOptions, import_candles, load_candles
 from features.data.store import candles_path, report_path
-from features.errors import DataError
 
 HEADER = "date,open,high,low,close,volume\n"
 
@@ -232,7 +232,7 @@ def test_a_killed_import_leaves_nothing_the_next_import_keeps(tmp_path: Path) ->
             "-c",
             "import os, sys, time\n"
             "from pathlib import Path\n"
-            "from features.atomic import atomic_path\n"
+            "from common.atomic import atomic_path\n"
             "with atomic_path(Path(sys.argv[1])) as tmp:\n"
             "    tmp.write_bytes(b'half'); print(tmp, flush=True); time.sleep(600)\n",
             str(target),

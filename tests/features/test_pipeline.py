@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import talib
 
+from common.errors import SpecError
 from features import indicators as ind
-from features.errors import SpecError
 from features.pipeline import build, feature_columns, first_valid_row
 from features.spec import (
     FeatureSpec,

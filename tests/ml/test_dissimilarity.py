@@ -80,8 +80,8 @@ def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -
 
 @pytest.mark.parametrize("threshold", [0.0, -1.0])
 def test_a_threshold_must_be_positive(threshold: float) -> None:
+    from common.errors import SpecError
     from experiments.spec import parse_experiment
-    from features.errors import SpecError
 
     with pytest.raises(SpecError, match="dissimilarity_threshold"):
         parse_experiment(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.errors import SpecError
+from common.errors import SpecError
 from strategies.registry import introspect
 from strategies.replay import StrategyParams, default_params, replay, with_file, with_values
 from strategies.runner import REPO_STRATEGIES
