@@ -255,32 +255,11 @@ def features_build(
 def _require_data(userdir: Path, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
     """Name a bad timeframe or missing candles (every missing pair at once) before the
     heavy imports (torch, MLflow, Freqtrade), so a typo is reported in about a second."""
-    from common.errors import DataError
-    from features.data.store import require_candles
+    from features.data.store import require_pairs
     from features.timeframes import timeframe_to_seconds
 
     timeframe_to_seconds(timeframe)
-    missing: list[DataError] = []
-    for pair in pairs:
-        try:
-            require_candles(userdir, exchange, pair, timeframe)
-        except DataError as exc:
-            missing.append(exc)
-    if len(missing) == 1:
-        raise missing[0]
-    if missing:
-        absent = [p for p in pairs if not _has_candles(userdir, exchange, p, timeframe)]
-        raise DataError(
-            f"no {timeframe} candles for {', '.join(absent)} ({exchange}) in {userdir}",
-            hint=f"import each: tradingbot data import FILE --pair PAIR --timeframe {timeframe} "
-            f"--exchange {exchange} --userdir {userdir}",
-        )
-
-
-def _has_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> bool:
-    from features.data.store import candles_path
-
-    return candles_path(userdir, exchange, pair, timeframe).exists()
+    require_pairs(userdir, exchange, pairs, timeframe)
 
 
 @app.command("train")
@@ -309,9 +288,9 @@ def train_command(
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     from experiments.render import train_summary, whitelist_summary
-    from experiments.train import train, train_whitelist
+    from experiments.train import progress_steps, train, train_whitelist
 
-    steps = 4 + experiment.walk_forward.folds  # features, folds, final fit, log, register
+    steps = progress_steps(experiment)
     spec_text = spec.read_text(encoding="utf-8")
     if experiment.is_whitelist:
         label = f"training {experiment.name} ({len(data.whitelist)} pairs)"
@@ -351,11 +330,12 @@ def retrain_command(
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     from experiments.retrain import RULE, retrain
+    from experiments.train import progress_steps
 
     console.print(f"rule: {RULE}")
     specs = [experiment.for_pair(p) for p in data.whitelist]
     for one in specs:
-        steps = 4 + one.walk_forward.folds
+        steps = progress_steps(one)
         with progress_bar(f"retraining {one.name}", steps) as advance:
             result = retrain(
                 one, userdir=userdir, tracking_uri=tracking_uri(userdir), progress=advance

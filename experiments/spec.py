@@ -53,6 +53,7 @@ from pydantic import (
 
 from common.errors import SpecError, validation_message
 from experiments.search_space import TuneConfig, set_path
+from features.data.store import pair_to_filename
 from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds
 from ml.config import ModelConfig, RegimeConfig, TrainingConfig, TrustConfig
@@ -98,16 +99,11 @@ class TimeRange(BaseModel):
         return f"{self.start.strftime(fmt) if self.start else ''}-{self.end.strftime(fmt) if self.end else ''}"
 
 
-def pair_key(pair: str) -> str:
-    """``ETH/BTC`` -> ``ETH_BTC`` (futures ``BTC/USDT:USDT`` -> ``BTC_USDT_USDT``)."""
-    return pair.replace("/", "_").replace(":", "_")
-
-
 def model_name(spec_name: str, pair: str) -> str:
     """The one rule for a whitelist spec's registered models: one per pair, named
     ``<spec name>__<BASE>_<QUOTE>`` (``eth_5m_lgbm__ETH_BTC``). A single-pair spec
     registers under the spec's own name."""
-    return f"{spec_name}__{pair_key(pair)}"
+    return f"{spec_name}__{pair_to_filename(pair)}"  # as the adapter fills in {pair}
 
 
 class DataConfig(BaseModel):

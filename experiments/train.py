@@ -26,10 +26,10 @@ import pandas as pd
 
 from common.errors import DataError, SpecError
 from common.layout import UserDir
-from experiments.spec import ExperimentSpec, TimeRange, pair_key
+from experiments.spec import ExperimentSpec, TimeRange
 from features.candles import data_window
 from features.data import load_candles
-from features.data.store import require_candles
+from features.data.store import pair_to_filename, require_pairs
 from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions
@@ -126,6 +126,12 @@ def penalty_votes(
         out[f"{name}.bull_share"] = float(known.mean()) if len(known) else float("nan")
         out[f"{name}.switches"] = float((np.diff(known) != 0).sum()) if len(known) else 0.0
     return out
+
+
+def progress_steps(spec: ExperimentSpec) -> int:
+    """How many times :func:`train` calls ``progress`` for one pair: features, each fold,
+    the final fit, logging, registration."""
+    return 4 + spec.walk_forward.folds
 
 
 def train(
@@ -313,18 +319,7 @@ def train_whitelist(
     complete) and a second call trains every pair again. ``jobs`` > 1: pairs are trained
     in that many worker processes at once, each with its share of the CPU threads."""
     data = spec.data
-    missing = []
-    for pair in data.whitelist:
-        try:
-            require_candles(userdir, data.exchange, pair, data.timeframe)
-        except DataError:
-            missing.append(pair)
-    if missing:
-        raise DataError(
-            f"no {data.timeframe} candles for {', '.join(missing)} ({data.exchange}) in {userdir}",
-            hint=f"import them first: tradingbot data import FILE --pair PAIR --timeframe "
-            f"{data.timeframe} --userdir {userdir} (once per pair)",
-        )
+    require_pairs(userdir, data.exchange, data.whitelist, data.timeframe)
     client = tracking.configure(tracking_uri, userdir)
     experiment = tracking.experiment_id(client, spec.name, userdir)
     tracking.fail_stale_runs(client, experiment)
@@ -361,7 +356,7 @@ def train_whitelist(
         for pair in data.whitelist:
             for key, value in results[pair].metrics.items():
                 if np.isfinite(value):
-                    client.log_metric(parent_id, f"{pair_key(pair)}.{key}", float(value))
+                    client.log_metric(parent_id, f"{pair_to_filename(pair)}.{key}", float(value))
     except KeyboardInterrupt:
         client.set_terminated(parent_id, status="KILLED")
         raise
@@ -394,7 +389,7 @@ def _train_in_processes(
     pairs = list(spec.data.whitelist)
     workers = min(jobs, len(pairs))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    steps = 4 + spec.walk_forward.folds  # what train reports for one pair
+    steps = progress_steps(spec)
     say = progress or (lambda _text: None)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

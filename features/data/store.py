@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -57,6 +58,19 @@ def require_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> 
             f"--exchange {exchange} --userdir {userdir}",
         )
     return path
+
+
+def require_pairs(userdir: Path, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
+    """:func:`require_candles` for every pair, naming every missing one in one error."""
+    absent = [p for p in pairs if not candles_path(userdir, exchange, p, timeframe).exists()]
+    if len(absent) == 1:
+        require_candles(userdir, exchange, absent[0], timeframe)
+    if absent:
+        raise MissingDataError(
+            f"no {timeframe} candles for {', '.join(absent)} ({exchange}) in {userdir}",
+            hint=f"import each: tradingbot data import FILE --pair PAIR --timeframe {timeframe} "
+            f"--exchange {exchange} --userdir {userdir}",
+        )
 
 
 def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
