@@ -16,6 +16,7 @@ fees, so the two tables compare like with like.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,27 @@ def equity_curve(
     held). ``candles``: one pair's candles covering the backtest (``date``, ``close``).
 
     An order filled at a candle's open time counts from that candle's close on."""
-    dates = candles["date"].to_numpy(dtype="datetime64[ns]").astype("int64") // 1_000_000
     close = candles["close"].to_numpy(dtype="float64")
+    equity, position = _wallet(
+        trades, candles["date"], close[:, None], lambda _trade: 0, starting_balance
+    )
+    return pd.DataFrame(
+        {"date": candles["date"].to_numpy(), "equity": equity, "position": position}
+    )
+
+
+def _wallet(
+    trades: list[dict[str, Any]],
+    dates: pd.Series | pd.Index,
+    prices: FloatArray,
+    column_of: Callable[[dict[str, Any]], int],
+    starting_balance: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Equity and the share of it held, at each close of ``prices`` (dates x pairs), of a
+    wallet that fills every order of ``trades`` (Freqtrade's records; ``column_of`` names
+    a trade's column of ``prices``). An order filled at a candle's open time counts from
+    that candle's close on."""
+    stamps = np.asarray(dates, dtype="datetime64[ns]").astype("int64") // 1_000_000
     fills = []
     for trade in trades:
         fee_open, fee_close = float(trade.get("fee_open", 0.0)), float(trade.get("fee_close", 0.0))
@@ -42,6 +62,7 @@ def equity_curve(
             fills.append(
                 (
                     int(order["order_filled_timestamp"]),
+                    column_of(trade),
                     1.0 if entry else -1.0,
                     float(order["amount"]),
                     float(order["cost"]),
@@ -49,22 +70,19 @@ def equity_curve(
                 )
             )
     fills.sort(key=lambda fill: fill[0])
-    cash, amount = float(starting_balance), 0.0
-    equity = np.empty(len(close))
-    position = np.empty(len(close))
+    cash, held = float(starting_balance), np.zeros(prices.shape[1])
+    equity, position = np.empty(len(stamps)), np.empty(len(stamps))
     next_fill = 0
-    for t in range(len(close)):
-        while next_fill < len(fills) and fills[next_fill][0] <= dates[t]:
-            _, side, size, cost, fee = fills[next_fill]
+    for t in range(len(stamps)):
+        while next_fill < len(fills) and fills[next_fill][0] <= stamps[t]:
+            _, column, side, size, cost, fee = fills[next_fill]
             cash -= side * cost + cost * fee
-            amount += side * size
+            held[column] += side * size
             next_fill += 1
-        value = amount * close[t]
-        equity[t] = cash + value
-        position[t] = value / equity[t] if equity[t] > 0 else 0.0
-    return pd.DataFrame(
-        {"date": candles["date"].to_numpy(), "equity": equity, "position": position}
-    )
+        invested = float(held @ prices[t])
+        equity[t] = cash + invested
+        position[t] = invested / equity[t] if equity[t] > 0 else 0.0
+    return equity, position
 
 
 def curve_metrics(
@@ -172,37 +190,14 @@ def portfolio_comparison(
     prices = pd.DataFrame(closes).sort_index().ffill().bfill()
     dates = prices.index
     # the strategy: every fill of every pair, valued at each close
-    fills = []
-    for trade in trades:
-        fee_open, fee_close = float(trade.get("fee_open", 0.0)), float(trade.get("fee_close", 0.0))
-        for order in trade.get("orders", []):
-            entry = bool(order["ft_is_entry"])
-            fills.append(
-                (
-                    int(order["order_filled_timestamp"]),
-                    str(trade["pair"]),
-                    1.0 if entry else -1.0,
-                    float(order["amount"]),
-                    float(order["cost"]),
-                    fee_open if entry else fee_close,
-                )
-            )
-    fills.sort(key=lambda fill: fill[0])
-    stamps = dates.to_numpy(dtype="datetime64[ns]").astype("int64") // 1_000_000
-    values = prices.to_numpy()
     column = {pair: i for i, pair in enumerate(prices.columns)}
-    cash, held = float(starting_balance), np.zeros(len(prices.columns))
-    equity, position = np.empty(len(dates)), np.empty(len(dates))
-    next_fill = 0
-    for t in range(len(dates)):
-        while next_fill < len(fills) and fills[next_fill][0] <= stamps[t]:
-            _, pair, side, size, cost, paid = fills[next_fill]
-            cash -= side * cost + cost * paid
-            held[column[pair]] += side * size
-            next_fill += 1
-        invested = float(held @ values[t])
-        equity[t] = cash + invested
-        position[t] = invested / equity[t] if equity[t] > 0 else 0.0
+    equity, position = _wallet(
+        trades,
+        dates,
+        prices.to_numpy(dtype="float64"),
+        lambda trade: column[str(trade["pair"])],
+        starting_balance,
+    )
     rows = {"strategy": curve_metrics(equity, position, per_year)}
     for name in rule_equity[next(iter(rule_equity))]:
         curves = pd.DataFrame({p: rule_equity[p][name] for p in rule_equity}).reindex(dates)
