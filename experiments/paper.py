@@ -135,6 +135,28 @@ def check_exchange_reachable(
         ) from exc
 
 
+def load_config(config: Path) -> dict[str, Any]:
+    """A Freqtrade config for paper or live trading, refused when missing, not JSON, or
+    holding a credential (see :func:`secrets_in_config`)."""
+    if not config.exists():
+        raise PaperError(
+            f"{config}: config not found", hint="the default is user_data/config.dryrun.json"
+        )
+    try:
+        settings: dict[str, Any] = json.loads(config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PaperError(f"{config}: not valid JSON ({exc})") from exc
+    written = secrets_in_config(config, settings)
+    if written:
+        raise PaperError(
+            f"secrets are written in the config: {', '.join(written)}",
+            hint="remove them (keep empty strings) and export them instead, e.g. "
+            "FREQTRADE__EXCHANGE__KEY / FREQTRADE__EXCHANGE__SECRET; "
+            "keys come from the environment only",
+        )
+    return settings
+
+
 def trade_command(
     *,
     config: Path,
@@ -146,22 +168,7 @@ def trade_command(
     check_exchange: bool = True,
 ) -> tuple[list[str], dict[str, str]]:
     """The ``freqtrade trade`` command line and environment for this run."""
-    if not config.exists():
-        raise PaperError(
-            f"{config}: config not found", hint="the default is user_data/config.dryrun.json"
-        )
-    try:
-        settings = json.loads(config.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PaperError(f"{config}: not valid JSON ({exc})") from exc
-    written = secrets_in_config(config, settings)
-    if written:
-        raise PaperError(
-            f"secrets are written in the config: {', '.join(written)}",
-            hint="remove them (keep empty strings) and export them instead, e.g. "
-            "FREQTRADE__EXCHANGE__KEY / FREQTRADE__EXCHANGE__SECRET; "
-            "keys come from the environment only",
-        )
+    settings = load_config(config)
     if live and not all(os.environ.get(name) for name in KEY_VARIABLES):
         raise PaperError(
             "live trading needs FREQTRADE__EXCHANGE__KEY and FREQTRADE__EXCHANGE__SECRET in the environment"
@@ -230,12 +237,7 @@ def replay_paper(
         raise PaperError(
             f"--timerange {timerange!r} needs both ends for a replay", hint="e.g. 20210301-20210315"
         )
-    if not config.exists():
-        raise PaperError(f"{config}: config not found")
-    settings = json.loads(config.read_text(encoding="utf-8"))
-    written = secrets_in_config(config, settings)
-    if written:
-        raise PaperError(f"secrets are written in the config: {', '.join(written)}")
+    settings = load_config(config)
     model_uri = model or settings.get("tradingbot", {}).get("model_uri")
     if not model_uri:
         raise PaperError("no model: pass --model models:/NAME@champion or set tradingbot.model_uri")

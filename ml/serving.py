@@ -212,7 +212,7 @@ class ModelAdapter:
             self.metrics.flush()
         return out
 
-    def _refresh(self, dataframe: pd.DataFrame, pair: str) -> None:
+    def _refresh(self, dataframe: pd.DataFrame) -> None:
         """Switch to the version the alias points at now, at most every ``refresh_seconds``.
 
         Called before a populate call computes anything, so a switch falls on a candle
@@ -275,7 +275,7 @@ class ModelAdapter:
             self.metrics.inc("tradingbot_model_refreshes_total")
 
     def _populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool) -> pd.DataFrame:
-        self._refresh(dataframe, pair)
+        self._refresh(dataframe)
         bundle = self._load()
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"
