@@ -35,7 +35,7 @@ from ml import tracking
 from ml.baselines import trend_positions
 from ml.metrics import equity_of
 from ml.plots import drawdown_plot, equity_plot, regime_plot
-from ml.registry import load_bundle
+from ml.registry import evaluation_of, load_bundle, metric
 from strategies.equity import equity_curve
 from strategies.results import parse_result_zip
 
@@ -50,10 +50,6 @@ MODEL_COLUMNS: tuple[Column, ...] = (
     ("changes_per_year", "changes/yr", "count"),
     ("accuracy", "accuracy", "pct"),
 )
-# Where a version's numbers come from: training's walk-forward, else tuning's held-out
-# test window, else its validation folds (tuning's replay names the return profit_total).
-EVALUATIONS = (("overall.", "walk-forward"), ("test.", "tune test"), ("validation.", "tune valid."))
-RETURN_ALIASES = ("total_return", "profit_total")
 BACKTEST_COLUMNS: tuple[Column, ...] = (
     ("profit_total", "profit", "pct"),
     ("baseline.always_long.total_return", "B&H", "pct"),
@@ -85,14 +81,6 @@ class Report:
     images: list[Path]
 
 
-def _evaluation(metrics: dict[str, float]) -> tuple[str, str]:
-    """(prefix, label) of the evaluation a model run logged; ("", "none") if none."""
-    for prefix, label in EVALUATIONS:
-        if any(key.startswith(prefix) for key in metrics):
-            return prefix, label
-    return "", "none"
-
-
 def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
     """One row per registered version, best Calmar first; numbers from the evaluation
     its run logged (column ``evaluated``), NaN where that evaluation has no such figure."""
@@ -100,7 +88,8 @@ def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
     for model in client.search_registered_models():
         for version in client.search_model_versions(f"name = '{model.name}'"):
             metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
-            prefix, label = _evaluation(metrics)
+            evaluation = evaluation_of(metrics)
+            prefix, label = (evaluation[0], evaluation[1]) if evaluation else ("", "none")
             aliases = sorted(
                 a for a, v in (model.aliases or {}).items() if str(v) == str(version.version)
             )
@@ -111,9 +100,8 @@ def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
                 "evaluated": label,
             }
             for key, header, _ in MODEL_COLUMNS:
-                names = RETURN_ALIASES if key == "total_return" else (key,)
-                found = [metrics[f"{prefix}{n}"] for n in names if f"{prefix}{n}" in metrics]
-                row[header] = found[0] if found else np.nan
+                value = metric(metrics, prefix, key) if evaluation else None
+                row[header] = np.nan if value is None else value
             rows.append(row)
     table = pd.DataFrame(rows)
     return (
