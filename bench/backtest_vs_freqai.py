@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from experiments.backtest import backtest  # noqa: E402
-from experiments.spec import parse_experiment  # noqa: E402
+from experiments.spec import ExperimentSpec, parse_experiment  # noqa: E402
 from experiments.train import train  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from ml.registry import promote  # noqa: E402
@@ -61,13 +61,13 @@ def freqai(userdir: Path, pair: str) -> tuple[float, int]:
     return time.perf_counter() - start, trades
 
 
-def ours(userdir: Path, pair: str) -> tuple[float, int]:
-    start = time.perf_counter()
-    name = f"bench_{pair.replace('/', '_').lower()}"
-    spec = parse_experiment(
+def lightgbm_spec(name: str, market: dict[str, object]) -> ExperimentSpec:
+    """Our side of the comparison: FreqAI's windows and LightGBM settings, walk-forward
+    (6 rolling folds of 6 training and 2 test days), on ``market`` (``pair`` or ``pairs``)."""
+    return parse_experiment(
         {
             "name": name,
-            "data": {"pair": pair, "timeframe": "5m", "timerange": "20180112-20180130"},
+            "data": {**market, "timeframe": "5m", "timerange": "20180112-20180130"},
             "regime": {"n_restarts": 2},
             "model": {
                 "kind": "lightgbm",
@@ -83,6 +83,12 @@ def ours(userdir: Path, pair: str) -> tuple[float, int]:
         },
         source="bench",
     )
+
+
+def ours(userdir: Path, pair: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    name = f"bench_{pair.replace('/', '_').lower()}"
+    spec = lightgbm_spec(name, {"pair": pair})
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
     promote(configure(uri, userdir), name, result.version, "bench", user="bench")

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
 from experiments.backtest import backtest  # noqa: E402
-from experiments.spec import parse_experiment  # noqa: E402
 from experiments.train import train_whitelist  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from ml.registry import promote, whitelist_models  # noqa: E402
@@ -50,7 +50,6 @@ PAIRS = (
     "XMR/BTC",
     "ZEC/BTC",
 )
-CANDLES_PER_DAY = 288
 TIMERANGE = "20180118-20180130"
 JOBS = os.cpu_count() or 1  # pairs trained at once (tradingbot train --jobs)
 
@@ -76,25 +75,7 @@ PARTS: dict[str, float] = {}  # ours, by stage
 
 def ours(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
-    spec = parse_experiment(
-        {
-            "name": "bench_pairs",
-            "data": {"pairs": list(PAIRS), "timeframe": "5m", "timerange": "20180112-20180130"},
-            "regime": {"n_restarts": 2},
-            "model": {
-                "kind": "lightgbm",
-                "params": {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15},
-            },
-            "target": {"kind": "direction", "horizon": 12},
-            "walk_forward": {
-                "scheme": "rolling",
-                "folds": 6,
-                "test_size": 2 * CANDLES_PER_DAY,
-                "train_size": 6 * CANDLES_PER_DAY,
-            },
-        },
-        source="bench",
-    )
+    spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
     uri = default_tracking_uri(userdir)
     train_whitelist(spec, userdir=userdir, tracking_uri=uri, jobs=JOBS)
     client = configure(uri, userdir)
