@@ -75,7 +75,8 @@ def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -
     np.testing.assert_allclose(prefix.to_numpy(), full.iloc[:2150].to_numpy(), equal_nan=True)
     # a spec without [trust] keeps its hash and computes no DI
     plain = parse_experiment({"name": "p", "model": {"kind": "lightgbm"}}, source="t")
-    assert "trust" not in plain.hash and plain.trust.dissimilarity_threshold is None
+    assert plain.trust.dissimilarity_threshold is None
+    assert plain.hash == "dee8dd82e85abc08"  # computed by the code before [trust] existed
 
 
 @pytest.mark.parametrize("threshold", [0.0, -1.0])
