@@ -117,5 +117,5 @@ class UserDir:
 
     @property
     def docs(self) -> Path:
-        """Generated STRATEGIES.md and RESULTS.md."""
+        """Generated STRATEGY_CATALOGUE.md and RESULTS.md."""
         return self.root / "docs"

@@ -902,18 +902,18 @@ def strategies_sync(
         Path | None,
         typer.Option(
             "--docs",
-            help="Where STRATEGIES.md and the JSON registry go (default: <userdir>/docs).",
+            help="Where STRATEGY_CATALOGUE.md and the JSON registry go (default: <userdir>/docs).",
         ),
     ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Read user_data/strategies into the registry; write STRATEGIES.md (in the user dir)."""
+    """Read user_data/strategies into the registry; write STRATEGY_CATALOGUE.md (in the user dir)."""
     from strategies.registry import sync
 
     docs = docs or UserDir(userdir).docs
     found = sync(REPO / "user_data" / "strategies", docs, _registry_db(userdir))
     console.print(f"{len(found)} strategies: " + ", ".join(s.name for s in found))
-    console.print(f"wrote {docs / 'STRATEGIES.md'}")
+    console.print(f"wrote {docs / 'STRATEGY_CATALOGUE.md'}")
 
 
 @idea_app.command("create")

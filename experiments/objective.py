@@ -44,10 +44,10 @@ from ml.training import TrainingJob, score, walk_forward
 from ml.walkforward import make_folds
 from strategies.registry import introspect
 from strategies.replay import (
-    SIGNAL_RULES,
     StrategyParams,
     default_params,
     replay,
+    shipped_composition,
     tunable_names,
     with_values,
 )
@@ -154,14 +154,12 @@ def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParam
                 hint=f"use one of {[*STRATEGY_OBJECTIVES, *FORECAST_METRICS[task]]}",
             )
     if tune.uses_strategy:
-        if defaults.strategy not in SIGNAL_RULES:
+        composition = shipped_composition(defaults.strategy)
+        reads_p_up = {"model_probability", "model_turn"} & set(composition.entry + composition.exit)
+        if reads_p_up and task != "classification":
             raise SpecError(
-                f"strategy {defaults.strategy!r} has no replay rule, so tuning cannot score it",
-                hint=f"set [backtest] strategy to one of {sorted(SIGNAL_RULES)}",
-            )
-        if defaults.strategy == "RegimeStrategy" and task != "classification":
-            raise SpecError(
-                "RegimeStrategy trades on p_up: tune it with a direction target ([target] kind)"
+                f"{defaults.strategy} trades on p_up ({', '.join(sorted(reads_p_up))}): "
+                "tune it with a direction target ([target] kind)"
             )
         known = tunable_names(defaults)
         for name in strategy_values(tune.examples()):
@@ -215,8 +213,7 @@ def evaluate(
     forecast = score(predictions, candles, spec.training, spec.data.timeframe).metrics
     metrics = {k: forecast[k] for k in FORECAST_METRICS[spec.target.task] if k in forecast}
     if strategy is not None:
-        rows = candles.loc[predictions.index]
-        result = replay(rows, predictions, strategy, fee=spec.fee, timeframe=spec.data.timeframe)
+        result = replay(candles, predictions, strategy, fee=spec.fee, timeframe=spec.data.timeframe)
         metrics.update(result.metrics)
     return metrics
 

@@ -76,6 +76,12 @@ def connect(strategy: Any) -> None:
             stitched_predictions=Path(predictions) if predictions else None,
             **common,
         )
+    connect_risk(strategy, metrics)
+
+
+def connect_risk(strategy: Any, metrics: MetricsTextfile | None = None) -> None:
+    """Set ``strategy.risk`` only: a strategy that reads no model."""
+    user_dir = Path(strategy.config.get("user_data_dir", "user_data"))
     strategy.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from common.atomic import atomic_path, write_text_atomic
 from common.layout import UserDir
+from strategies.composition import COMPOSITIONS_DIR
 
 SHIPPED_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
 MANIFEST = ".tradingbot-shipped.json"
@@ -45,6 +46,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def shipped_files() -> list[Path]:
+    """The strategy files and their compositions (``compositions/*.toml``)."""
+    return sorted(SHIPPED_STRATEGIES.glob("*.py")) + sorted(
+        (SHIPPED_STRATEGIES / COMPOSITIONS_DIR).glob("*.toml")
+    )
+
+
 def install_strategies(userdir: Path) -> Installed:
     """Copy the shipped strategy sources into ``<userdir>/strategies`` (see module doc).
 
@@ -60,26 +68,28 @@ def install_strategies(userdir: Path) -> Installed:
     except (OSError, json.JSONDecodeError):
         recorded = {}
     manifest = dict(recorded)
-    for source in sorted(SHIPPED_STRATEGIES.glob("*.py")):
+    for source in shipped_files():
+        name = source.relative_to(SHIPPED_STRATEGIES).as_posix()
         shipped_sha = _sha256(source)
-        target = target_dir / source.name
+        target = target_dir / name
         if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
             _copy(source, target)
-            done.copied.append(source.name)
+            done.copied.append(name)
         elif (current := _sha256(target)) != shipped_sha:
-            if current == recorded.get(source.name):  # an untouched older release
+            if current == recorded.get(name):  # an untouched older release
                 _copy(source, target)
-                done.updated.append(source.name)
+                done.updated.append(name)
             else:
-                done.kept_edited.append(source.name)
+                done.kept_edited.append(name)
                 logger.warning(
                     "%s differs from the shipped %s and was kept (edited by you?); "
                     "delete it to get the shipped version back",
                     target,
-                    source.name,
+                    name,
                 )
                 continue
-        manifest[source.name] = shipped_sha
+        manifest[name] = shipped_sha
     if manifest != recorded:
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
     return done

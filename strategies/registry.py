@@ -6,12 +6,13 @@ ROI table, tunable parameters (with default, range and space), the model it
 loads by default, the prediction columns and TA-Lib indicators it uses, and the
 docstrings of its ``populate_*`` methods. Subclasses inherit what they do not
 override. The registry is written as JSON, to SQLite (table ``strategies``) and
-as ``docs/STRATEGIES.md``.
+as ``docs/STRATEGY_CATALOGUE.md``.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import re
 import sqlite3
@@ -21,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.atomic import write_text_atomic
+from strategies.blocks import BLOCKS
+from strategies.composition import COMPOSITIONS_DIR, load_composition
 
 PARAMETER_TYPES = {
     "DecimalParameter",
@@ -59,6 +62,8 @@ class StrategyInfo(BaseModel):
     uses_columns: list[str] = Field(default_factory=list)
     indicators: list[str] = Field(default_factory=list)
     methods: dict[str, str] = Field(default_factory=dict)
+    entry_blocks: list[str] = Field(default_factory=list)  # composed strategies
+    exit_blocks: list[str] = Field(default_factory=list)
 
 
 def _literal(node: ast.AST) -> Any:
@@ -83,6 +88,50 @@ def _parameter(name: str, call: ast.Call) -> Parameter:
     )
 
 
+def reads(block: str) -> set[str]:
+    """The adapter's columns a block reads (from its source: the names, and the helpers
+    that read ``do_predict`` and ``&-regime``)."""
+    compute = BLOCKS[block].compute
+    if compute is None:
+        return set()
+    source = inspect.getsource(compute)
+    columns = set(re.findall(r'"(&-[\w\-]+|do_predict)"', source))
+    if "_trusted(" in source:
+        columns.add("do_predict")
+    if "_regime(" in source or "_model_reasons(" in source:
+        columns.add("&-regime" if "_regime(" in source else "&-reason")
+    return columns
+
+
+def _composed(path: Path, name: Any) -> dict[str, Any]:
+    """What a composed strategy's composition declares, as the registry records it."""
+    composition = load_composition(path.parent / COMPOSITIONS_DIR / f"{name}.toml")
+    settings = composition.freqtrade_settings()
+    return {
+        "timeframe": composition.timeframe,
+        "stoploss": composition.stoploss,
+        "minimal_roi": composition.minimal_roi,
+        "trailing": {k: v for k, v in settings.items() if k.startswith("trailing_")},
+        "model": composition.model,
+        "doc": composition.doc,
+        "entry_blocks": composition.entry,
+        "exit_blocks": composition.exit,
+        "uses_columns": sorted({c for b in composition.entry + composition.exit for c in reads(b)}),
+        "parameters": [
+            Parameter(
+                name=p.name,
+                kind="IntParameter" if p.decimals is None else "DecimalParameter",
+                default=p.default,
+                low=p.low,
+                high=p.high,
+                space=p.space,
+                decimals=p.decimals,
+            )
+            for p in composition.params()
+        ],
+    }
+
+
 def _class_info(node: ast.ClassDef, source: str, path: Path) -> StrategyInfo:
     info: dict[str, Any] = {"parameters": [], "methods": {}}
     for item in node.body:
@@ -100,6 +149,8 @@ def _class_info(node: ast.ClassDef, source: str, path: Path) -> StrategyInfo:
                 info.setdefault("trailing", {})[name] = _literal(value)
             elif name == "default_model_uri":
                 info["model"] = _literal(value)
+            elif name == "composition" and isinstance(value, ast.Call) and value.args:
+                info.update(_composed(path, _literal(value.args[-1])))
         elif isinstance(item, ast.FunctionDef) and item.name.startswith(
             ("populate_", "custom_", "confirm_")
         ):
@@ -108,31 +159,43 @@ def _class_info(node: ast.ClassDef, source: str, path: Path) -> StrategyInfo:
             )
     body = ast.get_source_segment(source, node) or ""
     base = node.bases[0].id if node.bases and isinstance(node.bases[0], ast.Name) else "?"
+    info.setdefault(
+        "doc", (ast.get_docstring(node) or "").splitlines()[0] if ast.get_docstring(node) else ""
+    )
     return StrategyInfo(
         name=node.name,
         file=path.name,
         base=base,
-        doc=(ast.get_docstring(node) or "").splitlines()[0] if ast.get_docstring(node) else "",
-        uses_columns=sorted(set(re.findall(r'"(&-[\w\-]+|do_predict|%-[\w\-]+)"', body))),
         indicators=sorted(set(re.findall(r"\bta\.([A-Z][A-Z0-9_]+)\(", body))),
-        **info,
+        **{
+            "uses_columns": sorted(set(re.findall(r'"(&-[\w\-]+|do_predict|%-[\w\-]+)"', body))),
+            **info,
+        },
     )
 
 
+def _classes(path: Path) -> dict[str, StrategyInfo]:
+    source = path.read_text(encoding="utf-8")
+    return {
+        node.name: _class_info(node, source, path)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ClassDef) and node.bases
+    }
+
+
 def introspect(strategy_dir: Path) -> list[StrategyInfo]:
-    """Every strategy class in ``strategy_dir``, subclasses completed from their parents."""
+    """Every strategy class in ``strategy_dir``, subclasses completed from their parents
+    (in that directory, or our own base classes such as ``ComposedStrategy``)."""
     found: dict[str, StrategyInfo] = {}
     for path in sorted(strategy_dir.glob("*.py")):
-        source = path.read_text(encoding="utf-8")
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.ClassDef) and node.bases:
-                found[node.name] = _class_info(node, source, path)
+        found.update(_classes(path))
+    library = _classes(Path(__file__).with_name("composed.py"))
     strategies = []
     for info in found.values():
-        chain, parent = [info], found.get(info.base)
+        chain, parent = [info], found.get(info.base) or library.get(info.base)
         while parent is not None and parent not in chain:
             chain.append(parent)
-            parent = found.get(parent.base)
+            parent = found.get(parent.base) or library.get(parent.base)
         if chain[-1].base != "IStrategy":
             continue
         merged = info.model_copy(deep=True)
@@ -177,8 +240,33 @@ def markdown(strategies: list[StrategyInfo]) -> str:
             lines.append("Uses: " + ", ".join(f"`{c}`" for c in s.uses_columns) + ".")
         if s.indicators:
             lines.append("TA-Lib: " + ", ".join(s.indicators) + ".")
+        if s.entry_blocks:
+            lines.append(
+                f"Composed (`compositions/{s.name}.toml`): enters on "
+                + " and ".join(f"`{b}`" for b in s.entry_blocks)
+                + "; exits on "
+                + (", ".join(f"`{b}`" for b in s.exit_blocks) or "stoploss and ROI only")
+                + "."
+            )
         lines += [""] + [f"* `{name}`: {doc}" for name, doc in sorted(s.methods.items())]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + blocks_markdown()) + "\n"
+
+
+def blocks_markdown() -> list[str]:
+    """The block library as a table: what each block does and what it declares."""
+    lines = [
+        "",
+        "## Blocks",
+        "",
+        "| block | role | parameters (default [low..high] space) | what it does |",
+        "| --- | --- | --- | --- |",
+    ]
+    for block in BLOCKS.values():
+        params = ", ".join(
+            f"{p.name} {p.default} [{p.low}..{p.high}] ({p.space})" for p in block.params
+        )
+        lines.append(f"| `{block.name}` | {block.role} | {params or '-'} | {block.doc} |")
+    return lines
 
 
 def sync(strategy_dir: Path, docs_dir: Path, database: Path) -> list[StrategyInfo]:
@@ -188,7 +276,7 @@ def sync(strategy_dir: Path, docs_dir: Path, database: Path) -> list[StrategyInf
         docs_dir / "strategies_registry.json",
         json.dumps([s.model_dump(mode="json") for s in strategies], indent=2),
     )
-    write_text_atomic(docs_dir / "STRATEGIES.md", markdown(strategies))
+    write_text_atomic(docs_dir / "STRATEGY_CATALOGUE.md", markdown(strategies))
     database.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(database) as db:
         db.execute(

@@ -6,20 +6,23 @@ trial would cost seconds each, so trials are scored by this replay, which follow
 Freqtrade's backtesting conventions for one pair and one open trade:
 
 * a signal on candle ``t`` (decided at its close) fills at the open of ``t + 1``;
-  an entry signal is ignored while the same candle also signals an exit;
-* while in a trade, each candle checks, in this order: the exit signal of the
-  previous candle (exit at the open), the stoploss against the low (exit at the
-  stop, or at the open when the candle opens below it), the ROI table against the
-  high (exit at the ROI price including fees, or at the open when it opens above);
+  an entry signal is ignored while the same candle also signals an exit, and an
+  exit signal while it also signals an entry;
+* while in a trade, each candle checks, in this order: a take-profit rung (a
+  partial exit at the open), the exit signal of the previous candle or the time
+  stop (exit at the open), the stop against the low (the stoploss, or the ATR stop
+  set at the signal candle; exit at the stop, or at the open when the candle opens
+  below it), the ROI table against the high (exit at the ROI price including fees,
+  or at the open when it opens above);
 * a trailing stop moves up with the highs of *completed* candles (a simplification:
   Freqtrade also moves it inside the candle);
 * fees are charged per side on the stake; a trade still open at the end is closed
   at the last close.
 
 It is an approximation used to rank trials; the tuned result is judged by the real
-engine (``tradingbot backtest``). Which signals a strategy gives is registered
-in :data:`SIGNAL_RULES` by strategy name: only those strategies can have their
-parameters tuned.
+engine (``tradingbot backtest``). The signals come from the strategy's composition
+(:mod:`strategies.composition`), the same block code the Freqtrade strategy runs:
+only composed strategies can have their parameters tuned.
 """
 
 from __future__ import annotations
@@ -39,10 +42,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from common.atomic import write_text_atomic
 from common.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
+from strategies.blocks import atr_stop_prices, ladder_sell_share, time_stop_reached
+from strategies.composition import (
+    COMPOSITIONS_DIR,
+    Composition,
+    compositions_in,
+    load_composition,
+)
 from strategies.registry import StrategyInfo
 
 BoolArray = NDArray[np.bool_]
-DEFENSIVE_REGIMES = ("bear", "crash")  # as in user_data/strategies/RegimeStrategy.py
 TRAILING_FIELDS = (
     "trailing_stop",
     "trailing_stop_positive",
@@ -187,46 +196,37 @@ def tunable_names(params: StrategyParams) -> set[str]:
 
 # -- signals ------------------------------------------------------------------------------
 
-SignalRule = Callable[[pd.DataFrame, StrategyParams], tuple[BoolArray, BoolArray]]
+
+def analysed_frame(candles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """``candles`` with the columns the adapter adds (``&-p_up``, ``&-prediction``,
+    ``&-regime``, ``&-reason``, ``do_predict``) from ``predictions`` (indexed like
+    ``candles``; candles without a prediction are not trusted)."""
+    frame = candles.copy()
+    for column in ("p_up", "prediction", "regime", "reason"):
+        if column in predictions:
+            frame[f"&-{column}"] = predictions[column].reindex(frame.index)
+    if "prediction" not in predictions and "p_up" not in predictions:
+        return frame  # a strategy without a model: the rows only say what to replay
+    prediction = predictions["prediction"] if "prediction" in predictions else predictions["p_up"]
+    trusted = np.isfinite(prediction.reindex(frame.index).to_numpy(dtype="float64"))
+    frame["do_predict"] = trusted.astype("int64")
+    return frame
 
 
-def _threshold_signals(
-    predictions: pd.DataFrame, params: StrategyParams
-) -> tuple[BoolArray, BoolArray]:
-    """RegimeStrategy: enter above the entry threshold outside bearish regimes; exit below
-    the exit threshold or in a bearish regime."""
-    p_up = predictions["p_up"].to_numpy(dtype="float64")
-    regime = predictions.get("regime", pd.Series("", index=predictions.index)).astype(str)
-    bearish = regime.isin(DEFENSIVE_REGIMES).to_numpy()
-    trusted = np.isfinite(p_up)
-    enter = trusted & (p_up > float(params.value("entry_threshold"))) & ~bearish
-    exit_ = trusted & ((p_up < float(params.value("exit_threshold"))) | bearish)
-    return enter, exit_
+def shipped_composition(strategy: str, strategy_dir: Path | None = None) -> Composition:
+    """The composition of a composed strategy (tuning replays only those)."""
+    from strategies.runner import REPO_STRATEGIES
 
-
-def _prediction_signals(
-    predictions: pd.DataFrame, params: StrategyParams
-) -> tuple[BoolArray, BoolArray]:
-    """RegimeRulesStrategy: the reasoning model's long (1) / flat (0) decides."""
-    prediction = predictions["prediction"].to_numpy(dtype="float64")
-    return prediction == 1.0, prediction == 0.0
-
-
-SIGNAL_RULES: dict[str, SignalRule] = {
-    "RegimeStrategy": _threshold_signals,
-    "RegimeRulesStrategy": _prediction_signals,
-}
-
-
-def signal_rule(strategy: str) -> SignalRule:
-    try:
-        return SIGNAL_RULES[strategy]
-    except KeyError:
+    directory = strategy_dir or REPO_STRATEGIES
+    path = directory / COMPOSITIONS_DIR / f"{strategy}.toml"
+    if not path.exists():
+        known = sorted(compositions_in(directory))
         raise SpecError(
-            f"no replay rule for strategy {strategy!r}: tuning can score {sorted(SIGNAL_RULES)}",
-            hint="set [backtest] strategy to one of them, or tune model parameters with a "
+            f"strategy {strategy!r} is not composed from blocks, so tuning cannot replay it",
+            hint=f"set [backtest] strategy to one of {known}, or tune model parameters with a "
             "forecast objective (log_loss, accuracy, brier, rmse, rank_ic)",
-        ) from None
+        )
+    return load_composition(path)
 
 
 # -- the replay ---------------------------------------------------------------------------
@@ -234,11 +234,23 @@ def signal_rule(strategy: str) -> SignalRule:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    trades: (
-        pd.DataFrame
-    )  # entry_index, exit_index, entry_price, exit_price, profit_ratio, exit_reason
+    # entry_index, exit_index (candles from the first replayed row), entry_price, exit_price,
+    # exit_reason, partial_exits, profit_ratio; entry_date and exit_date when candles have dates
+    trades: pd.DataFrame
     candle_log_returns: NDArray[np.float64]  # per candle, marked to market, fees included
     metrics: dict[str, float]
+
+
+@dataclass
+class _Position:
+    entry_index: int
+    entry_price: float
+    stop: float
+    peak: float
+    units: float  # of the asset held, per unit of wallet at entry
+    cost: float  # the entry's value with its fee, as Freqtrade counts it (profit ratio)
+    proceeds: float = 0.0  # wallet received from exits so far
+    exits: int = 0  # partial exits done
 
 
 def replay(
@@ -248,66 +260,154 @@ def replay(
     *,
     fee: float,
     timeframe: str,
+    composition: Composition | None = None,
 ) -> ReplayResult:
-    """Replay ``params.strategy`` over ``candles`` (open/high/low/close, in time order)
-    with ``predictions`` on the same index; see the module docstring for the rules."""
-    enter, exit_ = signal_rule(params.strategy)(predictions, params)
+    """Replay ``params.strategy`` (its composition, the same block code Freqtrade runs)
+    over the rows of ``predictions`` (contiguous; a strategy without a model needs no
+    columns); ``candles`` (open/high/low/close/volume, in time order) may start earlier,
+    so indicators have their history. See the module docstring for the rules."""
+    composition = composition or shipped_composition(params.strategy)
+    values = {p.name: params.value(p.name) for p in composition.params()}
+    history = candles.loc[: predictions.index[-1]] if len(predictions) else candles.iloc[:0]
+    frame = analysed_frame(history, predictions)
+    signals = composition.signals(frame, values)
+    first = len(history.loc[: predictions.index[0]]) - 1 if len(predictions) else 0
+    rows = frame.iloc[first:]
+    stops = (
+        atr_stop_prices(frame, values)[first:]
+        if composition.uses("atr_stop")
+        else np.full(len(rows), -np.inf)
+    )
+    return _simulate(
+        rows,
+        signals.enter[first:],
+        signals.exit[first:],
+        stops,
+        params,
+        composition,
+        values,
+        fee=fee,
+        timeframe=timeframe,
+    )
+
+
+def _simulate(
+    rows: pd.DataFrame,
+    enter: BoolArray,
+    exit_: BoolArray,
+    atr_stops: NDArray[np.float64],
+    params: StrategyParams,
+    composition: Composition,
+    values: dict[str, Any],
+    *,
+    fee: float,
+    timeframe: str,
+) -> ReplayResult:
     candle_minutes = timeframe_to_seconds(timeframe) / 60.0
     roi = [(int(minutes), ratio) for minutes, ratio in params.minimal_roi.items()]
     o, h, lo, c = (
-        candles[k].to_numpy(dtype="float64").tolist() for k in ("open", "high", "low", "close")
+        rows[k].to_numpy(dtype="float64").tolist() for k in ("open", "high", "low", "close")
     )
     enter_l, exit_l = enter.tolist(), exit_.tolist()
-    log_fee = float(np.log1p(-fee))
+    time_stop, ladder = composition.uses("time_stop"), composition.uses("take_profit_ladder")
     n = len(o)
-    returns = [0.0] * n
-    trades: list[tuple[int, int, float, float, str]] = []
-    entry_index, entry_price, stop, peak = -1, 0.0, 0.0, 0.0
-    mark = 0.0  # price the open position was last marked at
+    wallet = np.ones(n, dtype="float64")  # cash plus the open position at each close
+    cash = 1.0
+    trades: list[tuple[int, int, float, float, str, int, float]] = []
+    position: _Position | None = None
+
+    def sell(i: int, share: float, price: float) -> None:
+        nonlocal cash
+        assert position is not None
+        sold = position.units * share
+        position.units -= sold
+        position.proceeds += sold * price * (1.0 - fee)
+        cash += sold * price * (1.0 - fee)
 
     def close_trade(i: int, price: float, reason: str) -> None:
-        nonlocal entry_index
-        returns[i] += float(np.log(price / mark)) + log_fee
-        trades.append((entry_index, i, entry_price, price, reason))
-        entry_index = -1
+        nonlocal position
+        assert position is not None
+        sell(i, 1.0, price)
+        ratio = position.proceeds / position.cost - 1.0
+        trades.append(
+            (position.entry_index, i, position.entry_price, price, reason, position.exits, ratio)
+        )
+        position = None
 
     for i in range(1, n):
-        if entry_index < 0:
+        if position is None:
             if enter_l[i - 1] and not exit_l[i - 1]:
-                entry_index, entry_price, mark = i, o[i], o[i]
-                stop, peak = entry_price * (1.0 + params.stoploss), entry_price
-                returns[i] += log_fee
-            else:
-                continue
-        elif exit_l[i - 1]:
-            close_trade(i, o[i], "exit_signal")
-            continue
-        if lo[i] <= stop:
-            close_trade(i, min(o[i], stop), "stop_loss")
-            continue
-        required = _roi_at((i - entry_index) * candle_minutes, roi)
-        if required is not None:
-            roi_price = entry_price * (1.0 + required + fee) / (1.0 - fee)
-            if h[i] >= roi_price:
-                close_trade(i, max(o[i], roi_price) if i > entry_index else roi_price, "roi")
-                continue
-        returns[i] += float(np.log(c[i] / mark))
-        mark = c[i]
-        if params.trailing_stop:
-            peak = max(peak, h[i])
-            stop = max(stop, _trailing_stop(params, entry_price, peak))
-    if entry_index >= 0:
-        # closed at the last close: the mark is already there, only the fee remains
-        returns[n - 1] += log_fee
-        trades.append((entry_index, n - 1, entry_price, c[n - 1], "end_of_data"))
+                price = o[i]
+                stop = max(price * (1.0 + params.stoploss), atr_stops[i - 1])
+                units = cash * (1.0 - fee) / price
+                position = _Position(i, price, stop, price, units, units * price * (1.0 + fee))
+                cash = 0.0
+        else:
+            if ladder:
+                profit = o[i] * (1.0 - fee) / (position.entry_price * (1.0 + fee)) - 1.0
+                share = ladder_sell_share(profit, position.exits, values)
+                if share > 0:
+                    sell(i, share, o[i])
+                    position.exits += 1
+            if exit_l[i - 1] and not enter_l[i - 1]:
+                close_trade(i, o[i], "exit_signal")
+            elif time_stop and time_stop_reached(i - position.entry_index, values):
+                close_trade(i, o[i], "time_stop")
+        if position is not None:
+            _check_stops(i, position, o, h, lo, roi, candle_minutes, fee, params, close_trade)
+        if position is not None:
+            if params.trailing_stop:
+                position.peak = max(position.peak, h[i])
+                trail = _trailing_stop(params, position.entry_price, position.peak)
+                position.stop = max(position.stop, trail)
+            wallet[i] = cash + position.units * c[i]
+        else:
+            wallet[i] = cash
+    if position is not None:
+        close_trade(n - 1, c[n - 1], "end_of_data")
+        wallet[n - 1] = cash
     frame = pd.DataFrame(
-        trades, columns=["entry_index", "exit_index", "entry_price", "exit_price", "exit_reason"]
+        trades,
+        columns=[
+            "entry_index",
+            "exit_index",
+            "entry_price",
+            "exit_price",
+            "exit_reason",
+            "partial_exits",
+            "profit_ratio",
+        ],
     )
-    frame["profit_ratio"] = (frame["exit_price"] * (1 - fee)) / (
-        frame["entry_price"] * (1 + fee)
-    ) - 1
-    log_returns = np.asarray(returns, dtype="float64")
+    if "date" in rows:
+        dates = rows["date"].reset_index(drop=True)
+        frame["entry_date"] = dates.iloc[frame["entry_index"]].to_numpy()
+        frame["exit_date"] = dates.iloc[frame["exit_index"]].to_numpy()
+    log_returns = np.diff(np.log(wallet), prepend=0.0)
     return ReplayResult(frame, log_returns, _metrics(frame, log_returns, timeframe))
+
+
+def _check_stops(
+    i: int,
+    position: _Position,
+    o: list[float],
+    h: list[float],
+    lo: list[float],
+    roi: list[tuple[int, float]],
+    candle_minutes: float,
+    fee: float,
+    params: StrategyParams,
+    close_trade: Callable[[int, float, str], None],
+) -> None:
+    """The stop against the low, then the ROI table against the high."""
+    if lo[i] <= position.stop:
+        close_trade(i, min(o[i], position.stop), "stop_loss")
+        return
+    required = _roi_at((i - position.entry_index) * candle_minutes, roi)
+    if required is not None:
+        roi_price = position.entry_price * (1.0 + required + fee) / (1.0 - fee)
+        if h[i] >= roi_price:
+            opened_here = i == position.entry_index
+            close_trade(i, roi_price if opened_here else max(o[i], roi_price), "roi")
 
 
 def _roi_at(minutes: float, roi: list[tuple[int, float]]) -> float | None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from strategies.install import MANIFEST, SHIPPED_STRATEGIES, install_strategies
 
-SHIPPED = sorted(p.name for p in SHIPPED_STRATEGIES.glob("*.py"))
+SHIPPED = sorted(p.name for p in SHIPPED_STRATEGIES.glob("*.py")) + sorted(
+    f"compositions/{p.name}" for p in (SHIPPED_STRATEGIES / "compositions").glob("*.toml")
+)
 
 
 def test_missing_files_are_copied_and_a_second_run_changes_nothing(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ def test_introspection_reads_the_real_strategies() -> None:
         "RegimeStrategy",
         "RegimeRulesStrategy",
         "FreqaiRegimeStrategy",
+        "TrendPullbackStrategy",
     }
     allocation = strategies["RegimeAllocationStrategy"]
     assert allocation.model == "models:/btc_1h_regime_allocation@champion"
@@ -35,9 +36,12 @@ def test_introspection_reads_the_real_strategies() -> None:
         ("exit_threshold", 0.47, "sell"),
     }
     assert {"&-p_up", "&-regime", "do_predict"} <= set(regime.uses_columns)
-    rules = strategies["RegimeRulesStrategy"]  # inherits what it does not override
+    assert regime.entry_blocks == ["model_probability", "regime_filter", "regime_sizing"]
+    rules = strategies["RegimeRulesStrategy"]  # the base class's methods are listed too
     assert rules.model == "models:/btc_1h_rules@champion" and rules.timeframe == "1h"
-    assert rules.parameters and "confirm_trade_entry" in rules.methods
+    assert not rules.parameters and "confirm_trade_entry" in rules.methods
+    assert {"&-prediction", "do_predict"} <= set(rules.uses_columns)
+    assert strategies["TrendPullbackStrategy"].uses_columns == []  # no model
     assert strategies["FreqaiRegimeStrategy"].indicators == ["NATR", "ROC", "RSI"]
 
 
@@ -45,9 +49,9 @@ def test_sync_and_the_decision_workflow(cli: Callable[..., CliResult], tmp_path:
     userdir, docs = tmp_path / "ud", tmp_path / "docs"
     synced = cli("strategies", "sync", "--docs", docs, "--userdir", userdir)
     assert synced.code == 0, synced.err
-    assert "| `RegimeStrategy` | 1h |" in (docs / "STRATEGIES.md").read_text()
+    assert "| `RegimeStrategy` | 1h |" in (docs / "STRATEGY_CATALOGUE.md").read_text()
     with sqlite3.connect(userdir / "registry" / "strategies_registry.sqlite") as db:
-        assert db.execute("SELECT count(*) FROM strategies").fetchone() == (4,)
+        assert db.execute("SELECT count(*) FROM strategies").fetchone() == (5,)
 
     configure(default_tracking_uri(userdir), userdir).create_experiment("regime_gate")
     made = cli(
@@ -101,7 +105,7 @@ def test_committed_strategies_doc_is_up_to_date() -> None:
     from strategies.registry import markdown
 
     expected = markdown(introspect(ROOT / "user_data" / "strategies"))
-    assert (ROOT / "docs" / "STRATEGIES.md").read_text() == expected, (
+    assert (ROOT / "docs" / "STRATEGY_CATALOGUE.md").read_text() == expected, (
         "run: tradingbot strategies sync"
     )
 
@@ -112,7 +116,7 @@ def test_generated_documents_stay_in_the_user_dir(
     repo_docs = {p: p.stat().st_mtime_ns for p in (ROOT / "docs").glob("*")}
     userdir = tmp_path / "ud"
     assert cli("strategies", "sync", "--userdir", userdir).code == 0
-    assert (userdir / "docs" / "STRATEGIES.md").exists()
+    assert (userdir / "docs" / "STRATEGY_CATALOGUE.md").exists()
     made = cli("idea", "create", "--title", "t", "--hypothesis", "h", "--userdir", userdir)
     assert made.code == 0, made.err
     decided = cli(

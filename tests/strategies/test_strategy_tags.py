@@ -33,13 +33,21 @@ def test_no_qualifying_candle_gives_no_signal_and_no_error() -> None:
 
 
 def test_tags_carry_the_rule_not_the_numbers() -> None:
-    sys.path.insert(0, str(STRATEGIES))
-    try:
-        from RegimeStrategy import _tags, reason_tag
-    finally:
-        sys.path.remove(str(STRATEGIES))
-    rows = pd.DataFrame({"&-regime": ["bull"] * 30, "&-p_up": np.linspace(0.56, 0.9, 30)})
-    assert set(_tags(rows, "entry p_up>0.55")) == {"bull|entry p_up>0.55"}
+    from strategies.blocks import reason_tag
+    from strategies.composition import load_composition
+
+    composition = load_composition(STRATEGIES / "compositions" / "RegimeStrategy.toml")
+    rows = pd.DataFrame(
+        {
+            "do_predict": 1,
+            "&-regime": ["bull"] * 15 + ["bear"] * 15,
+            "&-p_up": np.linspace(0.56, 0.9, 30)[::-1],
+        }
+    )
+    signals = composition.signals(rows, composition.defaults())
+    tags = set(signals.enter_tag[signals.enter])
+    assert tags == {"bull|model_probability+regime_filter"}  # the same for every p_up
+    assert set(signals.exit_tag[signals.exit]) == {"bear|regime_turn"}
     reason = (
         "long: regime bull (p=0.80), RSI 28 oversold, momentum +1.20%; "
         "situation was up 57% of 1,234 training candles"

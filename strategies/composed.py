@@ -1,0 +1,228 @@
+"""The Freqtrade strategy that builds itself from a composition (:mod:`strategies.composition`).
+
+A strategy file only names its composition::
+
+    class TrendPullbackStrategy(ComposedStrategy):
+        '''Buy oversold pullbacks in an uptrend.'''
+
+        composition = composition_beside(__file__, "TrendPullbackStrategy")
+
+When the class is created, the composition's Freqtrade settings (timeframe, stoploss,
+ROI, trailing stop, position adjustment) and one Freqtrade ``*Parameter`` per declared
+block parameter become class attributes, so Freqtrade loads ``<Strategy>.json`` and
+lists the parameters as for any strategy. The ``populate_*`` methods call
+:meth:`Composition.signals`, the same code the tuning replay calls. Position blocks
+become Freqtrade callbacks: ``atr_stop`` a ``custom_stoploss``, ``time_stop`` a
+``custom_exit``, ``take_profit_ladder`` partial exits through ``adjust_trade_position``.
+Model plumbing stays in the adapter (``strategies.hooks``) and every entry passes the
+risk manager, which fails closed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from freqtrade.persistence import Trade
+from freqtrade.strategy import IStrategy, stoploss_from_absolute
+from pandas import DataFrame
+
+from features.timeframes import timeframe_to_seconds
+from strategies import hooks
+from strategies.blocks import atr_stop_prices, ladder_sell_share, time_stop_reached
+from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
+from strategies.risk import refuse_entry
+
+ATR_STOP_COLUMN = "atr_stop_price"
+CONFIDENCE_COLUMN = "entry_confidence"
+
+
+def composition_beside(strategy_file: str, name: str) -> Composition:
+    """The composition ``compositions/<name>.toml`` next to a strategy file."""
+    return load_composition(
+        Path(strategy_file).resolve().parent / COMPOSITIONS_DIR / f"{name}.toml"
+    )
+
+
+class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no stubs
+    """A strategy made of blocks; subclasses set ``composition``."""
+
+    INTERFACE_VERSION = 3
+    can_short = False
+    process_only_new_candles = True
+    use_exit_signal = True
+
+    composition: ClassVar[Composition]
+    default_model_uri: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        composition = cls.__dict__.get("composition")
+        if composition is None:
+            return
+        if composition.name != cls.__name__:
+            raise TypeError(f"{cls.__name__} is given the composition of {composition.name}")
+        for name, value in composition.freqtrade_settings().items():
+            setattr(cls, name, value)
+        cls.default_model_uri = composition.model
+        for param in composition.params():
+            setattr(cls, param.name, param.freqtrade())
+
+    # -- Freqtrade's populate_* ---------------------------------------------------------
+
+    def bot_start(self, **kwargs: Any) -> None:
+        """Connect the adapter (when the composition reads a model) and the risk manager."""
+        if self._reads_model():
+            hooks.connect(self)
+        else:
+            hooks.connect_risk(self)
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """The model's predictions and regimes (when it reads a model), the ATR stop."""
+        if self._reads_model():
+            dataframe = self.adapter.populate(dataframe, metadata["pair"], live=hooks.is_live(self))
+        if self.composition.uses("atr_stop"):
+            dataframe[ATR_STOP_COLUMN] = atr_stop_prices(dataframe, self.values())
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """Enter where every entry block fires; the tag names the regime and the blocks."""
+        signals = self.composition.signals(dataframe, self.values())
+        dataframe.loc[signals.enter, "enter_long"] = 1
+        dataframe.loc[signals.enter, "enter_tag"] = signals.enter_tag[signals.enter]
+        dataframe[CONFIDENCE_COLUMN] = signals.confidence
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """Exit where any exit block fires; the tag names the first that did."""
+        signals = self.composition.signals(dataframe, self.values())
+        dataframe.loc[signals.exit, "exit_long"] = 1
+        dataframe.loc[signals.exit, "exit_tag"] = signals.exit_tag[signals.exit]
+        return dataframe
+
+    # -- position blocks as Freqtrade callbacks -----------------------------------------
+
+    def custom_stoploss(
+        self,
+        pair: str,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        after_fill: bool,
+        **kwargs: Any,
+    ) -> float | None:
+        """``atr_stop``: the stop set at the signal candle, as Freqtrade's relative stop."""
+        if not self.composition.uses("atr_stop"):
+            return None
+        stop = self._signal_candle_value(pair, trade, ATR_STOP_COLUMN)
+        if stop is None or not np.isfinite(stop):
+            return None
+        return float(stoploss_from_absolute(stop, current_rate, leverage=trade.leverage))
+
+    def custom_exit(
+        self,
+        pair: str,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        **kwargs: Any,
+    ) -> str | None:
+        """``time_stop``: leave after the declared number of candles."""
+        if not self.composition.uses("time_stop"):
+            return None
+        held = (current_time - trade.open_date_utc).total_seconds() / self._candle_seconds()
+        return "time_stop" if time_stop_reached(held, self.values()) else None
+
+    def adjust_trade_position(
+        self,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        min_stake: float | None,
+        max_stake: float,
+        current_entry_rate: float,
+        current_exit_rate: float,
+        current_entry_profit: float,
+        current_exit_profit: float,
+        **kwargs: Any,
+    ) -> tuple[float | None, str | None]:
+        """``take_profit_ladder``: sell a share of what is left at each rung of profit."""
+        if not self.composition.uses("take_profit_ladder"):
+            return None, None
+        share = ladder_sell_share(current_profit, trade.nr_of_successful_exits, self.values())
+        if share <= 0:
+            return None, None
+        return -share * float(trade.stake_amount), "take_profit_ladder"
+
+    # -- stake and risk -----------------------------------------------------------------
+
+    def custom_stake_amount(
+        self,
+        pair: str,
+        current_time: datetime,
+        current_rate: float,
+        proposed_stake: float,
+        min_stake: float | None,
+        max_stake: float,
+        leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float:
+        """The proposed stake scaled by the entry's confidence (the product of its blocks'),
+        within the exposure limit. A failure stakes nothing: Freqtrade would fall back to
+        the proposed stake, past the exposure limit."""
+        try:
+            dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+            if dataframe.empty:
+                return proposed_stake
+            confidence = float(dataframe[CONFIDENCE_COLUMN].iloc[-1])
+            stake = Decimal(str(proposed_stake)) * Decimal(str(confidence))
+            stake = hooks.sized_stake(self, pair, stake)
+            return float(max(stake, Decimal(str(min_stake or 0.0))))
+        except Exception as exc:
+            refuse_entry(getattr(self, "risk", None), pair, exc)
+            return 0.0
+
+    def confirm_trade_entry(
+        self,
+        pair: str,
+        order_type: str,
+        amount: float,
+        rate: float,
+        time_in_force: str,
+        current_time: datetime,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> bool:
+        """Every entry passes the risk manager (circuit breaker live, trade and exposure limits).
+
+        Fails closed: Freqtrade reads an exception raised here as "allow the trade"."""
+        return hooks.confirm_entry(self, pair, amount, rate)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def values(self) -> dict[str, float]:
+        """The current value of every declared parameter (defaults, or the tuned file's)."""
+        return {p.name: getattr(self, p.name).value for p in self.composition.params()}
+
+    def _reads_model(self) -> bool:
+        configured = self.config.get("tradingbot", {}).get("model_uri")
+        return bool(self.composition.model or configured)
+
+    def _candle_seconds(self) -> int:
+        return timeframe_to_seconds(str(self.config.get("timeframe") or self.timeframe))
+
+    def _signal_candle_value(self, pair: str, trade: Trade, column: str) -> float | None:
+        """``column`` on the candle whose signal opened ``trade`` (the one before its fill)."""
+        dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        signal_time = trade.open_date_utc - timedelta(seconds=self._candle_seconds())
+        rows = dataframe.loc[dataframe["date"] == signal_time, column]
+        return float(rows.iloc[-1]) if len(rows) else None

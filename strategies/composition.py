@@ -1,0 +1,212 @@
+"""A strategy as configuration: entry and exit blocks, their parameters, and Freqtrade settings.
+
+A composition is a TOML file (``user_data/strategies/compositions/<Name>.toml``)::
+
+    [strategy]
+    name = "TrendPullbackStrategy"
+    doc = "Buy oversold pullbacks in an uptrend; leave on a stop, a time limit or the trend."
+    timeframe = "1h"
+    entry = ["trend_filter", "rsi_bollinger"]     # all must fire
+    exit = ["trend_break", "atr_stop", "time_stop"]  # signals: the first that fires
+    stoploss = -0.10
+    minimal_roi = { "0" = 10.0 }
+
+    [strategy.parameters]   # defaults of the blocks' declared parameters
+    sma_window = 100
+
+Entry blocks are combined with AND (each is a condition), exit signal blocks with OR
+(the first listed that fires names the exit), and position blocks (stops, time
+limits, partial exits) apply to open trades. :meth:`Composition.signals` is the one
+signal code: the Freqtrade strategy (:mod:`strategies.composed`) and the tuning
+replay (:mod:`strategies.replay`) both call it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from common.errors import SpecError, validation_message
+from strategies.blocks import BLOCKS, BoolArray, FloatArray, Param, Values
+
+TAG_LENGTH = 250
+COMPOSITIONS_DIR = "compositions"  # beside the strategy files
+
+
+class Composition(BaseModel):
+    """A composed strategy: which blocks, with which defaults, under which Freqtrade settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    doc: str = ""
+    timeframe: str = "1h"
+    model: str | None = None  # default model URI; None: the blocks read candles only
+    entry: list[str] = Field(min_length=1)
+    exit: list[str] = Field(default_factory=list)
+    parameters: dict[str, float] = Field(default_factory=dict)
+    stoploss: float = Field(default=-0.10, gt=-1.0, lt=0.0)
+    minimal_roi: dict[str, float] = Field(default_factory=lambda: {"0": 10.0})
+    trailing_stop_positive: float | None = Field(default=None, gt=0.0, lt=1.0)
+    trailing_stop_positive_offset: float = Field(default=0.0, ge=0.0, lt=10.0)
+    startup_candle_count: int = Field(default=400, ge=0)
+
+    @model_validator(mode="after")
+    def _known_blocks(self) -> Composition:
+        for role, names in (("entry", self.entry), ("exit", self.exit)):
+            for name in names:
+                block = BLOCKS.get(name)
+                if block is None:
+                    raise ValueError(f"{role}: unknown block {name!r}; known: {sorted(BLOCKS)}")
+                allowed = ("entry",) if role == "entry" else ("exit", "position")
+                if block.role not in allowed:
+                    raise ValueError(f"{role}: {name!r} is an {block.role} block")
+        if len(set(self.entry + self.exit)) != len(self.entry) + len(self.exit):
+            raise ValueError("a block is listed twice")
+        declared = {p.name: p for p in self._declared()}
+        for name, value in self.parameters.items():
+            if name not in declared:
+                raise ValueError(f"parameters: {name!r} is no parameter of the listed blocks")
+            declared[name].with_default(value)  # in range, or a clear error
+        return self
+
+    def _declared(self) -> list[Param]:
+        params: list[Param] = []
+        for name in self.entry + self.exit:
+            params += BLOCKS[name].params
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two blocks declare the same parameter: {names}")
+        return params
+
+    def params(self) -> list[Param]:
+        """The declared parameters, with this composition's defaults."""
+        return [
+            p.with_default(self.parameters[p.name]) if p.name in self.parameters else p
+            for p in self._declared()
+        ]
+
+    def defaults(self) -> dict[str, float]:
+        return {p.name: p.default for p in self.params()}
+
+    def uses(self, block: str) -> bool:
+        return block in self.entry or block in self.exit
+
+    @property
+    def entry_blocks(self) -> list[str]:
+        return list(self.entry)
+
+    @property
+    def exit_signals(self) -> list[str]:
+        return [name for name in self.exit if BLOCKS[name].role == "exit"]
+
+    def freqtrade_settings(self) -> dict[str, Any]:
+        """The Freqtrade strategy attributes this composition sets."""
+        settings: dict[str, Any] = {
+            "timeframe": self.timeframe,
+            "stoploss": self.stoploss,
+            "minimal_roi": dict(self.minimal_roi),
+            "startup_candle_count": self.startup_candle_count,
+            "trailing_stop": False,
+        }
+        for name in self.exit:
+            settings.update(BLOCKS[name].freqtrade)
+        if self.trailing_stop_positive is not None:
+            settings["trailing_stop_positive"] = self.trailing_stop_positive
+            settings["trailing_stop_positive_offset"] = self.trailing_stop_positive_offset
+        return settings
+
+    def signals(self, frame: pd.DataFrame, values: Values) -> Signals:
+        """Entry and exit signals of every candle of ``frame`` (the analysed dataframe)."""
+        rows = len(frame)
+        enter = np.ones(rows, dtype=bool)
+        confidence = np.ones(rows, dtype="float64")
+        entry_reasons: list[pd.Series] = []
+        for name in self.entry:
+            signal = BLOCKS[name](frame, values)
+            enter &= signal.fires
+            confidence *= np.nan_to_num(signal.confidence, nan=0.0)
+            entry_reasons.append(_per_row(signal.reason, frame.index))
+        exit_ = np.zeros(rows, dtype=bool)
+        exit_reason = pd.Series("", index=frame.index, dtype=object)
+        for name in self.exit_signals:
+            signal = BLOCKS[name](frame, values)
+            first = signal.fires & ~exit_
+            exit_reason[first] = _per_row(signal.reason, frame.index)[first]
+            exit_ |= signal.fires
+        return Signals(
+            enter=enter,
+            exit=exit_,
+            confidence=confidence,
+            enter_tag=_tag(frame, _joined(entry_reasons, frame.index)),
+            exit_tag=_tag(frame, exit_reason),
+        )
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Per candle: enter, exit, the entry's confidence (0..1) and the tags that name why."""
+
+    enter: BoolArray
+    exit: BoolArray
+    confidence: FloatArray
+    enter_tag: pd.Series
+    exit_tag: pd.Series
+
+
+def _per_row(reason: str | pd.Series, index: pd.Index) -> pd.Series:
+    if isinstance(reason, str):
+        return pd.Series(reason, index=index, dtype=object)
+    return reason.reindex(index).fillna("").astype(str)
+
+
+def _joined(reasons: list[pd.Series], index: pd.Index) -> pd.Series:
+    joined = pd.Series("", index=index, dtype=object)
+    for reason in reasons:
+        joined = joined.where((joined == "") | (reason == ""), joined + "+") + reason
+    return joined
+
+
+def _tag(frame: pd.DataFrame, reasons: pd.Series) -> pd.Series:
+    """``<regime>|<reasons>`` (regime first, so results group by regime at entry), or the
+    reasons alone for a strategy without a model."""
+    if "&-regime" not in frame:
+        return reasons.str.slice(0, TAG_LENGTH)
+    regime = frame["&-regime"].fillna("").astype(str).replace("", "unknown")
+    return (regime + "|" + reasons).str.slice(0, TAG_LENGTH)
+
+
+def load_composition(path: Path) -> Composition:
+    """Read a composition file; a bad one is a :class:`SpecError` naming the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"composition {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    if set(data) != {"strategy"}:
+        raise SpecError(f"{path}: a composition has one table, [strategy]; found {sorted(data)}")
+    try:
+        composition = Composition.model_validate(data["strategy"])
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {validation_message(exc)}") from exc
+    if composition.name != path.stem:
+        raise SpecError(
+            f"{path}: name {composition.name!r} must match the file name",
+            hint=f"rename the file to {composition.name}.toml or the strategy to {path.stem}",
+        )
+    return composition
+
+
+def compositions_in(strategy_dir: Path) -> dict[str, Composition]:
+    """Every composition beside the strategy files in ``strategy_dir``, by name."""
+    return {
+        path.stem: load_composition(path)
+        for path in sorted((strategy_dir / COMPOSITIONS_DIR).glob("*.toml"))
+    }
