@@ -68,6 +68,12 @@ class UserDir:
         """Cached feature frames (parquet, keyed by data and spec)."""
         return self.root / "cache" / "features"
 
+    # -- the trade journal -----------------------------------------------------------------
+    @property
+    def journal(self) -> Path:
+        """Every bot's positions and partial exits (``strategies.journal``)."""
+        return self.root / "journal.sqlite"
+
     # -- Freqtrade -------------------------------------------------------------------------
     @property
     def strategies(self) -> Path:

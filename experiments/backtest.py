@@ -33,6 +33,8 @@ from ml.bundle import ModelBundle
 from ml.registry import RegistryError
 from ml.serving import PAIR_PLACEHOLDER
 from strategies.equity import comparison, portfolio_comparison
+from strategies.journal import Imported
+from strategies.journal_sources import journal_backtest
 from strategies.results import BacktestMetrics, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
 from strategies.runner import BacktestRequest, run_backtest
@@ -53,6 +55,7 @@ class BacktestSummary:
     comparison: dict[str, dict[str, float]]
     compared_from: pd.Timestamp | None = None  # later than the start: the guard withheld candles
     per_pair: pd.DataFrame = field(default_factory=pd.DataFrame)  # whitelists only
+    journalled: Imported | None = None  # what the trade journal recorded of it
 
 
 def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
@@ -388,6 +391,14 @@ def backtest(
         run_id = active.info.run_id
     risk.run_id = run_id
     risk.record_backtest(run_id, parsed.metrics.max_drawdown_account)
+    journalled = journal_backtest(
+        userdir,
+        run.result_zip,
+        strategy,
+        model_uri=model_uri,
+        model_version=version,
+        config_hash=run.key,
+    )
     if model and by_pair:
         for pair_model, (_, pair_version, _) in zip(
             [model_name(model.split("@")[0], p) for p in by_pair], by_pair.values(), strict=True
@@ -408,6 +419,7 @@ def backtest(
         compared,
         window[0] if window[0] > pd.Timestamp(parsed.metrics.start) else None,
         pairs_table,
+        journalled,
     )
 
 

@@ -22,6 +22,7 @@ from rich.progress import TaskID
 
 from common.errors import TradingbotError
 from common.layout import UserDir
+from experiments.cli_journal import journal_app
 
 
 def _flags_take_no_value() -> None:
@@ -889,6 +890,7 @@ idea_app = typer.Typer(
 )
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(idea_app, name="idea")
+app.add_typer(journal_app, name="journal")
 REPO = Path(__file__).resolve().parents[1]
 
 

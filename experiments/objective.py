@@ -42,6 +42,7 @@ from features.timeframes import timeframe_to_seconds
 from ml.bundle import ModelBundle
 from ml.training import TrainingJob, score, walk_forward
 from ml.walkforward import make_folds
+from strategies.install import install_strategies
 from strategies.registry import introspect
 from strategies.replay import (
     StrategyParams,
@@ -51,7 +52,6 @@ from strategies.replay import (
     tunable_names,
     with_values,
 )
-from strategies.runner import REPO_STRATEGIES
 
 FORECAST_METRICS = {
     "classification": ("accuracy", "log_loss", "brier"),
@@ -133,8 +133,12 @@ class TuningData:
         }
 
 
-def strategy_defaults(spec: ExperimentSpec, strategy_dir: Path = REPO_STRATEGIES) -> StrategyParams:
+def strategy_defaults(spec: ExperimentSpec, userdir: Path) -> StrategyParams:
+    """The ``[backtest] strategy``'s declared values, read where Freqtrade will load it
+    (``<userdir>/strategies``, where the shipped strategies are installed beside yours)."""
     name = spec.backtest.strategy
+    install_strategies(userdir)
+    strategy_dir = UserDir(userdir).strategies
     for info in introspect(strategy_dir):
         if info.name == name:
             return default_params(info)
@@ -154,7 +158,7 @@ def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParam
                 hint=f"use one of {[*STRATEGY_OBJECTIVES, *FORECAST_METRICS[task]]}",
             )
     if tune.uses_strategy:
-        composition = shipped_composition(defaults.strategy)
+        composition = defaults.composition or shipped_composition(defaults.strategy)
         reads_p_up = {"model_probability", "model_turn"} & set(composition.entry + composition.exit)
         if reads_p_up and task != "classification":
             raise SpecError(

@@ -229,6 +229,7 @@ def replay_paper(
     Returns (replay result, backtest summary, comparison)."""
     from experiments.backtest import backtest
     from experiments.spec import TimeRange
+    from strategies.journal_sources import journal_database
     from strategies.paper_replay import compare_trades, replay_config, run_replay
     from strategies.results import parse_result_zip
 
@@ -283,4 +284,12 @@ def replay_paper(
         max_open_trades=int(settings.get("max_open_trades", 1)),
     )
     traded = parse_result_zip(summary.result_zip, strategy_name).trades
+    journal_database(
+        userdir,
+        f"sqlite:///{result.database}",
+        mode="paper",
+        strategy=strategy_name,
+        model_uri=model_uri,
+        name=f"paper/{strategy_name}/replay-{timerange}",
+    )
     return result, summary, compare_trades(result.trades, traded, timeframe, window.end)

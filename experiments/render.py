@@ -307,6 +307,12 @@ def backtest_summary(console: Console, summary: object) -> None:
         f"MLflow run {summary.run_id} (experiment backtests); result {summary.result_zip}"
         + (" (cached)" if summary.cache_hit else "")
     )
+    if summary.journalled is not None:
+        done = summary.journalled
+        console.print(
+            f"journal: {done.added} positions added, {done.unchanged} already there "
+            f"(tradingbot journal list --bot {done.bot})"
+        )
 
 
 def tune_summary(console: Console, result: object, tracking_uri: str) -> None:

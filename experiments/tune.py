@@ -322,7 +322,7 @@ class Worker:
         request = args.request
         self.tune = request.tune
         self.data = data or TuningData.load(request.spec, self.tune, request.userdir)
-        self.defaults = strategy_defaults(request.spec)
+        self.defaults = strategy_defaults(request.spec, request.userdir)
         self.folds = folds_of(self.data, request.spec)
         tracking.configure(request.tracking_uri, request.userdir)
         self.client = MlflowClient(request.tracking_uri, registry_uri=request.tracking_uri)
@@ -510,7 +510,7 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         raise SpecError("--trials must be at least 1")
     if request.jobs < 1:
         raise SpecError("--jobs must be at least 1")
-    check_tuning(request.spec, tune_config, strategy_defaults(request.spec))
+    check_tuning(request.spec, tune_config, strategy_defaults(request.spec, request.userdir))
     data = TuningData.load(request.spec, tune_config, request.userdir)
     folds = folds_of(data, request.spec)
     storage = open_storage(request.storage, request.userdir)
@@ -768,7 +768,9 @@ def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams |
     """The best trial's strategy values over the strategy's defaults (None: no strategy space)."""
     if not request.tune.uses_strategy:
         return None
-    return with_values(strategy_defaults(request.spec), strategy_values(best.params))
+    return with_values(
+        strategy_defaults(request.spec, request.userdir), strategy_values(best.params)
+    )
 
 
 def _write_strategy_file(request: TuneRequest, strategy: StrategyParams | None) -> Path | None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.atomic import write_text_atomic
 from strategies.blocks import BLOCKS
-from strategies.composition import COMPOSITIONS_DIR, load_composition
+from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
 
 PARAMETER_TYPES = {
     "DecimalParameter",
@@ -63,6 +63,7 @@ class StrategyInfo(BaseModel):
     indicators: list[str] = Field(default_factory=list)
     methods: dict[str, str] = Field(default_factory=dict)
     entry_blocks: list[str] = Field(default_factory=list)  # composed strategies
+    composition: Composition | None = Field(default=None, exclude=True)
     exit_blocks: list[str] = Field(default_factory=list)
 
 
@@ -114,6 +115,7 @@ def _composed(path: Path, name: Any) -> dict[str, Any]:
         "trailing": {k: v for k, v in settings.items() if k.startswith("trailing_")},
         "model": composition.model,
         "doc": composition.doc,
+        "composition": composition,
         "entry_blocks": composition.entry,
         "exit_blocks": composition.exit,
         "uses_columns": sorted({c for b in composition.entry + composition.exit for c in reads(b)}),

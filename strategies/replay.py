@@ -78,6 +78,8 @@ class StrategyParams(BaseModel):
     trailing_stop_positive_offset: float = Field(default=0.0, ge=0.0, lt=10.0)
     trailing_only_offset_is_reached: bool = False
     decimals: dict[str, int] = Field(default_factory=dict)  # of DecimalParameters, by name
+    # the blocks of a composed strategy (the replay's signals); not part of the file
+    composition: Composition | None = Field(default=None, exclude=True)
 
     @field_validator("minimal_roi")
     @classmethod
@@ -138,6 +140,7 @@ def default_params(info: StrategyInfo) -> StrategyParams:
         stoploss=info.stoploss if info.stoploss is not None else -0.10,
         minimal_roi={str(k): float(v) for k, v in info.minimal_roi.items()} or {"0": 10.0},
         decimals=decimals,
+        composition=info.composition,
         **trailing,
     )
 
@@ -155,7 +158,7 @@ def with_file(params: StrategyParams, strategy_dir: Path) -> StrategyParams:
     values: dict[str, Any] = {}
     for space, entries in saved.items():
         if space == "roi":
-            data = params.model_dump()
+            data = _fields(params)
             data["minimal_roi"] = {str(k): float(v) for k, v in entries.items()}
             params = StrategyParams.model_validate(data)
         elif space == "stoploss":
@@ -170,7 +173,7 @@ def with_file(params: StrategyParams, strategy_dir: Path) -> StrategyParams:
 def with_values(params: StrategyParams, values: Mapping[str, Any]) -> StrategyParams:
     """``params`` with tuned values by name: a declared parameter, ``stoploss``,
     ``roi.<minutes>`` or one of the trailing-stop settings."""
-    data = params.model_dump()
+    data = _fields(params)
     for name, value in values.items():
         if name == "stoploss" or name in TRAILING_FIELDS:
             data[name] = value
@@ -187,6 +190,11 @@ def with_values(params: StrategyParams, values: Mapping[str, Any]) -> StrategyPa
         return StrategyParams.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"strategy {params.strategy}: {validation_message(exc)}") from exc
+
+
+def _fields(params: StrategyParams) -> dict[str, Any]:
+    """Every field, the (unexported) composition included."""
+    return {**params.model_dump(), "composition": params.composition}
 
 
 def tunable_names(params: StrategyParams) -> set[str]:
@@ -266,7 +274,7 @@ def replay(
     over the rows of ``predictions`` (contiguous; a strategy without a model needs no
     columns); ``candles`` (open/high/low/close/volume, in time order) may start earlier,
     so indicators have their history. See the module docstring for the rules."""
-    composition = composition or shipped_composition(params.strategy)
+    composition = composition or params.composition or shipped_composition(params.strategy)
     values = {p.name: params.value(p.name) for p in composition.params()}
     history = candles.loc[: predictions.index[-1]] if len(predictions) else candles.iloc[:0]
     frame = analysed_frame(history, predictions)

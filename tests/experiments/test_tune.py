@@ -210,7 +210,7 @@ def test_trials_never_see_the_test_window(userdir: Path, tmp_path: Path) -> None
     other = TuningData(spec=spec, candles=shaken, tuning_rows=data.tuning_rows, userdir=tmp_path)
     params = {"strategy.entry_threshold": 0.52, "model.params.num_leaves": 9}
     trial_spec = spec.with_params(params)
-    strategy = with_values(strategy_defaults(spec), {"entry_threshold": 0.52})
+    strategy = with_values(strategy_defaults(spec, tmp_path / "ud"), {"entry_threshold": 0.52})
     seen: list[dict[str, float]] = []
     first = run_trial(data, trial_spec, strategy, lambda _step, m: seen.append(m))
     second = run_trial(other, trial_spec, strategy, lambda _step, m: None)
@@ -430,7 +430,7 @@ def test_storage_urls_are_checked_and_passwords_never_shown(tmp_path: Path) -> N
         open_storage("redis://localhost", tmp_path)
 
 
-def test_example_tune_sections_pass_every_check() -> None:
+def test_example_tune_sections_pass_every_check(tmp_path: Path) -> None:
     from experiments.objective import check_tuning
 
     specs = sorted((ROOT / "experiments" / "specs").glob("*.toml"))
@@ -438,7 +438,7 @@ def test_example_tune_sections_pass_every_check() -> None:
     assert {spec.name for spec in tuned} == {"btc_1h_lightgbm", "btc_1h_hmm_lstm"}
     for spec in tuned:
         assert spec.tune is not None
-        check_tuning(spec, spec.tune, strategy_defaults(spec))
+        check_tuning(spec, spec.tune, strategy_defaults(spec, tmp_path))
 
 
 def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(

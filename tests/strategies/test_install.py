@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from strategies.install import MANIFEST, SHIPPED_STRATEGIES, install_strategies
 
 SHIPPED = sorted(p.name for p in SHIPPED_STRATEGIES.glob("*.py")) + sorted(
@@ -47,3 +49,41 @@ def test_the_repositorys_own_user_data_is_left_alone() -> None:
     done = install_strategies(SHIPPED_STRATEGIES.parent)
     assert done.copied == done.updated == done.kept_edited == []
     assert not (SHIPPED_STRATEGIES / MANIFEST).exists()
+
+
+def test_a_strategy_is_one_toml_file(tmp_path: Path) -> None:
+    """A composition dropped into <userdir>/strategies/compositions becomes a strategy
+    Freqtrade loads, with its declared parameters; a bad one is refused by name."""
+    from freqtrade.resolvers import StrategyResolver
+
+    from common.errors import SpecError
+
+    install_strategies(tmp_path)
+    folder = tmp_path / "strategies"
+    (folder / "compositions" / "MyTrend.toml").write_text(
+        "[strategy]\n"
+        'name = "MyTrend"\n'
+        'doc = "Long above the 30-candle average."\n'
+        'entry = ["trend_filter"]\n'
+        'exit = ["trend_break", "time_stop"]\n'
+        "[strategy.parameters]\n"
+        "sma_window = 30\n"
+    )
+    assert install_strategies(tmp_path).generated == ["MyTrend.py"]
+    strategy = StrategyResolver.load_strategy(
+        {
+            "strategy": "MyTrend",
+            "strategy_path": str(folder),
+            "user_data_dir": tmp_path,
+            "stake_currency": "USDT",
+            "dry_run": True,
+        }
+    )
+    assert strategy.sma_window.value == 30 and strategy.max_candles.value == 48
+    assert install_strategies(tmp_path).generated == []  # nothing changed
+    (folder / "compositions" / "MyTrend.toml").unlink()
+    install_strategies(tmp_path)
+    assert not (folder / "MyTrend.py").exists()  # a generated class goes with its TOML
+    (folder / "compositions" / "Broken.toml").write_text('[strategy]\nname = "Broken"\n')
+    with pytest.raises(SpecError, match=r"Broken\.toml: .*entry"):
+        install_strategies(tmp_path)

@@ -212,7 +212,7 @@ def test_bot_loop_enters_on_predictions_respects_the_breaker_and_limits(
             frame, _ = bot.dataprovider.get_analyzed_dataframe(trade.pair, "1h")
             last = frame.iloc[-1]
             # the reason travels with it, without per-candle numbers
-            assert trade.enter_tag == f"{last['&-regime']}|entry p_up>0.00"
+            assert trade.enter_tag == f"{last['&-regime']}|model_probability+regime_filter"
             # 25% of the 1,000 USDT wallet
             assert Decimal(str(trade.stake_amount)) <= Decimal("250")
         metrics = (tmp_path / "tradingbot.prom").read_text()  # the live path's Prometheus textfile

@@ -96,6 +96,13 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
     traded = len(compared.matched) + len(compared.replay_only) + len(compared.backtest_only)
     assert len(compared.matched) / traded >= 0.5
     assert summary.metrics.trades == len(compared.matched) + len(compared.backtest_only)
+    # the journal holds the paper bot's positions, read from its Freqtrade database
+    from common.layout import UserDir
+    from strategies.journal_stats import bots
+
+    table = bots(UserDir(world["userdir"]).journal).set_index("bot")
+    paper = table.loc["paper/RegimeStrategy/replay-20210305-20210319"]
+    assert paper["mode"] == "paper" and paper["positions"] == len(result.trades)
 
 
 @pytest.mark.slow

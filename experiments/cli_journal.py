@@ -1,0 +1,142 @@
+"""``tradingbot journal``: every bot's positions, partial exits and statistics.
+
+Each command parses its options, calls one function of :mod:`strategies.journal_stats`
+or :mod:`strategies.journal_sources`, and renders a table.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from common.layout import UserDir
+
+journal_app = typer.Typer(
+    help="The trade journal: positions with partial exits, from backtests, paper and live.",
+    no_args_is_help=True,
+)
+console = Console(highlight=False)
+Userdir = Annotated[
+    Path, typer.Option("--userdir", help="Directory holding all state.", file_okay=False)
+]
+Bot = Annotated[str | None, typer.Option("--bot", help="One bot (see: tradingbot journal bots).")]
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value.normalize():f}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, pd.Timestamp) or hasattr(value, "isoformat"):
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+    return str(value)
+
+
+WRAPPED = {"bot", "entry", "reason", "exit", "block", "strategy", "model"}
+
+
+def _table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold", no_wrap=str(column) not in WRAPPED)
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    return table
+
+
+def _journal(userdir: Path) -> Path:
+    path = UserDir(userdir).journal
+    if not path.exists():
+        from strategies.journal import JournalError
+
+        raise JournalError(
+            f"no journal at {path} yet",
+            hint="backtests and paper replays fill it; tradingbot journal sync reads a bot's "
+            "trade database",
+        )
+    return path
+
+
+@journal_app.command("bots")
+def journal_bots(userdir: Userdir = Path("user_data")) -> None:
+    """Every bot (a backtest, a paper or live database) with its latest performance."""
+    from strategies.journal_stats import bots
+
+    console.print(_table(bots(_journal(userdir)), "bots"))
+
+
+@journal_app.command("list")
+def journal_list(
+    bot: Bot = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 30,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Positions, newest first."""
+    from strategies.journal_stats import positions
+
+    frame = positions(_journal(userdir), bot)
+    console.print(_table(frame.head(limit), f"positions ({len(frame)})"))
+
+
+@journal_app.command("show")
+def journal_show(
+    position_id: Annotated[int, typer.Argument(help="A position's id (journal list).")],
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """One position with every exit: size, remaining, price, fee, profit."""
+    from strategies.journal_stats import position
+
+    fields, exits = position(_journal(userdir), position_id)
+    for name, value in fields.items():
+        console.print(f"{name:>16}: {_cell(value)}")
+    console.print(_table(exits, "exits"))
+
+
+@journal_app.command("stats")
+def journal_stats(
+    bot: Bot = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Group by: regime (at entry), block (entry blocks), exit."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Closed positions' trades, win rate and profit, overall or grouped."""
+    from strategies.journal_stats import GROUPS, stats
+
+    if by is not None and by not in GROUPS:
+        raise typer.BadParameter(f"one of {', '.join(GROUPS)}", param_hint="--by")
+    frame = stats(_journal(userdir), bot, by)  # type: ignore[arg-type]
+    console.print(_table(frame, f"closed positions by {by or 'bot'}"))
+
+
+@journal_app.command("sync")
+def journal_sync(
+    strategy: Annotated[str, typer.Option("--strategy", help="The bot's strategy class.")],
+    db_url: Annotated[
+        str | None,
+        typer.Option("--db-url", help="Freqtrade trade database (default: the paper bot's)."),
+    ] = None,
+    live: Annotated[bool, typer.Option("--live", help="The live bot's database.")] = False,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Read a paper or live bot's trade database into the journal (run it from cron: open
+    positions are brought up to date, nothing is added twice)."""
+    from strategies.journal_sources import journal_database
+
+    default = UserDir(userdir).trades_db(live=live)
+    url = db_url or f"sqlite:///{default.resolve()}"
+    if db_url is None and not default.exists():
+        raise typer.BadParameter(f"{default} does not exist", param_hint="--db-url")
+    done = journal_database(userdir, url, mode="live" if live else "paper", strategy=strategy)
+    console.print(
+        f"{done.bot}: {done.added} added, {done.updated} updated, {done.unchanged} unchanged"
+    )

@@ -1,0 +1,154 @@
+"""What the journal says: positions, one position's exits, and statistics by regime or block.
+
+Read-only views of :mod:`strategies.journal` as DataFrames (money as ``Decimal``),
+for the CLI (``tradingbot journal ...``) and the report.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from strategies.journal import Bot, JournalError, Position, Snapshot, session
+
+GROUPS = ("regime", "block", "exit")
+Group = Literal["regime", "block", "exit"]
+
+
+def _positions(path: Path, bot: str | None) -> list[Position]:
+    with session(path) as db:
+        query = select(Position).join(Bot).options(selectinload(Position.exits))
+        if bot is not None:
+            if db.scalars(select(Bot).where(Bot.name == bot)).one_or_none() is None:
+                known = db.scalars(select(Bot.name)).all()
+                raise JournalError(f"no bot {bot!r} in the journal", hint=f"bots: {known}")
+            query = query.where(Bot.name == bot)
+        rows = list(db.scalars(query.options(selectinload(Position.bot))).all())
+        db.expunge_all()
+    return rows
+
+
+def positions(path: Path, bot: str | None = None) -> pd.DataFrame:
+    """One row per position, newest first."""
+    rows = [
+        {
+            "id": p.id,
+            "bot": p.bot.name,
+            "pair": p.pair,
+            "open_date": p.open_date,
+            "close_date": p.close_date,
+            "regime": p.regime_entry or "-",
+            "entry": p.entry_blocks,
+            "exit": p.exit_block or ("open" if p.is_open else "-"),
+            "exits": len(p.exits),
+            "profit_abs": p.profit_abs,
+            "profit_ratio": p.profit_ratio,
+        }
+        for p in _positions(path, bot)
+    ]
+    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["id"])
+    return frame.sort_values("open_date", ascending=False) if rows else frame
+
+
+def position(path: Path, position_id: int) -> tuple[dict[str, object], pd.DataFrame]:
+    """A position's fields and its exits in sequence."""
+    with session(path) as db:
+        found = db.get(Position, position_id, options=[selectinload(Position.exits)])
+        if found is None:
+            raise JournalError(
+                f"no position {position_id} in the journal", hint="tradingbot journal list"
+            )
+        fields = {
+            "bot": found.bot.name,
+            "pair": found.pair,
+            "open": found.open_date,
+            "close": found.close_date,
+            "entry price": found.entry_price,
+            "entry amount": found.entry_amount,
+            "stake": found.stake_amount,
+            "entry tag": found.entry_tag,
+            "regime at entry": found.regime_entry,
+            "exit reason": found.exit_reason,
+            "regime at exit": found.regime_exit,
+            "profit": found.profit_abs,
+            "profit ratio": found.profit_ratio,
+        }
+        exits = pd.DataFrame(
+            [
+                {
+                    "seq": e.sequence,
+                    "date": e.date,
+                    "amount": e.amount,
+                    "remaining": e.remaining,
+                    "price": e.price,
+                    "fee": e.fee,
+                    "profit_abs": e.profit_abs,
+                    "reason": e.reason,
+                }
+                for e in found.exits
+            ]
+        )
+    return fields, exits
+
+
+def stats(path: Path, bot: str | None = None, by: Group | None = None) -> pd.DataFrame:
+    """Closed positions' trades, win rate and profit, overall or by regime at entry, entry
+    blocks, or exit block."""
+    closed = [p for p in _positions(path, bot) if not p.is_open]
+    groups: dict[str, list[Position]] = {}
+    for p in closed:
+        groups.setdefault(_group(p, by), []).append(p)
+    rows = []
+    for name, members in sorted(groups.items()):
+        profits = [p.profit_abs or Decimal(0) for p in members]
+        rows.append(
+            {
+                by or "group": name,
+                "trades": len(members),
+                "winrate": sum(x > 0 for x in profits) / len(profits),
+                "profit_abs": sum(profits, Decimal(0)),
+                "mean_ratio": sum(p.profit_ratio or 0.0 for p in members) / len(members),
+                "partials": sum(max(len(p.exits) - 1, 0) for p in members),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _group(position: Position, by: Group | None) -> str:
+    if by is None:
+        return "all"
+    value = {
+        "regime": position.regime_entry,
+        "block": position.entry_blocks,
+        "exit": position.exit_block,
+    }[by]
+    return value or "-"
+
+
+def bots(path: Path) -> pd.DataFrame:
+    """Every bot with its latest performance snapshot."""
+    with session(path) as db:
+        rows = []
+        for bot in db.scalars(select(Bot).order_by(Bot.created_at)).all():
+            latest = db.scalars(
+                select(Snapshot).where(Snapshot.bot_id == bot.id).order_by(Snapshot.id.desc())
+            ).first()
+            rows.append(
+                {
+                    "bot": bot.name,
+                    "mode": bot.mode,
+                    "strategy": bot.strategy,
+                    "model": bot.model_uri or "-",
+                    "positions": latest.positions if latest else 0,
+                    "closed": latest.closed if latest else 0,
+                    "profit_abs": latest.profit_abs if latest else Decimal(0),
+                    "winrate": latest.winrate if latest else None,
+                    "max_drawdown_abs": latest.max_drawdown_abs if latest else Decimal(0),
+                }
+            )
+    return pd.DataFrame(rows)
