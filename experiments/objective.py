@@ -29,6 +29,7 @@ from experiments.search_space import (
     STRATEGY_OBJECTIVES,
     Distribution,
     FloatRange,
+    IntRange,
     TuneConfig,
     strategy_values,
 )
@@ -146,6 +147,25 @@ def strategy_defaults(spec: ExperimentSpec, userdir: Path) -> StrategyParams:
         f"strategy {name!r} ([backtest] strategy) not found in {strategy_dir}",
         hint="strategies live in user_data/strategies/",
     )
+
+
+def declared_space(spec: ExperimentSpec, userdir: Path) -> dict[str, Distribution]:
+    r"""The tuning ranges the ``[backtest]`` strategy's blocks declare (``strategy_parameters =
+    "declared"``): the same declaration Freqtrade's ``*Parameter``\s are made from."""
+    composition = strategy_defaults(spec, userdir).composition
+    if composition is None:
+        raise SpecError(
+            f"strategy_parameters = 'declared': {spec.backtest.strategy} is not composed from blocks",
+            hint="list its parameters in [tune.space] instead",
+        )
+    space: dict[str, Distribution] = {}
+    for param in composition.params():
+        if param.decimals is None:
+            space[param.name] = IntRange(type="int", low=int(param.low), high=int(param.high))
+        else:
+            step = 10.0**-param.decimals
+            space[param.name] = FloatRange(type="float", low=param.low, high=param.high, step=step)
+    return space
 
 
 def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParams) -> None:

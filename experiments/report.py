@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from common.atomic import write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
+from experiments.report_journal import Section, journal_sections
 from features.data import load_candles
 from ml import tracking
 from ml.baselines import trend_positions
@@ -323,57 +324,49 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
         with tracking.tracked_run(run_id=single[0].info.run_id):
             for image in latest.images:
                 mlflow.log_artifact(str(image), artifact_path="report")
-    models_text = formatted(models, MODEL_COLUMNS)
-    backtests_text = formatted(backtests, BACKTEST_COLUMNS)
-    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    markdown = out / "report.md"
-    sections = [
-        f"# Tradingbot report\n\n{created}, store `{tracking_uri}`\n",
-        "## Registered models (out of sample)\n",
-        _table_markdown(models_text),
-        "## Backtests (Freqtrade, offline)\n",
-        _table_markdown(backtests_text),
+    tables = [
+        Section(
+            "Registered models (out of sample)",
+            formatted(models, MODEL_COLUMNS),
+            _numeric(MODEL_COLUMNS, "version"),
+        ),
+        Section(
+            "Backtests (Freqtrade, offline)",
+            formatted(backtests, BACKTEST_COLUMNS),
+            _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf"),
+        ),
     ]
-    regimes_text = pd.DataFrame()
     if latest is not None:
-        regimes_text = formatted(latest.per_regime, REGIME_COLUMNS)
-        sections += [
-            "## Latest single-pair backtest by regime at entry\n",
-            _table_markdown(regimes_text),
-        ]
-        if latest.note:
-            sections.append(f"> {latest.note}\n")
-        sections += [f"![{p.stem}]({p.name})\n" for p in latest.images]
+        tables.append(
+            Section(
+                "Latest single-pair backtest by regime at entry",
+                formatted(latest.per_regime, REGIME_COLUMNS),
+                _numeric(REGIME_COLUMNS, "trades"),
+            )
+        )
+    tables += journal_sections(UserDir(userdir).journal)
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    images, note = (latest.images, latest.note) if latest else ([], "")
+    markdown = out / "report.md"
+    sections = [f"# Tradingbot report\n\n{created}, store `{tracking_uri}`\n"]
+    for table in tables:
+        sections += [f"## {table.title}\n", _table_markdown(table.frame)]
+    sections += [f"> {note}\n"] if note else []
+    sections += [f"![{p.stem}]({p.name})\n" for p in images]
     write_text_atomic(markdown, "\n".join(sections))
     page = out / "report.html"
-    write_text_atomic(
-        page,
-        _html(
-            created,
-            tracking_uri,
-            models_text,
-            backtests_text,
-            regimes_text,
-            latest.images if latest else [],
-            latest.note if latest else "",
-        ),
-    )
-    return Report(markdown, page, latest.images if latest else [])
+    write_text_atomic(page, _html(created, tracking_uri, tables, images, note))
+    return Report(markdown, page, images)
 
 
-def _html(
-    created: str,
-    uri: str,
-    models: pd.DataFrame,
-    backtests: pd.DataFrame,
-    regimes: pd.DataFrame,
-    images: list[Path],
-    note: str,
-) -> str:
+def _html(created: str, uri: str, tables: list[Section], images: list[Path], note: str) -> str:
     figures = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(p.read_bytes()).decode()}"/><figcaption>{html.escape(p.stem)}</figcaption></figure>'
         for p in images
+    )
+    body = "".join(
+        f"<h2>{html.escape(t.title)}</h2>{_table_html(t.frame, t.numeric)}" for t in tables
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tradingbot report</title>
@@ -388,9 +381,7 @@ table.table .text {{ text-align: left; overflow-wrap: anywhere; }}
 figure {{ margin: 1rem 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 0.85rem; }}
 </style></head><body>
 <h1>Tradingbot report</h1><p>{html.escape(created)}, store <code>{html.escape(uri)}</code></p>
-<h2>Registered models (out of sample)</h2>{_table_html(models, _numeric(MODEL_COLUMNS, "version"))}
-<h2>Backtests (Freqtrade, offline)</h2>{_table_html(backtests, _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf"))}
-<h2>Latest single-pair backtest by regime at entry</h2>{_table_html(regimes, _numeric(REGIME_COLUMNS, "trades"))}
+{body}
 {f'<p class="note">{html.escape(note)}</p>' if note else ""}
 {figures}
 </body></html>

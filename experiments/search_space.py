@@ -16,6 +16,9 @@ test_fraction = 0.2             # the last 20% of the candles: scored once, at t
 "strategy.roi.0" = { type = "float", low = 0.02, high = 0.20 }
 ```
 
+``strategy_parameters = "declared"`` (in ``[tune]``) adds every parameter the strategy's
+blocks declare, over its declared range and step (see docs/STRATEGIES.md).
+
 Space keys are dotted paths: ``model.*``, ``regime.*``, ``features.preset`` and
 ``target.horizon`` change the experiment spec (validated like the spec itself);
 ``strategy.<name>`` sets a value of the ``[backtest]`` strategy: a declared
@@ -111,7 +114,10 @@ class TuneConfig(BaseModel):
     prune_percentile: float = Field(default=25.0, gt=0.0, lt=100.0)  # "percentile": keep the top P%
     startup_trials: int = Field(default=5, ge=0, le=1000)  # random trials before TPE / pruning
     test_fraction: float = Field(default=0.2, ge=0.05, le=0.5)
-    space: dict[str, Distribution] = Field(min_length=1)
+    # "declared": every parameter the strategy's blocks declare, over its declared range
+    # (a [tune.space] entry of the same name overrides it)
+    strategy_parameters: Literal["declared"] | None = None
+    space: dict[str, Distribution] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:
@@ -120,6 +126,8 @@ class TuneConfig(BaseModel):
                 raise ValueError(f"unknown objective {name!r}; choose from {sorted(OBJECTIVES)}")
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError(f"objective lists a metric twice: {self.objectives}")
+        if not self.space and self.strategy_parameters is None:
+            raise ValueError("[tune.space] is empty: add keys, or strategy_parameters = 'declared'")
         if self.multi_objective and self.pruner not in (None, "none"):
             raise ValueError("Optuna cannot prune multi-objective studies: set pruner = 'none'")
         for key, distribution in self.space.items():
@@ -139,6 +147,12 @@ class TuneConfig(BaseModel):
             ):
                 raise ValueError(f"space key {key!r}: a log range needs low > 0")
         return self
+
+    def with_declared(self, declared: dict[str, Distribution]) -> TuneConfig:
+        """This config with the strategy's declared ranges (``strategy.<name>``) added
+        where [tune.space] does not name them."""
+        space = {f"strategy.{k}": v for k, v in declared.items()} | dict(self.space)
+        return self.model_copy(update={"space": space, "strategy_parameters": None})
 
     @property
     def objectives(self) -> list[str]:

@@ -51,6 +51,7 @@ from experiments.finalise_claim import finalise_claim
 from experiments.objective import (
     TuningData,
     check_tuning,
+    declared_space,
     folds_of,
     objective_values,
     run_trial,
@@ -106,7 +107,9 @@ class TuneRequest:
                 f"spec {self.spec.name!r} has no [tune] section",
                 hint="add [tune] with a [tune.space] table (see docs/TUNING.md)",
             )
-        return self.spec.tune
+        if self.spec.tune.strategy_parameters != "declared":
+            return self.spec.tune
+        return self.spec.tune.with_declared(declared_space(self.spec, self.userdir))
 
     @property
     def study_name(self) -> str:

@@ -679,3 +679,37 @@ def test_the_tune_bar_shows_running_folds_and_keeps_its_time_on_80_columns() -> 
     assert len(final) <= 80
     assert "0:00:0" in final and "best 0.1234" in final and "#3 fold 2/4" in final
     assert f"tuning study {study}: 20 trials" in out.getvalue()
+
+
+def test_declared_strategy_parameters_are_the_tuning_space(tmp_path: Path) -> None:
+    """strategy_parameters = "declared": the Optuna space is made from the blocks'
+    declarations (the same ones Freqtrade's parameters come from); [tune.space] overrides."""
+    from common.errors import SpecError
+    from experiments.spec import parse_experiment
+    from experiments.tune import TuneRequest
+    from strategies.composition import compositions_in
+    from strategies.runner import REPO_STRATEGIES
+
+    def request(strategy: str) -> TuneRequest:
+        spec = parse_experiment(
+            {
+                "name": "declared",
+                "model": {"kind": "lightgbm"},
+                "backtest": {"strategy": strategy},
+                "tune": {
+                    "strategy_parameters": "declared",
+                    "space": {"strategy.sma_window": {"type": "int", "low": 20, "high": 40}},
+                },
+            },
+            source="test",
+        )
+        return TuneRequest(spec=spec, userdir=tmp_path / "ud", tracking_uri="", trials=1)
+
+    space = request("TrendPullbackStrategy").tune.space
+    declared = compositions_in(REPO_STRATEGIES)["TrendPullbackStrategy"].params()
+    assert set(space) == {f"strategy.{p.name}" for p in declared}
+    assert space["strategy.sma_window"].high == 40  # the spec's own range wins
+    atr = space["strategy.atr_multiple"]
+    assert (atr.low, atr.high, getattr(atr, "step", None)) == (1.0, 6.0, 0.1)
+    with pytest.raises(SpecError, match="not composed from blocks"):
+        _ = request("RegimeAllocationStrategy").tune
