@@ -28,11 +28,14 @@ Userdir = Annotated[
 Bot = Annotated[str | None, typer.Option("--bot", help="One bot (see: tradingbot journal bots).")]
 
 
-def _cell(value: object) -> str:
+SIZES = {"amount", "remaining", "entry amount"}  # in the base currency: every decimal counts
+
+
+def _cell(value: object, column: str = "") -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if isinstance(value, Decimal):
-        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value.normalize():f}"
+        return f"{value:.8f}".rstrip("0").rstrip(".") if column in SIZES else f"{value:,.2f}"
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, pd.Timestamp) or hasattr(value, "isoformat"):
@@ -46,9 +49,12 @@ WRAPPED = {"bot", "entry", "reason", "exit", "block", "strategy", "model"}
 def _table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in frame.columns:
-        table.add_column(str(column), overflow="fold", no_wrap=str(column) not in WRAPPED)
+        wraps = str(column) in WRAPPED
+        table.add_column(
+            str(column), overflow="fold", no_wrap=not wraps, min_width=12 if wraps else None
+        )
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(_cell(v, str(c)) for c, v in zip(frame.columns, row, strict=True)))
     return table
 
 
@@ -96,7 +102,7 @@ def journal_show(
 
     fields, exits = position(_journal(userdir), position_id)
     for name, value in fields.items():
-        console.print(f"{name:>16}: {_cell(value)}")
+        console.print(f"{name:>16}: {_cell(value, name)}")
     console.print(_table(exits, "exits"))
 
 

@@ -19,7 +19,7 @@ from that declaration. Adding a block is one decorated function::
         return Signal.of(frame["close"] > sma, "trend_filter")
 
 Every value at candle t depends on candles <= t only (rolling windows, no shifts
-into the future); ``tests/strategies/test_blocks.py`` checks each block on a prefix.
+into the future); ``tests/strategies/test_compositions.py`` checks each block on a prefix.
 """
 
 from __future__ import annotations

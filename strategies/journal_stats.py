@@ -34,25 +34,22 @@ def _positions(path: Path, bot: str | None) -> list[Position]:
 
 
 def positions(path: Path, bot: str | None = None) -> pd.DataFrame:
-    """One row per position, newest first."""
+    """One row per position, newest first (``show`` gives a position's bot, tags and exits)."""
     rows = [
         {
             "id": p.id,
-            "bot": p.bot.name,
             "pair": p.pair,
-            "open_date": p.open_date,
-            "close_date": p.close_date,
+            "opened": p.open_date,
+            "closed": p.close_date,
             "regime": p.regime_entry or "-",
-            "entry": p.entry_blocks,
             "exit": p.exit_block or ("open" if p.is_open else "-"),
             "exits": len(p.exits),
-            "profit_abs": p.profit_abs,
-            "profit_ratio": p.profit_ratio,
+            "profit": p.profit_abs,
         }
         for p in _positions(path, bot)
     ]
     frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["id"])
-    return frame.sort_values("open_date", ascending=False) if rows else frame
+    return frame.sort_values("opened", ascending=False) if rows else frame
 
 
 def position(path: Path, position_id: int) -> tuple[dict[str, object], pd.DataFrame]:

@@ -170,7 +170,10 @@ def per_regime(trades: pd.DataFrame) -> pd.DataFrame:
     columns = ["regime", "trades", "profit_total_abs", "profit_mean", "winrate"]
     if trades.empty:
         return pd.DataFrame(columns=columns)
-    regime = trades["enter_tag"].fillna("").astype(str).str.split("|").str[0].replace("", "unknown")
+    tags = trades["enter_tag"].fillna("").astype(str)
+    # a tag without "|" carries no regime (a strategy that reads no model)
+    regime = tags.where(tags.str.contains("|", regex=False), "").str.split("|").str[0]
+    regime = regime.replace("", "unknown")
     grouped = trades.assign(regime=regime, win=trades["profit_abs"] > 0).groupby("regime")
     table = pd.DataFrame(
         {

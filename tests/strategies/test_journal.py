@@ -53,6 +53,7 @@ def backtested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_a_backtest_is_journalled_with_every_partial_exit(backtested: dict[str, Any]) -> None:
     summary, trades = backtested["summary"], backtested["trades"]
     assert summary.journalled is not None and summary.journalled.added == len(trades)
+    assert list(summary.per_regime["regime"]) == ["unknown"]  # no model, no regime in tags
     with session(UserDir(backtested["userdir"]).journal) as db:
         positions = db.scalars(select(Position)).all()
         assert len(positions) == len(trades)
