@@ -23,12 +23,7 @@ from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 
-from ml.filtering import (
-    FloatArray,
-    forward_step,
-    gaussian_log_likelihood,
-    hysteresis_step,
-)
+from ml.filtering import FloatArray, ForwardFilter, gaussian_log_likelihood
 
 logging.getLogger("hmmlearn").setLevel(logging.ERROR)
 
@@ -177,10 +172,8 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
         if not complete.any():
             return probabilities, decisions
         start = int(np.argmax(complete))
-        state = OnlineRegimeFilter(self)
-        for t in range(start, len(x)):
-            probabilities[t] = state.update_log_likelihood(loglik[t])
-            decisions[t] = state.decision
+        log_alpha, decisions[start:] = self.online().filter.update(loglik[start:])
+        probabilities[start:] = np.exp(log_alpha)
         return probabilities, decisions
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
@@ -199,29 +192,26 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
 class OnlineRegimeFilter:
     """Filtered probabilities and the persistent decision, one candle at a time, O(K^2).
 
-    Gives exactly the batch ``predict_proba``/``predict`` values for the same rows.
+    Runs the same compiled recursion as the batch :meth:`RegimeHMM.filter`
+    (``ml.filtering.ForwardFilter``), so it gives exactly its values for the same rows.
     """
 
     def __init__(self, model: RegimeHMM) -> None:
         self.model = model
-        self.log_alpha: FloatArray | None = None
-        self.decision = -1
+        self.filter = ForwardFilter(model.transmat_, model.startprob_, model.switch_margin)
+
+    @property
+    def decision(self) -> int:
+        return self.filter.decision
 
     def update_log_likelihood(self, log_likelihood: FloatArray) -> FloatArray:
-        if self.log_alpha is None:
-            with np.errstate(divide="ignore"):
-                joint = np.log(self.model.startprob_) + log_likelihood
-            peak = joint.max()
-            self.log_alpha = joint - (peak + np.log(np.exp(joint - peak).sum()))
-        else:
-            self.log_alpha = forward_step(self.log_alpha, log_likelihood, self.model.transmat_)
-        probabilities = np.exp(self.log_alpha)
-        self.decision = hysteresis_step(self.decision, probabilities, self.model.switch_margin)
-        return probabilities
+        """Probabilities after one more candle's emission log-likelihood (K,)."""
+        log_alpha, _ = self.filter.update(log_likelihood)
+        return np.asarray(np.exp(log_alpha[0]))
 
     def update(self, x: FloatArray) -> FloatArray:
         """Probabilities after one more candle's regime features ``x`` (D,)."""
         row = np.asarray(x, dtype="float64").reshape(1, -1)
-        if self.log_alpha is None and not np.isfinite(row).all():
+        if not self.filter.started and not np.isfinite(row).all():
             return np.full(self.model.n_states_, np.nan)
         return self.update_log_likelihood(self.model.log_likelihood(row)[0])
