@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,21 @@ from common.atomic import atomic_path, write_text_atomic
 from common.layout import UserDir
 from strategies.composition import COMPOSITIONS_DIR, compositions_in
 
-SHIPPED_STRATEGIES = Path(__file__).resolve().parents[1] / "user_data" / "strategies"
+
+def shipped_dir(name: str) -> Path:
+    """Where a shipped ``user_data`` folder is: the repository's own (a checkout or an
+    editable install), else the copy a wheel installs under ``<prefix>/share/tradingbot``
+    (``[tool.setuptools.data-files]`` in pyproject.toml)."""
+    for candidate in (
+        Path(__file__).resolve().parents[1] / "user_data" / name,
+        Path(sys.prefix) / "share" / "tradingbot" / name,
+    ):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"the shipped {name} are missing from this installation")
+
+
+SHIPPED_STRATEGIES = shipped_dir("strategies")
 MANIFEST = ".tradingbot-shipped.json"
 
 logger = logging.getLogger(__name__)

@@ -28,12 +28,12 @@ from common.errors import TradingbotError
 from common.layout import FREQTRADE_SUBDIRS, UserDir
 from features.candles import data_window
 from features.data.store import data_dir, load_candles
-from strategies.install import SHIPPED_STRATEGIES, install_strategies
+from strategies.install import SHIPPED_STRATEGIES, install_strategies, shipped_dir
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
 
 REPO_STRATEGIES = SHIPPED_STRATEGIES
-FREQAI_MODELS = Path(__file__).resolve().parents[1] / "user_data" / "freqaimodels"
-FREQAI_CONFIG = Path(__file__).resolve().parents[1] / "user_data" / "config.freqai.json"
+FREQAI_MODELS = shipped_dir("freqaimodels")
+FREQAI_CONFIG = SHIPPED_STRATEGIES.parent / "config.freqai.json"
 
 
 def freqai_section(**model_parameters: object) -> dict[str, object]:
