@@ -12,19 +12,16 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from common.layout import UserDir
+from experiments.cli._app import Userdir, app, console
 
 journal_app = typer.Typer(
     help="The trade journal: positions with partial exits, from backtests, paper and live.",
     no_args_is_help=True,
 )
-console = Console(highlight=False)
-Userdir = Annotated[
-    Path, typer.Option("--userdir", help="Directory holding all state.", file_okay=False)
-]
+app.add_typer(journal_app, name="journal")
 Bot = Annotated[str | None, typer.Option("--bot", help="One bot (see: tradingbot journal bots).")]
 
 

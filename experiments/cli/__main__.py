@@ -1,0 +1,5 @@
+"""``python -m experiments.cli``: the same as the ``tradingbot`` command."""
+
+from experiments.cli.main import main
+
+main()

@@ -1,0 +1,208 @@
+"""`tradingbot regimes`, `markets`, `backtest` and `scorecard`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from experiments.cli._app import (
+    Exchange,
+    Pair,
+    SpecTimeframe,
+    SpecTimerange,
+    Timeframe,
+    Userdir,
+    _require_data,
+    app,
+    console,
+    progress_bar,
+    progress_console,
+    stage,
+    tracking_uri,
+)
+
+
+@app.command("regimes")
+def regimes_command(
+    pair: Pair,
+    timeframe: Timeframe,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output CSV; a PNG is written beside it.", dir_okay=False)
+    ],
+    states: Annotated[
+        str, typer.Option("--states", help="Number of regimes, or 'auto' (BIC).")
+    ] = "3",
+    train_end: Annotated[
+        str | None,
+        typer.Option("--train-end", help="Fit on candles before this date (default: first 70%)."),
+    ] = None,
+    exchange: Exchange = "binance",
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Fit the regime HMM on the past and write filtered (causal) regimes for every candle."""
+    from experiments.regimes import REGIME_STAGES, parse_day, run_regimes
+    from experiments.render import regime_summary
+
+    if states != "auto" and not states.isdigit():
+        raise typer.BadParameter(
+            f"{states!r} is neither a number nor 'auto'", param_hint="--states"
+        )
+    with progress_bar(f"regimes {pair} {timeframe}", len(REGIME_STAGES)) as advance:
+        summary = run_regimes(
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            userdir=userdir,
+            states=states,
+            train_end=parse_day(train_end),
+            out=out,
+            progress=advance,
+        )
+    regime_summary(console, summary)
+
+
+markets_app = typer.Typer(
+    help="Exchange market snapshots for offline Freqtrade runs.", no_args_is_help=True
+)
+
+
+app.add_typer(markets_app, name="markets")
+
+
+@markets_app.command("snapshot")
+def markets_snapshot(
+    exchange: Exchange = "binance",
+    online: Annotated[
+        bool, typer.Option("--online", help="Download the real markets (needs network).")
+    ] = False,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Write <userdir>/markets/<exchange>.json: from the exchange (--online) or for the imported pairs."""
+    from strategies.markets import fetch_snapshot, generate_snapshot, load_snapshot
+
+    path = fetch_snapshot(userdir, exchange) if online else generate_snapshot(userdir, exchange)
+    markets = load_snapshot(path)
+    source = "downloaded from the exchange" if online else "generated for the imported pairs"
+    console.print(f"wrote {path}: {len(markets)} markets, {source}")
+
+
+@app.command("backtest")
+def backtest_command(
+    spec: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Experiment spec: backtest its champion over its [backtest] timerange."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="Strategy class in user_data/strategies.")
+    ] = "RegimeStrategy",
+    pair: Annotated[str | None, typer.Option("--pair", help="Pair (default: the spec's).")] = None,
+    timeframe: Annotated[
+        str | None, typer.Option("--timeframe", help="Timeframe (default: the spec's).")
+    ] = None,
+    timerange: Annotated[str | None, typer.Option("--timerange", help="YYYYMMDD-YYYYMMDD.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Registered model as NAME@alias or NAME/version.")
+    ] = None,
+    exchange: Exchange = "binance",
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run Freqtrade even if the result is cached.")
+    ] = False,
+    walk_forward: Annotated[
+        bool,
+        typer.Option(
+            "--walk-forward",
+            help="Use the model's fold bundles, each on its own out-of-sample window.",
+        ),
+    ] = False,
+    pairs: Annotated[
+        str | None,
+        typer.Option(
+            "--pairs",
+            help="A whitelist, comma-separated (default: a whitelist spec's pairs); each "
+            "pair is served by NAME__<BASE>_<QUOTE>@alias.",
+        ),
+    ] = None,
+    max_open_trades: Annotated[
+        int | None,
+        typer.Option("--max-open-trades", min=1, help="Freqtrade's (default: one per pair)."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
+    from experiments.spec import load_experiment
+
+    whitelist = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else []
+    if spec is not None:
+        experiment = load_experiment(spec)
+        if not whitelist and not pair and experiment.is_whitelist:
+            whitelist = list(experiment.data.pairs)
+        pair = pair or experiment.data.whitelist[0]
+        timeframe = timeframe or experiment.data.timeframe
+        exchange = experiment.data.exchange
+        model = model or f"{experiment.name}@champion"
+        timerange = timerange or experiment.backtest.timerange
+        strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
+    pair = pair or (whitelist[0] if whitelist else None)
+    if pair is None or timeframe is None or (timerange is None and not walk_forward):
+        raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
+    if len(set(whitelist)) != len(whitelist):
+        raise typer.BadParameter("a pair is listed twice", param_hint="--pairs")
+    _require_data(userdir, exchange, whitelist or [pair], timeframe)
+    from experiments.backtest import BACKTEST_STAGES, backtest
+    from experiments.render import backtest_summary
+
+    market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
+    with progress_bar(
+        f"backtest {strategy} {market} {timeframe} {timerange or 'walk-forward'}",
+        len(BACKTEST_STAGES),
+    ) as advance:
+        summary = backtest(
+            strategy=strategy,
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            timerange=timerange or "",
+            model=model,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            use_cache=not no_cache,
+            walk_forward=walk_forward,
+            progress=advance,
+            pairs=whitelist or None,
+            max_open_trades=max_open_trades,
+        )
+    backtest_summary(console, summary)
+
+
+@app.command("scorecard")
+def scorecard_command(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (TOML).")],
+    pairs: Annotated[
+        list[str],
+        typer.Option("--pair", help="An imported pair (repeat the option for each market)."),
+    ],
+    timeframe: SpecTimeframe = None,
+    timerange: SpecTimerange = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """The spec, unchanged, walk-forward on each market: trained, backtested on the engine, beside the baselines."""
+    from experiments.render import scorecard_summary
+    from experiments.scorecard import scorecard
+    from experiments.spec import load_experiment
+
+    experiment = load_experiment(spec)
+    with stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"):
+        card = scorecard(
+            experiment,
+            pairs,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            timeframe=timeframe,
+            timerange=timerange,
+            progress=lambda text: progress_console.print(f"  {text}"),
+        )
+    scorecard_summary(console, card)

@@ -1,0 +1,122 @@
+"""`tradingbot data` and `tradingbot features`: import, check, build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from experiments.cli._app import (
+    AsJson,
+    Exchange,
+    Pair,
+    Timeframe,
+    Userdir,
+    console,
+    data_app,
+    features_app,
+    stage,
+)
+
+
+@data_app.command("import")
+def data_import(
+    path: Annotated[
+        Path,
+        typer.Argument(help="CryptoDataDownload/generic CSV (.gz), Freqtrade feather or json."),
+    ],
+    pair: Pair,
+    timeframe: Timeframe,
+    exchange: Exchange = "binance",
+    userdir: Userdir = Path("user_data"),
+    fill_gaps: Annotated[
+        bool, typer.Option("--fill-gaps", help="Insert flat volume-0 candles into gaps (listed).")
+    ] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Repair bad ticks and OHLC violations (each listed).")
+    ] = False,
+    duplicates: Annotated[
+        str, typer.Option("--duplicates", help="Duplicate policy: most-precise, first or last.")
+    ] = "most-precise",
+    bad_tick_threshold: Annotated[
+        float, typer.Option(help="Flag prices with |log(price / neighbours' median)| above this.")
+    ] = 0.5,
+    as_json: AsJson = False,
+) -> None:
+    """Import candles into <userdir>/data/<exchange>/ in Freqtrade's feather layout."""
+    from experiments.render import quality_report
+    from features.data import DuplicatePolicy, ImportOptions, import_candles
+
+    try:
+        policy = DuplicatePolicy(duplicates)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{duplicates!r} is not one of most-precise, first, last", param_hint="--duplicates"
+        ) from None
+    options = ImportOptions(
+        duplicate_policy=policy,
+        fill_gaps=fill_gaps,
+        repair=repair,
+        bad_tick_log_threshold=bad_tick_threshold,
+    )
+    with stage(f"importing {path}"):
+        result = import_candles(
+            path,
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            userdir=userdir,
+            options=options,
+        )
+    if as_json:
+        typer.echo(result.report.model_dump_json(indent=2))
+        return
+    quality_report(console, result.report, title=f"import report: {pair} {timeframe}")
+    console.print(f"wrote {result.candles_path}\nwrote {result.report_path}")
+
+
+@data_app.command("check")
+def data_check(
+    pair: Pair,
+    timeframe: Timeframe,
+    exchange: Exchange = "binance",
+    userdir: Userdir = Path("user_data"),
+    as_json: AsJson = False,
+) -> None:
+    """Print the quality report of candles already imported."""
+    from experiments.render import quality_report
+    from features.data import check_candles
+
+    report = check_candles(pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    quality_report(console, report, title=f"data check: {pair} {timeframe}")
+
+
+@features_app.command("build")
+def features_build(
+    pair: Pair,
+    timeframe: Timeframe,
+    out: Annotated[Path, typer.Option("--out", help="Output parquet file.", dir_okay=False)],
+    spec: Annotated[
+        Path | None, typer.Option("--spec", help="Feature spec (TOML or JSON); default: built-in.")
+    ] = None,
+    exchange: Exchange = "binance",
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Build the feature frame of imported candles and write it as parquet."""
+    from experiments.features import build_feature_file
+    from experiments.render import feature_summary
+
+    with stage(f"building features for {pair} {timeframe}"):
+        result = build_feature_file(
+            pair=pair,
+            timeframe=timeframe,
+            exchange=exchange,
+            userdir=userdir,
+            spec_path=spec,
+            out=out,
+        )
+    feature_summary(console, result.meta, out=str(out), cache_hit=result.cache_hit)

@@ -1,0 +1,139 @@
+"""`tradingbot train`, `retrain` and `promote`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from experiments.cli._app import (
+    SpecPair,
+    SpecTimeframe,
+    SpecTimerange,
+    Userdir,
+    _require_data,
+    app,
+    console,
+    progress_bar,
+    tracking_uri,
+)
+
+
+@app.command("train")
+def train_command(
+    spec: Annotated[
+        Path,
+        typer.Argument(help="Experiment spec (TOML), e.g. experiments/specs/btc_1h_lightgbm.toml."),
+    ],
+    pair: SpecPair = None,
+    timeframe: SpecTimeframe = None,
+    timerange: SpecTimerange = None,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", min=1, help="Whitelist pairs trained at once, in worker processes."),
+    ] = 1,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Train an experiment spec with walk-forward evaluation; record and register it in
+    MLflow. A spec with a whitelist ([data] pairs) trains one model per pair
+    (<spec>__<BASE>_<QUOTE>); --pair trains one of them."""
+    from experiments.spec import load_experiment
+
+    experiment = load_experiment(spec).with_overrides(
+        pair=pair, timeframe=timeframe, timerange=timerange
+    )
+    data = experiment.data
+    _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
+    from experiments.render import train_summary, whitelist_summary
+    from experiments.train import progress_steps, train, train_whitelist
+
+    steps = progress_steps(experiment)
+    spec_text = spec.read_text(encoding="utf-8")
+    if experiment.is_whitelist:
+        label = f"training {experiment.name} ({len(data.whitelist)} pairs)"
+        with progress_bar(label, steps * len(data.whitelist)) as advance:
+            results = train_whitelist(
+                experiment,
+                userdir=userdir,
+                tracking_uri=tracking_uri(userdir),
+                spec_text=spec_text,
+                progress=advance,
+                jobs=jobs,
+            )
+        whitelist_summary(console, results, tracking_uri(userdir))
+        return
+    with progress_bar(f"training {experiment.name}", steps) as advance:
+        result = train(
+            experiment,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            spec_text=spec_text,
+            progress=advance,
+        )
+    train_summary(console, result, tracking_uri(userdir))
+
+
+@app.command("retrain")
+def retrain_command(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (TOML) of a registered model.")],
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Refit a spec on every candle imported so far, register it @challenger, and promote
+    it only if it is not worse than the champion on candles neither has seen (for a
+    timer: cron, systemd, the compose retrain service). Whitelist specs: every pair."""
+    from experiments.spec import load_experiment
+
+    experiment = load_experiment(spec)
+    data = experiment.data
+    _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
+    from experiments.retrain import RULE, retrain
+    from experiments.train import progress_steps
+
+    console.print(f"rule: {RULE}")
+    specs = [experiment.for_pair(p) for p in data.whitelist]
+    for one in specs:
+        steps = progress_steps(one)
+        with progress_bar(f"retraining {one.name}", steps) as advance:
+            result = retrain(
+                one, userdir=userdir, tracking_uri=tracking_uri(userdir), progress=advance
+            )
+        verdict = "[green]promoted[/]" if result.promoted else "[yellow]champion kept[/]"
+        console.print(f"{one.name} v{result.trained.version}: {verdict} ({escape(result.reason)})")
+
+
+@app.command("promote")
+def promote_command(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Registered model name (the spec's name); a whitelist spec's name promotes "
+            "each pair's model (<spec>__<BASE>_<QUOTE>)."
+        ),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the decision.")],
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Model version to promote (default: the @challenger)."),
+    ] = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Move alias `champion` to a model version and record who, when, why and key metrics."""
+    from ml import tracking
+    from ml.registry import promote, whitelist_models
+
+    client = tracking.configure(tracking_uri(userdir), userdir)
+    names = whitelist_models(client, name)
+    if len(names) > 1 and version is not None:
+        raise typer.BadParameter(
+            f"{name} is a whitelist of {len(names)} models: promote their challengers "
+            "(no --version), or one model by its own name",
+            param_hint="--version",
+        )
+    for model in names:
+        decision = promote(client, model, version, reason)
+        console.print(f"models:/{model}@champion -> version {decision['version']}")
+        for key, value in decision.items():
+            if key != "version":
+                console.print(f"  {key}: {value}")

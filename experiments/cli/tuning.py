@@ -1,0 +1,129 @@
+"""`tradingbot tune` and its progress display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import TaskID
+
+from experiments.cli._app import (
+    SpecPair,
+    SpecTimeframe,
+    SpecTimerange,
+    Userdir,
+    app,
+    console,
+    progress_console,
+    tracking_uri,
+)
+
+
+@app.command("tune")
+def tune_command(
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="Experiment spec (TOML) with a \\[tune] section, e.g. experiments/specs/btc_1h_lightgbm.toml."
+        ),
+    ],
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials", min=1, help="Trials the study should have in all (resumes count)."
+        ),
+    ] = 20,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Worker processes on this machine.")
+    ] = 1,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study name (default: the spec's name); same name = resume."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage URL (sqlite:///..., postgresql://...); default: a journal file under the user dir.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=1, help="Start no new trial after S seconds.")
+    ] = None,
+    pair: SpecPair = None,
+    timeframe: SpecTimeframe = None,
+    timerange: SpecTimerange = None,
+    userdir: Userdir = Path("user_data"),
+) -> None:
+    """Tune model and strategy parameters with Optuna on walk-forward folds; refit and register the best."""
+    from experiments.spec import load_experiment
+
+    experiment = load_experiment(spec).with_overrides(
+        pair=pair, timeframe=timeframe, timerange=timerange
+    )
+    # the [tune] section is checked before the data (tune does both): errors in the spec first
+    from experiments.render import tune_summary
+    from experiments.tune import TuneRequest, tune
+
+    request = TuneRequest(
+        spec=experiment,
+        userdir=userdir,
+        tracking_uri=tracking_uri(userdir),
+        trials=trials,
+        jobs=jobs,
+        study=study,
+        storage=storage,
+        timeout=timeout,
+        spec_text=spec.read_text(encoding="utf-8"),
+    )
+    with tune_progress(request.study_name, trials) as progress:
+        result = tune(request, progress=progress)
+    tune_summary(console, result, tracking_uri(userdir))
+
+
+@contextmanager
+def tune_progress(
+    study: str, trials: int, console: Console | None = None
+) -> Iterator[Callable[..., None]]:
+    """Trials done, pruned and failed, the best value so far, and the fold each running
+    trial is in, on stderr. The study's name is printed once above the bar, and the
+    columns are short, so the elapsed time stays on an 80-column line. The bar appears
+    with the first report, after the spec and data checks have passed."""
+    from contextlib import ExitStack
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from experiments.tune import Counts
+
+    out = console or progress_console
+    with ExitStack() as stack:
+        shown: list[tuple[Progress, TaskID]] = []
+
+        def update(counts: Counts, best: float | None, running: str = "") -> None:
+            if not shown:
+                out.print(f"tuning study {study}: {trials} trials")
+                bar = stack.enter_context(
+                    Progress(
+                        TimeElapsedColumn(),
+                        BarColumn(bar_width=12),
+                        TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[detail]}"),
+                        console=out,
+                    )
+                )
+                shown.append((bar, bar.add_task("tune", total=trials, detail="")))
+            bar, task = shown[0]
+            best_text = "-" if best is None else f"{best:.4g}"
+            failed = f" failed {counts.failed}" if counts.failed else ""
+            bar.update(
+                task,
+                completed=min(counts.finished, trials),
+                detail=f"best {best_text} pruned {counts.pruned}{failed}"
+                + (f" | {running}" if running else ""),
+            )
+
+        yield update
