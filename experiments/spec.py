@@ -232,11 +232,14 @@ class ExperimentSpec(BaseModel):
     @property
     def hash(self) -> str:
         content = self.model_dump(mode="json")
-        # specs without whitelists or trust settings keep the hash they had before them
+        # specs without whitelists, trust settings or declared strategy spaces keep the
+        # hash they had before those existed
         if not content["data"]["pairs"]:
             del content["data"]["pairs"]
         if content["trust"] == TrustConfig().model_dump(mode="json"):
             del content["trust"]
+        if content.get("tune") and content["tune"].get("strategy_parameters") is None:
+            del content["tune"]["strategy_parameters"]  # nor specs tuned as before it
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

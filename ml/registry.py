@@ -244,7 +244,7 @@ def run_summary(metrics: dict[str, float]) -> str:
     for baseline, name in SUMMARY_BASELINES:
         figures = _figures(metrics, f"baseline.{baseline}.")
         if figures:
-            lines.append(f"{name.capitalize()} on the same candles: {figures}.")
+            lines.append(f"{name[0].upper()}{name[1:]} on the same candles: {figures}.")
     return "\n".join(lines)
 
 

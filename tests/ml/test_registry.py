@@ -1,0 +1,61 @@
+"""The registry's rules (ml/registry.py): what a version's description says, which URI
+serves which version, and promotions refused with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml.registry import RegistryError, evaluation_of, metric, promote, run_summary, served_version
+from ml.tracking import configure, default_tracking_uri
+
+WALK_FORWARD = {
+    "overall.total_return": 0.42,
+    "overall.max_drawdown": 0.2,
+    "overall.calmar": 1.5,
+    "overall.sharpe": 1.1,
+    "baseline.always_long.total_return": 0.8,
+    "baseline.always_long.max_drawdown": 0.55,
+    "baseline.sma50_daily.profit_total": 0.3,
+}
+
+
+def test_a_description_puts_the_model_beside_buy_and_hold_and_sma50() -> None:
+    assert evaluation_of(WALK_FORWARD) == ("overall.", "walk-forward", "walk-forward out of sample")
+    assert metric(WALK_FORWARD, "baseline.sma50_daily.", "total_return") == 0.3  # either name
+    assert metric(WALK_FORWARD, "overall.", "winrate") is None
+    summary = run_summary(WALK_FORWARD).splitlines()
+    assert summary[0] == (
+        "Walk-forward out of sample: return 42.0%, max drawdown 20.0%, Calmar 1.50, Sharpe 1.10."
+    )
+    assert summary[1].startswith("Buy and hold on the same candles: return 80.0%")
+    assert summary[2] == "SMA50 daily on the same candles: return 30.0%."
+    assert run_summary({"loss": 1.0}) == ""
+    tuned = {"test.profit_total": 0.1, "validation.profit_total": 0.2}
+    assert evaluation_of(tuned) == ("test.", "tune test", "held-out test window")
+
+
+def test_served_version_reads_numbered_uris_without_a_registry() -> None:
+    assert served_version("models:/btc/3") == ("btc", "3")
+    assert served_version("runs:/abc/model") is None
+    assert served_version("models:/btc/latest") is None
+
+
+def test_promotions_are_refused_with_the_reason(tmp_path: Path) -> None:
+    userdir = tmp_path / "ud"
+    client = configure(default_tracking_uri(userdir), userdir)
+    with pytest.raises(RegistryError, match="no model named 'ghost'"):
+        promote(client, "ghost", 1, "because")
+    client.create_registered_model("half")
+    client.create_model_version("half", source=str(tmp_path / "nothing"))
+    with pytest.raises(RegistryError, match="has no version 7"):
+        promote(client, "half", 7, "because")
+    with pytest.raises(RegistryError, match="has no @challenger"):
+        promote(client, "half", None, "because")
+    with pytest.raises(RegistryError, match="needs a reason"):
+        promote(client, "half", 1, "  ")
+    with pytest.raises(RegistryError, match="never completely registered"):
+        promote(client, "half", 1, "because")
+    with pytest.raises(Exception, match="champion"):
+        client.get_model_version_by_alias("half", "champion")  # nothing moved

@@ -1,0 +1,68 @@
+"""MLflow tracking set-up (ml/tracking.py): the store under the user dir, damaged stores
+refused before MLflow touches them, and flat parameters."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ml.tracking import (
+    StoreError,
+    check_sqlite_store,
+    configure,
+    default_tracking_uri,
+    experiment_id,
+    flatten,
+    sqlite_store_path,
+)
+
+
+def test_the_default_store_is_sqlite_in_the_user_dir(tmp_path: Path) -> None:
+    uri = default_tracking_uri(tmp_path / "ud")
+    assert uri == f"sqlite:///{(tmp_path / 'ud' / 'mlflow.db').resolve()}"
+    assert sqlite_store_path(uri) == (tmp_path / "ud" / "mlflow.db").resolve()
+    assert sqlite_store_path("http://mlflow:5000") is None
+
+
+def test_experiments_open_in_the_model_training_view(tmp_path: Path) -> None:
+    userdir = tmp_path / "ud"
+    client = configure(default_tracking_uri(userdir), userdir)
+    first = experiment_id(client, "spec_a", userdir)
+    assert experiment_id(client, "spec_a", userdir) == first  # found, not created again
+    tags = client.get_experiment(first).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (b"hello world, not sqlite", "is not an SQLite database")],
+)
+def test_a_damaged_store_is_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(content)
+    with pytest.raises(StoreError, match=message) as refused:
+        check_sqlite_store(store)
+    assert "tradingbot restore" in str(refused.value)
+
+
+def test_a_truncated_store_is_refused_and_a_whole_one_accepted(tmp_path: Path) -> None:
+    store = tmp_path / "mlflow.db"
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE t (x TEXT)")
+        db.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 400)
+    db.close()
+    check_sqlite_store(store)  # whole: no error
+    check_sqlite_store(tmp_path / "absent.db")  # absent: MLflow creates it
+    data = store.read_bytes()
+    store.write_bytes(data[: len(data) // 3])
+    with pytest.raises(StoreError, match="damaged"):
+        check_sqlite_store(store)
+
+
+def test_nested_config_becomes_flat_parameters() -> None:
+    flat = flatten(
+        {"model": {"kind": "lightgbm", "params": {"num_leaves": 7}}, "pairs": ["A", "B"]}
+    )
+    assert flat == {"model.kind": "lightgbm", "model.params.num_leaves": "7", "pairs": '["A", "B"]'}
