@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import import_synthetic
+from tests.conftest import import_synthetic, run_in_own_group
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -40,22 +40,7 @@ def _source_copy(target: Path) -> Path:
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=900)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 9)
-            process.wait()
-    return subprocess.CompletedProcess(command, process.returncode, output)
+    return run_in_own_group(command, cwd=cwd, env=env)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git lists the files of the source tree")
