@@ -240,6 +240,8 @@ class ExperimentSpec(BaseModel):
             del content["trust"]
         if content.get("tune") and content["tune"].get("strategy_parameters") is None:
             del content["tune"]["strategy_parameters"]  # nor specs tuned as before it
+        if content["regime"]["warm_start"] is True:
+            del content["regime"]["warm_start"]  # nor specs from before warm starts
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

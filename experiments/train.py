@@ -218,7 +218,9 @@ def train(
         mlflow.log_dict(package_versions(), "environment/versions.json")
 
         fold_rows, stitched = [], []
+        last: FoldResult | None = None
         for result in walk_forward(job):
+            last = result
             say(f"fold {result.fold.index + 1}/{config.walk_forward.folds} done")
             with tracking.tracked_run(
                 experiment_id=experiment,
@@ -250,7 +252,7 @@ def train(
         mlflow.log_artifact(str(workdir / "predictions.parquet"), artifact_path="walk_forward")
 
         say("fitting the final model on the whole window")
-        bundle = fit_final(job)
+        bundle = fit_final(job, last.bundle if last is not None else None)
         mlflow.set_tag("device", bundle.metadata.device)
         tracking.log_history(getattr(bundle.forecaster, "history_", []), prefix="final.")
         if bundle.regime_model is not None:

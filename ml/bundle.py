@@ -30,6 +30,7 @@ from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
 from ml.models.base import proba_to_prediction
 from ml.models.reasoning import RuleReasoner
+from ml.models.regime import RegimeHMM
 from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
 
@@ -245,8 +246,12 @@ def fit_bundle(
     pair: str,
     timeframe: str,
     threads: int | None = None,
+    previous: RegimeModel | None = None,
 ) -> ModelBundle:
     """Fit regime model and forecaster on ``rows`` of a feature frame built on ``candles``.
+
+    ``previous``: the regime model of the walk-forward fold before (fitted on earlier
+    candles); with ``[regime] warm_start`` an HMM starts EM from it.
 
     Only rows inside ``rows`` reach fitting (regime standardisation and EM, the
     forecaster's scalers, early stopping); the target of each row looks
@@ -259,8 +264,11 @@ def fit_bundle(
         missing = [c for c in config.regime.columns if c not in features.columns]
         if missing:
             raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
+        params = config.regime.estimator_params(seed)
+        if config.regime.warm_start and isinstance(previous, RegimeHMM):
+            params["init_from"] = previous
         regime_model = fit_regime_model(
-            config.regime.estimator_params(seed),
+            params,
             train_features[list(config.regime.columns)].to_numpy(dtype="float64"),
             config.regime.kind,
         )

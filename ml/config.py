@@ -53,7 +53,9 @@ class RegimeConfig(BaseModel):
     """``[regime]``: which regime model, on which feature columns.
 
     ``kind = "hmm"``: a Gaussian HMM (``n_states``, ``covariance_type``, ``n_restarts``,
-    ``n_iter``, ``max_states``, ``switch_margin``). ``kind = "jump"``: two-state jump
+    ``n_iter``, ``max_states``, ``switch_margin``; ``warm_start``: each walk-forward fold
+    after the first starts EM once from the previous fold's fitted HMM instead of
+    ``n_restarts`` random starts). ``kind = "jump"``: two-state jump
     models voted over ``jump_penalties`` (``n_init`` starts each, features clipped at
     ``clip`` standard deviations). Column 0 must be a return measure: it names the states.
     """
@@ -68,6 +70,8 @@ class RegimeConfig(BaseModel):
     n_iter: int = Field(default=100, ge=1, le=10_000)
     max_states: int = Field(default=5, ge=2, le=10)
     switch_margin: float = Field(default=0.5, ge=0.0, le=1.0)
+    # walk-forward folds after the first start EM from the previous fold's HMM
+    warm_start: bool = True
     jump_penalties: tuple[Annotated[float, Field(ge=0.0, le=1e6)], ...] = Field(
         default=(1.0, 3.0, 10.0, 30.0, 100.0), min_length=1, max_length=20
     )

@@ -65,7 +65,11 @@ def fit_regime_model(
 ) -> RegimeModel:
     """``RegimeHMM(**params).fit(x)`` (``kind="jump"``: ``RegimeJump``), or the model an
     identical call fitted before."""
-    key = _digest(kind, sorted(params.items()), np.asarray(x, dtype="float64"))
+    settings = sorted(
+        (name, fingerprint(value) if isinstance(value, RegimeHMM) else value)
+        for name, value in params.items()
+    )  # a warm start's model by what it holds, not by its repr
+    key = _digest(kind, settings, np.asarray(x, dtype="float64"))
     with _lock:
         model = _fits.get(key)
         if model is not None:

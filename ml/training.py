@@ -111,8 +111,9 @@ class TrainingJob:
     seed: int
     threads: int | None = None  # CPU threads per fit (None: the forecaster's default)
 
-    def fit(self, rows: slice) -> ModelBundle:
-        """A bundle fitted on ``rows`` (its training window is recorded in the bundle)."""
+    def fit(self, rows: slice, previous: ModelBundle | None = None) -> ModelBundle:
+        """A bundle fitted on ``rows`` (its training window is recorded in the bundle);
+        ``previous``: the fold before, whose regime model may warm-start this one."""
         return fit_bundle(
             name=self.name,
             candles=self.candles,
@@ -126,6 +127,7 @@ class TrainingJob:
             pair=self.pair,
             timeframe=self.timeframe,
             threads=self.threads,
+            previous=previous.regime_model if previous is not None else None,
         )
 
 
@@ -135,10 +137,11 @@ def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
     per_day = 86_400 / timeframe_to_seconds(job.timeframe)
     dates = job.candles["date"].to_numpy(dtype="datetime64[ns]")
     horizon = config.target.horizon
+    previous: ModelBundle | None = None
     for fold in make_folds(len(job.candles), config.walk_forward, horizon, per_day, dates):
         train_rows = slice(fold.train_start, fold.train_end)
         test_rows = slice(fold.test_start, fold.test_end)
-        bundle = job.fit(train_rows)
+        bundle = previous = job.fit(train_rows, previous)
         # One batched, causal prediction over everything up to the end of the test block:
         # the regime filter and the sequences need the history before the block.
         predictions = bundle.predict_features(job.features.iloc[: fold.test_end]).iloc[test_rows]
@@ -154,6 +157,7 @@ def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
         )
 
 
-def fit_final(job: TrainingJob) -> ModelBundle:
-    """The bundle to register: fitted on every candle whose target is known."""
-    return job.fit(slice(0, len(job.candles) - job.config.target.horizon))
+def fit_final(job: TrainingJob, previous: ModelBundle | None = None) -> ModelBundle:
+    """The bundle to register: fitted on every candle whose target is known; ``previous``
+    (the last walk-forward fold) may warm-start its regime model."""
+    return job.fit(slice(0, len(job.candles) - job.config.target.horizon), previous)

@@ -66,6 +66,10 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
     n_restarts: EM runs from different random initialisations; the best likelihood wins.
     switch_margin: persistence control: the decision moves to another state only when
         its filtered probability exceeds the current state's by this much.
+    init_from: a fitted ``RegimeHMM`` with the same number of states (the previous
+        walk-forward fold's): EM starts once from its parameters instead of from
+        ``n_restarts`` random ones. It was fitted on earlier candles, so nothing of the
+        future enters; it only saves EM iterations.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
         max_states: int = 5,
         switch_margin: float = 0.5,
         random_state: int = 0,
+        init_from: RegimeHMM | None = None,
     ) -> None:
         self.n_states = n_states
         self.covariance_type = covariance_type
@@ -87,10 +92,42 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
         self.max_states = max_states
         self.switch_margin = switch_margin
         self.random_state = random_state
+        self.init_from = init_from
 
     # -- fitting ---------------------------------------------------------------------
 
+    def _warm(self, z: FloatArray, k: int) -> tuple[float, GaussianHMM] | None:
+        """One EM run from ``init_from``'s parameters, moved into this fit's standardised
+        units; None when it does not apply (another number of states or covariance type)."""
+        previous = self.init_from
+        if previous is None or previous.n_states_ != k:
+            return None
+        ratio = previous.scale_ / self.scale_
+        model = GaussianHMM(
+            n_components=k,
+            covariance_type=self.covariance_type,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+            init_params="",
+        )
+        model.startprob_ = previous.startprob_.copy()
+        model.transmat_ = previous.transmat_.copy()
+        model.means_ = (
+            previous.means_ * previous.scale_ + previous.mean_ - self.mean_
+        ) / self.scale_
+        covars = previous.covars_ * np.outer(ratio, ratio)
+        diagonal = self.covariance_type == "diag"
+        model.covars_ = np.diagonal(covars, axis1=1, axis2=2).copy() if diagonal else covars
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(z)
+        return float(model.score(z)), model
+
     def _fit_one(self, z: FloatArray, k: int) -> tuple[float, GaussianHMM]:
+        warm = self._warm(z, k)
+        if warm is not None:
+            return warm
         best: tuple[float, GaussianHMM] | None = None
         for restart in range(self.n_restarts):
             model = GaussianHMM(
@@ -131,6 +168,8 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
             self.bic_[k] = float(fits[k][1].bic(z))
         best_k = min(self.bic_, key=lambda k: self.bic_[k])
         self.train_log_likelihood_, chosen = fits[best_k]
+        self.em_iterations_ = int(chosen.monitor_.iter)  # of the chosen run
+        self.warm_started_ = self.init_from is not None and chosen.init_params == ""
         self.n_states_ = int(chosen.n_components)
         self.startprob_ = np.asarray(chosen.startprob_, dtype="float64")
         self.transmat_ = np.asarray(chosen.transmat_, dtype="float64")
@@ -142,6 +181,7 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
         self.labels_ = name_states(return_means, return_stds)
         self.return_means_ = return_means
         self.return_stds_ = return_stds
+        self.init_from = None  # used once: a fitted model does not carry its predecessors
         return self
 
     # -- causal read-out -------------------------------------------------------------

@@ -187,3 +187,42 @@ def test_persistence_is_reported(
     x = regime_features(candles)[10_000:]
     argmax = np.nanargmax(np.nan_to_num(fitted.predict_proba(x), nan=-1), axis=1)
     assert switches_per_1000(fitted.predict(x)) < switches_per_1000(argmax)
+
+
+def test_a_warm_start_from_the_previous_fold_converges_sooner_and_is_causal(
+    market: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    """[regime] warm_start: a fold's HMM starts EM once from the previous fold's fit
+    (fitted on earlier candles), in this fit's own standardised units."""
+    candles, _ = market
+    x = regime_features(candles)
+    earlier = RegimeHMM(n_restarts=2, random_state=1).fit(x[:2500])
+    cold = RegimeHMM(n_restarts=1, random_state=1).fit(x[800:3300])
+    warm = RegimeHMM(n_restarts=1, random_state=1, init_from=earlier).fit(x[800:3300])
+    assert warm.warm_started_ and not cold.warm_started_
+    assert warm.em_iterations_ < cold.em_iterations_
+    assert warm.init_from is None  # a fitted model does not carry its predecessor
+    assert sorted(warm.labels_) == sorted(earlier.labels_)
+    later = candles.iloc[3000:4300].reset_index(drop=True)
+    assert_prefix_invariant(
+        lambda part: pd.DataFrame(warm.predict_proba(regime_features(part))),
+        later,
+        prefixes=[1, 300, 700],
+    )
+    # another number of states: a cold start
+    two = RegimeHMM(n_states=2, n_restarts=1, init_from=earlier).fit(x[800:3300])
+    assert not two.warm_started_
+
+
+def test_the_fit_memo_tells_warm_starts_apart(market: tuple[pd.DataFrame, np.ndarray]) -> None:
+    from ml.regime_memo import fit_regime_model
+
+    candles, _ = market
+    x = regime_features(candles)
+    a = RegimeHMM(n_restarts=1, random_state=1).fit(x[:2000])
+    b = RegimeHMM(n_restarts=1, random_state=2).fit(x[500:2500])
+    params = {"n_restarts": 1, "random_state": 1}
+    from_a = fit_regime_model({**params, "init_from": a}, x[1000:3000])
+    from_b = fit_regime_model({**params, "init_from": b}, x[1000:3000])
+    assert from_a is not from_b
+    assert fit_regime_model({**params, "init_from": a}, x[1000:3000]) is from_a
