@@ -116,7 +116,7 @@ CASES = [
     Case(
         "tune.mid_trial",
         ["tune", "{tune_spec}", "--trials", "4"],
-        "experiments.objective:run_trial",
+        "experiments.tuning.objective:run_trial",
         nth=2,
         check_params_file=True,
     ),
@@ -135,7 +135,7 @@ CASES = [
     Case(
         "tune.before_params_file",
         ["tune", "{tune_spec}", "--trials", "3"],
-        "experiments.tune:_write_strategy_file",
+        "experiments.tuning:_write_strategy_file",
         check_params_file=True,
     ),
     Case(
@@ -163,9 +163,9 @@ CASES = [
 OUR_PACKAGES = ("features.", "ml.", "strategies.", "experiments.")
 PRELOADED = (
     "experiments.train",
-    "experiments.tune",
+    "experiments.tuning",
     "experiments.backtest",
-    "experiments.objective",
+    "experiments.tuning.objective",
     "features.data",
     "ml.registry",
 )

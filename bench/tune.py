@@ -1,6 +1,6 @@
 """Benchmark: what pruning saves, and how trials per minute scale with worker processes.
 
-Everything runs through the real ``tradingbot tune`` path (``experiments.tune.tune``:
+Everything runs through the real ``tradingbot tune`` path (``experiments.tuning.tune``:
 journal storage, MLflow child runs, the final refit and registration), each
 configuration in its own fresh user dir, on the real BTC/USDT 1h candles
 (2019-01-01..2020-06-01; a seeded synthetic market of the same size without
@@ -47,7 +47,9 @@ import optuna  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from experiments.spec import parse_experiment  # noqa: E402
-from experiments.tune import TuneRequest, open_storage, tune  # noqa: E402
+from experiments.tuning.request import TuneRequest  # noqa: E402
+from experiments.tuning.storage import open_storage  # noqa: E402
+from experiments.tuning.study import tune  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from features.data.synthetic import generate  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402

@@ -45,6 +45,11 @@ class UserDir:
         return self.root / "optuna.db"
 
     @property
+    def optuna_journal(self) -> Path:
+        """The default Optuna storage: one journal file for every study of the user dir."""
+        return self.optuna / "journal.log"
+
+    @property
     def optuna(self) -> Path:
         """Optuna's study locks and finalisation claims."""
         return self.root / "optuna"

@@ -316,8 +316,8 @@ def backtest_summary(console: Console, summary: object) -> None:
 
 
 def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
-    from experiments.trial_liveness import STALE_AFTER_S
-    from experiments.tune import TuneResult
+    from experiments.tuning.liveness import STALE_AFTER_S
+    from experiments.tuning.request import TuneResult
 
     assert isinstance(result, TuneResult)
     console.print(

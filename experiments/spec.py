@@ -52,7 +52,7 @@ from pydantic import (
 )
 
 from common.errors import SpecError, validation_message
-from experiments.search_space import TuneConfig, set_path
+from experiments.tuning.space import TuneConfig, set_path
 from features.data.store import pair_to_filename
 from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 from features.timeframes import timeframe_to_seconds

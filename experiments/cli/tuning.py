@@ -67,7 +67,8 @@ def tune_command(
     )
     # the [tune] section is checked before the data (tune does both): errors in the spec first
     from experiments.render import tune_summary
-    from experiments.tune import TuneRequest, tune
+    from experiments.tuning.request import TuneRequest
+    from experiments.tuning.study import tune
 
     request = TuneRequest(
         spec=experiment,
@@ -97,7 +98,7 @@ def tune_progress(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from experiments.tune import Counts
+    from experiments.tuning.request import Counts
 
     out = console or progress_console
     with ExitStack() as stack:

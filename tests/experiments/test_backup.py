@@ -105,7 +105,7 @@ def test_backup_cli(cli: Callable[..., CliResult], userdir: Path, tmp_path: Path
 def test_optuna_journal_is_backed_up_without_its_locks(tmp_path: Path) -> None:
     import optuna
 
-    from experiments.tune import open_storage
+    from experiments.tuning.storage import open_storage
 
     userdir = tmp_path / "ud"
     study = optuna.create_study(study_name="s", storage=open_storage(None, userdir))

@@ -18,10 +18,11 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.finalise_claim import claim_name
-from experiments.objective import TuningData, run_trial, strategy_defaults
 from experiments.spec import load_experiment
-from experiments.tune import INTERRUPTED, counts, open_storage
+from experiments.tuning.claim import claim_name
+from experiments.tuning.liveness import INTERRUPTED
+from experiments.tuning.objective import TuningData, run_trial, strategy_defaults
+from experiments.tuning.storage import counts, open_storage
 from features.data import import_candles
 from features.data.synthetic import generate
 from ml.registry import load_bundle
@@ -29,7 +30,7 @@ from ml.tracking import configure, default_tracking_uri, use_uri
 from strategies.replay import with_values
 from tests.conftest import CliResult
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SPEC = """
 name = "{name}"
 seed = 7
@@ -420,7 +421,8 @@ def test_sqlite_storage_timeout_and_resume(
 
 
 def test_storage_urls_are_checked_and_passwords_never_shown(tmp_path: Path) -> None:
-    from experiments.tune import TuneError, storage_label
+    from experiments.tuning.request import TuneError
+    from experiments.tuning.storage import storage_label
 
     assert storage_label("postgresql://bot:s3cret@db.example:5432/optuna", tmp_path) == (
         "postgresql://***@db.example:5432/optuna"
@@ -431,7 +433,7 @@ def test_storage_urls_are_checked_and_passwords_never_shown(tmp_path: Path) -> N
 
 
 def test_example_tune_sections_pass_every_check(tmp_path: Path) -> None:
-    from experiments.objective import check_tuning
+    from experiments.tuning.objective import check_tuning
 
     specs = sorted((ROOT / "experiments" / "specs").glob("*.toml"))
     tuned = [load_experiment(path) for path in specs if load_experiment(path).tune is not None]
@@ -665,7 +667,7 @@ def test_the_tune_bar_shows_running_folds_and_keeps_its_time_on_80_columns() -> 
     from rich.console import Console
 
     from experiments.cli import tune_progress
-    from experiments.tune import Counts
+    from experiments.tuning.request import Counts
 
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=True, color_system=None)
@@ -686,7 +688,7 @@ def test_declared_strategy_parameters_are_the_tuning_space(tmp_path: Path) -> No
     declarations (the same ones Freqtrade's parameters come from); [tune.space] overrides."""
     from common.errors import SpecError
     from experiments.spec import parse_experiment
-    from experiments.tune import TuneRequest
+    from experiments.tuning.request import TuneRequest
     from strategies.composition import compositions_in
     from strategies.runner import REPO_STRATEGIES
 

@@ -14,10 +14,10 @@ import pytest
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from experiments.finalise_claim import claim_name, finalise_claim
-from experiments.trial_liveness import HEARTBEAT
+from experiments.tuning.claim import claim_name, finalise_claim
+from experiments.tuning.liveness import HEARTBEAT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def journal(path: Path) -> JournalStorage:
@@ -39,7 +39,7 @@ CLAIM_IN_ANOTHER_PROCESS = """
 import sys
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from experiments.finalise_claim import finalise_claim
+from experiments.tuning.claim import finalise_claim
 with finalise_claim(JournalStorage(JournalFileBackend(sys.argv[1])), "s") as holder:
     print(holder)
 """

@@ -25,7 +25,9 @@ import pandas as pd
 
 from common.errors import DataError, SpecError
 from common.layout import UserDir
-from experiments.search_space import (
+from experiments.spec import ExperimentSpec, TimeRange
+from experiments.train import select_candles
+from experiments.tuning.space import (
     STRATEGY_OBJECTIVES,
     Distribution,
     FloatRange,
@@ -33,8 +35,6 @@ from experiments.search_space import (
     TuneConfig,
     strategy_values,
 )
-from experiments.spec import ExperimentSpec, TimeRange
-from experiments.train import select_candles
 from features.candles import data_window
 from features.data import load_candles
 from features.frames import FeatureCache

@@ -6,7 +6,7 @@ registry would get two versions of one trial. Before finalising, a command takes
 the study's *claim*: a small Optuna study named ``<study>:finalising`` in the same
 storage. Creating a study whose name exists fails in every storage (journal file,
 SQLite, PostgreSQL) for all but one creator, so one command gets it. The claim's one
-trial carries the holder's host, pid and heartbeat (:mod:`experiments.trial_liveness`),
+trial carries the holder's host, pid and heartbeat (:mod:`experiments.tuning.liveness`),
 so a claim left by a worker that died is recognised and taken over. The claim study
 is deleted when finalising ends, whether it succeeded or failed.
 """
@@ -24,7 +24,7 @@ import optuna
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 
-from experiments.trial_liveness import Heartbeat, describe_worker, is_stale
+from experiments.tuning.liveness import Heartbeat, describe_worker, is_stale
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from experiments.trial_liveness import (
+from experiments.tuning.liveness import (
     HEARTBEAT,
     INTERRUPTED,
     Heartbeat,

@@ -155,6 +155,16 @@ class TuneConfig(BaseModel):
         return self.model_copy(update={"space": space, "strategy_parameters": None})
 
     @property
+    def sampler_kind(self) -> str:
+        """The sampler used: the spec's, else TPE (NSGA-II for several objectives)."""
+        return self.sampler or ("nsga2" if self.multi_objective else "tpe")
+
+    @property
+    def pruner_kind(self) -> str:
+        """The pruner used: the spec's, else the median pruner (none for several objectives)."""
+        return self.pruner or ("none" if self.multi_objective else "median")
+
+    @property
     def objectives(self) -> list[str]:
         return [self.objective] if isinstance(self.objective, str) else list(self.objective)
 
