@@ -1,4 +1,9 @@
-"""Forecast metrics and a vectorised long/flat trading simulation after fees.
+"""Forecast metrics, the return measures every evaluation uses, and a vectorised
+long/flat trading simulation after fees.
+
+:func:`return_measures` is the one definition of Sharpe, max drawdown, CAGR and Calmar
+from per-candle log returns: training's walk-forward scores, the tuning replay and
+the marked-to-market backtest comparisons all call it.
 
 Conventions: ``returns[t]`` is the 1-candle log return from close t-1 to close t;
 a position decided at the close of candle t (from information <= t) earns
@@ -11,7 +16,37 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import spearmanr
 
+from features.timeframes import timeframe_to_seconds
+
 FloatArray = NDArray[np.float64]
+
+
+def periods_per_year(timeframe: str) -> float:
+    """Candles of ``timeframe`` in a year of 365 days (crypto trades every day)."""
+    return 365.0 * 86400.0 / timeframe_to_seconds(timeframe)
+
+
+def return_measures(log_returns: FloatArray, periods_per_year: float) -> dict[str, float]:
+    """Measures of an equity curve that starts at 1 and moves by ``log_returns`` (one per
+    candle): Sharpe (annualised, of the per-candle log returns), max drawdown (fraction of
+    the peak, the start included), total log return, total return, CAGR, and Calmar (CAGR
+    over max drawdown; 0 without a drawdown)."""
+    net = np.asarray(log_returns, dtype="float64")
+    equity = np.exp(np.cumsum(net))
+    peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
+    drawdown = float((1 - equity / peak).max()) if len(equity) else 0.0
+    std = net.std() if len(net) else 0.0
+    years = len(net) / periods_per_year
+    total = float(net.sum())
+    cagr = float(np.expm1(total / years)) if years > 0 else 0.0
+    return {
+        "sharpe": float(net.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
+        "max_drawdown": drawdown,
+        "total_log_return": total,
+        "total_return": float(np.expm1(total)),
+        "cagr": cagr,
+        "calmar": cagr / drawdown if drawdown > 0 else 0.0,
+    }
 
 
 def classification_metrics(y_true: FloatArray, p_up: FloatArray) -> dict[str, float]:
@@ -95,23 +130,13 @@ def long_flat(
         net = net[:-1]  # the last position has no next candle in the window
         changes = changes[:-1]
         pos = pos[:-1]
-    equity = np.exp(np.cumsum(net))
-    peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
-    std = net.std()
-    drawdown = float((1 - equity / peak).max()) if len(equity) else 0.0
+    measures = return_measures(net, periods_per_year)
     years = len(net) / periods_per_year
-    total = float(net.sum())
-    cagr = float(np.expm1(total / years)) if years > 0 else 0.0
     moves = float((changes > 0).sum())
     return {
-        "sharpe": float(net.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
-        "max_drawdown": drawdown,
+        **measures,
         "turnover": float(changes.mean()) if len(changes) else 0.0,
         "exposure": float(pos.mean()) if len(pos) else 0.0,
-        "total_log_return": total,
-        "total_return": float(np.expm1(total)),
-        "cagr": cagr,
-        "calmar": cagr / drawdown if drawdown > 0 else 0.0,
         "trades": float(((np.diff(np.r_[0.0, pos])) > 0).sum()),
         "position_changes": moves,
         "changes_per_year": moves / years if years > 0 else 0.0,

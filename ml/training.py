@@ -25,6 +25,7 @@ from ml.metrics import (
     classification_metrics,
     long_flat,
     median_run_days,
+    periods_per_year,
     regression_metrics,
 )
 from ml.models.allocation import DEFAULT_EXPOSURES
@@ -47,10 +48,6 @@ class FoldResult:
 class Scores:
     metrics: dict[str, float]
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def periods_per_year(timeframe: str) -> float:
-    return 365.0 * 86400.0 / timeframe_to_seconds(timeframe)
 
 
 def score(

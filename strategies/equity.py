@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ml.metrics import return_measures
+
 FloatArray = NDArray[np.float64]
 
 
@@ -92,20 +94,16 @@ def curve_metrics(
     equity curve (one value per candle, the first one the starting balance)."""
     values = np.asarray(equity, dtype="float64")
     log_returns = np.diff(np.log(values))
-    peak = np.maximum.accumulate(values)
-    drawdown = float((1.0 - values / peak).max()) if len(values) else 0.0
+    measures = return_measures(log_returns, periods_per_year)
     years = len(log_returns) / periods_per_year
-    total = float(np.log(values[-1] / values[0])) if len(values) > 1 else 0.0
-    cagr = float(np.expm1(total / years)) if years > 0 else 0.0
     held = np.asarray(position, dtype="float64")
     changes = float((np.abs(np.diff(np.r_[0.0, (held > 0.001).astype(float)])) > 0).sum())
-    std = log_returns.std() if len(log_returns) else 0.0
     return {
-        "total_return": float(np.expm1(total)),
-        "cagr": cagr,
-        "max_drawdown": drawdown,
-        "calmar": cagr / drawdown if drawdown > 0 else 0.0,
-        "sharpe": float(log_returns.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
+        "total_return": measures["total_return"],
+        "cagr": measures["cagr"],
+        "max_drawdown": measures["max_drawdown"],
+        "calmar": measures["calmar"],
+        "sharpe": measures["sharpe"],
         "exposure": float(held.mean()) if len(held) else 0.0,
         "position_changes": changes,
         "changes_per_year": changes / years if years > 0 else 0.0,
@@ -126,8 +124,7 @@ def comparison(
     every row has ``drawdown_vs_buy_hold``. ``candles`` may reach back before the
     window: the trend rules are computed with that history, then cut to the window."""
     from ml.baselines import trend_positions
-    from ml.metrics import long_flat
-    from ml.training import periods_per_year
+    from ml.metrics import long_flat, periods_per_year
 
     per_year = periods_per_year(timeframe)
     inside = ((candles["date"] >= window[0]) & (candles["date"] < window[1])).to_numpy()
@@ -166,8 +163,7 @@ def portfolio_comparison(
     momentum), on the same candles and fee. A pair without a candle at some close is
     valued at its last close."""
     from ml.baselines import trend_positions
-    from ml.metrics import equity_of
-    from ml.training import periods_per_year
+    from ml.metrics import equity_of, periods_per_year
 
     per_year = periods_per_year(timeframe)
     closes, rule_equity, rule_position = {}, {}, {}

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from common.atomic import write_text_atomic
 from common.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
+from ml.metrics import periods_per_year, return_measures
 from strategies.blocks import atr_stop_prices, ladder_sell_share, time_stop_reached
 from strategies.composition import (
     COMPOSITIONS_DIR,
@@ -438,20 +439,15 @@ def _trailing_stop(params: StrategyParams, entry_price: float, peak: float) -> f
 def _metrics(
     trades: pd.DataFrame, log_returns: NDArray[np.float64], timeframe: str
 ) -> dict[str, float]:
-    per_year = 365.0 * 86400.0 / timeframe_to_seconds(timeframe)
-    std = float(log_returns.std())
-    equity = np.exp(np.cumsum(log_returns))
-    peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
+    measures = return_measures(log_returns, periods_per_year(timeframe))
     profits = trades["profit_ratio"].to_numpy(dtype="float64")
     gains, losses = profits[profits > 0].sum(), -profits[profits < 0].sum()
-    max_drawdown = float((1.0 - equity / peak).max()) if len(equity) else 0.0
-    cagr = float(equity[-1] ** (per_year / len(equity)) - 1.0) if len(equity) else 0.0
     return {
-        "sharpe": float(log_returns.mean() / std * np.sqrt(per_year)) if std > 0 else 0.0,
-        "profit_total": float(equity[-1] - 1.0) if len(equity) else 0.0,
-        "max_drawdown": max_drawdown,
-        "cagr": cagr,
-        "calmar": cagr / max_drawdown if max_drawdown > 0 else float("nan"),
+        "sharpe": measures["sharpe"],
+        "profit_total": measures["total_return"],
+        "max_drawdown": measures["max_drawdown"],
+        "cagr": measures["cagr"],
+        "calmar": measures["calmar"],
         "trades": float(len(trades)),
         "winrate": float((profits > 0).mean()) if len(profits) else 0.0,
         "profit_factor": float(gains / losses) if losses > 0 else float("nan"),

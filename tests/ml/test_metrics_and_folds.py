@@ -113,3 +113,21 @@ def test_a_cost_band_target_leaves_moves_that_do_not_pay_the_fees_unlabelled() -
     # +0.1% (inside the band), +0.9% (up), -1.0% (down), -1.0% (down), +0.05% (inside), last: none
     np.testing.assert_array_equal(target, [np.nan, 1.0, 0.0, 0.0, np.nan, np.nan])
     assert spec.task == "classification"
+
+
+def test_one_definition_of_the_return_measures() -> None:
+    """Training (long_flat), the backtest comparison (curve_metrics) and the tuning replay
+    measure the same equity curve the same way."""
+    from ml.metrics import return_measures
+    from strategies.equity import curve_metrics
+
+    log_returns = np.log(np.array([1.1, 0.5, 2.0, 1.0]))
+    measures = return_measures(log_returns, periods_per_year=4)
+    assert measures["max_drawdown"] == pytest.approx(0.5)
+    assert measures["total_return"] == pytest.approx(0.1)
+    assert measures["cagr"] == pytest.approx(0.1)  # one year of four candles
+    assert measures["calmar"] == pytest.approx(0.2)
+    curve = curve_metrics(np.exp(np.r_[0.0, np.cumsum(log_returns)]), np.ones(5), 4)
+    for key in ("max_drawdown", "total_return", "cagr", "calmar", "sharpe"):
+        assert curve[key] == pytest.approx(measures[key], rel=1e-12), key
+    assert return_measures(np.zeros(3), 3)["calmar"] == 0.0  # no drawdown: 0, not NaN
