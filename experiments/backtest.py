@@ -316,6 +316,7 @@ def backtest(
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
     tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
     tags = {
+        **tracking.lineage(),
         "strategy": strategy,
         "pair": pair,
         "timeframe": timeframe,
@@ -327,8 +328,6 @@ def backtest(
         "markets_sha256": run.inputs["markets_sha256"],
         "strategy_sha256": run.inputs["strategy_sha256"],
         "strategy_params_sha256": run.inputs["strategy_params_sha256"],  # "defaults": untuned
-        "git_commit": tracking.git_commit(),
-        **tracking.process_tags(),
     }
     if model:
         tags.update(

@@ -1,13 +1,17 @@
-"""`tradingbot features build`: candles from the user dir -> cached feature frame -> parquet."""
+"""Candles and features from the user dir: the one loader of a spec's data and features
+(training, tuning, retraining and regimes read through it), and `tradingbot features
+build` (candles -> cached feature frame -> parquet)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from common.layout import UserDir
+from experiments.spec import DataConfig, TimeRange
 from features.candles import data_window
 from features.data import load_candles
 from features.data.importer import check_pair
@@ -24,6 +28,31 @@ class FeatureBuild:
 
 def feature_cache(userdir: Path) -> FeatureCache:
     return FeatureCache(UserDir(userdir).feature_cache)
+
+
+def select_candles(candles: pd.DataFrame, timerange: TimeRange) -> pd.DataFrame:
+    """The candles inside ``timerange`` (start inclusive, end exclusive), re-indexed."""
+    mask = np.ones(len(candles), dtype=bool)
+    if timerange.start is not None:
+        mask &= (candles["date"] >= pd.Timestamp(timerange.start)).to_numpy()
+    if timerange.end is not None:
+        mask &= (candles["date"] < pd.Timestamp(timerange.end)).to_numpy()
+    return candles[mask].reset_index(drop=True)
+
+
+def spec_candles(data: DataConfig, userdir: Path) -> pd.DataFrame:
+    """A single-pair spec's candles: its pair and timeframe, inside its timerange."""
+    candles = load_candles(userdir, data.exchange, data.pair, data.timeframe)
+    return select_candles(candles, TimeRange.parse(data.timerange))
+
+
+def cached_features(
+    candles: pd.DataFrame, spec: FeatureSpec, userdir: Path, pair: str, timeframe: str
+) -> pd.DataFrame:
+    """The feature frame of ``candles`` (one pair and timeframe), from the user dir's cache
+    when it holds it."""
+    frame, _, _ = feature_cache(userdir).build(candles, spec, data_window(candles, pair, timeframe))
+    return frame
 
 
 def build_features(

@@ -11,10 +11,8 @@ import pandas as pd
 
 from common.atomic import atomic_path
 from common.errors import SpecError
-from common.layout import UserDir
-from features.candles import data_window
+from experiments.features import cached_features
 from features.data import load_candles
-from features.frames import FeatureCache
 from features.spec import default_spec
 from ml.bundle import regime_frame
 from ml.config import RegimeConfig
@@ -65,10 +63,7 @@ def run_regimes(
     config = config or RegimeConfig()
     say(REGIME_STAGES[0])
     candles = load_candles(userdir, exchange, pair, timeframe)
-    window = data_window(candles, pair, timeframe)
-    features, _, _ = FeatureCache(UserDir(userdir).feature_cache).build(
-        candles, default_spec(), window
-    )
+    features = cached_features(candles, default_spec(), userdir, pair, timeframe)
     if train_end is None:
         cut = int(len(candles) * 0.7)
     else:

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from experiments.features import spec_candles
 from experiments.spec import DataConfig, ExperimentSpec, TimeRange
-from experiments.train import Progress, TrainResult, select_candles, train
-from features.data import load_candles
+from experiments.train import Progress, TrainResult, train
 from ml import tracking
 from ml.registry import CHAMPION, load_bundle, promote
 from ml.training import score
@@ -77,10 +77,7 @@ def retrain(
         promoted, reason = True, "no champion yet"
     else:
         data = fresh.data
-        candles = select_candles(
-            load_candles(userdir, data.exchange, data.pair, data.timeframe),
-            TimeRange.parse(data.timerange),
-        )
+        candles = spec_candles(data, userdir)
         oos = trained.out_of_sample
         unseen = oos[pd.to_datetime(oos["date"], utc=True) > champion.metadata.train_window.last]
         compared = len(unseen)

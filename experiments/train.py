@@ -25,12 +25,10 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataError, SpecError
-from common.layout import UserDir
-from experiments.spec import ExperimentSpec, TimeRange
+from experiments.features import cached_features, spec_candles
+from experiments.spec import ExperimentSpec
 from features.candles import data_window
-from features.data import load_candles
 from features.data.store import pair_to_filename, require_pairs
-from features.frames import FeatureCache
 from ml import tracking
 from ml.bundle import package_versions
 from ml.models.jump import RegimeJump
@@ -52,15 +50,6 @@ class TrainResult:
     folds: int
     # the stitched out-of-sample predictions of the folds, indexed like the run's candles
     out_of_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def select_candles(candles: pd.DataFrame, timerange: TimeRange) -> pd.DataFrame:
-    mask = np.ones(len(candles), dtype=bool)
-    if timerange.start is not None:
-        mask &= (candles["date"] >= pd.Timestamp(timerange.start)).to_numpy()
-    if timerange.end is not None:
-        mask &= (candles["date"] < pd.Timestamp(timerange.end)).to_numpy()
-    return candles[mask].reset_index(drop=True)
 
 
 def _log_fold(result: FoldResult, workdir: Path) -> None:
@@ -154,10 +143,7 @@ def train(
         )
     say = progress or (lambda _text: None)
     data = spec.data
-    candles = select_candles(
-        load_candles(userdir, data.exchange, data.pair, data.timeframe),
-        TimeRange.parse(data.timerange),
-    )
+    candles = spec_candles(data, userdir)
     if len(candles) < 500:
         raise DataError(
             f"only {len(candles)} {data.pair} {data.timeframe} candles in timerange {data.timerange or '(all)'}",
@@ -167,9 +153,7 @@ def train(
     feature_spec = spec.feature_spec
     feature_spec.check_timeframe(data.timeframe)
     say("building features")
-    features, _, _ = FeatureCache(UserDir(userdir).feature_cache).build(
-        candles, feature_spec, window
-    )
+    features = cached_features(candles, feature_spec, userdir, data.pair, data.timeframe)
     config = spec.training
     job = TrainingJob(
         name=spec.name,
@@ -187,19 +171,13 @@ def train(
     experiment = tracking.experiment_id(client, experiment_name or spec.name, userdir)
     tracking.fail_stale_runs(client, experiment)
     reconcile(client, spec.name)  # versions left by registrations that were killed
-    lineage = {
-        "spec_hash": spec.hash,
-        "feature_spec_hash": feature_spec.hash,
-        "data_sha256": window.sha256,
-        "data.first": window.first.isoformat(),
-        "data.last": window.last.isoformat(),
-        "data.rows": str(window.rows),
-        "git_commit": tracking.git_commit(),
-        "seed": str(spec.seed),
-        "model_kind": spec.model.kind,
-        "pair": data.pair,
-        **tracking.process_tags(),
-    }
+    lineage = tracking.lineage(
+        window,
+        spec_hash=spec.hash,
+        feature_spec_hash=feature_spec.hash,
+        seed=spec.seed,
+        model_kind=spec.model.kind,
+    )
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.tracked_run(

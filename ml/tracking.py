@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from common.atomic import file_lock, pid_alive
 from common.errors import TradingbotError
 from common.layout import UserDir
+from features.candles import DataWindow
 from ml.observability import bind
 
 PID_TAG = "tradingbot.pid"
@@ -238,6 +239,38 @@ def fail_stale_runs(client: MlflowClient, experiment: str) -> list[str]:
 
 def process_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def lineage(
+    window: DataWindow | None = None,
+    *,
+    spec_hash: str | None = None,
+    feature_spec_hash: str | None = None,
+    seed: int | None = None,
+    model_kind: str | None = None,
+) -> dict[str, str]:
+    """The reproducibility tags of a run, with the same keys for training, tuning and
+    backtests: the code (``git_commit``), the process that ran it, and what of the data
+    window, spec, seed and model the run has."""
+    tags = {"git_commit": git_commit(), **process_tags()}
+    if window is not None:
+        tags.update(
+            {
+                "pair": window.pair,
+                "data_sha256": window.sha256,
+                "data.first": window.first.isoformat(),
+                "data.last": window.last.isoformat(),
+                "data.rows": str(window.rows),
+            }
+        )
+    optional = {
+        "spec_hash": spec_hash,
+        "feature_spec_hash": feature_spec_hash,
+        "seed": None if seed is None else str(seed),
+        "model_kind": model_kind,
+    }
+    tags.update({key: value for key, value in optional.items() if value is not None})
+    return tags
 
 
 @contextmanager

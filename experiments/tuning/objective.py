@@ -25,8 +25,8 @@ import pandas as pd
 
 from common.errors import DataError, SpecError
 from common.layout import UserDir
-from experiments.spec import ExperimentSpec, TimeRange
-from experiments.train import select_candles
+from experiments.features import cached_features, spec_candles
+from experiments.spec import ExperimentSpec
 from experiments.tuning.space import (
     STRATEGY_OBJECTIVES,
     Distribution,
@@ -35,9 +35,6 @@ from experiments.tuning.space import (
     TuneConfig,
     strategy_values,
 )
-from features.candles import data_window
-from features.data import load_candles
-from features.frames import FeatureCache
 from features.spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.bundle import ModelBundle
@@ -75,10 +72,7 @@ class TuningData:
     @classmethod
     def load(cls, spec: ExperimentSpec, tune: TuneConfig, userdir: Path) -> TuningData:
         data = spec.data
-        candles = select_candles(
-            load_candles(userdir, data.exchange, data.pair, data.timeframe),
-            TimeRange.parse(data.timerange),
-        )
+        candles = spec_candles(data, userdir)
         test_rows = int(len(candles) * tune.test_fraction)
         tuning_rows = len(candles) - test_rows
         if tuning_rows < 500 or test_rows < 50:
@@ -102,11 +96,9 @@ class TuningData:
         if spec.hash not in self._features:
             data = self.spec.data
             spec.check_timeframe(data.timeframe)
-            window = data_window(self.candles, data.pair, data.timeframe)
-            frame, _, _ = FeatureCache(UserDir(self.userdir).feature_cache).build(
-                self.candles, spec, window
+            self._features[spec.hash] = cached_features(
+                self.candles, spec, self.userdir, data.pair, data.timeframe
             )
-            self._features[spec.hash] = frame
         return self._features[spec.hash]
 
     def job(self, spec: ExperimentSpec, threads: int | None = None) -> TrainingJob:

@@ -67,15 +67,13 @@ def _parent_run(
         "tradingbot.kind": "tune",
         "optuna.study": request.study_name,
         "optuna.storage": storage_label(request.storage, request.userdir),
-        "spec_hash": request.spec.hash,
-        "data_sha256": window.sha256,
-        "data.first": window.first.isoformat(),
-        "data.last": window.last.isoformat(),
-        "git_commit": tracking.git_commit(),
-        "seed": str(request.spec.seed),
-        "model_kind": request.spec.model.kind,
+        **tracking.lineage(
+            window,
+            spec_hash=request.spec.hash,
+            seed=request.spec.seed,
+            model_kind=request.spec.model.kind,
+        ),
         **data.windows(),
-        **tracking.process_tags(),
     }
     run = client.create_run(experiment, tags=tags)
     run_id = str(run.info.run_id)

@@ -66,3 +66,21 @@ def test_nested_config_becomes_flat_parameters() -> None:
         {"model": {"kind": "lightgbm", "params": {"num_leaves": 7}}, "pairs": ["A", "B"]}
     )
     assert flat == {"model.kind": "lightgbm", "model.params.num_leaves": "7", "pairs": '["A", "B"]'}
+
+
+def test_one_lineage_for_every_kind_of_run() -> None:
+    import pandas as pd
+
+    from features.candles import data_window
+    from features.data.synthetic import generate
+    from ml.tracking import lineage
+
+    candles, _ = generate(100, seed=1)
+    window = data_window(candles, "BTC/USDT", "1h")
+    tags = lineage(window, spec_hash="abc", seed=3, model_kind="lightgbm")
+    assert tags["data_sha256"] == window.sha256 and tags["pair"] == "BTC/USDT"
+    assert tags["data.rows"] == "100" and tags["seed"] == "3" and tags["spec_hash"] == "abc"
+    assert pd.Timestamp(tags["data.first"]) == window.first
+    assert {"git_commit", "tradingbot.pid", "tradingbot.host"} <= set(tags)
+    assert "feature_spec_hash" not in tags  # only what the run has
+    assert set(lineage()) == {"git_commit", "tradingbot.pid", "tradingbot.host"}
