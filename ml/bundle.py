@@ -28,8 +28,7 @@ from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
-from ml.models.base import proba_to_prediction
-from ml.models.reasoning import RuleReasoner
+from ml.models.base import Forecaster, proba_to_prediction
 from ml.models.regime import RegimeHMM
 from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
@@ -87,7 +86,7 @@ class ModelBundle:
         feature_spec: FeatureSpec,
         config: TrainingConfig,
         regime_model: RegimeModel | None,
-        forecaster: Any,
+        forecaster: Forecaster,
         metadata: BundleMetadata,
     ) -> None:
         self.feature_spec = feature_spec
@@ -144,21 +143,22 @@ class ModelBundle:
         """``prediction``, ``p_up`` (classification) and ``reason`` (rules) for the last
         ``last`` rows of ``inputs`` (all rows by default), computed from just the rows
         those need (an LSTM's sequence reaches ``sequence_length - 1`` rows back)."""
+        forecaster = self.forecaster
         if last is not None:
-            context = int(getattr(self.forecaster, "sequence_length", 1)) - 1
-            inputs = inputs.iloc[max(0, len(inputs) - last - context) :]
+            inputs = inputs.iloc[max(0, len(inputs) - last - forecaster.context_rows) :]
         out: dict[str, np.ndarray] = {}
-        rules = isinstance(self.forecaster, RuleReasoner)
         if self.config.target.task == "classification":
-            out["p_up"] = self.forecaster.predict_proba(inputs)[:, 1]
-            # p_up > 0.5 is every model's class, except the rules' own long/flat decision
+            out["p_up"] = forecaster.predict_proba(inputs)[:, 1]
+            # p_up > 0.5 is every model's class, unless it decides its class itself
             out["prediction"] = (
-                self.forecaster.predict(inputs) if rules else proba_to_prediction(out["p_up"])
+                forecaster.predict(inputs)
+                if forecaster.decides_class
+                else proba_to_prediction(out["p_up"])
             )
         else:
-            out["prediction"] = self.forecaster.predict(inputs)
-        if rules:
-            out["reason"] = np.asarray(self.forecaster.explain(inputs), dtype=object)
+            out["prediction"] = forecaster.predict(inputs)
+        if forecaster.has_reasons:
+            out["reason"] = np.asarray(forecaster.explain(inputs), dtype=object)
         if self.dissimilarity is not None:
             out["di"] = self.dissimilarity.score(inputs)
         if last is not None:

@@ -7,44 +7,15 @@ these. Forecaster parameters are checked against the estimator's own
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ml.models.base import Task
-from ml.models.params import Range
+from ml.models import FORECASTERS, forecaster_class
+from ml.models.base import Forecaster, Task
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
-
-ForecasterKind = Literal["lstm", "hmm_lstm", "lightgbm", "rules", "regime_allocation"]
-_ESTIMATORS: dict[str, tuple[str, str]] = {
-    "lstm": ("ml.models.lstm", "LSTMForecaster"),
-    "hmm_lstm": ("ml.models.lstm", "LSTMForecaster"),
-    "lightgbm": ("ml.models.lgbm", "LightGBMForecaster"),
-    "rules": ("ml.models.reasoning", "RuleReasoner"),
-    "regime_allocation": ("ml.models.allocation", "RegimeAllocator"),
-}
-
-
-def estimator_class(kind: str) -> type:
-    """The forecaster class of ``kind``, imported on first use: torch takes about 1.5 s to
-    import, which a LightGBM model, the rules or a Freqtrade strategy start-up need not pay."""
-    module, name = _ESTIMATORS[kind]
-    cls: type = getattr(importlib.import_module(module), name)
-    return cls
-
-
-# Which forecasters see the filtered regime probabilities as inputs.
-USES_REGIMES: dict[str, bool] = {
-    "lstm": False,
-    "hmm_lstm": True,
-    "lightgbm": True,
-    "rules": True,
-    "regime_allocation": True,
-}
-
 
 RegimeKind = Literal["hmm", "jump"]
 
@@ -107,12 +78,14 @@ class RegimeConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: ForecasterKind
+    kind: str  # a key of ml.models.FORECASTERS
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_params(self) -> ModelConfig:
-        accepted = set(inspect.signature(estimator_class(self.kind)).parameters) - {
+        if self.kind not in FORECASTERS:
+            raise ValueError(f"unknown model kind {self.kind!r}; known: {sorted(FORECASTERS)}")
+        accepted = set(inspect.signature(forecaster_class(self.kind)).parameters) - {
             "task",
             "random_state",
         }
@@ -121,7 +94,7 @@ class ModelConfig(BaseModel):
             raise ValueError(
                 f"unknown {self.kind} parameter(s) {unknown}; accepted: {sorted(accepted)}"
             )
-        ranges: dict[str, Range] = getattr(estimator_class(self.kind), "param_ranges", {})
+        ranges = forecaster_class(self.kind).param_ranges
         problems = [
             f"{key} = {problem}"
             for key, value in self.params.items()
@@ -133,22 +106,22 @@ class ModelConfig(BaseModel):
 
     @property
     def uses_regimes(self) -> bool:
-        return USES_REGIMES[self.kind]
+        return FORECASTERS[self.kind].uses_regimes
 
     def estimator(
         self, task: Task, seed: int, validation_gap: int, threads: int | None = None
-    ) -> Any:
+    ) -> Forecaster:
         """The forecaster; ``threads`` caps its CPU threads (``n_jobs``) unless the spec
         sets them, e.g. for several tuning workers sharing the cores."""
         params = dict(self.params)
-        signature = inspect.signature(estimator_class(self.kind)).parameters
+        signature = inspect.signature(forecaster_class(self.kind)).parameters
         if threads is not None and "n_jobs" in signature:
             params.setdefault("n_jobs", threads)
         if "validation_gap" in signature:
             params.setdefault("validation_gap", validation_gap)
         if "random_state" in signature:
             params["random_state"] = seed
-        return estimator_class(self.kind)(task=task, **params)
+        return forecaster_class(self.kind)(task=task, **params)
 
 
 class TrustConfig(BaseModel):

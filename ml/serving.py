@@ -507,7 +507,7 @@ class LiveState:
             fresh["regime"] = np.asarray(decisions, dtype="int16")  # codes, -1: none yet
         # The forecaster reads the new rows and the sequence context before them: inputs for
         # just those rows, with cached regime probabilities for the older ones.
-        context = int(getattr(bundle.forecaster, "sequence_length", 1)) - 1
+        context = bundle.forecaster.context_rows
         needed = min(len(features), new + context)
         recent = features.iloc[len(features) - needed :]
         tail_regimes = pd.DataFrame(

@@ -1,1 +1,38 @@
-"""Model implementations, one module each, sharing the scikit-learn estimator contract."""
+"""Model implementations, one module each, sharing the forecaster contract
+(:class:`ml.models.base.Forecaster`).
+
+:data:`FORECASTERS` is the one registry: a spec's ``[model] kind`` -> where the class
+lives (imported on first use: torch alone takes about 1.5 s to import, which a
+LightGBM model, the rules or a Freqtrade strategy start-up need not pay) and whether
+it reads the filtered regime probabilities. A new model is one module with a
+``Forecaster`` subclass, and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ml.models.base import Forecaster
+
+
+class ForecasterEntry(NamedTuple):
+    path: str  # "module:Class"
+    uses_regimes: bool  # the p_<regime> columns are among its inputs
+
+
+FORECASTERS: dict[str, ForecasterEntry] = {
+    "lstm": ForecasterEntry("ml.models.lstm:LSTMForecaster", uses_regimes=False),
+    "hmm_lstm": ForecasterEntry("ml.models.lstm:LSTMForecaster", uses_regimes=True),
+    "lightgbm": ForecasterEntry("ml.models.lgbm:LightGBMForecaster", uses_regimes=True),
+    "rules": ForecasterEntry("ml.models.reasoning:RuleReasoner", uses_regimes=True),
+    "regime_allocation": ForecasterEntry("ml.models.allocation:RegimeAllocator", uses_regimes=True),
+}
+
+
+def forecaster_class(kind: str) -> type[Forecaster]:
+    """The forecaster class of ``kind`` (its module imported now)."""
+    module, name = FORECASTERS[kind].path.split(":")
+    cls: type[Forecaster] = getattr(importlib.import_module(module), name)
+    return cls

@@ -29,15 +29,14 @@ from typing import ClassVar, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
 
-from ml.models.base import Task, as_frame
+from ml.models.base import Forecaster, Task, as_frame
 from ml.models.params import Range
 
 DEFAULT_EXPOSURES = {"bull": 1.0, "sideways": 0.5, "volatile": 0.25, "bear": 0.0, "crash": 0.0}
 
 
-class RegimeAllocator(BaseEstimator):  # type: ignore[misc]
+class RegimeAllocator(Forecaster):
     """Target exposure from regime probabilities.
 
     Parameters

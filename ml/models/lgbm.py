@@ -12,13 +12,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
 
-from ml.models.base import Task, as_frame, proba_to_prediction, split_validation
+from ml.models.base import Forecaster, Task, as_frame, proba_to_prediction, split_validation
 from ml.models.params import POSITIVE, Range, count, fraction
 
 
-class LightGBMForecaster(BaseEstimator):  # type: ignore[misc]
+class LightGBMForecaster(Forecaster):
     param_ranges: ClassVar[dict[str, Range]] = {
         "num_leaves": count(2, 131_072),
         "learning_rate": POSITIVE,

@@ -23,10 +23,16 @@ import numpy as np
 import pandas as pd
 import torch
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
 from torch import nn
 
-from ml.models.base import Task, as_frame, proba_to_prediction, resolve_device, split_validation
+from ml.models.base import (
+    Forecaster,
+    Task,
+    as_frame,
+    proba_to_prediction,
+    resolve_device,
+    split_validation,
+)
 from ml.models.params import POSITIVE, Range, count, fraction
 
 
@@ -72,7 +78,7 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class LSTMForecaster(BaseEstimator):  # type: ignore[misc]
+class LSTMForecaster(Forecaster):
     param_ranges: ClassVar[dict[str, Range]] = {
         "sequence_length": count(1, 10_000),
         "hidden_size": count(1, 4096),
@@ -117,6 +123,11 @@ class LSTMForecaster(BaseEstimator):  # type: ignore[misc]
         self.random_state = random_state
 
     # -- helpers ---------------------------------------------------------------------
+
+    @property
+    def context_rows(self) -> int:
+        """A prediction reads the ``sequence_length - 1`` rows before its own."""
+        return int(self.sequence_length) - 1
 
     def _windows(self, values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
         offsets = torch.arange(-self.sequence_length + 1, 1, device=values.device)

@@ -20,13 +20,14 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
 
-from ml.models.base import Task, as_frame
+from ml.models.base import Forecaster, Task, as_frame
 from ml.models.params import POSITIVE, Range
 
 
-class RuleReasoner(BaseEstimator):  # type: ignore[misc]
+class RuleReasoner(Forecaster):
+    has_reasons: ClassVar[bool] = True
+    decides_class: ClassVar[bool] = True  # its long/flat decision, not p_up > 0.5
     param_ranges: ClassVar[dict[str, Range]] = {
         "rsi_oversold": Range(0.0, 100.0),
         "rsi_overbought": Range(0.0, 100.0),

@@ -1,0 +1,86 @@
+"""The forecaster contract (ml/models/base.py, ml/models/__init__.py): every registered model
+keeps it, callers ask its tags, and a new model is one class plus one registry line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.typing import NDArray
+
+from common.errors import SpecError
+from experiments.spec import parse_experiment
+from features.candles import data_window
+from features.data.synthetic import generate
+from features.pipeline import build
+from ml.bundle import fit_bundle
+from ml.models import FORECASTERS, ForecasterEntry, forecaster_class
+from ml.models.base import Forecaster
+
+
+@pytest.mark.parametrize("kind", sorted(FORECASTERS))
+def test_every_registered_model_is_a_forecaster(kind: str) -> None:
+    cls = forecaster_class(kind)
+    assert issubclass(cls, Forecaster)
+    model = parse_experiment({"name": "c", "model": {"kind": kind}}, source="t").model
+    estimator = model.estimator("classification", seed=1, validation_gap=1)
+    context = estimator.context_rows
+    assert context == (estimator.sequence_length - 1 if kind.endswith("lstm") else 0)  # type: ignore[attr-defined]
+    assert estimator.has_reasons == (kind == "rules") == estimator.decides_class
+
+
+def test_an_unknown_kind_names_the_known_ones() -> None:
+    with pytest.raises(SpecError, match=r"unknown model kind 'transformer'; known: \['hmm_lstm'"):
+        parse_experiment({"name": "c", "model": {"kind": "transformer"}}, source="t")
+
+
+class MomentumSign(Forecaster):
+    """A new model in one class: long when the last return was positive."""
+
+    def __init__(self, task: str = "classification", column: str = "%-log_return_1") -> None:
+        self.task = task
+        self.column = column
+
+    def fit(self, X: pd.DataFrame, y: Any) -> MomentumSign:
+        self.up_rate_ = float(np.nanmean(y))
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        p_up = np.where(X[self.column].to_numpy() > 0, 0.6, 0.4)
+        return np.column_stack([1 - p_up, p_up])
+
+
+def test_a_new_model_is_one_class_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    module = type(sys)("momentum_sign_model")
+    module.MomentumSign = MomentumSign  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "momentum_sign_model", module)
+    monkeypatch.setitem(
+        FORECASTERS, "momentum_sign", ForecasterEntry("momentum_sign_model:MomentumSign", False)
+    )
+    spec = parse_experiment(
+        {"name": "m", "model": {"kind": "momentum_sign", "params": {"column": "%-log_return_1"}}},
+        source="t",
+    )
+    candles, _ = generate(800, seed=2)
+    features = build(candles, spec.feature_spec)
+    bundle = fit_bundle(
+        name="m",
+        candles=candles,
+        features=features,
+        rows=slice(0, 600),
+        feature_spec=spec.feature_spec,
+        config=spec.training,
+        train_window=data_window(candles.iloc[:600], "BTC/USDT", "1h"),
+        data_sha256="0" * 64,
+        seed=1,
+        pair="BTC/USDT",
+        timeframe="1h",
+    )
+    predicted = bundle.predict_features(features)
+    assert bundle.regime_model is None  # it said it reads no regimes
+    expected = np.where(features["%-log_return_1"].to_numpy() > 0, 1.0, 0.0)
+    np.testing.assert_array_equal(predicted["prediction"].to_numpy(), expected)
