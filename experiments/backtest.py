@@ -20,24 +20,19 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
-from common.layout import UserDir
+from experiments.served_models import ServedModels, serve, walk_forward_inputs
 from experiments.spec import TimeRange, model_name
 from features.data import load_candles
 from features.data.store import pair_to_filename
-from features.pipeline import build
 from features.timeframes import timeframe_to_seconds
 from ml import tracking
-from ml.bundle import ModelBundle
-from ml.registry import RegistryError
-from ml.serving import PAIR_PLACEHOLDER
 from strategies.equity import comparison, portfolio_comparison
 from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
-from strategies.results import BacktestMetrics, parse_result_zip, per_regime
+from strategies.results import BacktestMetrics, ParsedResult, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
-from strategies.runner import BacktestRequest, run_backtest
+from strategies.runner import BacktestRequest, BacktestRun, run_backtest
 
 EXPERIMENT = "backtests"
 
@@ -56,96 +51,6 @@ class BacktestSummary:
     compared_from: pd.Timestamp | None = None  # later than the start: the guard withheld candles
     per_pair: pd.DataFrame = field(default_factory=pd.DataFrame)  # whitelists only
     journalled: Imported | None = None  # what the trade journal recorded of it
-
-
-def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
-    """``NAME@alias`` or ``NAME/version`` -> (models:/ URI, version, training run id)."""
-    try:
-        if "@" in model:
-            name, alias = model.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        elif "/" in model:
-            name, number = model.split("/", 1)
-            version = client.get_model_version(name, number)
-        else:
-            raise RegistryError(
-                f"model {model!r}: write NAME@alias or NAME/version, e.g. btc_1h_hmm_lstm@champion"
-            )
-    except MlflowException as exc:
-        raise RegistryError(
-            f"model {model!r} is not in the registry ({exc.message.splitlines()[0]})",
-            hint="train one (tradingbot train SPEC) and promote it (tradingbot promote NAME --version N)",
-        ) from exc
-    return f"models:/{version.name}/{version.version}", str(version.version), str(version.run_id)
-
-
-PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
-
-
-def stitch_walk_forward(
-    client: mlflow.MlflowClient, model_run_id: str, userdir: Path, exchange: str, out: Path
-) -> tuple[Path, str, int]:
-    """Out-of-sample predictions of each fold bundle of a training run, stitched in time order.
-
-    Each fold's bundle predicts only its own out-of-sample window (with the history
-    before it as input, causally). Training logs exactly these predictions
-    (``walk_forward/predictions.parquet``), so they are read from the run; runs trained
-    before that are predicted again from their fold bundles.
-    Returns (parquet path, Freqtrade timerange, folds).
-    """
-    run = client.get_run(model_run_id)
-    children = client.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{model_run_id}'"
-    )
-    if not children:
-        raise RegistryError(f"training run {model_run_id} has no fold runs to walk forward with")
-    children.sort(key=lambda child: int(child.data.tags.get("fold", "0")))
-    logged = {a.path for a in client.list_artifacts(model_run_id, "walk_forward")}
-    if PREDICTIONS_ARTIFACT in logged:  # what training scored: read, not recomputed
-        stitched = pd.read_parquet(
-            client.download_artifacts(model_run_id, PREDICTIONS_ARTIFACT, str(out))
-        )
-        stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
-        return _stitched_file(stitched, out, model_run_id, len(children))
-    pieces, features_by_spec = [], {}
-    for child in children:
-        folder = Path(
-            mlflow.artifacts.download_artifacts(
-                run_id=child.info.run_id,
-                artifact_path="fold",
-                dst_path=str(out / child.info.run_id),
-            )
-        )
-        bundle = ModelBundle.load(folder / "bundle.joblib")
-        window = json.loads((folder / "window.json").read_text())["out_of_sample"]
-        meta = bundle.metadata
-        key = (meta.pair, meta.timeframe, meta.spec_hash)
-        if key not in features_by_spec:
-            candles = load_candles(userdir, exchange, meta.pair, meta.timeframe)
-            features_by_spec[key] = build(candles, bundle.feature_spec, meta.timeframe)
-        features = features_by_spec[key]
-        first, last = pd.Timestamp(window["first"]), pd.Timestamp(window["last"])
-        upto = features[features["date"] <= last]
-        predictions = bundle.predict_features(upto)
-        pieces.append(
-            predictions[predictions["date"] >= first].drop(columns=["reason"], errors="ignore")
-        )
-    stitched = pd.concat(pieces, ignore_index=True)
-    return _stitched_file(stitched, out, model_run_id, len(children))
-
-
-def _stitched_file(
-    stitched: pd.DataFrame, out: Path, model_run_id: str, folds: int
-) -> tuple[Path, str, int]:
-    stitched = stitched.drop(columns=["reason"], errors="ignore").sort_values("date")
-    if stitched["date"].duplicated().any():
-        raise RegistryError(f"fold windows of run {model_run_id} overlap: cannot stitch them")
-    path = out / "walk_forward_predictions.parquet"
-    out.mkdir(parents=True, exist_ok=True)
-    stitched.to_parquet(path, index=False)
-    start = stitched["date"].iloc[0].floor("D")
-    end = stitched["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
-    return path, f"{start:%Y%m%d}-{end:%Y%m%d}", folds
 
 
 BACKTEST_STAGES = (
@@ -171,28 +76,6 @@ def compared_window(
     if excluded and trained_until:
         first = max(first, pd.Timestamp(trained_until) + pd.Timedelta(microseconds=1))
     return first, max(first, last)
-
-
-def resolve_whitelist(
-    client: mlflow.MlflowClient, model: str, pairs: Sequence[str]
-) -> tuple[str, dict[str, tuple[str, str, str]]]:
-    """``NAME@alias`` for a whitelist -> (URI template ``models:/NAME__{pair}@alias``,
-    {pair: (URI, version, training run)}), every pair's model named by the rule of
-    :func:`experiments.spec.model_name`. Every pair without one is named in the error."""
-    name, alias = model.split("@", 1) if "@" in model else (model, "champion")
-    resolved, missing = {}, []
-    for pair in pairs:
-        try:
-            resolved[pair] = resolve_model(client, f"{model_name(name, pair)}@{alias}")
-        except RegistryError:
-            missing.append(f"{pair} (no {model_name(name, pair)}@{alias})")
-    if missing:
-        raise RegistryError(
-            f"the whitelist has pairs model {name} has no version for: {', '.join(missing)}",
-            hint=f"train them (a spec with [data] pairs), promote them "
-            f"(tradingbot promote {name} --reason ...), or leave them out of --pairs",
-        )
-    return f"models:/{name}__{PAIR_PLACEHOLDER}@{alias}", resolved
 
 
 def backtest(
@@ -225,38 +108,9 @@ def backtest(
     pair = pairs[0] if pairs and not whitelist else pair
     say(BACKTEST_STAGES[0])
     client = tracking.configure(tracking_uri, userdir)
-    model_uri = version = model_run = None
-    by_pair: dict[str, tuple[str, str, str]] = {}
-    if model and whitelist:
-        model_uri, by_pair = resolve_whitelist(client, model, whitelist)
-        version = ",".join(f"{p}:{v}" for p, (_, v, _) in by_pair.items())
-    elif model:
-        model_uri, version, model_run = resolve_model(client, model)
-    predictions, folds = None, 0
-    stitched_by_pair: dict[str, Path] = {}
-    if walk_forward:
-        if not model_run and not by_pair:
-            raise RegistryError(
-                "--walk-forward needs --model NAME@alias (its training run holds the folds)"
-            )
-        spans = []
-        for key, training_run in (
-            [(pair, model_run)] if not by_pair else [(p, r) for p, (_, _, r) in by_pair.items()]
-        ):
-            workdir = UserDir(userdir).walk_forward(str(training_run))
-            stitched, span, count = stitch_walk_forward(
-                client, str(training_run), userdir, exchange, workdir
-            )
-            stitched_by_pair[key], folds = stitched, max(folds, count)
-            spans.append(TimeRange.parse(span))
-        # every pair's folds cover the common span
-        start = max(s.start for s in spans if s.start is not None)
-        end = min(s.end for s in spans if s.end is not None)
-        if start >= end:
-            raise RegistryError("the pairs' walk-forward windows do not overlap")
-        timerange = str(TimeRange(start=start, end=end))
-        if not by_pair:
-            predictions = stitched_by_pair.pop(pair)
+    served = serve(client, model, whitelist)
+    inputs = walk_forward_inputs(client, served, pair, userdir, exchange) if walk_forward else None
+    timerange = inputs.timerange if inputs else timerange
     TimeRange.parse(timerange)
     request = BacktestRequest(
         strategy=strategy,
@@ -265,14 +119,53 @@ def backtest(
         timeframe=timeframe,
         exchange=exchange,
         timerange=timerange,
-        model_uri=None if walk_forward and not by_pair else model_uri,
-        model_version=f"{model}={version}" if model else None,
+        model_uri=None if inputs and not served.by_pair else served.uri,
+        model_version=f"{model}={served.version}" if model else None,
         tracking_uri=tracking_uri,
-        predictions=predictions,
-        predictions_by_pair=stitched_by_pair or None,
+        predictions=inputs.predictions if inputs else None,
+        predictions_by_pair=(inputs.by_pair or None) if inputs else None,
         # default: a position per pair can be open at once, as in the equal-share baselines
         max_open_trades=max_open_trades or max(1, len(whitelist)),
     )
+    risk = _risk_manager(userdir)
+    say(BACKTEST_STAGES[1])
+    with risk.backtest_slot():
+        run = run_backtest(request, userdir, use_cache=use_cache)
+    say(BACKTEST_STAGES[2])
+    evaluation = _evaluate(run, request, userdir)
+    say(BACKTEST_STAGES[3])
+    tags = _tags(request, run, evaluation, model, served, inputs.folds if inputs else None)
+    run_id = _record(client, userdir, request, run, evaluation, tags)
+    risk.run_id = run_id
+    risk.record_backtest(run_id, evaluation.parsed.metrics.max_drawdown_account)
+    journalled = journal_backtest(
+        userdir,
+        run.result_zip,
+        strategy,
+        model_uri=served.uri,
+        model_version=served.version,
+        config_hash=run.key,
+    )
+    _tag_versions(client, model, served, run_id)
+    metrics = evaluation.parsed.metrics
+    window = evaluation.window
+    return BacktestSummary(
+        run_id,
+        metrics,
+        evaluation.regimes,
+        evaluation.guard,
+        run.cache_hit,
+        run.result_zip,
+        served.uri,
+        evaluation.compared,
+        window[0] if window[0] > pd.Timestamp(metrics.start) else None,
+        evaluation.pairs_table,
+        journalled,
+    )
+
+
+def _risk_manager(userdir: Path) -> RiskManager:
+    """The risk manager, which may refuse backtests (a drawdown guardrail tripped)."""
     risk = RiskManager(RiskSettings.from_env(os.environ, userdir))
     decision = risk.check_backtest()
     if not decision.allowed:
@@ -280,88 +173,118 @@ def backtest(
             f"backtest blocked by the risk manager: {decision.reason}",
             hint="see: tradingbot risk status",
         )
-    say(BACKTEST_STAGES[1])
-    with risk.backtest_slot():
-        run = run_backtest(request, userdir, use_cache=use_cache)
-    say(BACKTEST_STAGES[2])
-    parsed = parse_result_zip(run.result_zip, strategy)
-    regimes = per_regime(parsed.trades)
+    return risk
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A backtest's result read back, beside buy and hold and the trend rules."""
+
+    parsed: ParsedResult
+    regimes: pd.DataFrame
+    guard: dict[str, Any]
+    excluded: int  # candles the lookahead guard withheld
+    window: tuple[pd.Timestamp, pd.Timestamp]  # compared on [start, end)
+    compared: dict[str, dict[str, float]]
+    pairs_table: pd.DataFrame
+
+
+def _evaluate(run: BacktestRun, request: BacktestRequest, userdir: Path) -> Evaluation:
+    parsed = parse_result_zip(run.result_zip, request.strategy)
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
     excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
     window = compared_window(parsed.metrics.start, parsed.metrics.end, guard, excluded)
     records = parsed.trades.to_dict("records") if not parsed.trades.empty else []
-    if whitelist:
-        candles_by_pair = {p: load_candles(userdir, exchange, p, timeframe) for p in whitelist}
+    money = {"starting_balance": float(request.starting_balance), "fee": request.fee}
+    pairs_table = pd.DataFrame()
+    if request.pairs:
+        candles_by_pair = {
+            p: load_candles(userdir, request.exchange, p, request.timeframe) for p in request.pairs
+        }
         compared = portfolio_comparison(
-            records,
-            candles_by_pair,
-            timeframe,
-            window,
-            starting_balance=float(request.starting_balance),
-            fee=request.fee,
+            records, candles_by_pair, request.timeframe, window, **money
         )
         pairs_table = per_pair(parsed.trades, candles_by_pair, window)
     else:
-        compared = comparison(
-            records,
-            load_candles(userdir, exchange, pair, timeframe),
-            timeframe,
-            window,
-            starting_balance=float(request.starting_balance),
-            fee=request.fee,
-        )
-        pairs_table = pd.DataFrame()
+        candles = load_candles(userdir, request.exchange, request.pair, request.timeframe)
+        compared = comparison(records, candles, request.timeframe, window, **money)
+    regimes = per_regime(parsed.trades)
+    return Evaluation(parsed, regimes, guard, excluded, window, compared, pairs_table)
 
-    say(BACKTEST_STAGES[3])
-    experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
-    tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
+
+def _tags(
+    request: BacktestRequest,
+    run: BacktestRun,
+    evaluation: Evaluation,
+    model: str | None,
+    served: ServedModels,
+    folds: int | None,
+) -> dict[str, str]:
+    """The backtest run's tags: lineage, every input's hash, the models it served."""
     tags = {
         **tracking.lineage(),
-        "strategy": strategy,
-        "pair": pair,
-        "timeframe": timeframe,
-        "timerange": timerange,
+        "strategy": request.strategy,
+        "pair": request.pair,
+        "timeframe": request.timeframe,
+        "timerange": request.timerange,
         "cache_key": run.key,
         "cache_hit": str(run.cache_hit),
-        "result_sha256": parsed.sha256,
+        "result_sha256": evaluation.parsed.sha256,
         "data_sha256": run.inputs["data_sha256"],
         "markets_sha256": run.inputs["markets_sha256"],
         "strategy_sha256": run.inputs["strategy_sha256"],
         "strategy_params_sha256": run.inputs["strategy_params_sha256"],  # "defaults": untuned
+        "guard.compared_from": evaluation.window[0].isoformat(),
     }
     if model:
         tags.update(
             {
                 "model": model,
-                "model_uri": str(model_uri),
-                "model_version": str(version),
-                "model_run_id": str(model_run),
+                "model_uri": str(served.uri),
+                "model_version": str(served.version),
+                "model_run_id": str(served.training_run),
             }
         )
-    if walk_forward:
+    if folds is not None:
         tags.update({"walk_forward": "true", "walk_forward.folds": str(folds)})
-    if whitelist:
-        tags.update({"pair": ",".join(whitelist), "whitelist": ",".join(whitelist)})
-        tags.update({f"model_version.{pair_to_filename(p)}": v for p, (_, v, _) in by_pair.items()})
-    tags["guard.compared_from"] = window[0].isoformat()
-    market = f"{len(whitelist)} pairs" if whitelist else pair
+    if request.pairs:
+        whitelist = ",".join(request.pairs)
+        tags.update({"pair": whitelist, "whitelist": whitelist})
+        tags.update(
+            {f"model_version.{pair_to_filename(p)}": v for p, (_, v, _) in served.by_pair.items()}
+        )
+    return tags
+
+
+def _record(
+    client: mlflow.MlflowClient,
+    userdir: Path,
+    request: BacktestRequest,
+    run: BacktestRun,
+    evaluation: Evaluation,
+    tags: dict[str, str],
+) -> str:
+    """One MLflow run in experiment ``backtests``: metrics, the comparison, the guard,
+    the per-regime and per-pair tables and the result files. Returns its id."""
+    experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
+    tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
+    market = f"{len(request.pairs)} pairs" if request.pairs else request.pair
+    name = f"{request.strategy} {market} {request.timerange}"
+    guard, compared = evaluation.guard, evaluation.compared
     with (
         tempfile.TemporaryDirectory() as tmp,
-        tracking.tracked_run(
-            experiment_id=experiment, run_name=f"{strategy} {market} {timerange}", tags=tags
-        ) as active,
+        tracking.tracked_run(experiment_id=experiment, run_name=name, tags=tags) as active,
     ):
-        metrics = parsed.metrics.model_dump(exclude={"start", "end"})
+        metrics = evaluation.parsed.metrics.model_dump(exclude={"start", "end"})
         tracking.log_metrics({k: float(v) for k, v in metrics.items()})
         # mark-to-market measures and the baselines, under the training runs' names
         tracking.log_metrics(compared["strategy"], prefix="mtm.")
-        for name, values in compared.items():
-            if name != "strategy":
-                tracking.log_metrics(values, prefix=f"baseline.{name}.")
-        mlflow.log_metric("guard.excluded_candles", excluded)
-        mlflow.log_metric(
-            "guard.dissimilar_candles",
-            sum(int(v) for v in dict(guard.get("dissimilar", {})).values()),
+        for baseline, values in compared.items():
+            if baseline != "strategy":
+                tracking.log_metrics(values, prefix=f"baseline.{baseline}.")
+        dissimilar = sum(int(v) for v in dict(guard.get("dissimilar", {})).values())
+        tracking.log_metrics(
+            {"guard.excluded_candles": evaluation.excluded, "guard.dissimilar_candles": dissimilar}
         )
         mlflow.log_params(
             {
@@ -370,56 +293,41 @@ def backtest(
                 "max_open_trades": request.max_open_trades,
             }
         )
-        table = Path(tmp) / "per_regime.csv"
-        regimes.to_csv(table, index=False)
-        mlflow.log_artifact(str(table), artifact_path="results")
-        if not pairs_table.empty:
-            for row in pairs_table.to_dict("records"):
-                key = pair_to_filename(str(row["pair"]))
-                tracking.log_metrics(
-                    {str(k): float(v) for k, v in row.items() if k != "pair"}, prefix=f"pair.{key}."
-                )
-            by_pair_file = Path(tmp) / "per_pair.csv"
-            pairs_table.to_csv(by_pair_file, index=False)
-            mlflow.log_artifact(str(by_pair_file), artifact_path="results")
-        mlflow.log_artifact(str(run.result_zip), artifact_path="results")
-        mlflow.log_artifact(str(run.config), artifact_path="results")
-        for extra in (run.guard_report, run.log):
-            if extra.exists():
-                mlflow.log_artifact(str(extra), artifact_path="results")
-        run_id = active.info.run_id
-    risk.run_id = run_id
-    risk.record_backtest(run_id, parsed.metrics.max_drawdown_account)
-    journalled = journal_backtest(
-        userdir,
-        run.result_zip,
-        strategy,
-        model_uri=model_uri,
-        model_version=version,
-        config_hash=run.key,
-    )
-    if model and by_pair:
-        for pair_model, (_, pair_version, _) in zip(
-            [model_name(model.split("@")[0], p) for p in by_pair], by_pair.values(), strict=True
-        ):
-            client.set_model_version_tag(pair_model, pair_version, "last_backtest_run", run_id)
-    elif model and version:
+        _log_tables(evaluation, Path(tmp))
+        for artefact in (run.result_zip, run.config, run.guard_report, run.log):
+            if artefact.exists():
+                mlflow.log_artifact(str(artefact), artifact_path="results")
+        return str(active.info.run_id)
+
+
+def _log_tables(evaluation: Evaluation, tmp: Path) -> None:
+    table = tmp / "per_regime.csv"
+    evaluation.regimes.to_csv(table, index=False)
+    mlflow.log_artifact(str(table), artifact_path="results")
+    if evaluation.pairs_table.empty:
+        return
+    for row in evaluation.pairs_table.to_dict("records"):
+        key = pair_to_filename(str(row["pair"]))
+        values = {str(k): float(v) for k, v in row.items() if k != "pair"}
+        tracking.log_metrics(values, prefix=f"pair.{key}.")
+    by_pair_file = tmp / "per_pair.csv"
+    evaluation.pairs_table.to_csv(by_pair_file, index=False)
+    mlflow.log_artifact(str(by_pair_file), artifact_path="results")
+
+
+def _tag_versions(
+    client: mlflow.MlflowClient, model: str | None, served: ServedModels, run_id: str
+) -> None:
+    """Each served model version names this backtest as its last one."""
+    if not model:
+        return
+    name = model.split("@")[0]
+    for pair, (_, version, _) in served.by_pair.items():
+        client.set_model_version_tag(model_name(name, pair), version, "last_backtest_run", run_id)
+    if not served.by_pair and served.version:
         client.set_model_version_tag(
-            model.split("@")[0].split("/")[0], version, "last_backtest_run", run_id
+            name.split("/")[0], served.version, "last_backtest_run", run_id
         )
-    return BacktestSummary(
-        run_id,
-        parsed.metrics,
-        regimes,
-        guard,
-        run.cache_hit,
-        run.result_zip,
-        model_uri,
-        compared,
-        window[0] if window[0] > pd.Timestamp(parsed.metrics.start) else None,
-        pairs_table,
-        journalled,
-    )
 
 
 def per_pair(

@@ -1,0 +1,202 @@
+"""Which models a backtest serves: a registered version resolved, one per pair of a
+whitelist, and a training run's walk-forward predictions stitched for it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from common.layout import UserDir
+from experiments.spec import TimeRange, model_name
+from features.data import load_candles
+from features.pipeline import build
+from ml.bundle import ModelBundle
+from ml.registry import RegistryError
+from ml.serving import PAIR_PLACEHOLDER
+
+
+def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
+    """``NAME@alias`` or ``NAME/version`` -> (models:/ URI, version, training run id)."""
+    try:
+        if "@" in model:
+            name, alias = model.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif "/" in model:
+            name, number = model.split("/", 1)
+            version = client.get_model_version(name, number)
+        else:
+            raise RegistryError(
+                f"model {model!r}: write NAME@alias or NAME/version, e.g. btc_1h_hmm_lstm@champion"
+            )
+    except MlflowException as exc:
+        raise RegistryError(
+            f"model {model!r} is not in the registry ({exc.message.splitlines()[0]})",
+            hint="train one (tradingbot train SPEC) and promote it (tradingbot promote NAME --version N)",
+        ) from exc
+    return f"models:/{version.name}/{version.version}", str(version.version), str(version.run_id)
+
+
+PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
+
+
+def stitch_walk_forward(
+    client: mlflow.MlflowClient, model_run_id: str, userdir: Path, exchange: str, out: Path
+) -> tuple[Path, str, int]:
+    """Out-of-sample predictions of each fold bundle of a training run, stitched in time order.
+
+    Each fold's bundle predicts only its own out-of-sample window (with the history
+    before it as input, causally). Training logs exactly these predictions
+    (``walk_forward/predictions.parquet``), so they are read from the run; runs trained
+    before that are predicted again from their fold bundles.
+    Returns (parquet path, Freqtrade timerange, folds).
+    """
+    run = client.get_run(model_run_id)
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{model_run_id}'"
+    )
+    if not children:
+        raise RegistryError(f"training run {model_run_id} has no fold runs to walk forward with")
+    children.sort(key=lambda child: int(child.data.tags.get("fold", "0")))
+    logged = {a.path for a in client.list_artifacts(model_run_id, "walk_forward")}
+    if PREDICTIONS_ARTIFACT in logged:  # what training scored: read, not recomputed
+        stitched = pd.read_parquet(
+            client.download_artifacts(model_run_id, PREDICTIONS_ARTIFACT, str(out))
+        )
+        stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
+        return _stitched_file(stitched, out, model_run_id, len(children))
+    pieces, features_by_spec = [], {}
+    for child in children:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=child.info.run_id,
+                artifact_path="fold",
+                dst_path=str(out / child.info.run_id),
+            )
+        )
+        bundle = ModelBundle.load(folder / "bundle.joblib")
+        window = json.loads((folder / "window.json").read_text())["out_of_sample"]
+        meta = bundle.metadata
+        key = (meta.pair, meta.timeframe, meta.spec_hash)
+        if key not in features_by_spec:
+            candles = load_candles(userdir, exchange, meta.pair, meta.timeframe)
+            features_by_spec[key] = build(candles, bundle.feature_spec, meta.timeframe)
+        features = features_by_spec[key]
+        first, last = pd.Timestamp(window["first"]), pd.Timestamp(window["last"])
+        upto = features[features["date"] <= last]
+        predictions = bundle.predict_features(upto)
+        pieces.append(
+            predictions[predictions["date"] >= first].drop(columns=["reason"], errors="ignore")
+        )
+    stitched = pd.concat(pieces, ignore_index=True)
+    return _stitched_file(stitched, out, model_run_id, len(children))
+
+
+def _stitched_file(
+    stitched: pd.DataFrame, out: Path, model_run_id: str, folds: int
+) -> tuple[Path, str, int]:
+    stitched = stitched.drop(columns=["reason"], errors="ignore").sort_values("date")
+    if stitched["date"].duplicated().any():
+        raise RegistryError(f"fold windows of run {model_run_id} overlap: cannot stitch them")
+    path = out / "walk_forward_predictions.parquet"
+    out.mkdir(parents=True, exist_ok=True)
+    stitched.to_parquet(path, index=False)
+    start = stitched["date"].iloc[0].floor("D")
+    end = stitched["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
+    return path, f"{start:%Y%m%d}-{end:%Y%m%d}", folds
+
+
+def resolve_whitelist(
+    client: mlflow.MlflowClient, model: str, pairs: Sequence[str]
+) -> tuple[str, dict[str, tuple[str, str, str]]]:
+    """``NAME@alias`` for a whitelist -> (URI template ``models:/NAME__{pair}@alias``,
+    {pair: (URI, version, training run)}), every pair's model named by the rule of
+    :func:`experiments.spec.model_name`. Every pair without one is named in the error."""
+    name, alias = model.split("@", 1) if "@" in model else (model, "champion")
+    resolved, missing = {}, []
+    for pair in pairs:
+        try:
+            resolved[pair] = resolve_model(client, f"{model_name(name, pair)}@{alias}")
+        except RegistryError:
+            missing.append(f"{pair} (no {model_name(name, pair)}@{alias})")
+    if missing:
+        raise RegistryError(
+            f"the whitelist has pairs model {name} has no version for: {', '.join(missing)}",
+            hint=f"train them (a spec with [data] pairs), promote them "
+            f"(tradingbot promote {name} --reason ...), or leave them out of --pairs",
+        )
+    return f"models:/{name}__{PAIR_PLACEHOLDER}@{alias}", resolved
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """What serves the backtest: a model URI (a template with ``{pair}`` for a whitelist),
+    its version(s) and training run; per pair (URI, version, training run) for a whitelist."""
+
+    uri: str | None = None
+    version: str | None = None
+    training_run: str | None = None
+    by_pair: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+
+def serve(
+    client: mlflow.MlflowClient, model: str | None, whitelist: tuple[str, ...]
+) -> ServedModels:
+    """Resolve ``model`` (none: a strategy without a model) for one pair or a whitelist."""
+    if not model:
+        return ServedModels()
+    if whitelist:
+        uri, by_pair = resolve_whitelist(client, model, whitelist)
+        version = ",".join(f"{p}:{v}" for p, (_, v, _) in by_pair.items())
+        return ServedModels(uri, version, None, by_pair)
+    uri, version, training_run = resolve_model(client, model)
+    return ServedModels(uri, version, training_run)
+
+
+@dataclass(frozen=True)
+class WalkForwardInputs:
+    """The stitched out-of-sample predictions (one file, or one per pair of a whitelist),
+    the timerange their folds have in common, and how many folds there were."""
+
+    predictions: Path | None
+    by_pair: dict[str, Path]
+    timerange: str
+    folds: int
+
+
+def walk_forward_inputs(
+    client: mlflow.MlflowClient, served: ServedModels, pair: str, userdir: Path, exchange: str
+) -> WalkForwardInputs:
+    """Each served model's training run's fold predictions, stitched, over the span every
+    pair's folds cover."""
+    if not served.training_run and not served.by_pair:
+        raise RegistryError(
+            "--walk-forward needs --model NAME@alias (its training run holds the folds)"
+        )
+    runs = (
+        [(p, r) for p, (_, _, r) in served.by_pair.items()]
+        if served.by_pair
+        else [(pair, served.training_run)]
+    )
+    stitched_by_pair: dict[str, Path] = {}
+    spans, folds = [], 0
+    for key, training_run in runs:
+        workdir = UserDir(userdir).walk_forward(str(training_run))
+        stitched, span, count = stitch_walk_forward(
+            client, str(training_run), userdir, exchange, workdir
+        )
+        stitched_by_pair[key], folds = stitched, max(folds, count)
+        spans.append(TimeRange.parse(span))
+    start = max(s.start for s in spans if s.start is not None)
+    end = min(s.end for s in spans if s.end is not None)
+    if start >= end:
+        raise RegistryError("the pairs' walk-forward windows do not overlap")
+    timerange = str(TimeRange(start=start, end=end))
+    if served.by_pair:
+        return WalkForwardInputs(None, stitched_by_pair, timerange, folds)
+    return WalkForwardInputs(stitched_by_pair[pair], {}, timerange, folds)
