@@ -27,10 +27,10 @@ import pandas as pd
 from common.errors import DataError, SpecError
 from experiments.features import cached_features, spec_candles
 from experiments.spec import ExperimentSpec
-from features.candles import data_window
+from features.candles import DataWindow, data_window
 from features.data.store import pair_to_filename, require_pairs
 from ml import tracking
-from ml.bundle import package_versions
+from ml.bundle import ModelBundle, package_versions
 from ml.models.jump import RegimeJump
 from ml.plots import regime_plot
 from ml.registry import log_bundle, reconcile, register_finished_run
@@ -142,31 +142,7 @@ def train(
             f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"
         )
     say = progress or (lambda _text: None)
-    data = spec.data
-    candles = spec_candles(data, userdir)
-    if len(candles) < 500:
-        raise DataError(
-            f"only {len(candles)} {data.pair} {data.timeframe} candles in timerange {data.timerange or '(all)'}",
-            hint="import more data or widen --timerange (at least 500 candles)",
-        )
-    window = data_window(candles, data.pair, data.timeframe)
-    feature_spec = spec.feature_spec
-    feature_spec.check_timeframe(data.timeframe)
-    say("building features")
-    features = cached_features(candles, feature_spec, userdir, data.pair, data.timeframe)
-    config = spec.training
-    job = TrainingJob(
-        name=spec.name,
-        candles=candles,
-        features=features,
-        feature_spec=feature_spec,
-        config=config,
-        pair=data.pair,
-        timeframe=data.timeframe,
-        seed=spec.seed,
-        threads=threads,
-    )
-
+    job, window = _training_job(spec, userdir, threads, say)
     client = tracking.configure(tracking_uri, userdir)
     experiment = tracking.experiment_id(client, experiment_name or spec.name, userdir)
     tracking.fail_stale_runs(client, experiment)
@@ -174,7 +150,7 @@ def train(
     lineage = tracking.lineage(
         window,
         spec_hash=spec.hash,
-        feature_spec_hash=feature_spec.hash,
+        feature_spec_hash=job.feature_spec.hash,
         seed=spec.seed,
         model_kind=spec.model.kind,
     )
@@ -188,64 +164,14 @@ def train(
         ) as parent,
     ):
         workdir = Path(tmp)
-        mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"features"})))
-        mlflow.log_param("features.spec_hash", feature_spec.hash)
-        mlflow.log_dict(spec.model_dump(mode="json"), "spec/spec.json")
-        if spec_text is not None:
-            mlflow.log_text(spec_text, "spec/spec.toml")
-        mlflow.log_dict(package_versions(), "environment/versions.json")
-
-        fold_rows, stitched = [], []
-        last: FoldResult | None = None
-        for result in walk_forward(job):
-            last = result
-            say(f"fold {result.fold.index + 1}/{config.walk_forward.folds} done")
-            with tracking.tracked_run(
-                experiment_id=experiment,
-                run_name=f"fold {result.fold.index}",
-                nested=True,
-                tags={**lineage, "fold": str(result.fold.index)},
-            ):
-                _log_fold(result, workdir)
-                tracking.log_metrics(penalty_votes(result, features, spec.regime.columns))
-            stitched.append(result.predictions)
-            fold_rows.append(
-                {
-                    "fold": result.fold.index,
-                    **result.metrics,
-                    **{f"{b}.{k}": v for b, m in result.baselines.items() for k, v in m.items()},
-                }
-            )
-        out_of_sample = pd.concat(stitched)
-        overall: Scores = score(out_of_sample, candles, config, data.timeframe)
-        tracking.log_metrics(overall.metrics, prefix="overall.")
-        for name, values in overall.baselines.items():
-            tracking.log_metrics(values, prefix=f"baseline.{name}.")
-        pd.DataFrame(fold_rows).to_csv(workdir / "fold_metrics.csv", index=False)
-        mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
-        # the out-of-sample predictions just scored: a walk-forward backtest trades these
-        out_of_sample.drop(columns=["reason"], errors="ignore").to_parquet(
-            workdir / "predictions.parquet", index=False
-        )
-        mlflow.log_artifact(str(workdir / "predictions.parquet"), artifact_path="walk_forward")
-
+        _log_spec(spec, spec_text)
+        folds = _walk_forward(job, experiment, lineage, workdir, say)
+        overall = _log_out_of_sample(job, folds, workdir)
         say("fitting the final model on the whole window")
-        bundle = fit_final(job, last.bundle if last is not None else None)
-        mlflow.set_tag("device", bundle.metadata.device)
-        tracking.log_history(getattr(bundle.forecaster, "history_", []), prefix="final.")
-        if bundle.regime_model is not None:
-            regimes = bundle.regimes(features)["regime"]
-            plot = regime_plot(
-                candles["date"],
-                candles["close"],
-                regimes,
-                workdir / "regimes.png",
-                f"{spec.name}: {data.pair} {data.timeframe} regimes (filtered, causal)",
-            )
-            mlflow.log_artifact(str(plot), artifact_path="plots")
-            mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
+        bundle = fit_final(job, folds.last.bundle if folds.last is not None else None)
+        _log_final(bundle, job, workdir, f"{spec.name}: {job.pair} {job.timeframe}")
         say("logging the model")
-        model_uri, _ = log_bundle(bundle, workdir, candles)
+        model_uri, _ = log_bundle(bundle, workdir, job.candles)
         run_id = parent.info.run_id
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the
@@ -265,9 +191,116 @@ def train(
         version=version,
         metrics=overall.metrics,
         baselines=overall.baselines,
-        folds=len(fold_rows),
-        out_of_sample=out_of_sample,
+        folds=len(folds.rows),
+        out_of_sample=folds.out_of_sample,
     )
+
+
+def _training_job(
+    spec: ExperimentSpec, userdir: Path, threads: int | None, say: Progress
+) -> tuple[TrainingJob, DataWindow]:
+    """The spec's candles (at least 500) and cached features, as a training job."""
+    data = spec.data
+    candles = spec_candles(data, userdir)
+    if len(candles) < 500:
+        raise DataError(
+            f"only {len(candles)} {data.pair} {data.timeframe} candles in timerange {data.timerange or '(all)'}",
+            hint="import more data or widen --timerange (at least 500 candles)",
+        )
+    feature_spec = spec.feature_spec
+    feature_spec.check_timeframe(data.timeframe)
+    say("building features")
+    features = cached_features(candles, feature_spec, userdir, data.pair, data.timeframe)
+    job = TrainingJob(
+        name=spec.name,
+        candles=candles,
+        features=features,
+        feature_spec=feature_spec,
+        config=spec.training,
+        pair=data.pair,
+        timeframe=data.timeframe,
+        seed=spec.seed,
+        threads=threads,
+    )
+    return job, data_window(candles, data.pair, data.timeframe)
+
+
+def _log_spec(spec: ExperimentSpec, spec_text: str | None) -> None:
+    """The spec as parameters, as JSON and as written, and the package versions."""
+    mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"features"})))
+    mlflow.log_param("features.spec_hash", spec.feature_spec.hash)
+    mlflow.log_dict(spec.model_dump(mode="json"), "spec/spec.json")
+    if spec_text is not None:
+        mlflow.log_text(spec_text, "spec/spec.toml")
+    mlflow.log_dict(package_versions(), "environment/versions.json")
+
+
+@dataclass
+class _Folds:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per fold: its metrics
+    stitched: list[pd.DataFrame] = field(default_factory=list)
+    last: FoldResult | None = None
+
+    @property
+    def out_of_sample(self) -> pd.DataFrame:
+        return pd.concat(self.stitched)
+
+
+def _walk_forward(
+    job: TrainingJob, experiment: str, lineage: dict[str, str], workdir: Path, say: Progress
+) -> _Folds:
+    """Every fold fitted, scored and recorded as a child run."""
+    folds = _Folds()
+    for result in walk_forward(job):
+        folds.last = result
+        say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
+        with tracking.tracked_run(
+            experiment_id=experiment,
+            run_name=f"fold {result.fold.index}",
+            nested=True,
+            tags={**lineage, "fold": str(result.fold.index)},
+        ):
+            _log_fold(result, workdir)
+            tracking.log_metrics(penalty_votes(result, job.features, job.config.regime.columns))
+        folds.stitched.append(result.predictions)
+        baselines = {f"{b}.{k}": v for b, m in result.baselines.items() for k, v in m.items()}
+        folds.rows.append({"fold": result.fold.index, **result.metrics, **baselines})
+    return folds
+
+
+def _log_out_of_sample(job: TrainingJob, folds: _Folds, workdir: Path) -> Scores:
+    """The stitched out-of-sample predictions scored beside the baselines, and logged: a
+    walk-forward backtest trades exactly these."""
+    out_of_sample = folds.out_of_sample
+    overall: Scores = score(out_of_sample, job.candles, job.config, job.timeframe)
+    tracking.log_metrics(overall.metrics, prefix="overall.")
+    for name, values in overall.baselines.items():
+        tracking.log_metrics(values, prefix=f"baseline.{name}.")
+    pd.DataFrame(folds.rows).to_csv(workdir / "fold_metrics.csv", index=False)
+    mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
+    out_of_sample.drop(columns=["reason"], errors="ignore").to_parquet(
+        workdir / "predictions.parquet", index=False
+    )
+    mlflow.log_artifact(str(workdir / "predictions.parquet"), artifact_path="walk_forward")
+    return overall
+
+
+def _log_final(bundle: ModelBundle, job: TrainingJob, workdir: Path, title: str) -> None:
+    """The final model's device, training history, and its regimes as a picture."""
+    mlflow.set_tag("device", bundle.metadata.device)
+    tracking.log_history(getattr(bundle.forecaster, "history_", []), prefix="final.")
+    if bundle.regime_model is None:
+        return
+    regimes = bundle.regimes(job.features)["regime"]
+    plot = regime_plot(
+        job.candles["date"],
+        job.candles["close"],
+        regimes,
+        workdir / "regimes.png",
+        f"{title} regimes (filtered, causal)",
+    )
+    mlflow.log_artifact(str(plot), artifact_path="plots")
+    mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
 
 
 @dataclass(frozen=True)
