@@ -28,7 +28,8 @@ from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
-from ml.models.base import Forecaster, proba_to_prediction
+from ml.models.base import proba_to_prediction
+from ml.models.forecaster import Forecaster
 from ml.models.regime import RegimeHMM
 from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target

@@ -8,14 +8,17 @@ these. Forecaster parameters are checked against the estimator's own
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml.models import FORECASTERS, forecaster_class
-from ml.models.base import Forecaster, Task
+from ml.models.base import Task
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
+
+if TYPE_CHECKING:
+    from ml.models.forecaster import Forecaster
 
 RegimeKind = Literal["hmm", "jump"]
 

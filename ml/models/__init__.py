@@ -1,5 +1,5 @@
 """Model implementations, one module each, sharing the forecaster contract
-(:class:`ml.models.base.Forecaster`).
+(:class:`ml.models.forecaster.Forecaster`).
 
 :data:`FORECASTERS` is the one registry: a spec's ``[model] kind`` -> where the class
 lives (imported on first use: torch alone takes about 1.5 s to import, which a
@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from ml.models.base import Forecaster
+    from ml.models.forecaster import Forecaster
 
 
 class ForecasterEntry(NamedTuple):

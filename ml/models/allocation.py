@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ml.models.base import Forecaster, Task, as_frame
+from ml.models.base import Task, as_frame
+from ml.models.forecaster import Forecaster
 from ml.models.params import Range
 
 DEFAULT_EXPOSURES = {"bull": 1.0, "sideways": 0.5, "volatile": 0.25, "bear": 0.0, "crash": 0.0}

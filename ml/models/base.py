@@ -15,57 +15,13 @@ class probabilities (n, 2) for classification.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
-
-if TYPE_CHECKING:
-    from ml.models.params import Range
 
 Task = Literal["classification", "regression"]
-
-
-class Forecaster(BaseEstimator):  # type: ignore[misc]
-    """The contract every forecaster keeps, and what the bundle and serving may ask of it.
-
-    Capabilities are class-level tags, as scikit-learn's estimator tags, so callers ask
-    instead of testing the type:
-
-    * ``has_reasons``: :meth:`explain` gives a human-readable reason per row;
-    * ``decides_class``: its ``predict`` is its own long/flat decision (classification),
-      not ``p_up > 0.5``;
-    * ``param_ranges``: the allowed range of each numeric parameter (checked in specs);
-    * :attr:`context_rows`: how many rows before a row its prediction reads (an LSTM's
-      sequence), so the live path passes just enough history.
-
-    Subclasses implement ``fit(X, y)``, ``predict(X)`` and, for classification,
-    ``predict_proba(X)`` (n, 2), with the conventions of this module's docstring.
-    """
-
-    has_reasons: ClassVar[bool] = False
-    decides_class: ClassVar[bool] = False
-    param_ranges: ClassVar[dict[str, Range]] = {}
-
-    @property
-    def context_rows(self) -> int:
-        """Rows before a row that its prediction depends on (0: the row alone)."""
-        return 0
-
-    def fit(self, X: pd.DataFrame, y: Any) -> Forecaster:
-        raise NotImplementedError
-
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        raise NotImplementedError
-
-    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        raise NotImplementedError(f"{type(self).__name__} gives no class probabilities")
-
-    def explain(self, X: pd.DataFrame) -> list[str]:
-        """One reason per row (only for ``has_reasons`` models)."""
-        raise NotImplementedError(f"{type(self).__name__} gives no reasons")
 
 
 def split_validation(

@@ -26,13 +26,13 @@ from numpy.typing import NDArray
 from torch import nn
 
 from ml.models.base import (
-    Forecaster,
     Task,
     as_frame,
     proba_to_prediction,
     resolve_device,
     split_validation,
 )
+from ml.models.forecaster import Forecaster
 from ml.models.params import POSITIVE, Range, count, fraction
 
 

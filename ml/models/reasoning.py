@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ml.models.base import Forecaster, Task, as_frame
+from ml.models.base import Task, as_frame
+from ml.models.forecaster import Forecaster
 from ml.models.params import POSITIVE, Range
 
 

@@ -17,7 +17,7 @@ from features.data.synthetic import generate
 from features.pipeline import build
 from ml.bundle import fit_bundle
 from ml.models import FORECASTERS, ForecasterEntry, forecaster_class
-from ml.models.base import Forecaster
+from ml.models.forecaster import Forecaster
 
 
 @pytest.mark.parametrize("kind", sorted(FORECASTERS))
