@@ -30,7 +30,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
 from experiments.backtest import backtest  # noqa: E402
-from experiments.train import train_whitelist  # noqa: E402
+from experiments.train_whitelist import train_whitelist  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from ml.registry import promote, whitelist_models  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402

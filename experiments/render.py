@@ -163,7 +163,7 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
 
 def whitelist_summary(console: Console, result: object, tracking_uri: str) -> None:
     """One row per pair: the model's walk-forward measures beside buy and hold."""
-    from experiments.train import WhitelistResult
+    from experiments.train_whitelist import WhitelistResult
 
     assert isinstance(result, WhitelistResult)
     table = Table(

@@ -47,7 +47,8 @@ def train_command(
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     from experiments.render import train_summary, whitelist_summary
-    from experiments.train import progress_steps, train, train_whitelist
+    from experiments.train import progress_steps, train
+    from experiments.train_whitelist import train_whitelist
 
     steps = progress_steps(experiment)
     spec_text = spec.read_text(encoding="utf-8")
