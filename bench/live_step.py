@@ -45,19 +45,20 @@ from features.data import import_candles, load_candles  # noqa: E402
 from features.data.synthetic import generate  # noqa: E402
 from ml.bundle import ModelBundle  # noqa: E402
 from ml.registry import promote  # noqa: E402
-from ml.serving import LiveState, ModelAdapter  # noqa: E402
+from ml.serving import GuardReport, LiveState, ModelAdapter  # noqa: E402
+from ml.serving import adapter as serving_adapter  # noqa: E402  (it calls candle_frame)
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 
 HISTORIES = (1_000, 30_000)
 FLUSH_BYTES = 8 * 1024 * 1024  # > the L2 caches of this machine (2 x 1 MiB)
 # The parts of a live step, as (owner, method, label); nested parts are inside "advance".
 PARTS = (
-    (ModelAdapter, "_candles", "take candles"),
+    (serving_adapter, "candle_frame", "take candles"),
     (LiveState, "advance", "advance (all below)"),
     (ModelBundle, "features", "  features"),
     (ModelBundle, "inputs", "  model inputs"),
     (ModelBundle, "forecast", "  forecast"),
-    (ModelAdapter, "_guard", "guard counts"),
+    (GuardReport, "record", "guard counts"),
 )
 
 

@@ -28,38 +28,24 @@ exception that would put Freqtrade in a crash loop.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common.atomic import write_text_atomic
 from common.layout import UserDir
-from features.data.store import pair_to_filename
 from ml.bundle import ModelBundle
 from ml.observability import MetricsTextfile
+from ml.serving.columns import _stamps, _with_columns, candle_frame, regime_codes, regime_column
+from ml.serving.guard import GuardReport
+from ml.serving.live import LiveState
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class GuardReport:
-    """What the adapter withheld, per pair: written for the backtest record."""
-
-    rows: dict[str, int] = field(default_factory=dict)
-    trusted: dict[str, int] = field(default_factory=dict)
-    in_training_window: dict[str, int] = field(default_factory=dict)
-    warmup: dict[str, int] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    # rows unlike the training data (dissimilarity index above the spec's threshold)
-    dissimilar: dict[str, int] = field(default_factory=dict)
 
 
 class ModelAdapter:
@@ -250,7 +236,7 @@ class ModelAdapter:
                     f"it is for {meta.pair} {meta.timeframe}, not {current.pair} {current.timeframe}"
                 )
             window = self._window(candidate)
-            candidate.predict(self._candles(dataframe, dataframe["date"], last=window))
+            candidate.predict(candle_frame(dataframe, dataframe["date"], last=window))
         except Exception as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self._refused = (version, why)
@@ -365,40 +351,15 @@ class ModelAdapter:
                 self.model_uri,
                 train_end,
             )
-        self.guard.rows[pair] = len(stamps)
-        self.guard.trusted[pair] = int((ready & ~seen_in_training & ~dissimilar).sum())
-        self.guard.in_training_window[pair] = excluded
-        self.guard.dissimilar[pair] = int(
-            (ready & ~seen_in_training & dissimilar & evaluated).sum()
-        )
-        self.guard.warmup[pair] = int((~ready & ~seen_in_training & evaluated).sum())
-        self.guard.unavailable.pop(pair, None)
+        self.guard.record(pair, ready, seen_in_training, dissimilar, evaluated)
         self._write_report()
 
     # -- backtests: one batch ----------------------------------------------------------
 
-    @staticmethod
-    def _candles(
-        dataframe: pd.DataFrame, dates: pd.Series, last: int | None = None
-    ) -> pd.DataFrame:
-        """Our candle frame from Freqtrade's (the last ``last`` rows only, when given)."""
-        start = 0 if last is None else max(0, len(dataframe) - last)
-        # Only the rows used are copied and their dates converted to our dtype (the whole
-        # history on a live step would cost time that grows with it).
-        return pd.DataFrame(
-            {
-                "date": _utc(dates.iloc[start:]).array,
-                **{
-                    column: dataframe[column].to_numpy()[start:]
-                    for column in ("open", "high", "low", "close", "volume")
-                },
-            }
-        )
-
     def _batch_columns(
         self, bundle: ModelBundle, dataframe: pd.DataFrame, dates: pd.Series
     ) -> dict[str, Any]:
-        predictions = bundle.predict(self._candles(dataframe, dates))
+        predictions = bundle.predict(candle_frame(dataframe, dates))
         columns = {
             column: predictions[column].to_numpy()
             for column in predictions.columns
@@ -421,227 +382,14 @@ class ModelAdapter:
         state = self._live.get(pair)
         if state is None or not state.continued_by(stamps):
             state = LiveState.bootstrap(
-                bundle, self._candles(dataframe, dates), stamps, self._window(bundle)
+                bundle, candle_frame(dataframe, dates), stamps, self._window(bundle)
             )
             self._live[pair] = state
         else:  # only the bounded tail is ever looked at: the cost does not grow with history
-            state.advance(bundle, self._candles(dataframe, dates, last=state.window), stamps)
+            state.advance(bundle, candle_frame(dataframe, dates, last=state.window), stamps)
         return state.aligned(stamps)
 
     def _write_report(self) -> None:
-        if self.report_path is None:
-            return
-        payload = {
-            "model_uri": self.model_uri,
-            "train_window_last": None
-            if self.bundle is None
-            else self.bundle.metadata.train_window.last.isoformat(),
-            **{k: v for k, v in vars(self.guard).items()},
-        }
-        write_text_atomic(self.report_path, json.dumps(payload, indent=2, sort_keys=True))
-
-
-class LiveState:
-    """One pair's live state: the columns computed so far, by candle, and the regime filter."""
-
-    def __init__(
-        self, stamps: np.ndarray, columns: dict[str, np.ndarray], regime_filter: Any, window: int
-    ) -> None:
-        self.stamps = stamps  # candle open times (ns), ascending
-        self.columns = columns  # one array per output column, aligned with stamps
-        self.regime_filter = regime_filter  # OnlineRegimeFilter carried forward (None: no regimes)
-        self.window = window
-
-    @classmethod
-    def bootstrap(
-        cls, bundle: ModelBundle, candles: pd.DataFrame, stamps: np.ndarray, window: int
-    ) -> LiveState:
-        """Process a whole frame; replay the regime filter so it can continue exactly."""
-        features = bundle.features(candles)
-        regimes = bundle.regimes(features)
-        columns: dict[str, np.ndarray] = {c: regimes[c].to_numpy() for c in regimes.columns}
-        if "regime" in columns:
-            columns["regime"] = regime_codes(bundle.metadata.regime_labels, columns["regime"])
-        columns.update(bundle.forecast(bundle.inputs(features, regimes)))
-        regime_filter = None
-        if bundle.regime_model is not None:
-            regime_filter = bundle.regime_model.online()
-            x = features[list(bundle.config.regime.columns)].to_numpy(dtype="float64")
-            for row in x:
-                regime_filter.update(row)
-        return cls(stamps.copy(), columns, regime_filter, window)
-
-    def continued_by(self, stamps: np.ndarray) -> bool:
-        """Does the new frame extend this state (same candles where they overlap)?"""
-        if not len(stamps) or not len(self.stamps) or stamps[0] < self.stamps[0]:
-            return False
-        start = int(np.searchsorted(self.stamps, stamps[0]))
-        overlap = self.stamps[start:]
-        return bool(
-            len(overlap)
-            and len(overlap) <= len(stamps)
-            and np.array_equal(stamps[: len(overlap)], overlap)
-        )
-
-    def advance(self, bundle: ModelBundle, candles: pd.DataFrame, stamps: np.ndarray) -> None:
-        new = int((stamps > self.stamps[-1]).sum())
-        if new == 0:
-            return
-        if len(candles) > self.window:
-            candles = candles.iloc[len(candles) - self.window :].reset_index(drop=True)
-        features = bundle.features(candles)  # the frame's tail: bounded, history does not matter
-        regime_columns = [c for c in self.columns if c.startswith("p_") and c != "p_up"]
-        fresh: dict[str, np.ndarray] = {}
-        if self.regime_filter is not None and bundle.regime_model is not None:
-            labels = bundle.regime_model.labels_
-            x = np.column_stack(
-                [features[c].to_numpy(dtype="float64")[-new:] for c in bundle.config.regime.columns]
-            )
-            rows, decisions = [], []
-            for row in x:  # O(K^2) per new candle; the decision after each one
-                rows.append(self.regime_filter.update(row))
-                decisions.append(self.regime_filter.decision)
-            probabilities = np.array(rows)
-            for k, label in enumerate(labels):
-                fresh[f"p_{label}"] = probabilities[:, k]
-            fresh["regime"] = np.asarray(decisions, dtype="int16")  # codes, -1: none yet
-        # The forecaster reads the new rows and the sequence context before them: inputs for
-        # just those rows, with cached regime probabilities for the older ones.
-        context = bundle.forecaster.context_rows
-        needed = min(len(features), new + context)
-        recent = features.iloc[len(features) - needed :]
-        tail_regimes = pd.DataFrame(
-            {
-                column: np.concatenate(
-                    [
-                        self.columns[column][len(self.columns[column]) - (needed - new) :],
-                        fresh[column],
-                    ]
-                )
-                for column in regime_columns
-            },
-            index=recent.index,
-        )
-        fresh.update(bundle.forecast(bundle.inputs(recent, tail_regimes), last=new))
-        keep = int(np.searchsorted(self.stamps, stamps[0]))  # candles the frame no longer holds
-        self.stamps = np.concatenate([self.stamps[keep:], stamps[-new:]])
-        for column in self.columns:
-            self.columns[column] = np.concatenate([self.columns[column][keep:], fresh[column]])
-
-    def aligned(self, stamps: np.ndarray) -> dict[str, np.ndarray]:
-        start = int(np.searchsorted(self.stamps, stamps[0]))
-        return {
-            column: values[start : start + len(stamps)] for column, values in self.columns.items()
-        }
-
-
-def _with_columns(dataframe: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
-    """``dataframe`` with ``added`` as new or replaced columns, in one concatenation (column
-    by column insertion costs a live step about as much as its features)."""
-    stale = [column for column in added if column in dataframe.columns]
-    base = dataframe.drop(columns=stale) if stale else dataframe
-    return pd.concat([base, pd.DataFrame(added, index=dataframe.index, copy=False)], axis=1)
-
-
-def regime_codes(labels: list[str], values: Any) -> np.ndarray:
-    """Regime names -> codes into ``labels`` (-1: no regime yet)."""
-    lookup = {label: code for code, label in enumerate(labels)}
-    names = np.asarray(values, dtype=object)
-    return np.fromiter((lookup.get(name, -1) for name in names), dtype="int16", count=len(names))
-
-
-def regime_column(labels: list[str], codes: np.ndarray) -> pd.Categorical:
-    """The ``&-regime`` column: a categorical of the regime names ('' before the filter has
-    settled). Built from codes, so a live step costs O(n) integer work, not string parsing."""
-    dtype = pd.CategoricalDtype(["", *labels])
-    shifted = np.asarray(codes, dtype="int16") + 1
-    if len(shifted) and (shifted.min() < 0 or shifted.max() > len(labels)):
-        raise ValueError(f"regime codes outside -1..{len(labels) - 1}")
-    return pd.Categorical.from_codes(shifted, dtype=dtype, validate=False)
-
-
-_NANOS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-
-
-def _stamps(dates: pd.Series) -> np.ndarray:
-    """Candle open times as int64 nanoseconds since the epoch (UTC).
-
-    Freqtrade's dates are UTC in milliseconds: their integers are scaled, not converted
-    through pandas (a conversion of the whole history each live step grows with it)."""
-    if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
-        unit = dates.dtype.unit
-        values = dates.to_numpy(dtype=f"datetime64[{unit}]").view("int64")
-        return values * _NANOS_PER_UNIT[unit] if unit != "ns" else values
-    return _utc(dates).to_numpy(dtype="datetime64[ns]").view("int64")
-
-
-def _utc(dates: pd.Series) -> pd.Series:
-    """Freqtrade's date column as datetime64[ns, UTC], converting only when needed."""
-    if dates.dtype == "datetime64[ns, UTC]":
-        return dates
-    if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
-        return dates.astype("datetime64[ns, UTC]")  # only the unit differs
-    converted: pd.Series = pd.to_datetime(dates, utc=True).astype("datetime64[ns, UTC]")
-    return converted
-
-
-PAIR_PLACEHOLDER = "{pair}"
-
-
-def pair_uri(template: str, pair: str) -> str:
-    """``models:/wl__{pair}@champion`` for ``ETH/BTC`` -> ``models:/wl__ETH_BTC@champion``."""
-    return template.replace(PAIR_PLACEHOLDER, pair_to_filename(pair))
-
-
-class PairModels:
-    """One :class:`ModelAdapter` per pair of a whitelist, each serving the model the URI
-    template names for that pair; the same ``populate`` as a single adapter. The guard
-    report holds every pair (``model_uri`` and ``train_window_last`` by pair)."""
-
-    def __init__(
-        self,
-        template: str,
-        *,
-        report_path: Path | None = None,
-        stitched_predictions: dict[str, Path] | None = None,
-        **adapter_options: Any,
-    ) -> None:
-        if PAIR_PLACEHOLDER not in template:
-            raise ValueError(f"{template!r} has no {PAIR_PLACEHOLDER} for the pair")
-        self.model_uri = template
-        self.report_path = report_path
-        self.stitched_predictions = stitched_predictions or {}
-        self.adapter_options = adapter_options
-        self.adapters: dict[str, ModelAdapter] = {}
-
-    def adapter(self, pair: str) -> ModelAdapter:
-        if pair not in self.adapters:
-            self.adapters[pair] = ModelAdapter(
-                pair_uri(self.model_uri, pair),
-                stitched_predictions=self.stitched_predictions.get(pair),
-                **self.adapter_options,
-            )
-        return self.adapters[pair]
-
-    def populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool = False) -> pd.DataFrame:
-        out = self.adapter(pair).populate(dataframe, pair, live=live)
-        self._write_report()
-        return out
-
-    def _write_report(self) -> None:
-        if self.report_path is None:
-            return
-        merged: dict[str, Any] = {
-            "model_uri": self.model_uri,
-            "model_uri_by_pair": {p: a.model_uri for p, a in self.adapters.items()},
-            "train_window_last_by_pair": {
-                p: a.bundle.metadata.train_window.last.isoformat()
-                for p, a in self.adapters.items()
-                if a.bundle is not None
-            },
-        }
-        for key in vars(GuardReport()):
-            merged[key] = {
-                p: v for a in self.adapters.values() for p, v in getattr(a.guard, key).items()
-            }
-        write_text_atomic(self.report_path, json.dumps(merged, indent=2, sort_keys=True))
+        if self.report_path is not None:
+            trained_until = None if self.bundle is None else self.bundle.metadata.train_window.last
+            self.guard.write(self.report_path, self.model_uri, trained_until)

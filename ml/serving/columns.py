@@ -1,0 +1,76 @@
+"""Columns shared by the batch and live paths: regime codes, candle times, written-back columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _with_columns(dataframe: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
+    """``dataframe`` with ``added`` as new or replaced columns, in one concatenation (column
+    by column insertion costs a live step about as much as its features)."""
+    stale = [column for column in added if column in dataframe.columns]
+    base = dataframe.drop(columns=stale) if stale else dataframe
+    return pd.concat([base, pd.DataFrame(added, index=dataframe.index, copy=False)], axis=1)
+
+
+def regime_codes(labels: list[str], values: Any) -> np.ndarray:
+    """Regime names -> codes into ``labels`` (-1: no regime yet)."""
+    lookup = {label: code for code, label in enumerate(labels)}
+    names = np.asarray(values, dtype=object)
+    return np.fromiter((lookup.get(name, -1) for name in names), dtype="int16", count=len(names))
+
+
+def regime_column(labels: list[str], codes: np.ndarray) -> pd.Categorical:
+    """The ``&-regime`` column: a categorical of the regime names ('' before the filter has
+    settled). Built from codes, so a live step costs O(n) integer work, not string parsing."""
+    dtype = pd.CategoricalDtype(["", *labels])
+    shifted = np.asarray(codes, dtype="int16") + 1
+    if len(shifted) and (shifted.min() < 0 or shifted.max() > len(labels)):
+        raise ValueError(f"regime codes outside -1..{len(labels) - 1}")
+    return pd.Categorical.from_codes(shifted, dtype=dtype, validate=False)
+
+
+_NANOS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _stamps(dates: pd.Series) -> np.ndarray:
+    """Candle open times as int64 nanoseconds since the epoch (UTC).
+
+    Freqtrade's dates are UTC in milliseconds: their integers are scaled, not converted
+    through pandas (a conversion of the whole history each live step grows with it)."""
+    if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
+        unit = dates.dtype.unit
+        values = dates.to_numpy(dtype=f"datetime64[{unit}]").view("int64")
+        return values * _NANOS_PER_UNIT[unit] if unit != "ns" else values
+    return _utc(dates).to_numpy(dtype="datetime64[ns]").view("int64")
+
+
+def _utc(dates: pd.Series) -> pd.Series:
+    """Freqtrade's date column as datetime64[ns, UTC], converting only when needed."""
+    if dates.dtype == "datetime64[ns, UTC]":
+        return dates
+    if isinstance(dates.dtype, pd.DatetimeTZDtype) and str(dates.dtype.tz) == "UTC":
+        return dates.astype("datetime64[ns, UTC]")  # only the unit differs
+    converted: pd.Series = pd.to_datetime(dates, utc=True).astype("datetime64[ns, UTC]")
+    return converted
+
+
+def candle_frame(
+    dataframe: pd.DataFrame, dates: pd.Series, last: int | None = None
+) -> pd.DataFrame:
+    """Our candle frame from Freqtrade's (the last ``last`` rows only, when given)."""
+    start = 0 if last is None else max(0, len(dataframe) - last)
+    # Only the rows used are copied and their dates converted to our dtype (the whole
+    # history on a live step would cost time that grows with it).
+    return pd.DataFrame(
+        {
+            "date": _utc(dates.iloc[start:]).array,
+            **{
+                column: dataframe[column].to_numpy()[start:]
+                for column in ("open", "high", "low", "close", "volume")
+            },
+        }
+    )
