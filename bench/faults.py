@@ -135,7 +135,7 @@ CASES = [
     Case(
         "tune.before_params_file",
         ["tune", "{tune_spec}", "--trials", "3"],
-        "experiments.tuning:_write_strategy_file",
+        "experiments.tuning.finalise:_write_strategy_file",
         check_params_file=True,
     ),
     Case(
@@ -163,7 +163,9 @@ CASES = [
 OUR_PACKAGES = ("features.", "ml.", "strategies.", "experiments.")
 PRELOADED = (
     "experiments.train",
-    "experiments.tuning",
+    "experiments.tuning.study",
+    "experiments.tuning.finalise",
+    "experiments.tuning.worker",
     "experiments.backtest",
     "experiments.tuning.objective",
     "features.data",
