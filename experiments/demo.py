@@ -26,6 +26,7 @@ from experiments.report import build_report
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from experiments.train import TrainResult, train
 from features.data import ImportOptions, import_candles, load_candles
+from features.data.importer import ImportResult
 from features.data.synthetic import generate
 from features.frames import write_feature_file
 from features.spec import default_spec
@@ -99,18 +100,59 @@ def _heading(console: Console, text: str) -> None:
 
 
 def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri: str) -> None:
-    real = shared_data / REAL_FILE
-    options = ImportOptions(repair=True)
-    if real.exists():
-        _heading(console, f"1/{STAGES} data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
-        result = import_candles(
-            real,
+    """The main job, stage by stage: data, features, training, promotion, backtest, report."""
+    _import_data(console, userdir, shared_data / REAL_FILE)
+    _features(console, userdir)
+    candles = load_candles(userdir, DEMO_EXCHANGE, DEMO_PAIR, DEMO_TIMEFRAME)
+    cutoff = candles["date"].iloc[int(len(candles) * TRAIN_SHARE)].floor("D")
+    end = candles["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
+    train_days = (cutoff - candles["date"].iloc[0]).total_seconds() / 86_400
+    specs = [regime_allocation_spec(f"-{cutoff:%Y%m%d}", train_days)]
+    specs += demo_specs(f"-{cutoff:%Y%m%d}")
+    results = _train_all(console, specs, cutoff, userdir, tracking_uri)
+    best = _promote_best(console, results, userdir, tracking_uri)
+    timerange = f"{cutoff:%Y%m%d}-{end:%Y%m%d}"
+    _heading(
+        console,
+        f"5/{STAGES} backtest: {best.model_name}@champion on the real Freqtrade engine, "
+        f"offline, {timerange} (after its training window)",
+    )
+    kinds = {spec.name: spec.model.kind for spec in specs}
+    summary = backtest(
+        strategy=STRATEGIES.get(kinds[best.model_name], "RegimeStrategy"),
+        pair=DEMO_PAIR,
+        timeframe=DEMO_TIMEFRAME,
+        exchange=DEMO_EXCHANGE,
+        timerange=timerange,
+        model=f"{best.model_name}@champion",
+        userdir=userdir,
+        tracking_uri=tracking_uri,
+    )
+    backtest_summary(console, summary)
+    _heading(console, f"6/{STAGES} report: leaderboards, equity vs buy-and-hold, drawdown, regimes")
+    report = build_report(userdir, tracking_uri)
+    console.print(f"wrote {report.markdown}\nwrote {report.html} (open it in a browser)")
+    console.print(
+        f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)"
+    )
+
+
+def _import_data(console: Console, userdir: Path, real: Path) -> None:
+    """Stage 1: the real candles when ../shared has them, else a seeded synthetic market."""
+
+    def load(source: Path) -> ImportResult:
+        return import_candles(
+            source,
             pair=DEMO_PAIR,
             timeframe=DEMO_TIMEFRAME,
             exchange=DEMO_EXCHANGE,
             userdir=userdir,
-            options=options,
+            options=ImportOptions(repair=True),
         )
+
+    if real.exists():
+        _heading(console, f"1/{STAGES} data: real Binance {DEMO_PAIR} {DEMO_TIMEFRAME} from {real}")
+        result = load(real)
     else:
         _heading(
             console,
@@ -121,17 +163,13 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
         with tempfile.TemporaryDirectory() as tmp:
             source = Path(tmp) / "synthetic_BTC_USDT-1h.feather"
             candles.to_feather(source)
-            result = import_candles(
-                source,
-                pair=DEMO_PAIR,
-                timeframe=DEMO_TIMEFRAME,
-                exchange=DEMO_EXCHANGE,
-                userdir=userdir,
-                options=options,
-            )
+            result = load(source)
     quality_report(console, result.report, title="import report")
     console.print(f"candles: {result.candles_path}")
 
+
+def _features(console: Console, userdir: Path) -> None:
+    """Stage 2: the default causal feature set, written as parquet."""
     _heading(console, f"2/{STAGES} features: default causal feature set")
     spec = default_spec()
     built = build_features(
@@ -140,20 +178,23 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
     out = userdir / "features" / f"BTC_USDT-{DEMO_TIMEFRAME}-{spec.hash}.parquet"
     write_feature_file(built.frame, built.meta, out)
     feature_summary(console, built.meta, out=str(out), cache_hit=built.cache_hit)
+
+
+def _train_all(
+    console: Console,
+    specs: list[ExperimentSpec],
+    cutoff: pd.Timestamp,
+    userdir: Path,
+    tracking_uri: str,
+) -> list[TrainResult]:
+    """Stage 3: every demo model, walk-forward, recorded in MLflow."""
     _heading(
         console,
         f"3/{STAGES} training: regime allocation, HMM-LSTM and LightGBM, walk-forward, "
         "recorded in MLflow",
     )
-    candles = load_candles(userdir, DEMO_EXCHANGE, DEMO_PAIR, DEMO_TIMEFRAME)
-    cutoff = candles["date"].iloc[int(len(candles) * TRAIN_SHARE)].floor("D")
-    end = candles["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
     console.print(f"models train on candles before {cutoff:%Y-%m-%d}; the backtest runs after it")
     results: list[TrainResult] = []
-    train_days = (cutoff - candles["date"].iloc[0]).total_seconds() / 86_400
-    specs = [regime_allocation_spec(f"-{cutoff:%Y%m%d}", train_days)]
-    specs += demo_specs(f"-{cutoff:%Y%m%d}")
-    kinds = {spec.name: spec.model.kind for spec in specs}
     for experiment in specs:
         console.print(f"training {experiment.name} ({experiment.model.kind}) ...")
         trained = train(
@@ -164,7 +205,14 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
         )
         train_summary(console, trained, tracking_uri)
         results.append(trained)
+    return results
 
+
+def _promote_best(
+    console: Console, results: list[TrainResult], userdir: Path, tracking_uri: str
+) -> TrainResult:
+    """Stage 4: the best walk-forward Calmar after fees becomes champion, with the reason
+    (beside buy and hold and the trend rules) recorded."""
     _heading(
         console, f"4/{STAGES} promotion: the best walk-forward Calmar after fees becomes champion"
     )
@@ -186,27 +234,4 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
             "[yellow]note: the champion does not beat the simple trend rules on Calmar on this "
             "data; it is only the best of the models.[/]"
         )
-    timerange = f"{cutoff:%Y%m%d}-{end:%Y%m%d}"
-    _heading(
-        console,
-        f"5/{STAGES} backtest: {best.model_name}@champion on the real Freqtrade engine, "
-        f"offline, {timerange} (after its training window)",
-    )
-    summary = backtest(
-        strategy=STRATEGIES.get(kinds[best.model_name], "RegimeStrategy"),
-        pair=DEMO_PAIR,
-        timeframe=DEMO_TIMEFRAME,
-        exchange=DEMO_EXCHANGE,
-        timerange=timerange,
-        model=f"{best.model_name}@champion",
-        userdir=userdir,
-        tracking_uri=tracking_uri,
-    )
-    backtest_summary(console, summary)
-
-    _heading(console, f"6/{STAGES} report: leaderboards, equity vs buy-and-hold, drawdown, regimes")
-    report = build_report(userdir, tracking_uri)
-    console.print(f"wrote {report.markdown}\nwrote {report.html} (open it in a browser)")
-    console.print(
-        f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)"
-    )
+    return best
