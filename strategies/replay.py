@@ -28,8 +28,8 @@ only composed strategies can have their parameters tuned.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -300,6 +300,49 @@ def replay(
     )
 
 
+@dataclass
+class _Book:
+    """The replayed wallet: cash, the open position, and the trades closed so far."""
+
+    fee: float
+    cash: float = 1.0
+    position: _Position | None = None
+    trades: list[tuple[int, int, float, float, str, int, float]] = field(default_factory=list)
+
+    def enter(self, i: int, price: float, stop: float) -> None:
+        units = self.cash * (1.0 - self.fee) / price
+        self.position = _Position(i, price, stop, price, units, units * price * (1.0 + self.fee))
+        self.cash = 0.0
+
+    def sell(self, share: float, price: float) -> None:
+        assert self.position is not None
+        sold = self.position.units * share
+        self.position.units -= sold
+        self.position.proceeds += sold * price * (1.0 - self.fee)
+        self.cash += sold * price * (1.0 - self.fee)
+
+    def close(self, i: int, price: float, reason: str) -> None:
+        position = self.position
+        assert position is not None
+        self.sell(1.0, price)
+        ratio = position.proceeds / position.cost - 1.0
+        self.trades.append(
+            (position.entry_index, i, position.entry_price, price, reason, position.exits, ratio)
+        )
+        self.position = None
+
+    def value(self, price: float) -> float:
+        return self.cash + (self.position.units * price if self.position is not None else 0.0)
+
+
+@dataclass(frozen=True)
+class _Candles:
+    o: list[float]
+    h: list[float]
+    lo: list[float]
+    c: list[float]
+
+
 def _simulate(
     rows: pd.DataFrame,
     enter: BoolArray,
@@ -314,67 +357,63 @@ def _simulate(
 ) -> ReplayResult:
     candle_minutes = timeframe_to_seconds(timeframe) / 60.0
     roi = [(int(minutes), ratio) for minutes, ratio in params.minimal_roi.items()]
-    o, h, lo, c = (
-        rows[k].to_numpy(dtype="float64").tolist() for k in ("open", "high", "low", "close")
+    k = _Candles(
+        *(rows[c].to_numpy(dtype="float64").tolist() for c in ("open", "high", "low", "close"))
     )
     enter_l, exit_l = enter.tolist(), exit_.tolist()
-    time_stop, ladder = composition.uses("time_stop"), composition.uses("take_profit_ladder")
-    n = len(o)
+    n = len(k.o)
     wallet = np.ones(n, dtype="float64")  # cash plus the open position at each close
-    cash = 1.0
-    trades: list[tuple[int, int, float, float, str, int, float]] = []
-    position: _Position | None = None
-
-    def sell(i: int, share: float, price: float) -> None:
-        nonlocal cash
-        assert position is not None
-        sold = position.units * share
-        position.units -= sold
-        position.proceeds += sold * price * (1.0 - fee)
-        cash += sold * price * (1.0 - fee)
-
-    def close_trade(i: int, price: float, reason: str) -> None:
-        nonlocal position
-        assert position is not None
-        sell(i, 1.0, price)
-        ratio = position.proceeds / position.cost - 1.0
-        trades.append(
-            (position.entry_index, i, position.entry_price, price, reason, position.exits, ratio)
-        )
-        position = None
-
+    book = _Book(fee)
     for i in range(1, n):
-        if position is None:
+        if book.position is None:
             if enter_l[i - 1] and not exit_l[i - 1]:
-                price = o[i]
-                stop = max(price * (1.0 + params.stoploss), atr_stops[i - 1])
-                units = cash * (1.0 - fee) / price
-                position = _Position(i, price, stop, price, units, units * price * (1.0 + fee))
-                cash = 0.0
+                book.enter(i, k.o[i], max(k.o[i] * (1.0 + params.stoploss), atr_stops[i - 1]))
         else:
-            if ladder:
-                profit = o[i] * (1.0 - fee) / (position.entry_price * (1.0 + fee)) - 1.0
-                share = ladder_sell_share(profit, position.exits, values)
-                if share > 0:
-                    sell(i, share, o[i])
-                    position.exits += 1
-            if exit_l[i - 1] and not enter_l[i - 1]:
-                close_trade(i, o[i], "exit_signal")
-            elif time_stop and time_stop_reached(i - position.entry_index, values):
-                close_trade(i, o[i], "time_stop")
-        if position is not None:
-            _check_stops(i, position, o, h, lo, roi, candle_minutes, fee, params, close_trade)
-        if position is not None:
-            if params.trailing_stop:
-                position.peak = max(position.peak, h[i])
-                trail = _trailing_stop(params, position.entry_price, position.peak)
-                position.stop = max(position.stop, trail)
-            wallet[i] = cash + position.units * c[i]
-        else:
-            wallet[i] = cash
-    if position is not None:
-        close_trade(n - 1, c[n - 1], "end_of_data")
-        wallet[n - 1] = cash
+            signalled = exit_l[i - 1] and not enter_l[i - 1]
+            _open_of_candle(book, i, k.o[i], signalled, composition, values)
+        if book.position is not None:
+            _check_stops(i, book, k, roi, candle_minutes, params)
+        if book.position is not None and params.trailing_stop:
+            position = book.position
+            position.peak = max(position.peak, k.h[i])
+            trail = _trailing_stop(params, position.entry_price, position.peak)
+            position.stop = max(position.stop, trail)
+        wallet[i] = book.value(k.c[i])
+    if book.position is not None:
+        book.close(n - 1, k.c[n - 1], "end_of_data")
+        wallet[n - 1] = book.cash
+    frame = _trades_frame(book.trades, rows)
+    log_returns = np.diff(np.log(wallet), prepend=0.0)
+    return ReplayResult(frame, log_returns, _metrics(frame, log_returns, timeframe))
+
+
+def _open_of_candle(
+    book: _Book,
+    i: int,
+    price: float,
+    signalled: bool,
+    composition: Composition,
+    values: dict[str, Any],
+) -> None:
+    """At the open of candle ``i``, in a trade: a take-profit rung, then the exit signal
+    of the candle before or the time stop."""
+    position = book.position
+    assert position is not None
+    if composition.uses("take_profit_ladder"):
+        profit = price * (1.0 - book.fee) / (position.entry_price * (1.0 + book.fee)) - 1.0
+        share = ladder_sell_share(profit, position.exits, values)
+        if share > 0:
+            book.sell(share, price)
+            position.exits += 1
+    if signalled:
+        book.close(i, price, "exit_signal")
+    elif composition.uses("time_stop") and time_stop_reached(i - position.entry_index, values):
+        book.close(i, price, "time_stop")
+
+
+def _trades_frame(
+    trades: list[tuple[int, int, float, float, str, int, float]], rows: pd.DataFrame
+) -> pd.DataFrame:
     frame = pd.DataFrame(
         trades,
         columns=[
@@ -391,32 +430,29 @@ def _simulate(
         dates = rows["date"].reset_index(drop=True)
         frame["entry_date"] = dates.iloc[frame["entry_index"]].to_numpy()
         frame["exit_date"] = dates.iloc[frame["exit_index"]].to_numpy()
-    log_returns = np.diff(np.log(wallet), prepend=0.0)
-    return ReplayResult(frame, log_returns, _metrics(frame, log_returns, timeframe))
+    return frame
 
 
 def _check_stops(
     i: int,
-    position: _Position,
-    o: list[float],
-    h: list[float],
-    lo: list[float],
+    book: _Book,
+    k: _Candles,
     roi: list[tuple[int, float]],
     candle_minutes: float,
-    fee: float,
     params: StrategyParams,
-    close_trade: Callable[[int, float, str], None],
 ) -> None:
     """The stop against the low, then the ROI table against the high."""
-    if lo[i] <= position.stop:
-        close_trade(i, min(o[i], position.stop), "stop_loss")
+    position = book.position
+    assert position is not None
+    if k.lo[i] <= position.stop:
+        book.close(i, min(k.o[i], position.stop), "stop_loss")
         return
     required = _roi_at((i - position.entry_index) * candle_minutes, roi)
     if required is not None:
-        roi_price = position.entry_price * (1.0 + required + fee) / (1.0 - fee)
-        if h[i] >= roi_price:
+        roi_price = position.entry_price * (1.0 + required + book.fee) / (1.0 - book.fee)
+        if k.h[i] >= roi_price:
             opened_here = i == position.entry_index
-            close_trade(i, roi_price if opened_here else max(o[i], roi_price), "roi")
+            book.close(i, roi_price if opened_here else max(k.o[i], roi_price), "roi")
 
 
 def _roi_at(minutes: float, roi: list[tuple[int, float]]) -> float | None:
