@@ -27,7 +27,7 @@ from features.candles import data_window
 from ml import tracking
 from ml.registry import log_bundle, register_finished_run, version_of_run
 from ml.training import fit_final
-from strategies.replay import StrategyParams, with_values
+from strategies.params import StrategyParams, with_values
 
 log = logging.getLogger(__name__)
 

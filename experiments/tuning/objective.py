@@ -41,15 +41,9 @@ from ml.bundle import ModelBundle
 from ml.training import TrainingJob, score, walk_forward
 from ml.walkforward import make_folds
 from strategies.install import install_strategies
+from strategies.params import StrategyParams, default_params, tunable_names, with_values
 from strategies.registry import introspect
-from strategies.replay import (
-    StrategyParams,
-    default_params,
-    replay,
-    shipped_composition,
-    tunable_names,
-    with_values,
-)
+from strategies.replay import replay, shipped_composition
 
 FORECAST_METRICS = {
     "classification": ("accuracy", "log_loss", "brier"),

@@ -18,8 +18,9 @@ from experiments.train import train
 from features.data import import_candles, load_candles
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
+from strategies.params import default_params, with_file
 from strategies.registry import introspect
-from strategies.replay import default_params, replay, with_file
+from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES
 from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, requires_shared

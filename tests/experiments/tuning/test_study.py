@@ -27,7 +27,7 @@ from features.data import import_candles
 from features.data.synthetic import generate
 from ml.registry import load_bundle
 from ml.tracking import configure, default_tracking_uri, use_uri
-from strategies.replay import with_values
+from strategies.params import with_values
 from tests.conftest import CliResult
 
 ROOT = Path(__file__).resolve().parents[3]
