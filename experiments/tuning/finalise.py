@@ -56,36 +56,6 @@ def _finalise(
     register it as challenger and write the strategy parameter file. The caller holds
     the study's finalise claim."""
     best = pick_best(study)
-    done = client.get_run(parent_run_id).data
-    name = request.spec.name
-    registered = (
-        version_of_run(client, name, parent_run_id, {"optuna.trial": str(best.number)})
-        if best is not None and done.tags.get("best_trial") == str(best.number)
-        else None
-    )
-    if best is not None and registered is not None:
-        # finalised by an earlier call (perhaps killed before it wrote the parameter
-        # file or finished registering): nothing new to refit, the rest is redone
-        client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
-        version = register_finished_run(
-            client,
-            name,
-            parent_run_id,
-            str(registered.source),
-            tags={},
-            key={"optuna.trial": str(best.number)},
-        )
-        prefix = len("test.")
-        return dataclasses.replace(
-            result,
-            best_trial=best.number,
-            best_params=dict(best.params),
-            validation={k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()},
-            test={k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
-            model_name=name,
-            version=version,
-            params_file=_write_strategy_file(request, _tuned_strategy(request, best)),
-        )
     if best is None:
         client.set_tag(parent_run_id, "tune.state", "no complete trial")
         client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
@@ -93,9 +63,90 @@ def _finalise(
             f"study {request.study_name!r} has no complete trial to refit",
             hint="all trials were pruned or failed: see their MLflow runs; widen the space or add trials",
         )
+    done = _finished_before(request, client, parent_run_id, result, best)
+    if done is not None:
+        return done
     spec = request.spec.with_params(best.params)
     strategy = _tuned_strategy(request, best)
     validation = {k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()}
+    model_uri, test = _refit(request, data, study, parent_run_id, best, strategy, validation)
+    # Registered once the run has FINISHED, keyed by run and trial: a call killed from
+    # here on is completed by the next one without a second version or a refit.
+    window = data_window(data.tuning_candles, spec.data.pair, spec.data.timeframe)
+    version = register_finished_run(
+        client,
+        spec.name,
+        parent_run_id,
+        model_uri,
+        tags={
+            "spec_hash": spec.hash,
+            "data_sha256": window.sha256,
+            "optuna.study": request.study_name,
+        },
+        key={"optuna.trial": str(best.number)},
+    )
+    return dataclasses.replace(
+        result,
+        best_trial=best.number,
+        best_params=dict(best.params),
+        validation=validation,
+        test=test,
+        model_name=spec.name,
+        version=version,
+        params_file=_write_strategy_file(request, strategy),
+    )
+
+
+def _finished_before(
+    request: TuneRequest,
+    client: MlflowClient,
+    parent_run_id: str,
+    result: TuneResult,
+    best: FrozenTrial,
+) -> TuneResult | None:
+    """An earlier call finalised this best trial (perhaps killed before it wrote the
+    parameter file or finished registering): nothing to refit, the rest is redone."""
+    done = client.get_run(parent_run_id).data
+    name = request.spec.name
+    if done.tags.get("best_trial") != str(best.number):
+        return None
+    registered = version_of_run(client, name, parent_run_id, {"optuna.trial": str(best.number)})
+    if registered is None:
+        return None
+    client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+    version = register_finished_run(
+        client,
+        name,
+        parent_run_id,
+        str(registered.source),
+        tags={},
+        key={"optuna.trial": str(best.number)},
+    )
+    prefix = len("test.")
+    return dataclasses.replace(
+        result,
+        best_trial=best.number,
+        best_params=dict(best.params),
+        validation={k: float(v) for k, v in best.user_attrs.get("metrics", {}).items()},
+        test={k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
+        model_name=name,
+        version=version,
+        params_file=_write_strategy_file(request, _tuned_strategy(request, best)),
+    )
+
+
+def _refit(
+    request: TuneRequest,
+    data: TuningData,
+    study: optuna.Study,
+    parent_run_id: str,
+    best: FrozenTrial,
+    strategy: StrategyParams | None,
+    validation: dict[str, float],
+) -> tuple[str, dict[str, float]]:
+    """The best trial refitted on the tuning window and scored once on the test window,
+    recorded in the study's parent run. Returns (logged model URI, test metrics)."""
+    spec = request.spec.with_params(best.params)
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.tracked_run(run_id=parent_run_id),
@@ -119,33 +170,7 @@ def _finalise(
         if strategy is not None:
             mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
         model_uri, _ = log_bundle(bundle, workdir, data.tuning_candles)
-    # Registered once the run has FINISHED, keyed by run and trial: a call killed from
-    # here on is completed by the next one without a second version or a refit.
-    version = register_finished_run(
-        client,
-        spec.name,
-        parent_run_id,
-        model_uri,
-        tags={
-            "spec_hash": spec.hash,
-            "data_sha256": data_window(
-                data.tuning_candles, spec.data.pair, spec.data.timeframe
-            ).sha256,
-            "optuna.study": request.study_name,
-        },
-        key={"optuna.trial": str(best.number)},
-    )
-    params_file = _write_strategy_file(request, strategy)
-    return dataclasses.replace(
-        result,
-        best_trial=best.number,
-        best_params=dict(best.params),
-        validation=validation,
-        test=test,
-        model_name=spec.name,
-        version=version,
-        params_file=params_file,
-    )
+    return model_uri, test
 
 
 def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams | None:
