@@ -35,19 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    DateTime,
-    ForeignKey,
-    String,
-    TypeDecorator,
-    UniqueConstraint,
-    create_engine,
-    select,
-)
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy import ForeignKey, String, UniqueConstraint, create_engine, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from common.errors import TradingbotError
+from common.sqltypes import Money, UtcDateTime
 
 MODES = ("backtest", "paper", "live", "optimisation")
 CENT = Decimal("0.01")
@@ -55,36 +48,6 @@ CENT = Decimal("0.01")
 
 class JournalError(TradingbotError):
     """The journal cannot be opened or written."""
-
-
-class Money(TypeDecorator[Decimal]):
-    """A ``Decimal`` stored exactly, as text (SQLite has no decimal type)."""
-
-    impl = String(40)
-    cache_ok = True
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
-        return None if value is None else str(Decimal(value))
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC time (SQLite stores naive text; this puts the zone back)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value}: the journal stores UTC times only")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
