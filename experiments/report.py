@@ -34,9 +34,10 @@ from experiments.report_journal import Section, journal_sections
 from features.data import load_candles
 from ml import tracking
 from ml.baselines import trend_positions
+from ml.evaluation import evaluation_of, metric
 from ml.metrics import equity_of
 from ml.plots import drawdown_plot, equity_plot, regime_plot
-from ml.registry import evaluation_of, load_bundle, metric
+from ml.registry import load_bundle
 from strategies.equity import equity_curve
 from strategies.results import parse_result_zip
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.registry import RegistryError, evaluation_of, metric, promote, run_summary, served_version
+from ml.evaluation import evaluation_of, metric, run_summary
+from ml.registry import RegistryError, promote, served_version
 from ml.tracking import configure, default_tracking_uri
 
 WALK_FORWARD = {
