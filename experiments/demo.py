@@ -21,7 +21,8 @@ from rich.console import Console
 
 from experiments.backtest import backtest
 from experiments.features import build_features
-from experiments.render import backtest_summary, feature_summary, quality_report, train_summary
+from experiments.render import feature_summary, quality_report, train_summary
+from experiments.render_backtest import backtest_summary
 from experiments.report import build_report
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from experiments.train import TrainResult, train

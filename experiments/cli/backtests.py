@@ -153,7 +153,7 @@ def backtest_command(
         raise typer.BadParameter("a pair is listed twice", param_hint="--pairs")
     _require_data(userdir, exchange, whitelist or [pair], timeframe)
     from experiments.backtest import BACKTEST_STAGES, backtest
-    from experiments.render import backtest_summary
+    from experiments.render_backtest import backtest_summary
 
     market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
     with progress_bar(

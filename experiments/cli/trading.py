@@ -152,7 +152,7 @@ def _paper_replay(
     speed: float | None,
 ) -> None:
     from experiments.paper import replay_paper
-    from experiments.render import replay_summary
+    from experiments.render_backtest import replay_summary
 
     with stage(f"replaying {timerange} through Freqtrade's bot loop (dry-run, offline)"):
         result, summary, compared = replay_paper(

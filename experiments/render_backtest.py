@@ -1,0 +1,168 @@
+"""Render a backtest and a paper replay for the terminal (rich). No logic beyond presentation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from experiments.render import evaluation_table
+
+
+def backtest_summary(console: Console, summary: object) -> None:
+    from experiments.backtest import BacktestSummary
+
+    assert isinstance(summary, BacktestSummary)
+    console.print(_metrics_table(summary.metrics))
+    title = "marked to market at every close, beside the baselines (same candles and fee)"
+    if not summary.per_pair.empty:
+        title += f"; baselines hold {len(summary.per_pair)} pairs in equal shares"
+    console.print(evaluation_table(title, summary.comparison))
+    if not summary.per_pair.empty:
+        console.print(_pairs_table(summary.per_pair))
+    if not summary.per_regime.empty:
+        console.print(_regimes_table(summary.per_regime))
+    _guard_notes(console, summary.guard, summary.compared_from)
+    console.print(
+        f"MLflow run {summary.run_id} (experiment backtests); result {summary.result_zip}"
+        + (" (cached)" if summary.cache_hit else "")
+    )
+    if summary.journalled is not None:
+        done = summary.journalled
+        console.print(
+            f"journal: {done.added} positions added, {done.unchanged} already there "
+            f"(tradingbot journal list --bot {done.bot})"
+        )
+
+
+def _metrics_table(m: Any) -> Table:
+    table = Table(
+        title=f"Freqtrade backtest {m.start:%Y-%m-%d} .. {m.end:%Y-%m-%d}",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("trades", f"{m.trades}"),
+        ("profit total", f"{m.profit_total:+.2%}"),
+        ("market change (buy and hold)", f"{m.market_change:+.2%}"),
+        ("CAGR", f"{m.cagr:+.2%}"),
+        ("Sharpe (per-trade returns)", f"{m.sharpe_trades:.2f}"),
+        ("Sharpe (daily wallet balance)", f"{m.sharpe_wallet:.2f}"),
+        ("Sortino / Calmar", f"{m.sortino:.2f} / {m.calmar:.2f}"),
+        ("max drawdown (account)", f"{m.max_drawdown_account:.2%}"),
+        ("winrate / profit factor", f"{m.winrate:.1%} / {m.profit_factor:.2f}"),
+        ("expectancy", f"{m.expectancy:.4f}"),
+        ("exposure", f"{m.exposure:.1%}"),
+        ("average trade", f"{m.avg_trade_duration_s / 3600:.1f} h"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _pairs_table(per_pair: Any) -> Table:
+    pairs = Table(title="by pair (its own model)", title_justify="left")
+    for column in ("pair", "trades", "profit", "mean trade", "winrate", "buy and hold"):
+        pairs.add_column(column, justify="left" if column == "pair" else "right")
+    for row in per_pair.itertuples(index=False):
+        pairs.add_row(
+            str(row.pair),
+            f"{row.trades:.0f}",
+            f"{row.profit_total_abs:.2f}",
+            f"{row.profit_mean:+.2%}",
+            f"{row.winrate:.0%}",
+            f"{row.buy_and_hold:+.1%}",
+        )
+    return pairs
+
+
+def _regimes_table(per_regime: Any) -> Table:
+    regimes = Table(title="by regime at entry", title_justify="left")
+    for column in per_regime.columns:
+        regimes.add_column(column, justify="left" if column == "regime" else "right")
+    for row in per_regime.itertuples(index=False):
+        regimes.add_row(
+            str(row.regime),
+            f"{row.trades}",
+            f"{row.profit_total_abs:.2f}",
+            f"{row.profit_mean:+.3%}",
+            f"{row.winrate:.1%}",
+        )
+    return regimes
+
+
+def _guard_notes(console: Console, guard: dict[str, Any], compared_from: Any) -> None:
+    excluded = dict(guard.get("in_training_window", {}))
+    if any(excluded.values()):
+        console.print(
+            f"[bold red]lookahead guard: {sum(excluded.values())} candles inside the model's training window were not traded[/]"
+        )
+    dissimilar = dict(guard.get("dissimilar", {}))
+    if any(dissimilar.values()):
+        console.print(
+            f"[yellow]dissimilarity: {sum(dissimilar.values())} candles unlike the model's "
+            "training data (DI above the spec's threshold) were not traded[/]"
+        )
+    if compared_from is not None:
+        console.print(
+            f"[bold red]the comparison with buy and hold and the trend rules starts at "
+            f"{compared_from:%Y-%m-%d %H:%M} UTC, after the model's training window; "
+            f"Freqtrade's market change covers the whole timerange[/]"
+        )
+
+
+def replay_summary(console: Console, result: object, summary: object, compared: object) -> None:
+    """The replay's trades, and how they compare with a backtest of the same candles."""
+    from experiments.backtest import BacktestSummary
+    from strategies.paper_replay import ReplayResult, TradeComparison
+
+    assert isinstance(result, ReplayResult) and isinstance(summary, BacktestSummary)
+    assert isinstance(compared, TradeComparison)
+    table = Table(
+        title=f"paper trades on the replayed market ({result.steps} candles, "
+        f"{result.wall_seconds:.1f} s; database {result.database})",
+        title_justify="left",
+    )
+    for column in ("pair", "entry", "price", "exit", "price", "reason"):
+        table.add_column(column, justify="right" if column == "price" else "left")
+    for row in result.trades.itertuples(index=False):
+        table.add_row(
+            str(row.pair),
+            f"{row.open_date:%Y-%m-%d %H:%M}",
+            f"{row.open_rate:.6g}",
+            "open" if row.is_open else f"{row.close_date:%Y-%m-%d %H:%M}",
+            "" if row.is_open else f"{row.close_rate:.6g}",
+            str(row.exit_reason),
+        )
+    console.print(table)
+    matched = compared.matched
+    exits = matched["exit_candle_diff"].dropna()
+    console.print(
+        f"against the backtest of the same candles (MLflow run {summary.run_id}): "
+        f"{len(matched)} trades in both, {len(compared.replay_only)} only in the replay, "
+        f"{len(compared.backtest_only)} only in the backtest ({compared.share_matched:.0%} matched)"
+    )
+    if len(matched):
+        console.print(
+            f"  entry prices differ by at most {matched['entry_price_diff'].abs().max():.3%}; "
+            f"{int((exits == 0).sum())} of {len(exits)} exits in the same candle "
+            "(the rest: exits a backtest takes inside a candle, at its high or low)"
+        )
+    if len(compared.replay_only) or len(compared.backtest_only):
+        explained = (
+            len(compared.replay_only) + len(compared.backtest_only) - len(compared.unexplained)
+        )
+        console.print(
+            f"  {max(explained, 0)} trade(s) in only one run follow an exit the other took "
+            "in another candle (intra-candle fills)"
+        )
+    if len(compared.unexplained):
+        console.print(
+            f"[bold red]{len(compared.unexplained)} difference(s) intra-candle fills do not "
+            "explain: a bug, please report it[/]"
+        )
+    else:
+        console.print("[green]no difference beyond intra-candle fills[/]")
