@@ -19,177 +19,50 @@ environment variables (see :meth:`RiskSettings.from_env`) or explicit arguments.
 
 from __future__ import annotations
 
+# Settings and value types live in risk_settings; they are imported here for callers of
+# strategies.risk (the strategy files among them).
 import contextlib
 import json
 import logging
 import os
 import socket
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-
 from common.atomic import pid_alive, write_text_atomic
-from common.errors import TradingbotError, validation_message
-from common.layout import UserDir
 from ml import observability
 from ml.observability import MetricsTextfile
+from strategies.risk_log import IncidentLog
+from strategies.risk_settings import (
+    ALLOWED,
+    MAX_BREAKER_MINUTES,
+    CircuitBreaker,
+    Decision,
+    Position,
+    RiskBlocked,
+    RiskSettings,
+    money,
+)
+
+__all__ = [
+    "CircuitBreaker",
+    "Decision",
+    "Position",
+    "RiskBlocked",
+    "RiskManager",
+    "RiskSettings",
+    "money",
+    "refuse_entry",
+]
 
 logger = logging.getLogger("tradingbot.risk")
-MONEY = Decimal("0.00000001")
 
 
-def money(value: Decimal | float | int | str) -> Decimal:
-    """A Decimal amount quantised to 8 decimals (rounded down: never more than allowed)."""
-    return Decimal(str(value)).quantize(MONEY, rounding=ROUND_DOWN)
-
-
-class RiskBlocked(TradingbotError):
-    """The risk manager refused an action."""
-
-
-class RiskSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    state_dir: Path
-    circuit_breaker_file: Path
-    db_path: Path
-    allow_when_cb: bool = False
-    max_concurrent_backtests: int = Field(default=0, ge=0)  # 0 = unlimited
-    concurrency_ttl_sec: int = Field(default=900, ge=1)
-    max_backtest_drawdown_pct: float | None = Field(default=None, gt=0, le=1)  # a ratio: 0.2 = 20%
-    live_max_concurrent_trades: int | None = Field(default=None, ge=0)
-    live_max_per_market_exposure_pct: Decimal | None = Field(default=None, gt=0, le=1)
-
-    @classmethod
-    def for_userdir(cls, userdir: Path, **overrides: object) -> RiskSettings:
-        # An override of None (an unset RISK_STATE_DIR) means the default, never a dir named "None".
-        state_dir = overrides.pop("state_dir", None)
-        state = Path(str(state_dir)) if state_dir is not None else UserDir(userdir).risk_state
-        values: dict[str, object] = {
-            "state_dir": state,
-            "circuit_breaker_file": state / "circuit_breaker.json",
-            "db_path": UserDir(userdir).registry_db,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], userdir: Path) -> RiskSettings:
-        """The seeds' ``RISK_*`` variables; blank means the default.
-
-        A misspelt name or a value out of range is an error, never ignored: a guard
-        that silently is not there is worse than one that refuses to start.
-        """
-        unknown = sorted(
-            name for name in env if name.startswith("RISK_") and name not in ENV_VARIABLES
-        )
-        if unknown:
-            raise RiskBlocked(
-                f"unknown risk setting {', '.join(unknown)} in the environment",
-                hint="the risk manager reads " + ", ".join(ENV_VARIABLES),
-            )
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        allow = (get("RISK_ALLOW_WHEN_CB") or "0").lower()
-        if allow not in TRUE_WORDS | FALSE_WORDS:
-            raise RiskBlocked(
-                f"invalid RISK_* setting: RISK_ALLOW_WHEN_CB={allow!r} is neither true nor false",
-                hint="use 1 or 0",
-            )
-        try:
-            return cls.for_userdir(
-                userdir,
-                state_dir=get("RISK_STATE_DIR"),
-                circuit_breaker_file=get("RISK_CIRCUIT_BREAKER_FILE"),
-                db_path=get("RISK_DB_PATH"),
-                allow_when_cb=allow in TRUE_WORDS,
-                max_concurrent_backtests=get("RISK_MAX_CONCURRENT_BACKTESTS"),
-                concurrency_ttl_sec=get("RISK_CONCURRENCY_TTL_SEC"),
-                max_backtest_drawdown_pct=get("RISK_MAX_BACKTEST_DRAWDOWN_PCT"),
-                live_max_concurrent_trades=get("RISK_LIVE_MAX_CONCURRENT_TRADES"),
-                live_max_per_market_exposure_pct=get("RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT"),
-            )
-        except ValidationError as exc:
-            raise RiskBlocked(
-                f"invalid RISK_* setting: {validation_message(exc)}",
-                hint="ratios are fractions between 0 and 1 (0.2 means 20%), counts are whole numbers",
-            ) from exc
-
-
-ENV_VARIABLES = (
-    "RISK_STATE_DIR",
-    "RISK_CIRCUIT_BREAKER_FILE",
-    "RISK_DB_PATH",
-    "RISK_ALLOW_WHEN_CB",
-    "RISK_MAX_CONCURRENT_BACKTESTS",
-    "RISK_CONCURRENCY_TTL_SEC",
-    "RISK_MAX_BACKTEST_DRAWDOWN_PCT",
-    "RISK_LIVE_MAX_CONCURRENT_TRADES",
-    "RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT",
-)
-TRUE_WORDS = frozenset({"1", "true", "yes"})
-FALSE_WORDS = frozenset({"0", "false", "no"})
-MAX_BREAKER_MINUTES = 10 * 366 * 24 * 60  # ten years: longer is a typo, use disable instead
-
-
-class CircuitBreaker(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    active: bool
-    reason: str = ""
-    # Aware only: a naive time is ambiguous, so the file is invalid and blocks.
-    until_iso: AwareDatetime | None = None
-
-    def in_force(self, now: datetime) -> bool:
-        return self.active and (self.until_iso is None or now < self.until_iso)
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    code: str
-    reason: str
-
-
-ALLOWED = Decision(True, "ok", "")
-
-
-@dataclass(frozen=True)
-class Position:
-    pair: str
-    stake: Decimal
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT,
-    severity TEXT NOT NULL,
-    code TEXT NOT NULL,
-    description TEXT NOT NULL,
-    log_excerpt_path TEXT,
-    correlation_id TEXT,
-    created_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS backtest_runs (
-    run_id TEXT PRIMARY KEY,
-    max_drawdown_account TEXT NOT NULL,
-    created_utc TEXT NOT NULL
-);
-"""
-
-
-class RiskManager:
+class RiskManager(IncidentLog):
     def __init__(
         self,
         settings: RiskSettings,
@@ -204,99 +77,6 @@ class RiskManager:
         )
         self.run_id = run_id or observability.run_id.get()
         self.metrics = metrics
-
-    # -- persistence -----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.settings.db_path, timeout=30)
-        try:
-            connection.executescript(SCHEMA)
-            with connection:
-                yield connection
-        finally:
-            connection.close()
-
-    def record_incident(
-        self, severity: str, code: str, description: str, *, log_excerpt_path: str | None = None
-    ) -> int:
-        created = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._db() as db:
-            cursor = db.execute(
-                "INSERT INTO incidents (run_id, severity, code, description, log_excerpt_path, correlation_id, created_utc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self.run_id,
-                    severity,
-                    code,
-                    description,
-                    log_excerpt_path,
-                    self.correlation_id,
-                    created,
-                ),
-            )
-            incident_id = int(cursor.lastrowid or 0)
-        if self.metrics is not None:
-            self.metrics.inc("tradingbot_incidents_total", severity=severity)
-            self.metrics.flush()
-        self._log(
-            logging.ERROR if severity == "error" else logging.WARNING,
-            code,
-            description,
-            incident_id=incident_id,
-        )
-        return incident_id
-
-    def try_record_incident(self, severity: str, code: str, description: str) -> int | None:
-        """:meth:`record_incident` that never raises: the refusal it documents must stand
-        even when the incident database cannot be written (the failure is logged)."""
-        try:
-            return self.record_incident(severity, code, description)
-        except Exception as exc:  # the database, the metrics file: nothing may undo a refusal
-            self._log(
-                logging.ERROR,
-                code,
-                f"{description} (the incident could not be recorded in "
-                f"{self.settings.db_path}: {exc!r})",
-            )
-            return None
-
-    def incidents(self, limit: int = 20) -> list[dict[str, object]]:
-        with self._db() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                "SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [dict(row) for row in rows]
-
-    def record_backtest(self, run_id: str, max_drawdown_account: float) -> None:
-        with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO backtest_runs (run_id, max_drawdown_account, created_utc) VALUES (?, ?, ?)",
-                (
-                    run_id,
-                    str(max_drawdown_account),
-                    datetime.now(UTC).isoformat(timespec="microseconds"),
-                ),
-            )
-
-    def last_backtest_drawdown(self) -> float | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT max_drawdown_account FROM backtest_runs ORDER BY created_utc DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else float(row[0])
-
-    def _log(self, level: int, event: str, message: str, **fields: object) -> None:
-        payload = {
-            "event": event,
-            "message": message,
-            "correlation_id": self.correlation_id,
-            "run_id": self.run_id,
-            **fields,
-        }
-        logger.log(level, json.dumps(payload, default=str))
 
     # -- circuit breaker -------------------------------------------------------------
 
