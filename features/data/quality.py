@@ -12,119 +12,33 @@ candle and repaired value is counted and listed in the :class:`QualityReport`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import DataError
 from features.candles import (
     CANDLE_COLUMNS,
     PRICE_COLUMNS,
-    DataWindow,
     data_window,
     epoch_nanos,
 )
-from features.data.readers import RawCandles, TimeMismatch
+from features.data.quality_report import (
+    DuplicatePolicy,
+    DuplicateReport,
+    ExportSegment,
+    Finding,
+    Gap,
+    GapReport,
+    QualityOptions,
+    QualityReport,
+)
+from features.data.readers import RawCandles
+from features.data.repair import fill_gaps, repair_values
 from features.timeframes import grid_offset_seconds, timeframe_to_seconds
 
-
-class DuplicatePolicy(StrEnum):
-    """Which row wins when several rows share a timestamp.
-
-    ``most-precise`` (default): the row whose prices carry the most decimals
-    (e.g. a full-precision export beats a rounded one); among equals, the later
-    row in the file. ``first`` / ``last``: the first / last row in file order.
-    """
-
-    MOST_PRECISE = "most-precise"
-    FIRST = "first"
-    LAST = "last"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExportSegment(_Model):
-    """Rows written with one timestamp convention: one export of a concatenated file."""
-
-    convention: str
-    rows: int
-    first: datetime
-    last: datetime
-
-
-class DuplicateReport(_Model):
-    policy: DuplicatePolicy
-    timestamps: int = 0  # timestamps that occur more than once
-    rows_removed: int = 0
-    conflicting: int = 0  # timestamps whose rows disagree beyond rounding
-    max_relative_price_difference: float = 0.0
-    worst: datetime | None = None
-
-
-class Gap(_Model):
-    after: datetime  # last candle before the gap
-    before: datetime  # first candle after the gap
-    missing: int
-
-
-class GapReport(_Model):
-    count: int = 0
-    missing_candles: int = 0
-    longest: int = 0  # most missing candles in one gap
-    longest_span: timedelta = timedelta(0)  # time from the candle before to the one after
-    gaps: list[Gap] = Field(default_factory=list)
-
-
-class Finding(_Model):
-    """A suspicious value: a bad tick or an OHLC invariant violation."""
-
-    date: datetime
-    column: str
-    value: float
-    reference: float
-    reason: str
-
-
-class Repair(_Model):
-    date: datetime
-    column: str
-    old: float
-    new: float
-    reason: str
-
-
-class QualityOptions(_Model):
-    duplicate_policy: DuplicatePolicy = DuplicatePolicy.MOST_PRECISE
-    fill_gaps: bool = False
-    repair: bool = False
-    # A price is a bad tick when |log(price / median close of its neighbours)|
-    # exceeds this (0.5 = 65% above or 39% below). Crypto crashes move less than
-    # this within a few candles; broken ticks move far more.
-    bad_tick_log_threshold: float = 0.5
-    bad_tick_neighbours: int = 5  # candles on each side for the reference median
-
-
-class QualityReport(_Model):
-    """Everything found in (and done to) one candle series."""
-
-    source: str | None = None
-    format: str | None = None
-    rows_read: int
-    exports: list[ExportSegment] = Field(default_factory=list)
-    overlapping_timestamps: int = 0  # timestamps present in more than one export
-    time_mismatch: TimeMismatch | None = None
-    duplicates: DuplicateReport
-    gaps: GapReport
-    bad_ticks: list[Finding] = Field(default_factory=list)
-    invariant_violations: list[Finding] = Field(default_factory=list)
-    repairs: list[Repair] = Field(default_factory=list)
-    filled_candles: list[datetime] = Field(default_factory=list)
-    window: DataWindow
+__all__ = ["DuplicatePolicy", "QualityOptions", "QualityReport", "assess", "normalise"]
 
 
 def reject_impossible_values(raw: RawCandles) -> None:
@@ -384,100 +298,8 @@ def _apply_changes(
 ) -> tuple[pd.DataFrame, QualityReport]:
     candles = candles.reset_index(drop=True).copy()
     if options.repair:
-        report.repairs = _repair(candles, report)
+        report.repairs = repair_values(candles, report)
     if options.fill_gaps and report.gaps.count:
-        candles, report.filled_candles = _fill_gaps(candles, timeframe)
+        candles, report.filled_candles = fill_gaps(candles, timeframe)
     report.window = data_window(candles, pair, timeframe)
     return candles, report
-
-
-def _repair(candles: pd.DataFrame, report: QualityReport) -> list[Repair]:
-    """Repair flagged values in place; return one :class:`Repair` per changed value.
-
-    A bad open becomes the previous close (the candle's own close for the first
-    candle); a bad close becomes the next open (its own open for the last); a bad
-    high or low is rebuilt from the candle's repaired open and close. Finally high
-    and low are widened to contain open and close (the OHLC invariant).
-    """
-    prices = candles[list(PRICE_COLUMNS)].to_numpy(dtype="float64", copy=True)
-    dates = [d.to_pydatetime() for d in candles["date"]]
-    position = {d: i for i, d in enumerate(dates)}
-    repairs: list[Repair] = []
-    col = {name: j for j, name in enumerate(PRICE_COLUMNS)}
-    last = len(prices) - 1
-
-    def change(i: int, column: str, new: float, reason: str) -> None:
-        old = float(prices[i, col[column]])
-        if old != new:
-            prices[i, col[column]] = new
-            repairs.append(Repair(date=dates[i], column=column, old=old, new=new, reason=reason))
-
-    bad = sorted(
-        {(position[f.date], f.column) for f in report.bad_ticks},
-        key=lambda item: (item[0], col[item[1]]),
-    )
-    for i, column in bad:
-        if column == "open" and i > 0:
-            change(i, "open", float(prices[i - 1, 3]), "bad tick: set to the previous close")
-        elif column == "open":
-            change(i, "open", float(prices[i, 3]), "bad tick: set to the close")
-        elif column == "close" and i < last:
-            change(i, "close", float(prices[i + 1, 0]), "bad tick: set to the next open")
-        elif column == "close":
-            change(i, "close", float(prices[i, 0]), "bad tick: set to the open")
-    for i, column in bad:
-        if column == "high":
-            change(
-                i,
-                "high",
-                float(max(prices[i, 0], prices[i, 3])),
-                "bad tick: set to max(open, close)",
-            )
-        elif column == "low":
-            change(
-                i,
-                "low",
-                float(min(prices[i, 0], prices[i, 3])),
-                "bad tick: set to min(open, close)",
-            )
-    for row in np.flatnonzero(prices[:, 1] < prices.max(axis=1)):
-        i = int(row)
-        change(
-            i,
-            "high",
-            float(prices[i].max()),
-            "OHLC invariant: high raised to the largest price",
-        )
-    for row in np.flatnonzero(prices[:, 2] > prices.min(axis=1)):
-        i = int(row)
-        change(
-            i,
-            "low",
-            float(prices[i].min()),
-            "OHLC invariant: low lowered to the smallest price",
-        )
-    candles[list(PRICE_COLUMNS)] = prices
-    repairs.sort(key=lambda r: (r.date, col[r.column]))
-    return repairs
-
-
-def _fill_gaps(candles: pd.DataFrame, timeframe: str) -> tuple[pd.DataFrame, list[datetime]]:
-    """Insert flat candles (open=high=low=close=previous close, volume 0) into gaps.
-
-    This is also what Freqtrade does when it fills missing candles; the filled
-    dates are listed in the report so they can always be told apart.
-    """
-    full = pd.date_range(
-        candles["date"].iloc[0],
-        candles["date"].iloc[-1],
-        freq=f"{timeframe_to_seconds(timeframe)}s",
-    )
-    filled = candles.set_index("date").reindex(full)
-    new = filled["close"].isna().to_numpy()
-    previous_close = filled["close"].ffill()
-    for column in PRICE_COLUMNS:
-        filled[column] = filled[column].fillna(previous_close)
-    filled["volume"] = filled["volume"].fillna(0.0)
-    filled = filled.rename_axis("date").reset_index()
-    filled["date"] = filled["date"].astype("datetime64[ns, UTC]")
-    return filled, [d.to_pydatetime() for d in filled["date"][new]]
