@@ -88,48 +88,57 @@ def markets_snapshot(
     console.print(f"wrote {path}: {len(markets)} markets, {source}")
 
 
+BacktestSpec = Annotated[
+    Path | None,
+    typer.Argument(help="Experiment spec: backtest its champion over its [backtest] timerange."),
+]
+StrategyName = Annotated[
+    str, typer.Option("--strategy", help="Strategy class in user_data/strategies.")
+]
+PairOverride = Annotated[str | None, typer.Option("--pair", help="Pair (default: the spec's).")]
+TimeframeOverride = Annotated[
+    str | None, typer.Option("--timeframe", help="Timeframe (default: the spec's).")
+]
+Timerange = Annotated[str | None, typer.Option("--timerange", help="YYYYMMDD-YYYYMMDD.")]
+ModelName = Annotated[
+    str | None, typer.Option("--model", help="Registered model as NAME@alias or NAME/version.")
+]
+NoCache = Annotated[
+    bool, typer.Option("--no-cache", help="Run Freqtrade even if the result is cached.")
+]
+WalkForward = Annotated[
+    bool,
+    typer.Option(
+        "--walk-forward", help="Use the model's fold bundles, each on its own out-of-sample window."
+    ),
+]
+Pairs = Annotated[
+    str | None,
+    typer.Option(
+        "--pairs",
+        help="A whitelist, comma-separated (default: a whitelist spec's pairs); each "
+        "pair is served by NAME__<BASE>_<QUOTE>@alias.",
+    ),
+]
+MaxOpenTrades = Annotated[
+    int | None,
+    typer.Option("--max-open-trades", min=1, help="Freqtrade's (default: one per pair)."),
+]
+
+
 @app.command("backtest")
 def backtest_command(
-    spec: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Experiment spec: backtest its champion over its [backtest] timerange."
-        ),
-    ] = None,
-    strategy: Annotated[
-        str, typer.Option("--strategy", help="Strategy class in user_data/strategies.")
-    ] = "RegimeStrategy",
-    pair: Annotated[str | None, typer.Option("--pair", help="Pair (default: the spec's).")] = None,
-    timeframe: Annotated[
-        str | None, typer.Option("--timeframe", help="Timeframe (default: the spec's).")
-    ] = None,
-    timerange: Annotated[str | None, typer.Option("--timerange", help="YYYYMMDD-YYYYMMDD.")] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="Registered model as NAME@alias or NAME/version.")
-    ] = None,
+    spec: BacktestSpec = None,
+    strategy: StrategyName = "RegimeStrategy",
+    pair: PairOverride = None,
+    timeframe: TimeframeOverride = None,
+    timerange: Timerange = None,
+    model: ModelName = None,
     exchange: Exchange = "binance",
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Run Freqtrade even if the result is cached.")
-    ] = False,
-    walk_forward: Annotated[
-        bool,
-        typer.Option(
-            "--walk-forward",
-            help="Use the model's fold bundles, each on its own out-of-sample window.",
-        ),
-    ] = False,
-    pairs: Annotated[
-        str | None,
-        typer.Option(
-            "--pairs",
-            help="A whitelist, comma-separated (default: a whitelist spec's pairs); each "
-            "pair is served by NAME__<BASE>_<QUOTE>@alias.",
-        ),
-    ] = None,
-    max_open_trades: Annotated[
-        int | None,
-        typer.Option("--max-open-trades", min=1, help="Freqtrade's (default: one per pair)."),
-    ] = None,
+    no_cache: NoCache = False,
+    walk_forward: WalkForward = False,
+    pairs: Pairs = None,
+    max_open_trades: MaxOpenTrades = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
@@ -156,10 +165,8 @@ def backtest_command(
     from experiments.render_backtest import backtest_summary
 
     market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
-    with progress_bar(
-        f"backtest {strategy} {market} {timeframe} {timerange or 'walk-forward'}",
-        len(BACKTEST_STAGES),
-    ) as advance:
+    title = f"backtest {strategy} {market} {timeframe} {timerange or 'walk-forward'}"
+    with progress_bar(title, len(BACKTEST_STAGES)) as advance:
         summary = backtest(
             strategy=strategy,
             pair=pair,
