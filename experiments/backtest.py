@@ -21,7 +21,12 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from experiments.served_models import ServedModels, serve, walk_forward_inputs
+from experiments.served_models import (
+    ServedModels,
+    WalkForwardInputs,
+    serve,
+    walk_forward_inputs,
+)
 from experiments.spec import TimeRange, model_name
 from features.data import load_candles
 from features.data.store import pair_to_filename
@@ -112,20 +117,15 @@ def backtest(
     inputs = walk_forward_inputs(client, served, pair, userdir, exchange) if walk_forward else None
     timerange = inputs.timerange if inputs else timerange
     TimeRange.parse(timerange)
-    request = BacktestRequest(
-        strategy=strategy,
-        pair=pair,
-        pairs=whitelist,
-        timeframe=timeframe,
-        exchange=exchange,
-        timerange=timerange,
-        model_uri=None if inputs and not served.by_pair else served.uri,
-        model_version=f"{model}={served.version}" if model else None,
-        tracking_uri=tracking_uri,
-        predictions=inputs.predictions if inputs else None,
-        predictions_by_pair=(inputs.by_pair or None) if inputs else None,
-        # default: a position per pair can be open at once, as in the equal-share baselines
-        max_open_trades=max_open_trades or max(1, len(whitelist)),
+    request = _request(
+        strategy, pair, whitelist, timeframe, exchange, timerange, model, served, inputs
+    )
+    request = request.model_copy(
+        update={
+            "tracking_uri": tracking_uri,
+            # default: a position per pair can be open at once, as in the equal-share baselines
+            "max_open_trades": max_open_trades or max(1, len(whitelist)),
+        }
     )
     risk = _risk_manager(userdir)
     say(BACKTEST_STAGES[1])
@@ -147,20 +147,46 @@ def backtest(
         config_hash=run.key,
     )
     _tag_versions(client, model, served, run_id)
-    metrics = evaluation.parsed.metrics
     window = evaluation.window
     return BacktestSummary(
         run_id,
-        metrics,
+        evaluation.parsed.metrics,
         evaluation.regimes,
         evaluation.guard,
         run.cache_hit,
         run.result_zip,
         served.uri,
         evaluation.compared,
-        window[0] if window[0] > pd.Timestamp(metrics.start) else None,
+        window[0] if window[0] > pd.Timestamp(evaluation.parsed.metrics.start) else None,
         evaluation.pairs_table,
         journalled,
+    )
+
+
+def _request(
+    strategy: str,
+    pair: str,
+    whitelist: tuple[str, ...],
+    timeframe: str,
+    exchange: str,
+    timerange: str,
+    model: str | None,
+    served: ServedModels,
+    inputs: WalkForwardInputs | None,
+) -> BacktestRequest:
+    """The Freqtrade backtest to run: a walk-forward one trades the stitched predictions
+    (one file, or one per pair) instead of loading a model."""
+    return BacktestRequest(
+        strategy=strategy,
+        pair=pair,
+        pairs=whitelist,
+        timeframe=timeframe,
+        exchange=exchange,
+        timerange=timerange,
+        model_uri=None if inputs and not served.by_pair else served.uri,
+        model_version=f"{model}={served.version}" if model else None,
+        predictions=inputs.predictions if inputs else None,
+        predictions_by_pair=(inputs.by_pair or None) if inputs else None,
     )
 
 
