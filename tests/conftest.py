@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -135,3 +136,27 @@ def run_in_own_group(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return subprocess.CompletedProcess(command, process.returncode, output)
+
+
+def fit_on_prefix(spec: Any, candles: pd.DataFrame, rows: int) -> tuple[Any, pd.DataFrame]:
+    """A bundle of ``spec`` fitted on the first ``rows`` candles (BTC/USDT 1h), and the
+    feature frame of all candles: the real fit, without the MLflow record of training."""
+    from features.candles import data_window
+    from features.pipeline import build
+    from ml.bundle import fit_bundle
+
+    features = build(candles, spec.feature_spec)
+    bundle = fit_bundle(
+        name=spec.name,
+        candles=candles,
+        features=features,
+        rows=slice(0, rows),
+        feature_spec=spec.feature_spec,
+        config=spec.training,
+        train_window=data_window(candles.iloc[:rows], "BTC/USDT", "1h"),
+        data_sha256="0" * 64,
+        seed=spec.seed,
+        pair="BTC/USDT",
+        timeframe="1h",
+    )
+    return bundle, features

@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 from experiments.spec import parse_experiment
-from features.candles import data_window
 from features.data.synthetic import generate
-from features.pipeline import build
-from ml.bundle import BundleError, ModelBundle, fit_bundle, positions_from
+from ml.bundle import BundleError, ModelBundle, positions_from
+from tests.conftest import fit_on_prefix
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +29,7 @@ def fitted() -> tuple[ModelBundle, pd.DataFrame, pd.DataFrame]:
         },
         source="test",
     )
-    features = build(candles, spec.feature_spec)
-    bundle = fit_bundle(
-        name="bundle",
-        candles=candles,
-        features=features,
-        rows=slice(0, 1000),
-        feature_spec=spec.feature_spec,
-        config=spec.training,
-        train_window=data_window(candles.iloc[:1000], "BTC/USDT", "1h"),
-        data_sha256="0" * 64,
-        seed=4,
-        pair="BTC/USDT",
-        timeframe="1h",
-    )
+    bundle, features = fit_on_prefix(spec, candles, 1000)
     return bundle, candles, features
 
 

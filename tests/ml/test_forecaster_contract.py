@@ -12,12 +12,10 @@ from numpy.typing import NDArray
 
 from common.errors import SpecError
 from experiments.spec import parse_experiment
-from features.candles import data_window
 from features.data.synthetic import generate
-from features.pipeline import build
-from ml.bundle import fit_bundle
 from ml.models import FORECASTERS, ForecasterEntry, forecaster_class
 from ml.models.forecaster import Forecaster
+from tests.conftest import fit_on_prefix
 
 
 @pytest.mark.parametrize("kind", sorted(FORECASTERS))
@@ -66,20 +64,7 @@ def test_a_new_model_is_one_class_and_one_registry_line(monkeypatch: pytest.Monk
         source="t",
     )
     candles, _ = generate(800, seed=2)
-    features = build(candles, spec.feature_spec)
-    bundle = fit_bundle(
-        name="m",
-        candles=candles,
-        features=features,
-        rows=slice(0, 600),
-        feature_spec=spec.feature_spec,
-        config=spec.training,
-        train_window=data_window(candles.iloc[:600], "BTC/USDT", "1h"),
-        data_sha256="0" * 64,
-        seed=1,
-        pair="BTC/USDT",
-        timeframe="1h",
-    )
+    bundle, features = fit_on_prefix(spec, candles, 600)
     predicted = bundle.predict_features(features)
     assert bundle.regime_model is None  # it said it reads no regimes
     expected = np.where(features["%-log_return_1"].to_numpy() > 0, 1.0, 0.0)
