@@ -234,15 +234,11 @@ def ensure_freqtrade_userdir(userdir: Path) -> None:
 
 
 def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = True) -> BacktestRun:
+    """The real Freqtrade backtest of ``request``, offline; a cached result of the same
+    inputs (every input hashed into the key) is returned as it is unless ``use_cache``
+    is off."""
     ensure_freqtrade_userdir(userdir)
-    snapshot = snapshot_path(userdir, request.exchange)
-    if not snapshot.exists():
-        generate_snapshot(userdir, request.exchange)
-    else:
-        known = load_snapshot(snapshot)
-        new = [p for p in request.whitelist if p not in known]  # imported after the snapshot
-        if new:
-            generate_snapshot(userdir, request.exchange, new)
+    snapshot = _market_snapshot(request, userdir)
     key, inputs = cache_key(request, userdir)
     directory = UserDir(userdir).backtests / key
     run = BacktestRun(
@@ -265,6 +261,51 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
     write_text_atomic(
         run.config, json.dumps(freqtrade_config(request, userdir, run.guard_report), indent=2)
     )
+    command = _command(request, userdir, run, snapshot, strategy_path, export)
+    # Freqtrade skips its logging set-up (and so our log file) when it sees PYTEST_VERSION.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=environment,
+    )
+    zips = sorted(export.glob("*.zip"))
+    if completed.returncode != 0 or not zips:
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        raise BacktestError(
+            f"freqtrade backtesting failed (exit {completed.returncode}) for {request.strategy} "
+            f"{request.pair} {request.timerange}:\n{tail}",
+            hint=f"full log: {run.log}",
+        )
+    with atomic_path(run.result_zip) as tmp:  # the cache trusts only complete results
+        store_result(zips[-1], tmp, run.result_zip.stem)
+    return run
+
+
+def _market_snapshot(request: BacktestRequest, userdir: Path) -> Path:
+    """The exchange's frozen markets, extended with pairs imported after it was taken."""
+    snapshot = snapshot_path(userdir, request.exchange)
+    if not snapshot.exists():
+        generate_snapshot(userdir, request.exchange)
+    else:
+        known = load_snapshot(snapshot)
+        new = [p for p in request.whitelist if p not in known]
+        if new:
+            generate_snapshot(userdir, request.exchange, new)
+    return snapshot
+
+
+def _command(
+    request: BacktestRequest,
+    userdir: Path,
+    run: BacktestRun,
+    snapshot: Path,
+    strategy_path: Path,
+    export: Path,
+) -> list[str]:
+    """``freqtrade backtesting`` through our offline wrapper, every path explicit."""
     command = [
         sys.executable,
         "-m",
@@ -295,26 +336,7 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
     ]
     if request.freqaimodel:
         command += ["--freqaimodel", request.freqaimodel, "--freqaimodel-path", str(FREQAI_MODELS)]
-    # Freqtrade skips its logging set-up (and so our log file) when it sees PYTEST_VERSION.
-    environment = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        env=environment,
-    )
-    zips = sorted(export.glob("*.zip"))
-    if completed.returncode != 0 or not zips:
-        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-        raise BacktestError(
-            f"freqtrade backtesting failed (exit {completed.returncode}) for {request.strategy} "
-            f"{request.pair} {request.timerange}:\n{tail}",
-            hint=f"full log: {run.log}",
-        )
-    with atomic_path(run.result_zip) as tmp:  # the cache trusts only complete results
-        store_result(zips[-1], tmp, run.result_zip.stem)
-    return run
+    return command
 
 
 def store_result(source: Path, target: Path, stem: str) -> None:
