@@ -256,28 +256,8 @@ def promote(
 ) -> dict[str, str]:
     """Move alias ``champion`` to ``version`` (None: the version alias ``challenger`` is
     on) and record who, when, why and key metrics."""
-    try:
-        client.get_registered_model(name)
-    except MlflowException as exc:
-        known = sorted(m.name for m in client.search_registered_models())
-        raise RegistryError(
-            f"no model named {name!r} in the registry",
-            hint=f"registered: {', '.join(known) if known else 'none yet (tradingbot train SPEC)'}",
-        ) from exc
-    if version is None:
-        try:
-            version = int(client.get_model_version_by_alias(name, CHALLENGER).version)
-        except MlflowException as exc:
-            raise RegistryError(
-                f"model {name!r} has no @{CHALLENGER}", hint="give --version N"
-            ) from exc
-    try:
-        model_version = client.get_model_version(name, str(version))
-    except MlflowException as exc:
-        raise RegistryError(
-            f"model {name!r} has no version {version}",
-            hint="list versions in the MLflow UI (tradingbot ui) or train one with tradingbot train",
-        ) from exc
+    model_version = _version_to_promote(client, name, version)
+    version = int(model_version.version)
     if not reason.strip():
         raise RegistryError("a promotion needs a reason (--reason TEXT)")
     previous = None
@@ -307,21 +287,55 @@ def promote(
             if key in metrics:
                 decision[f"metric.{key}"] = f"{metrics[key]:.6g}"
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    _record_promotion(client, model_version, decision, reason)
+    return decision
+
+
+def _version_to_promote(client: MlflowClient, name: str, version: int | None) -> ModelVersion:
+    """The version asked for, or the one @challenger is on; each missing one named."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        known = sorted(m.name for m in client.search_registered_models())
+        raise RegistryError(
+            f"no model named {name!r} in the registry",
+            hint=f"registered: {', '.join(known) if known else 'none yet (tradingbot train SPEC)'}",
+        ) from exc
+    if version is None:
+        try:
+            version = int(client.get_model_version_by_alias(name, CHALLENGER).version)
+        except MlflowException as exc:
+            raise RegistryError(
+                f"model {name!r} has no @{CHALLENGER}", hint="give --version N"
+            ) from exc
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(
+            f"model {name!r} has no version {version}",
+            hint="list versions in the MLflow UI (tradingbot ui) or train one with tradingbot train",
+        ) from exc
+
+
+def _record_promotion(
+    client: MlflowClient, model_version: ModelVersion, decision: dict[str, str], reason: str
+) -> None:
+    """The decision on the version (its description headed by it, its tags) and its run."""
+    name, version = model_version.name, str(model_version.version)
     headline = (
         f"Promoted to {CHAMPION} on {decision['promoted_at']} by {decision['promoted_by']}: "
         f"{reason}"
     )
     description = model_version.description or ""
-    client.update_model_version(
-        name, str(version), description=f"{headline}\n\n{description}".strip()
-    )
+    client.update_model_version(name, version, description=f"{headline}\n\n{description}".strip())
     for key, value in decision.items():
         if key != "version":
-            client.set_model_version_tag(name, str(version), key, value)
-    if run_id:
-        client.set_tag(run_id, "tradingbot.decision", f"promoted to {CHAMPION}: {reason}")
-        client.set_tag(run_id, "tradingbot.promoted_by", decision["promoted_by"])
-    return decision
+            client.set_model_version_tag(name, version, key, value)
+    if model_version.run_id:
+        client.set_tag(
+            model_version.run_id, "tradingbot.decision", f"promoted to {CHAMPION}: {reason}"
+        )
+        client.set_tag(model_version.run_id, "tradingbot.promoted_by", decision["promoted_by"])
 
 
 def served_version(uri: str, client: MlflowClient | None = None) -> tuple[str, str] | None:
