@@ -212,6 +212,14 @@ def backtest_model(model_uri: str) -> tuple[str, bool]:
     return name, False
 
 
+def _replay_model(model: str | None, settings: dict[str, Any]) -> str:
+    """The model a replay serves: ``--model``, else the config's, as a ``models:/`` URI."""
+    model_uri = model or settings.get("tradingbot", {}).get("model_uri")
+    if not model_uri:
+        raise PaperError("no model: pass --model models:/NAME@champion or set tradingbot.model_uri")
+    return str(model_uri if model_uri.startswith("models:/") else f"models:/{model_uri}")
+
+
 def replay_paper(
     *,
     config: Path,
@@ -239,11 +247,7 @@ def replay_paper(
             f"--timerange {timerange!r} needs both ends for a replay", hint="e.g. 20210301-20210315"
         )
     settings = load_config(config)
-    model_uri = model or settings.get("tradingbot", {}).get("model_uri")
-    if not model_uri:
-        raise PaperError("no model: pass --model models:/NAME@champion or set tradingbot.model_uri")
-    if not model_uri.startswith("models:/"):
-        model_uri = f"models:/{model_uri}"
+    model_uri = _replay_model(model, settings)
     pairs = list(settings.get("exchange", {}).get("pair_whitelist", []))
     strategy_name = strategy or settings.get("strategy", "RegimeStrategy")
     timeframe = str(settings.get("timeframe", "1h"))
