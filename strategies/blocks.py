@@ -158,7 +158,8 @@ def _trusted(frame: pd.DataFrame) -> pd.Series:
     return frame["do_predict"] == 1
 
 
-def _regime(frame: pd.DataFrame) -> pd.Series:
+def regime_names(frame: pd.DataFrame) -> pd.Series:
+    """The filtered regime of every row by name (``unknown`` where there is none)."""
     if "&-regime" not in frame:
         return pd.Series("unknown", index=frame.index)
     return frame["&-regime"].fillna("").astype(str).replace("", "unknown")
@@ -212,13 +213,15 @@ def model_long(frame: pd.DataFrame, values: Values) -> Signal:
 @signal_block("entry")
 def regime_filter(frame: pd.DataFrame, values: Values) -> Signal:
     """The filtered regime is not defensive (bear, crash)."""
-    return Signal.of(_trusted(frame) & ~_regime(frame).isin(DEFENSIVE_REGIMES), "regime_filter")
+    return Signal.of(
+        _trusted(frame) & ~regime_names(frame).isin(DEFENSIVE_REGIMES), "regime_filter"
+    )
 
 
 @signal_block("entry")
 def regime_sizing(frame: pd.DataFrame, values: Values) -> Signal:
     """No condition: the stake follows the regime (bull 1.0, sideways 0.6, volatile 0.4)."""
-    share = _regime(frame).map(REGIME_STAKE).fillna(UNKNOWN_REGIME_STAKE)
+    share = regime_names(frame).map(REGIME_STAKE).fillna(UNKNOWN_REGIME_STAKE)
     return Signal.of(np.ones(len(frame), dtype=bool), "", share.to_numpy(dtype="float64"))
 
 
@@ -290,7 +293,7 @@ def model_flat(frame: pd.DataFrame, values: Values) -> Signal:
 @signal_block("exit")
 def regime_turn(frame: pd.DataFrame, values: Values) -> Signal:
     """The filtered regime turned defensive (bear, crash)."""
-    return Signal.of(_trusted(frame) & _regime(frame).isin(DEFENSIVE_REGIMES), "regime_turn")
+    return Signal.of(_trusted(frame) & regime_names(frame).isin(DEFENSIVE_REGIMES), "regime_turn")
 
 
 @signal_block("exit", Param("exit_sma_window", 50, 10, 200, "sell", None))

@@ -32,7 +32,7 @@ from pandas import DataFrame
 
 from features.timeframes import timeframe_to_seconds
 from strategies import hooks
-from strategies.blocks import atr_stop_prices, ladder_sell_share, time_stop_reached
+from strategies.blocks import Param, atr_stop_prices, ladder_sell_share, time_stop_reached
 from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
 from strategies.risk import refuse_entry
 
@@ -56,6 +56,7 @@ class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no s
     use_exit_signal = True
 
     composition: ClassVar[Composition]
+    _params: ClassVar[tuple[Param, ...]] = ()
     default_model_uri: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -68,8 +69,14 @@ class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no s
         for name, value in composition.freqtrade_settings().items():
             setattr(cls, name, value)
         cls.default_model_uri = composition.model
-        for param in composition.params():
+        cls._params = tuple(composition.params())
+        for param in cls._params:
             setattr(cls, param.name, param.freqtrade())
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        # the ATR stop of each trade, fixed at its signal candle: (pair, open time) -> price
+        self._entry_stops: dict[tuple[str, datetime], float] = {}
 
     # -- Freqtrade's populate_* ---------------------------------------------------------
 
@@ -90,17 +97,17 @@ class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no s
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
         """Enter where every entry block fires; the tag names the regime and the blocks."""
-        signals = self.composition.signals(dataframe, self.values())
-        dataframe.loc[signals.enter, "enter_long"] = 1
-        dataframe.loc[signals.enter, "enter_tag"] = signals.enter_tag[signals.enter]
-        dataframe[CONFIDENCE_COLUMN] = signals.confidence
+        enter, confidence, tag = self.composition.entries(dataframe, self.values())
+        dataframe.loc[enter, "enter_long"] = 1
+        dataframe.loc[enter, "enter_tag"] = tag[enter]
+        dataframe[CONFIDENCE_COLUMN] = confidence
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
         """Exit where any exit block fires; the tag names the first that did."""
-        signals = self.composition.signals(dataframe, self.values())
-        dataframe.loc[signals.exit, "exit_long"] = 1
-        dataframe.loc[signals.exit, "exit_tag"] = signals.exit_tag[signals.exit]
+        exit_, tag = self.composition.exits(dataframe, self.values())
+        dataframe.loc[exit_, "exit_long"] = 1
+        dataframe.loc[exit_, "exit_tag"] = tag[exit_]
         return dataframe
 
     # -- position blocks as Freqtrade callbacks -----------------------------------------
@@ -118,9 +125,13 @@ class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no s
         """``atr_stop``: the stop set at the signal candle, as Freqtrade's relative stop."""
         if not self.composition.uses("atr_stop"):
             return None
-        stop = self._signal_candle_value(pair, trade, ATR_STOP_COLUMN)
-        if stop is None or not np.isfinite(stop):
-            return None
+        key = (pair, trade.open_date_utc)
+        stop = self._entry_stops.get(key)
+        if stop is None:  # looked up once per trade: called on every candle it is open
+            stop = self._signal_candle_value(pair, trade, ATR_STOP_COLUMN)
+            if stop is None or not np.isfinite(stop):
+                return None
+            self._entry_stops[key] = stop
         return float(stoploss_from_absolute(stop, current_rate, leverage=trade.leverage))
 
     def custom_exit(
@@ -211,7 +222,7 @@ class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no s
 
     def values(self) -> dict[str, float]:
         """The current value of every declared parameter (defaults, or the tuned file's)."""
-        return {p.name: getattr(self, p.name).value for p in self.composition.params()}
+        return {p.name: getattr(self, p.name).value for p in self._params}
 
     def _reads_model(self) -> bool:
         configured = self.config.get("tradingbot", {}).get("model_uri")

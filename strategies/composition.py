@@ -33,7 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import SpecError, validation_message
-from strategies.blocks import BLOCKS, BoolArray, FloatArray, Param, Values
+from strategies.blocks import BLOCKS, BoolArray, FloatArray, Param, Values, regime_names
 
 TAG_LENGTH = 250
 COMPOSITIONS_DIR = "compositions"  # beside the strategy files
@@ -99,10 +99,6 @@ class Composition(BaseModel):
         return block in self.entry or block in self.exit
 
     @property
-    def entry_blocks(self) -> list[str]:
-        return list(self.entry)
-
-    @property
     def exit_signals(self) -> list[str]:
         return [name for name in self.exit if BLOCKS[name].role == "exit"]
 
@@ -124,29 +120,35 @@ class Composition(BaseModel):
 
     def signals(self, frame: pd.DataFrame, values: Values) -> Signals:
         """Entry and exit signals of every candle of ``frame`` (the analysed dataframe)."""
-        rows = len(frame)
-        enter = np.ones(rows, dtype=bool)
-        confidence = np.ones(rows, dtype="float64")
-        entry_reasons: list[pd.Series] = []
+        enter, confidence, enter_tag = self.entries(frame, values)
+        exit_, exit_tag = self.exits(frame, values)
+        return Signals(enter, exit_, confidence, enter_tag, exit_tag)
+
+    def entries(
+        self, frame: pd.DataFrame, values: Values
+    ) -> tuple[BoolArray, FloatArray, pd.Series]:
+        """Where every entry block fires, the entry's confidence (the product of the
+        blocks') and its tag."""
+        enter = np.ones(len(frame), dtype=bool)
+        confidence = np.ones(len(frame), dtype="float64")
+        reasons: list[pd.Series] = []
         for name in self.entry:
             signal = BLOCKS[name](frame, values)
             enter &= signal.fires
             confidence *= np.nan_to_num(signal.confidence, nan=0.0)
-            entry_reasons.append(_per_row(signal.reason, frame.index))
-        exit_ = np.zeros(rows, dtype=bool)
-        exit_reason = pd.Series("", index=frame.index, dtype=object)
+            reasons.append(_per_row(signal.reason, frame.index))
+        return enter, confidence, _tag(frame, _joined(reasons, frame.index))
+
+    def exits(self, frame: pd.DataFrame, values: Values) -> tuple[BoolArray, pd.Series]:
+        """Where any exit signal block fires, and the tag of the first listed that does."""
+        exit_ = np.zeros(len(frame), dtype=bool)
+        reason = pd.Series("", index=frame.index, dtype=object)
         for name in self.exit_signals:
             signal = BLOCKS[name](frame, values)
             first = signal.fires & ~exit_
-            exit_reason[first] = _per_row(signal.reason, frame.index)[first]
+            reason[first] = _per_row(signal.reason, frame.index)[first]
             exit_ |= signal.fires
-        return Signals(
-            enter=enter,
-            exit=exit_,
-            confidence=confidence,
-            enter_tag=_tag(frame, _joined(entry_reasons, frame.index)),
-            exit_tag=_tag(frame, exit_reason),
-        )
+        return exit_, _tag(frame, reason)
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,7 @@ def _tag(frame: pd.DataFrame, reasons: pd.Series) -> pd.Series:
     reasons alone for a strategy without a model."""
     if "&-regime" not in frame:
         return reasons.str.slice(0, TAG_LENGTH)
-    regime = frame["&-regime"].fillna("").astype(str).replace("", "unknown")
-    return (regime + "|" + reasons).str.slice(0, TAG_LENGTH)
+    return (regime_names(frame) + "|" + reasons).str.slice(0, TAG_LENGTH)
 
 
 def load_composition(path: Path) -> Composition:

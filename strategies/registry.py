@@ -99,8 +99,10 @@ def reads(block: str) -> set[str]:
     columns = set(re.findall(r'"(&-[\w\-]+|do_predict)"', source))
     if "_trusted(" in source:
         columns.add("do_predict")
-    if "_regime(" in source or "_model_reasons(" in source:
-        columns.add("&-regime" if "_regime(" in source else "&-reason")
+    if "regime_names(" in source:
+        columns.add("&-regime")
+    if "_model_reasons(" in source:
+        columns.add("&-reason")
     return columns
 
 
