@@ -117,15 +117,18 @@ def backtest(
     inputs = walk_forward_inputs(client, served, pair, userdir, exchange) if walk_forward else None
     timerange = inputs.timerange if inputs else timerange
     TimeRange.parse(timerange)
-    request = _request(
-        strategy, pair, whitelist, timeframe, exchange, timerange, model, served, inputs
-    )
-    request = request.model_copy(
-        update={
-            "tracking_uri": tracking_uri,
-            # default: a position per pair can be open at once, as in the equal-share baselines
-            "max_open_trades": max_open_trades or max(1, len(whitelist)),
-        }
+    request = BacktestRequest(
+        strategy=strategy,
+        pair=pair,
+        pairs=whitelist,
+        timeframe=timeframe,
+        exchange=exchange,
+        timerange=timerange,
+        model_version=f"{model}={served.version}" if model else None,
+        tracking_uri=tracking_uri,
+        # default: a position per pair can be open at once, as in the equal-share baselines
+        max_open_trades=max_open_trades or max(1, len(whitelist)),
+        **_model_inputs(served, inputs),
     )
     risk = _risk_manager(userdir)
     say(BACKTEST_STAGES[1])
@@ -163,31 +166,16 @@ def backtest(
     )
 
 
-def _request(
-    strategy: str,
-    pair: str,
-    whitelist: tuple[str, ...],
-    timeframe: str,
-    exchange: str,
-    timerange: str,
-    model: str | None,
-    served: ServedModels,
-    inputs: WalkForwardInputs | None,
-) -> BacktestRequest:
-    """The Freqtrade backtest to run: a walk-forward one trades the stitched predictions
-    (one file, or one per pair) instead of loading a model."""
-    return BacktestRequest(
-        strategy=strategy,
-        pair=pair,
-        pairs=whitelist,
-        timeframe=timeframe,
-        exchange=exchange,
-        timerange=timerange,
-        model_uri=None if inputs and not served.by_pair else served.uri,
-        model_version=f"{model}={served.version}" if model else None,
-        predictions=inputs.predictions if inputs else None,
-        predictions_by_pair=(inputs.by_pair or None) if inputs else None,
-    )
+def _model_inputs(served: ServedModels, inputs: WalkForwardInputs | None) -> dict[str, Any]:
+    """What serves the strategy: the model URI, or in a walk-forward backtest the stitched
+    predictions (one file, or one per pair of a whitelist served by its models)."""
+    if inputs is None:
+        return {"model_uri": served.uri}
+    return {
+        "model_uri": served.uri if served.by_pair else None,
+        "predictions": inputs.predictions,
+        "predictions_by_pair": inputs.by_pair or None,
+    }
 
 
 def _risk_manager(userdir: Path) -> RiskManager:
