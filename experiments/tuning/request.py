@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,10 @@ class TuneRequest:
     timeout: float | None = None  # seconds for this invocation; finished trials are kept
     spec_text: str | None = None
 
-    @property
+    @functools.cached_property
     def tune(self) -> TuneConfig:
+        """The ``[tune]`` section, declared strategy parameters resolved (once: that reads
+        the user dir's strategies)."""
         if self.spec.tune is None:
             raise SpecError(
                 f"spec {self.spec.name!r} has no [tune] section",
