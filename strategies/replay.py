@@ -28,7 +28,6 @@ only composed strategies can have their parameters tuned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +44,7 @@ from strategies.composition import (
     compositions_in,
     load_composition,
 )
+from strategies.install import SHIPPED_STRATEGIES
 from strategies.params import StrategyParams
 
 BoolArray = NDArray[np.bool_]
@@ -69,11 +69,9 @@ def analysed_frame(candles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
     return frame
 
 
-def shipped_composition(strategy: str, strategy_dir: Path | None = None) -> Composition:
-    """The composition of a composed strategy (tuning replays only those)."""
-    from strategies.runner import REPO_STRATEGIES
-
-    directory = strategy_dir or REPO_STRATEGIES
+def shipped_composition(strategy: str) -> Composition:
+    """The composition of a shipped composed strategy (tuning replays only those)."""
+    directory = SHIPPED_STRATEGIES
     path = directory / COMPOSITIONS_DIR / f"{strategy}.toml"
     if not path.exists():
         known = sorted(compositions_in(directory))

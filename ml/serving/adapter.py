@@ -41,7 +41,13 @@ import pandas as pd
 from common.layout import UserDir
 from ml.bundle import ModelBundle
 from ml.observability import MetricsTextfile
-from ml.serving.columns import _stamps, _with_columns, candle_frame, regime_codes, regime_column
+from ml.serving.columns import (
+    candle_frame,
+    candle_stamps,
+    regime_codes,
+    regime_column,
+    with_columns,
+)
 from ml.serving.guard import GuardReport
 from ml.serving.live import LiveState
 
@@ -281,7 +287,7 @@ class ModelAdapter:
             return self._empty(dataframe, [])
         labels = bundle.metadata.regime_labels
         dates = dataframe["date"]
-        stamps = _stamps(dates)
+        stamps = candle_stamps(dates)
         try:
             columns = (
                 self._live_columns(bundle, dataframe, dates, stamps, pair)
@@ -317,7 +323,7 @@ class ModelAdapter:
             dissimilar = np.nan_to_num(di, nan=0.0) > threshold
         added["do_predict"] = (ready & ~seen_in_training & ~dissimilar).astype("int64")
         self._guard(pair, stamps, ready, seen_in_training, train_end, dissimilar, live=live)
-        return _with_columns(dataframe, added)
+        return with_columns(dataframe, added)
 
     def _guard(
         self,

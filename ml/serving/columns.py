@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 
-def _with_columns(dataframe: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
+def with_columns(dataframe: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
     """``dataframe`` with ``added`` as new or replaced columns, in one concatenation (column
     by column insertion costs a live step about as much as its features)."""
     stale = [column for column in added if column in dataframe.columns]
@@ -36,7 +36,7 @@ def regime_column(labels: list[str], codes: np.ndarray) -> pd.Categorical:
 _NANOS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
-def _stamps(dates: pd.Series) -> np.ndarray:
+def candle_stamps(dates: pd.Series) -> np.ndarray:
     """Candle open times as int64 nanoseconds since the epoch (UTC).
 
     Freqtrade's dates are UTC in milliseconds: their integers are scaled, not converted
