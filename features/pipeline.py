@@ -121,9 +121,11 @@ def resample(candles: pd.DataFrame, timeframe: str, higher: str) -> pd.DataFrame
     return out.reset_index(drop=True)
 
 
-def _higher_timeframe_columns(
+def higher_timeframe_columns(
     candles: pd.DataFrame, timeframe: str, higher: HigherTimeframe
 ) -> pd.DataFrame:
+    """The ``higher`` block's columns, one row per candle, each row holding the values of
+    the last higher candle complete at it (index: positions 0..n-1)."""
     coarse = resample(candles, timeframe, higher.timeframe)
     values = pd.DataFrame(
         _compute(
@@ -170,7 +172,7 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
             raise ValueError("build(): timeframe is required for higher-timeframe features")
         spec.check_timeframe(timeframe)
         for higher in spec.higher_timeframes:
-            htf = _higher_timeframe_columns(candles, timeframe, higher)
+            htf = higher_timeframe_columns(candles, timeframe, higher)
             htf.index = frame.index
             frame = pd.concat([frame, htf], axis=1)
     not_float = [str(c) for c, dtype in frame.dtypes.items() if c != "date" and dtype != "float64"]

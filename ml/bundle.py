@@ -26,6 +26,7 @@ from common.errors import TradingbotError
 from features.candles import DataWindow
 from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
+from features.tail import build_tail
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
 from ml.models.base import proba_to_prediction
@@ -114,6 +115,10 @@ class ModelBundle:
 
     def features(self, candles: pd.DataFrame) -> pd.DataFrame:
         return build(candles, self.feature_spec, self.metadata.timeframe)
+
+    def tail_features(self, candles: pd.DataFrame, rows: int) -> pd.DataFrame:
+        """The last ``rows`` rows of :meth:`features`, computed for those rows only (live)."""
+        return build_tail(candles, self.feature_spec, self.metadata.timeframe, rows)
 
     def regimes(self, features: pd.DataFrame) -> pd.DataFrame:
         """Filtered ``p_<label>`` columns and the persistent ``regime`` label per row."""

@@ -59,7 +59,9 @@ class LiveState:
             return
         if len(candles) > self.window:
             candles = candles.iloc[len(candles) - self.window :].reset_index(drop=True)
-        features = bundle.features(candles)  # the frame's tail: bounded, history does not matter
+        context = bundle.forecaster.context_rows
+        # the rows the new candles and the forecaster's context need, from the bounded tail
+        features = bundle.tail_features(candles, new + context)
         regime_columns = [c for c in self.columns if c.startswith("p_") and c != "p_up"]
         fresh: dict[str, np.ndarray] = {}
         if self.regime_filter is not None and bundle.regime_model is not None:
@@ -77,7 +79,6 @@ class LiveState:
             fresh["regime"] = np.asarray(decisions, dtype="int16")  # codes, -1: none yet
         # The forecaster reads the new rows and the sequence context before them: inputs for
         # just those rows, with cached regime probabilities for the older ones.
-        context = bundle.forecaster.context_rows
         needed = min(len(features), new + context)
         recent = features.iloc[len(features) - needed :]
         tail_regimes = pd.DataFrame(

@@ -180,19 +180,19 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
         frame.iloc[:2000].copy(), "BTC/USDT", live=True
     )  # bootstrap: the whole frame once
 
-    built: list[int] = []
-    original = live.bundle.features  # type: ignore[union-attr]
+    built: list[tuple[int, int]] = []
+    original = live.bundle.tail_features  # type: ignore[union-attr]
 
-    def counting(candles: pd.DataFrame) -> pd.DataFrame:
-        built.append(len(candles))
-        return original(candles)
+    def counting(candles: pd.DataFrame, rows: int) -> pd.DataFrame:
+        built.append((len(candles), rows))
+        return original(candles, rows)
 
-    monkeypatch.setattr(live.bundle, "features", counting)
+    monkeypatch.setattr(live.bundle, "tail_features", counting)
     steps = [
         *range(2001, 2040),
         2043,
         *range(2044, 2060),
-    ]  # one candle at a time, once three at once
+    ]  # one candle at a time, once four at once
     for end in steps:
         start = max(0, end - 1500)  # a sliding window, as Freqtrade hands over in live mode
         out = live.populate(frame.iloc[start:end].copy(), "BTC/USDT", live=True)
@@ -209,4 +209,7 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
         )
         assert (out["&-regime"].to_numpy() == expected["&-regime"].to_numpy()).all()
         assert (out["do_predict"].to_numpy() == expected["do_predict"].to_numpy()).all()
-    assert built and max(built) <= live.live_window  # features only ever on the bounded tail
+    # features only ever on the bounded tail, and only the rows the new candles need
+    assert built and max(size for size, _ in built) <= live.live_window
+    context = live.bundle.forecaster.context_rows  # type: ignore[union-attr]
+    assert max(rows for _, rows in built) == 4 + context  # the step with four new candles
