@@ -55,8 +55,8 @@ FLUSH_BYTES = 8 * 1024 * 1024  # > the L2 caches of this machine (2 x 1 MiB)
 PARTS = (
     (serving_adapter, "candle_frame", "take candles"),
     (LiveState, "advance", "advance (all below)"),
-    (ModelBundle, "features", "  features"),
-    (ModelBundle, "inputs", "  model inputs"),
+    (ModelBundle, "tail_features", "  features"),
+    (ModelBundle, "live_inputs", "  model inputs"),
     (ModelBundle, "forecast", "  forecast"),
     (GuardReport, "record", "guard counts"),
 )

@@ -145,6 +145,29 @@ class ModelBundle:
         right = regimes.take(regimes.columns.get_indexer(pd.Index(from_regimes)), axis=1)
         return pd.concat([left, right], axis=1)
 
+    def live_inputs(self, features: pd.DataFrame, regimes: dict[str, np.ndarray]) -> pd.DataFrame:
+        """:meth:`inputs` for the live path: the regime columns as arrays aligned with the
+        rows of ``features``; the result is one float block (a live step's few rows cost
+        little to compute but a lot to join as frames)."""
+        names = self.metadata.input_columns
+        from_features = [c for c in names if c not in regimes]
+        missing = [c for c in from_features if c not in features.columns]
+        if missing:
+            raise BundleError(
+                f"feature mismatch: the bundle needs columns {missing} that the data lacks"
+            )
+        from_regimes = [c for c in names if c in regimes]
+        matrix = np.hstack(
+            [
+                features[from_features].to_numpy(dtype="float64"),
+                np.column_stack([regimes[c] for c in from_regimes]).astype("float64")
+                if from_regimes
+                else np.empty((len(features), 0)),
+            ]
+        )
+        frame = pd.DataFrame(matrix, columns=from_features + from_regimes, index=features.index)
+        return frame if from_features + from_regimes == names else frame[names]
+
     def forecast(self, inputs: pd.DataFrame, last: int | None = None) -> dict[str, np.ndarray]:
         """``prediction``, ``p_up`` (classification) and ``reason`` (rules) for the last
         ``last`` rows of ``inputs`` (all rows by default), computed from just the rows

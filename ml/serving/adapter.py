@@ -29,7 +29,6 @@ exception that would put Freqtrade in a crash loop.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.layout import UserDir
 from ml.bundle import ModelBundle
 from ml.observability import MetricsTextfile
 from ml.serving.columns import (
@@ -46,10 +44,12 @@ from ml.serving.columns import (
     candle_stamps,
     regime_codes,
     regime_column,
+    stitched_columns,
     with_columns,
 )
 from ml.serving.guard import GuardReport
 from ml.serving.live import LiveState
+from ml.serving.loading import checked_candidate, first_line, live_window, load_served
 
 logger = logging.getLogger(__name__)
 
@@ -101,25 +101,8 @@ class ModelAdapter:
             return self.bundle
         if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_seconds:
             return None
-        # A strategy must not hang for minutes on an unreachable registry: few, short retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         try:
-            from ml.registry import load_bundle, served_version
-            from ml.tracking import relocate_artifacts, sqlite_store_path, use_uri
-
-            if self.tracking_uri:
-                use_uri(self.tracking_uri)
-                database = sqlite_store_path(self.tracking_uri)
-                artefacts = UserDir(database.parent).mlflow_artifacts if database else None
-                if database is not None and artefacts is not None and artefacts.is_dir():
-                    # a copied or restored user dir serves its own artefacts
-                    relocate_artifacts(database, artefacts.resolve())
-            resolved = served_version(self.model_uri)
-            # the version the alias named when asked, so a promotion in between is seen later
-            exact = f"models:/{resolved[0]}/{resolved[1]}" if resolved else self.model_uri
-            self.bundle = load_bundle(exact)
-            self.model_version = resolved[1] if resolved else None
+            self.bundle, self.model_version = load_served(self.model_uri, self.tracking_uri)
             self._polled_at = self.clock()
         except Exception as exc:  # any failure must degrade to do_predict = 0, not crash
             self._failed_at = time.monotonic()
@@ -138,11 +121,7 @@ class ModelAdapter:
         return self.bundle
 
     def _window(self, bundle: ModelBundle) -> int:
-        """Candles a live step recomputes features on: ``live_window``, or more when the
-        bundle's slow-clock features look further back."""
-        return max(
-            self.live_window, bundle.feature_spec.lookback_candles(bundle.metadata.timeframe)
-        )
+        return live_window(bundle, self.live_window)
 
     # -- prediction ------------------------------------------------------------------
 
@@ -159,25 +138,10 @@ class ModelAdapter:
     def _populate_stitched(self, dataframe: pd.DataFrame, pair: str, path: Path) -> pd.DataFrame:
         """Walk-forward mode: each candle gets the prediction of the fold bundle whose
         out-of-sample window contains it; candles outside every window get do_predict = 0."""
-        stitched = pd.read_parquet(path)
-        stitched["date"] = pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
-        dates = pd.to_datetime(dataframe["date"], utc=True).astype("datetime64[ns, UTC]")
-        merged = pd.DataFrame({"date": dates.to_numpy()}).merge(stitched, on="date", how="left")
-        out = dataframe.copy()
-        out["&-prediction"] = merged["prediction"].to_numpy()
-        out["&-p_up"] = merged["p_up"].to_numpy() if "p_up" in merged else np.nan
-        labels = [c[2:] for c in merged.columns if c.startswith("p_") and c != "p_up"]
-        names = merged["regime"] if "regime" in merged else pd.Series("", index=merged.index)
-        out["&-regime"] = regime_column(labels, regime_codes(labels, names.fillna("")))
-        for column in [c for c in merged.columns if c.startswith("p_") and c != "p_up"]:
-            out[f"&-{column}"] = merged[column].to_numpy()
-        ready = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
-        out["do_predict"] = ready.astype("int64")
+        out = stitched_columns(dataframe, pd.read_parquet(path))
         self.guard.rows[pair] = len(out)
-        self.guard.trusted[pair] = int(ready.sum())
-        self.guard.in_training_window[pair] = (
-            0  # every stitched row is out of sample by construction
-        )
+        self.guard.trusted[pair] = int(out["do_predict"].sum())
+        self.guard.in_training_window[pair] = 0  # every stitched row is out of sample
         self._write_report()
         return out
 
@@ -211,48 +175,12 @@ class ModelAdapter:
         boundary. A version that does not load, is for another pair or timeframe, or
         fails to predict the current candles is refused: the old one keeps serving and
         the reason is logged (once per version). An unreachable registry changes nothing."""
-        if self.refresh_seconds is None or self.bundle is None:
+        moved = self._moved_version()
+        if moved is None:
             return
-        now = self.clock()
-        if self._polled_at is not None and now - self._polled_at < self.refresh_seconds:
-            return
-        self._polled_at = now
-        from ml.registry import load_bundle, served_version
-
-        try:
-            resolved = served_version(self.model_uri)
-        except Exception as exc:
-            logger.warning(
-                "model refresh: registry not answering (%s); keeps serving v%s",
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                self.model_version,
-            )
-            return
-        if resolved is None or resolved[1] == self.model_version:
-            return
-        name, version = resolved
-        if self._refused is not None and self._refused[0] == version:
-            return
-        current = self.bundle.metadata
-        try:
-            candidate = load_bundle(f"models:/{name}/{version}")
-            meta = candidate.metadata
-            if (meta.pair, meta.timeframe) != (current.pair, current.timeframe):
-                raise ValueError(
-                    f"it is for {meta.pair} {meta.timeframe}, not {current.pair} {current.timeframe}"
-                )
-            window = self._window(candidate)
-            candidate.predict(candle_frame(dataframe, dataframe["date"], last=window))
-        except Exception as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._refused = (version, why)
-            logger.error(
-                "model refresh: %s v%s refused, v%s keeps serving: %s",
-                name,
-                version,
-                self.model_version,
-                why,
-            )
+        name, version = moved
+        candidate = self._candidate(dataframe, name, version)
+        if candidate is None:
             return
         logger.warning(
             "model refresh: %s now serves v%s (was v%s) from the candle after %s",
@@ -265,6 +193,52 @@ class ModelAdapter:
         self._live.clear()  # the regime filter and features start again with the new model
         if self.metrics is not None:
             self.metrics.inc("tradingbot_model_refreshes_total")
+
+    def _moved_version(self) -> tuple[str, str] | None:
+        """(name, version) when it is time to poll and the alias names a version not served
+        and not refused before; None otherwise."""
+        if self.refresh_seconds is None or self.bundle is None:
+            return None
+        now = self.clock()
+        if self._polled_at is not None and now - self._polled_at < self.refresh_seconds:
+            return None
+        self._polled_at = now
+        from ml.registry import served_version
+
+        try:
+            resolved = served_version(self.model_uri)
+        except Exception as exc:
+            logger.warning(
+                "model refresh: registry not answering (%s); keeps serving v%s",
+                first_line(exc),
+                self.model_version,
+            )
+            return None
+        if resolved is None or resolved[1] == self.model_version:
+            return None
+        if self._refused is not None and self._refused[0] == resolved[1]:
+            return None
+        return resolved
+
+    def _candidate(self, dataframe: pd.DataFrame, name: str, version: str) -> ModelBundle | None:
+        """The new version's bundle if it is for the same market and predicts these candles;
+        None (and the reason logged, once) if not."""
+        assert self.bundle is not None
+        try:
+            candidate = checked_candidate(
+                self.bundle, f"models:/{name}/{version}", dataframe, self.live_window
+            )
+        except Exception as exc:
+            self._refused = (version, first_line(exc))
+            logger.error(
+                "model refresh: %s v%s refused, v%s keeps serving: %s",
+                name,
+                version,
+                self.model_version,
+                self._refused[1],
+            )
+            return None
+        return candidate
 
     def _populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool) -> pd.DataFrame:
         self._refresh(dataframe)

@@ -74,3 +74,25 @@ def candle_frame(
             },
         }
     )
+
+
+def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.DataFrame:
+    """Freqtrade's ``dataframe`` with the walk-forward predictions of ``stitched`` (one row
+    per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up``, ``p_<regime>`` and
+    ``regime``) joined by date; ``do_predict`` is 1 where a candle has a prediction."""
+    stitched = stitched.assign(
+        date=pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
+    )
+    dates = pd.to_datetime(dataframe["date"], utc=True).astype("datetime64[ns, UTC]")
+    merged = pd.DataFrame({"date": dates.to_numpy()}).merge(stitched, on="date", how="left")
+    out = dataframe.copy()
+    out["&-prediction"] = merged["prediction"].to_numpy()
+    out["&-p_up"] = merged["p_up"].to_numpy() if "p_up" in merged else np.nan
+    regime_columns = [c for c in merged.columns if c.startswith("p_") and c != "p_up"]
+    labels = [c[2:] for c in regime_columns]
+    names = merged["regime"] if "regime" in merged else pd.Series("", index=merged.index)
+    out["&-regime"] = regime_column(labels, regime_codes(labels, names.fillna("")))
+    for column in regime_columns:
+        out[f"&-{column}"] = merged[column].to_numpy()
+    out["do_predict"] = np.isfinite(out["&-prediction"].to_numpy(dtype="float64")).astype("int64")
+    return out

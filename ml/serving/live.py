@@ -81,19 +81,13 @@ class LiveState:
         # just those rows, with cached regime probabilities for the older ones.
         needed = min(len(features), new + context)
         recent = features.iloc[len(features) - needed :]
-        tail_regimes = pd.DataFrame(
-            {
-                column: np.concatenate(
-                    [
-                        self.columns[column][len(self.columns[column]) - (needed - new) :],
-                        fresh[column],
-                    ]
-                )
-                for column in regime_columns
-            },
-            index=recent.index,
-        )
-        fresh.update(bundle.forecast(bundle.inputs(recent, tail_regimes), last=new))
+        tail_regimes = {
+            column: np.concatenate(
+                [self.columns[column][len(self.columns[column]) - (needed - new) :], fresh[column]]
+            )
+            for column in regime_columns
+        }
+        fresh.update(bundle.forecast(bundle.live_inputs(recent, tail_regimes), last=new))
         keep = int(np.searchsorted(self.stamps, stamps[0]))  # candles the frame no longer holds
         self.stamps = np.concatenate([self.stamps[keep:], stamps[-new:]])
         for column in self.columns:
