@@ -141,26 +141,42 @@ def backtest(
     run_id = _record(client, userdir, request, run, evaluation, tags)
     risk.run_id = run_id
     risk.record_backtest(run_id, evaluation.parsed.metrics.max_drawdown_account)
-    journalled = journal_backtest(
+    _tag_versions(client, model, served, run_id)
+    return _summary(run_id, run, evaluation, served.uri, _journal(userdir, request, run, served))
+
+
+def _journal(
+    userdir: Path, request: BacktestRequest, run: BacktestRun, served: ServedModels
+) -> Imported:
+    return journal_backtest(
         userdir,
         run.result_zip,
-        strategy,
+        request.strategy,
         model_uri=served.uri,
         model_version=served.version,
         config_hash=run.key,
     )
-    _tag_versions(client, model, served, run_id)
-    window = evaluation.window
+
+
+def _summary(
+    run_id: str,
+    run: BacktestRun,
+    evaluation: Evaluation,
+    model_uri: str | None,
+    journalled: Imported | None,
+) -> BacktestSummary:
+    metrics = evaluation.parsed.metrics
+    first_evaluated = evaluation.window[0]
     return BacktestSummary(
         run_id,
-        evaluation.parsed.metrics,
+        metrics,
         evaluation.regimes,
         evaluation.guard,
         run.cache_hit,
         run.result_zip,
-        served.uri,
+        model_uri,
         evaluation.compared,
-        window[0] if window[0] > pd.Timestamp(evaluation.parsed.metrics.start) else None,
+        first_evaluated if first_evaluated > pd.Timestamp(metrics.start) else None,
         evaluation.pairs_table,
         journalled,
     )

@@ -228,6 +228,22 @@ def build_tail(
 ) -> pd.DataFrame:
     """The last ``rows`` rows of ``build(candles, spec, timeframe)``: same columns, same
     index labels, same values (see the module docstring for how exactly)."""
+    columns = tail_columns(candles, spec, timeframe, rows)
+    rows = min(rows, len(candles))
+    index = pd.RangeIndex(len(candles) - rows, len(candles))  # positions, as build() numbers rows
+    # one float block, then the dates: a column-by-column frame costs more than the features
+    frame = pd.DataFrame(
+        np.column_stack(list(columns.values())), columns=list(columns), index=index
+    )
+    frame.insert(0, "date", candles["date"].array[len(candles) - rows :])
+    return frame
+
+
+def tail_columns(
+    candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None, rows: int
+) -> dict[str, np.ndarray]:
+    """:func:`build_tail`'s feature columns as arrays (no frame: the live step needs
+    arrays, and building a frame of a few rows costs more than computing them)."""
     if rows < 1:
         raise ValueError(f"build_tail(): rows must be >= 1, got {rows}")
     rows = min(rows, len(candles))
@@ -257,17 +273,11 @@ def build_tail(
             assert isinstance(feature, WindowedFeature)
             for window in feature.windows:
                 columns[f"%-{feature.kind}_{window}"] = _windowed(arrays, feature.kind, window)
-    index = pd.RangeIndex(len(candles) - rows, len(candles))  # positions, as build() numbers rows
-    # one float block, then the dates: a column-by-column frame costs more than the features
-    frame = pd.DataFrame(
-        np.column_stack(list(columns.values())), columns=list(columns), index=index
-    )
-    frame.insert(0, "date", candles["date"].array[len(candles) - rows :])
     if spec.higher_timeframes:
         assert timeframe is not None
         spec.check_timeframe(timeframe)
-        blocks = [higher_timeframe_columns(candles, timeframe, h) for h in spec.higher_timeframes]
-        higher = pd.concat(blocks, axis=1).iloc[len(candles) - rows :]
-        higher.index = index
-        frame = pd.concat([frame, higher], axis=1)
-    return frame
+        for higher in spec.higher_timeframes:
+            block = higher_timeframe_columns(candles, timeframe, higher)
+            for name in block.columns:
+                columns[name] = block[name].to_numpy(dtype="float64")[len(candles) - rows :]
+    return columns

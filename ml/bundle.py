@@ -26,7 +26,7 @@ from common.errors import TradingbotError
 from features.candles import DataWindow
 from features.pipeline import build, feature_columns
 from features.spec import FeatureSpec
-from features.tail import build_tail
+from features.tail import tail_columns
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
 from ml.models.base import proba_to_prediction
@@ -116,9 +116,10 @@ class ModelBundle:
     def features(self, candles: pd.DataFrame) -> pd.DataFrame:
         return build(candles, self.feature_spec, self.metadata.timeframe)
 
-    def tail_features(self, candles: pd.DataFrame, rows: int) -> pd.DataFrame:
-        """The last ``rows`` rows of :meth:`features`, computed for those rows only (live)."""
-        return build_tail(candles, self.feature_spec, self.metadata.timeframe, rows)
+    def tail_features(self, candles: pd.DataFrame, rows: int) -> dict[str, np.ndarray]:
+        """The feature columns of the last ``rows`` rows of :meth:`features`, computed for
+        those rows only (the live step)."""
+        return tail_columns(candles, self.feature_spec, self.metadata.timeframe, rows)
 
     def regimes(self, features: pd.DataFrame) -> pd.DataFrame:
         """Filtered ``p_<label>`` columns and the persistent ``regime`` label per row."""
@@ -145,28 +146,20 @@ class ModelBundle:
         right = regimes.take(regimes.columns.get_indexer(pd.Index(from_regimes)), axis=1)
         return pd.concat([left, right], axis=1)
 
-    def live_inputs(self, features: pd.DataFrame, regimes: dict[str, np.ndarray]) -> pd.DataFrame:
-        """:meth:`inputs` for the live path: the regime columns as arrays aligned with the
-        rows of ``features``; the result is one float block (a live step's few rows cost
+    def live_inputs(
+        self, features: dict[str, np.ndarray], regimes: dict[str, np.ndarray]
+    ) -> pd.DataFrame:
+        """:meth:`inputs` for the live path, from the columns of :meth:`tail_features` and
+        regime columns of the same rows: one float block (a live step's few rows cost
         little to compute but a lot to join as frames)."""
         names = self.metadata.input_columns
-        from_features = [c for c in names if c not in regimes]
-        missing = [c for c in from_features if c not in features.columns]
+        missing = [c for c in names if c not in features and c not in regimes]
         if missing:
             raise BundleError(
                 f"feature mismatch: the bundle needs columns {missing} that the data lacks"
             )
-        from_regimes = [c for c in names if c in regimes]
-        matrix = np.hstack(
-            [
-                features[from_features].to_numpy(dtype="float64"),
-                np.column_stack([regimes[c] for c in from_regimes]).astype("float64")
-                if from_regimes
-                else np.empty((len(features), 0)),
-            ]
-        )
-        frame = pd.DataFrame(matrix, columns=from_features + from_regimes, index=features.index)
-        return frame if from_features + from_regimes == names else frame[names]
+        matrix = np.column_stack([features[c] if c in features else regimes[c] for c in names])
+        return pd.DataFrame(matrix.astype("float64", copy=False), columns=names)
 
     def forecast(self, inputs: pd.DataFrame, last: int | None = None) -> dict[str, np.ndarray]:
         """``prediction``, ``p_up`` (classification) and ``reason`` (rules) for the last

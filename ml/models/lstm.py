@@ -145,6 +145,38 @@ class LSTMForecaster(Forecaster):
         self.feature_names_in_ = [str(c) for c in frame.columns]
         values = frame.to_numpy(dtype="float64")
         target = np.asarray(y, dtype="float64")
+        train_ends, val_ends = self._fit_scalers(values, target)
+        self.device_ = resolve_device(self.device)
+        torch.manual_seed(self.random_state)
+        device = torch.device(self.device_)
+        data = torch.as_tensor(
+            np.nan_to_num(self._standardise(frame)), dtype=torch.float32, device=device
+        )
+        labels = torch.as_tensor(
+            np.nan_to_num((target - self.target_mean_) / self.target_std_),
+            dtype=torch.float32,
+            device=device,
+        )
+        network = _Network(values.shape[1], self.hidden_size, self.num_layers, self.dropout).to(
+            device
+        )
+        train_idx = torch.as_tensor(train_ends, device=device)
+        started = time.perf_counter()
+        self._train(network, data, labels, train_idx, torch.as_tensor(val_ends, device=device))
+        self.train_seconds_ = time.perf_counter() - started
+        self.samples_seen_ = len(train_idx) * len(self.history_)
+        self.best_epoch_ = int(
+            np.argmin([h.get("val_loss", h["train_loss"]) for h in self.history_])
+        )
+        self.network_ = network.to("cpu").eval()
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def _fit_scalers(
+        self, values: NDArray[np.float64], target: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Learn the input and target scaling; return the training and validation sequence
+        ends (rows whose sequence and target are complete)."""
         finite_rows = np.isfinite(values).all(axis=1)
         self.scaler_mean_ = values[finite_rows].mean(axis=0)
         self.scaler_std_ = values[finite_rows].std(axis=0)
@@ -159,35 +191,29 @@ class LSTMForecaster(Forecaster):
             self.target_std_ = float(target[train_ends].std()) or 1.0
         else:
             self.target_mean_, self.target_std_ = 0.0, 1.0
+        return train_ends, val_ends
 
-        self.device_ = resolve_device(self.device)
-        torch.manual_seed(self.random_state)
-        generator = torch.Generator().manual_seed(self.random_state)
-        device = torch.device(self.device_)
-        data = torch.as_tensor(
-            np.nan_to_num(self._standardise(frame)), dtype=torch.float32, device=device
-        )
-        labels = torch.as_tensor(
-            np.nan_to_num((target - self.target_mean_) / self.target_std_),
-            dtype=torch.float32,
-            device=device,
-        )
-        network = _Network(values.shape[1], self.hidden_size, self.num_layers, self.dropout).to(
-            device
-        )
+    def _train(
+        self,
+        network: nn.Module,
+        data: torch.Tensor,
+        labels: torch.Tensor,
+        train_idx: torch.Tensor,
+        val_idx: torch.Tensor,
+    ) -> None:
+        """Epochs of mini-batch Adam with early stopping on the validation loss (the
+        training loss without validation rows); ``network`` ends with the best epoch's
+        weights and ``history_`` holds every epoch's losses."""
         optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
         loss_fn: nn.Module = (
             nn.BCEWithLogitsLoss() if self.task == "classification" else nn.MSELoss()
         )
-        train_idx = torch.as_tensor(train_ends, device=device)
-        val_idx = torch.as_tensor(val_ends, device=device)
-
+        generator = torch.Generator().manual_seed(self.random_state)
         self.history_: list[dict[str, float]] = []
         best_loss, best_state, stale = float("inf"), None, 0
-        started = time.perf_counter()
         for epoch in range(self.max_epochs):
             network.train()
-            order = train_idx[torch.randperm(len(train_idx), generator=generator).to(device)]
+            order = train_idx[torch.randperm(len(train_idx), generator=generator).to(data.device)]
             total = 0.0
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
@@ -210,14 +236,6 @@ class LSTMForecaster(Forecaster):
                     break
         if best_state is not None:
             network.load_state_dict(best_state)
-        self.train_seconds_ = time.perf_counter() - started
-        self.samples_seen_ = len(train_idx) * len(self.history_)
-        self.best_epoch_ = int(
-            np.argmin([h.get("val_loss", h["train_loss"]) for h in self.history_])
-        )
-        self.network_ = network.to("cpu").eval()
-        self.n_features_in_ = values.shape[1]
-        return self
 
     def _loss(
         self,

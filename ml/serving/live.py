@@ -66,9 +66,7 @@ class LiveState:
         fresh: dict[str, np.ndarray] = {}
         if self.regime_filter is not None and bundle.regime_model is not None:
             labels = bundle.regime_model.labels_
-            x = np.column_stack(
-                [features[c].to_numpy(dtype="float64")[-new:] for c in bundle.config.regime.columns]
-            )
+            x = np.column_stack([features[c][-new:] for c in bundle.config.regime.columns])
             rows, decisions = [], []
             for row in x:  # O(K^2) per new candle; the decision after each one
                 rows.append(self.regime_filter.update(row))
@@ -79,15 +77,14 @@ class LiveState:
             fresh["regime"] = np.asarray(decisions, dtype="int16")  # codes, -1: none yet
         # The forecaster reads the new rows and the sequence context before them: inputs for
         # just those rows, with cached regime probabilities for the older ones.
-        needed = min(len(features), new + context)
-        recent = features.iloc[len(features) - needed :]
+        needed = min(len(candles), new + context)  # the rows tail_features computed
         tail_regimes = {
             column: np.concatenate(
                 [self.columns[column][len(self.columns[column]) - (needed - new) :], fresh[column]]
             )
             for column in regime_columns
         }
-        fresh.update(bundle.forecast(bundle.live_inputs(recent, tail_regimes), last=new))
+        fresh.update(bundle.forecast(bundle.live_inputs(features, tail_regimes), last=new))
         keep = int(np.searchsorted(self.stamps, stamps[0]))  # candles the frame no longer holds
         self.stamps = np.concatenate([self.stamps[keep:], stamps[-new:]])
         for column in self.columns:
