@@ -180,6 +180,47 @@ def replay_config(
     return config
 
 
+def _prepare_userdir(
+    config: dict[str, Any], userdir: Path, exchange: str, pairs: list[str]
+) -> Path:
+    """Markets snapshot installed, an empty trade database, the replay's config written;
+    returns the config's path."""
+    ensure_freqtrade_userdir(userdir)
+    snapshot = snapshot_path(userdir, exchange)
+    if not snapshot.exists() or any(p not in load_snapshot(snapshot) for p in pairs):
+        generate_snapshot(userdir, exchange, pairs)
+    install_frozen_markets(load_snapshot(snapshot))
+    database = Path(str(config["db_url"]).removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    for stale in database.parent.glob(database.name + "*"):  # a replay starts empty
+        stale.unlink()
+    path = database.parent / "replay.config.json"
+    write_text_atomic(path, json.dumps(config, indent=2))
+    return path
+
+
+def _drive(
+    bot: Any,
+    market: ReplayMarket,
+    opens: pd.Series,
+    clock: Any,
+    speed: float | None,
+    on_step: Callable[[int, Any], None] | None,
+) -> None:
+    """One ``bot.process()`` per candle of ``opens``, with the clock just after it closed."""
+    for step, opened in enumerate(opens):
+        market.closed_until = pd.Timestamp(opened)
+        clock.move_to(market.now())
+        # rates are cached for minutes of real time: a step is a candle later
+        bot.exchange._entry_rate_cache.clear()
+        bot.exchange._exit_rate_cache.clear()
+        bot.process()
+        if on_step is not None:
+            on_step(step, bot)
+        if speed:
+            time.sleep(market.step_seconds / speed)
+
+
 def run_replay(
     config: dict[str, Any],
     *,
@@ -213,17 +254,7 @@ def run_replay(
             f"no {pairs[0]} {timeframe} candles between {start:%Y-%m-%d} and {end:%Y-%m-%d}",
             hint="choose a --timerange inside the imported data (tradingbot data check)",
         )
-    ensure_freqtrade_userdir(userdir)
-    snapshot = snapshot_path(userdir, exchange)
-    if not snapshot.exists() or any(p not in load_snapshot(snapshot) for p in pairs):
-        generate_snapshot(userdir, exchange, pairs)
-    install_frozen_markets(load_snapshot(snapshot))
-    database = Path(str(config["db_url"]).removeprefix("sqlite:///"))
-    database.parent.mkdir(parents=True, exist_ok=True)
-    for stale in database.parent.glob(database.name + "*"):  # a replay starts empty
-        stale.unlink()
-    path = database.parent / "replay.config.json"
-    write_text_atomic(path, json.dumps(config, indent=2))
+    path = _prepare_userdir(config, userdir, exchange, pairs)
     # Step t: candle t (open time in [start, end)) has just closed, as in a backtest of the
     # timerange, whose first signal is that of the candle opened at its start.
     market.closed_until = pd.Timestamp(steps["date"].iloc[0])
@@ -242,20 +273,11 @@ def run_replay(
         )
         try:
             bot.startup()
-            for step, opened in enumerate(steps["date"]):
-                market.closed_until = pd.Timestamp(opened)
-                clock.move_to(market.now())
-                # rates are cached for minutes of real time: a step is a candle later
-                bot.exchange._entry_rate_cache.clear()
-                bot.exchange._exit_rate_cache.clear()
-                bot.process()
-                if on_step is not None:
-                    on_step(step, bot)
-                if speed:
-                    time.sleep(market.step_seconds / speed)
+            _drive(bot, market, steps["date"], clock, speed, on_step)
             trades = _trades(Trade.get_trades_proxy())
         finally:
             bot.cleanup()
+    database = Path(str(config["db_url"]).removeprefix("sqlite:///"))
     return ReplayResult(trades, len(steps), time.perf_counter() - started, database)
 
 
@@ -314,21 +336,46 @@ class TradeComparison:
         return 1.0 if total == 0 else len(self.matched) / total
 
 
+def _keyed(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
+    """Trades with UTC dates and the candle each entered in."""
+    out = frame.copy()
+    out["open_date"] = pd.to_datetime(out["open_date"], utc=True)
+    out["close_date"] = pd.to_datetime(out["close_date"], utc=True)
+    out["candle"] = out["open_date"].dt.floor(step)
+    return out
+
+
+def _held(frame: pd.DataFrame, pair: str, candle: pd.Timestamp, step: pd.Timedelta) -> bool:
+    """Did ``frame``'s run hold ``pair`` at ``candle`` (so it could not enter there)?"""
+    rows = frame[frame["pair"] == pair]
+    closes = rows["close_date"].dt.floor(step)
+    still_open = closes.isna()
+    return bool(((rows["candle"] <= candle) & (still_open | (closes >= candle))).any())
+
+
+def _differences(both: pd.DataFrame, step: pd.Timedelta, end: datetime) -> pd.DataFrame:
+    """Entry price, exit candle and exit price differences of matched trades (exits of
+    trades the backtest force-closed at its end are not compared: NaN)."""
+    both = both.copy()
+    both["entry_price_diff"] = both["open_rate_replay"] / both["open_rate_backtest"] - 1.0
+    both["exit_candle_diff"] = (
+        both["close_date_replay"].dt.floor(step) - both["close_date_backtest"].dt.floor(step)
+    ) / step
+    both["exit_price_diff"] = both["close_rate_replay"] / both["close_rate_backtest"] - 1.0
+    forced = both["close_date_backtest"] >= pd.Timestamp(end) - step
+    both.loc[forced, ["exit_candle_diff", "exit_price_diff"]] = float("nan")
+    return both
+
+
 def compare_trades(
     replay: pd.DataFrame, backtest: pd.DataFrame, timeframe: str, end: datetime
 ) -> TradeComparison:
     """Match trades by pair and the candle they entered in. Trades the backtest
-    force-closed at its end are compared on their entry only."""
+    force-closed at its end are compared on their entry only. Unexplained: a trade only
+    one run has although the other was free to enter, or an exit in another candle that
+    no intra-candle exit (stop, ROI) explains."""
     step = pd.Timedelta(seconds=timeframe_to_seconds(timeframe))
-
-    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.copy()
-        out["open_date"] = pd.to_datetime(out["open_date"], utc=True)
-        out["close_date"] = pd.to_datetime(out["close_date"], utc=True)
-        out["candle"] = out["open_date"].dt.floor(step)
-        return out
-
-    ours, theirs = keyed(replay), keyed(backtest)
+    ours, theirs = _keyed(replay, step), _keyed(backtest, step)
     merged = ours.merge(
         theirs,
         on=["pair", "candle"],
@@ -336,33 +383,17 @@ def compare_trades(
         suffixes=("_replay", "_backtest"),
         indicator=True,
     )
-    both = merged[merged["_merge"] == "both"].copy()
-    both["entry_price_diff"] = both["open_rate_replay"] / both["open_rate_backtest"] - 1.0
-    both["exit_candle_diff"] = (
-        both["close_date_replay"].dt.floor(step) - both["close_date_backtest"].dt.floor(step)
-    ) / step
-    both["exit_price_diff"] = both["close_rate_replay"] / both["close_rate_backtest"] - 1.0
-    ended = pd.Timestamp(end) - step
-    forced = both["close_date_backtest"] >= ended  # closed by the end of the backtest
-    both.loc[forced, ["exit_candle_diff", "exit_price_diff"]] = float("nan")
+    both = _differences(merged[merged["_merge"] == "both"], step, end)
     replay_only = merged[merged["_merge"] == "left_only"].reset_index(drop=True)
     backtest_only = merged[merged["_merge"] == "right_only"].reset_index(drop=True)
-
-    def held(frame: pd.DataFrame, pair: str, candle: pd.Timestamp) -> bool:
-        """Did ``frame``'s run hold ``pair`` at ``candle`` (so it could not enter there)?"""
-        rows = frame[frame["pair"] == pair]
-        closes = rows["close_date"].dt.floor(step)
-        still_open = closes.isna()
-        return bool(((rows["candle"] <= candle) & (still_open | (closes >= candle))).any())
-
     odd = [
         row
         for row in replay_only.itertuples(index=False)
-        if not held(theirs, str(row.pair), pd.Timestamp(str(row.candle)))
+        if not _held(theirs, str(row.pair), pd.Timestamp(str(row.candle)), step)
     ] + [
         row
         for row in backtest_only.itertuples(index=False)
-        if not held(ours, str(row.pair), pd.Timestamp(str(row.candle)))
+        if not _held(ours, str(row.pair), pd.Timestamp(str(row.candle)), step)
     ]
     late = both[
         (both["exit_candle_diff"].fillna(0) != 0)
