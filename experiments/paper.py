@@ -238,7 +238,8 @@ def replay_paper(
     from experiments.backtest import backtest
     from experiments.spec import TimeRange
     from strategies.journal_sources import journal_database
-    from strategies.paper_replay import compare_trades, replay_config, run_replay
+    from strategies.paper_replay import replay_config, run_replay
+    from strategies.replay_comparison import compare_trades
     from strategies.results import parse_result_zip
 
     window = TimeRange.parse(timerange)

@@ -117,7 +117,8 @@ def _guard_notes(console: Console, guard: dict[str, Any], compared_from: Any) ->
 def replay_summary(console: Console, result: object, summary: object, compared: object) -> None:
     """The replay's trades, and how they compare with a backtest of the same candles."""
     from experiments.backtest import BacktestSummary
-    from strategies.paper_replay import ReplayResult, TradeComparison
+    from strategies.paper_replay import ReplayResult
+    from strategies.replay_comparison import TradeComparison
 
     assert isinstance(result, ReplayResult) and isinstance(summary, BacktestSummary)
     assert isinstance(compared, TradeComparison)
