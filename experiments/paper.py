@@ -220,6 +220,33 @@ def _replay_model(model: str | None, settings: dict[str, Any]) -> str:
     return str(model_uri if model_uri.startswith("models:/") else f"models:/{model_uri}")
 
 
+def _same_backtest(
+    settings: dict[str, Any],
+    model_uri: str,
+    strategy: str,
+    timerange: str,
+    userdir: Path,
+    tracking_uri: str,
+) -> Any:
+    """The backtest a replay is compared with: same candles, strategy, model and slots."""
+    from experiments.backtest import backtest
+
+    pairs = list(settings.get("exchange", {}).get("pair_whitelist", []))
+    name, per_pair = backtest_model(model_uri)
+    return backtest(
+        strategy=strategy,
+        pair=pairs[0],
+        pairs=pairs if per_pair or len(pairs) > 1 else None,
+        timeframe=str(settings.get("timeframe", "1h")),
+        exchange=str(settings.get("exchange", {}).get("name", "binance")),
+        timerange=timerange,
+        model=name,
+        userdir=userdir,
+        tracking_uri=tracking_uri,
+        max_open_trades=int(settings.get("max_open_trades", 1)),
+    )
+
+
 def replay_paper(
     *,
     config: Path,
@@ -235,7 +262,6 @@ def replay_paper(
     """Paper trading on a replayed market (``strategies.paper_replay``), then a backtest
     of the same candles, strategy and model, and the two compared trade by trade.
     Returns (replay result, backtest summary, comparison)."""
-    from experiments.backtest import backtest
     from experiments.spec import TimeRange
     from strategies.journal_sources import journal_database
     from strategies.paper_replay import replay_config, run_replay
@@ -243,58 +269,40 @@ def replay_paper(
     from strategies.results import parse_result_zip
 
     window = TimeRange.parse(timerange)
-    if window.start is None or window.end is None:
+    start, end = window.start, window.end
+    if start is None or end is None:
         raise PaperError(
             f"--timerange {timerange!r} needs both ends for a replay", hint="e.g. 20210301-20210315"
         )
     settings = load_config(config)
     model_uri = _replay_model(model, settings)
-    pairs = list(settings.get("exchange", {}).get("pair_whitelist", []))
     strategy_name = strategy or settings.get("strategy", "RegimeStrategy")
     timeframe = str(settings.get("timeframe", "1h"))
-    exchange = str(settings.get("exchange", {}).get("name", "binance"))
-    fee = 0.001  # the backtests' fee, so the two runs pay the same
     replay_settings = replay_config(
         settings,
         userdir=userdir,
-        pairs=pairs,
+        pairs=list(settings.get("exchange", {}).get("pair_whitelist", [])),
         timeframe=timeframe,
         strategy=strategy_name,
         model_uri=model_uri,
         tracking_uri=tracking_uri,
         database=UserDir(userdir.resolve()).replay_trades_db,
-        fee=fee,
+        fee=0.001,  # the backtests' fee, so the two runs pay the same
     )
     result = run_replay(
         replay_settings,
         userdir=userdir,
-        exchange=exchange,
-        start=window.start,
-        end=window.end,
+        exchange=str(settings.get("exchange", {}).get("name", "binance")),
+        start=start,
+        end=end,
         speed=speed,
         on_step=on_step,
         quiet=quiet,
     )
-    name, per_pair = backtest_model(model_uri)
-    summary = backtest(
-        strategy=strategy_name,
-        pair=pairs[0],
-        pairs=pairs if per_pair or len(pairs) > 1 else None,
-        timeframe=timeframe,
-        exchange=exchange,
-        timerange=timerange,
-        model=name,
-        userdir=userdir,
-        tracking_uri=tracking_uri,
-        max_open_trades=int(settings.get("max_open_trades", 1)),
-    )
+    summary = _same_backtest(settings, model_uri, strategy_name, timerange, userdir, tracking_uri)
     traded = parse_result_zip(summary.result_zip, strategy_name).trades
-    journal_database(
-        userdir,
-        f"sqlite:///{result.database}",
-        mode="paper",
-        strategy=strategy_name,
-        model_uri=model_uri,
-        name=f"paper/{strategy_name}/replay-{timerange}",
-    )
-    return result, summary, compare_trades(result.trades, traded, timeframe, window.end)
+    journal_database(  # the replay's trades, as a paper bot's
+        userdir, f"sqlite:///{result.database}", mode="paper", strategy=strategy_name,
+        model_uri=model_uri, name=f"paper/{strategy_name}/replay-{timerange}",
+    )  # fmt: skip
+    return result, summary, compare_trades(result.trades, traded, timeframe, end)

@@ -79,6 +79,25 @@ def risk_disable(userdir: Userdir = Path("user_data")) -> None:
     console.print("circuit breaker disabled")
 
 
+LiveFlag = Annotated[
+    bool, typer.Option("--live", help="Trade real money (also needs --i-understand-live-risk).")
+]
+ReplayFlag = Annotated[
+    bool,
+    typer.Option(
+        "--replay",
+        help="Offline: Freqtrade's bot loop on the imported candles of --timerange, "
+        "served one by one as if live; then compared with a backtest of them.",
+    ),
+]
+ReplaySpeed = Annotated[
+    float | None,
+    typer.Option(
+        "--speed", min=1, help="Replayed seconds per second (default: as fast as it goes)."
+    ),
+]
+
+
 @app.command("paper")
 def paper_command(
     config: Annotated[Path, typer.Option("--config", help="Freqtrade config.")] = Path(
@@ -91,29 +110,15 @@ def paper_command(
         str | None,
         typer.Option("--model", help="Model URI, e.g. models:/btc_1h_hmm_lstm@champion."),
     ] = None,
-    live: Annotated[
-        bool, typer.Option("--live", help="Trade real money (also needs --i-understand-live-risk).")
-    ] = False,
+    live: LiveFlag = False,
     i_understand_live_risk: Annotated[
         bool, typer.Option("--i-understand-live-risk", hidden=True)
     ] = False,
-    replay: Annotated[
-        bool,
-        typer.Option(
-            "--replay",
-            help="Offline: Freqtrade's bot loop on the imported candles of --timerange, "
-            "served one by one as if live; then compared with a backtest of them.",
-        ),
-    ] = False,
+    replay: ReplayFlag = False,
     timerange: Annotated[
         str | None, typer.Option("--timerange", help="YYYYMMDD-YYYYMMDD (with --replay).")
     ] = None,
-    speed: Annotated[
-        float | None,
-        typer.Option(
-            "--speed", min=1, help="Replayed seconds per second (default: as fast as it goes)."
-        ),
-    ] = None,
+    speed: ReplaySpeed = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Paper trading (dry-run) with Freqtrade's bot loop; live only with explicit opt-in."""
