@@ -22,38 +22,41 @@ from experiments.cli._app import (
     tracking_uri,
 )
 
+TuneSpec = Annotated[
+    Path,
+    typer.Argument(
+        help="Experiment spec (TOML) with a \\[tune] section, e.g. experiments/specs/btc_1h_lightgbm.toml."
+    ),
+]
+Trials = Annotated[
+    int,
+    typer.Option("--trials", min=1, help="Trials the study should have in all (resumes count)."),
+]
+Jobs = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes on this machine.")]
+StudyName = Annotated[
+    str | None,
+    typer.Option("--study", help="Study name (default: the spec's name); same name = resume."),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage URL (sqlite:///..., postgresql://...); default: a journal file under the user dir.",
+    ),
+]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", min=1, help="Start no new trial after S seconds.")
+]
+
 
 @app.command("tune")
 def tune_command(
-    spec: Annotated[
-        Path,
-        typer.Argument(
-            help="Experiment spec (TOML) with a \\[tune] section, e.g. experiments/specs/btc_1h_lightgbm.toml."
-        ),
-    ],
-    trials: Annotated[
-        int,
-        typer.Option(
-            "--trials", min=1, help="Trials the study should have in all (resumes count)."
-        ),
-    ] = 20,
-    jobs: Annotated[
-        int, typer.Option("--jobs", min=1, help="Worker processes on this machine.")
-    ] = 1,
-    study: Annotated[
-        str | None,
-        typer.Option("--study", help="Study name (default: the spec's name); same name = resume."),
-    ] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            help="Optuna storage URL (sqlite:///..., postgresql://...); default: a journal file under the user dir.",
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", min=1, help="Start no new trial after S seconds.")
-    ] = None,
+    spec: TuneSpec,
+    trials: Trials = 20,
+    jobs: Jobs = 1,
+    study: StudyName = None,
+    storage: Storage = None,
+    timeout: Timeout = None,
     pair: SpecPair = None,
     timeframe: SpecTimeframe = None,
     timerange: SpecTimerange = None,

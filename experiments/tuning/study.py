@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 
 import optuna
 from mlflow.entities import Param, RunStatus
@@ -95,6 +96,42 @@ def _parent_run(
     return run_id
 
 
+def _run_workers(
+    args: WorkerArgs, data: TuningData, client: MlflowClient, report: Callable[[], None]
+) -> None:
+    """The trials, in this process (one job) or in ``jobs`` worker processes; the parent
+    run is marked killed or failed if they end by an interrupt or an error."""
+    try:
+        if args.request.jobs == 1:
+            worker = Worker(args, data)
+            worker.run(worker.open(), on_progress=report)
+        else:
+            _run_processes(args, args.request.jobs, report)
+    except KeyboardInterrupt:
+        client.set_terminated(args.parent_run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        client.set_terminated(args.parent_run_id, status=RunStatus.to_string(RunStatus.FAILED))
+        raise
+
+
+def _result(request: TuneRequest, study: optuna.Study, parent_run_id: str) -> TuneResult:
+    """What the study holds now: trials by state, model fits, finished or not."""
+    final = counts(study)
+    fits = sum(int(t.user_attrs.get("fits", 0)) for t in study.get_trials(deepcopy=False))
+    return TuneResult(
+        study=request.study_name,
+        storage=storage_label(request.storage, request.userdir),
+        trials=request.trials,
+        complete=final.complete,
+        pruned=final.pruned,
+        failed=final.failed,
+        fits=fits,
+        finished=final.finished >= request.trials,
+        parent_run_id=parent_run_id,
+    )
+
+
 def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it all
     tune_config = request.tune
@@ -112,7 +149,6 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
     experiment = tracking.experiment_id(client, request.spec.name, request.userdir)
     tracking.fail_stale_runs(client, experiment)
     parent_run_id = _parent_run(client, experiment, study, request, data)
-    deadline = time.time() + request.timeout if request.timeout else None
 
     def report() -> None:
         if progress is not None:
@@ -124,37 +160,14 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         worker=0,
         parent_run_id=parent_run_id,
         experiment_id=experiment,
-        deadline=deadline,
+        deadline=time.time() + request.timeout if request.timeout else None,
         parent_pid=os.getpid(),
         threads=max(1, (os.cpu_count() or 1) // request.jobs),
     )
-    try:
-        if request.jobs == 1:
-            worker = Worker(args, data)
-            worker.run(worker.open(), on_progress=report)
-        else:
-            _run_processes(args, request.jobs, report)
-    except KeyboardInterrupt:
-        client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.KILLED))
-        raise
-    except BaseException:
-        client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FAILED))
-        raise
+    _run_workers(args, data, client, report)
     study = optuna.load_study(study_name=request.study_name, storage=storage)
-    final = counts(study)
     report()
-    fits = sum(int(t.user_attrs.get("fits", 0)) for t in study.get_trials(deepcopy=False))
-    result = TuneResult(
-        study=request.study_name,
-        storage=storage_label(request.storage, request.userdir),
-        trials=request.trials,
-        complete=final.complete,
-        pruned=final.pruned,
-        failed=final.failed,
-        fits=fits,
-        finished=final.finished >= request.trials,
-        parent_run_id=parent_run_id,
-    )
+    result = _result(request, study, parent_run_id)
     if not result.finished:  # time is up, or others still run: continue with the same --study
         now = time.time()
         result = dataclasses.replace(

@@ -122,55 +122,75 @@ class Worker:
             run_id = self._start_run(trial)
             trial.set_user_attr("mlflow_run_id", run_id)
             started = time.monotonic()
-            fits = 0
-            state = TrialState.FAIL
-            values: list[float] | None = None
-            error: str | None = None
+            fits = [0]  # model fits so far, counted by the fold callback
             try:
-                params, spec, strategy = suggest_trial(
-                    trial, self.args.request.spec, self.tune, self.defaults
-                )
-                self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-
-                def on_fold(step: int, metrics: dict[str, float]) -> None:
-                    nonlocal fits
-                    fits += 1
-                    stamp = int(time.time() * 1000)
-                    self.client.log_batch(
-                        run_id, metrics=[Metric(k, v, stamp, step) for k, v in metrics.items()]
-                    )
-                    trial.set_user_attr("folds_done", step + 1)  # for the progress display
-                    if on_progress is not None:
-                        on_progress()
-                    if not self.tune.multi_objective:
-                        trial.report(metrics[self.tune.objectives[0]], step)
-                        if trial.should_prune():
-                            raise optuna.TrialPruned(f"pruned after fold {step}")
-
-                outcome = run_trial(self.data, spec, strategy, on_fold, self.threads)
-                values = objective_values(outcome.metrics, self.tune)
-                trial.set_user_attr("metrics", outcome.metrics)
-                state = TrialState.COMPLETE
-            except optuna.TrialPruned:
-                state = TrialState.PRUNED
-            except Exception as exc:  # one bad parameter combination must not end the study
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                log.warning("trial %d failed: %s", trial.number, error)
-                trial.set_user_attr("error", error)
+                state, values, error = self._evaluate(trial, run_id, fits, on_progress)
             except BaseException:  # Ctrl-C / SIGTERM: not the trial's fault, run it again later
                 trial.set_user_attr(INTERRUPTED, True)
                 study.tell(trial, state=TrialState.FAIL)
                 queue_again(study, trial.number, trial.params)
-                self._end_run(run_id, "interrupted", fits, started, RunStatus.KILLED)
+                self._end_run(run_id, "interrupted", fits[0], started, RunStatus.KILLED)
                 raise
-            trial.set_user_attr("fits", fits)
+            trial.set_user_attr("fits", fits[0])
             if state == TrialState.COMPLETE:
                 study.tell(trial, values)
             else:
                 study.tell(trial, state=state)
             status = RunStatus.FAILED if state == TrialState.FAIL else RunStatus.FINISHED
-            self._end_run(run_id, state.name, fits, started, status, values, error)
+            self._end_run(run_id, state.name, fits[0], started, status, values, error)
             return state
+
+    def _evaluate(
+        self,
+        trial: optuna.Trial,
+        run_id: str,
+        fits: list[int],
+        on_progress: Callable[[], None] | None,
+    ) -> tuple[TrialState, list[float] | None, str | None]:
+        """Run the trial's folds: (state, objective values if complete, error if failed).
+        A failing parameter combination is a failed trial, not a failed study."""
+        try:
+            params, spec, strategy = suggest_trial(
+                trial, self.args.request.spec, self.tune, self.defaults
+            )
+            self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            on_fold = self._fold_callback(trial, run_id, fits, on_progress)
+            outcome = run_trial(self.data, spec, strategy, on_fold, self.threads)
+            trial.set_user_attr("metrics", outcome.metrics)
+            return TrialState.COMPLETE, objective_values(outcome.metrics, self.tune), None
+        except optuna.TrialPruned:
+            return TrialState.PRUNED, None, None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            log.warning("trial %d failed: %s", trial.number, error)
+            trial.set_user_attr("error", error)
+            return TrialState.FAIL, None, error
+
+    def _fold_callback(
+        self,
+        trial: optuna.Trial,
+        run_id: str,
+        fits: list[int],
+        on_progress: Callable[[], None] | None,
+    ) -> Callable[[int, dict[str, float]], None]:
+        """After each fold: count the fit, log its metrics at its step, report it to the
+        pruner (single objective), which may end the trial."""
+
+        def on_fold(step: int, metrics: dict[str, float]) -> None:
+            fits[0] += 1
+            stamp = int(time.time() * 1000)
+            self.client.log_batch(
+                run_id, metrics=[Metric(k, v, stamp, step) for k, v in metrics.items()]
+            )
+            trial.set_user_attr("folds_done", step + 1)  # for the progress display
+            if on_progress is not None:
+                on_progress()
+            if not self.tune.multi_objective:
+                trial.report(metrics[self.tune.objectives[0]], step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fold {step}")
+
+        return on_fold
 
     def _start_run(self, trial: optuna.Trial) -> str:
         request = self.args.request
