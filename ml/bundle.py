@@ -254,6 +254,27 @@ def regime_frame(
     return frame
 
 
+def _fit_regimes(
+    train_features: pd.DataFrame,
+    config: TrainingConfig,
+    seed: int,
+    previous: RegimeModel | None,
+) -> RegimeModel:
+    """The regime model on the training rows' regime columns (warm-started from
+    ``previous`` when it is an HMM and ``[regime] warm_start`` is on)."""
+    missing = [c for c in config.regime.columns if c not in train_features.columns]
+    if missing:
+        raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
+    params = config.regime.estimator_params(seed)
+    if config.regime.warm_start and isinstance(previous, RegimeHMM):
+        params["init_from"] = previous
+    return fit_regime_model(
+        params,
+        train_features[list(config.regime.columns)].to_numpy(dtype="float64"),
+        config.regime.kind,
+    )
+
+
 def fit_bundle(
     *,
     name: str,
@@ -280,21 +301,10 @@ def fit_bundle(
     ``horizon`` candles ahead, which the caller's embargo keeps inside the data.
     """
     train_features = features.iloc[rows]
-    regime_model = None
-    labels: list[str] = []
-    if config.model.uses_regimes:
-        missing = [c for c in config.regime.columns if c not in features.columns]
-        if missing:
-            raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
-        params = config.regime.estimator_params(seed)
-        if config.regime.warm_start and isinstance(previous, RegimeHMM):
-            params["init_from"] = previous
-        regime_model = fit_regime_model(
-            params,
-            train_features[list(config.regime.columns)].to_numpy(dtype="float64"),
-            config.regime.kind,
-        )
-        labels = list(regime_model.labels_)
+    regime_model = (
+        _fit_regimes(train_features, config, seed, previous) if config.model.uses_regimes else None
+    )
+    labels = [] if regime_model is None else list(regime_model.labels_)
     regimes = regime_frame(regime_model, train_features, config.regime.columns)
     input_columns = feature_columns(features) + [c for c in regimes.columns if c.startswith("p_")]
     target = make_target(candles, config.target).to_numpy()[rows]
