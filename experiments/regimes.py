@@ -64,15 +64,7 @@ def run_regimes(
     say(REGIME_STAGES[0])
     candles = load_candles(userdir, exchange, pair, timeframe)
     features = cached_features(candles, default_spec(), userdir, pair, timeframe)
-    if train_end is None:
-        cut = int(len(candles) * 0.7)
-    else:
-        cut = int((candles["date"] < pd.Timestamp(train_end)).sum())
-    if cut < 500:
-        raise SpecError(
-            f"only {cut} candles before the training end {train_end}",
-            hint="move --train-end later (the model needs at least 500 candles to fit)",
-        )
+    cut = _training_rows(candles, train_end)
     n_states: int | str = "auto" if str(states) == "auto" else int(states)
     say(REGIME_STAGES[1])
     x = features[list(config.columns)].to_numpy(dtype="float64")
@@ -92,15 +84,35 @@ def run_regimes(
         out.with_suffix(".png"),
         f"{pair} {timeframe}: filtered regimes (fitted before {candles['date'].iloc[cut]:%Y-%m-%d})",
     )
+    return _summary(model, regimes["regime"], candles["date"], cut, out, plot)
+
+
+def _training_rows(candles: pd.DataFrame, train_end: datetime | None) -> int:
+    """Candles the HMM is fitted on: those before ``train_end`` (default: the first 70%)."""
+    if train_end is None:
+        cut = int(len(candles) * 0.7)
+    else:
+        cut = int((candles["date"] < pd.Timestamp(train_end)).sum())
+    if cut < 500:
+        raise SpecError(
+            f"only {cut} candles before the training end {train_end}",
+            hint="move --train-end later (the model needs at least 500 candles to fit)",
+        )
+    return cut
+
+
+def _summary(
+    model: RegimeHMM, names: pd.Series, dates: pd.Series, cut: int, out: Path, plot: Path
+) -> RegimeSummary:
     # the decisions regime_frame already named (-1 = none yet): no second pass of the filter
-    named = pd.Categorical(regimes["regime"], categories=["", *model.labels_])
+    named = pd.Categorical(names, categories=["", *model.labels_])
     decisions = named.codes.astype("int64") - 1
     valid = decisions >= 0
-    labels = regimes["regime"][valid]
+    labels = names[valid]
     return RegimeSummary(
         out=out,
         plot=plot,
-        train_end=candles["date"].iloc[cut].to_pydatetime(),
+        train_end=dates.iloc[cut].to_pydatetime(),
         train_rows=cut,
         labels=list(model.labels_),
         return_means=[float(v) for v in model.return_means_],
