@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlflow.tracking import MlflowClient
 
 from experiments.spec import ExperimentSpec
 from experiments.train import Progress, TrainResult, progress_steps, train
@@ -24,6 +25,34 @@ class WhitelistResult:
     experiment_id: str
     spec_name: str
     pairs: dict[str, TrainResult]
+
+
+def _parent_run(
+    client: MlflowClient, experiment: str, spec: ExperimentSpec, spec_text: str | None
+) -> str:
+    """The whitelist's parent run, with the spec it trains; returns its id."""
+    data = spec.data
+    parent = client.create_run(
+        experiment,
+        run_name=f"{spec.name} whitelist ({len(data.whitelist)} pairs)",
+        tags={
+            "spec_hash": spec.hash,
+            "whitelist": ",".join(data.whitelist),
+            "git_commit": tracking.git_commit(),
+            "seed": str(spec.seed),
+            "model_kind": spec.model.kind,
+            **tracking.process_tags(),
+        },
+    )
+    parent_id: str = parent.info.run_id
+    try:
+        client.log_dict(parent_id, spec.model_dump(mode="json"), "spec/spec.json")
+        if spec_text is not None:
+            client.log_text(parent_id, spec_text, "spec/spec.toml")
+    except BaseException:
+        client.set_terminated(parent_id, status="FAILED")
+        raise
+    return parent_id
 
 
 def train_whitelist(
@@ -49,25 +78,10 @@ def train_whitelist(
     client = tracking.configure(tracking_uri, userdir)
     experiment = tracking.experiment_id(client, spec.name, userdir)
     tracking.fail_stale_runs(client, experiment)
-    parent = client.create_run(
-        experiment,
-        run_name=f"{spec.name} whitelist ({len(data.whitelist)} pairs)",
-        tags={
-            "spec_hash": spec.hash,
-            "whitelist": ",".join(data.whitelist),
-            "git_commit": tracking.git_commit(),
-            "seed": str(spec.seed),
-            "model_kind": spec.model.kind,
-            **tracking.process_tags(),
-        },
-    )
-    parent_id = parent.info.run_id
+    parent_id = _parent_run(client, experiment, spec, spec_text)
     results: dict[str, TrainResult] = {}
     try:
-        client.log_dict(parent_id, spec.model_dump(mode="json"), "spec/spec.json")
-        if spec_text is not None:
-            client.log_text(parent_id, spec_text, "spec/spec.toml")
-        shared = {
+        shared: dict[str, Any] = {
             "userdir": userdir,
             "tracking_uri": tracking_uri,
             "spec_text": spec_text,
