@@ -142,10 +142,40 @@ def comparison(
     )
     for name, positions in rules.items():
         rows[name] = long_flat(positions, returns, fee=fee, periods_per_year=per_year)
+    return _with_drawdown_vs_hold(rows)
+
+
+def _with_drawdown_vs_hold(rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each row's maximum drawdown as a multiple of buy and hold's (0 when hold has none)."""
     hold = rows["always_long"]["max_drawdown"]
     for values in rows.values():
         values["drawdown_vs_buy_hold"] = values["max_drawdown"] / hold if hold > 0 else 0.0
     return rows
+
+
+def _rules_in_pair(
+    candles: pd.DataFrame, timeframe: str, window: tuple[pd.Timestamp, pd.Timestamp], fee: float
+) -> tuple[pd.Series, dict[str, pd.Series], dict[str, pd.Series]]:
+    """One pair's closes inside ``window``, and each rule's equity and position there."""
+    from ml.baselines import trend_positions
+    from ml.metrics import equity_of
+
+    inside = ((candles["date"] >= window[0]) & (candles["date"] < window[1])).to_numpy()
+    traded = candles[inside]
+    index = pd.DatetimeIndex(traded["date"])
+    close = pd.Series(traded["close"].to_numpy(dtype="float64"), index=index)
+    returns = np.r_[np.nan, np.diff(np.log(close.to_numpy()))]
+    rules = {"always_long": np.ones(int(inside.sum()))}
+    rules.update({n: v[inside] for n, v in trend_positions(candles, timeframe).items()})
+    equity = {
+        name: pd.Series(equity_of(positions, returns, fee=fee), index=index)
+        for name, positions in rules.items()
+    }
+    position = {
+        name: pd.Series(np.nan_to_num(positions, nan=0.0), index=index)
+        for name, positions in rules.items()
+    }
+    return close, equity, position
 
 
 def portfolio_comparison(
@@ -162,27 +192,14 @@ def portfolio_comparison(
     share of the balance from the start (buy and hold, the daily SMA50 rule, 30-day
     momentum), on the same candles and fee. A pair without a candle at some close is
     valued at its last close."""
-    from ml.baselines import trend_positions
-    from ml.metrics import equity_of, periods_per_year
+    from ml.metrics import periods_per_year
 
     per_year = periods_per_year(timeframe)
     closes, rule_equity, rule_position = {}, {}, {}
     for pair, candles in candles_by_pair.items():
-        inside = ((candles["date"] >= window[0]) & (candles["date"] < window[1])).to_numpy()
-        traded = candles[inside]
-        index = pd.DatetimeIndex(traded["date"])
-        closes[pair] = pd.Series(traded["close"].to_numpy(dtype="float64"), index=index)
-        returns = np.r_[np.nan, np.diff(np.log(closes[pair].to_numpy()))]
-        rules = {"always_long": np.ones(int(inside.sum()))}
-        rules.update({n: v[inside] for n, v in trend_positions(candles, timeframe).items()})
-        rule_equity[pair] = {
-            name: pd.Series(equity_of(positions, returns, fee=fee), index=index)
-            for name, positions in rules.items()
-        }
-        rule_position[pair] = {
-            name: pd.Series(np.nan_to_num(positions, nan=0.0), index=index)
-            for name, positions in rules.items()
-        }
+        closes[pair], rule_equity[pair], rule_position[pair] = _rules_in_pair(
+            candles, timeframe, window, fee
+        )
     prices = pd.DataFrame(closes).sort_index().ffill().bfill()
     dates = prices.index
     # the strategy: every fill of every pair, valued at each close
@@ -207,7 +224,4 @@ def portfolio_comparison(
             .to_numpy()
         )
         rows[name] = curve_metrics(mean, held_share, per_year)
-    hold = rows["always_long"]["max_drawdown"]
-    for metrics in rows.values():
-        metrics["drawdown_vs_buy_hold"] = metrics["max_drawdown"] / hold if hold > 0 else 0.0
-    return rows
+    return _with_drawdown_vs_hold(rows)
