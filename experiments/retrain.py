@@ -29,6 +29,7 @@ from experiments.features import spec_candles
 from experiments.spec import DataConfig, ExperimentSpec, TimeRange
 from experiments.train import Progress, TrainResult, train
 from ml import tracking
+from ml.bundle import ModelBundle
 from ml.registry import CHAMPION, load_bundle, promote
 from ml.training import score
 
@@ -61,6 +62,55 @@ def latest(spec: ExperimentSpec) -> ExperimentSpec:
     return spec.model_copy(update={"data": DataConfig.model_validate(data)})
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    promoted: bool
+    reason: str
+    compared: int = 0
+    challenger_calmar: float | None = None
+    champion_calmar: float | None = None
+
+
+def _judge(
+    fresh: ExperimentSpec,
+    trained: TrainResult,
+    champion: ModelBundle | None,
+    champion_version: str | None,
+    userdir: Path,
+) -> _Verdict:
+    """The rule of the module doc: the challenger against the champion on the candles
+    neither has seen (after the champion's training window)."""
+    if champion is None:
+        return _Verdict(True, "no champion yet")
+    data = fresh.data
+    candles = spec_candles(data, userdir)
+    oos = trained.out_of_sample
+    trained_until = champion.metadata.train_window.last
+    unseen = oos[pd.to_datetime(oos["date"], utc=True) > trained_until]
+    compared = len(unseen)
+    if compared < MIN_COMPARED_CANDLES:
+        reason = (
+            f"only {compared} candle(s) after the champion's training window "
+            f"(v{champion_version}, to {trained_until:%Y-%m-%d %H:%M}): "
+            f"too few to compare, at least {MIN_COMPARED_CANDLES}"
+        )
+        return _Verdict(False, reason, compared)
+    upto = candles.iloc[: int(unseen.index.max()) + 1]
+    theirs = champion.predict(upto).loc[unseen.index]
+    config = fresh.training
+    new_calmar = score(unseen, candles, config, data.timeframe).metrics["calmar"]
+    old_calmar = score(theirs, candles, config, data.timeframe).metrics["calmar"]
+    promoted = bool(
+        np.nan_to_num(new_calmar, nan=-np.inf) >= np.nan_to_num(old_calmar, nan=-np.inf)
+    )
+    verdict = "not worse than" if promoted else "worse than"
+    reason = (
+        f"Calmar {new_calmar:.3f} {verdict} champion v{champion_version}'s "
+        f"{old_calmar:.3f} on {compared} candles neither had seen"
+    )
+    return _Verdict(promoted, reason, compared, new_calmar, old_calmar)
+
+
 def retrain(
     spec: ExperimentSpec, *, userdir: Path, tracking_uri: str, progress: Progress | None = None
 ) -> RetrainResult:
@@ -72,55 +122,29 @@ def retrain(
     champion = load_bundle(f"models:/{spec.name}/{champion_version}") if champion_version else None
     fresh = latest(spec)
     trained = train(fresh, userdir=userdir, tracking_uri=tracking_uri, progress=progress)
-    compared, new_calmar, old_calmar = 0, None, None
-    if champion is None:
-        promoted, reason = True, "no champion yet"
-    else:
-        data = fresh.data
-        candles = spec_candles(data, userdir)
-        oos = trained.out_of_sample
-        unseen = oos[pd.to_datetime(oos["date"], utc=True) > champion.metadata.train_window.last]
-        compared = len(unseen)
-        if compared < MIN_COMPARED_CANDLES:
-            promoted = False
-            reason = (
-                f"only {compared} candle(s) after the champion's training window "
-                f"(v{champion_version}, to {champion.metadata.train_window.last:%Y-%m-%d %H:%M}): "
-                f"too few to compare, at least {MIN_COMPARED_CANDLES}"
-            )
-        else:
-            upto = candles.iloc[: int(unseen.index.max()) + 1]
-            theirs = champion.predict(upto).loc[unseen.index]
-            config = fresh.training
-            new_calmar = score(unseen, candles, config, data.timeframe).metrics["calmar"]
-            old_calmar = score(theirs, candles, config, data.timeframe).metrics["calmar"]
-            promoted = bool(
-                np.nan_to_num(new_calmar, nan=-np.inf) >= np.nan_to_num(old_calmar, nan=-np.inf)
-            )
-            verdict = "not worse than" if promoted else "worse than"
-            reason = (
-                f"Calmar {new_calmar:.3f} {verdict} champion v{champion_version}'s "
-                f"{old_calmar:.3f} on {compared} candles neither had seen"
-            )
+    verdict = _judge(fresh, trained, champion, champion_version, userdir)
     run = trained.run_id
     client.set_tag(run, "retrain.rule", RULE)
     client.set_tag(run, "retrain.champion_version", champion_version or "none")
-    client.set_tag(run, "retrain.compared_candles", str(compared))
-    client.set_tag(
-        run, "retrain.decision", ("promoted: " if promoted else "kept champion: ") + reason
-    )
-    for key, value in (("challenger", new_calmar), ("champion", old_calmar)):
+    client.set_tag(run, "retrain.compared_candles", str(verdict.compared))
+    decision = ("promoted: " if verdict.promoted else "kept champion: ") + verdict.reason
+    client.set_tag(run, "retrain.decision", decision)
+    for key, value in (
+        ("challenger", verdict.challenger_calmar),
+        ("champion", verdict.champion_calmar),
+    ):
         if value is not None and np.isfinite(value):
             client.log_metric(run, f"retrain.{key}_calmar", float(value))
-    if promoted:
-        promote(client, spec.name, trained.version, f"retrain: {reason}", user="tradingbot retrain")
+    if verdict.promoted:
+        reason = f"retrain: {verdict.reason}"
+        promote(client, spec.name, trained.version, reason, user="tradingbot retrain")
     return RetrainResult(
         model_name=spec.name,
         trained=trained,
         champion_version=champion_version,
-        compared_candles=compared,
-        challenger_calmar=new_calmar,
-        champion_calmar=old_calmar,
-        promoted=promoted,
-        reason=reason,
+        compared_candles=verdict.compared,
+        challenger_calmar=verdict.challenger_calmar,
+        champion_calmar=verdict.champion_calmar,
+        promoted=verdict.promoted,
+        reason=verdict.reason,
     )
