@@ -152,25 +152,9 @@ def train(
         seed=spec.seed,
         model_kind=spec.model.kind,
     )
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        tracking.tracked_run(
-            experiment_id=experiment,
-            run_name=f"{spec.name} train",
-            tags=lineage,
-            parent_run_id=parent_run_id,
-        ) as parent,
-    ):
-        workdir = Path(tmp)
-        _log_spec(spec, spec_text)
-        folds = _walk_forward(job, experiment, lineage, workdir, say)
-        overall = _log_out_of_sample(job, folds, workdir)
-        say("fitting the final model on the whole window")
-        bundle = fit_final(job, folds.last.bundle if folds.last is not None else None)
-        _log_final(bundle, job, workdir, f"{spec.name}: {job.pair} {job.timeframe}")
-        say("logging the model")
-        model_uri, _ = log_bundle(bundle, workdir, job.candles)
-        run_id = parent.info.run_id
+    run_id, model_uri, overall, folds = _tracked_training(
+        job, spec, spec_text, experiment, lineage, parent_run_id, say
+    )
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the
     # next call's reconcile() completes.
@@ -192,6 +176,40 @@ def train(
         folds=len(folds.rows),
         out_of_sample=folds.out_of_sample,
     )
+
+
+def _tracked_training(
+    job: TrainingJob,
+    spec: ExperimentSpec,
+    spec_text: str | None,
+    experiment: str,
+    lineage: dict[str, str],
+    parent_run_id: str | None,
+    say: Progress,
+) -> tuple[str, str, Scores, _Folds]:
+    """The training run: walk-forward folds, out-of-sample summary, the final fit and
+    the logged model. Returns (run id, model URI, overall evaluation, folds); the run
+    has FINISHED when this returns."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tracking.tracked_run(
+            experiment_id=experiment,
+            run_name=f"{spec.name} train",
+            tags=lineage,
+            parent_run_id=parent_run_id,
+        ) as parent,
+    ):
+        workdir = Path(tmp)
+        _log_spec(spec, spec_text)
+        folds = _walk_forward(job, experiment, lineage, workdir, say)
+        overall = _log_out_of_sample(job, folds, workdir)
+        say("fitting the final model on the whole window")
+        bundle = fit_final(job, folds.last.bundle if folds.last is not None else None)
+        _log_final(bundle, job, workdir, f"{spec.name}: {job.pair} {job.timeframe}")
+        say("logging the model")
+        model_uri, _ = log_bundle(bundle, workdir, job.candles)
+        run_id: str = parent.info.run_id
+    return run_id, model_uri, overall, folds
 
 
 def _training_job(
