@@ -32,6 +32,7 @@ from ml.bundle import ModelBundle, package_versions
 from ml.models.jump import RegimeJump
 from ml.plots import regime_plot
 from ml.registry import log_bundle, reconcile, register_finished_run
+from ml.run_log import RunLog
 from ml.training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
 
 Progress = Callable[[str], None]
@@ -50,9 +51,9 @@ class TrainResult:
     out_of_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _log_fold(result: FoldResult, workdir: Path) -> None:
+def _log_fold(result: FoldResult, workdir: Path, record: RunLog) -> None:
     fold = result.fold
-    mlflow.log_params(
+    record.params(
         {
             "fold": fold.index,
             "train_rows": fold.train_end - fold.train_start,
@@ -60,7 +61,7 @@ def _log_fold(result: FoldResult, workdir: Path) -> None:
             "embargo_rows": fold.test_start - fold.train_end,
         }
     )
-    mlflow.set_tags(
+    record.tags(
         {
             "fold.train_first": result.train_window.first.isoformat(),
             "fold.train_last": result.train_window.last.isoformat(),
@@ -69,10 +70,10 @@ def _log_fold(result: FoldResult, workdir: Path) -> None:
             "device": result.bundle.metadata.device,
         }
     )
-    tracking.log_history(getattr(result.bundle.forecaster, "history_", []))
-    tracking.log_metrics(result.metrics)
+    record.history(getattr(result.bundle.forecaster, "history_", []))
+    record.metrics(result.metrics)
     for name, values in result.baselines.items():
-        tracking.log_metrics(values, prefix=f"baseline.{name}.")
+        record.metrics(values, prefix=f"baseline.{name}.")
     folder = workdir / f"fold_{fold.index}"
     folder.mkdir()
     sha = result.bundle.save(folder / "bundle.joblib")
@@ -89,7 +90,7 @@ def _log_fold(result: FoldResult, workdir: Path) -> None:
     result.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
         folder / "predictions.parquet"
     )
-    mlflow.set_tag("bundle_sha256", sha)
+    record.tags({"bundle_sha256": sha})
     mlflow.log_artifacts(str(folder), artifact_path="fold")
 
 
@@ -243,8 +244,12 @@ def _training_job(
 
 def _log_spec(spec: ExperimentSpec, spec_text: str | None) -> None:
     """The spec as parameters, as JSON and as written, and the package versions."""
-    mlflow.log_params(tracking.flatten(spec.model_dump(mode="json", exclude={"features"})))
-    mlflow.log_param("features.spec_hash", spec.feature_spec.hash)
+    RunLog().params(
+        {
+            **tracking.flatten(spec.model_dump(mode="json", exclude={"features"})),
+            "features.spec_hash": spec.feature_spec.hash,
+        }
+    ).send()
     mlflow.log_dict(spec.model_dump(mode="json"), "spec/spec.json")
     if spec_text is not None:
         mlflow.log_text(spec_text, "spec/spec.toml")
@@ -276,8 +281,10 @@ def _walk_forward(
             nested=True,
             tags={**lineage, "fold": str(result.fold.index)},
         ):
-            _log_fold(result, workdir)
-            tracking.log_metrics(penalty_votes(result, job.features, job.config.regime.columns))
+            record = RunLog()
+            _log_fold(result, workdir, record)
+            record.metrics(penalty_votes(result, job.features, job.config.regime.columns))
+            record.send()
         folds.stitched.append(result.predictions)
         baselines = {f"{b}.{k}": v for b, m in result.baselines.items() for k, v in m.items()}
         folds.rows.append({"fold": result.fold.index, **result.metrics, **baselines})
@@ -289,9 +296,10 @@ def _log_out_of_sample(job: TrainingJob, folds: _Folds, workdir: Path) -> Scores
     walk-forward backtest trades exactly these."""
     out_of_sample = folds.out_of_sample
     overall: Scores = score(out_of_sample, job.candles, job.config, job.timeframe)
-    tracking.log_metrics(overall.metrics, prefix="overall.")
+    record = RunLog().metrics(overall.metrics, prefix="overall.")
     for name, values in overall.baselines.items():
-        tracking.log_metrics(values, prefix=f"baseline.{name}.")
+        record.metrics(values, prefix=f"baseline.{name}.")
+    record.send()
     pd.DataFrame(folds.rows).to_csv(workdir / "fold_metrics.csv", index=False)
     mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
     out_of_sample.drop(columns=["reason"], errors="ignore").to_parquet(
@@ -303,9 +311,10 @@ def _log_out_of_sample(job: TrainingJob, folds: _Folds, workdir: Path) -> Scores
 
 def _log_final(bundle: ModelBundle, job: TrainingJob, workdir: Path, title: str) -> None:
     """The final model's device, training history, and its regimes as a picture."""
-    mlflow.set_tag("device", bundle.metadata.device)
-    tracking.log_history(getattr(bundle.forecaster, "history_", []), prefix="final.")
+    record = RunLog().tags({"device": bundle.metadata.device})
+    record.history(getattr(bundle.forecaster, "history_", []), prefix="final.")
     if bundle.regime_model is None:
+        record.send()
         return
     regimes = bundle.regimes(job.features)["regime"]
     plot = regime_plot(
@@ -316,7 +325,7 @@ def _log_final(bundle: ModelBundle, job: TrainingJob, workdir: Path, title: str)
         f"{title} regimes (filtered, causal)",
     )
     mlflow.log_artifact(str(plot), artifact_path="plots")
-    mlflow.log_metric("regime.switches_per_1000", _switches(regimes))
+    record.metrics({"regime.switches_per_1000": _switches(regimes)}).send()
 
 
 def _switches(regimes: pd.Series) -> float:
