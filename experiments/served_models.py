@@ -142,6 +142,31 @@ class ServedModels:
     version: str | None = None
     training_run: str | None = None
     by_pair: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    pooled: bool = False  # one version serving every pair of the whitelist
+
+
+def _pooled(
+    client: mlflow.MlflowClient, model: str, whitelist: tuple[str, ...]
+) -> ServedModels | None:
+    """A pooled model (one version serving several pairs, see ml.pooled) for the whitelist,
+    or None when ``model`` is not one. A whitelist pair it was not trained on is an error."""
+    name = model.split("@", 1)[0].split("/", 1)[0]
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return None  # per-pair models (NAME__<pair>) or none at all: not pooled
+    uri, version, training_run = resolve_model(client, model)
+    tags = client.get_model_version(name, version).tags
+    if "pooled_pairs" not in tags:
+        return None
+    trained = tags["pooled_pairs"].split(",")
+    missing = [pair for pair in whitelist if pair not in trained]
+    if missing:
+        raise RegistryError(
+            f"pooled model {model} was not trained on {', '.join(missing)}",
+            hint=f"its pairs: {', '.join(trained)}; leave the others out of --pairs",
+        )
+    return ServedModels(uri, version, training_run, pooled=True)
 
 
 def serve(
@@ -150,6 +175,9 @@ def serve(
     """Resolve ``model`` (none: a strategy without a model) for one pair or a whitelist."""
     if not model:
         return ServedModels()
+    pooled = _pooled(client, model, whitelist)
+    if pooled is not None:
+        return pooled
     if whitelist:
         uri, by_pair = resolve_whitelist(client, model, whitelist)
         version = ",".join(f"{p}:{v}" for p, (_, v, _) in by_pair.items())
@@ -177,6 +205,11 @@ def walk_forward_inputs(
     if not served.training_run and not served.by_pair:
         raise RegistryError(
             "--walk-forward needs --model NAME@alias (its training run holds the folds)"
+        )
+    if served.pooled:
+        raise RegistryError(
+            "--walk-forward is not available for pooled models yet",
+            hint="backtest the registered model on candles after its training window",
         )
     runs = (
         [(p, r) for p, (_, _, r) in served.by_pair.items()]

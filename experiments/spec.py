@@ -107,12 +107,15 @@ def model_name(spec_name: str, pair: str) -> str:
 
 
 class DataConfig(BaseModel):
-    """``[data]``: one ``pair``, or a whitelist ``pairs`` (one model per pair)."""
+    """``[data]``: one ``pair``, or a whitelist ``pairs``: one model per pair
+    (``pooling = "per_pair"``, the default) or one model over all of them
+    (``pooling = "pooled"``, see :mod:`ml.pooled`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pair: str = "BTC/USDT"
     pairs: tuple[str, ...] = ()
+    pooling: Literal["per_pair", "pooled"] = "per_pair"
     timeframe: str = "1h"
     exchange: str = "binance"
     timerange: str | None = None
@@ -147,6 +150,12 @@ class DataConfig(BaseModel):
     def whitelist(self) -> tuple[str, ...]:
         """The pairs this spec trains and backtests."""
         return self.pairs or (self.pair,)
+
+    @model_validator(mode="after")
+    def _pooling(self) -> DataConfig:
+        if self.pooling == "pooled" and len(self.pairs) < 2:
+            raise ValueError('pooling = "pooled" needs a whitelist of two or more pairs')
+        return self
 
     @field_validator("timeframe")
     @classmethod
@@ -240,6 +249,8 @@ class ExperimentSpec(BaseModel):
             del content["trust"]
         if content.get("tune") and content["tune"].get("strategy_parameters") is None:
             del content["tune"]["strategy_parameters"]  # nor specs tuned as before it
+        if content["data"]["pooling"] == "per_pair":
+            del content["data"]["pooling"]  # nor specs from before pooled models
         if content["regime"]["warm_start"] is True:
             del content["regime"]["warm_start"]  # nor specs from before warm starts
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
@@ -261,7 +272,7 @@ class ExperimentSpec(BaseModel):
                 f"{pair} is not in the whitelist of spec {self.name}",
                 hint=f"its pairs: {', '.join(self.data.pairs)}",
             )
-        data = self.data.model_dump(exclude={"pairs"}) | {"pair": pair}
+        data = self.data.model_dump(exclude={"pairs", "pooling"}) | {"pair": pair}
         return self.model_copy(
             update={"name": model_name(self.name, pair), "data": DataConfig.model_validate(data)}
         )

@@ -8,6 +8,7 @@ probabilities and runs the forecaster: no train/serve skew.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.metadata
 import io
@@ -76,6 +77,7 @@ class BundleMetadata(BaseModel):
     versions: dict[str, str]
     regime_labels: list[str]
     input_columns: list[str]
+    pairs: list[str] = []  # a pooled bundle: every pair it serves (see ml.pooled)
 
 
 class BundleError(TradingbotError):
@@ -98,6 +100,10 @@ class ModelBundle:
         self.metadata = metadata
         # FreqAI's dissimilarity index of the training inputs, when the spec asks for it
         self.dissimilarity: DissimilarityIndex | None = None
+        # a pooled bundle: each pair's feature scaling (ml.pooled.PairScaler), and the one
+        # applied by the bundle for_pair() returns
+        self.pair_scalers: dict[str, Any] = {}
+        self._scaler: Any = None
 
     @property
     def dissimilarity_threshold(self) -> float | None:
@@ -107,19 +113,68 @@ class ModelBundle:
             None if trust is None or self.dissimilarity is None else trust.dissimilarity_threshold
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_bound"}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("dissimilarity", None)  # bundles pickled before the index existed
+        state.setdefault("pair_scalers", {})  # nor pooled bundles
+        state.setdefault("_scaler", None)
         self.__dict__.update(state)
+
+    @property
+    def pooled(self) -> bool:
+        return bool(self.metadata.pairs)
+
+    def serves(self, pair: str) -> bool:
+        return pair in self.metadata.pairs if self.pooled else pair == self.metadata.pair
+
+    def for_pair(self, pair: str) -> ModelBundle:
+        """A pooled bundle as the model of one of its pairs: the same fitted parts, its
+        features scaled with that pair's training statistics. Others: the bundle itself."""
+        if not self.pooled:
+            if pair != self.metadata.pair:
+                raise BundleError(f"{self.metadata.name} serves {self.metadata.pair}, not {pair}")
+            return self
+        if pair not in self.pair_scalers:
+            raise BundleError(
+                f"pooled model {self.metadata.name} was not trained on {pair}",
+                hint=f"its pairs: {', '.join(self.metadata.pairs)}",
+            )
+        cache: dict[str, ModelBundle] = self.__dict__.setdefault("_bound", {})
+        if pair not in cache:  # once per pair: the live path asks at every candle
+            bound = copy.copy(self)
+            bound.metadata = self.metadata.model_copy(update={"pair": pair})
+            bound._scaler = self.pair_scalers[pair]
+            bound.__dict__["_bound"] = {}
+            cache[pair] = bound
+        return cache[pair]
 
     # -- inference -------------------------------------------------------------------
 
     def features(self, candles: pd.DataFrame) -> pd.DataFrame:
-        return build(candles, self.feature_spec, self.metadata.timeframe)
+        """The model's input features of ``candles`` (scaled for a pooled model's pair)."""
+        return self.scaled(build(candles, self.feature_spec, self.metadata.timeframe))
+
+    def scaled(self, features: pd.DataFrame) -> pd.DataFrame:
+        """A feature frame as this bundle reads it: unchanged, or for a pooled model's pair
+        standardised with that pair's training statistics."""
+        scaler = self._pair_scaler()
+        return features if scaler is None else scaler.frame(features)
+
+    def _pair_scaler(self) -> Any:
+        if self.pooled and self._scaler is None:
+            raise BundleError(
+                f"pooled model {self.metadata.name}: choose the pair with for_pair() first"
+            )
+        return self._scaler
 
     def tail_features(self, candles: pd.DataFrame, rows: int) -> dict[str, np.ndarray]:
         """The feature columns of the last ``rows`` rows of :meth:`features`, computed for
         those rows only (the live step)."""
-        return tail_columns(candles, self.feature_spec, self.metadata.timeframe, rows)
+        columns = tail_columns(candles, self.feature_spec, self.metadata.timeframe, rows)
+        scaler = self._pair_scaler()
+        return columns if scaler is None else scaler.columns_of(columns)
 
     def regimes(self, features: pd.DataFrame) -> pd.DataFrame:
         """Filtered ``p_<label>`` columns and the persistent ``regime`` label per row."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from experiments.spec import ExperimentSpec
 
 from experiments.cli._app import (
     SpecPair,
@@ -38,7 +41,8 @@ def train_command(
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in
     MLflow. A spec with a whitelist ([data] pairs) trains one model per pair
-    (<spec>__<BASE>_<QUOTE>); --pair trains one of them."""
+    (<spec>__<BASE>_<QUOTE>; --pair trains one of them), or with [data] pooling =
+    "pooled" one model over all of them (<spec>)."""
     from experiments.spec import load_experiment
 
     experiment = load_experiment(spec).with_overrides(
@@ -46,26 +50,56 @@ def train_command(
     )
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
-    from experiments.render import train_summary, whitelist_summary
-    from experiments.train import progress_steps, train
+    spec_text = spec.read_text(encoding="utf-8")
+    if data.pooling == "pooled":
+        _train_pooled(experiment, userdir, spec_text)
+    elif experiment.is_whitelist:
+        _train_whitelist(experiment, userdir, spec_text, jobs)
+    else:
+        _train_one(experiment, userdir, spec_text)
+
+
+def _train_pooled(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
+    from experiments.render import train_summary
+    from experiments.train import progress_steps
+    from experiments.train_pooled import train_pooled
+
+    label = f"training {experiment.name} (pooled, {len(experiment.data.pairs)} pairs)"
+    with progress_bar(label, progress_steps(experiment)) as advance:
+        result = train_pooled(
+            experiment,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            spec_text=spec_text,
+            progress=advance,
+        )
+    train_summary(console, result, tracking_uri(userdir))
+
+
+def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, jobs: int) -> None:
+    from experiments.render import whitelist_summary
+    from experiments.train import progress_steps
     from experiments.train_whitelist import train_whitelist
 
-    steps = progress_steps(experiment)
-    spec_text = spec.read_text(encoding="utf-8")
-    if experiment.is_whitelist:
-        label = f"training {experiment.name} ({len(data.whitelist)} pairs)"
-        with progress_bar(label, steps * len(data.whitelist)) as advance:
-            results = train_whitelist(
-                experiment,
-                userdir=userdir,
-                tracking_uri=tracking_uri(userdir),
-                spec_text=spec_text,
-                progress=advance,
-                jobs=jobs,
-            )
-        whitelist_summary(console, results, tracking_uri(userdir))
-        return
-    with progress_bar(f"training {experiment.name}", steps) as advance:
+    pairs = experiment.data.whitelist
+    label = f"training {experiment.name} ({len(pairs)} pairs)"
+    with progress_bar(label, progress_steps(experiment) * len(pairs)) as advance:
+        results = train_whitelist(
+            experiment,
+            userdir=userdir,
+            tracking_uri=tracking_uri(userdir),
+            spec_text=spec_text,
+            progress=advance,
+            jobs=jobs,
+        )
+    whitelist_summary(console, results, tracking_uri(userdir))
+
+
+def _train_one(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
+    from experiments.render import train_summary
+    from experiments.train import progress_steps, train
+
+    with progress_bar(f"training {experiment.name}", progress_steps(experiment)) as advance:
         result = train(
             experiment,
             userdir=userdir,

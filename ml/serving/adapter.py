@@ -168,7 +168,7 @@ class ModelAdapter:
             self.metrics.flush()
         return out
 
-    def _refresh(self, dataframe: pd.DataFrame) -> None:
+    def _refresh(self, dataframe: pd.DataFrame, pair: str) -> None:
         """Switch to the version the alias points at now, at most every ``refresh_seconds``.
 
         Called before a populate call computes anything, so a switch falls on a candle
@@ -179,7 +179,7 @@ class ModelAdapter:
         if moved is None:
             return
         name, version = moved
-        candidate = self._candidate(dataframe, name, version)
+        candidate = self._candidate(dataframe, pair, name, version)
         if candidate is None:
             return
         logger.warning(
@@ -220,13 +220,15 @@ class ModelAdapter:
             return None
         return resolved
 
-    def _candidate(self, dataframe: pd.DataFrame, name: str, version: str) -> ModelBundle | None:
+    def _candidate(
+        self, dataframe: pd.DataFrame, pair: str, name: str, version: str
+    ) -> ModelBundle | None:
         """The new version's bundle if it is for the same market and predicts these candles;
         None (and the reason logged, once) if not."""
         assert self.bundle is not None
         try:
             candidate = checked_candidate(
-                self.bundle, f"models:/{name}/{version}", dataframe, self.live_window
+                self.bundle, f"models:/{name}/{version}", dataframe, pair, self.live_window
             )
         except Exception as exc:
             self._refused = (version, first_line(exc))
@@ -241,24 +243,26 @@ class ModelAdapter:
         return candidate
 
     def _populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool) -> pd.DataFrame:
-        self._refresh(dataframe)
+        self._refresh(dataframe, pair)
         bundle = self._load()
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"
             self._write_report()
             return self._empty(dataframe, [])
-        if bundle.metadata.pair != pair:
+        if not bundle.serves(pair):
             # A model fitted on one market says nothing reliable about another.
+            trained_on = ", ".join(bundle.metadata.pairs) or bundle.metadata.pair
             message = (
-                f"{self.model_uri} was trained on {bundle.metadata.pair}, not {pair}: give "
+                f"{self.model_uri} was trained on {trained_on}, not {pair}: give "
                 "each pair its own model (a model URI with {pair}, e.g. "
-                "models:/SPEC__{pair}@champion)"
+                "models:/SPEC__{pair}@champion) or a pooled model trained on it"
             )
             if self.guard.unavailable.get(pair) != message:
                 logger.error("do_predict=0: %s", message)
             self.guard.unavailable[pair] = message
             self._write_report()
             return self._empty(dataframe, [])
+        bundle = bundle.for_pair(pair)  # a pooled model as this pair's (others: itself)
         labels = bundle.metadata.regime_labels
         dates = dataframe["date"]
         stamps = candle_stamps(dates)

@@ -46,18 +46,21 @@ def load_served(model_uri: str, tracking_uri: str | None) -> tuple[ModelBundle, 
 
 
 def checked_candidate(
-    current: ModelBundle, uri: str, dataframe: pd.DataFrame, minimum_window: int
+    current: ModelBundle, uri: str, dataframe: pd.DataFrame, pair: str, minimum_window: int
 ) -> ModelBundle:
-    """The bundle at ``uri`` if it may replace ``current``: same pair and timeframe, and it
-    predicts the candles of Freqtrade's ``dataframe``. Raises, saying why, if not."""
+    """The bundle at ``uri`` if it may replace ``current``: same pair (every pair, for a
+    pooled model) and timeframe, and it predicts ``pair``'s candles in Freqtrade's
+    ``dataframe``. Raises, saying why, if not."""
     from ml.registry import load_bundle
 
     candidate = load_bundle(uri)
     meta, served = candidate.metadata, current.metadata
-    if (meta.pair, meta.timeframe) != (served.pair, served.timeframe):
+    theirs = (meta.pairs or [meta.pair], meta.timeframe)
+    ours = (served.pairs or [served.pair], served.timeframe)
+    if theirs != ours:
         raise ValueError(
-            f"it is for {meta.pair} {meta.timeframe}, not {served.pair} {served.timeframe}"
+            f"it is for {', '.join(theirs[0])} {theirs[1]}, not {', '.join(ours[0])} {ours[1]}"
         )
     window = live_window(candidate, minimum_window)
-    candidate.predict(candle_frame(dataframe, dataframe["date"], last=window))
+    candidate.for_pair(pair).predict(candle_frame(dataframe, dataframe["date"], last=window))
     return candidate
