@@ -64,7 +64,7 @@ def _metrics_table(m: Any) -> Table:
 
 
 def _pairs_table(per_pair: Any) -> Table:
-    pairs = Table(title="by pair (its own model)", title_justify="left")
+    pairs = Table(title="by pair", title_justify="left")
     for column in ("pair", "trades", "profit", "mean trade", "winrate", "buy and hold"):
         pairs.add_column(column, justify="left" if column == "pair" else "right")
     for row in per_pair.itertuples(index=False):

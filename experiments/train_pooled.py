@@ -21,6 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from common.errors import SpecError
 from experiments.features import cached_features, spec_candles
 from experiments.spec import ExperimentSpec
 from experiments.train import Progress, TrainResult
@@ -165,6 +166,12 @@ def train_pooled(
 ) -> TrainResult:
     """Train, record and register one pooled model for the spec's whitelist."""
     say = progress or (lambda _text: None)
+    model = spec.training.model
+    if model.estimator(spec.training.target.task, spec.seed, 1).context_rows:
+        raise SpecError(
+            f"{model.kind} reads sequences of consecutive rows: it cannot be pooled",
+            hint='use pooling = "per_pair" for it, or a model without sequences (lightgbm)',
+        )
     require_pairs(userdir, spec.data.exchange, spec.data.whitelist, spec.data.timeframe)
     job = _job(spec, userdir)
     say("features of every pair")

@@ -1,0 +1,205 @@
+"""Pooled models: one model over a whitelist, causal across pairs, served to each pair."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.errors import SpecError
+from experiments.spec import parse_experiment
+from features.data import load_candles
+from ml.bundle import BundleError
+from ml.tracking import configure, default_tracking_uri
+from tests.conftest import CliResult, import_synthetic
+
+PAIRS = ("ETH/USDT", "XRP/USDT", "ADA/USDT")
+SPEC = """
+name = "pool"
+seed = 5
+
+[data]
+pairs = ["ETH/USDT", "XRP/USDT", "ADA/USDT"]
+pooling = "pooled"
+timeframe = "1h"
+timerange = "-20210301"
+
+[backtest]
+timerange = "20210301-20210322"
+
+[regime]
+n_restarts = 1
+n_iter = 20
+
+[model]
+kind = "lightgbm"
+params = { n_estimators = 20, num_leaves = 7, min_child_samples = 20 }
+
+[walk_forward]
+folds = 2
+test_size = 300
+"""
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """Three synthetic pairs with different starts and price levels, and a pooled model
+    trained on them through the CLI."""
+    from experiments.cli import run
+
+    tmp = tmp_path_factory.mktemp("pooled")
+    userdir = tmp / "ud"
+    for index, pair in enumerate(PAIRS):
+        scale = 10.0**index  # 1x, 10x, 100x prices: per-pair scaling has work to do
+
+        def rescale(frame: pd.DataFrame, scale: float = scale) -> None:
+            frame[["open", "high", "low", "close"]] *= scale
+
+        start = f"2021-01-0{1 + index}"  # the pairs' calendars differ
+        import_synthetic(
+            userdir, pair, candles=2000 - 40 * index, seed=21 + index, start=start, change=rescale
+        )
+    spec_path = tmp / "pool.toml"
+    spec_path.write_text(SPEC)
+    assert run(["train", str(spec_path), "--userdir", str(userdir)]) == 0
+    return userdir, spec_path, default_tracking_uri(userdir)
+
+
+def test_one_model_is_registered_for_the_whitelist_with_every_pair_scored(
+    pooled: tuple[Path, Path, str],
+) -> None:
+    userdir, _, uri = pooled
+    client = configure(uri, userdir)
+    version = client.get_model_version_by_alias("pool", "challenger")
+    assert version.tags["pooled_pairs"] == ",".join(PAIRS)
+    for pair in PAIRS:  # no model per pair
+        assert not client.search_registered_models(f"name = 'pool__{pair.replace('/', '_')}'")
+    run = client.get_run(str(version.run_id))
+    metrics = run.data.metrics
+    per_pair = [metrics[f"overall.{p.replace('/', '_')}.calmar"] for p in PAIRS]
+    assert metrics["overall.calmar"] == pytest.approx(np.mean(per_pair))
+    assert {"baseline.always_long.calmar", "baseline.sma50_daily.calmar"} <= set(metrics)
+    experiment = run.info.experiment_id
+    folds = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert len(folds) == 2 and all("ETH_USDT.accuracy" in f.data.metrics for f in folds)
+
+
+def test_folds_are_cut_on_the_common_calendar(pooled: tuple[Path, Path, str]) -> None:
+    """No pair trains on a candle at or after the first candle any pair is tested on."""
+    from experiments.train_pooled import _job
+    from ml.walkforward import make_folds
+
+    userdir, spec_path, _ = pooled
+    from experiments.spec import load_experiment
+
+    spec = load_experiment(spec_path)
+    job = _job(spec, userdir)
+    config = spec.training
+    folds = make_folds(
+        len(job.calendar), config.walk_forward, config.target.horizon, 24.0, job.calendar
+    )
+    for fold in folds:
+        trained = job.rows(fold.train_start, fold.train_end)
+        tested = job.rows(fold.test_start, fold.test_end)
+        last_trained = max(
+            d.candles["date"].iloc[trained[d.pair]].max()
+            for d in job.data
+            if len(d.candles.iloc[trained[d.pair]])
+        )
+        first_tested = min(d.candles["date"].iloc[tested[d.pair]].min() for d in job.data)
+        assert last_trained < first_tested
+        assert all(tested[d.pair].stop > tested[d.pair].start for d in job.data)
+
+
+def test_a_pairs_predictions_are_causal_and_use_its_own_scaling(
+    pooled: tuple[Path, Path, str],
+) -> None:
+    from ml.registry import load_bundle
+
+    userdir, _, _ = pooled
+    bundle = load_bundle("models:/pool@challenger")
+    assert bundle.pooled and bundle.metadata.pairs == list(PAIRS)
+    xrp = load_candles(userdir, "binance", "XRP/USDT", "1h")
+    bound = bundle.for_pair("XRP/USDT")
+    full = bound.predict(xrp)
+    prefix = bound.predict(xrp.iloc[:1500])
+    columns = [c for c in full.columns if c.startswith("p_") or c == "prediction"]
+    np.testing.assert_array_equal(
+        prefix[columns].to_numpy(dtype="float64"), full[columns].iloc[:1500].to_numpy("float64")
+    )
+    scaled = bound.features(xrp)
+    # the pair's training rows were scaled to mean 0 and std 1, whatever its price level
+    trained = scaled[scaled["date"] <= pd.Timestamp(bundle.metadata.train_window.last)]
+    assert abs(np.nanmean(trained["%-close_zscore_24"])) < 0.5
+    eth = bundle.for_pair("ETH/USDT").features(load_candles(userdir, "binance", "ETH/USDT", "1h"))
+    assert not np.allclose(
+        eth["%-log_volume_zscore_24"].iloc[-50:], scaled["%-log_volume_zscore_24"].iloc[-50:]
+    )
+    with pytest.raises(BundleError, match="not trained on BTC/USDT"):
+        bundle.for_pair("BTC/USDT")
+    with pytest.raises(BundleError, match="for_pair"):
+        bundle.predict(xrp)  # which pair's scaling? never guessed
+
+
+def test_the_adapter_serves_each_pair_and_refuses_others(pooled: tuple[Path, Path, str]) -> None:
+    from ml.serving import ModelAdapter
+
+    userdir, _, uri = pooled
+    adapter = ModelAdapter("models:/pool@challenger", tracking_uri=uri)
+    for pair in PAIRS:
+        served = adapter.populate(load_candles(userdir, "binance", pair, "1h"), pair)
+        assert served["do_predict"].sum() > 0, pair
+    other = load_candles(userdir, "binance", "ETH/USDT", "1h")
+    refused = adapter.populate(other, "BTC/USDT")
+    assert (refused["do_predict"] == 0).all()
+    assert "not BTC/USDT" in adapter.guard.unavailable["BTC/USDT"]
+
+
+def test_a_whitelist_backtest_serves_every_pair_from_the_pooled_model(
+    pooled: tuple[Path, Path, str], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    userdir, spec_path, uri = pooled
+    client = configure(uri, userdir)
+    assert cli("promote", "pool", "--reason", "pooled test", "--userdir", userdir).code == 0
+    done = cli("backtest", spec_path, "--userdir", userdir)
+    assert done.code == 0, done.err
+    backtests = client.get_experiment_by_name("backtests")
+    assert backtests is not None
+    run = client.search_runs([backtests.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert run.data.tags["whitelist"] == ",".join(PAIRS)
+    assert {"pair.ETH_USDT.trades", "baseline.always_long.calmar"} <= set(run.data.metrics)
+    guard = json.loads(
+        Path(
+            client.download_artifacts(run.info.run_id, "results/guard.json", str(tmp_path))
+        ).read_text()
+    )
+    assert guard["model_uri"] == "models:/pool/1"
+    assert all(guard["trusted"][pair] > 0 for pair in PAIRS)
+    refused = cli("backtest", spec_path, "--walk-forward", "--userdir", userdir)
+    assert refused.code == 2 and "pooled" in refused.err
+
+
+def test_bad_pooled_specs_say_why(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="two or more pairs"):
+        parse_experiment({"name": "p", "data": {"pooling": "pooled"}}, source="t")
+    spec = parse_experiment(
+        {
+            "name": "p",
+            "data": {"pairs": ["ETH/USDT", "XRP/USDT"], "pooling": "pooled"},
+            "model": {"kind": "lstm", "params": {"sequence_length": 8, "max_epochs": 1}},
+        },
+        source="t",
+    )
+    from experiments.train_pooled import train_pooled
+
+    userdir = tmp_path / "ud"
+    for seed, pair in enumerate(("ETH/USDT", "XRP/USDT"), start=3):
+        import_synthetic(userdir, pair, candles=900, seed=seed)
+    uri = default_tracking_uri(userdir)
+    with pytest.raises(SpecError, match="cannot be pooled"):
+        train_pooled(spec, userdir=userdir, tracking_uri=uri)
+    assert not (userdir / "mlflow.db").exists()  # said before anything was recorded
