@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from features.data import import_candles, load_candles  # noqa: E402
 from features.data.synthetic import generate  # noqa: E402
+from features.feature_spec import default_spec  # noqa: E402
 from features.pipeline import build  # noqa: E402
-from features.spec import default_spec  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "binance-csv" / "Binance_BTCUSDT_1h.csv.gz"
 

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from features.data.synthetic import MarketParams, default_market, generate  # noqa: E402
+from features.feature_spec import parse_spec  # noqa: E402
 from features.pipeline import build  # noqa: E402
-from features.spec import parse_spec  # noqa: E402
 from ml.filtering import (  # noqa: E402
     ForwardFilter,
     forward_filter,

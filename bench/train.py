@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from features.data import import_candles, load_candles  # noqa: E402
 from features.data.synthetic import generate  # noqa: E402
+from features.feature_spec import default_spec  # noqa: E402
 from features.pipeline import build, feature_columns  # noqa: E402
-from features.spec import default_spec  # noqa: E402
 from ml.models.lstm import LSTMForecaster, _Network, sequence_ends  # noqa: E402
 from ml.targets import TargetSpec, make_target  # noqa: E402
 

@@ -28,7 +28,7 @@ from experiments.spec import parse_experiment  # noqa: E402
 from features.data.synthetic import default_market, generate  # noqa: E402
 from features.pipeline import build  # noqa: E402
 from ml import regime_memo  # noqa: E402
-from ml.training import TrainingJob, walk_forward  # noqa: E402
+from ml.fold_training import TrainingJob, walk_forward  # noqa: E402
 
 
 def run(candles: pd.DataFrame, truth: np.ndarray, warm: bool) -> tuple[float, float, float]:

@@ -20,17 +20,17 @@ import pandas as pd
 from rich.console import Console
 
 from experiments.backtest import backtest
-from experiments.features import build_features
 from experiments.render import feature_summary, quality_report, train_summary
 from experiments.render_backtest import backtest_summary
 from experiments.report import build_report
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
+from experiments.spec_data import build_features
 from experiments.train import TrainResult, train
 from features.data import ImportOptions, import_candles, load_candles
 from features.data.importer import ImportResult
 from features.data.synthetic import generate
+from features.feature_spec import default_spec
 from features.frames import write_feature_file
-from features.spec import default_spec
 from ml import tracking
 from ml.registry import promote
 

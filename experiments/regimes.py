@@ -11,9 +11,9 @@ import pandas as pd
 
 from common.atomic import atomic_path
 from common.errors import SpecError
-from experiments.features import cached_features
+from experiments.spec_data import cached_features
 from features.data import load_candles
-from features.spec import default_spec
+from features.feature_spec import default_spec
 from ml.bundle import regime_frame
 from ml.config import RegimeConfig
 from ml.filtering import switches_per_1000

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from experiments.features import spec_candles
 from experiments.spec import DataConfig, ExperimentSpec, TimeRange
+from experiments.spec_data import spec_candles
 from experiments.train import Progress, TrainResult, train
 from ml import tracking
 from ml.bundle import ModelBundle
+from ml.fold_training import score
 from ml.registry import CHAMPION, load_bundle, promote
-from ml.training import score
 
 MIN_COMPARED_CANDLES = 200
 RULE = (

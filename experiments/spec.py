@@ -54,7 +54,12 @@ from pydantic import (
 from common.errors import SpecError, validation_message
 from experiments.tuning.space import TuneConfig, set_path
 from features.data.store import pair_to_filename
-from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
+from features.feature_spec import (
+    FeatureSpec,
+    default_spec,
+    slow_clock_spec,
+    spec_with_higher_timeframe,
+)
 from features.timeframes import timeframe_to_seconds
 from ml.config import ModelConfig, RegimeConfig, TrainingConfig, TrustConfig
 from ml.targets import TargetSpec
@@ -225,7 +230,11 @@ class ExperimentSpec(BaseModel):
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        return self.features.spec() if isinstance(self.features, FeaturePreset) else self.features
+        return (
+            self.features.spec()
+            if isinstance(self.features, FeaturePreset)
+            else self.features
+        )
 
     @property
     def training(self) -> TrainingConfig:

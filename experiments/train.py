@@ -24,16 +24,16 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataError, SpecError
-from experiments.features import cached_features, spec_candles
 from experiments.spec import ExperimentSpec
+from experiments.spec_data import cached_features, spec_candles
 from features.candles import DataWindow, data_window
 from ml import tracking
 from ml.bundle import ModelBundle, package_versions
+from ml.fold_training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
 from ml.models.jump import RegimeJump
 from ml.plots import regime_plot
 from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.run_log import RunLog
-from ml.training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
 
 Progress = Callable[[str], None]
 

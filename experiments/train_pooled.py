@@ -22,18 +22,18 @@ import numpy as np
 import pandas as pd
 
 from common.errors import SpecError
-from experiments.features import cached_features, spec_candles
 from experiments.spec import ExperimentSpec
+from experiments.spec_data import cached_features, spec_candles
 from experiments.train import Progress, TrainResult
 from features.candles import DataWindow
 from features.data.store import pair_to_filename, require_pairs
 from features.timeframes import timeframe_to_seconds
 from ml import tracking
 from ml.bundle import ModelBundle
+from ml.fold_training import Scores, score
 from ml.pooled import PairData, fit_pooled_bundle, pooled_window
 from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.run_log import RunLog
-from ml.training import Scores, score
 from ml.walkforward import make_folds
 
 

@@ -4,8 +4,8 @@ This package imports only `common` of Tradingbot's (the layout, errors, atomic w
 """
 
 from features.candles import DataWindow, data_window
+from features.feature_spec import FeatureSpec, default_spec, load_spec
 from features.pipeline import build, feature_columns, first_valid_row
-from features.spec import FeatureSpec, default_spec, load_spec
 
 __all__ = [
     "DataWindow",

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from common.atomic import atomic_path, write_text_atomic
 from common.errors import DataError
 from features.candles import DataWindow
+from features.feature_spec import PIPELINE_VERSION, FeatureSpec
 from features.pipeline import build, feature_columns, first_valid_row
-from features.spec import PIPELINE_VERSION, FeatureSpec
 
 METADATA_KEY = b"tradingbot.features"
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from features import indicators as ind
 from features.candles import validate_candles
-from features.spec import (
+from features.feature_spec import (
     Feature,
     FeatureSpec,
     HigherTimeframe,

@@ -33,13 +33,13 @@ from numpy.lib.stride_tricks import as_strided
 
 from common.errors import DataError
 from features import indicators as ind
-from features.pipeline import higher_timeframe_columns
-from features.spec import (
+from features.feature_spec import (
     FeatureSpec,
     MacdFeature,
     SlowClockFeature,
     WindowedFeature,
 )
+from features.pipeline import higher_timeframe_columns
 from features.timeframes import timeframe_to_seconds
 
 _PRICES = ("open", "high", "low", "close", "volume")

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from common.atomic import atomic_path
 from common.errors import TradingbotError
 from features.candles import DataWindow
+from features.feature_spec import FeatureSpec
 from features.pipeline import build, feature_columns
-from features.spec import FeatureSpec
 from features.tail import tail_columns
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex

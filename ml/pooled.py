@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from features.candles import DataWindow
+from features.feature_spec import FeatureSpec
 from features.pipeline import feature_columns
-from features.spec import FeatureSpec
 from ml.bundle import BundleError, BundleMetadata, ModelBundle, package_versions, regime_frame
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex

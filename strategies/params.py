@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from common.atomic import write_text_atomic
 from common.errors import SpecError, validation_message
+from strategies.catalogue import StrategyInfo
 from strategies.composition import Composition
-from strategies.registry import StrategyInfo
 
 TRAILING_FIELDS = (
     "trailing_stop",

@@ -107,8 +107,8 @@ def features_build(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Build the feature frame of imported candles and write it as parquet."""
-    from experiments.features import build_feature_file
     from experiments.render import feature_summary
+    from experiments.spec_data import build_feature_file
 
     with stage(f"building features for {pair} {timeframe}"):
         result = build_feature_file(

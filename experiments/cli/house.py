@@ -114,7 +114,7 @@ def strategies_sync(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Read user_data/strategies into the registry; write STRATEGY_CATALOGUE.md (in the user dir)."""
-    from strategies.registry import sync
+    from strategies.catalogue import sync
 
     docs = docs or UserDir(userdir).docs
     from strategies.install import SHIPPED_STRATEGIES

@@ -25,8 +25,8 @@ from experiments.tuning.request import TuneError, TuneRequest, TuneResult
 from experiments.tuning.space import strategy_values
 from features.candles import data_window
 from ml import tracking
+from ml.fold_training import fit_final
 from ml.registry import log_bundle, register_finished_run, version_of_run
-from ml.training import fit_final
 from strategies.params import StrategyParams, with_values
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ After each fold the trial's metrics are computed over the out-of-sample rows of
 all folds so far (stitched, in time order) and reported to Optuna as the
 intermediate value at step = fold index, so a pruner can stop a poor trial after
 its first folds. Strategy metrics come from the replay of the ``[backtest]``
-strategy (:mod:`strategies.replay`), forecast metrics from :func:`ml.training.score`.
+strategy (:mod:`strategies.replay`), forecast metrics from :func:`ml.fold_training.score`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pandas as pd
 
 from common.errors import DataError, SpecError
 from common.layout import UserDir
-from experiments.features import cached_features, spec_candles
 from experiments.spec import ExperimentSpec
+from experiments.spec_data import cached_features, spec_candles
 from experiments.tuning.space import (
     STRATEGY_OBJECTIVES,
     Distribution,
@@ -35,14 +35,14 @@ from experiments.tuning.space import (
     TuneConfig,
     strategy_values,
 )
-from features.spec import FeatureSpec
+from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.bundle import ModelBundle
-from ml.training import TrainingJob, score, walk_forward
+from ml.fold_training import TrainingJob, score, walk_forward
 from ml.walkforward import make_folds
+from strategies.catalogue import introspect
 from strategies.install import install_strategies
 from strategies.params import StrategyParams, default_params, tunable_names, with_values
-from strategies.registry import introspect
 from strategies.replay import replay, shipped_composition
 
 FORECAST_METRICS = {

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.data import import_candles
+from features.feature_spec import default_spec
 from features.frames import METADATA_KEY, read_feature_file
 from features.pipeline import build
-from features.spec import default_spec
 from tests.conftest import CliResult
 
 

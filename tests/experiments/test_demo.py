@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from features.data import check_candles, load_candles
-from features.spec import default_spec
+from features.feature_spec import default_spec
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import SHARED_DATA, CliResult, requires_shared
 

@@ -13,7 +13,7 @@ import pytest
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data.synthetic import generate
 from features.pipeline import build
-from ml.training import TrainingJob, walk_forward
+from ml.fold_training import TrainingJob, walk_forward
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")

@@ -9,8 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.causality import CausalityViolation, assert_prefix_invariant
+from features.feature_spec import (
+    FeatureSpec,
+    default_spec,
+    slow_clock_spec,
+    spec_with_higher_timeframe,
+)
 from features.pipeline import build, resample
-from features.spec import FeatureSpec, default_spec, slow_clock_spec, spec_with_higher_timeframe
 
 HTF_SPEC = spec_with_higher_timeframe(spec_with_higher_timeframe(default_spec(), "4h"), "1d")
 # slow-clock features on the hourly candles themselves and on causally resampled daily closes

@@ -11,14 +11,14 @@ import talib
 
 from common.errors import SpecError
 from features import indicators as ind
-from features.pipeline import build, feature_columns, first_valid_row
-from features.spec import (
+from features.feature_spec import (
     FeatureSpec,
     default_spec,
     load_spec,
     parse_spec,
     spec_with_higher_timeframe,
 )
+from features.pipeline import build, feature_columns, first_valid_row
 
 
 def test_frame_shape_and_freqai_names(synthetic_candles: pd.DataFrame) -> None:
@@ -135,8 +135,8 @@ def test_build_leaves_the_callers_frame_untouched(
 def test_slow_clock_half_lives_are_days_on_any_timeframe(synthetic_candles: pd.DataFrame) -> None:
     """The same half-life in days on hourly candles and on daily closes resampled causally."""
     from features import indicators as ind
+    from features.feature_spec import FeatureSpec, slow_clock_spec
     from features.pipeline import resample
-    from features.spec import FeatureSpec, slow_clock_spec
 
     spec = FeatureSpec.model_validate(
         {"features": [{"kind": "ewm_return", "halflives_days": [2, 0.5]}]}

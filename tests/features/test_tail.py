@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from common.errors import DataError
+from features.feature_spec import FeatureSpec, WindowedFeature, spec_with_higher_timeframe
 from features.pipeline import build
-from features.spec import FeatureSpec, WindowedFeature, spec_with_higher_timeframe
 from features.tail import build_tail
 
 # Rolling means and standard deviations are summed per window here and by running sums in

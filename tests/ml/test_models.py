@@ -9,8 +9,8 @@ from sklearn.base import clone
 
 from features.causality import assert_prefix_invariant
 from features.data.synthetic import generate
+from features.feature_spec import default_spec
 from features.pipeline import build
-from features.spec import default_spec
 from ml.bundle import regime_frame
 from ml.config import ModelConfig
 from ml.models.base import split_validation

@@ -10,8 +10,8 @@ from scipy.stats import halfnorm, norm
 
 from features.causality import assert_prefix_invariant
 from features.data.synthetic import MarketParams, default_market, generate
+from features.feature_spec import parse_spec
 from features.pipeline import build
-from features.spec import parse_spec
 from ml.filtering import forward_filter, hysteresis, switches_per_1000
 from ml.models.regime import RegimeHMM, name_states
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from features.data.synthetic import generate
+from features.feature_spec import parse_spec
 from features.pipeline import build
-from features.spec import parse_spec
 from ml import regime_memo
 from ml.models.regime import RegimeHMM
 

@@ -18,8 +18,8 @@ from experiments.train import train
 from features.data import import_candles, load_candles
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
+from strategies.catalogue import introspect
 from strategies.params import default_params, with_file
-from strategies.registry import introspect
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES

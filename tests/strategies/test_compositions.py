@@ -21,9 +21,9 @@ from features.data.synthetic import generate
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
 from strategies.blocks import BLOCKS, Param
+from strategies.catalogue import introspect
 from strategies.composition import Composition, compositions_in, load_composition
 from strategies.params import default_params
-from strategies.registry import introspect
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES

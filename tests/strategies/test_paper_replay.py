@@ -16,9 +16,9 @@ from experiments.spec import parse_experiment
 from experiments.train import train
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
+from strategies.catalogue import introspect
 from strategies.install import install_strategies
 from strategies.params import default_params, with_values
-from strategies.registry import introspect
 from strategies.runner import REPO_STRATEGIES
 from tests.conftest import CliResult, import_synthetic
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from ml.tracking import configure, default_tracking_uri
-from strategies.registry import introspect
+from strategies.catalogue import introspect
 from tests.conftest import CliResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def test_sync_and_the_decision_workflow(cli: Callable[..., CliResult], tmp_path:
 
 
 def test_committed_strategies_doc_is_up_to_date() -> None:
-    from strategies.registry import markdown
+    from strategies.catalogue import markdown
 
     expected = markdown(introspect(ROOT / "user_data" / "strategies"))
     assert (ROOT / "docs" / "STRATEGY_CATALOGUE.md").read_text() == expected, (

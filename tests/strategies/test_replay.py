@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from common.errors import SpecError
+from strategies.catalogue import introspect
 from strategies.params import StrategyParams, default_params, with_file, with_values
-from strategies.registry import introspect
 from strategies.replay import replay
 from strategies.runner import REPO_STRATEGIES
 
@@ -191,8 +191,8 @@ def test_freqtrade_loads_the_written_parameter_file(tmp_path: Path) -> None:
 
 
 def test_parameter_files_carry_no_float_noise() -> None:
+    from strategies.catalogue import introspect
     from strategies.params import default_params, with_values
-    from strategies.registry import introspect
     from strategies.runner import REPO_STRATEGIES
 
     info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]

@@ -14,8 +14,8 @@ from features.data import import_candles
 from features.data.synthetic import generate
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
+from strategies.catalogue import introspect
 from strategies.params import default_params, with_values
-from strategies.registry import introspect
 from strategies.runner import REPO_STRATEGIES
 
 

@@ -15,8 +15,8 @@ from experiments.spec import DataConfig, TimeRange
 from features.candles import data_window
 from features.data import load_candles
 from features.data.importer import check_pair
+from features.feature_spec import FeatureSpec, default_spec, load_spec
 from features.frames import FeatureCache, FeatureFrameMeta, write_feature_file
-from features.spec import FeatureSpec, default_spec, load_spec
 
 
 @dataclass(frozen=True)

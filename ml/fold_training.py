@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.candles import DataWindow, data_window
-from features.spec import FeatureSpec
+from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.baselines import trend_positions
 from ml.bundle import ModelBundle, fit_bundle, positions_from
