@@ -230,11 +230,7 @@ class ExperimentSpec(BaseModel):
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        return (
-            self.features.spec()
-            if isinstance(self.features, FeaturePreset)
-            else self.features
-        )
+        return self.features.spec() if isinstance(self.features, FeaturePreset) else self.features
 
     @property
     def training(self) -> TrainingConfig:
