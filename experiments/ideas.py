@@ -10,10 +10,9 @@ walk-forward Sharpe and its backtests.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from common.atomic import write_text_atomic
 from common.errors import TradingbotError
+from common.sqlite import open_database
 
 Decision = Literal["promote", "reject", "park"]
 SCHEMA = """
@@ -40,17 +40,8 @@ class IdeaError(TradingbotError):
     """An idea or decision that cannot be recorded."""
 
 
-@contextmanager
-def _db(path: Path) -> Iterator[sqlite3.Connection]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path)
-    connection.row_factory = sqlite3.Row
-    try:
-        connection.executescript(SCHEMA)
-        with connection:
-            yield connection
-    finally:
-        connection.close()
+def _db(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    return open_database(path, SCHEMA, rows=True)
 
 
 def create(

@@ -187,6 +187,35 @@ def train_pooled(
         model_kind=spec.model.kind,
     )
     lineage["pooled_pairs"] = ",".join(spec.data.whitelist)
+    run_id, model_uri, overall, folds = _tracked_training(job, experiment, lineage, spec_text, say)
+    say("registering the model")
+    tags = {
+        "spec_hash": spec.hash,
+        "data_sha256": job.window.sha256,
+        "pooled_pairs": lineage["pooled_pairs"],
+    }
+    version = register_finished_run(client, spec.name, run_id, model_uri, tags=tags)
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=experiment,
+        model_name=spec.name,
+        version=version,
+        metrics=overall.metrics(),
+        baselines=overall.baselines(),
+        folds=folds,
+    )
+
+
+def _tracked_training(
+    job: PooledJob,
+    experiment: str,
+    lineage: dict[str, str],
+    spec_text: str | None,
+    say: Progress,
+) -> tuple[str, str, _Scores, int]:
+    """The pooled training run: folds, out-of-sample scores, the final fit and the logged
+    model. Returns (run id, model URI, scores, folds); the run has FINISHED by then."""
+    spec = job.spec
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.tracked_run(
@@ -204,23 +233,8 @@ def train_pooled(
         bundle = job.fit(final_rows, last)
         say("logging the model")
         model_uri, _ = log_bundle(bundle, Path(tmp))
-        run_id = run.info.run_id
-    say("registering the model")
-    tags = {
-        "spec_hash": spec.hash,
-        "data_sha256": job.window.sha256,
-        "pooled_pairs": lineage["pooled_pairs"],
-    }
-    version = register_finished_run(client, spec.name, run_id, model_uri, tags=tags)
-    return TrainResult(
-        run_id=run_id,
-        experiment_id=experiment,
-        model_name=spec.name,
-        version=version,
-        metrics=overall.metrics(),
-        baselines=overall.baselines(),
-        folds=folds,
-    )
+        run_id: str = run.info.run_id
+    return run_id, model_uri, overall, folds
 
 
 def _log_out_of_sample(

@@ -9,6 +9,7 @@ polls the command's pid and stops the group when the command is gone.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from common.atomic import pid_alive
 from ml.tracking import artifact_root
 
 
@@ -38,18 +40,12 @@ def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
     ]
 
 
-WATCHDOG = """
+# A script of its own (it must outlive us), with common.atomic.pid_alive's source in it.
+WATCHDOG = f"""
 import os, signal, sys, time
 owner, group = int(sys.argv[1]), int(sys.argv[2])
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-while alive(owner):
+{inspect.getsource(pid_alive)}
+while pid_alive(owner):
     time.sleep(0.5)
     try:
         os.killpg(group, 0)

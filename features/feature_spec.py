@@ -43,6 +43,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# windowed kinds that make sense over a single candle; the others need a window of 2 or more
+ONE_CANDLE_KINDS = frozenset(
+    {"log_return", "log_range", "upper_wick", "lower_wick", "body", "sqrt_wick", "log_volume"}
+)
+
+
 class WindowedFeature(_Strict):
     """A feature family computed once per window (candles)."""
 
@@ -70,18 +76,7 @@ class WindowedFeature(_Strict):
     def _distinct(self) -> WindowedFeature:
         if len(set(self.windows)) != len(self.windows):
             raise ValueError(f"{self.kind}: windows repeat: {list(self.windows)}")
-        needs_two = {
-            "realized_volatility",
-            "log_volume_zscore",
-            "close_zscore",
-            "rsi",
-            "natr",
-            "adx",
-            "mfi",
-            "bollinger_width",
-            "bollinger_position",
-        }
-        if self.kind in needs_two and min(self.windows) < 2:
+        if self.kind not in ONE_CANDLE_KINDS and min(self.windows) < 2:
             raise ValueError(f"{self.kind}: windows must be >= 2, got {list(self.windows)}")
         return self
 

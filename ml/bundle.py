@@ -37,17 +37,9 @@ from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
 
 BUNDLE_FORMAT = 1
-PACKAGES = (
-    "tradingbot",
-    "torch",
-    "hmmlearn",
-    "scikit-learn",
-    "lightgbm",
-    "pandas",
-    "numpy",
-    "mlflow",
-    "TA-Lib",
-)
+# what fits and reads a bundle: its versions are recorded, and pinned in a logged model
+MODEL_PACKAGES = ("torch", "hmmlearn", "scikit-learn", "lightgbm", "pandas", "numpy", "TA-Lib")
+PACKAGES = ("tradingbot", *MODEL_PACKAGES, "mlflow")
 
 
 def package_versions() -> dict[str, str]:
@@ -309,7 +301,7 @@ def regime_frame(
     return frame
 
 
-def _fit_regimes(
+def fit_regimes(
     train_features: pd.DataFrame,
     config: TrainingConfig,
     seed: int,
@@ -357,7 +349,7 @@ def fit_bundle(
     """
     train_features = features.iloc[rows]
     regime_model = (
-        _fit_regimes(train_features, config, seed, previous) if config.model.uses_regimes else None
+        fit_regimes(train_features, config, seed, previous) if config.model.uses_regimes else None
     )
     labels = [] if regime_model is None else list(regime_model.labels_)
     regimes = regime_frame(regime_model, train_features, config.regime.columns)

@@ -30,11 +30,17 @@ import pandas as pd
 from features.candles import DataWindow
 from features.feature_spec import FeatureSpec
 from features.pipeline import feature_columns
-from ml.bundle import BundleError, BundleMetadata, ModelBundle, package_versions, regime_frame
+from ml.bundle import (
+    BundleError,
+    BundleMetadata,
+    ModelBundle,
+    fit_regimes,
+    package_versions,
+    regime_frame,
+)
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
-from ml.models.regime import RegimeHMM
-from ml.regime_memo import RegimeModel, fit_regime_model
+from ml.regime_memo import RegimeModel
 from ml.targets import make_target
 
 
@@ -105,21 +111,26 @@ def pooled_window(data: list[PairData], rows: dict[str, slice], timeframe: str) 
     )
 
 
-def _fit_regimes(
+def _interleaved(
+    data: list[PairData],
+    rows: dict[str, slice],
     scaled: dict[str, pd.DataFrame],
+    regime_model: RegimeModel | None,
     config: TrainingConfig,
-    seed: int,
-    previous: RegimeModel | None,
-) -> RegimeModel:
-    columns = list(config.regime.columns)
-    missing = [c for c in columns if c not in next(iter(scaled.values())).columns]
-    if missing:
-        raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
-    params = config.regime.estimator_params(seed)
-    if config.regime.warm_start and isinstance(previous, RegimeHMM):
-        params["init_from"] = previous
-    x = np.concatenate([frame[columns].to_numpy(dtype="float64") for frame in scaled.values()])
-    return fit_regime_model(params, x, config.regime.kind)
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The forecaster's inputs (scaled features, then each pair's own filtered regime
+    probabilities) and targets of every pair's training rows, sorted by candle, then pair."""
+    pieces, targets = [], []
+    for order, item in enumerate(data):
+        regimes = regime_frame(regime_model, scaled[item.pair], config.regime.columns)
+        regimes = regimes.drop(columns="regime", errors="ignore")
+        piece = pd.concat([scaled[item.pair], regimes], axis=1)
+        pieces.append(piece.assign(_pair=order))
+        targets.append(make_target(item.candles, config.target).to_numpy()[rows[item.pair]])
+    pooled = pd.concat(pieces, ignore_index=True).assign(_target=np.concatenate(targets))
+    pooled = pooled.sort_values(["date", "_pair"], kind="stable")
+    input_columns = [c for c in pooled.columns if c not in ("date", "_pair", "_target")]
+    return pooled[input_columns], pooled["_target"].to_numpy()
 
 
 def fit_pooled_bundle(
@@ -147,20 +158,12 @@ def fit_pooled_bundle(
         item.pair: scalers[item.pair].frame(item.features.iloc[rows[item.pair]]) for item in data
     }
     regime_model = (
-        _fit_regimes(scaled, config, seed, previous) if config.model.uses_regimes else None
+        fit_regimes(pd.concat(scaled.values()), config, seed, previous)  # pairs end to end
+        if config.model.uses_regimes
+        else None
     )
-    pieces, targets = [], []
-    for order, item in enumerate(data):
-        regimes = regime_frame(regime_model, scaled[item.pair], config.regime.columns)
-        regimes = regimes.drop(columns="regime", errors="ignore")
-        piece = pd.concat([scaled[item.pair], regimes], axis=1)
-        pieces.append(piece.assign(_pair=order))
-        targets.append(make_target(item.candles, config.target).to_numpy()[rows[item.pair]])
-    pooled = pd.concat(pieces, ignore_index=True).assign(_target=np.concatenate(targets))
-    pooled = pooled.sort_values(["date", "_pair"], kind="stable")  # interleaved by time
-    input_columns = [c for c in pooled.columns if c not in ("date", "_pair", "_target")]
-    inputs = pooled[input_columns]
-    forecaster.fit(inputs, pooled["_target"].to_numpy())
+    inputs, target = _interleaved(data, rows, scaled, regime_model, config)
+    forecaster.fit(inputs, target)
     metadata = BundleMetadata(
         name=name,
         forecaster_kind=config.model.kind,
@@ -175,7 +178,7 @@ def fit_pooled_bundle(
         created=datetime.now(UTC),
         versions=package_versions(),
         regime_labels=[] if regime_model is None else list(regime_model.labels_),
-        input_columns=input_columns,
+        input_columns=list(inputs.columns),
     )
     bundle = ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
     bundle.pair_scalers = scalers

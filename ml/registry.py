@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from common.errors import TradingbotError
-from ml.bundle import ModelBundle
+from ml.bundle import MODEL_PACKAGES, ModelBundle
 from ml.evaluation import run_summary
 
 CHAMPION = "champion"
@@ -40,19 +40,7 @@ MODEL_URI_TAG = "tradingbot.model_uri"
 REGISTRATION_TAG = "tradingbot.registration"
 COMPLETE = "complete"
 log = logging.getLogger("tradingbot.registry")
-REQUIREMENTS = (
-    "torch",
-    "hmmlearn",
-    "scikit-learn",
-    "lightgbm",
-    "pandas",
-    "numpy",
-    "pyarrow",
-    "pydantic",
-    "TA-Lib",
-    "joblib",
-    "mlflow",
-)
+REQUIREMENTS = (*MODEL_PACKAGES, "pyarrow", "pydantic", "joblib", "mlflow")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -10,9 +10,9 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from common.sqlite import open_database
 from ml.observability import MetricsTextfile
 from strategies.risk_settings import RiskSettings
 
@@ -43,16 +43,8 @@ class IncidentLog:
     correlation_id: str
     run_id: str | None
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.settings.db_path, timeout=30)
-        try:
-            connection.executescript(SCHEMA)
-            with connection:
-                yield connection
-        finally:
-            connection.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return open_database(self.settings.db_path, SCHEMA, timeout=30)
 
     def record_incident(
         self, severity: str, code: str, description: str, *, log_excerpt_path: str | None = None

@@ -51,29 +51,10 @@ def train_command(
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     spec_text = spec.read_text(encoding="utf-8")
-    if data.pooling == "pooled":
-        _train_pooled(experiment, userdir, spec_text)
-    elif experiment.is_whitelist:
+    if experiment.is_whitelist and data.pooling == "per_pair":
         _train_whitelist(experiment, userdir, spec_text, jobs)
     else:
         _train_one(experiment, userdir, spec_text)
-
-
-def _train_pooled(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
-    from experiments.render import train_summary
-    from experiments.train import progress_steps
-    from experiments.train_pooled import train_pooled
-
-    label = f"training {experiment.name} (pooled, {len(experiment.data.pairs)} pairs)"
-    with progress_bar(label, progress_steps(experiment)) as advance:
-        result = train_pooled(
-            experiment,
-            userdir=userdir,
-            tracking_uri=tracking_uri(userdir),
-            spec_text=spec_text,
-            progress=advance,
-        )
-    train_summary(console, result, tracking_uri(userdir))
 
 
 def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, jobs: int) -> None:
@@ -96,11 +77,16 @@ def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, 
 
 
 def _train_one(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
+    """One model: a single-pair spec's, or a pooled whitelist's."""
     from experiments.render import train_summary
     from experiments.train import progress_steps, train
+    from experiments.train_pooled import train_pooled
 
-    with progress_bar(f"training {experiment.name}", progress_steps(experiment)) as advance:
-        result = train(
+    data = experiment.data
+    pooled = data.pooling == "pooled"
+    label = f" (pooled, {len(data.pairs)} pairs)" if pooled else ""
+    with progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance:
+        result = (train_pooled if pooled else train)(
             experiment,
             userdir=userdir,
             tracking_uri=tracking_uri(userdir),
