@@ -188,7 +188,7 @@ def _model_inputs(served: ServedModels, inputs: WalkForwardInputs | None) -> dic
     if inputs is None:
         return {"model_uri": served.uri}
     return {
-        "model_uri": served.uri if served.by_pair else None,
+        "model_uri": served.uri if served.by_pair or served.pooled else None,
         "predictions": inputs.predictions,
         "predictions_by_pair": inputs.by_pair or None,
     }

@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from common.layout import UserDir
 from experiments.spec import TimeRange, model_name
 from features.data import load_candles
+from features.data.store import pair_to_filename
 from features.pipeline import build
 from ml.bundle import ModelBundle
 from ml.registry import RegistryError
@@ -45,8 +46,18 @@ def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, st
 PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
 
 
+def pooled_predictions_artifact(pair: str) -> str:
+    """Where a pooled training run logs one pair's stitched out-of-sample predictions."""
+    return f"walk_forward/pairs/{pair_to_filename(pair)}.parquet"
+
+
 def stitch_walk_forward(
-    client: mlflow.MlflowClient, model_run_id: str, userdir: Path, exchange: str, out: Path
+    client: mlflow.MlflowClient,
+    model_run_id: str,
+    userdir: Path,
+    exchange: str,
+    out: Path,
+    artifact: str = PREDICTIONS_ARTIFACT,
 ) -> tuple[Path, str, int]:
     """Out-of-sample predictions of each fold bundle of a training run, stitched in time order.
 
@@ -63,11 +74,10 @@ def stitch_walk_forward(
     if not children:
         raise RegistryError(f"training run {model_run_id} has no fold runs to walk forward with")
     children.sort(key=lambda child: int(child.data.tags.get("fold", "0")))
-    logged = {a.path for a in client.list_artifacts(model_run_id, "walk_forward")}
-    if PREDICTIONS_ARTIFACT in logged:  # what training scored: read, not recomputed
-        stitched = pd.read_parquet(
-            client.download_artifacts(model_run_id, PREDICTIONS_ARTIFACT, str(out))
-        )
+    logged = {a.path for a in client.list_artifacts(model_run_id, artifact.rsplit("/", 1)[0])}
+    if artifact in logged:  # what training scored: read, not recomputed
+        out.mkdir(parents=True, exist_ok=True)
+        stitched = pd.read_parquet(client.download_artifacts(model_run_id, artifact, str(out)))
         stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
         return _stitched_file(stitched, out, model_run_id, len(children))
     pieces, features_by_spec = [], {}
@@ -143,6 +153,7 @@ class ServedModels:
     training_run: str | None = None
     by_pair: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     pooled: bool = False  # one version serving every pair of the whitelist
+    pairs: tuple[str, ...] = ()  # a pooled model's whitelist in this backtest
 
 
 def _pooled(
@@ -166,7 +177,7 @@ def _pooled(
             f"pooled model {model} was not trained on {', '.join(missing)}",
             hint=f"its pairs: {', '.join(trained)}; leave the others out of --pairs",
         )
-    return ServedModels(uri, version, training_run, pooled=True)
+    return ServedModels(uri, version, training_run, pooled=True, pairs=whitelist)
 
 
 def serve(
@@ -206,22 +217,23 @@ def walk_forward_inputs(
         raise RegistryError(
             "--walk-forward needs --model NAME@alias (its training run holds the folds)"
         )
-    if served.pooled:
-        raise RegistryError(
-            "--walk-forward is not available for pooled models yet",
-            hint="backtest the registered model on candles after its training window",
-        )
-    runs = (
-        [(p, r) for p, (_, _, r) in served.by_pair.items()]
-        if served.by_pair
-        else [(pair, served.training_run)]
-    )
+    if served.pooled:  # one run, each pair's out-of-sample predictions in its own file
+        runs = [
+            (p, served.training_run, pooled_predictions_artifact(p))
+            for p in served.pairs or (pair,)
+        ]
+    elif served.by_pair:
+        runs = [(p, r, PREDICTIONS_ARTIFACT) for p, (_, _, r) in served.by_pair.items()]
+    else:
+        runs = [(pair, served.training_run, PREDICTIONS_ARTIFACT)]
     stitched_by_pair: dict[str, Path] = {}
     spans, folds = [], 0
-    for key, training_run in runs:
+    for key, training_run, artifact in runs:
         workdir = UserDir(userdir).walk_forward(str(training_run))
+        if served.pooled:
+            workdir = workdir / pair_to_filename(key)
         stitched, span, count = stitch_walk_forward(
-            client, str(training_run), userdir, exchange, workdir
+            client, str(training_run), userdir, exchange, workdir, artifact
         )
         stitched_by_pair[key], folds = stitched, max(folds, count)
         spans.append(TimeRange.parse(span))
@@ -230,6 +242,6 @@ def walk_forward_inputs(
     if start >= end:
         raise RegistryError("the pairs' walk-forward windows do not overlap")
     timerange = str(TimeRange(start=start, end=end))
-    if served.by_pair:
+    if served.by_pair or served.pooled:
         return WalkForwardInputs(None, stitched_by_pair, timerange, folds)
     return WalkForwardInputs(stitched_by_pair[pair], {}, timerange, folds)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import SpecError
+from experiments.served_models import pooled_predictions_artifact
 from experiments.spec import ExperimentSpec
 from experiments.spec_data import cached_features, spec_candles
 from experiments.train import Progress, TrainResult
@@ -247,9 +248,10 @@ def _log_out_of_sample(
         overall.per_pair[item.pair] = score(
             predictions, item.candles, job.spec.training, job.spec.data.timeframe
         )
-        path = workdir / f"{pair_to_filename(item.pair)}.parquet"
+        artifact = pooled_predictions_artifact(item.pair)  # what a walk-forward backtest reads
+        path = workdir / artifact.rsplit("/", 1)[1]
         predictions.drop(columns=["reason"], errors="ignore").to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path="walk_forward/pairs")
+        mlflow.log_artifact(str(path), artifact_path=artifact.rsplit("/", 1)[0])
     record = RunLog().metrics(overall.metrics(), prefix="overall.")
     for name, values in overall.baselines().items():
         record.metrics(values, prefix=f"baseline.{name}.")

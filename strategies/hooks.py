@@ -62,7 +62,9 @@ def connect(strategy: Any) -> None:
         else None,
     }
     predictions = settings.get("predictions")
-    if PAIR_PLACEHOLDER in uri:  # a whitelist: each pair served by its own model
+    # a whitelist: each pair served by its own model (or, walking forward with a pooled
+    # model, by the predictions of that pair)
+    if PAIR_PLACEHOLDER in uri or isinstance(predictions, dict):
         strategy.adapter = PairModels(
             uri,
             report_path=Path(report) if report else None,

@@ -1,4 +1,5 @@
-"""A whitelist served by one adapter per pair, from a model URI with ``{pair}``."""
+"""A whitelist served by one adapter per pair, from a model URI with ``{pair}`` (or one
+pooled model's URI, the same for every pair)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ PAIR_PLACEHOLDER = "{pair}"
 
 
 def pair_uri(template: str, pair: str) -> str:
-    """``models:/wl__{pair}@champion`` for ``ETH/BTC`` -> ``models:/wl__ETH_BTC@champion``."""
+    """``models:/wl__{pair}@champion`` for ``ETH/BTC`` -> ``models:/wl__ETH_BTC@champion``
+    (a URI without ``{pair}``, a pooled model's, is the same for every pair)."""
     return template.replace(PAIR_PLACEHOLDER, pair_to_filename(pair))
 
 
@@ -34,8 +36,6 @@ class PairModels:
         stitched_predictions: dict[str, Path] | None = None,
         **adapter_options: Any,
     ) -> None:
-        if PAIR_PLACEHOLDER not in template:
-            raise ValueError(f"{template!r} has no {PAIR_PLACEHOLDER} for the pair")
         self.model_uri = template
         self.report_path = report_path
         self.stitched_predictions = stitched_predictions or {}

@@ -179,8 +179,32 @@ def test_a_whitelist_backtest_serves_every_pair_from_the_pooled_model(
     )
     assert guard["model_uri"] == "models:/pool/1"
     assert all(guard["trusted"][pair] > 0 for pair in PAIRS)
-    refused = cli("backtest", spec_path, "--walk-forward", "--userdir", userdir)
-    assert refused.code == 2 and "pooled" in refused.err
+
+
+def test_a_walk_forward_backtest_trades_each_pairs_out_of_sample_predictions(
+    pooled: tuple[Path, Path, str], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """The folds' predictions of each pair, as training scored them, drive one Freqtrade
+    backtest of the whitelist."""
+    userdir, spec_path, uri = pooled
+    client = configure(uri, userdir)
+    if not client.get_registered_model("pool").aliases.get("champion"):
+        assert cli("promote", "pool", "--reason", "pooled test", "--userdir", userdir).code == 0
+    done = cli("backtest", spec_path, "--walk-forward", "--userdir", userdir)
+    assert done.code == 0, done.err
+    backtests = client.get_experiment_by_name("backtests")
+    assert backtests is not None
+    run = client.search_runs([backtests.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert run.data.tags["walk_forward"] == "true" and run.data.tags["walk_forward.folds"] == "2"
+    guard = json.loads(
+        Path(
+            client.download_artifacts(run.info.run_id, "results/guard.json", str(tmp_path))
+        ).read_text()
+    )
+    # every pair's candles in the folds' test blocks are out of sample, and traded
+    assert all(guard["trusted"][pair] > 0 for pair in PAIRS)
+    assert all(guard["in_training_window"][pair] == 0 for pair in PAIRS)
+    assert guard["model_uri_by_pair"] == {pair: "models:/pool/1" for pair in PAIRS}
 
 
 def test_bad_pooled_specs_say_why(tmp_path: Path) -> None:
