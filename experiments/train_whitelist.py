@@ -109,12 +109,16 @@ def train_whitelist(
 
 def _train_pair(spec_json: str, pair: str, threads: int, shared: dict[str, Any]) -> TrainResult:
     """A worker process's part of :func:`train_whitelist`: one pair."""
-    import torch
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)  # BLAS/OpenMP of numpy and scikit-learn (the HMM)
+    from ml.models import forecaster_class
+
     spec = ExperimentSpec.model_validate_json(spec_json)
+    if forecaster_class(spec.model.kind).uses_torch:
+        import torch
+
+        torch.set_num_threads(threads)
+    threadpool_limits(threads)  # BLAS/OpenMP of numpy and scikit-learn (the HMM)
     return train(spec.for_pair(pair), threads=threads, **shared)
 
 

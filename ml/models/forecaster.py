@@ -26,6 +26,8 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     * ``decides_class``: its ``predict`` is its own long/flat decision (classification),
       not ``p_up > 0.5``;
     * ``param_ranges``: the allowed range of each numeric parameter (checked in specs);
+    * ``uses_torch``: it trains with torch (a worker process sets torch's threads; others
+      need not import it, which costs a worker about a second);
     * :attr:`context_rows`: how many rows before a row its prediction reads (an LSTM's
       sequence), so the live path passes just enough history.
 
@@ -35,6 +37,7 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
 
     has_reasons: ClassVar[bool] = False
     decides_class: ClassVar[bool] = False
+    uses_torch: ClassVar[bool] = False
     param_ranges: ClassVar[dict[str, Range]] = {}
 
     @property

@@ -79,6 +79,7 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 
 class LSTMForecaster(Forecaster):
+    uses_torch: ClassVar[bool] = True
     param_ranges: ClassVar[dict[str, Range]] = {
         "sequence_length": count(1, 10_000),
         "hidden_size": count(1, 4096),
