@@ -233,7 +233,7 @@ def _tracked_training(
         final_rows = {d.pair: slice(0, len(d.candles) - horizon) for d in job.data}
         bundle = job.fit(final_rows, last)
         say("logging the model")
-        model_uri, _ = log_bundle(bundle, Path(tmp))
+        model_uri, _ = log_bundle(bundle, Path(tmp), job.data[0].candles)
         run_id: str = run.info.run_id
     return run_id, model_uri, overall, folds
 

@@ -57,7 +57,9 @@ class BundleModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        return self.bundle.predict(pd.DataFrame(model_input))
+        pair = (params or {}).get("pair")  # a pooled model's pair (its scaling)
+        bundle = self.bundle.for_pair(str(pair)) if pair else self.bundle
+        return bundle.predict(pd.DataFrame(model_input))
 
 
 def pip_requirements() -> list[str]:
@@ -108,7 +110,9 @@ def _utc_friendly(signature: ModelSignature) -> ModelSignature:
         else column
         for column in signature.inputs.inputs
     ]
-    return ModelSignature(inputs=Schema(columns), outputs=signature.outputs)
+    return ModelSignature(
+        inputs=Schema(columns), outputs=signature.outputs, params=signature.params
+    )
 
 
 def log_bundle(
@@ -125,7 +129,10 @@ def log_bundle(
     signature = None
     if candles is not None and len(candles):
         example = candles.tail(SIGNATURE_CANDLES).reset_index(drop=True)
-        signature = _utc_friendly(infer_signature(example, bundle.predict(example)))
+        # a pooled model is asked for one of its pairs: ``params={"pair": ...}``
+        params = {"pair": bundle.metadata.pairs[0]} if bundle.pooled else None
+        served = bundle.for_pair(params["pair"]) if params else bundle
+        signature = _utc_friendly(infer_signature(example, served.predict(example), params=params))
     model_uri = log_bundle_model(bundle_path, signature)
     mlflow.set_tag(MODEL_URI_TAG, model_uri)
     return model_uri, sha

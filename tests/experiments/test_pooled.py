@@ -143,6 +143,15 @@ def test_a_pairs_predictions_are_causal_and_use_its_own_scaling(
         bundle.for_pair("BTC/USDT")
     with pytest.raises(BundleError, match="for_pair"):
         bundle.predict(xrp)  # which pair's scaling? never guessed
+    # the MLflow pyfunc is asked for a pair the same way
+    import mlflow
+
+    pyfunc = mlflow.pyfunc.load_model("models:/pool@challenger")
+    tail = xrp.iloc[-300:].reset_index(drop=True)
+    served = pyfunc.predict(tail, params={"pair": "XRP/USDT"})
+    np.testing.assert_array_equal(
+        served["prediction"].to_numpy(), bound.predict(tail)["prediction"].to_numpy()
+    )
 
 
 def test_the_adapter_serves_each_pair_and_refuses_others(pooled: tuple[Path, Path, str]) -> None:
