@@ -11,6 +11,7 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from experiments.spec import ExperimentSpec
 
+from common.errors import SpecError
 from experiments.cli._app import (
     SpecPair,
     SpecTimeframe,
@@ -112,6 +113,11 @@ def retrain_command(
     from experiments.retrain import RULE, retrain
     from experiments.train import progress_steps
 
+    if data.pooling == "pooled":
+        raise SpecError(
+            f"retrain of pooled models is not available yet ({experiment.name})",
+            hint="train it again (tradingbot train) and compare the versions in MLflow",
+        )
     console.print(f"rule: {RULE}")
     specs = [experiment.for_pair(p) for p in data.whitelist]
     for one in specs:

@@ -236,3 +236,20 @@ def test_bad_pooled_specs_say_why(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot be pooled"):
         train_pooled(spec, userdir=userdir, tracking_uri=uri)
     assert not (userdir / "mlflow.db").exists()  # said before anything was recorded
+
+
+def test_retrain_and_tune_of_a_pooled_spec_say_they_are_not_available(
+    pooled: tuple[Path, Path, str], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Both work per pair; on a pooled spec they would train a per-pair model under the
+    pooled model's name, so they refuse instead."""
+    userdir, spec_path, _ = pooled
+    retrained = cli("retrain", spec_path, "--userdir", userdir)
+    assert retrained.code == 2 and "pooled" in retrained.err
+    tunable = tmp_path / "pool_tune.toml"
+    tunable.write_text(
+        spec_path.read_text()
+        + '\n[tune]\n[tune.space]\n"model.params.num_leaves" = { type = "int", low = 7, high = 15 }\n'
+    )
+    tuned = cli("tune", tunable, "--trials", "1", "--userdir", userdir)
+    assert tuned.code == 2 and "pooled" in tuned.err
