@@ -202,19 +202,10 @@ def _slow_clock(candles: pd.DataFrame, arrays: _Arrays, kind: str, halflife: flo
     return values[len(values) - arrays.rows :]
 
 
-def _check(arrays: _Arrays, candles: pd.DataFrame) -> None:
-    """The part of :func:`features.candles.validate_candles` a live step can afford: the
-    wanted rows' prices are finite and positive and their dates ascend."""
-    for name in ("open", "high", "low", "close"):
-        values = arrays[name]
-        bad = np.flatnonzero(~(values > 0))
-        if bad.size:
-            raise DataError(
-                f"price is not a positive number ({values[bad[0]]})",
-                path="candles",
-                row=int(bad[0]),
-                column=name,
-            )
+def _check(candles: pd.DataFrame) -> None:
+    """What :func:`features.candles.validate_candles` refuses and a live step can check
+    cheaply: dates that do not ascend. Prices are taken as they are, as ``build`` does (a
+    missing price gives NaN features near it, not an error for a thousand candles)."""
     stamps = candles["date"].to_numpy(dtype="datetime64[ns]").view("int64")
     bad = np.flatnonzero(np.diff(stamps) <= 0)
     if bad.size:
@@ -251,8 +242,8 @@ def tail_columns(
         raise ValueError(
             "build_tail(): timeframe is required for higher-timeframe and slow-clock features"
         )
+    _check(candles)
     arrays = _Arrays(candles, rows)
-    _check(arrays, candles)
     columns: dict[str, np.ndarray] = {}
     for feature in spec.features:
         if isinstance(feature, SlowClockFeature):
