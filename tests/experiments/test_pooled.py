@@ -162,6 +162,22 @@ def test_the_adapter_serves_each_pair_and_refuses_others(pooled: tuple[Path, Pat
     for pair in PAIRS:
         served = adapter.populate(load_candles(userdir, "binance", pair, "1h"), pair)
         assert served["do_predict"].sum() > 0, pair
+    # live, one candle at a time: the same values as the batch, with the pair's scaling
+    xrp = load_candles(userdir, "binance", "XRP/USDT", "1h")
+    xrp["date"] = xrp["date"].astype("datetime64[ms, UTC]")  # as Freqtrade hands it over
+    batch = ModelAdapter("models:/pool@challenger", tracking_uri=uri).populate(xrp, "XRP/USDT")
+    live = ModelAdapter("models:/pool@challenger", tracking_uri=uri)
+    live.populate(xrp.iloc[:1600].copy(), "XRP/USDT", live=True)
+    columns = ["&-prediction", "&-p_up", *[c for c in batch.columns if c.startswith("&-p_")]]
+    for end in range(1601, 1611):
+        out = live.populate(xrp.iloc[end - 1200 : end].copy(), "XRP/USDT", live=True)
+        np.testing.assert_allclose(
+            out[columns].to_numpy(dtype="float64")[-1],
+            batch[columns].to_numpy(dtype="float64")[end - 1],
+            rtol=1e-7,
+            atol=1e-9,
+        )
+        assert out["&-regime"].iloc[-1] == batch["&-regime"].iloc[end - 1]
     other = load_candles(userdir, "binance", "ETH/USDT", "1h")
     refused = adapter.populate(other, "BTC/USDT")
     assert (refused["do_predict"] == 0).all()
