@@ -204,6 +204,10 @@ def test_a_whitelist_backtest_serves_every_pair_from_the_pooled_model(
     )
     assert guard["model_uri"] == "models:/pool/1"
     assert all(guard["trusted"][pair] > 0 for pair in PAIRS)
+    reported = cli("report", "--userdir", userdir, "--out", tmp_path / "report")
+    assert reported.code == 0, reported.err
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "pool" in report and "3 pairs 1h" in report
 
 
 def test_a_walk_forward_backtest_trades_each_pairs_out_of_sample_predictions(
