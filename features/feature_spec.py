@@ -29,7 +29,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from common.errors import SpecError, validation_message
 from features.timeframes import timeframe_to_seconds
@@ -134,16 +141,38 @@ class FeatureSpec(_Strict):
 
     features: tuple[Feature, ...] = Field(min_length=1)
     higher_timeframes: tuple[HigherTimeframe, ...] = ()
+    # FreqAI's include_corr_pairlist: ``features`` also computed on each of these pairs'
+    # candles of the same timeframe, joined by candle time (``<name>_ref_<BASE>_<QUOTE>``)
+    reference_pairs: tuple[str, ...] = ()
+
+    @field_validator("reference_pairs")
+    @classmethod
+    def _references(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pair in value:
+            base, _, quote = pair.partition("/")
+            if not base or not quote or "/" in quote:
+                raise ValueError(f"reference pair {pair!r} is not BASE/QUOTE")
+        if len(set(value)) != len(value):
+            raise ValueError(f"reference_pairs repeat: {list(value)}")
+        return value
 
     @property
     def hash(self) -> str:
         """16 hex digits naming this feature set (includes :data:`PIPELINE_VERSION`)."""
+        content = self.model_dump(mode="json")
+        if not content["reference_pairs"]:
+            del content["reference_pairs"]  # specs without them keep the hash they had
         canonical = json.dumps(
-            {"pipeline_version": PIPELINE_VERSION, "spec": self.model_dump(mode="json")},
+            {"pipeline_version": PIPELINE_VERSION, "spec": content},
             sort_keys=True,
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def on_references(self) -> FeatureSpec:
+        """What is computed on each reference pair: the base-timeframe features."""
+        return FeatureSpec(features=self.features)
 
     @property
     def needs_timeframe(self) -> bool:
@@ -267,3 +296,8 @@ def load_spec(path: Path) -> FeatureSpec:
             f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})"
         ) from exc
     return parse_spec(data, source=str(path))
+
+
+def reference_suffix(pair: str) -> str:
+    """The column suffix of a reference pair's features: ``_ref_BTC_USDT``."""
+    return "_ref_" + pair.replace("/", "_").replace(":", "_")

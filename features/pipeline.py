@@ -9,11 +9,12 @@ back-filled (see :func:`first_valid_row`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from features import indicators as ind
 from features.candles import validate_candles
 from features.feature_spec import (
@@ -23,6 +24,7 @@ from features.feature_spec import (
     MacdFeature,
     SlowClockFeature,
     WindowedFeature,
+    reference_suffix,
 )
 from features.timeframes import grid_offset_seconds, timeframe_to_seconds
 
@@ -146,10 +148,46 @@ def higher_timeframe_columns(
     return merged.drop(columns=["date", "available_at"])
 
 
-def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None) -> pd.DataFrame:
+def reference_columns(
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    timeframe: str | None,
+    references: Mapping[str, pd.DataFrame] | None,
+) -> pd.DataFrame:
+    """The spec's reference pairs' features (``<name>_ref_<BASE>_<QUOTE>``), one row per
+    candle of ``candles``: the reference's values at the same candle time (NaN where it
+    has no such candle), so nothing of a later candle enters a row."""
+    dates = candles["date"].to_numpy(dtype="datetime64[ns]")
+    out: dict[str, np.ndarray] = {}
+    for pair in spec.reference_pairs:
+        if references is None or pair not in references:
+            raise DataError(
+                f"the feature spec needs the candles of reference pair {pair}",
+                hint=f"import {pair} for this timeframe (tradingbot data import ...)",
+            )
+        other = validate_candles(references[pair], source=f"reference pair {pair}")
+        if other.empty:
+            raise DataError(f"no candles of reference pair {pair}")
+        values = build(other, spec.on_references, timeframe)
+        positions = np.searchsorted(other["date"].to_numpy(dtype="datetime64[ns]"), dates)
+        positions = np.minimum(positions, len(other) - 1)
+        same = other["date"].to_numpy(dtype="datetime64[ns]")[positions] == dates
+        for name in feature_columns(values):
+            column = values[name].to_numpy(dtype="float64")[positions]
+            out[f"{name}{reference_suffix(pair)}"] = np.where(same, column, np.nan)
+    return pd.DataFrame(out, index=candles.index)
+
+
+def build(
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    timeframe: str | None = None,
+    references: Mapping[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The feature frame of ``candles`` (see the module docstring for its shape).
 
-    ``timeframe`` is required when the spec has higher-timeframe features.
+    ``timeframe`` is required when the spec has higher-timeframe features;
+    ``references`` (pair -> candles of the same timeframe) when it has reference pairs.
     """
     candles = validate_candles(candles)
     if spec.needs_timeframe and timeframe is None:
@@ -175,6 +213,9 @@ def build(candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None = None
             htf = higher_timeframe_columns(candles, timeframe, higher)
             htf.index = frame.index
             frame = pd.concat([frame, htf], axis=1)
+    if spec.reference_pairs:
+        joined = reference_columns(candles, spec, timeframe, references)
+        frame = pd.concat([frame, joined.set_axis(frame.index)], axis=1)
     not_float = [str(c) for c, dtype in frame.dtypes.items() if c != "date" and dtype != "float64"]
     if not_float:
         frame[not_float] = frame[not_float].astype("float64")

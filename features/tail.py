@@ -16,7 +16,9 @@ only, from plain arrays:
 * slow-clock statistics: the indicator's own function on the slice it depends
   on (full-window values are fixed-order dot products, so the same bits);
 * higher-timeframe blocks: the batch pipeline's code on the candles given (they
-  are rare and need the resampled history anyway).
+  are rare and need the resampled history anyway);
+* reference pairs: the same, on as many of the reference's candles (up to the last
+  of ours) as ours.
 
 Like ``build``, the result depends on the candles passed: TA-Lib's exponential
 indicators depend on where the series starts (see :mod:`features.indicators`).
@@ -24,7 +26,7 @@ indicators depend on where the series starts (see :mod:`features.indicators`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,7 @@ from features.feature_spec import (
     MacdFeature,
     SlowClockFeature,
     WindowedFeature,
+    reference_suffix,
 )
 from features.pipeline import higher_timeframe_columns
 from features.timeframes import timeframe_to_seconds
@@ -215,11 +218,15 @@ def _check(candles: pd.DataFrame) -> None:
 
 
 def build_tail(
-    candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None, rows: int
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    timeframe: str | None,
+    rows: int,
+    references: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The last ``rows`` rows of ``build(candles, spec, timeframe)``: same columns, same
-    index labels, same values (see the module docstring for how exactly)."""
-    columns = tail_columns(candles, spec, timeframe, rows)
+    """The last ``rows`` rows of ``build(candles, spec, timeframe, references)``: same
+    columns, same index labels, same values (see the module docstring for how exactly)."""
+    columns = tail_columns(candles, spec, timeframe, rows, references)
     rows = min(rows, len(candles))
     index = pd.RangeIndex(len(candles) - rows, len(candles))  # positions, as build() numbers rows
     # one float block, then the dates: a column-by-column frame costs more than the features
@@ -230,8 +237,46 @@ def build_tail(
     return frame
 
 
+def _reference_tail(
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    timeframe: str | None,
+    rows: int,
+    references: Mapping[str, pd.DataFrame] | None,
+) -> dict[str, np.ndarray]:
+    """The reference pairs' columns at the last ``rows`` candles, each from the same
+    bounded history of the reference (its candles up to the last of ours)."""
+    wanted = candles["date"].to_numpy(dtype="datetime64[ns]")[len(candles) - rows :]
+    out: dict[str, np.ndarray] = {}
+    for pair in spec.reference_pairs:
+        if references is None or pair not in references:
+            raise DataError(
+                f"the feature spec needs the candles of reference pair {pair}",
+                hint=f"import {pair} for this timeframe (tradingbot data import ...)",
+            )
+        other = references[pair]
+        dates = other["date"].to_numpy(dtype="datetime64[ns]")
+        end = int(np.searchsorted(dates, wanted[-1], "right"))
+        other = other.iloc[max(0, end - len(candles)) : end]
+        dates = dates[max(0, end - len(candles)) : end]
+        if not len(other):
+            raise DataError(f"no candles of reference pair {pair} up to {wanted[-1]}")
+        their_rows = len(other) - int(np.searchsorted(dates, wanted[0], "left"))
+        values = tail_columns(other, spec.on_references, timeframe, max(1, their_rows))
+        tail_dates = dates[len(dates) - max(1, their_rows) :]
+        positions = np.minimum(np.searchsorted(tail_dates, wanted), len(tail_dates) - 1)
+        same = tail_dates[positions] == wanted
+        for name, column in values.items():
+            out[f"{name}{reference_suffix(pair)}"] = np.where(same, column[positions], np.nan)
+    return out
+
+
 def tail_columns(
-    candles: pd.DataFrame, spec: FeatureSpec, timeframe: str | None, rows: int
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    timeframe: str | None,
+    rows: int,
+    references: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`build_tail`'s feature columns as arrays (no frame: the live step needs
     arrays, and building a frame of a few rows costs more than computing them)."""
@@ -271,4 +316,6 @@ def tail_columns(
             block = higher_timeframe_columns(candles, timeframe, higher)
             for name in block.columns:
                 columns[name] = block[name].to_numpy(dtype="float64")[len(candles) - rows :]
+    if spec.reference_pairs:
+        columns.update(_reference_tail(candles, spec, timeframe, rows, references))
     return columns

@@ -178,3 +178,35 @@ def test_property_no_infinities_and_warmup_is_nan_not_backfilled(candles: pd.Dat
     assert frame["%-log_return_24"].iloc[24:].notna().all()
     assert len(frame) == len(candles)
     assert (frame["date"].to_numpy() == candles["date"].to_numpy()).all()
+
+
+def test_reference_pair_features_are_causal_and_joined_by_candle_time(
+    synthetic_candles: pd.DataFrame,
+) -> None:
+    """A reference pair's features at candle t are its own features at the same candle
+    time, computed from its candles up to t: on any prefix (of both markets, as they were
+    when that candle closed) the rows do not change; a candle it lacks gives NaN."""
+    from features.data.synthetic import generate
+    from features.feature_spec import FeatureSpec, default_spec, reference_suffix
+    from features.pipeline import build
+
+    ours = synthetic_candles.iloc[:1200].reset_index(drop=True)
+    reference, _ = generate(1300, seed=77)
+    reference["date"] = pd.date_range(
+        ours["date"].iloc[0] - pd.Timedelta(hours=50), periods=1300, freq="1h", tz="UTC"
+    ).astype("datetime64[ns, UTC]")
+    reference = reference.drop(index=[700]).reset_index(drop=True)  # one candle missing
+    spec = FeatureSpec(features=default_spec().features, reference_pairs=("BTC/USDT",))
+
+    def as_of(candles: pd.DataFrame) -> pd.DataFrame:
+        last = candles["date"].iloc[-1]
+        return build(candles, spec, "1h", {"BTC/USDT": reference[reference["date"] <= last]})
+
+    assert_prefix_invariant(as_of, ours, prefixes=5, minimum=300)
+    full = as_of(ours)
+    suffix = reference_suffix("BTC/USDT")
+    own = build(reference, FeatureSpec(features=default_spec().features), "1h")
+    at = int(np.flatnonzero(ours["date"] == reference["date"].iloc[900])[0])
+    assert full[f"%-rsi_14{suffix}"].iloc[at] == own["%-rsi_14"].iloc[900]
+    missing = int(np.flatnonzero(ours["date"] == ours["date"].iloc[0] + pd.Timedelta(hours=650))[0])
+    assert np.isnan(full[f"%-log_return_1{suffix}"].iloc[missing])

@@ -21,7 +21,7 @@ RTOL, ATOL = 1e-9, 1e-12
 
 def _every_kind() -> FeatureSpec:
     """Every windowed kind at a one-candle (where allowed) and a longer window, MACD, every
-    slow-clock kind, and a higher-timeframe block."""
+    slow-clock kind, a higher-timeframe block and a reference pair."""
     kinds = get_args(WindowedFeature.model_fields["kind"].annotation)
     one_candle = {"log_return", "log_range", "upper_wick", "lower_wick", "body", "sqrt_wick"}
     features: list[dict[str, object]] = [
@@ -32,7 +32,17 @@ def _every_kind() -> FeatureSpec:
         {"kind": kind, "halflives_days": [0.5, 2]}
         for kind in ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
     ]
-    return spec_with_higher_timeframe(FeatureSpec.model_validate({"features": features}))
+    spec = FeatureSpec.model_validate({"features": features, "reference_pairs": ["BTC/USDT"]})
+    return spec_with_higher_timeframe(spec)
+
+
+def _reference(candles: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A reference market on the same candle times, one candle missing."""
+    from features.data.synthetic import generate
+
+    other, _ = generate(len(candles), seed=5)
+    other["date"] = candles["date"].to_numpy()
+    return {"BTC/USDT": other.drop(index=[len(other) - 3]).reset_index(drop=True)}
 
 
 def _compare(batch: pd.DataFrame, tail: pd.DataFrame) -> None:
@@ -52,18 +62,21 @@ def _compare(batch: pd.DataFrame, tail: pd.DataFrame) -> None:
 def test_the_tail_is_the_batch_frames_last_rows(synthetic_candles: pd.DataFrame, rows: int) -> None:
     spec = _every_kind()
     candles = synthetic_candles.iloc[-1200:].reset_index(drop=True)  # a live step's bounded tail
-    _compare(build(candles, spec, "1h").iloc[-rows:], build_tail(candles, spec, "1h", rows))
+    refs = _reference(candles)
+    batch = build(candles, spec, "1h", refs).iloc[-rows:]
+    _compare(batch, build_tail(candles, spec, "1h", rows, refs))
 
 
 def test_warm_up_rows_are_nan_as_in_the_batch(synthetic_candles: pd.DataFrame) -> None:
     """A history shorter than the windows: the rows without a full window are NaN in both."""
     spec = _every_kind()
     candles = synthetic_candles.iloc[:60].reset_index(drop=True)
-    batch = build(candles, spec, "1h")
-    tail = build_tail(candles, spec, "1h", 60)
+    refs = _reference(candles)
+    batch = build(candles, spec, "1h", refs)
+    tail = build_tail(candles, spec, "1h", 60, refs)
     assert tail.drop(columns="date").isna().any().any()  # the 48-candle windows are warming up
     _compare(batch, tail)
-    _compare(batch, build_tail(candles, spec, "1h", 500))  # clipped to the candles there are
+    _compare(batch, build_tail(candles, spec, "1h", 500, refs))  # clipped to those there are
 
 
 def test_flat_stretches_give_the_batchs_zero_zscore(synthetic_candles: pd.DataFrame) -> None:
@@ -88,12 +101,17 @@ def test_flat_stretches_give_the_batchs_zero_zscore(synthetic_candles: pd.DataFr
 def test_bad_candles_behave_as_in_build(synthetic_candles: pd.DataFrame) -> None:
     spec = _every_kind()
     candles = synthetic_candles.iloc[:300].reset_index(drop=True)
+    refs = _reference(candles)
     broken = candles.copy()
     broken.loc[250, "low"] = np.nan  # a missing price: NaN features near it, as in build
-    _compare(build(broken, spec, "1h").iloc[-60:], build_tail(broken, spec, "1h", 60))
+    _compare(build(broken, spec, "1h", refs).iloc[-60:], build_tail(broken, spec, "1h", 60, refs))
     backwards = candles.copy()
     backwards["date"] = backwards["date"].where(backwards.index != 120, backwards["date"][118])
     with pytest.raises(DataError, match="ascending"):
-        build_tail(backwards, spec, "1h", 1)
+        build_tail(backwards, spec, "1h", 1, refs)
+    with pytest.raises(DataError, match="reference pair BTC/USDT"):
+        build_tail(candles, spec, "1h", 1)
+    with pytest.raises(DataError, match="reference pair BTC/USDT"):
+        build(candles, spec, "1h")
     with pytest.raises(ValueError, match="timeframe"):
-        build_tail(candles, spec, None, 1)
+        build_tail(candles, spec, None, 1, refs)
