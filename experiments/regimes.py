@@ -63,7 +63,7 @@ def run_regimes(
     config = config or RegimeConfig()
     say(REGIME_STAGES[0])
     candles = load_candles(userdir, exchange, pair, timeframe)
-    features = cached_features(candles, default_spec(), userdir, pair, timeframe)
+    features = cached_features(candles, default_spec(), userdir, pair, timeframe, exchange)
     cut = _training_rows(candles, train_end)
     n_states: int | str = "auto" if str(states) == "auto" else int(states)
     say(REGIME_STAGES[1])

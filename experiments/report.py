@@ -31,6 +31,7 @@ from common.atomic import write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
 from experiments.report_journal import Section, journal_sections
+from experiments.spec_data import reference_candles
 from features.data import load_candles
 from ml import tracking
 from ml.baselines import trend_positions
@@ -292,7 +293,8 @@ def _latest_backtest(
         bundle = load_bundle(model_uri)
         if bundle.regime_model is not None:
             upto = candles[candles["date"] < pd.Timestamp(m.end)].reset_index(drop=True)
-            labels = bundle.regimes(bundle.features(upto))["regime"]
+            references = reference_candles(bundle.feature_spec, userdir, "binance", timeframe)
+            labels = bundle.regimes(bundle.features(upto, references))["regime"]
             regimes = labels.iloc[len(upto) - len(window) :].reset_index(drop=True)
     images.append(
         regime_plot(

@@ -26,7 +26,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from experiments.spec import DataConfig, ExperimentSpec, TimeRange
-from experiments.spec_data import spec_candles
+from experiments.spec_data import reference_candles, spec_candles
 from experiments.train import Progress, TrainResult, train
 from ml import tracking
 from ml.bundle import ModelBundle
@@ -96,7 +96,8 @@ def _judge(
         )
         return _Verdict(False, reason, compared)
     upto = candles.iloc[: int(unseen.index.max()) + 1]
-    theirs = champion.predict(upto).loc[unseen.index]
+    references = reference_candles(champion.feature_spec, userdir, data.exchange, data.timeframe)
+    theirs = champion.predict(upto, references).loc[unseen.index]
     config = fresh.training
     new_calmar = score(unseen, candles, config, data.timeframe).metrics["calmar"]
     old_calmar = score(theirs, candles, config, data.timeframe).metrics["calmar"]

@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 
 from common.layout import UserDir
 from experiments.spec import TimeRange, model_name
+from experiments.spec_data import reference_candles
 from features.data import load_candles
 from features.data.store import pair_to_filename
 from features.pipeline import build
@@ -95,7 +96,8 @@ def stitch_walk_forward(
         key = (meta.pair, meta.timeframe, meta.spec_hash)
         if key not in features_by_spec:
             candles = load_candles(userdir, exchange, meta.pair, meta.timeframe)
-            features_by_spec[key] = build(candles, bundle.feature_spec, meta.timeframe)
+            references = reference_candles(bundle.feature_spec, userdir, exchange, meta.timeframe)
+            features_by_spec[key] = build(candles, bundle.feature_spec, meta.timeframe, references)
         features = features_by_spec[key]
         first, last = pd.Timestamp(window["first"]), pd.Timestamp(window["last"])
         upto = features[features["date"] <= last]

@@ -186,14 +186,24 @@ class FeaturePreset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     preset: Literal["default", "default+4h", "slow_clock"] = "default"
+    reference_pairs: tuple[str, ...] = ()  # see FeatureSpec.reference_pairs
+
+    @model_validator(mode="after")
+    def _valid(self) -> FeaturePreset:
+        self.spec()  # a malformed reference pair is named when the spec is read
+        return self
 
     def spec(self) -> FeatureSpec:
         if self.preset == "slow_clock":
-            return slow_clock_spec()
-        return (
-            default_spec()
-            if self.preset == "default"
-            else spec_with_higher_timeframe(default_spec())
+            spec = slow_clock_spec()
+        elif self.preset == "default":
+            spec = default_spec()
+        else:
+            spec = spec_with_higher_timeframe(default_spec())
+        if not self.reference_pairs:
+            return spec
+        return FeatureSpec.model_validate(
+            {**spec.model_dump(), "reference_pairs": self.reference_pairs}
         )
 
 
@@ -254,6 +264,8 @@ class ExperimentSpec(BaseModel):
             del content["trust"]
         if content.get("tune") and content["tune"].get("strategy_parameters") is None:
             del content["tune"]["strategy_parameters"]  # nor specs tuned as before it
+        if not content["features"].get("reference_pairs", True):
+            del content["features"]["reference_pairs"]  # nor specs from before them
         if content["data"]["pooling"] == "per_pair":
             del content["data"]["pooling"]  # nor specs from before pooled models
         if content["regime"]["warm_start"] is True:

@@ -46,12 +46,26 @@ def spec_candles(data: DataConfig, userdir: Path) -> pd.DataFrame:
     return select_candles(candles, TimeRange.parse(data.timerange))
 
 
+def reference_candles(
+    spec: FeatureSpec, userdir: Path, exchange: str, timeframe: str
+) -> dict[str, pd.DataFrame]:
+    """The imported candles of the spec's reference pairs (none: an empty dict)."""
+    return {pair: load_candles(userdir, exchange, pair, timeframe) for pair in spec.reference_pairs}
+
+
 def cached_features(
-    candles: pd.DataFrame, spec: FeatureSpec, userdir: Path, pair: str, timeframe: str
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    userdir: Path,
+    pair: str,
+    timeframe: str,
+    exchange: str = "binance",
 ) -> pd.DataFrame:
     """The feature frame of ``candles`` (one pair and timeframe), from the user dir's cache
-    when it holds it."""
-    frame, _, _ = feature_cache(userdir).build(candles, spec, data_window(candles, pair, timeframe))
+    when it holds it; a spec's reference pairs are read from the user dir too."""
+    references = reference_candles(spec, userdir, exchange, timeframe)
+    window = data_window(candles, pair, timeframe)
+    frame, _, _ = feature_cache(userdir).build(candles, spec, window, references)
     return frame
 
 
@@ -62,7 +76,8 @@ def build_features(
     spec.check_timeframe(timeframe)
     candles = load_candles(userdir, exchange, pair, timeframe)
     window = data_window(candles, pair, timeframe)
-    frame, meta, hit = feature_cache(userdir).build(candles, spec, window)
+    references = reference_candles(spec, userdir, exchange, timeframe)
+    frame, meta, hit = feature_cache(userdir).build(candles, spec, window, references)
     return FeatureBuild(frame, meta, hit)
 
 

@@ -227,7 +227,9 @@ def _training_job(
     feature_spec = spec.feature_spec
     feature_spec.check_timeframe(data.timeframe)
     say("building features")
-    features = cached_features(candles, feature_spec, userdir, data.pair, data.timeframe)
+    features = cached_features(
+        candles, feature_spec, userdir, data.pair, data.timeframe, data.exchange
+    )
     job = TrainingJob(
         name=spec.name,
         candles=candles,

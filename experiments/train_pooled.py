@@ -85,7 +85,9 @@ def _job(spec: ExperimentSpec, userdir: Path) -> PooledJob:
     for pair in spec.data.whitelist:
         one = spec.for_pair(pair).data
         candles = spec_candles(one, userdir)
-        features = cached_features(candles, spec.feature_spec, userdir, pair, one.timeframe)
+        features = cached_features(
+            candles, spec.feature_spec, userdir, pair, one.timeframe, one.exchange
+        )
         data.append(PairData(pair, candles, features))
     calendar = np.unique(
         np.concatenate([d.candles["date"].to_numpy(dtype="datetime64[ns]") for d in data])

@@ -10,7 +10,9 @@ same candles and same spec means the same frame, so a repeated build is a read.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from common.atomic import atomic_path, write_text_atomic
 from common.errors import DataError
-from features.candles import DataWindow
+from features.candles import DataWindow, candles_sha256
 from features.feature_spec import PIPELINE_VERSION, FeatureSpec
 from features.pipeline import build, feature_columns, first_valid_row
 
@@ -82,14 +84,30 @@ class FeatureCache:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path(self, spec: FeatureSpec, window: DataWindow) -> Path:
-        return self.root / spec.hash / f"{window.sha256}.parquet"
+    def path(
+        self,
+        spec: FeatureSpec,
+        window: DataWindow,
+        references: Mapping[str, pd.DataFrame] | None = None,
+    ) -> Path:
+        """Keyed by the spec and the candles (and the reference pairs' candles, if any)."""
+        key = window.sha256
+        if references:
+            digest = hashlib.sha256(key.encode())
+            for pair in sorted(references):
+                digest.update(pair.encode() + candles_sha256(references[pair]).encode())
+            key = digest.hexdigest()
+        return self.root / spec.hash / f"{key}.parquet"
 
     def build(
-        self, candles: pd.DataFrame, spec: FeatureSpec, window: DataWindow
+        self,
+        candles: pd.DataFrame,
+        spec: FeatureSpec,
+        window: DataWindow,
+        references: Mapping[str, pd.DataFrame] | None = None,
     ) -> tuple[pd.DataFrame, FeatureFrameMeta, bool]:
         """Return (frame, meta, cache_hit); builds and stores the frame on a miss."""
-        path = self.path(spec, window)
+        path = self.path(spec, window, references)
         if path.exists():
             try:
                 frame, meta = read_feature_file(path)
@@ -98,7 +116,7 @@ class FeatureCache:
             else:
                 if meta.window == window and meta.spec_hash == spec.hash:
                     return frame, meta, True
-        frame = build(candles, spec, window.timeframe)
+        frame = build(candles, spec, window.timeframe, references)
         meta = describe(frame, spec, window)
         write_feature_file(frame, meta, path)
         return frame, meta, False

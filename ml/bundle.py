@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import io
 import platform
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
 
 BUNDLE_FORMAT = 1
+References = Mapping[str, pd.DataFrame] | None  # reference pair -> its candles
 # what fits and reads a bundle: its versions are recorded, and pinned in a logged model
 MODEL_PACKAGES = ("torch", "hmmlearn", "scikit-learn", "lightgbm", "pandas", "numpy", "TA-Lib")
 PACKAGES = ("tradingbot", *MODEL_PACKAGES, "mlflow")
@@ -144,9 +146,16 @@ class ModelBundle:
 
     # -- inference -------------------------------------------------------------------
 
-    def features(self, candles: pd.DataFrame) -> pd.DataFrame:
-        """The model's input features of ``candles`` (scaled for a pooled model's pair)."""
-        return self.scaled(build(candles, self.feature_spec, self.metadata.timeframe))
+    @property
+    def reference_pairs(self) -> tuple[str, ...]:
+        """Pairs whose candles the features also need (``[features] reference_pairs``)."""
+        return tuple(getattr(self.feature_spec, "reference_pairs", ()))
+
+    def features(self, candles: pd.DataFrame, references: References = None) -> pd.DataFrame:
+        """The model's input features of ``candles`` (scaled for a pooled model's pair);
+        ``references``: the reference pairs' candles, when the spec has any."""
+        spec, timeframe = self.feature_spec, self.metadata.timeframe
+        return self.scaled(build(candles, spec, timeframe, references))
 
     def scaled(self, features: pd.DataFrame) -> pd.DataFrame:
         """A feature frame as this bundle reads it: unchanged, or for a pooled model's pair
@@ -161,10 +170,13 @@ class ModelBundle:
             )
         return self._scaler
 
-    def tail_features(self, candles: pd.DataFrame, rows: int) -> dict[str, np.ndarray]:
+    def tail_features(
+        self, candles: pd.DataFrame, rows: int, references: References = None
+    ) -> dict[str, np.ndarray]:
         """The feature columns of the last ``rows`` rows of :meth:`features`, computed for
         those rows only (the live step)."""
-        columns = tail_columns(candles, self.feature_spec, self.metadata.timeframe, rows)
+        spec, timeframe = self.feature_spec, self.metadata.timeframe
+        columns = tail_columns(candles, spec, timeframe, rows, references)
         scaler = self._pair_scaler()
         return columns if scaler is None else scaler.columns_of(columns)
 
@@ -255,8 +267,8 @@ class ModelBundle:
             out["di"] = forecast["di"]
         return out
 
-    def predict(self, candles: pd.DataFrame) -> pd.DataFrame:
-        return self.predict_features(self.features(candles))
+    def predict(self, candles: pd.DataFrame, references: References = None) -> pd.DataFrame:
+        return self.predict_features(self.features(candles, references))
 
     # -- persistence -----------------------------------------------------------------
 
@@ -377,14 +389,3 @@ def fit_bundle(
     if config.trust.dissimilarity_threshold is not None:
         bundle.dissimilarity = DissimilarityIndex().fit(inputs)
     return bundle
-
-
-def positions_from(predictions: pd.DataFrame, task: str, fractional: bool = False) -> np.ndarray:
-    """Long (1) / flat (0) from a prediction frame: long when up is predicted;
-    ``fractional``: the share of equity ``p_up`` (a regime allocation's exposure)."""
-    if fractional:
-        return predictions["p_up"].to_numpy(dtype="float64")
-    prediction = predictions["prediction"].to_numpy(dtype="float64")
-    if task == "classification":
-        return np.where(np.isfinite(prediction), prediction, np.nan)
-    return np.where(np.isfinite(prediction), (prediction > 0).astype("float64"), np.nan)

@@ -18,7 +18,7 @@ from features.candles import DataWindow, data_window
 from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.baselines import trend_positions
-from ml.bundle import ModelBundle, fit_bundle, positions_from
+from ml.bundle import ModelBundle, fit_bundle
 from ml.config import TrainingConfig
 from ml.metrics import (
     baseline_positions,
@@ -31,6 +31,17 @@ from ml.metrics import (
 from ml.models.allocation import DEFAULT_EXPOSURES
 from ml.targets import make_target
 from ml.walkforward import Fold, make_folds
+
+
+def positions_from(predictions: pd.DataFrame, task: str, fractional: bool = False) -> np.ndarray:
+    """Long (1) / flat (0) from a prediction frame: long when up is predicted;
+    ``fractional``: the share of equity ``p_up`` (a regime allocation's exposure)."""
+    if fractional:
+        return predictions["p_up"].to_numpy(dtype="float64")
+    prediction = predictions["prediction"].to_numpy(dtype="float64")
+    if task == "classification":
+        return np.where(np.isfinite(prediction), prediction, np.nan)
+    return np.where(np.isfinite(prediction), (prediction > 0).astype("float64"), np.nan)
 
 
 @dataclass

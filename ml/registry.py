@@ -127,7 +127,8 @@ def log_bundle(
     sha = bundle.save(bundle_path)
     mlflow.set_tag("bundle_sha256", sha)
     signature = None
-    if candles is not None and len(candles):
+    # (a model with reference pairs needs their candles too: no example, no signature)
+    if candles is not None and len(candles) and not bundle.reference_pairs:
         example = candles.tail(SIGNATURE_CANDLES).reset_index(drop=True)
         # a pooled model is asked for one of its pairs: ``params={"pair": ...}``
         params = {"pair": bundle.metadata.pairs[0]} if bundle.pooled else None

@@ -87,10 +87,14 @@ class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no s
         else:
             hooks.connect_risk(self)
 
+    def informative_pairs(self) -> list[tuple[str, str]]:
+        """The candles of the model's reference pairs, when it has any."""
+        return hooks.reference_informative_pairs(self)
+
     def populate_indicators(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
         """The model's predictions and regimes (when it reads a model), the ATR stop."""
         if self._reads_model():
-            dataframe = self.adapter.populate(dataframe, metadata["pair"], live=hooks.is_live(self))
+            dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
         if self.composition.uses("atr_stop"):
             dataframe[ATR_STOP_COLUMN] = atr_stop_prices(dataframe, self.values())
         return dataframe

@@ -87,6 +87,30 @@ def connect_risk(strategy: Any, metrics: MetricsTextfile | None = None) -> None:
     strategy.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
 
 
+def model_columns(strategy: Any, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
+    """The adapter's prediction columns for ``pair``, given the candles of the model's
+    reference pairs from Freqtrade's data provider (``[features] reference_pairs``)."""
+    references = {
+        other: strategy.dp.get_pair_dataframe(other, strategy.timeframe)
+        for other in strategy.adapter.reference_pairs(pair)
+    }
+    return strategy.adapter.populate(  # type: ignore[no-any-return]
+        dataframe, pair, live=is_live(strategy), references=references
+    )
+
+
+def reference_informative_pairs(strategy: Any) -> list[tuple[str, str]]:
+    """``informative_pairs`` for Freqtrade: the reference pairs the whitelist's models
+    need, at the strategy's timeframe, so a running bot downloads their candles."""
+    adapter = getattr(strategy, "adapter", None)
+    if adapter is None or strategy.dp is None:
+        return []
+    wanted = {
+        other for pair in strategy.dp.current_whitelist() for other in adapter.reference_pairs(pair)
+    }
+    return [(other, strategy.timeframe) for other in sorted(wanted)]
+
+
 def is_live(strategy: Any) -> bool:
     """Dry-run or live (the circuit breaker applies per trade), not a backtest."""
     return bool(strategy.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN))

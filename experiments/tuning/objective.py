@@ -91,7 +91,7 @@ class TuningData:
             data = self.spec.data
             spec.check_timeframe(data.timeframe)
             self._features[spec.hash] = cached_features(
-                self.candles, spec, self.userdir, data.pair, data.timeframe
+                self.candles, spec, self.userdir, data.pair, data.timeframe, data.exchange
             )
         return self._features[spec.hash]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from ml.serving.columns import (
     regime_codes,
     regime_column,
     stitched_columns,
+    untrusted,
     with_columns,
 )
 from ml.serving.guard import GuardReport
@@ -93,6 +94,7 @@ class ModelAdapter:
         self.live_window = live_window
         self.metrics = metrics  # live metrics (Prometheus textfile), when configured
         self._live: dict[str, LiveState] = {}
+        self._references: dict[str, pd.DataFrame] = {}  # of the populate call in progress
 
     # -- loading ---------------------------------------------------------------------
 
@@ -120,20 +122,16 @@ class ModelAdapter:
         )
         return self.bundle
 
+    def reference_pairs(self, pair: str) -> tuple[str, ...]:
+        """The pairs whose candles the model of ``pair`` needs beside its own (none when
+        the model cannot be loaded now: it will say why when asked to predict)."""
+        bundle = self._load()
+        return () if bundle is None else bundle.reference_pairs
+
     def _window(self, bundle: ModelBundle) -> int:
         return live_window(bundle, self.live_window)
 
     # -- prediction ------------------------------------------------------------------
-
-    def _empty(self, dataframe: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-        columns: dict[str, Any] = {
-            "&-prediction": np.nan,
-            "&-p_up": np.nan,
-            "&-regime": regime_column(labels, np.full(len(dataframe), -1)),
-        }
-        columns.update({f"&-p_{label}": np.nan for label in labels})
-        columns["do_predict"] = 0
-        return dataframe.assign(**columns)
 
     def _populate_stitched(self, dataframe: pd.DataFrame, pair: str, path: Path) -> pd.DataFrame:
         """Walk-forward mode: each candle gets the prediction of the fold bundle whose
@@ -145,17 +143,31 @@ class ModelAdapter:
         self._write_report()
         return out
 
-    def populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool = False) -> pd.DataFrame:
+    def populate(
+        self,
+        dataframe: pd.DataFrame,
+        pair: str,
+        *,
+        live: bool = False,
+        references: Mapping[str, pd.DataFrame] | None = None,
+    ) -> pd.DataFrame:
         """Add the prediction columns to Freqtrade's candle dataframe (see module docs).
 
         ``live``: only candles newer than the last call are processed (features on a
         bounded tail, the online regime filter carried forward, the forecaster on the
         new rows); the first call, or a frame that does not continue the last one,
-        is processed whole.
+        is processed whole. ``references``: Freqtrade's dataframes of the model's
+        reference pairs (:meth:`reference_pairs`), when it has any.
         """
         if self.stitched_predictions is not None:
             return self._populate_stitched(dataframe, pair, self.stitched_predictions)
         started = time.perf_counter()
+        self._references = {  # our candle frames, for this call
+            name: candle_frame(
+                frame, frame["date"], last=None if not live else 2 * self.live_window
+            )
+            for name, frame in (references or {}).items()
+        }
         out = self._populate(dataframe, pair, live=live)
         if self.metrics is not None and len(out):
             elapsed = time.perf_counter() - started
@@ -227,8 +239,9 @@ class ModelAdapter:
         None (and the reason logged, once) if not."""
         assert self.bundle is not None
         try:
+            uri = f"models:/{name}/{version}"
             candidate = checked_candidate(
-                self.bundle, f"models:/{name}/{version}", dataframe, pair, self.live_window
+                self.bundle, uri, dataframe, pair, self.live_window, self._references
             )
         except Exception as exc:
             self._refused = (version, first_line(exc))
@@ -248,7 +261,7 @@ class ModelAdapter:
         if bundle is None:
             self.guard.unavailable[pair] = self._failure or "model unavailable"
             self._write_report()
-            return self._empty(dataframe, [])
+            return untrusted(dataframe, [])
         if not bundle.serves(pair):
             # A model fitted on one market says nothing reliable about another.
             trained_on = ", ".join(bundle.metadata.pairs) or bundle.metadata.pair
@@ -261,7 +274,7 @@ class ModelAdapter:
                 logger.error("do_predict=0: %s", message)
             self.guard.unavailable[pair] = message
             self._write_report()
-            return self._empty(dataframe, [])
+            return untrusted(dataframe, [])
         bundle = bundle.for_pair(pair)  # a pooled model as this pair's (others: itself)
         labels = bundle.metadata.regime_labels
         dates = dataframe["date"]
@@ -279,7 +292,7 @@ class ModelAdapter:
             self.guard.unavailable[pair] = message
             self._live.pop(pair, None)
             self._write_report()
-            return self._empty(dataframe, labels)
+            return untrusted(dataframe, labels)
         rows = len(dataframe)
         added: dict[str, Any] = {
             "&-prediction": columns["prediction"],
@@ -343,7 +356,7 @@ class ModelAdapter:
     def _batch_columns(
         self, bundle: ModelBundle, dataframe: pd.DataFrame, dates: pd.Series
     ) -> dict[str, Any]:
-        predictions = bundle.predict(candle_frame(dataframe, dates))
+        predictions = bundle.predict(candle_frame(dataframe, dates), self._references)
         columns = {
             column: predictions[column].to_numpy()
             for column in predictions.columns
@@ -365,12 +378,14 @@ class ModelAdapter:
     ) -> dict[str, Any]:
         state = self._live.get(pair)
         if state is None or not state.continued_by(stamps):
+            candles = candle_frame(dataframe, dates)
             state = LiveState.bootstrap(
-                bundle, candle_frame(dataframe, dates), stamps, self._window(bundle)
+                bundle, candles, stamps, self._window(bundle), self._references
             )
             self._live[pair] = state
         else:  # only the bounded tail is ever looked at: the cost does not grow with history
-            state.advance(bundle, candle_frame(dataframe, dates, last=state.window), stamps)
+            candles = candle_frame(dataframe, dates, last=state.window)
+            state.advance(bundle, candles, stamps, self._references)
         return state.aligned(stamps)
 
     def _write_report(self) -> None:

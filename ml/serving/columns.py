@@ -96,3 +96,16 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
         out[f"&-{column}"] = merged[column].to_numpy()
     out["do_predict"] = np.isfinite(out["&-prediction"].to_numpy(dtype="float64")).astype("int64")
     return out
+
+
+def untrusted(dataframe: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Freqtrade's ``dataframe`` with empty prediction columns and ``do_predict = 0``
+    everywhere (no model, another pair's model, a failed prediction)."""
+    columns: dict[str, Any] = {
+        "&-prediction": np.nan,
+        "&-p_up": np.nan,
+        "&-regime": regime_column(labels, np.full(len(dataframe), -1)),
+    }
+    columns.update({f"&-p_{label}": np.nan for label in labels})
+    columns["do_predict"] = 0
+    return dataframe.assign(**columns)

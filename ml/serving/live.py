@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.bundle import ModelBundle
+from ml.bundle import ModelBundle, References
 from ml.serving.columns import regime_codes
 
 
@@ -60,10 +60,15 @@ class LiveState:
 
     @classmethod
     def bootstrap(
-        cls, bundle: ModelBundle, candles: pd.DataFrame, stamps: np.ndarray, window: int
+        cls,
+        bundle: ModelBundle,
+        candles: pd.DataFrame,
+        stamps: np.ndarray,
+        window: int,
+        references: References = None,
     ) -> LiveState:
         """Process a whole frame; replay the regime filter so it can continue exactly."""
-        features = bundle.features(candles)
+        features = bundle.features(candles, references)
         regimes = bundle.regimes(features)
         columns: dict[str, np.ndarray] = {c: regimes[c].to_numpy() for c in regimes.columns}
         if "regime" in columns:
@@ -89,7 +94,13 @@ class LiveState:
             and np.array_equal(stamps[: len(overlap)], overlap)
         )
 
-    def advance(self, bundle: ModelBundle, candles: pd.DataFrame, stamps: np.ndarray) -> None:
+    def advance(
+        self,
+        bundle: ModelBundle,
+        candles: pd.DataFrame,
+        stamps: np.ndarray,
+        references: References = None,
+    ) -> None:
         new = int((stamps > self.stamps[-1]).sum())
         if new == 0:
             return
@@ -97,7 +108,7 @@ class LiveState:
             candles = candles.iloc[len(candles) - self.window :].reset_index(drop=True)
         context = bundle.forecaster.context_rows
         # the rows the new candles and the forecaster's context need, from the bounded tail
-        features = bundle.tail_features(candles, new + context)
+        features = bundle.tail_features(candles, new + context, references)
         regime_columns = [c for c in self.columns if c.startswith("p_") and c != "p_up"]
         fresh: dict[str, np.ndarray] = {}
         if self.regime_filter is not None and bundle.regime_model is not None:

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 
 from common.layout import UserDir
-from ml.bundle import ModelBundle
+from ml.bundle import ModelBundle, References
 from ml.serving.columns import candle_frame
 
 
@@ -46,7 +46,12 @@ def load_served(model_uri: str, tracking_uri: str | None) -> tuple[ModelBundle, 
 
 
 def checked_candidate(
-    current: ModelBundle, uri: str, dataframe: pd.DataFrame, pair: str, minimum_window: int
+    current: ModelBundle,
+    uri: str,
+    dataframe: pd.DataFrame,
+    pair: str,
+    minimum_window: int,
+    references: References = None,
 ) -> ModelBundle:
     """The bundle at ``uri`` if it may replace ``current``: same pair (every pair, for a
     pooled model) and timeframe, and it predicts ``pair``'s candles in Freqtrade's
@@ -62,5 +67,6 @@ def checked_candidate(
             f"it is for {', '.join(theirs[0])} {theirs[1]}, not {', '.join(ours[0])} {ours[1]}"
         )
     window = live_window(candidate, minimum_window)
-    candidate.for_pair(pair).predict(candle_frame(dataframe, dataframe["date"], last=window))
+    candles = candle_frame(dataframe, dataframe["date"], last=window)
+    candidate.for_pair(pair).predict(candles, references)
     return candidate

@@ -4,6 +4,7 @@ pooled model's URI, the same for every pair)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,18 @@ class PairModels:
             )
         return self.adapters[pair]
 
-    def populate(self, dataframe: pd.DataFrame, pair: str, *, live: bool = False) -> pd.DataFrame:
-        out = self.adapter(pair).populate(dataframe, pair, live=live)
+    def reference_pairs(self, pair: str) -> tuple[str, ...]:
+        return self.adapter(pair).reference_pairs(pair)
+
+    def populate(
+        self,
+        dataframe: pd.DataFrame,
+        pair: str,
+        *,
+        live: bool = False,
+        references: Mapping[str, pd.DataFrame] | None = None,
+    ) -> pd.DataFrame:
+        out = self.adapter(pair).populate(dataframe, pair, live=live, references=references)
         self._write_report()
         return out
 

@@ -13,7 +13,8 @@ import pytest
 
 from experiments.spec import parse_experiment
 from features.data.synthetic import generate
-from ml.bundle import BundleError, ModelBundle, positions_from
+from ml.bundle import BundleError, ModelBundle
+from ml.fold_training import positions_from
 from tests.conftest import fit_on_prefix
 
 

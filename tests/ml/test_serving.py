@@ -183,9 +183,9 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
     built: list[tuple[int, int]] = []
     original = live.bundle.tail_features  # type: ignore[union-attr]
 
-    def counting(candles: pd.DataFrame, rows: int) -> pd.DataFrame:
+    def counting(candles: pd.DataFrame, rows: int, references: object = None) -> pd.DataFrame:
         built.append((len(candles), rows))
-        return original(candles, rows)
+        return original(candles, rows, references)
 
     monkeypatch.setattr(live.bundle, "tail_features", counting)
     steps = [

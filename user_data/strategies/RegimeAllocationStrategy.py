@@ -67,9 +67,13 @@ class RegimeAllocationStrategy(IStrategy):
         """Connect the adapter to the model named in the config, and the risk manager."""
         hooks.connect(self)
 
+    def informative_pairs(self) -> list[tuple[str, str]]:
+        """The candles of the model's reference pairs, when it has any."""
+        return hooks.reference_informative_pairs(self)
+
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """The model's target exposure (``&-p_up``), regime and ``do_predict``."""
-        dataframe = self.adapter.populate(dataframe, metadata["pair"], live=hooks.is_live(self))
+        dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
         trusted = dataframe["do_predict"] == 1
         dataframe["target_exposure"] = np.where(
             trusted, dataframe["&-p_up"].fillna(0.0).clip(0.0, 1.0), np.nan
