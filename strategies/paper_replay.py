@@ -64,16 +64,18 @@ class ReplayResult:
 class ReplayMarket:
     """Imported candles of each pair, served up to the current step."""
 
-    def __init__(self, frames: dict[str, pd.DataFrame], timeframe: str) -> None:
-        from freqtrade.data.converter import ohlcv_fill_up_missing_data
-
+    def __init__(
+        self,
+        frames: dict[str, pd.DataFrame],
+        timeframe: str,
+        more: Callable[[str], pd.DataFrame] | None = None,
+    ) -> None:
+        self.timeframe = timeframe
         # Missing candles filled as Freqtrade fills them, live and in backtests (flat at the
         # last close, volume 0): the strategy sees the frames a backtest sees.
-        self.frames: dict[str, pd.DataFrame] = {
-            p: ohlcv_fill_up_missing_data(f.reset_index(drop=True), timeframe, p)
-            for p, f in frames.items()
-        }
-        self.timeframe = timeframe
+        self.frames: dict[str, pd.DataFrame] = {p: self._filled(f, p) for p, f in frames.items()}
+        # other pairs the bot asks for (a model's reference pairs), loaded when first asked
+        self.more = more
         self.step_seconds = timeframe_to_seconds(timeframe)
         self.closed_until: pd.Timestamp | None = None  # open time of the last closed candle
         self.history_from: pd.Timestamp | None = None  # first candle ever served
@@ -84,14 +86,27 @@ class ReplayMarket:
         forming = self.closed_until + pd.Timedelta(seconds=self.step_seconds)
         return (forming + pd.Timedelta(seconds=1)).to_pydatetime()
 
+    def _filled(self, frame: pd.DataFrame, pair: str) -> pd.DataFrame:
+        from freqtrade.data.converter import ohlcv_fill_up_missing_data
+
+        filled: pd.DataFrame = ohlcv_fill_up_missing_data(
+            frame.reset_index(drop=True), self.timeframe, pair
+        )
+        return filled
+
+    def frame(self, pair: str) -> pd.DataFrame:
+        if pair not in self.frames and self.more is not None:
+            self.frames[pair] = self._filled(self.more(pair), pair)
+        return self.frames[pair]
+
     def _served(self, pair: str) -> int:
         """How many of ``pair``'s candles are closed at the current step."""
         assert self.closed_until is not None
-        dates = self.frames[pair]["date"].to_numpy(dtype="datetime64[ns]")
+        dates = self.frame(pair)["date"].to_numpy(dtype="datetime64[ns]")
         return int(dates.searchsorted(self.closed_until.to_datetime64(), side="right"))
 
     def closed(self, pair: str) -> pd.DataFrame:
-        frame = self.frames[pair]
+        frame = self.frame(pair)
         upto = self._served(pair)
         first = max(0, upto - SERVED_HISTORY)
         if self.history_from is not None:  # the bot started with this much history
@@ -103,7 +118,7 @@ class ReplayMarket:
 
     def price(self, pair: str) -> float:
         """The forming candle's open (the last close when the data ends)."""
-        frame = self.frames[pair]
+        frame = self.frame(pair)
         at = self._served(pair)
         column = "open" if at < len(frame) else "close"
         # on the snapshot's price grid (1e-8): Freqtrade rounds an entry's limit to it, and a
@@ -246,7 +261,9 @@ def run_replay(
     pairs = list(config["exchange"]["pair_whitelist"])
     timeframe = str(config["timeframe"])
     frames = {p: load_candles(userdir, exchange, p, timeframe) for p in pairs}
-    market = ReplayMarket(frames, timeframe)
+    market = ReplayMarket(
+        frames, timeframe, more=lambda pair: load_candles(userdir, exchange, pair, timeframe)
+    )
     first = market.frames[pairs[0]]  # a step for every candle, missing ones too
     steps = first[(first["date"] >= pd.Timestamp(start)) & (first["date"] < pd.Timestamp(end))]
     if steps.empty:

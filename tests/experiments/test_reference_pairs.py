@@ -137,3 +137,47 @@ def test_training_without_the_reference_candles_says_which(
     failed = cli("train", spec_path, "--userdir", userdir)
     assert failed.code == 2 and "BTC/USDT" in failed.err
     assert not (userdir / "mlflow.db").exists()  # said before anything was recorded
+
+
+@pytest.mark.slow
+def test_a_replayed_paper_bot_gets_the_reference_candles(
+    trained: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Freqtrade's own bot loop asks for the reference pair as an informative pair; the
+    replayed market serves it; the trades are the backtest's."""
+    import socket
+
+    from experiments.paper import replay_paper
+    from strategies.catalogue import introspect
+    from strategies.install import install_strategies
+    from strategies.params import default_params, with_values
+    from strategies.runner import REPO_STRATEGIES
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled: the replay must not need it")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    userdir, _, uri = trained
+    install_strategies(userdir)
+    info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]
+    values = {"entry_threshold": 0.5, "exit_threshold": 0.48}
+    with_values(default_params(info), values).write(userdir / "strategies")
+    root = Path(__file__).resolve().parents[2]
+    config = json.loads((root / "user_data" / "config.dryrun.json").read_text())
+    config["tradingbot"]["model_uri"] = "models:/eth_ref@champion"
+    config["exchange"]["pair_whitelist"] = ["ETH/USDT"]
+    path = userdir.parent / "config.json"
+    path.write_text(json.dumps(config))
+    result, _, compared = replay_paper(
+        config=path,
+        userdir=userdir,
+        timerange="20210305-20210312",
+        strategy=None,
+        model=None,
+        tracking_uri=uri,
+        quiet=True,
+    )
+    assert result.steps == 7 * 24
+    assert compared.unexplained.empty, compared.unexplained
+    assert len(compared.matched) >= 1, (result.trades, compared)
