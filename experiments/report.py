@@ -31,14 +31,13 @@ from common.atomic import write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
 from experiments.report_journal import Section, journal_sections
-from experiments.spec_data import reference_candles
+from experiments.served_models import served_regimes
 from features.data import load_candles
 from ml import tracking
 from ml.baselines import trend_positions
 from ml.evaluation import evaluation_of, metric
 from ml.metrics import equity_of
 from ml.plots import drawdown_plot, equity_plot, regime_plot
-from ml.registry import load_bundle
 from strategies.equity import equity_curve
 from strategies.results import parse_result_zip
 
@@ -287,15 +286,7 @@ def _latest_backtest(
     window = candles[
         (candles["date"] >= pd.Timestamp(m.start)) & (candles["date"] < pd.Timestamp(m.end))
     ].reset_index(drop=True)
-    regimes = pd.Series([""] * len(window))
-    model_uri = tags.get("model_uri")
-    if model_uri:
-        bundle = load_bundle(model_uri)
-        if bundle.regime_model is not None:
-            upto = candles[candles["date"] < pd.Timestamp(m.end)].reset_index(drop=True)
-            references = reference_candles(bundle.feature_spec, userdir, "binance", timeframe)
-            labels = bundle.regimes(bundle.features(upto, references))["regime"]
-            regimes = labels.iloc[len(upto) - len(window) :].reset_index(drop=True)
+    regimes = served_regimes(tags.get("model_uri"), candles, window, m.end, userdir, timeframe)
     images.append(
         regime_plot(
             window["date"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
@@ -19,7 +20,7 @@ from features.data import load_candles
 from features.data.store import pair_to_filename
 from features.pipeline import build
 from ml.bundle import ModelBundle
-from ml.registry import RegistryError
+from ml.registry import RegistryError, load_bundle
 from ml.serving import PAIR_PLACEHOLDER
 
 
@@ -247,3 +248,26 @@ def walk_forward_inputs(
     if served.by_pair or served.pooled:
         return WalkForwardInputs(None, stitched_by_pair, timerange, folds)
     return WalkForwardInputs(stitched_by_pair[pair], {}, timerange, folds)
+
+
+def served_regimes(
+    model_uri: str | None,
+    candles: pd.DataFrame,
+    window: pd.DataFrame,
+    end: datetime,
+    userdir: Path,
+    timeframe: str,
+) -> pd.Series:
+    """The regime names the backtest's model (``model_uri``) gave the candles of
+    ``window`` (those before ``end``), computed on all ``candles`` before ``end``; ""
+    for every candle without a model or without regimes."""
+    regimes = pd.Series([""] * len(window))
+    if not model_uri:
+        return regimes
+    bundle = load_bundle(model_uri)
+    if bundle.regime_model is None:
+        return regimes
+    upto = candles[candles["date"] < pd.Timestamp(end)].reset_index(drop=True)
+    others = reference_candles(bundle.feature_spec, userdir, "binance", timeframe)
+    labels = bundle.regimes(bundle.features(upto, others))["regime"]
+    return labels.iloc[len(upto) - len(window) :].reset_index(drop=True)

@@ -148,6 +148,17 @@ def higher_timeframe_columns(
     return merged.drop(columns=["date", "available_at"])
 
 
+def reference(references: Mapping[str, pd.DataFrame] | None, pair: str) -> pd.DataFrame:
+    """The candles of reference pair ``pair``, or a :class:`DataError` saying they are
+    missing and how to get them."""
+    if references is None or pair not in references:
+        raise DataError(
+            f"the feature spec needs the candles of reference pair {pair}",
+            hint=f"import {pair} for this timeframe (tradingbot data import ...)",
+        )
+    return references[pair]
+
+
 def reference_columns(
     candles: pd.DataFrame,
     spec: FeatureSpec,
@@ -160,12 +171,7 @@ def reference_columns(
     dates = candles["date"].to_numpy(dtype="datetime64[ns]")
     out: dict[str, np.ndarray] = {}
     for pair in spec.reference_pairs:
-        if references is None or pair not in references:
-            raise DataError(
-                f"the feature spec needs the candles of reference pair {pair}",
-                hint=f"import {pair} for this timeframe (tradingbot data import ...)",
-            )
-        other = validate_candles(references[pair], source=f"reference pair {pair}")
+        other = validate_candles(reference(references, pair), source=f"reference pair {pair}")
         if other.empty:
             raise DataError(f"no candles of reference pair {pair}")
         values = build(other, spec.on_references, timeframe)

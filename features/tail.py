@@ -42,7 +42,7 @@ from features.feature_spec import (
     WindowedFeature,
     reference_suffix,
 )
-from features.pipeline import higher_timeframe_columns
+from features.pipeline import higher_timeframe_columns, reference
 from features.timeframes import timeframe_to_seconds
 
 _PRICES = ("open", "high", "low", "close", "volume")
@@ -249,12 +249,7 @@ def _reference_tail(
     wanted = candles["date"].to_numpy(dtype="datetime64[ns]")[len(candles) - rows :]
     out: dict[str, np.ndarray] = {}
     for pair in spec.reference_pairs:
-        if references is None or pair not in references:
-            raise DataError(
-                f"the feature spec needs the candles of reference pair {pair}",
-                hint=f"import {pair} for this timeframe (tradingbot data import ...)",
-            )
-        other = references[pair]
+        other = reference(references, pair)
         dates = other["date"].to_numpy(dtype="datetime64[ns]")
         end = int(np.searchsorted(dates, wanted[-1], "right"))
         other = other.iloc[max(0, end - len(candles)) : end]
