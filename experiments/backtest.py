@@ -32,6 +32,7 @@ from features.data import load_candles
 from features.data.store import pair_to_filename
 from features.timeframes import timeframe_to_seconds
 from ml import tracking
+from ml.run_log import RunLog
 from strategies.equity import comparison, portfolio_comparison
 from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
@@ -306,31 +307,32 @@ def _record(
         tracking.tracked_run(experiment_id=experiment, run_name=name, tags=tags) as active,
     ):
         metrics = evaluation.parsed.metrics.model_dump(exclude={"start", "end"})
-        tracking.log_metrics({k: float(v) for k, v in metrics.items()})
+        record = RunLog().metrics({k: float(v) for k, v in metrics.items()})
         # mark-to-market measures and the baselines, under the training runs' names
-        tracking.log_metrics(compared["strategy"], prefix="mtm.")
+        record.metrics(compared["strategy"], prefix="mtm.")
         for baseline, values in compared.items():
             if baseline != "strategy":
-                tracking.log_metrics(values, prefix=f"baseline.{baseline}.")
+                record.metrics(values, prefix=f"baseline.{baseline}.")
         dissimilar = sum(int(v) for v in dict(guard.get("dissimilar", {})).values())
-        tracking.log_metrics(
+        record.metrics(
             {"guard.excluded_candles": evaluation.excluded, "guard.dissimilar_candles": dissimilar}
         )
-        mlflow.log_params(
+        record.params(
             {
                 "starting_balance": str(request.starting_balance),
                 "fee": request.fee,
                 "max_open_trades": request.max_open_trades,
             }
         )
-        _log_tables(evaluation, Path(tmp))
+        _log_tables(evaluation, Path(tmp), record)
+        record.send()
         for artefact in (run.result_zip, run.config, run.guard_report, run.log):
             if artefact.exists():
                 mlflow.log_artifact(str(artefact), artifact_path="results")
         return str(active.info.run_id)
 
 
-def _log_tables(evaluation: Evaluation, tmp: Path) -> None:
+def _log_tables(evaluation: Evaluation, tmp: Path, record: RunLog) -> None:
     table = tmp / "per_regime.csv"
     evaluation.regimes.to_csv(table, index=False)
     mlflow.log_artifact(str(table), artifact_path="results")
@@ -339,7 +341,7 @@ def _log_tables(evaluation: Evaluation, tmp: Path) -> None:
     for row in evaluation.pairs_table.to_dict("records"):
         key = pair_to_filename(str(row["pair"]))
         values = {str(k): float(v) for k, v in row.items() if k != "pair"}
-        tracking.log_metrics(values, prefix=f"pair.{key}.")
+        record.metrics(values, prefix=f"pair.{key}.")
     by_pair_file = tmp / "per_pair.csv"
     evaluation.pairs_table.to_csv(by_pair_file, index=False)
     mlflow.log_artifact(str(by_pair_file), artifact_path="results")

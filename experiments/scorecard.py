@@ -29,6 +29,7 @@ from experiments.spec import ExperimentSpec
 from experiments.train import train
 from features.data import load_candles
 from ml import tracking
+from ml.run_log import RunLog
 
 EXPERIMENT = "scorecards"
 ROWS = ("strategy", "always_long", "sma50_daily", "momentum_30d")
@@ -154,11 +155,13 @@ def _record(
             experiment_id=experiment, run_name=f"{spec.name} scorecard", tags=tags
         ) as run,
     ):
+        record = RunLog()
         for market in markets:
             for name in ROWS:
-                tracking.log_metrics(
+                record.metrics(
                     {k: market.rows[name][k] for k in MEASURES}, prefix=f"{market.key}.{name}."
                 )
+        record.send()
         path = Path(tmp) / "scorecard.csv"
         card.table().to_csv(path, index=False)
         mlflow.log_artifact(str(path))

@@ -15,14 +15,13 @@ import os
 import socket
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from common.atomic import file_lock, pid_alive
@@ -317,30 +316,3 @@ def git_commit(cwd: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return result.stdout.strip() or "unknown"
-
-
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
-
-
-def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
-    """Per-epoch metrics of the active run, with the epoch as MLflow step.
-
-    Sent in batches: one call per epoch (a LightGBM fit has hundreds of boosting
-    rounds) cost more than the fit itself."""
-    run = mlflow.active_run()
-    if run is None:
-        raise RuntimeError("log_history() needs an active MLflow run")
-    timestamp = int(time.time() * 1000)
-    metrics = [
-        Metric(f"{prefix}{key}", float(value), timestamp, int(record.get("epoch", 0)))
-        for record in history
-        for key, value in record.items()
-        if key != "epoch"
-    ]
-    client = MlflowClient()
-    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-        client.log_batch(run.info.run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
-
-
-def log_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
-    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in metrics.items()})

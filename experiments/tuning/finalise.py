@@ -27,6 +27,7 @@ from features.candles import data_window
 from ml import tracking
 from ml.fold_training import fit_final
 from ml.registry import log_bundle, register_finished_run, version_of_run
+from ml.run_log import RunLog
 from strategies.params import StrategyParams, with_values
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,11 @@ def _refit(
                 **{f"best.{k}": str(v) for k, v in best.params.items()},
             }
         )
-        tracking.log_metrics(validation, prefix="validation.")
+        RunLog().metrics(validation, prefix="validation.").send()
         _log_study(study, workdir)
         bundle = fit_final(data.job(spec))
         test = score_test(data, bundle, spec, strategy)
-        tracking.log_metrics(test, prefix="test.")
+        RunLog().metrics(test, prefix="test.").send()
         if strategy is not None:
             mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
         model_uri, _ = log_bundle(bundle, workdir, data.tuning_candles)
