@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from common.layout import UserDir
@@ -24,25 +25,32 @@ from ml.registry import RegistryError, load_bundle
 from ml.serving import PAIR_PLACEHOLDER
 
 
-def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
-    """``NAME@alias`` or ``NAME/version`` -> (models:/ URI, version, training run id)."""
+def _model_version(client: mlflow.MlflowClient, model: str) -> ModelVersion:
+    """``NAME@alias`` or ``NAME/version`` -> the registry's version (a clear error if none)."""
     try:
         if "@" in model:
             name, alias = model.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        elif "/" in model:
+            return client.get_model_version_by_alias(name, alias)
+        if "/" in model:
             name, number = model.split("/", 1)
-            version = client.get_model_version(name, number)
-        else:
-            raise RegistryError(
-                f"model {model!r}: write NAME@alias or NAME/version, e.g. btc_1h_hmm_lstm@champion"
-            )
+            return client.get_model_version(name, number)
     except MlflowException as exc:
         raise RegistryError(
             f"model {model!r} is not in the registry ({exc.message.splitlines()[0]})",
             hint="train one (tradingbot train SPEC) and promote it (tradingbot promote NAME --version N)",
         ) from exc
+    raise RegistryError(
+        f"model {model!r}: write NAME@alias or NAME/version, e.g. btc_1h_hmm_lstm@champion"
+    )
+
+
+def _resolved(version: ModelVersion) -> tuple[str, str, str]:
     return f"models:/{version.name}/{version.version}", str(version.version), str(version.run_id)
+
+
+def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, str]:
+    """``NAME@alias`` or ``NAME/version`` -> (models:/ URI, version, training run id)."""
+    return _resolved(_model_version(client, model))
 
 
 PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
@@ -159,28 +167,27 @@ class ServedModels:
     pairs: tuple[str, ...] = ()  # a pooled model's whitelist in this backtest
 
 
-def _pooled(
-    client: mlflow.MlflowClient, model: str, whitelist: tuple[str, ...]
-) -> ServedModels | None:
-    """A pooled model (one version serving several pairs, see ml.pooled) for the whitelist,
-    or None when ``model`` is not one. A whitelist pair it was not trained on is an error."""
-    name = model.split("@", 1)[0].split("/", 1)[0]
+def _registered(client: mlflow.MlflowClient, model: str) -> ModelVersion | None:
+    """The version ``model`` names when its name is a registered model; None when it is
+    not (a whitelist's per-pair models are registered as ``NAME__<pair>``)."""
     try:
-        client.get_registered_model(name)
+        client.get_registered_model(model.split("@", 1)[0].split("/", 1)[0])
     except MlflowException:
-        return None  # per-pair models (NAME__<pair>) or none at all: not pooled
-    uri, version, training_run = resolve_model(client, model)
-    tags = client.get_model_version(name, version).tags
-    if "pooled_pairs" not in tags:
         return None
-    trained = tags["pooled_pairs"].split(",")
+    return _model_version(client, model)
+
+
+def _pooled(model: str, version: ModelVersion, whitelist: tuple[str, ...]) -> ServedModels:
+    """A pooled model (one version serving several pairs, see ml.pooled) for the
+    whitelist; a whitelist pair it was not trained on is an error."""
+    trained = version.tags["pooled_pairs"].split(",")
     missing = [pair for pair in whitelist if pair not in trained]
     if missing:
         raise RegistryError(
             f"pooled model {model} was not trained on {', '.join(missing)}",
             hint=f"its pairs: {', '.join(trained)}; leave the others out of --pairs",
         )
-    return ServedModels(uri, version, training_run, pooled=True, pairs=whitelist)
+    return ServedModels(*_resolved(version), pooled=True, pairs=whitelist)
 
 
 def serve(
@@ -189,15 +196,15 @@ def serve(
     """Resolve ``model`` (none: a strategy without a model) for one pair or a whitelist."""
     if not model:
         return ServedModels()
-    pooled = _pooled(client, model, whitelist)
-    if pooled is not None:
-        return pooled
+    registered = _registered(client, model)
+    if registered is not None and "pooled_pairs" in registered.tags:
+        return _pooled(model, registered, whitelist)
     if whitelist:
         uri, by_pair = resolve_whitelist(client, model, whitelist)
         version = ",".join(f"{p}:{v}" for p, (_, v, _) in by_pair.items())
         return ServedModels(uri, version, None, by_pair)
-    uri, version, training_run = resolve_model(client, model)
-    return ServedModels(uri, version, training_run)
+    # resolved once; a name that is not registered gets _model_version's error
+    return ServedModels(*_resolved(registered or _model_version(client, model)))
 
 
 @dataclass(frozen=True)
