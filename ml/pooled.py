@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from features.candles import DataWindow
+from features.candles import DataWindow, candles_sha256
 from features.feature_spec import FeatureSpec
 from features.pipeline import feature_columns
 from ml.bundle import (
@@ -91,7 +91,7 @@ class PairData:
 
 def pooled_window(data: list[PairData], rows: dict[str, slice], timeframe: str) -> DataWindow:
     """The training window of a pooled fit: first and last candle over every pair, rows
-    in all, and a digest of each pair's candles."""
+    in all, and a digest of each pair's name and candles' sha256."""
     digest = hashlib.sha256()
     firsts, lasts, count = [], [], 0
     for item in data:
@@ -100,7 +100,7 @@ def pooled_window(data: list[PairData], rows: dict[str, slice], timeframe: str) 
         lasts.append(candles["date"].iloc[-1])
         count += len(candles)
         digest.update(item.pair.encode())
-        digest.update(pd.util.hash_pandas_object(candles, index=False).to_numpy().tobytes())
+        digest.update(candles_sha256(candles).encode())
     return DataWindow(
         pair=",".join(item.pair for item in data),
         timeframe=timeframe,
