@@ -73,6 +73,25 @@ def freqai(userdir: Path) -> tuple[float, int]:
 PARTS: dict[str, float] = {}  # ours, by stage
 
 
+def _walk_forward_backtest(userdir: Path, uri: str, model: str) -> int:
+    """One Freqtrade backtest of the whitelist on the model's walk-forward predictions;
+    returns its number of trades."""
+    summary = backtest(
+        strategy="RegimeStrategy",
+        pair=PAIRS[0],
+        pairs=PAIRS,
+        timeframe="5m",
+        exchange="binance",
+        timerange="",
+        model=model,
+        userdir=userdir,
+        tracking_uri=uri,
+        use_cache=False,
+        walk_forward=True,
+    )
+    return summary.metrics.trades
+
+
 def ours(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
@@ -83,21 +102,9 @@ def ours(userdir: Path) -> tuple[float, int]:
         promote(client, name, None, "bench", user="bench")
     PARTS["  of which: train 10 pairs, register, promote"] = time.perf_counter() - start
     backtested = time.perf_counter()
-    summary = backtest(
-        strategy="RegimeStrategy",
-        pair=PAIRS[0],
-        pairs=PAIRS,
-        timeframe="5m",
-        exchange="binance",
-        timerange="",
-        model="bench_pairs@champion",
-        userdir=userdir,
-        tracking_uri=uri,
-        use_cache=False,
-        walk_forward=True,
-    )
+    trades = _walk_forward_backtest(userdir, uri, "bench_pairs@champion")
     PARTS["  of which: walk-forward whitelist backtest"] = time.perf_counter() - backtested
-    return time.perf_counter() - start, summary.metrics.trades
+    return time.perf_counter() - start, trades
 
 
 def pooled(userdir: Path) -> tuple[float, int]:
@@ -113,21 +120,9 @@ def pooled(userdir: Path) -> tuple[float, int]:
     promote(configure(uri, userdir), "bench_pooled", result.version, "bench", user="bench")
     PARTS["  of which: train one pooled model, register"] = time.perf_counter() - start
     backtested = time.perf_counter()
-    summary = backtest(
-        strategy="RegimeStrategy",
-        pair=PAIRS[0],
-        pairs=PAIRS,
-        timeframe="5m",
-        exchange="binance",
-        timerange="",
-        model="bench_pooled@champion",
-        userdir=userdir,
-        tracking_uri=uri,
-        use_cache=False,
-        walk_forward=True,
-    )
+    trades = _walk_forward_backtest(userdir, uri, "bench_pooled@champion")
     PARTS["  of which: its walk-forward whitelist backtest"] = time.perf_counter() - backtested
-    return time.perf_counter() - start, summary.metrics.trades
+    return time.perf_counter() - start, trades
 
 
 def main() -> None:

@@ -139,16 +139,15 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         raise SpecError("--trials must be at least 1")
     if request.jobs < 1:
         raise SpecError("--jobs must be at least 1")
-    if request.spec.is_whitelist:
-        pooled = request.spec.data.pooling == "pooled"
+    if request.spec.is_whitelist and request.spec.data.pooling == "pooled":
         raise SpecError(
-            f"spec {request.spec.name} has a whitelist: "
-            + (
-                "tuning a pooled model is not available yet"
-                if pooled
-                else "tune one pair at a time"
-            ),
-            hint="--pair P tunes that pair's model" if not pooled else "tune a single-pair spec",
+            f"spec {request.spec.name}: tuning a pooled model is not available yet",
+            hint="tune a single-pair spec",
+        )
+    if request.spec.is_whitelist:
+        raise SpecError(
+            f"spec {request.spec.name} has a whitelist: tune one pair at a time",
+            hint="--pair P tunes that pair's model",
         )
     check_tuning(request.spec, tune_config, strategy_defaults(request.spec, request.userdir))
     data = TuningData.load(request.spec, tune_config, request.userdir)

@@ -109,7 +109,7 @@ class LiveState:
         context = bundle.forecaster.context_rows
         # the rows the new candles and the forecaster's context need, from the bounded tail
         features = bundle.tail_features(candles, new + context, references)
-        regime_columns = [c for c in self.columns if c.startswith("p_") and c != "p_up"]
+        regime_columns = [c for c in self._columns if c.startswith("p_") and c != "p_up"]
         fresh: dict[str, np.ndarray] = {}
         if self.regime_filter is not None and bundle.regime_model is not None:
             labels = bundle.regime_model.labels_
