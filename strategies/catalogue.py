@@ -187,6 +187,10 @@ def _classes(path: Path) -> dict[str, StrategyInfo]:
     }
 
 
+# Freqtrade's base, and ours whose subclasses pass the risk manager (strategies.guarded)
+STRATEGY_ROOTS = ("IStrategy", "GuardedStrategy")
+
+
 def introspect(strategy_dir: Path) -> list[StrategyInfo]:
     """Every strategy class in ``strategy_dir``, subclasses completed from their parents
     (in that directory, or our own base classes such as ``ComposedStrategy``)."""
@@ -200,7 +204,7 @@ def introspect(strategy_dir: Path) -> list[StrategyInfo]:
         while parent is not None and parent not in chain:
             chain.append(parent)
             parent = found.get(parent.base) or library.get(parent.base)
-        if chain[-1].base != "IStrategy":
+        if chain[-1].base not in STRATEGY_ROOTS:
             continue
         merged = info.model_copy(deep=True)
         for ancestor in chain[1:]:

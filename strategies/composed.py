@@ -14,8 +14,8 @@ lists the parameters as for any strategy. The ``populate_*`` methods call
 :meth:`Composition.signals`, the same code the tuning replay calls. Position blocks
 become Freqtrade callbacks: ``atr_stop`` a ``custom_stoploss``, ``time_stop`` a
 ``custom_exit``, ``take_profit_ladder`` partial exits through ``adjust_trade_position``.
-Model plumbing stays in the adapter (``strategies.hooks``) and every entry passes the
-risk manager, which fails closed.
+Model plumbing stays in the adapter (``strategies.hooks``); every entry and every
+position increase passes the risk manager (``strategies.guarded``), which fails closed.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 from freqtrade.persistence import Trade
-from freqtrade.strategy import IStrategy, stoploss_from_absolute
+from freqtrade.strategy import stoploss_from_absolute
 from pandas import DataFrame
 
 from features.timeframes import timeframe_to_seconds
 from strategies import hooks
 from strategies.blocks import Param, atr_stop_prices, ladder_sell_share, time_stop_reached
 from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
+from strategies.guarded import GuardedStrategy
 from strategies.risk import refuse_entry
 
 ATR_STOP_COLUMN = "atr_stop_price"
@@ -47,7 +48,7 @@ def composition_beside(strategy_file: str, name: str) -> Composition:
     )
 
 
-class ComposedStrategy(IStrategy):  # type: ignore[misc]  # Freqtrade ships no stubs
+class ComposedStrategy(GuardedStrategy):
     """A strategy made of blocks; subclasses set ``composition``."""
 
     INTERFACE_VERSION = 3

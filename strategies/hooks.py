@@ -3,9 +3,12 @@
 * :func:`connect` (from ``bot_start``): the model adapter named in the Freqtrade
   config's ``tradingbot`` section and the risk manager of the ``RISK_*`` settings,
   with JSON logs and the Prometheus textfile when the config asks for them;
-* :func:`confirm_entry` (from ``confirm_trade_entry``): every entry and addition
+* :func:`confirm_entry` (from ``confirm_trade_entry``): every new trade
   through the risk manager, failing closed (Freqtrade reads an exception raised in
   that hook as "allow the trade");
+* :func:`allowed_increase` (from the guard of ``adjust_trade_position``, see
+  :mod:`strategies.guarded`): an addition to an open position, cut to the exposure
+  room or refused, failing closed;
 * :func:`sized_stake`, :func:`open_positions`, :func:`wallet_total`: stakes within
   the exposure limit, from Freqtrade's open trades and wallet.
 """
@@ -145,3 +148,25 @@ def confirm_entry(strategy: Any, pair: str, amount: float, rate: float) -> bool:
         return bool(decision.allowed)
     except Exception as exc:
         return refuse_entry(getattr(strategy, "risk", None), pair, exc)
+
+
+def allowed_increase(
+    strategy: Any, pair: str, stake: float, min_stake: float | None = None
+) -> float | None:
+    """The part of an addition of ``stake`` to the open position in ``pair`` that the
+    risk manager allows (cut to the exposure room), or None: refused, or less than the
+    exchange's ``min_stake`` is left. Any failure refuses."""
+    try:
+        allowed = strategy.risk.size_increase(
+            pair,
+            Decimal(str(stake)),
+            open_positions(),
+            wallet_total(strategy),
+            use_breaker=is_live(strategy),
+        )
+    except Exception as exc:
+        refuse_entry(getattr(strategy, "risk", None), pair, exc)
+        return None
+    if allowed <= 0 or (min_stake is not None and allowed < Decimal(str(min_stake))):
+        return None
+    return float(allowed)

@@ -180,6 +180,7 @@ class RiskManager(IncidentLog):
         wallet_total: Decimal,
         use_breaker: bool,
     ) -> Decision:
+        self._valid_stake(pair, stake)
         if use_breaker:
             decision = self.breaker_decision()
             if not decision.allowed:
@@ -215,9 +216,64 @@ class RiskManager(IncidentLog):
     def size_stake(
         self, pair: str, proposed: Decimal, open_positions: list[Position], wallet_total: Decimal
     ) -> Decimal:
+        """``proposed`` cut to the exposure room in ``pair``; never below 0 (a negative or
+        non-finite proposal stakes nothing)."""
+        stake = money(proposed) if Decimal(proposed).is_finite() else Decimal(0)
+        stake = max(stake, Decimal(0))
         cap = self.exposure_cap(pair, open_positions, wallet_total)
-        stake = money(proposed)
         return stake if cap is None else min(stake, cap)
+
+    def size_increase(
+        self,
+        pair: str,
+        stake: Decimal,
+        open_positions: list[Position],
+        wallet_total: Decimal,
+        *,
+        use_breaker: bool = True,
+    ) -> Decimal:
+        """How much of an addition of ``stake`` to the open position in ``pair`` may be
+        bought: 0 while the circuit breaker is in force (``use_breaker``: a running bot)
+        or when the position already fills its exposure room, else ``stake`` cut to that
+        room. Each refusal or cut is logged and counted. Never raises: a failure is 0."""
+        try:
+            return self._size_increase(pair, stake, open_positions, wallet_total, use_breaker)
+        except Exception as exc:
+            self.refuse_on_error(f"position increase in {pair}", exc)
+            return Decimal(0)
+
+    def _size_increase(
+        self,
+        pair: str,
+        stake: Decimal,
+        open_positions: list[Position],
+        wallet_total: Decimal,
+        use_breaker: bool,
+    ) -> Decimal:
+        wanted = self._valid_stake(pair, stake)
+        if use_breaker:
+            decision = self.breaker_decision()
+            if not decision.allowed:
+                reason = f"position increase refused: {decision.reason}"
+                self._block(Decision(False, decision.code, reason), pair)
+                return Decimal(0)
+        cap = self.exposure_cap(pair, open_positions, wallet_total)
+        if cap is None or wanted <= cap:
+            return wanted
+        reason = f"position increase of {wanted} exceeds the room {cap} left in {pair}" + (
+            f": cut to {cap}" if cap > 0 else ": refused"
+        )
+        self._block(Decision(False, "max_exposure", reason), pair)
+        return cap
+
+    @staticmethod
+    def _valid_stake(pair: str, stake: Decimal) -> Decimal:
+        """``stake`` as money; a negative, zero or non-finite stake is an error, never
+        a trade (a strategy bug would otherwise be read as a size)."""
+        value = Decimal(stake)
+        if not value.is_finite() or value <= 0:
+            raise ValueError(f"stake {stake} in {pair} is not a positive amount")
+        return money(value)
 
     def _block(self, decision: Decision, pair: str) -> Decision:
         self._log(

@@ -339,3 +339,77 @@ def test_the_allocation_strategy_enters_its_target_and_obeys_the_breaker(
             assert stakes[pair] == pytest.approx(full * targets[pair], rel=0.02)
     finally:
         bot.cleanup()
+
+
+def _resize_targets_to(trades: list[Any], sized_for: float) -> None:
+    """Pretend each trade was last sized for ``sized_for``: the strategy then wants to
+    move it to its (higher) target, an addition through ``adjust_trade_position``."""
+    for trade in trades:
+        trade.set_custom_data("target_exposure", sized_for)
+
+
+@pytest.mark.slow
+def test_position_increases_pass_the_breaker_and_the_exposure_cap(
+    world: dict[str, Any],
+    offline_exchange: None,
+    allocation_model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Freqtrade asks neither ``confirm_trade_entry`` nor ``custom_stake_amount`` before
+    adding to an open trade; the guard of every Tradingbot strategy does."""
+    bot = _bot(
+        world,
+        tmp_path,
+        monkeypatch,
+        "RegimeAllocationStrategy",
+        allocation_model,
+        RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT="0.25",
+    )
+    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, world["userdir"]))
+    try:
+        bot.process()
+        entered = {t.pair: float(t.stake_amount) for t in _open_trades()}
+        assert sorted(entered) == sorted(PAIRS)
+
+        _resize_targets_to(_open_trades(), 0.1)
+        risk.enable_breaker("test incident", minutes=30)
+        with caplog.at_level("WARNING", logger="tradingbot.risk"):
+            bot.process()
+        assert {t.pair: float(t.stake_amount) for t in _open_trades()} == entered
+        assert "position increase refused: circuit breaker active" in caplog.text
+
+        risk.disable_breaker()
+        caplog.clear()
+        _resize_targets_to(_open_trades(), 0.1)
+        with caplog.at_level("WARNING", logger="tradingbot.risk"):
+            bot.process()
+        for trade in _open_trades():  # 25% of the 1,000 wallet at most, whatever was asked
+            assert Decimal(str(trade.stake_amount)) <= Decimal("250") * Decimal("1.001")
+        assert "position increase of" in caplog.text
+        metrics = (tmp_path / "tradingbot.prom").read_text()
+        assert 'tradingbot_risk_blocks_total{code="max_exposure"}' in metrics
+    finally:
+        bot.cleanup()
+
+
+@pytest.mark.slow
+def test_position_increases_happen_within_the_limits(
+    world: dict[str, Any],
+    offline_exchange: None,
+    allocation_model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The control of the test above: with room left, the same addition goes through."""
+    bot = _bot(world, tmp_path, monkeypatch, "RegimeAllocationStrategy", allocation_model)
+    try:
+        bot.process()
+        entered = {t.pair: float(t.stake_amount) for t in _open_trades()}
+        _resize_targets_to(_open_trades(), 0.1)
+        bot.process()
+        grown = {t.pair: float(t.stake_amount) for t in _open_trades()}
+        assert any(grown[pair] > entered[pair] * 1.05 for pair in entered), (entered, grown)
+    finally:
+        bot.cleanup()

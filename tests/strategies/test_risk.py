@@ -260,3 +260,76 @@ def test_a_backtest_lock_of_a_dead_process_is_freed_at_once(tmp_path: Path) -> N
     with risk.backtest_slot() as lock:
         assert json.loads(lock.read_text())["host"] == socket.gethostname()
     assert list(running.iterdir()) == []
+
+
+def test_a_position_increase_is_refused_by_the_breaker_and_cut_to_the_exposure_room(
+    tmp_path: Path,
+) -> None:
+    risk = manager(tmp_path, live_max_per_market_exposure_pct="0.25")
+    held = [Position("BTC/USDT", Decimal("200"))]
+    assert risk.size_increase("BTC/USDT", Decimal(30), held, Decimal(1000)) == Decimal(30)
+    assert risk.size_increase("BTC/USDT", Decimal(300), held, Decimal(1000)) == Decimal(50)
+    full = [Position("BTC/USDT", Decimal("250"))]
+    assert risk.size_increase("BTC/USDT", Decimal(10), full, Decimal(1000)) == 0
+    risk.enable_breaker("incident", minutes=5)
+    assert risk.size_increase("BTC/USDT", Decimal(1), [], Decimal(1000)) == 0
+    # a backtest applies no breaker per trade, as for entries
+    assert risk.size_increase("BTC/USDT", Decimal(1), [], Decimal(1000), use_breaker=False) == 1
+
+
+@pytest.mark.parametrize("stake", ["-100", "NaN", "0", "Infinity"])
+def test_a_stake_that_is_no_positive_amount_is_never_a_trade(tmp_path: Path, stake: str) -> None:
+    risk = manager(tmp_path, live_max_per_market_exposure_pct="0.25")
+    assert not risk.check_entry("BTC/USDT", Decimal(stake), [], Decimal(1000)).allowed
+    assert risk.size_increase("BTC/USDT", Decimal(stake), [], Decimal(1000)) == 0
+    assert risk.size_stake("BTC/USDT", Decimal(stake), [], Decimal(1000)) == 0
+
+
+def test_every_shipped_strategy_that_adds_to_positions_is_guarded() -> None:
+    """No strategy file can forget the guard: it is put on when the class is made."""
+    import importlib.util
+
+    from strategies.guarded import GuardedStrategy
+    from strategies.install import SHIPPED_STRATEGIES
+
+    checked = 0
+    for path in sorted(SHIPPED_STRATEGIES.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"shipped_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        strategy = getattr(module, path.stem)
+        if path.stem == "FreqaiRegimeStrategy":  # FreqAI's own loop, the benchmark's rival
+            continue
+        assert issubclass(strategy, GuardedStrategy), path.name
+        assert strategy.adjust_trade_position.__tradingbot_guarded__, path.name
+        assert strategy.confirm_trade_entry.__tradingbot_guarded__, path.name
+        checked += 1
+    assert checked == 4
+
+
+def test_the_guard_caps_what_any_subclass_asks_for(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from freqtrade.persistence import init_db
+
+    from strategies.guarded import GuardedStrategy
+
+    init_db("sqlite://")  # Freqtrade's own trade store, empty: no open positions
+
+    class Greedy(GuardedStrategy):
+        def populate_indicators(self, dataframe: object, metadata: dict) -> object:
+            return dataframe
+
+        def adjust_trade_position(self, trade: object, **kwargs: object) -> tuple[float, str]:
+            return 10_000.0, "more"
+
+    strategy = Greedy.__new__(Greedy)  # the hooks need no Freqtrade config here
+    strategy.risk = manager(tmp_path, live_max_per_market_exposure_pct="0.25")
+    strategy.wallets = SimpleNamespace(get_total_stake_amount=lambda: 1000.0)
+    strategy.dp = SimpleNamespace(runmode=None)
+    trade = SimpleNamespace(pair="BTC/USDT")
+    assert strategy.adjust_trade_position(trade=trade, min_stake=5.0) == (250.0, "more")
+    assert strategy.adjust_trade_position(trade=trade, min_stake=500.0) == (None, "more")
+    strategy.risk = None  # no risk manager: refused
+    assert strategy.adjust_trade_position(trade=trade, min_stake=5.0) == (None, "more")

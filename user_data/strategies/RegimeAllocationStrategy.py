@@ -10,8 +10,9 @@ when the spec says so. This file only turns it into trades:
 * in a trade and the target moved by at least ``rebalance_band``: Freqtrade's own
   position adjustment adds to or sells part of the position.
 
-Every entry and every addition passes the risk manager (``confirm_trade_entry``),
-which fails closed. No take-profit and no stop: the regime decides (a stop would
+Every entry passes the risk manager (``confirm_trade_entry``) and every addition
+too (``GuardedStrategy`` caps or refuses what ``adjust_trade_position`` asks for);
+both fail closed. No take-profit and no stop: the regime decides (a stop would
 be another strategy). Candles the model may not score (inside its training window,
 ``do_predict = 0``) give no signal. Configure the model in the Freqtrade config:
 
@@ -27,17 +28,17 @@ from typing import Any
 import numpy as np
 from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.persistence import Trade
-from freqtrade.strategy import IStrategy
 from pandas import DataFrame
 
 from strategies import hooks
+from strategies.guarded import GuardedStrategy
 from strategies.risk import refuse_entry
 
 TAG_LENGTH = 250
 SIZED_FOR = "target_exposure"  # trade custom data: the target the position was last sized for
 
 
-class RegimeAllocationStrategy(IStrategy):
+class RegimeAllocationStrategy(GuardedStrategy):
     """Long the model's target exposure; flat when it is 0."""
 
     INTERFACE_VERSION = 3
@@ -135,7 +136,8 @@ class RegimeAllocationStrategy(IStrategy):
         """When the target exposure changed (by at least the band) since the trade was
         last sized, move the position to it; never on price drift alone.
 
-        Positive: stake to add (passes ``confirm_trade_entry``); negative: stake to sell.
+        Positive: stake to add (cut or refused by the risk manager: see
+        ``strategies.guarded``); negative: stake to sell.
         A target of 0 is left to the exit signal."""
         target = self._target(trade.pair)
         sized_for = float(trade.get_custom_data(SIZED_FOR, default=_tag_target(trade.enter_tag)))
@@ -162,7 +164,7 @@ class RegimeAllocationStrategy(IStrategy):
         side: str,
         **kwargs: Any,
     ) -> bool:
-        """Every entry and addition passes the risk manager; it fails closed."""
+        """Every new trade passes the risk manager; it fails closed."""
         return hooks.confirm_entry(self, pair, amount, rate)
 
     def _target(self, pair: str) -> float:
