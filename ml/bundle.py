@@ -283,15 +283,21 @@ class ModelBundle:
 
     @staticmethod
     def load(path: Path) -> ModelBundle:
+        return ModelBundle.from_bytes(path.read_bytes(), source=str(path))
+
+    @staticmethod
+    def from_bytes(payload: bytes, *, source: str) -> ModelBundle:
+        """The bundle saved as ``payload`` (read from ``source``, named in errors). Only
+        for bytes whose digest was checked: unpickling runs what the bytes say."""
         try:
-            bundle = joblib.load(path)
+            bundle = joblib.load(io.BytesIO(payload))
         except Exception as exc:
-            raise BundleError(f"{path}: not a loadable model bundle ({exc})") from exc
+            raise BundleError(f"{source}: not a loadable model bundle ({exc})") from exc
         if not isinstance(bundle, ModelBundle):
-            raise BundleError(f"{path}: holds a {type(bundle).__name__}, not a ModelBundle")
+            raise BundleError(f"{source}: holds a {type(bundle).__name__}, not a ModelBundle")
         if bundle.metadata.format != BUNDLE_FORMAT:
             raise BundleError(
-                f"{path}: bundle format {bundle.metadata.format}, this code reads {BUNDLE_FORMAT}"
+                f"{source}: bundle format {bundle.metadata.format}, this code reads {BUNDLE_FORMAT}"
             )
         return bundle
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import importlib.metadata
 import logging
+import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +28,14 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.pyfunc.model import PythonModel
+from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from common.errors import TradingbotError
-from ml.bundle import MODEL_PACKAGES, ModelBundle
+from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle
 from ml.evaluation import run_summary
+from ml.model_uris import check_model_uri
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -271,6 +275,13 @@ def promote(
             f"{name} version {version} was never completely registered: its run did not finish",
             hint="its training was interrupted or failed: train again, or promote another version",
         )
+    try:  # a champion that cannot be served would leave a restarted bot with nothing
+        load_bundle(f"models:/{name}/{version}")
+    except (RegistryError, BundleError) as exc:
+        raise RegistryError(
+            f"{name} version {version} is not promoted: its model does not load ({exc.message})",
+            hint="restore its artefacts (tradingbot restore), or train again",
+        ) from exc
     run_id = model_version.run_id
     if run_id:
         metrics = client.get_run(run_id).data.metrics
@@ -348,13 +359,51 @@ def served_version(uri: str, client: MlflowClient | None = None) -> tuple[str, s
     return (name, version) if name and version.isdigit() else None
 
 
+BUNDLE_ARTIFACT = "artifacts/bundle.joblib"  # inside a logged pyfunc model
+BUNDLE_DIGEST_TAG = "bundle_sha256"  # on the run that logged it (see log_bundle)
+
+
 def load_bundle(uri: str) -> ModelBundle:
-    """Load the bundle behind a registry URI such as ``models:/NAME@champion``."""
+    """Load the bundle behind a registry URI (``models:/NAME@alias``, ``models:/NAME/3``)
+    without running anything of the artefact's own: the bundle file is read once, its
+    sha256 checked against the digest its training run recorded, and only then
+    unpickled; the pyfunc wrapper and the model's ``code/`` folder are never loaded
+    (nothing goes on ``sys.path``)."""
+    check_model_uri(uri, where="model")
+    client = MlflowClient()
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        resolved = served_version(uri, client)
+        if resolved is None:
+            raise RegistryError(f"{uri} names no model version")
+        name, version = resolved
+        model_version = client.get_model_version(name, version)
+        expected = _recorded_digest(client, model_version)
+        repository = ModelsArtifactRepository(f"models:/{name}/{version}")
+        with tempfile.TemporaryDirectory(prefix="tradingbot-model-") as tmp:
+            local = Path(repository.download_artifacts(BUNDLE_ARTIFACT, dst_path=tmp))  # type: ignore[no-untyped-call]
+            payload = local.read_bytes()
     except MlflowException as exc:
         raise RegistryError(f"cannot load {uri}: {exc.message}") from exc
-    wrapper = model.unwrap_python_model()
-    if not isinstance(wrapper, BundleModel):
-        raise RegistryError(f"{uri} is not a Tradingbot bundle model")
-    return wrapper.bundle
+    except OSError as exc:
+        raise RegistryError(f"cannot load {uri}: its bundle cannot be read ({exc})") from exc
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != expected:
+        raise RegistryError(
+            f"{uri} ({name} v{version}): the bundle's sha256 {digest[:12]}... is not the "
+            f"{expected[:12]}... its run recorded: the artefact was changed or truncated",
+            hint="restore the artefacts from a backup (tradingbot restore) or train again",
+        )
+    return ModelBundle.from_bytes(payload, source=f"{name} v{version}")
+
+
+def _recorded_digest(client: MlflowClient, model_version: ModelVersion) -> str:
+    """The bundle sha256 the version's training run recorded; refused without one."""
+    run = client.get_run(model_version.run_id) if model_version.run_id else None
+    digest = run.data.tags.get(BUNDLE_DIGEST_TAG) if run is not None else None
+    if not digest:
+        raise RegistryError(
+            f"{model_version.name} v{model_version.version} has no recorded bundle digest: "
+            "it was not registered by tradingbot and is not loaded",
+            hint="register models with tradingbot train, tune or retrain",
+        )
+    return str(digest)

@@ -70,6 +70,8 @@ class ComposedStrategy(GuardedStrategy):
         for name, value in composition.freqtrade_settings().items():
             setattr(cls, name, value)
         cls.default_model_uri = composition.model
+        if cls.__doc__ is None:  # a generated class: its doc is the composition's
+            cls.__doc__ = composition.doc or f"The composition {composition.name}."
         cls._params = tuple(composition.params())
         for param in cls._params:
             setattr(cls, param.name, param.freqtrade())

@@ -23,6 +23,8 @@ replay (:mod:`strategies.replay`) both call it.
 
 from __future__ import annotations
 
+import keyword
+import logging
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +35,17 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import SpecError, validation_message
+from ml.model_uris import check_model_uri
 from strategies.blocks import BLOCKS, BoolArray, FloatArray, Param, Values, regime_names
 
 TAG_LENGTH = 250
 COMPOSITIONS_DIR = "compositions"  # beside the strategy files
+MAX_COMPOSITION_BYTES = 64 * 1024  # a composition is a page of settings, never more
+MAX_DOC_CHARS = 2000
+# names a composition may not take: our base classes and Freqtrade's
+RESERVED_NAMES = frozenset({"ComposedStrategy", "GuardedStrategy", "IStrategy"})
+
+logger = logging.getLogger(__name__)
 
 
 class Composition(BaseModel):
@@ -44,9 +53,9 @@ class Composition(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    doc: str = ""
-    timeframe: str = "1h"
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    doc: str = Field(default="", max_length=MAX_DOC_CHARS)
+    timeframe: str = Field(default="1h", pattern=r"^[0-9]{1,3}[mhdwM]$")
     model: str | None = None  # default model URI; None: the blocks read candles only
     entry: list[str] = Field(min_length=1)
     exit: list[str] = Field(default_factory=list)
@@ -56,6 +65,19 @@ class Composition(BaseModel):
     trailing_stop_positive: float | None = Field(default=None, gt=0.0, lt=1.0)
     trailing_stop_positive_offset: float = Field(default=0.0, ge=0.0, lt=10.0)
     startup_candle_count: int = Field(default=400, ge=0)
+
+    @model_validator(mode="after")
+    def _a_class_name(self) -> Composition:
+        if keyword.iskeyword(self.name) or keyword.issoftkeyword(self.name):
+            raise ValueError(f"name: {self.name!r} is a Python keyword, not a class name")
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"name: {self.name!r} is one of Tradingbot's or Freqtrade's classes")
+        if self.model is not None:
+            try:
+                check_model_uri(self.model, where="model")
+            except SpecError as exc:
+                raise ValueError(f"{exc.message} ({exc.hint})") from None
+        return self
 
     @model_validator(mode="after")
     def _known_blocks(self) -> Composition:
@@ -185,12 +207,7 @@ def _tag(frame: pd.DataFrame, reasons: pd.Series) -> pd.Series:
 
 def load_composition(path: Path) -> Composition:
     """Read a composition file; a bad one is a :class:`SpecError` naming the file."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"composition {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    data = _read_toml(path)
     if set(data) != {"strategy"}:
         raise SpecError(f"{path}: a composition has one table, [strategy]; found {sorted(data)}")
     try:
@@ -205,9 +222,86 @@ def load_composition(path: Path) -> Composition:
     return composition
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML of a composition file: a regular UTF-8 file of at most 64 KiB."""
+    if not path.exists():
+        raise SpecError(f"composition {path} not found")
+    if not path.is_file():
+        raise SpecError(f"{path}: not a regular file", hint="a composition is one TOML file")
+    size = path.stat().st_size
+    if size > MAX_COMPOSITION_BYTES:
+        raise SpecError(
+            f"{path}: {size:,} bytes; a composition is at most {MAX_COMPOSITION_BYTES:,}",
+            hint=f"keep doc under {MAX_DOC_CHARS} characters; put long notes in docs/",
+        )
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(MAX_COMPOSITION_BYTES + 1).decode("utf-8")
+        return tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    except RecursionError:
+        raise SpecError(f"{path}: tables or arrays nested too deeply to be a composition") from None
+
+
+def read_compositions(strategy_dir: Path) -> tuple[dict[str, Composition], dict[str, SpecError]]:
+    """Every composition beside the strategy files in ``strategy_dir`` by name, and the
+    error of each file that is not one (a bad file never hides the good ones)."""
+    found: dict[str, Composition] = {}
+    bad: dict[str, SpecError] = {}
+    for path in sorted((strategy_dir / COMPOSITIONS_DIR).glob("*.toml")):
+        try:
+            found[path.stem] = load_composition(path)
+        except SpecError as exc:
+            bad[path.stem] = exc
+    return found, bad
+
+
 def compositions_in(strategy_dir: Path) -> dict[str, Composition]:
-    """Every composition beside the strategy files in ``strategy_dir``, by name."""
-    return {
-        path.stem: load_composition(path)
-        for path in sorted((strategy_dir / COMPOSITIONS_DIR).glob("*.toml"))
-    }
+    """Every valid composition beside the strategy files in ``strategy_dir``, by name;
+    each bad one is logged (and named by :func:`composition_error` when it is asked for)."""
+    found, bad = read_compositions(strategy_dir)
+    for name, exc in bad.items():
+        logger.warning("composition %s is left out: %s", name, exc)
+    return found
+
+
+def composition_error(strategy_dir: Path, name: str) -> SpecError | None:
+    """Why the composition ``name`` in ``strategy_dir`` is not usable, if it is there and bad."""
+    path = strategy_dir / COMPOSITIONS_DIR / f"{name}.toml"
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        load_composition(path)
+    except SpecError as exc:
+        return exc
+    return name_clash(strategy_dir, name)
+
+
+GENERATED_PREFIX = "# Generated by tradingbot from compositions/"
+
+
+def is_generated(path: Path) -> bool:
+    """Was the strategy file ``path`` generated from a composition (its first line says so)?"""
+    with path.open("rb") as handle:
+        return handle.readline().startswith(GENERATED_PREFIX.encode())
+
+
+def name_clash(strategy_dir: Path, name: str) -> SpecError | None:
+    """The error when ``<name>.py`` beside the compositions is a strategy file that does
+    not build its class from the composition ``name`` (a shipped strategy, say): Freqtrade
+    would load that file and the composition would be silently ignored."""
+    path = strategy_dir / f"{name}.py"
+    if not path.is_file() or is_generated(path):
+        return None
+    if f'composition_beside(__file__, "{name}")' in path.read_text("utf-8", errors="replace"):
+        return None
+    return SpecError(
+        f"{strategy_dir / COMPOSITIONS_DIR / name}.toml: {path.name} is a strategy file that "
+        "is not built from this composition, so the composition would be ignored",
+        hint="give the composition another name (its file name and [strategy] name)",
+    )

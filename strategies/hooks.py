@@ -24,8 +24,8 @@ import pandas as pd
 from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade
 
-from common.layout import UserDir
 from ml import observability
+from ml.model_uris import check_model_uri, trusted_tracking_uri
 from ml.observability import MetricsTextfile
 from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
@@ -40,11 +40,8 @@ def connect(strategy: Any) -> None:
     config = strategy.config
     settings = config.get("tradingbot", {})
     user_dir = Path(config.get("user_data_dir", "user_data"))
-    tracking_uri = (
-        settings.get("tracking_uri")
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{UserDir(user_dir).mlflow_db.resolve()}"
-    )
+    # models load only from the registry of a store the operator trusts (ml.model_uris)
+    tracking_uri = trusted_tracking_uri(settings.get("tracking_uri"), user_dir, os.environ)
     report = settings.get("guard_report")
     timerange = str(config.get("timerange") or "")
     start = timerange.split("-")[0] if "-" in timerange else ""
@@ -53,7 +50,7 @@ def connect(strategy: Any) -> None:
         observability.json_logging_for(("ml", "strategies", "tradingbot"))
     textfile = settings.get("metrics_textfile")
     metrics = MetricsTextfile(Path(textfile)) if textfile else None
-    uri = settings.get("model_uri", strategy.default_model_uri)
+    uri = check_model_uri(str(settings.get("model_uri", strategy.default_model_uri)))
     running = config.get("runmode") in (RunMode.LIVE, RunMode.DRY_RUN)
     common: dict[str, Any] = {
         "tracking_uri": tracking_uri,

@@ -28,6 +28,7 @@ from common.errors import TradingbotError
 from common.layout import FREQTRADE_SUBDIRS, UserDir
 from features.candles import data_window
 from features.data.store import data_dir, load_candles
+from strategies.composition import composition_error
 from strategies.install import SHIPPED_STRATEGIES, install_strategies, shipped_dir
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
 
@@ -107,8 +108,11 @@ def strategy_source_dir(request: BacktestRequest, userdir: Path) -> Path:
 def _strategy_file(request: BacktestRequest, userdir: Path) -> Path:
     folder = strategy_source_dir(request, userdir)
     for path in sorted(folder.glob("*.py")):
-        if f"class {request.strategy}(" in path.read_text(encoding="utf-8"):
+        if f"class {request.strategy}(" in path.read_text(encoding="utf-8", errors="replace"):
             return path
+    broken = composition_error(folder, request.strategy)
+    if broken is not None:  # a composition that is there but invalid: say why
+        raise broken
     raise BacktestError(
         f"strategy {request.strategy!r} not found in {folder}",
         hint="the shipped strategies (RegimeStrategy, RegimeRulesStrategy, "
