@@ -127,6 +127,7 @@ class MetricsTextfile:
         self.path = path
         self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._lock = threading.Lock()
+        self._failing = False
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
@@ -153,4 +154,19 @@ class MetricsTextfile:
         return "\n".join(lines) + "\n"
 
     def flush(self) -> None:
-        write_text_atomic(self.path, self.render())
+        """Write the file; best effort. Metrics are a side effect of a decision, so a
+        textfile that cannot be written is logged (once until it works again) and never
+        stops the decision, an exit least of all."""
+        try:
+            write_text_atomic(self.path, self.render())
+        except Exception as exc:
+            if not self._failing:
+                logging.getLogger("tradingbot.metrics").warning(
+                    "metrics textfile %s not written (%s: %s); trading goes on",
+                    self.path,
+                    type(exc).__name__,
+                    exc,
+                )
+            self._failing = True
+        else:
+            self._failing = False

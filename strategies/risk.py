@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,6 +62,27 @@ __all__ = [
 
 logger = logging.getLogger("tradingbot.risk")
 
+MAX_BREAKER_BYTES = 64 * 1024  # {"active", "reason", "until_iso"}: a reason, not a book
+
+
+def read_small_regular_file(path: Path, limit: int) -> str | None:
+    """The UTF-8 text of ``path``, or None when nothing is there. Raises ``ValueError``
+    for anything but a regular file of at most ``limit`` bytes: it is opened without
+    blocking (a FIFO with no writer opens at once) and checked before it is read."""
+    if not os.path.lexists(path):
+        return None
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if status.st_size > limit:
+            raise ValueError(f"{path} is {status.st_size:,} bytes, more than {limit:,}")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is more than {limit:,} bytes")
+    return data.decode("utf-8")
+
 
 class RiskManager(IncidentLog):
     def __init__(
@@ -81,10 +103,11 @@ class RiskManager(IncidentLog):
     # -- circuit breaker -------------------------------------------------------------
 
     def read_breaker(self) -> CircuitBreaker | None:
-        path = self.settings.circuit_breaker_file
-        if not path.exists():
-            return None
-        return CircuitBreaker.model_validate_json(path.read_text(encoding="utf-8"))
+        """The breaker file's content; None when there is no file. Raises (and the
+        caller blocks) for anything but a small regular file: a FIFO would hang the bot
+        loop, a link to a device would be read forever, a huge file would exhaust memory."""
+        text = read_small_regular_file(self.settings.circuit_breaker_file, MAX_BREAKER_BYTES)
+        return None if text is None else CircuitBreaker.model_validate_json(text)
 
     def breaker_decision(self, now: datetime | None = None) -> Decision:
         now = now or datetime.now(UTC)
@@ -128,7 +151,9 @@ class RiskManager(IncidentLog):
             )
         breaker = CircuitBreaker(active=True, reason=reason, until_iso=until)
         write_text_atomic(self.settings.circuit_breaker_file, breaker.model_dump_json(indent=2))
-        self.record_incident("warning", "cb_enabled", f"circuit breaker enabled: {reason}")
+        # the breaker holds from here; an incident database that is locked or broken only
+        # loses the record (logged), never the breaker
+        self.try_record_incident("warning", "cb_enabled", f"circuit breaker enabled: {reason}")
         return breaker
 
     def disable_breaker(self) -> CircuitBreaker:

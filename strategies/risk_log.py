@@ -17,6 +17,7 @@ from ml.observability import MetricsTextfile
 from strategies.risk_settings import RiskSettings
 
 logger = logging.getLogger("tradingbot.risk")
+INCIDENT_LOCK_TIMEOUT_S = 2.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -43,14 +44,15 @@ class IncidentLog:
     correlation_id: str
     run_id: str | None
 
-    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return open_database(self.settings.db_path, SCHEMA, timeout=30)
+    def _db(self, timeout: float = 30.0) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return open_database(self.settings.db_path, SCHEMA, timeout=timeout)
 
     def record_incident(
         self, severity: str, code: str, description: str, *, log_excerpt_path: str | None = None
     ) -> int:
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._db() as db:
+        # short: an incident is recorded inside a decision, which must not wait on a lock
+        with self._db(timeout=INCIDENT_LOCK_TIMEOUT_S) as db:
             cursor = db.execute(
                 "INSERT INTO incidents (run_id, severity, code, description, log_excerpt_path, correlation_id, created_utc)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -3,18 +3,20 @@ money as ``Decimal``, the circuit breaker's file, a decision, an open position."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common.errors import TradingbotError, validation_message
 from common.layout import UserDir
 
 MONEY = Decimal("0.00000001")
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 
 
 def money(value: Decimal | float | int | str) -> Decimal:
@@ -127,6 +129,27 @@ class CircuitBreaker(BaseModel):
     reason: str = ""
     # Aware only: a naive time is ambiguous, so the file is invalid and blocks.
     until_iso: AwareDatetime | None = None
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _a_boolean(cls, value: object) -> object:
+        if not isinstance(value, bool):  # "false" or 0 are typos, not a decision
+            raise ValueError(f"active must be true or false, not {value!r}")
+        return value
+
+    @field_validator("until_iso", mode="before")
+    @classmethod
+    def _iso_with_zone(cls, value: object) -> object:
+        """Only ISO 8601 text with a zone: a number (``20991231``) would be read as
+        seconds since 1970, a breaker that expired long ago."""
+        if value is None or isinstance(value, datetime):  # made in code, zone checked below
+            return value
+        if not isinstance(value, str) or not ISO_TIME.match(value):
+            raise ValueError(
+                f"until_iso must be an ISO 8601 time with a zone, e.g. "
+                f"2026-08-17T10:15:00Z, not {value!r}"
+            )
+        return value
 
     def in_force(self, now: datetime) -> bool:
         return self.active and (self.until_iso is None or now < self.until_iso)

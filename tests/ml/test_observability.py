@@ -8,6 +8,8 @@ import logging
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from ml.observability import MetricsTextfile, bind, configure_json_logging
 from ml.tracking import configure, default_tracking_uri, experiment_id, tracked_run
 from strategies.risk import RiskManager, RiskSettings
@@ -89,3 +91,18 @@ def test_json_logging_for_our_loggers_inside_a_host() -> None:
     record = json.loads(stream.getvalue())
     assert record["correlation_id"] == "bot-1" and record["logger"] == "ml.test_host.adapter"
     assert record["level"] == "WARNING"
+
+
+def test_an_unwritable_metrics_textfile_never_stops_a_decision(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """populate_indicators once raised for every pair (no entries, no exits either)."""
+    from ml.observability import MetricsTextfile
+
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    metrics = MetricsTextfile(tmp_path / "a_file" / "tradingbot.prom")
+    metrics.inc("tradingbot_predictions_total", pair="BTC/USDT")
+    with caplog.at_level("WARNING", logger="tradingbot.metrics"):
+        metrics.flush()
+        metrics.flush()
+    assert caplog.text.count("not written") == 1  # logged once while it keeps failing

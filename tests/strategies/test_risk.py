@@ -186,7 +186,7 @@ def test_a_breaker_end_without_a_zone_blocks_and_status_says_so(
     )
     decision = risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000))
     assert not decision.allowed and decision.code == "cb_invalid"
-    assert "timezone" in decision.reason
+    assert "with a zone" in decision.reason
     status = cli("risk", "status", "--userdir", tmp_path)
     assert status.code == 0 and "BLOCKING" in status.out
 
@@ -333,3 +333,65 @@ def test_the_guard_caps_what_any_subclass_asks_for(tmp_path: Path) -> None:
     assert strategy.adjust_trade_position(trade=trade, min_stake=500.0) == (None, "more")
     strategy.risk = None  # no risk manager: refused
     assert strategy.adjust_trade_position(trade=trade, min_stake=5.0) == (None, "more")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _dev_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _huge(path: Path) -> None:
+    with path.open("wb") as handle:
+        handle.truncate(1 << 30)  # 1 GiB, sparse
+
+
+def _dangling(path: Path) -> None:
+    path.symlink_to(path.parent / "gone.json")
+
+
+@pytest.mark.parametrize("make", [_fifo, _dev_zero, _huge, _dangling])
+def test_a_breaker_that_is_no_small_regular_file_blocks_at_once(
+    tmp_path: Path, make: Callable[[Path], None]
+) -> None:
+    """A FIFO once hung the bot loop, /dev/zero cost 3.8 GB a loop, 1 GB aborted pydantic."""
+    risk = manager(tmp_path)
+    risk.settings.circuit_breaker_file.parent.mkdir(parents=True, exist_ok=True)
+    make(risk.settings.circuit_breaker_file)
+    started = time.monotonic()
+    decision = risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000))
+    assert not decision.allowed and decision.code == "cb_invalid"
+    assert time.monotonic() - started < 20  # no hang (it takes milliseconds)
+
+
+@pytest.mark.parametrize("until", ["20991231", '"20991231"', "4102444800", '"2099-12-31"'])
+def test_a_breaker_end_is_iso_8601_with_a_zone_or_the_file_blocks(
+    tmp_path: Path, until: str
+) -> None:
+    """A numeric until_iso was read as seconds since 1970: expired, trades open."""
+    risk = manager(tmp_path)
+    path = risk.settings.circuit_breaker_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'{{"active": true, "reason": "x", "until_iso": {until}}}')
+    decision = risk.breaker_decision()
+    assert not decision.allowed and decision.code == "cb_invalid"
+    assert "ISO 8601" in decision.reason
+
+
+def test_enabling_the_breaker_beside_a_locked_incident_database_is_quick_and_holds(
+    tmp_path: Path,
+) -> None:
+    risk = manager(tmp_path)
+    risk.record_incident("info", "setup", "create the database")
+    holder = sqlite3.connect(risk.settings.db_path)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        risk.enable_breaker("locked db", minutes=5)  # no traceback
+        assert time.monotonic() - started < 20  # the lock is waited on for 2 s, not 30
+        assert not risk.check_entry("BTC/USDT", Decimal(10), [], Decimal(1000)).allowed
+    finally:
+        holder.rollback()
+        holder.close()
