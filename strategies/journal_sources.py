@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+from common.errors import TradingbotError
 from common.layout import UserDir
 from strategies.composition import Composition, compositions_in
 from strategies.journal import BotInfo, Imported, import_trades
@@ -48,16 +50,101 @@ def journal_backtest(
     return import_trades(UserDir(userdir).journal, bot, trades.to_dict("records"))
 
 
-def database_trades(db_url: str) -> list[dict[str, Any]]:
-    """Every trade of a Freqtrade trade database, as ``Trade.to_json`` gives them."""
-    from freqtrade.persistence import Trade, init_db
-    from sqlalchemy import select
+class JournalSourceError(TradingbotError):
+    """A bot's trade database that cannot be read as it is."""
 
-    init_db(db_url)
+
+def database_trades(db_url: str) -> list[dict[str, Any]]:
+    """Every trade of a Freqtrade trade database, as ``Trade.to_json`` gives them.
+
+    The database is only read: SQLite is opened with ``mode=ro`` and PostgreSQL in a
+    read-only transaction, and it is never created nor migrated (Freqtrade's
+    ``init_db`` would, and would update a running paper bot's open dry-run orders)."""
+    from freqtrade.persistence import Order, Trade
+    from sqlalchemy import select
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    engine = _read_only_engine(db_url)
     try:
-        return [trade.to_json() for trade in Trade.session.scalars(select(Trade)).all()]
+        _check_schema(engine, db_url)
+        session = scoped_session(sessionmaker(bind=engine, autoflush=False))
+        Trade.session = Order.session = session
+        try:
+            return [trade.to_json() for trade in session.scalars(select(Trade)).all()]
+        finally:
+            session.rollback()
+            session.remove()
+    except JournalSourceError:
+        raise
+    except Exception as exc:  # a corrupt or foreign file: a sentence, not a traceback
+        raise JournalSourceError(
+            f"{redacted(db_url)} cannot be read as a Freqtrade trade database "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from exc
     finally:
-        Trade.session.remove()
+        engine.dispose()
+
+
+def redacted(db_url: str) -> str:
+    """``db_url`` with any password replaced by ``***`` (for logs, records and errors)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def _read_only_engine(db_url: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(db_url)
+    except Exception as exc:
+        raise JournalSourceError(f"{redacted(db_url)} is not a database URL") from exc
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not url.database or not path.is_file():
+            raise JournalSourceError(
+                f"no trade database at {path if url.database else redacted(db_url)}",
+                hint="give the bot's own db_url, e.g. sqlite:///user_data/tradesv3.dryrun.sqlite",
+            )
+        location = f"file:{path.resolve()}?mode=ro"
+        return create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(location, uri=True), future=True
+        )
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url, future=True, execution_options={"postgresql_readonly": True})
+    raise JournalSourceError(
+        f"{redacted(db_url)}: only SQLite and PostgreSQL trade databases are read "
+        "(read-only access is guaranteed there)"
+    )
+
+
+def _check_schema(engine: Any, db_url: str) -> None:
+    """Refuse a database whose tables are not the ones this Freqtrade reads (an older
+    schema would need a migration, which is the bot's own business)."""
+    from freqtrade.persistence import Order, Trade
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    for model in (Trade, Order):
+        table = model.__table__
+        if table.name not in tables:
+            raise JournalSourceError(
+                f"{redacted(db_url)} has no {table.name} table: not a Freqtrade trade database"
+            )
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = sorted(set(table.columns.keys()) - present)
+        if missing:
+            raise JournalSourceError(
+                f"{redacted(db_url)} has an older Freqtrade schema ({table.name} lacks "
+                f"{', '.join(missing[:5])}): it is never migrated here",
+                hint="start the bot once with this Freqtrade (it migrates its own database), "
+                "or import a migrated copy",
+            )
 
 
 def journal_database(
@@ -74,12 +161,13 @@ def journal_database(
     later and they are brought up to date). The bot is named after the database unless
     ``name`` is given."""
     bot = BotInfo(
-        name=name or f"{mode}/{strategy}/{Path(db_url.removeprefix('sqlite:///')).name}",
+        name=name or f"{mode}/{strategy}/{Path(redacted(db_url).removeprefix('sqlite:///')).name}",
         mode=mode,
         strategy=strategy,
         composition=composition_of(userdir, strategy),
         model_uri=model_uri,
         config_hash=config_hash,
-        source=db_url,
+        source=redacted(db_url),
     )
-    return import_trades(UserDir(userdir).journal, bot, database_trades(db_url))
+    trades = database_trades(db_url)  # read first: a bad source records no bot
+    return import_trades(UserDir(userdir).journal, bot, trades)
