@@ -186,10 +186,13 @@ def _summary(
 def _model_inputs(served: ServedModels, inputs: WalkForwardInputs | None) -> dict[str, Any]:
     """What serves the strategy: the model URI, or in a walk-forward backtest the stitched
     predictions (one file, or one per pair of a whitelist served by its models)."""
+    # a whitelist's per-pair versions, exactly as resolved and recorded here
+    pinned = {pair: uri for pair, (uri, _, _) in served.by_pair.items()} or None
     if inputs is None:
-        return {"model_uri": served.uri}
+        return {"model_uri": served.uri, "model_uris": pinned}
     return {
         "model_uri": served.uri if served.by_pair or served.pooled else None,
+        "model_uris": pinned,
         "predictions": inputs.predictions,
         "predictions_by_pair": inputs.by_pair or None,
     }

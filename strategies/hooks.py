@@ -69,6 +69,10 @@ def connect(strategy: Any) -> None:
             uri,
             report_path=Path(report) if report else None,
             stitched_predictions={p: Path(f) for p, f in dict(predictions or {}).items()},
+            pinned={
+                pair: check_model_uri(str(exact), where=f"model_uris[{pair}]")
+                for pair, exact in dict(settings.get("model_uris") or {}).items()
+            },
             **common,
         )
     else:

@@ -60,6 +60,8 @@ class BacktestRequest(BaseModel):
     timerange: str
     model_uri: str | None = None
     model_version: str | None = None  # resolved version (part of the cache key)
+    # a whitelist's exact version per pair (models:/NAME__BASE_QUOTE/3), handed to Freqtrade
+    model_uris: dict[str, str] | None = None
     tracking_uri: str | None = None
     starting_balance: Decimal = Decimal("1000")
     max_open_trades: int = Field(default=1, ge=1)
@@ -127,6 +129,8 @@ def freqtrade_config(
     settings: dict[str, object] = {"guard_report": str(guard_report)}
     if request.model_uri:
         settings["model_uri"] = request.model_uri
+    if request.model_uris:
+        settings["model_uris"] = dict(request.model_uris)
     if request.tracking_uri:
         settings["tracking_uri"] = request.tracking_uri
     if request.predictions is not None:

@@ -35,9 +35,13 @@ class PairModels:
         *,
         report_path: Path | None = None,
         stitched_predictions: dict[str, Path] | None = None,
+        pinned: dict[str, str] | None = None,
         **adapter_options: Any,
     ) -> None:
         self.model_uri = template
+        # pair -> exact URI (``models:/NAME/3``): a backtest trades the versions it records,
+        # whatever an alias says by the time Freqtrade starts
+        self.pinned = pinned or {}
         self.report_path = report_path
         self.stitched_predictions = stitched_predictions or {}
         self.adapter_options = adapter_options
@@ -46,7 +50,7 @@ class PairModels:
     def adapter(self, pair: str) -> ModelAdapter:
         if pair not in self.adapters:
             self.adapters[pair] = ModelAdapter(
-                pair_uri(self.model_uri, pair),
+                self.pinned.get(pair) or pair_uri(self.model_uri, pair),
                 stitched_predictions=self.stitched_predictions.get(pair),
                 **self.adapter_options,
             )

@@ -138,9 +138,12 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
             client.download_artifacts(run.info.run_id, "results/guard.json", str(tmp_path))
         ).read_text()
     )
+    # Freqtrade is handed the exact versions the run records, not the alias, which a
+    # promotion could move between resolving and trading
     assert guard["model_uri_by_pair"] == {
-        pair: f"models:/wl_lgbm__{pair.replace('/', '_')}@champion" for pair in PAIRS
+        pair: f"models:/wl_lgbm__{pair.replace('/', '_')}/1" for pair in PAIRS
     }
+    assert run.data.tags["model_version"] == "ETH/USDT:1,XRP/USDT:1"
     assert guard["trusted"]["ETH/USDT"] > 0 and guard["trusted"]["XRP/USDT"] > 0
     assert guard["unavailable"] == {}
 
