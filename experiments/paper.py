@@ -29,26 +29,32 @@ from strategies.runner import ensure_freqtrade_userdir
 REACHABILITY_TIMEOUT_S = 5.0
 
 KEY_VARIABLES = ("FREQTRADE__EXCHANGE__KEY", "FREQTRADE__EXCHANGE__SECRET")
+DB_URL_VARIABLE = "FREQTRADE__DB_URL"
 
 
-# Field names that hold credentials anywhere in a Freqtrade config (exchange, ccxt_config,
-# ccxt_async_config, telegram, api_server, ...), compared without case and underscores.
+# Field names that hold credentials anywhere in a Freqtrade config (exchange, ccxt_config
+# and its headers, telegram, api_server, webhook, ...), compared in lower case without
+# "_" and "-": these exactly, and any name containing one of SECRET_PARTS
+# (X-MBX-APIKEY, API-KEY, jwt_secret_key, ws_token, ...).
 SECRET_FIELDS = frozenset(
     {
         "key",
-        "apikey",
-        "secret",
-        "password",
         "uid",
+        "login",
+        "twofa",
         "accountid",
         "walletaddress",
-        "privatekey",
-        "token",
-        "jwtsecretkey",
-        "wstoken",
         "webhookurl",
     }
 )
+SECRET_PARTS = ("apikey", "secret", "password", "passwd", "token", "privatekey")
+# sections whose every URL carries a credential (a webhook's URL is its token)
+URL_SECRET_SECTIONS = frozenset({"webhook", "discord"})
+
+
+def is_secret_field(name: object) -> bool:
+    normal = str(name).replace("_", "").replace("-", "").lower()
+    return normal in SECRET_FIELDS or any(part in normal for part in SECRET_PARTS)
 
 
 class PaperError(TradingbotError):
@@ -78,10 +84,15 @@ def secrets_in_config(path: Path, settings: object, *, depth: int = 0) -> list[s
 def _secret_paths(value: object, prefix: str) -> list[str]:
     if isinstance(value, dict):
         paths = []
+        section = prefix.rstrip(".").rsplit(".", 1)[-1].lower()
         for key, item in value.items():
             where = f"{prefix}{key}"
-            if str(key).replace("_", "").lower() in SECRET_FIELDS and item not in ("", None):
+            if item in ("", None):
+                continue
+            if is_secret_field(key) or (section in URL_SECRET_SECTIONS and "url" in str(key)):
                 paths.append(where)
+            elif str(key) == "db_url" and _has_password(item):
+                paths.append(f"{where} (its password)")
             else:
                 paths += _secret_paths(item, f"{where}.")
         return paths
@@ -90,9 +101,19 @@ def _secret_paths(value: object, prefix: str) -> list[str]:
     return []
 
 
+def _has_password(url: object) -> bool:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(str(url)).password is not None
+    except Exception:
+        return False
+
+
 def database_url(settings: dict[str, object], userdir: Path, *, live: bool) -> str:
-    """The trade database for this run (see the module doc)."""
-    configured = settings.get("db_url")
+    """The trade database for this run (see the module doc): ``FREQTRADE__DB_URL`` of the
+    environment (where a database password belongs), else the config's ``db_url``."""
+    configured = os.environ.get(DB_URL_VARIABLE) or settings.get("db_url")
     default = UserDir(userdir.resolve()).trades_db(live=live)
     if not isinstance(configured, str) or not configured:
         return f"sqlite:///{default}"
@@ -189,14 +210,18 @@ def trade_command(
         str(config),
         "--userdir",
         str(userdir),
-        "--db-url",
-        database_url(settings, userdir, live=live),
     ]
     if not live:
         command.append("--dry-run")
     if strategy:
         command += ["--strategy", strategy]
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    # the database URL (it may hold a password) travels in the environment, never on the
+    # command line, which every user of the machine can read in the process list
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        DB_URL_VARIABLE: database_url(settings, userdir, live=live),
+    }
     environment.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if model:
         environment["FREQTRADE__TRADINGBOT__MODEL_URI"] = model

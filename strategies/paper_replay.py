@@ -24,10 +24,12 @@ the replay sees one price per candle (its open), a backtest also its high and lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -155,6 +157,35 @@ class ReplayMarket:
         exchange.fetch_bids_asks = get_tickers
 
 
+# A replay is offline and talks to nobody: a running bot's telegram, API server or
+# exchange keys in the environment (Freqtrade merges FREQTRADE__* into the config) must
+# neither reach it nor break its config (a token alone is an invalid telegram section).
+REPLAY_HIDDEN_VARIABLES = (
+    "FREQTRADE__TELEGRAM__",
+    "FREQTRADE__API_SERVER__",
+    "FREQTRADE__WEBHOOK__",
+    "FREQTRADE__DISCORD__",
+    "FREQTRADE__EXCHANGE__KEY",
+    "FREQTRADE__EXCHANGE__SECRET",
+    "FREQTRADE__EXCHANGE__PASSWORD",
+    "FREQTRADE__EXCHANGE__UID",
+    "FREQTRADE__DB_URL",
+)
+
+
+@contextlib.contextmanager
+def _without_environment(prefixes: tuple[str, ...]) -> Iterator[None]:
+    """The process environment without the variables starting with ``prefixes``, restored
+    afterwards (Freqtrade reads them while it builds its configuration)."""
+    hidden = {name: value for name, value in os.environ.items() if name.startswith(prefixes)}
+    for name in hidden:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
 def replay_config(
     base: dict[str, Any],
     *,
@@ -278,7 +309,8 @@ def run_replay(
     started = time.perf_counter()
     with time_machine.travel(market.now(), tick=False) as clock:
         args = {"config": [str(path)], "user_data_dir": str(userdir)}
-        bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
+        with _without_environment(REPLAY_HIDDEN_VARIABLES):
+            bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
         if quiet:  # after Freqtrade's own logging set-up, which the bot's creation runs
             logging.getLogger("freqtrade").setLevel(logging.WARNING)
         market.install(bot.exchange)

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -241,6 +242,19 @@ def ensure_freqtrade_userdir(userdir: Path) -> None:
     install_strategies(userdir)
 
 
+def backtest_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the Freqtrade subprocess: this one without ``FREQTRADE__*``
+    (Freqtrade would merge a running bot's settings into the backtest's config: results
+    outside the cache key, keys where none belong, a telegram token alone breaks the
+    config) and without ``PYTEST_VERSION`` (Freqtrade then skips its logging set-up, and
+    so our log file)."""
+    return {
+        name: value
+        for name, value in environment.items()
+        if name != "PYTEST_VERSION" and not name.startswith("FREQTRADE__")
+    }
+
+
 def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = True) -> BacktestRun:
     """The real Freqtrade backtest of ``request``, offline; a cached result of the same
     inputs (every input hashed into the key) is returned as it is unless ``use_cache``
@@ -270,8 +284,7 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
         run.config, json.dumps(freqtrade_config(request, userdir, run.guard_report), indent=2)
     )
     command = _command(request, userdir, run, snapshot, strategy_path, export)
-    # Freqtrade skips its logging set-up (and so our log file) when it sees PYTEST_VERSION.
-    environment = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    environment = backtest_environment(os.environ)
     completed = subprocess.run(
         command,
         capture_output=True,

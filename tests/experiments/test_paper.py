@@ -145,7 +145,7 @@ def test_paper_with_a_userdir_finds_its_strategy_and_keeps_its_database_there(
     import sys
 
     userdir = tmp_path / "mine"
-    command, _ = trade_command(
+    command, environment = trade_command(
         config=CONFIG,
         userdir=userdir,
         strategy=None,
@@ -154,7 +154,8 @@ def test_paper_with_a_userdir_finds_its_strategy_and_keeps_its_database_there(
         tracking_uri="x",
         check_exchange=False,
     )
-    db_url = command[command.index("--db-url") + 1]
+    assert "--db-url" not in command  # a database URL may hold a password: environment only
+    db_url = environment["FREQTRADE__DB_URL"]
     assert db_url == f"sqlite:///{userdir.resolve() / 'tradesv3.dryrun.sqlite'}"
     listed = subprocess.run(
         [sys.executable, "-m", "freqtrade", "list-strategies", "--userdir", str(userdir), "-1"],
@@ -219,3 +220,59 @@ def test_paper_without_the_exchange_exits_with_a_clear_message(tmp_path: Path) -
     assert done.returncode == 2, done.stdout + done.stderr
     assert "exchange binance is not reachable within 5 s" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def _refused_paths(tmp_path: Path, config: dict[str, object]) -> str:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(PaperError, match="secrets are written in the config") as error:
+        trade_command(
+            config=path,
+            userdir=tmp_path,
+            strategy=None,
+            model=None,
+            live=False,
+            tracking_uri="x",
+            check_exchange=False,
+        )
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "where"),
+    [
+        ("exchange", {"ccxt_config": {"headers": {"X-MBX-APIKEY": "v"}}}, "headers.X-MBX-APIKEY"),
+        ("exchange", {"ccxt_config": {"API-KEY": "v"}}, "ccxt_config.API-KEY"),
+        ("exchange", {"login": "v", "twofa": "v"}, "exchange.twofa"),
+        ("webhook", {"enabled": True, "url": "https://hooks.example/T0K3N"}, "webhook.url"),
+        ("db_url", "postgresql://bot:v@db/trades", "db_url (its password)"),
+    ],
+)
+def test_every_spelling_of_a_secret_is_refused(
+    tmp_path: Path, section: str, value: object, where: str
+) -> None:
+    config = json.loads(CONFIG.read_text())
+    if isinstance(value, dict) and isinstance(config.get(section), dict):
+        config[section].update(value)
+    else:
+        config[section] = value
+    message = _refused_paths(tmp_path, config)
+    assert where in message
+    assert "T0K3N" not in message and ":v@" not in message
+
+
+def test_a_database_password_never_reaches_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FREQTRADE__DB_URL", "postgresql://bot:pw-91c2@db/trades")
+    command, environment = trade_command(
+        config=CONFIG,
+        userdir=tmp_path,
+        strategy=None,
+        model=None,
+        live=False,
+        tracking_uri="x",
+        check_exchange=False,
+    )
+    assert "pw-91c2" not in " ".join(command)
+    assert environment["FREQTRADE__DB_URL"] == "postgresql://bot:pw-91c2@db/trades"

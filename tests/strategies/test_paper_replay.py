@@ -75,8 +75,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_two_weeks_replayed_trade_as_the_backtest_does(
-    world: dict[str, Any], no_network: None
+    world: dict[str, Any], no_network: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a running bot's telegram token in the environment once crashed the replay's config
+    monkeypatch.setenv("FREQTRADE__TELEGRAM__TOKEN", "123456:replay-must-not-use-it")
     result, summary, compared = replay_paper(
         config=world["config"],
         userdir=world["userdir"],
@@ -103,6 +105,9 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
     table = bots(UserDir(world["userdir"]).journal).set_index("bot")
     paper = table.loc["paper/RegimeStrategy/replay-20210305-20210319"]
     assert paper["mode"] == "paper" and paper["positions"] == len(result.trades)
+    import os
+
+    assert os.environ["FREQTRADE__TELEGRAM__TOKEN"] == "123456:replay-must-not-use-it"
 
 
 @pytest.mark.slow
