@@ -7,7 +7,10 @@ Components (each optional, present or not):
 * ``optuna``: ``optuna.db`` and journal files under ``optuna/``;
 * ``backtests``: ``backtest_results/tradingbot/`` (our cached Freqtrade results);
 * ``data``: ``data/`` (the imported candles and their quality reports);
-* ``strategies``: ``strategies/`` (the tuned ``<Strategy>.json`` parameter files).
+* ``strategies``: ``strategies/`` (the tuned ``<Strategy>.json`` parameter files);
+* ``journal``: ``journal.sqlite`` (every bot's positions and partial exits);
+* ``trades``: the paper and live bots' ``tradesv3.{dryrun,live}.sqlite`` (restore
+  them only while the bot is stopped).
 
 MLflow records artefact locations as absolute paths; the first command (or
 Freqtrade strategy) that opens a restored or copied store points them at its own
@@ -44,6 +47,9 @@ COMPONENTS: dict[str, tuple[list[str], list[str]]] = {
     "backtests": ([], [str(_LAYOUT.backtests)]),
     "data": ([], [str(_LAYOUT.data_root)]),
     "strategies": ([], [str(_LAYOUT.strategies)]),
+    "journal": ([str(_LAYOUT.journal)], []),
+    # the paper and live bots' own trade databases (restore only while the bot is stopped)
+    "trades": ([str(_LAYOUT.trades_db(live=False)), str(_LAYOUT.trades_db(live=True))], []),
 }
 
 

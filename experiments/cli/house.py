@@ -54,7 +54,8 @@ def restore_command(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            "--only", help="mlflow, registry, optuna, backtests, data or strategies (repeatable)."
+            "--only",
+            help="mlflow, registry, optuna, backtests, data, strategies, journal or trades (repeatable).",
         ),
     ] = None,
     userdir: Userdir = Path("user_data"),

@@ -159,3 +159,19 @@ def test_a_restore_elsewhere_serves_its_champion_after_the_original_is_gone(
     experiment = client.get_experiment_by_name("bk")
     assert experiment.artifact_location.startswith((restored / "mlartifacts").resolve().as_uri())
     assert sorted(str(p) for p in moved.rglob("*")) == before  # the original was not touched
+
+
+def test_the_journal_and_the_bots_trade_databases_are_backed_up(tmp_path: Path) -> None:
+    userdir = tmp_path / "ud"
+    userdir.mkdir()
+    for name in ("journal.sqlite", "tradesv3.dryrun.sqlite", "tradesv3.live.sqlite"):
+        with sqlite3.connect(userdir / name) as db:
+            db.execute("CREATE TABLE t (v TEXT)")
+            db.execute("INSERT INTO t VALUES (?)", (name,))
+    target, manifest = backup(userdir, tmp_path / "b")
+    assert manifest.components["journal"] == ["journal.sqlite"]
+    assert manifest.components["trades"] == ["tradesv3.dryrun.sqlite", "tradesv3.live.sqlite"]
+    (userdir / "journal.sqlite").unlink()
+    restore(target, userdir, only=["journal"])
+    with sqlite3.connect(userdir / "journal.sqlite") as db:
+        assert db.execute("SELECT v FROM t").fetchone() == ("journal.sqlite",)
