@@ -41,8 +41,15 @@ from features.timeframes import grid_offset_seconds, timeframe_to_seconds
 __all__ = ["DuplicatePolicy", "QualityOptions", "QualityReport", "assess", "normalise"]
 
 
+# No market is quoted above a trillion per unit nor trades 10^18 units in a candle; such
+# values are corrupted numbers (1e300 once passed as a "bad tick" and made every
+# drawdown 100%).
+MAX_PRICE = 1e12
+MAX_VOLUME = 1e18
+
+
 def reject_impossible_values(raw: RawCandles) -> None:
-    """Raise :class:`DataError` on the first NaN/inf/non-positive price or bad volume."""
+    """Raise :class:`DataError` on the first NaN/inf/non-positive/absurd price or bad volume."""
     frame = raw.frame
     for column in (*PRICE_COLUMNS, "volume"):
         values = frame[column].to_numpy()
@@ -52,14 +59,17 @@ def reject_impossible_values(raw: RawCandles) -> None:
         ]
         if column == "volume":
             problems.append((values < 0, "negative volume"))
+            problems.append((values > MAX_VOLUME, f"volume above {MAX_VOLUME:.0e} (corrupted)"))
         else:
             problems.append((values <= 0, "non-positive price"))
+            # a corrupted number, not a price: it would overflow returns and drawdowns
+            problems.append((values > MAX_PRICE, f"price above {MAX_PRICE:.0e} (corrupted)"))
         for mask, what in problems:
             if mask.any():
                 i = int(np.flatnonzero(mask)[0])
                 source_row = int(frame["source_row"].iloc[i])
                 raise DataError(
-                    f"{what} {values[i]!r}",
+                    f"{what}: {float(values[i])!r}",
                     path=raw.path,
                     column=column,
                     hint="fix or remove the row in the source file",
