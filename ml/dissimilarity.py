@@ -53,8 +53,18 @@ class DissimilarityIndex(BaseEstimator):  # type: ignore[misc]
         return out
 
 
+ROWS_PER_BLOCK = 64  # rows of ``a`` per block: 64 x 2,000 x 30 features = 30 MB
+
+
 def _distances(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Euclidean distances between the rows of ``a`` and of ``b`` (len(a) x len(b))."""
-    squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * a @ b.T
-    distances: FloatArray = np.sqrt(np.maximum(squared, 0.0))
-    return distances
+    """Euclidean distances between the rows of ``a`` and of ``b`` (len(a) x len(b)).
+
+    Each distance is summed from its own differences, so a row's distances do not depend
+    on which other rows are scored with it: the DI of a candle is the same on a prefix of
+    the candles, to the bit (the expanded ``|a|^2 + |b|^2 - 2ab`` form goes through a
+    matrix product whose rounding changes with the number of rows)."""
+    out = np.empty((len(a), len(b)))
+    for start in range(0, len(a), ROWS_PER_BLOCK):
+        block = a[start : start + ROWS_PER_BLOCK, None, :] - b[None, :, :]
+        out[start : start + ROWS_PER_BLOCK] = np.sqrt(np.einsum("ijk,ijk->ij", block, block))
+    return out
