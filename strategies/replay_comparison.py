@@ -83,14 +83,19 @@ def compare_trades(
     both = _differences(merged[merged["_merge"] == "both"], step, end)
     replay_only = merged[merged["_merge"] == "left_only"].reset_index(drop=True)
     backtest_only = merged[merged["_merge"] == "right_only"].reset_index(drop=True)
+    # an entry in the range's last candle fills at the candle after it, which one run may
+    # have and the other not: a boundary, not a difference
+    last_candle = pd.Timestamp(end) - step
     odd = [
         row
         for row in replay_only.itertuples(index=False)
-        if not _held(theirs, str(row.pair), pd.Timestamp(str(row.candle)), step)
+        if pd.Timestamp(str(row.candle)) < last_candle
+        and not _held(theirs, str(row.pair), pd.Timestamp(str(row.candle)), step)
     ] + [
         row
         for row in backtest_only.itertuples(index=False)
-        if not _held(ours, str(row.pair), pd.Timestamp(str(row.candle)), step)
+        if pd.Timestamp(str(row.candle)) < last_candle
+        and not _held(ours, str(row.pair), pd.Timestamp(str(row.candle)), step)
     ]
     late = both[
         (both["exit_candle_diff"].fillna(0) != 0)
