@@ -16,6 +16,8 @@ Printed: one row per case and a totals line. Goal: every column but ``kills`` ze
 * ``tags``: finished runs still tagged ``tradingbot.failure`` (a resumed tune's parent);
 * ``files``: lost or partial files: temporary files left behind, candles or the
   tuned parameter file missing after the second call;
+* ``tmpdir``: folders and files left in the case's own ``$TMPDIR`` after the second
+  call (a killed command's working folders: the next command must remove them);
 * ``failed``: the second call did not exit 0.
 
 Nothing here is mocked: real imports, training, Optuna studies, MLflow stores and
@@ -93,6 +95,7 @@ class Case:
     nth: int = 1
     needs_model: bool = False
     check_params_file: bool = False
+    check_breaker: bool = False
 
 
 CASES = [
@@ -139,6 +142,18 @@ CASES = [
         check_params_file=True,
     ),
     Case(
+        "promote.before_alias",
+        ["promote", "fault_model", "--version", "1", "--reason", "fault bench"],
+        "mlflow.tracking:MlflowClient.set_registered_model_alias",
+        needs_model=True,
+    ),
+    Case(
+        "risk.enable_before_incident",
+        ["risk", "enable", "--reason", "fault bench", "--minutes", "5"],
+        "strategies.risk_log:IncidentLog.record_incident",
+        check_breaker=True,
+    ),
+    Case(
         "backtest.while_logging",
         [
             "backtest",
@@ -170,6 +185,7 @@ PRELOADED = (
     "experiments.tuning.objective",
     "features.data",
     "ml.registry",
+    "strategies.risk_log",
 )
 
 
@@ -220,10 +236,21 @@ class Row:
     running: int = 0
     tags: int = 0
     files: int = 0
+    tmpdir: int = 0
     failed: int = 0
     notes: list[str] = field(default_factory=list)
 
-    COLUMNS = ("kills", "missed", "leftover", "duplicate", "running", "tags", "files", "failed")
+    COLUMNS = (
+        "kills",
+        "missed",
+        "leftover",
+        "duplicate",
+        "running",
+        "tags",
+        "files",
+        "tmpdir",
+        "failed",
+    )
 
 
 def _cli(args: list[str], userdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -295,6 +322,13 @@ def _inspect(userdir: Path, row: Row, case: Case) -> None:
     if case.check_params_file and not (userdir / "strategies" / "RegimeStrategy.json").exists():
         row.files += 1
         row.notes.append("tuned parameter file missing")
+    if case.check_breaker:
+        from strategies.risk import RiskManager, RiskSettings
+
+        breaker = RiskManager(RiskSettings.for_userdir(userdir)).breaker_decision()
+        if breaker.code != "cb_active":
+            row.files += 1
+            row.notes.append(f"breaker not in force after the second call: {breaker.code}")
     if not (userdir / "mlflow.db").exists():
         return
     uri = default_tracking_uri(userdir)
@@ -332,12 +366,27 @@ def _inspect(userdir: Path, row: Row, case: Case) -> None:
                 row.notes.append(f"alias {alias} points at a missing version {number}")
 
 
+def _left_in(tmpdir: Path) -> list[Path]:
+    """What is in a case's ``$TMPDIR`` (our scratch root itself is not a leftover, what
+    is in it is)."""
+    found = []
+    for path in tmpdir.iterdir():
+        if path.is_dir() and path.name.startswith("tradingbot-") and path.name[11:].isdigit():
+            found += list(path.iterdir())
+        else:
+            found.append(path)
+    return found
+
+
 def run_case(
     case: Case, root: Path, base: Path, values: dict[str, str], env: dict[str, str]
 ) -> Row:
     row = Row(case.name)
     userdir = root / case.name
     shutil.copytree(base, userdir)
+    tmpdir = root / f"{case.name}.tmp"  # the case's own $TMPDIR: what a kill leaves shows
+    tmpdir.mkdir()
+    env = {**env, "TMPDIR": str(tmpdir)}
     if case.name.startswith("import."):
         shutil.rmtree(userdir / "data")
     if not case.needs_model:
@@ -369,6 +418,9 @@ def run_case(
         row.failed = 1
         row.notes.append(f"second call exit {again.returncode}: {again.stderr.strip()[-500:]}")
     _inspect(userdir, row, case)
+    left = _left_in(tmpdir)
+    row.tmpdir += len(left)
+    row.notes += [f"left in $TMPDIR: {p.relative_to(tmpdir)}" for p in left]
     return row
 
 
@@ -430,7 +482,7 @@ def print_table(rows: list[Row], seconds: float) -> None:
         f"faults: {totals['kills']} kills in {len(rows)} cases, {verdict} "
         f"(leftover {totals['leftover']}, duplicate {totals['duplicate']}, running "
         f"{totals['running']}, tags {totals['tags']}, files {totals['files']}, "
-        f"failed {totals['failed']}, "
+        f"tmpdir {totals['tmpdir']}, failed {totals['failed']}, "
         f"missed {totals['missed']}) in {seconds:.0f} s"
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,40 @@ def file_lock(path: Path) -> Iterator[None]:
 def write_text_atomic(target: Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+SCRATCH_PREFIX = "tradingbot-"
+
+
+def scratch_root() -> Path:
+    """This user's folder of working folders in the system's temporary directory."""
+    root = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def sweep_scratch(root: Path | None = None) -> list[Path]:
+    """Remove the working folders of processes that are gone (killed before their
+    ``finally`` ran); returns them. Folders of live processes are left alone."""
+    removed = []
+    for folder in (root or scratch_root()).iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_dir(purpose: str) -> Iterator[Path]:
+    """A private working folder (``<tmp>/tradingbot-<uid>/<pid>-<purpose>-<random>``),
+    removed on exit. A killed command cannot remove its own, so every new one first
+    removes those whose process is gone: nothing a kill left stays past the next command
+    (a plain ``TemporaryDirectory`` would stay until the machine is cleaned)."""
+    root = scratch_root()
+    sweep_scratch(root)
+    folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{purpose}-", dir=root))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from common.atomic import scratch_dir
 from experiments.served_models import (
     ServedModels,
     WalkForwardInputs,
@@ -306,7 +306,7 @@ def _record(
     name = f"{request.strategy} {market} {request.timerange}"
     guard, compared = evaluation.guard, evaluation.compared
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        scratch_dir("backtest") as tmp,
         tracking.tracked_run(experiment_id=experiment, run_name=name, tags=tags) as active,
     ):
         metrics = evaluation.parsed.metrics.model_dump(exclude={"start", "end"})

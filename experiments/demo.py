@@ -13,12 +13,12 @@ against buy and hold and the SMA50 rule, regimes over price, per-regime table).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 
+from common.atomic import scratch_dir
 from experiments.backtest import backtest
 from experiments.render import feature_summary, quality_report, train_summary
 from experiments.render_backtest import backtest_summary
@@ -161,7 +161,7 @@ def _import_data(console: Console, userdir: Path, real: Path) -> None:
             f"({SYNTHETIC_CANDLES:,} candles, seed {SYNTHETIC_SEED})",
         )
         candles, _ = generate(SYNTHETIC_CANDLES, seed=SYNTHETIC_SEED)
-        with tempfile.TemporaryDirectory() as tmp:
+        with scratch_dir("demo") as tmp:
             source = Path(tmp) / "synthetic_BTC_USDT-1h.feather"
             candles.to_feather(source)
             result = load(source)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from common.atomic import write_text_atomic
+from common.atomic import scratch_dir, write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
 from experiments.report_journal import Section, journal_sections
@@ -249,11 +248,11 @@ def _latest_backtest(
     client: MlflowClient, run: mlflow.entities.Run, userdir: Path, out: Path
 ) -> LatestBacktest:
     tags = run.data.tags
-    with tempfile.TemporaryDirectory() as tmp:
-        zip_path = Path(client.download_artifacts(run.info.run_id, "results/result.zip", tmp))
+    with scratch_dir("report") as tmp:
+        zip_path = Path(client.download_artifacts(run.info.run_id, "results/result.zip", str(tmp)))
         parsed = parse_result_zip(zip_path, tags["strategy"])
         regimes_file = Path(
-            client.download_artifacts(run.info.run_id, "results/per_regime.csv", tmp)
+            client.download_artifacts(run.info.run_id, "results/per_regime.csv", str(tmp))
         )
         per_regime = pd.read_csv(regimes_file)
     pair, timeframe = tags["pair"], tags["timeframe"]

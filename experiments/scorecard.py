@@ -15,7 +15,6 @@ recorded as one MLflow run in experiment ``scorecards`` (metrics
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from common.atomic import scratch_dir
 from common.errors import DataError
 from experiments.backtest import backtest
 from experiments.spec import ExperimentSpec
@@ -150,7 +150,7 @@ def _record(
         **tracking.process_tags(),
     }
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        scratch_dir("scorecard") as tmp,
         tracking.tracked_run(
             experiment_id=experiment, run_name=f"{spec.name} scorecard", tags=tags
         ) as run,

@@ -13,7 +13,6 @@ that fails ends FAILED (Ctrl-C: KILLED) and registers nothing.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from common.atomic import scratch_dir
 from common.errors import DataError, SpecError
 from experiments.spec import ExperimentSpec
 from experiments.spec_data import cached_features, spec_candles
@@ -192,7 +192,7 @@ def _tracked_training(
     the logged model. Returns (run id, model URI, overall evaluation, folds); the run
     has FINISHED when this returns."""
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        scratch_dir("train") as tmp,
         tracking.tracked_run(
             experiment_id=experiment,
             run_name=f"{spec.name} train",

@@ -13,7 +13,6 @@ pair), with the pairs in its version's ``pooled_pairs`` tag.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from common.atomic import scratch_dir
 from common.errors import SpecError
 from experiments.served_models import pooled_predictions_artifact
 from experiments.spec import ExperimentSpec
@@ -220,7 +220,7 @@ def _tracked_training(
     model. Returns (run id, model URI, scores, folds); the run has FINISHED by then."""
     spec = job.spec
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        scratch_dir("train") as tmp,
         tracking.tracked_run(
             experiment_id=experiment, run_name=f"{spec.name} pooled train", tags=lineage
         ) as run,

@@ -15,7 +15,6 @@ import getpass
 import hashlib
 import importlib.metadata
 import logging
-import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
+from common.atomic import scratch_dir
 from common.errors import TradingbotError
 from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle
 from ml.evaluation import run_summary
@@ -379,8 +379,8 @@ def load_bundle(uri: str) -> ModelBundle:
         model_version = client.get_model_version(name, version)
         expected = _recorded_digest(client, model_version)
         repository = ModelsArtifactRepository(f"models:/{name}/{version}")
-        with tempfile.TemporaryDirectory(prefix="tradingbot-model-") as tmp:
-            local = Path(repository.download_artifacts(BUNDLE_ARTIFACT, dst_path=tmp))  # type: ignore[no-untyped-call]
+        with scratch_dir("model") as tmp:
+            local = Path(repository.download_artifacts(BUNDLE_ARTIFACT, dst_path=str(tmp)))  # type: ignore[no-untyped-call]
             payload = local.read_bytes()
     except MlflowException as exc:
         raise RegistryError(f"cannot load {uri}: {exc.message}") from exc

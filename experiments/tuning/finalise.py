@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
+from common.atomic import scratch_dir
 from experiments.tuning.objective import (
     TuningData,
     score_test,
@@ -149,7 +149,7 @@ def _refit(
     recorded in the study's parent run. Returns (logged model URI, test metrics)."""
     spec = request.spec.with_params(best.params)
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        scratch_dir("tune") as tmp,
         tracking.tracked_run(run_id=parent_run_id),
     ):
         workdir = Path(tmp)
