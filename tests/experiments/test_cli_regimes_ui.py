@@ -194,3 +194,63 @@ def test_ui_serves_the_store_and_stops_cleanly(userdir: Path, stop_signal: signa
                 os.killpg(group, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+
+
+def _request(port: int, method: str, path: str, body: dict[str, object] | None = None) -> int:
+    import json
+    import urllib.error
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:  # not listening yet
+        return 0
+
+
+@pytest.mark.slow
+def test_the_ui_reads_and_refuses_every_write(userdir: Path, tmp_path: Path) -> None:
+    """Before: any local process could move @champion through the UI's server (200),
+    skipping promote's checks, and uploads landed in the working directory."""
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "ui", "--userdir", str(userdir),
+         "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while _request(port, "GET", "/health") != 200:
+            if time.time() > deadline or process.poll() is not None:
+                raise AssertionError(process.stdout.read() if process.stdout else "no output")
+            time.sleep(0.5)
+        api = "/api/2.0/mlflow"
+        assert _request(port, "GET", "/") == 200  # the UI's page
+        assert _request(port, "GET", f"{api}/experiments/search?max_results=10") == 200
+        assert _request(port, "POST", f"{api}/runs/search", {"experiment_ids": ["0"]}) == 200
+        assert _request(port, "POST", f"{api}/registered-models/create", {"name": "x"}) == 403
+        alias = {"name": "x", "alias": "champion", "version": "1"}
+        assert _request(port, "POST", f"{api}/registered-models/alias", alias) == 403
+        assert _request(port, "DELETE", f"{api}/registered-models/alias", alias) == 403
+        assert _request(port, "PUT", "/api/2.0/mlflow-artifacts/artifacts/evil.txt", {}) == 403
+        mutation = {"query": "mutation { x }"}
+        assert _request(port, "POST", "/graphql", mutation) == 403
+        assert not any(tmp_path.iterdir())  # nothing landed in the working directory
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
