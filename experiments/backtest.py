@@ -21,6 +21,11 @@ import mlflow
 import pandas as pd
 
 from common.atomic import scratch_dir
+from experiments.backtest_checks import (
+    fitting_strategy,
+    require_out_of_sample,
+    walk_forward_timerange,
+)
 from experiments.served_models import (
     ServedModels,
     WalkForwardInputs,
@@ -86,7 +91,7 @@ def compared_window(
 
 def backtest(
     *,
-    strategy: str,
+    strategy: str | None,
     pair: str,
     timeframe: str,
     exchange: str,
@@ -100,8 +105,11 @@ def backtest(
     pairs: Sequence[str] | None = None,
     max_open_trades: int | None = None,
 ) -> BacktestSummary:
-    """Backtest ``strategy`` with ``model``. ``walk_forward`` uses the model's fold bundles
-    instead, each on its own out-of-sample window (the timerange is then their span).
+    """Backtest ``strategy`` (None: the one the model's kind is traded by) with ``model``.
+    ``walk_forward`` uses the model's fold bundles instead, each on its own out-of-sample
+    window (the timerange: their span, or a part of it). A strategy that does not fit
+    the model, or a window without out-of-sample candles, is refused before anything
+    runs (:mod:`experiments.backtest_checks`).
     ``pairs`` (two or more): one Freqtrade backtest over the whole whitelist, each pair
     served by its own model (``NAME__<BASE>_<QUOTE>@alias``), compared with every rule
     held in every pair (equal shares), with results per pair. ``max_open_trades``
@@ -115,8 +123,12 @@ def backtest(
     say(BACKTEST_STAGES[0])
     client = tracking.configure(tracking_uri, userdir)
     served = serve(client, model, whitelist)
+    strategy = fitting_strategy(client, served, strategy)
     inputs = walk_forward_inputs(client, served, pair, userdir, exchange) if walk_forward else None
-    timerange = inputs.timerange if inputs else timerange
+    if inputs is not None:
+        timerange = walk_forward_timerange(timerange, inputs.timerange)
+    elif model:
+        require_out_of_sample(client, served, timerange)
     TimeRange.parse(timerange)
     request = BacktestRequest(
         strategy=strategy,

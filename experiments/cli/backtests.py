@@ -93,7 +93,12 @@ BacktestSpec = Annotated[
     typer.Argument(help="Experiment spec: backtest its champion over its [backtest] timerange."),
 ]
 StrategyName = Annotated[
-    str, typer.Option("--strategy", help="Strategy class in user_data/strategies.")
+    str | None,
+    typer.Option(
+        "--strategy",
+        help="Strategy class in user_data/strategies (default: the spec's [backtest] "
+        "strategy, else the one the model's kind is traded by).",
+    ),
 ]
 PairOverride = Annotated[str | None, typer.Option("--pair", help="Pair (default: the spec's).")]
 TimeframeOverride = Annotated[
@@ -129,7 +134,7 @@ MaxOpenTrades = Annotated[
 @app.command("backtest")
 def backtest_command(
     spec: BacktestSpec = None,
-    strategy: StrategyName = "RegimeStrategy",
+    strategy: StrategyName = None,
     pair: PairOverride = None,
     timeframe: TimeframeOverride = None,
     timerange: Timerange = None,
@@ -154,7 +159,8 @@ def backtest_command(
         exchange = experiment.data.exchange
         model = model or f"{experiment.name}@champion"
         timerange = timerange or experiment.backtest.timerange
-        strategy = experiment.backtest.strategy if strategy == "RegimeStrategy" else strategy
+        declared = "strategy" in experiment.backtest.model_fields_set
+        strategy = strategy or (experiment.backtest.strategy if declared else None)
     pair = pair or (whitelist[0] if whitelist else None)
     if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
@@ -165,7 +171,7 @@ def backtest_command(
     from experiments.render_backtest import backtest_summary
 
     market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
-    title = f"backtest {strategy} {market} {timeframe} {timerange or 'walk-forward'}"
+    title = f"backtest {strategy or model} {market} {timeframe} {timerange or 'walk-forward'}"
     with progress_bar(title, len(BACKTEST_STAGES)) as advance:
         summary = backtest(
             strategy=strategy,

@@ -114,3 +114,30 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     client = configure(uri, userdir)
     logged = client.get_run(summary.run_id).data.metrics
     assert "mtm.max_drawdown" in logged and "baseline.sma50_daily.calmar" in logged
+
+    # without a strategy the model's kind chooses it; a strategy that does not fit is
+    # refused before Freqtrade runs (before: RegimeStrategy traded the exposures, -60%)
+    from experiments.backtest_checks import BacktestMismatch
+
+    common = {
+        "pair": "BTC/USDT",
+        "timeframe": "1h",
+        "exchange": "binance",
+        "model": "engine_allocation@champion",
+        "userdir": userdir,
+        "tracking_uri": uri,
+    }
+    again = backtest(strategy=None, timerange="", walk_forward=True, **common)
+    assert again.cache_hit and again.metrics.trades == summary.metrics.trades
+    with pytest.raises(BacktestMismatch, match="does not fit the model"):
+        backtest(strategy="RegimeStrategy", timerange="", walk_forward=True, **common)
+    # a walk-forward timerange is honoured inside the predictions' span, refused outside
+    with pytest.raises(BacktestMismatch, match="reaches outside the walk-forward"):
+        backtest(strategy=None, timerange="20190101-20200301", walk_forward=True, **common)
+    part = backtest(strategy=None, timerange="20201001-20201101", walk_forward=True, **common)
+    assert (
+        str(part.metrics.start)[:10] >= "2020-10-01" and str(part.metrics.end)[:10] <= "2020-11-01"
+    )
+    # a window the final model was trained on is refused, naming the way out
+    with pytest.raises(BacktestMismatch, match="no candle is out of sample"):
+        backtest(strategy=None, timerange="20200301-20200401", **common)
