@@ -31,7 +31,8 @@ from experiments.train import Progress, TrainResult, train
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.fold_training import score
-from ml.registry import CHAMPION, load_bundle, promote
+from ml.model_source import load_bundle
+from ml.registry import CHAMPION, promote
 
 MIN_COMPARED_CANDLES = 200
 RULE = (

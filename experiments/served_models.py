@@ -21,7 +21,7 @@ from features.data import load_candles
 from features.data.store import pair_to_filename
 from features.pipeline import build
 from ml.bundle import ModelBundle
-from ml.registry import RegistryError, load_bundle
+from ml.model_source import RegistryError, load_bundle
 from ml.serving import PAIR_PLACEHOLDER
 
 

@@ -25,7 +25,7 @@ from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade
 
 from ml import observability
-from ml.model_uris import check_model_uri, trusted_tracking_uri
+from ml.model_source import check_model_uri, trusted_tracking_uri
 from ml.observability import MetricsTextfile
 from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
@@ -40,7 +40,7 @@ def connect(strategy: Any) -> None:
     config = strategy.config
     settings = config.get("tradingbot", {})
     user_dir = Path(config.get("user_data_dir", "user_data"))
-    # models load only from the registry of a store the operator trusts (ml.model_uris)
+    # models load only from the registry of a store the operator trusts (ml.model_source)
     tracking_uri = trusted_tracking_uri(settings.get("tracking_uri"), user_dir, os.environ)
     report = settings.get("guard_report")
     timerange = str(config.get("timerange") or "")

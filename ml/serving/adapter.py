@@ -215,7 +215,7 @@ class ModelAdapter:
         if self._polled_at is not None and now - self._polled_at < self.refresh_seconds:
             return None
         self._polled_at = now
-        from ml.registry import served_version
+        from ml.model_source import served_version
 
         try:
             resolved = served_version(self.model_uri)

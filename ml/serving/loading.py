@@ -31,7 +31,7 @@ def load_served(model_uri: str, tracking_uri: str | None) -> tuple[ModelBundle, 
     # A strategy must not hang for minutes on an unreachable registry: few, short retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    from ml.registry import load_bundle, served_version
+    from ml.model_source import load_bundle, served_version
     from ml.tracking import relocate_artifacts, sqlite_store_path, use_uri
 
     if tracking_uri:
@@ -56,7 +56,7 @@ def checked_candidate(
     """The bundle at ``uri`` if it may replace ``current``: same pair (every pair, for a
     pooled model) and timeframe, and it predicts ``pair``'s candles in Freqtrade's
     ``dataframe``. Raises, saying why, if not."""
-    from ml.registry import load_bundle
+    from ml.model_source import load_bundle
 
     candidate = load_bundle(uri)
     meta, served = candidate.metadata, current.metadata

@@ -118,7 +118,7 @@ def test_folds_are_cut_on_the_common_calendar(pooled: tuple[Path, Path, str]) ->
 def test_a_pairs_predictions_are_causal_and_use_its_own_scaling(
     pooled: tuple[Path, Path, str],
 ) -> None:
-    from ml.registry import load_bundle
+    from ml.model_source import load_bundle
 
     userdir, _, _ = pooled
     bundle = load_bundle("models:/pool@challenger")

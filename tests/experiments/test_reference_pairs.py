@@ -58,7 +58,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
 
 
 def test_the_model_reads_the_reference_pairs_features(trained: tuple[Path, Path, str]) -> None:
-    from ml.registry import load_bundle
+    from ml.model_source import load_bundle
 
     userdir, _, _ = trained
     bundle = load_bundle("models:/eth_ref@champion")

@@ -21,7 +21,7 @@ from experiments.train import TrainResult, train
 from features.data import import_candles, load_candles
 from features.data.synthetic import generate
 from ml.bundle import ModelBundle
-from ml.registry import load_bundle
+from ml.model_source import load_bundle
 from ml.tracking import configure, default_tracking_uri, fail_stale_runs, process_tags
 from tests.conftest import CliResult
 
@@ -389,7 +389,8 @@ def test_a_version_whose_run_did_not_finish_is_never_promoted_and_is_reconciled(
     the run's end: a version (with the challenger alias) whose run ended FAILED."""
     from mlflow.entities import RunStatus
 
-    from ml.registry import CHALLENGER, RegistryError, promote, reconcile
+    from ml.model_source import RegistryError
+    from ml.registry import CHALLENGER, promote, reconcile
     from ml.tracking import use_uri
 
     use_uri(default_tracking_uri(trained.userdir))  # the source URI resolves in this store

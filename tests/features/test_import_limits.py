@@ -13,7 +13,7 @@ import pytest
 
 from common.errors import DataError
 from features.data import import_candles
-from features.data.readers import MAX_CANDLE_BYTES
+from features.data.capped import MAX_CANDLE_BYTES
 
 MEMBER = 64 << 20  # bytes of zeros per gzip member
 

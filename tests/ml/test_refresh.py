@@ -63,7 +63,7 @@ def test_a_promotion_is_served_from_the_next_candle_and_a_bad_one_is_refused(
     assert adapter.model_version == "2"  # the very next candle
     assert "now serves v2 (was v1)" in caplog.text
     # the new version's prediction is what the strategy sees on that candle
-    from ml.registry import load_bundle
+    from ml.model_source import load_bundle
 
     expected = load_bundle("models:/live_m/2").predict(candles.iloc[: start + 2])
     assert served["&-p_up"].iloc[-1] == pytest.approx(expected["p_up"].iloc[-1])
@@ -93,7 +93,7 @@ def test_a_registry_that_is_down_keeps_the_old_model_serving(
     def down(_uri: str) -> None:
         raise ConnectionError("registry at http://mlflow:5000 refused the connection")
 
-    monkeypatch.setattr("ml.registry.served_version", down)  # the network, stubbed
+    monkeypatch.setattr("ml.model_source.served_version", down)  # the network, stubbed
     caplog.set_level(logging.WARNING, logger="ml.serving")
     served = adapter.populate(candles.iloc[:1501], "BTC/USDT", live=True)
     assert adapter.model_version == before

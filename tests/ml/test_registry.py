@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ml.evaluation import evaluation_of, metric, run_summary
-from ml.registry import RegistryError, promote, served_version
+from ml.model_source import RegistryError, served_version
+from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
 
 WALK_FORWARD = {

@@ -25,7 +25,7 @@ from experiments.tuning.objective import TuningData, run_trial, strategy_default
 from experiments.tuning.storage import counts, open_storage
 from features.data import import_candles
 from features.data.synthetic import generate
-from ml.registry import load_bundle
+from ml.model_source import load_bundle
 from ml.tracking import configure, default_tracking_uri, use_uri
 from strategies.params import with_values
 from tests.conftest import CliResult
