@@ -158,7 +158,9 @@ def backtest_command(
         timeframe = timeframe or experiment.data.timeframe
         exchange = experiment.data.exchange
         model = model or f"{experiment.name}@champion"
-        timerange = timerange or experiment.backtest.timerange
+        # a spec's [backtest] window is for its champion; walking forward, the folds'
+        # out-of-sample span is the window unless --timerange narrows it
+        timerange = timerange or (None if walk_forward else experiment.backtest.timerange)
         declared = "strategy" in experiment.backtest.model_fields_set
         strategy = strategy or (experiment.backtest.strategy if declared else None)
     pair = pair or (whitelist[0] if whitelist else None)
