@@ -28,6 +28,7 @@ from ml.metrics import (
     periods_per_year,
     regression_metrics,
 )
+from ml.models import forecaster_class
 from ml.models.allocation import DEFAULT_EXPOSURES
 from ml.targets import make_target
 from ml.walkforward import Fold, make_folds
@@ -69,15 +70,19 @@ def score(
     candle, the daily trend rules of :mod:`ml.baselines` and, when the predictions carry
     a regime decision, the regime-only allocation (the decided regime's exposure in
     :data:`DEFAULT_EXPOSURES`; an unnamed regime is flat).
-    ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's."""
+    ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's. Forecast
+    metrics only for a model that forecasts (``Forecaster.forecasts``): a regime
+    allocation's exposure is no probability, and its log loss would mean nothing."""
     rows = predictions.index.to_numpy()
     target = make_target(candles, config.target).to_numpy()[rows]
     close = candles["close"].to_numpy(dtype="float64")
     one_candle = np.r_[np.nan, np.diff(np.log(close))][rows]
     per_year = periods_per_year(timeframe)
-    if config.target.task == "classification":
+    forecasts = forecaster_class(config.model.kind).forecasts
+    metrics: dict[str, float] = {}
+    if forecasts and config.target.task == "classification":
         metrics = classification_metrics(target, predictions["p_up"].to_numpy(dtype="float64"))
-    else:
+    elif forecasts:
         metrics = regression_metrics(target, predictions["prediction"].to_numpy(dtype="float64"))
     positions = positions_from(
         predictions, config.target.task, fractional=config.model.kind == "regime_allocation"
@@ -96,7 +101,7 @@ def score(
     baselines = {}
     for name, baseline in candidates.items():
         result = long_flat(baseline, one_candle, fee=config.fee, periods_per_year=per_year)
-        if config.target.task == "classification":
+        if forecasts and config.target.task == "classification":
             result["accuracy"] = classification_metrics(target, baseline)["accuracy"]
         baselines[name] = result
     hold = baselines["always_long"]["max_drawdown"]

@@ -39,6 +39,7 @@ from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.bundle import ModelBundle
 from ml.fold_training import TrainingJob, score, walk_forward
+from ml.models import forecaster_class
 from ml.walkforward import make_folds
 from strategies.catalogue import introspect
 from strategies.install import install_strategies
@@ -157,11 +158,14 @@ def declared_space(spec: ExperimentSpec, userdir: Path) -> dict[str, Distributio
 def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParams) -> None:
     """Refuse, before any trial, what no trial could do."""
     task = spec.target.task
+    forecasts = forecaster_class(spec.model.kind).forecasts
+    applicable = FORECAST_METRICS[task] if forecasts else ()
     for name in tune.objectives:
-        if name not in STRATEGY_OBJECTIVES and name not in FORECAST_METRICS[task]:
+        if name not in STRATEGY_OBJECTIVES and name not in applicable:
+            what = f"a {task} target" if forecasts else f"a {spec.model.kind} model (no forecast)"
             raise SpecError(
-                f"objective {name!r} does not apply to a {task} target",
-                hint=f"use one of {[*STRATEGY_OBJECTIVES, *FORECAST_METRICS[task]]}",
+                f"objective {name!r} does not apply to {what}",
+                hint=f"use one of {[*STRATEGY_OBJECTIVES, *applicable]}",
             )
     if tune.uses_strategy:
         composition = defaults.composition or shipped_composition(defaults.strategy)

@@ -28,6 +28,9 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     * ``param_ranges``: the allowed range of each numeric parameter (checked in specs);
     * ``uses_torch``: it trains with torch (a worker process sets torch's threads; others
       need not import it, which costs a worker about a second);
+    * ``forecasts``: its output forecasts the target (a probability or a value), so
+      forecast metrics (accuracy, log loss, Brier; RMSE, rank IC) measure it; False
+      for a decision such as a target exposure, where they would mean nothing;
     * :attr:`context_rows`: how many rows before a row its prediction reads (an LSTM's
       sequence), so the live path passes just enough history.
 
@@ -38,6 +41,7 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     has_reasons: ClassVar[bool] = False
     decides_class: ClassVar[bool] = False
     uses_torch: ClassVar[bool] = False
+    forecasts: ClassVar[bool] = True
     param_ranges: ClassVar[dict[str, Range]] = {}
 
     @property

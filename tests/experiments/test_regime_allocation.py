@@ -122,3 +122,10 @@ def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
         for penalty in ("3", "30"):
             assert 0.0 <= metrics[f"regime.penalty_{penalty}.bull_share"] <= 1.0
             assert metrics[f"regime.penalty_{penalty}.switches"] >= 0
+    # a target exposure is no probability: no forecast metric is computed or recorded
+    # (before: log_loss 7.68 and brier 0.48 were printed and promote recorded them)
+    forecast_metrics = {"accuracy", "log_loss", "brier", "rmse", "rank_ic"}
+    assert not forecast_metrics & set(result.metrics)
+    parent = client.get_run(result.run_id).data.metrics
+    assert not any(key.rsplit(".", 1)[-1] in forecast_metrics for key in parent)
+    assert "overall.calmar" in parent
