@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
 from strategies.results import BacktestMetrics, ParsedResult, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
-from strategies.runner import BacktestRequest, BacktestRun, run_backtest
+from strategies.runner import BacktestRequest, BacktestRun, run_backtest, tuned_params_file
 
 EXPERIMENT = "backtests"
 
@@ -62,6 +62,7 @@ class BacktestSummary:
     compared_from: pd.Timestamp | None = None  # later than the start: the guard withheld candles
     per_pair: pd.DataFrame = field(default_factory=pd.DataFrame)  # whitelists only
     journalled: Imported | None = None  # what the trade journal recorded of it
+    params_file: Path | None = None  # the tuned <Strategy>.json Freqtrade read; None: defaults
 
 
 BACKTEST_STAGES = (
@@ -155,7 +156,8 @@ def backtest(
     risk.run_id = run_id
     risk.record_backtest(run_id, evaluation.parsed.metrics.max_drawdown_account)
     _tag_versions(client, model, served, run_id)
-    return _summary(run_id, run, evaluation, served.uri, _journal(userdir, request, run, served))
+    summary = _summary(run_id, run, evaluation, served.uri, _journal(userdir, request, run, served))
+    return replace(summary, params_file=tuned_params_file(request, userdir))
 
 
 def _journal(

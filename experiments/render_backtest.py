@@ -25,6 +25,11 @@ def backtest_summary(console: Console, summary: object) -> None:
         console.print(_regimes_table(summary.per_regime))
     _guard_notes(console, summary.guard, summary.compared_from)
     console.print(
+        f"strategy parameters: {summary.params_file} (tuned values)"
+        if summary.params_file is not None
+        else "strategy parameters: the strategy's defaults (no tuned parameter file)"
+    )
+    console.print(
         f"MLflow run {summary.run_id} (experiment backtests); result {summary.result_zip}"
         + (" (cached)" if summary.cache_hit else "")
     )

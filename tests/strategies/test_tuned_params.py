@@ -62,6 +62,15 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     assert "Strategy Parameter(default): entry_threshold" not in log
     tags = configure(uri, userdir).get_run(summary.run_id).data.tags
     assert tags["strategy_params_sha256"] != "defaults"
+    # the backtest says which parameter file it traded (before: silently)
+    assert summary.params_file == userdir / "strategies" / "RegimeStrategy.json"
+    from rich.console import Console
+
+    from experiments.render_backtest import backtest_summary
+
+    console = Console(record=True, width=200)
+    backtest_summary(console, summary)
+    assert f"strategy parameters: {summary.params_file} (tuned values)" in console.export_text()
     # ...and Freqtrade's own tools open what we stored
     import subprocess
     import sys
