@@ -16,12 +16,14 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from common.atomic import pid_alive
+from common.errors import TradingbotError
 from ml.tracking import artifact_root
 
 
@@ -81,7 +83,26 @@ def start_watchdog(owner: int, group: int) -> subprocess.Popen[bytes]:
     )
 
 
+class UiError(TradingbotError):
+    """The UI could not be served."""
+
+
+def require_free_port(port: int) -> None:
+    """Refuse a port something already listens on (the server would exit, and the
+    command with it, after its start-up, and exit 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UiError(
+                f"port {port} on 127.0.0.1 is in use ({exc.strerror})",
+                hint="choose another with --port, or stop what listens there",
+            ) from None
+
+
 def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str], None]) -> int:
+    require_free_port(port)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     userdir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +117,7 @@ def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str]
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return process.wait()
+        code = process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
@@ -110,3 +131,6 @@ def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str]
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         say("MLflow UI stopped")
+    if code != 0:
+        raise UiError(f"the MLflow server exited with status {code} (its output is above)")
+    return code

@@ -254,3 +254,13 @@ def test_the_ui_reads_and_refuses_every_write(userdir: Path, tmp_path: Path) -> 
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_ui_on_a_busy_port_is_an_error(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    """Before: the server failed to bind and the command exited 0."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli("ui", "--port", str(port), "--userdir", tmp_path / "ud")
+    assert done.code == 2 and f"port {port} on 127.0.0.1 is in use" in done.err
