@@ -29,6 +29,7 @@ _flags_take_no_value()
 
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Tradingbot: regime detection and ML models for Freqtrade.",
     no_args_is_help=True,
     add_completion=False,
@@ -36,10 +37,14 @@ app = typer.Typer(
 )
 
 
-data_app = typer.Typer(help="Import and check market data.", no_args_is_help=True)
+data_app = typer.Typer(
+    rich_markup_mode=None, help="Import and check market data.", no_args_is_help=True
+)
 
 
-features_app = typer.Typer(help="Build causal feature frames.", no_args_is_help=True)
+features_app = typer.Typer(
+    rich_markup_mode=None, help="Build causal feature frames.", no_args_is_help=True
+)
 
 
 app.add_typer(data_app, name="data")

@@ -64,7 +64,9 @@ def regimes_command(
 
 
 markets_app = typer.Typer(
-    help="Exchange market snapshots for offline Freqtrade runs.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Exchange market snapshots for offline Freqtrade runs.",
+    no_args_is_help=True,
 )
 
 

@@ -84,12 +84,16 @@ def report_command(
 
 
 strategies_app = typer.Typer(
-    help="The strategy registry (read from the strategy files).", no_args_is_help=True
+    rich_markup_mode=None,
+    help="The strategy registry (read from the strategy files).",
+    no_args_is_help=True,
 )
 
 
 idea_app = typer.Typer(
-    help="Ideas, their experiments and the decisions about them.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Ideas, their experiments and the decisions about them.",
+    no_args_is_help=True,
 )
 
 

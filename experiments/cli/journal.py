@@ -18,6 +18,7 @@ from common.layout import UserDir
 from experiments.cli._app import Userdir, app, console
 
 journal_app = typer.Typer(
+    rich_markup_mode=None,
     help="The trade journal: positions with partial exits, from backtests, paper and live.",
     no_args_is_help=True,
 )

@@ -17,7 +17,9 @@ from experiments.cli._app import (
 )
 
 risk_app = typer.Typer(
-    help="The risk manager: circuit breaker and incidents.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="The risk manager: circuit breaker and incidents.",
+    no_args_is_help=True,
 )
 
 

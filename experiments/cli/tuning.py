@@ -25,7 +25,7 @@ from experiments.cli._app import (
 TuneSpec = Annotated[
     Path,
     typer.Argument(
-        help="Experiment spec (TOML) with a \\[tune] section, e.g. experiments/specs/btc_1h_lightgbm.toml."
+        help="Experiment spec (TOML) with a [tune] section, e.g. experiments/specs/btc_1h_lightgbm.toml."
     ),
 ]
 Trials = Annotated[

@@ -130,3 +130,10 @@ def test_user_errors_come_before_the_heavy_imports(tmp_path: Path, args: list[st
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300
     )
     assert "RESULT 2 []" in done.stdout, done.stdout + done.stderr
+
+
+def test_help_shows_spec_sections_as_written(cli: Callable[..., CliResult]) -> None:
+    """Before: rich read `[data]` as markup and `train --help` said "a whitelist ( pairs)"."""
+    shown = " ".join(cli("train", "--help").out.split())
+    assert "([data] pairs)" in shown and 'with [data] pooling = "pooled"' in shown
+    assert "with a [tune] section" in " ".join(cli("tune", "--help").out.split())
