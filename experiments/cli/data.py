@@ -74,6 +74,9 @@ def data_import(
         return
     quality_report(console, result.report, title=f"import report: {pair} {timeframe}")
     console.print(f"wrote {result.candles_path}\nwrote {result.report_path}")
+    _suggest_repair(
+        result.report, f"tradingbot data import {path} --pair {pair} --timeframe {timeframe}"
+    )
 
 
 @data_app.command("check")
@@ -93,6 +96,24 @@ def data_check(
         typer.echo(report.model_dump_json(indent=2))
         return
     quality_report(console, report, title=f"data check: {pair} {timeframe}")
+    _suggest_repair(
+        report, f"tradingbot data import <your export> --pair {pair} --timeframe {timeframe}"
+    )
+
+
+def _suggest_repair(report: object, command: str) -> None:
+    """Say, when suspicious values were kept, that training and backtests will read them
+    and how to repair them."""
+    from features.data.quality_report import QualityReport
+
+    assert isinstance(report, QualityReport)
+    kept = len(report.bad_ticks) + len(report.invariant_violations)
+    if kept:
+        console.print(
+            f"[yellow]warning[/]: {len(report.bad_ticks)} bad tick(s) and "
+            f"{len(report.invariant_violations)} OHLC violation(s) were kept as they are: "
+            f"training and backtests read them. To repair them (each repair listed): {command} --repair"
+        )
 
 
 @features_app.command("build")

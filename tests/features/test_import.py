@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from common.errors import DataError
 from features.data import DuplicatePolicy, ImportOptions, import_candles, load_candles
 from features.data.store import candles_path, report_path
+from tests.conftest import CliResult
 
 HEADER = "date,open,high,low,close,volume\n"
 
@@ -255,3 +257,21 @@ def test_a_killed_import_leaves_nothing_the_next_import_keeps(tmp_path: Path) ->
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
     assert sidecar.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_kept_bad_ticks_come_with_the_repair_command(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """Before: the report flagged a bad tick without a word on --repair, and training
+    then used it."""
+    rows = _rows(list(range(12)))
+    rows[6] = "2024-01-01 06:00:00,106,999,105,106.5,16"
+    source = tmp_path / "ticks.csv"
+    source.write_text(HEADER + "\n".join(rows) + "\n")
+    args = ("data", "import", source, "--pair", "BTC/USDT", "--timeframe", "1h")
+    kept = cli(*args, "--userdir", tmp_path / "ud")
+    said = " ".join(kept.out.split())
+    assert kept.code == 0 and "training and backtests read them" in said
+    assert f"tradingbot data import {source} --pair BTC/USDT --timeframe 1h --repair" in said
+    repaired = cli(*args, "--repair", "--userdir", tmp_path / "ud2")
+    assert repaired.code == 0 and "training and backtests read them" not in repaired.out
