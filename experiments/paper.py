@@ -245,6 +245,19 @@ def _replay_model(model: str | None, settings: dict[str, Any]) -> str:
     return str(model_uri if model_uri.startswith("models:/") else f"models:/{model_uri}")
 
 
+def _require_registered(
+    model_uri: str, settings: dict[str, Any], userdir: Path, tracking_uri: str
+) -> None:
+    """Resolve the replay's model (every pair's, for a whitelist) before Freqtrade starts:
+    a model that is not registered is named at once, not after the bot's start-up."""
+    from experiments.served_models import serve
+    from ml.tracking import configure
+
+    name, per_pair = backtest_model(model_uri)
+    pairs = tuple(settings.get("exchange", {}).get("pair_whitelist", []))
+    serve(configure(tracking_uri, userdir), name, pairs if per_pair or len(pairs) > 1 else ())
+
+
 def _same_backtest(
     settings: dict[str, Any],
     model_uri: str,
@@ -301,6 +314,7 @@ def replay_paper(
         )
     settings = load_config(config)
     model_uri = _replay_model(model, settings)
+    _require_registered(model_uri, settings, userdir, tracking_uri)
     strategy_name = strategy or settings.get("strategy", "RegimeStrategy")
     timeframe = str(settings.get("timeframe", "1h"))
     replay_settings = replay_config(

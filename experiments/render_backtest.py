@@ -132,9 +132,11 @@ def replay_summary(console: Console, result: object, summary: object, compared: 
         f"{result.wall_seconds:.1f} s; database {result.database})",
         title_justify="left",
     )
-    for column in ("pair", "entry", "price", "exit", "price", "reason"):
-        table.add_column(column, justify="right" if column == "price" else "left")
-    for row in result.trades.itertuples(index=False):
+    numeric = ("price", "profit", "profit (stake)")
+    for column in ("pair", "entry", "price", "exit", "price", "reason", "profit", "profit (stake)"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    trades = result.trades
+    for row in trades.itertuples(index=False):
         table.add_row(
             str(row.pair),
             f"{row.open_date:%Y-%m-%d %H:%M}",
@@ -142,7 +144,22 @@ def replay_summary(console: Console, result: object, summary: object, compared: 
             "open" if row.is_open else f"{row.close_date:%Y-%m-%d %H:%M}",
             "" if row.is_open else f"{row.close_rate:.6g}",
             str(row.exit_reason),
+            "" if row.is_open else f"{row.profit_ratio:+.2%}",
+            "" if row.is_open else f"{row.profit_abs:+.2f}",
         )
+    closed = trades[~trades["is_open"]]
+    still_open = len(trades) - len(closed)
+    table.add_section()
+    table.add_row(
+        "total",
+        f"{len(trades)} trades",
+        "",
+        f"{still_open} open" if still_open else "",
+        "",
+        "closed trades, after fees",
+        "",
+        f"{closed['profit_abs'].sum():+.2f}",
+    )
     console.print(table)
     matched = compared.matched
     exits = matched["exit_candle_diff"].dropna()

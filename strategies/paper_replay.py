@@ -341,6 +341,9 @@ def _trades(trades: list[Any]) -> pd.DataFrame:
             "exit_reason": t.exit_reason or "",
             "enter_tag": t.enter_tag or "",
             "is_open": bool(t.is_open),
+            # Freqtrade's own, after fees; an open trade has none yet
+            "profit_ratio": float("nan") if t.is_open else float(t.close_profit or 0.0),
+            "profit_abs": float("nan") if t.is_open else float(t.close_profit_abs or 0.0),
         }
         for t in trades
     ]
@@ -353,6 +356,8 @@ def _trades(trades: list[Any]) -> pd.DataFrame:
         "exit_reason",
         "enter_tag",
         "is_open",
+        "profit_ratio",
+        "profit_abs",
     ]
     return (
         pd.DataFrame(rows, columns=columns)

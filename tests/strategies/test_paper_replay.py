@@ -108,6 +108,17 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
     import os
 
     assert os.environ["FREQTRADE__TELEGRAM__TOKEN"] == "123456:replay-must-not-use-it"
+    # the trade table shows each closed trade's profit and the total (before: neither)
+    from rich.console import Console
+
+    from experiments.render_backtest import replay_summary
+
+    console = Console(record=True, width=220)
+    replay_summary(console, result, summary, compared)
+    text = console.export_text()
+    closed = result.trades[~result.trades["is_open"]]
+    assert "profit (stake)" in text and "closed trades, after fees" in text
+    assert f"{closed['profit_abs'].sum():+.2f}" in text
 
 
 @pytest.mark.slow
@@ -182,3 +193,13 @@ def test_replay_input_errors_are_one_line(
     )
     live = cli("paper", "--replay", "--live", "--timerange", "20210305-20210306", "--userdir", ud)
     assert live.code == 2 and "cannot be combined with --live" in live.err
+    # a model that is not registered is named before Freqtrade starts (before: 22 s later)
+    import time
+
+    started = time.monotonic()
+    ghost = cli(
+        "paper", "--replay", "--timerange", "20210305-20210306", "--config", world["config"],
+        "--model", "models:/ghost@champion", "--userdir", ud,
+    )  # fmt: skip
+    assert ghost.code == 2 and "model 'ghost@champion' is not in the registry" in ghost.err
+    assert time.monotonic() - started < 10  # about 0.1 s; Freqtrade's start-up took 22
