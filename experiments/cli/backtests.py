@@ -165,6 +165,7 @@ def backtest_command(
         timerange = timerange or (None if walk_forward else experiment.backtest.timerange)
         declared = "strategy" in experiment.backtest.model_fields_set
         strategy = strategy or (experiment.backtest.strategy if declared else None)
+    timeframe = _composition_timeframe(userdir, strategy, timeframe)
     pair = pair or (whitelist[0] if whitelist else None)
     if pair is None or timeframe is None or (timerange is None and not walk_forward):
         raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
@@ -193,6 +194,32 @@ def backtest_command(
             max_open_trades=max_open_trades,
         )
     backtest_summary(console, summary)
+
+
+def _composition_timeframe(
+    userdir: Path, strategy: str | None, timeframe: str | None
+) -> str | None:
+    """A composed strategy's declared timeframe when --timeframe is not given; a note when
+    it is given and differs (Freqtrade runs the strategy at the asked one)."""
+    from common.layout import UserDir
+    from strategies.composition import compositions_in
+    from strategies.install import SHIPPED_STRATEGIES
+
+    if not strategy:
+        return timeframe
+    installed = UserDir(userdir).strategies
+    folder = installed if (installed / "compositions").is_dir() else SHIPPED_STRATEGIES
+    composition = compositions_in(folder).get(strategy)
+    if composition is None:
+        return timeframe
+    if timeframe is None:
+        return composition.timeframe
+    if timeframe != composition.timeframe:
+        console.print(
+            f"[yellow]note[/]: {strategy} is composed for {composition.timeframe}; it runs at "
+            f"{timeframe} as --timeframe asks (its windows count {timeframe} candles)"
+        )
+    return timeframe
 
 
 @app.command("scorecard")

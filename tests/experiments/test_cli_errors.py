@@ -137,3 +137,23 @@ def test_help_shows_spec_sections_as_written(cli: Callable[..., CliResult]) -> N
     shown = " ".join(cli("train", "--help").out.split())
     assert "([data] pairs)" in shown and 'with [data] pooling = "pooled"' in shown
     assert "with a [tune] section" in " ".join(cli("tune", "--help").out.split())
+
+
+def test_a_composed_strategy_brings_its_timeframe(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Before: a 4h composition ran at whatever --timeframe said, silently, and without
+    --timeframe the command refused to guess."""
+    from strategies.install import install_strategies
+
+    userdir = tmp_path / "ud"
+    install_strategies(userdir)
+    (userdir / "strategies" / "compositions" / "FourHour.toml").write_text(
+        '[strategy]\nname = "FourHour"\ntimeframe = "4h"\nentry = ["trend_filter"]\n'
+    )
+    common = ("--pair", "BTC/USDT", "--timerange", "20210101-20210301", "--userdir", userdir)
+    default = cli("backtest", "--strategy", "FourHour", *common)
+    assert default.code == 2 and "BTC/USDT 4h" in " ".join(default.err.split())
+    asked = cli("backtest", "--strategy", "FourHour", "--timeframe", "1h", *common)
+    assert "FourHour is composed for 4h; it runs at 1h" in " ".join(asked.out.split())
+    assert asked.code == 2 and "BTC/USDT 1h" in " ".join(asked.err.split())
