@@ -223,6 +223,16 @@ def introspect(strategy_dir: Path) -> list[StrategyInfo]:
     return sorted(strategies, key=lambda s: s.name)
 
 
+def model_label(strategy: StrategyInfo) -> str:
+    """What the strategy trades on: its model URI, FreqAI's own model (a strategy whose
+    columns are FreqAI features, ``%-...``), or candles alone."""
+    if strategy.model:
+        return strategy.model
+    if any(column.startswith("%-") for column in strategy.uses_columns):
+        return "(FreqAI)"
+    return "none (candles only)"
+
+
 def markdown(strategies: list[StrategyInfo]) -> str:
     lines = [
         "# Strategies",
@@ -240,7 +250,7 @@ def markdown(strategies: list[StrategyInfo]) -> str:
             or "-"
         )
         lines.append(
-            f"| `{s.name}` | {s.timeframe} | {s.model or '(FreqAI)'} | {s.stoploss} | {json.dumps(s.minimal_roi)} | {params} |"
+            f"| `{s.name}` | {s.timeframe} | {model_label(s)} | {s.stoploss} | {json.dumps(s.minimal_roi)} | {params} |"
         )
     for s in strategies:
         lines += ["", f"## {s.name}", "", s.doc, "", f"File `{s.file}`, based on `{s.base}`."]

@@ -118,13 +118,14 @@ def strategies_sync(
     ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Read user_data/strategies into the registry; write STRATEGY_CATALOGUE.md (in the user dir)."""
+    """Read the user dir's strategies (shipped and your compositions) into the registry;
+    write STRATEGY_CATALOGUE.md (in the user dir)."""
     from strategies.catalogue import sync
+    from strategies.install import install_strategies
 
     docs = docs or UserDir(userdir).docs
-    from strategies.install import SHIPPED_STRATEGIES
-
-    found = sync(SHIPPED_STRATEGIES, docs, _registry_db(userdir))
+    install_strategies(userdir)  # the shipped files, and a class for each composition
+    found = sync(UserDir(userdir).strategies, docs, _registry_db(userdir))
     console.print(f"{len(found)} strategies: " + ", ".join(s.name for s in found))
     console.print(f"wrote {docs / 'STRATEGY_CATALOGUE.md'}")
 

@@ -154,3 +154,28 @@ def test_an_idea_names_an_experiment_that_exists(
     assert bad.code == 2 and "no MLflow experiment named 'nope'" in bad.err
     configure(default_tracking_uri(userdir), userdir).create_experiment("real_one")
     assert cli(*args, "--experiment", "real_one").code == 0
+
+
+def test_sync_lists_the_users_own_compositions(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Before: only the shipped strategies were listed, and a strategy without a model
+    was labelled "(FreqAI)"."""
+    from strategies.install import install_strategies
+
+    userdir = tmp_path / "ud"
+    install_strategies(userdir)
+    (userdir / "strategies" / "compositions" / "MyBreakout.toml").write_text(
+        '[strategy]\nname = "MyBreakout"\ndoc = "Mine."\nentry = ["trend_filter"]\n'
+    )
+    synced = cli("strategies", "sync", "--userdir", userdir)
+    assert synced.code == 0 and "MyBreakout" in synced.out
+    catalogue = (userdir / "docs" / "STRATEGY_CATALOGUE.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in catalogue.splitlines()
+        if line.startswith("| `")
+    }
+    assert "none (candles only)" in rows["`MyBreakout`"]
+    assert "none (candles only)" in rows["`TrendPullbackStrategy`"]
+    assert "(FreqAI)" in rows["`FreqaiRegimeStrategy`"]
