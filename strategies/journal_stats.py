@@ -93,19 +93,27 @@ def position(path: Path, position_id: int) -> tuple[dict[str, object], pd.DataFr
     return fields, exits
 
 
-def stats(path: Path, bot: str | None = None, by: Group | None = None) -> pd.DataFrame:
-    """Closed positions' trades, win rate and profit, overall or by regime at entry, entry
-    blocks, or exit block."""
+def stats(
+    path: Path, bot: str | None = None, by: Group | None = None, *, pooled: bool = False
+) -> pd.DataFrame:
+    """Closed positions' trades, win rate and profit, per bot, overall or by regime at
+    entry, entry blocks, or exit block. ``pooled``: every bot added up instead, each
+    distinct set of trades once (a backtest imported under two names counts once); only
+    meaningful for bots of one market and timeframe, which is the caller's choice."""
     closed = [p for p in _positions(path, bot) if not p.is_open]
-    groups: dict[str, list[Position]] = {}
+    if pooled:
+        closed = _distinct_bots(closed)
+    groups: dict[tuple[str, str], list[Position]] = {}
     for p in closed:
-        groups.setdefault(_group(p, by), []).append(p)
+        owner = "all bots" if pooled else p.bot.name
+        groups.setdefault((owner, _group(p, by)), []).append(p)
     rows = []
-    for name, members in sorted(groups.items()):
+    for (owner, name), members in sorted(groups.items()):
         profits = [p.profit_abs or Decimal(0) for p in members]
         rows.append(
             {
-                by or "group": name,
+                "bot": owner,
+                **({str(by): name} if by else {}),
                 "trades": len(members),
                 "winrate": sum(x > 0 for x in profits) / len(profits),
                 "profit_abs": sum(profits, Decimal(0)),
@@ -114,6 +122,25 @@ def stats(path: Path, bot: str | None = None, by: Group | None = None) -> pd.Dat
             }
         )
     return pd.DataFrame(rows)
+
+
+def _distinct_bots(closed: list[Position]) -> list[Position]:
+    """The positions of every bot whose trades are not those of a bot seen before."""
+    by_bot: dict[int, list[Position]] = {}
+    for p in closed:
+        by_bot.setdefault(p.bot_id, []).append(p)
+    seen: set[tuple[object, ...]] = set()
+    kept: list[Position] = []
+    for members in by_bot.values():
+        fingerprint = tuple(
+            sorted(
+                (p.pair, p.open_date, p.close_date, p.entry_amount, p.profit_abs) for p in members
+            )
+        )
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            kept += members
+    return kept
 
 
 def _group(position: Position, by: Group | None) -> str:

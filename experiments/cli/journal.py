@@ -111,15 +111,23 @@ def journal_stats(
         str | None,
         typer.Option("--by", help="Group by: regime (at entry), block (entry blocks), exit."),
     ] = None,
+    all_bots: Annotated[
+        bool,
+        typer.Option(
+            "--all-bots",
+            help="Add every bot up (each distinct set of trades once); default: per bot.",
+        ),
+    ] = False,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Closed positions' trades, win rate and profit, overall or grouped."""
+    """Closed positions' trades, win rate and profit per bot, overall or grouped."""
     from strategies.journal_stats import GROUPS, stats
 
     if by is not None and by not in GROUPS:
         raise typer.BadParameter(f"one of {', '.join(GROUPS)}", param_hint="--by")
-    frame = stats(_journal(userdir), bot, by)  # type: ignore[arg-type]
-    console.print(_table(frame, f"closed positions by {by or 'bot'}"))
+    frame = stats(_journal(userdir), bot, by, pooled=all_bots)  # type: ignore[arg-type]
+    scope = "all bots added up" if all_bots else "per bot"
+    console.print(_table(frame, f"closed positions {f'by {by}, ' if by else ''}{scope}"))
 
 
 @journal_app.command("sync")

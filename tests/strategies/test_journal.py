@@ -196,3 +196,19 @@ def test_journal_commands(cli: Callable[..., CliResult], backtested: dict[str, A
     assert wrong.code == 2
     nothing = cli("journal", "list", "--userdir", userdir / "elsewhere")
     assert nothing.code == 2 and "no journal" in nothing.err
+
+
+def test_statistics_are_per_bot_and_an_identical_import_counts_once(
+    backtested: dict[str, Any], cli: Callable[..., CliResult]
+) -> None:
+    """Before: `journal stats` added every bot up, the same backtest imported twice
+    included."""
+    userdir, summary = backtested["userdir"], backtested["summary"]
+    journal_backtest(userdir, summary.result_zip, "TrendPullbackStrategy", mode="paper")
+    per_bot = stats(UserDir(userdir).journal)
+    assert len(per_bot) >= 2 and set(per_bot["trades"]) == {len(backtested["trades"])}
+    pooled = stats(UserDir(userdir).journal, pooled=True)
+    assert pooled["bot"].tolist() == ["all bots"]
+    assert int(pooled["trades"].iloc[0]) == len(backtested["trades"])
+    shown = cli("journal", "stats", "--all-bots", "--userdir", userdir)
+    assert shown.code == 0 and "all bots added up" in shown.out
