@@ -171,8 +171,11 @@ def stage(description: str) -> Iterator[None]:
 def _require_data(userdir: Path, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
     """Name a bad timeframe or missing candles (every missing pair at once) before the
     heavy imports (torch, MLflow, Freqtrade), so a typo is reported in about a second."""
+    from features.data.importer import check_pair
     from features.data.store import require_pairs
     from features.timeframes import timeframe_to_seconds
 
     timeframe_to_seconds(timeframe)
+    for pair in pairs:  # a malformed pair is named as such, not as candles to import
+        check_pair(pair)
     require_pairs(userdir, exchange, pairs, timeframe)

@@ -18,9 +18,18 @@ ImportOptions = QualityOptions
 _PAIR = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+(:[A-Z0-9]+)?$")
 
 
+# quote currencies, longest first, to read BTCUSDT as BTC/USDT in a hint
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD", "EUR", "BTC", "ETH", "BNB")
+
+
 def check_pair(pair: str) -> str:
     if not _PAIR.match(pair):
-        raise SpecError(f"invalid pair {pair!r}", hint="write it as BASE/QUOTE, e.g. BTC/USDT")
+        upper = pair.upper().replace("-", "").replace("_", "")
+        quote = next((q for q in _QUOTES if upper.endswith(q) and len(upper) > len(q)), None)
+        guess = f"{upper[: -len(quote)]}/{quote}" if quote else "BTC/USDT"
+        raise SpecError(
+            f"invalid pair {pair!r}: write it as BASE/QUOTE", hint=f"did you mean {guess}?"
+        )
     return pair
 
 

@@ -153,6 +153,15 @@ def test_bad_pair_and_timeframe(cli: Callable[..., CliResult], tmp_path: Path) -
         tmp_path / "u",
     )
     assert bad_pair.code == 2 and "invalid pair 'BTCUSDT'" in bad_pair.err
+    assert "did you mean BTC/USDT?" in bad_pair.err
+    # a backtest of such a pair says so too (before: it suggested importing BTCUSDT,
+    # which the import then refused)
+    backtest = cli(
+        "backtest", "--pair", "ethbtc", "--timeframe", "1h", "--timerange", "20200101-20200201",
+        "--userdir", tmp_path / "u",
+    )  # fmt: skip
+    assert backtest.code == 2 and "did you mean ETH/BTC?" in backtest.err
+    assert "data import" not in backtest.err
     bad_tf = cli(
         "data",
         "import",
