@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -284,6 +285,7 @@ def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = T
         run.config, json.dumps(freqtrade_config(request, userdir, run.guard_report), indent=2)
     )
     command = _command(request, userdir, run, snapshot, strategy_path, export)
+    write_text_atomic(run.directory / RERUN_SCRIPT, rerun_script(command))
     environment = backtest_environment(os.environ)
     completed = subprocess.run(
         command,
@@ -316,6 +318,26 @@ def _market_snapshot(request: BacktestRequest, userdir: Path) -> Path:
         if new:
             generate_snapshot(userdir, request.exchange, new)
     return snapshot
+
+
+RERUN_SCRIPT = "rerun.sh"
+
+
+def rerun_script(command: list[str]) -> str:
+    """A shell script that runs the same Freqtrade backtest again, from the repository
+    (every path in it explicit; the markets come from the frozen snapshot, offline).
+    docs/BACKTESTING.md says how to run it in plain Freqtrade instead."""
+    repository = Path(__file__).resolve().parents[1]
+    # the result lands beside the original (a fresh folder: Freqtrade names files by time)
+    lines = [
+        "#!/bin/sh",
+        "# The Freqtrade backtest of this folder, again: same config, strategy, candles,",
+        "# markets (a frozen snapshot, no network) and timerange. Written by tradingbot.",
+        "set -e",
+        f"cd {shlex.quote(str(repository))}",
+        shlex.join(command),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _command(

@@ -216,6 +216,21 @@ def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
     second = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
     assert first.metrics == second.metrics
     assert first.metrics.start == pd.Timestamp("2018-01-22", tz="UTC")
+    # the result folder's rerun.sh runs the same Freqtrade backtest again, outside tradingbot
+    import subprocess
+
+    from strategies.results import parse_result_zip
+    from strategies.runner import backtest_environment
+
+    folder = second.result_zip.parent
+    before = set(folder.rglob("*.zip"))
+    done = subprocess.run(
+        ["sh", str(folder / "rerun.sh")],
+        capture_output=True, text=True, timeout=600, env=backtest_environment(os.environ),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (rerun,) = set(folder.rglob("*.zip")) - before
+    assert parse_result_zip(rerun, "RegimeStrategy").metrics == second.metrics
 
 
 def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
