@@ -275,7 +275,7 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
 
 
 def scorecard_summary(console: Console, card: object) -> None:
-    from experiments.scorecard import ROWS, Scorecard
+    from experiments.scorecard import BEATS_MARGIN, ROWS, Scorecard, verdict
 
     assert isinstance(card, Scorecard)
     for market in card.markets:
@@ -298,7 +298,11 @@ def scorecard_summary(console: Console, card: object) -> None:
             f"{rows['sma50_daily']['calmar']:.2f}",
             f"{rows['momentum_30d']['calmar']:.2f}",
             f"{rows['strategy']['drawdown_vs_buy_hold']:.2f}",
-            "yes" if rows["strategy"]["calmar"] >= best else "no",
+            verdict(rows["strategy"]["calmar"], best),
         )
     console.print(summary)
+    console.print(
+        f"  beats rules: Calmar at least {BEATS_MARGIN:.1f}x the best of SMA50 and 30-day "
+        f"momentum; within that, a tie"
+    )
     console.print(f"MLflow run {card.run_id} (experiment scorecards)")

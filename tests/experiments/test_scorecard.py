@@ -84,3 +84,14 @@ def test_scorecard_runs_the_spec_on_each_market_and_records_one_table(
         assert run.data.tags[f"model.{key}"].startswith(f"small_allocation__{key}/")
     versions = client.search_model_versions("name = 'small_allocation__AAA_USDT_1h'")
     assert len(versions) == 1
+
+
+@pytest.mark.parametrize(
+    ("strategy", "rule", "expected"),
+    [(2.48, 2.42, "tie"), (2.8, 2.42, "yes"), (2.0, 2.42, "no"), (1.0, -0.5, "yes")],
+)
+def test_beating_the_rules_needs_a_margin(strategy: float, rule: float, expected: str) -> None:
+    """Before: 2.48 against 2.42 read "beats rules: yes"."""
+    from experiments.scorecard import verdict
+
+    assert verdict(strategy, rule).split()[0] == expected
