@@ -15,7 +15,10 @@ def backtest_summary(console: Console, summary: object) -> None:
 
     assert isinstance(summary, BacktestSummary)
     console.print(_metrics_table(summary.metrics))
-    title = "marked to market at every close, beside the baselines (same candles and fee)"
+    title = (
+        "marked to market at every close (drawdowns inside open trades count), beside the "
+        "baselines on the same candles and fee; expo: mean share of equity held"
+    )
     if not summary.per_pair.empty:
         title += f"; baselines hold {len(summary.per_pair)} pairs in equal shares"
     console.print(evaluation_table(title, summary.comparison))
@@ -43,7 +46,8 @@ def backtest_summary(console: Console, summary: object) -> None:
 
 def _metrics_table(m: Any) -> Table:
     table = Table(
-        title=f"Freqtrade backtest {m.start:%Y-%m-%d} .. {m.end:%Y-%m-%d}",
+        title=f"Freqtrade backtest {m.start:%Y-%m-%d} .. {m.end:%Y-%m-%d}: Freqtrade's own "
+        "figures, from closed trades (the balance moves only when a trade closes)",
         show_header=False,
         title_justify="left",
     )
@@ -52,15 +56,15 @@ def _metrics_table(m: Any) -> Table:
     rows = [
         ("trades", f"{m.trades}"),
         ("profit total", f"{m.profit_total:+.2%}"),
-        ("market change (buy and hold)", f"{m.market_change:+.2%}"),
-        ("CAGR", f"{m.cagr:+.2%}"),
+        ("market change (Freqtrade: first to last close, no fee)", f"{m.market_change:+.2%}"),
+        ("CAGR (closed trades)", f"{m.cagr:+.2%}"),
         ("Sharpe (per-trade returns)", f"{m.sharpe_trades:.2f}"),
         ("Sharpe (daily wallet balance)", f"{m.sharpe_wallet:.2f}"),
-        ("Sortino / Calmar", f"{m.sortino:.2f} / {m.calmar:.2f}"),
-        ("max drawdown (account)", f"{m.max_drawdown_account:.2%}"),
+        ("Sortino / Calmar (closed trades)", f"{m.sortino:.2f} / {m.calmar:.2f}"),
+        ("max drawdown (closed trades, account)", f"{m.max_drawdown_account:.2%}"),
         ("winrate / profit factor", f"{m.winrate:.1%} / {m.profit_factor:.2f}"),
         ("expectancy", f"{m.expectancy:.4f}"),
-        ("exposure", f"{m.exposure:.1%}"),
+        ("exposure (share of time in a trade)", f"{m.exposure:.1%}"),
         ("average trade", f"{m.avg_trade_duration_s / 3600:.1f} h"),
     ]
     for name, value in rows:
