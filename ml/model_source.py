@@ -1,13 +1,6 @@
-"""Where a served model comes from and how it is read: the registry of a trusted store,
-the bundle's digest checked before it is unpickled.
+"""How a served model is read: resolved in the registry (:mod:`ml.model_uris` says which
+URIs and stores are allowed), its bundle's digest checked before it is unpickled.
 
-A model is code: its bundle is a pickle. So a strategy config, a composition or an
-environment variable may name a model only as a registry URI,
-``models:/NAME@alias`` or ``models:/NAME/N`` (``NAME`` may hold ``{pair}``), and
-only in a trusted store: the user dir's own (``<userdir>/mlflow.db``), or the one
-the bot's environment names in ``MLFLOW_TRACKING_URI``, which is the documented
-opt-in for a shared server (docs/RISK.md). A file path, a run, a URL or another
-store named only in a config file is refused before anything is read.
 :func:`load_bundle` then reads the version's bundle file once and checks it against
 the digest its training run recorded before anything in it runs.
 """
@@ -15,8 +8,6 @@ the digest its training run recorded before anything in it runs.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
@@ -25,65 +16,13 @@ from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 from mlflow.tracking import MlflowClient
 
 from common.atomic import scratch_dir
-from common.errors import SpecError, TradingbotError
-from common.layout import UserDir
+from common.errors import TradingbotError
 from ml.bundle import ModelBundle
-
-_NAME = r"[A-Za-z0-9_.\-]*(?:\{pair\})?[A-Za-z0-9_.\-]*"
-MODEL_URI = re.compile(
-    rf"^models:/(?P<name>{_NAME})(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>[0-9]+))$"
-)
-ENVIRONMENT_STORE = "MLFLOW_TRACKING_URI"
-
-
-class UntrustedModelError(SpecError):
-    """A model or a store outside what the operator trusts."""
+from ml.model_uris import check_model_uri
 
 
 class RegistryError(TradingbotError):
     """A model, version or alias that the registry does not have."""
-
-
-def check_model_uri(uri: str, *, where: str = "model_uri") -> str:
-    """``uri`` when it names a registered model version or alias; raises saying how to
-    name one otherwise."""
-    match = MODEL_URI.match(uri)
-    if match is None or not match["name"].strip("{}"):
-        raise UntrustedModelError(
-            f"{where} {uri!r} is not a registry URI: models load only from the registry",
-            hint="give models:/NAME@champion or models:/NAME/3 (register a model with "
-            "tradingbot train, move aliases with tradingbot promote)",
-        )
-    return uri
-
-
-def sqlite_uri_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, resolved; None for other URIs."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix) :]).resolve() if uri.startswith(prefix) else None
-
-
-def trusted_tracking_uri(
-    configured: str | None, userdir: Path, environment: Mapping[str, str]
-) -> str:
-    """The store a strategy may load models from: ``configured`` (a config's
-    ``tradingbot.tracking_uri``) when it is the user dir's store or the environment's
-    ``MLFLOW_TRACKING_URI``; else the environment's; else the user dir's."""
-    own = f"sqlite:///{UserDir(userdir).mlflow_db.resolve()}"
-    from_environment = environment.get(ENVIRONMENT_STORE) or None
-    if not configured:
-        return from_environment or own
-    if configured == from_environment:
-        return configured
-    path = sqlite_uri_path(configured)
-    if path is not None and path == sqlite_uri_path(own):
-        return own
-    raise UntrustedModelError(
-        f"tracking_uri {configured!r} in the config is neither this user dir's store "
-        f"({own}) nor {ENVIRONMENT_STORE}: models load only from a store the operator trusts",
-        hint=f"to trust it, start the bot with {ENVIRONMENT_STORE}={configured} "
-        "in its environment (docs/RISK.md)",
-    )
 
 
 def served_version(uri: str, client: MlflowClient | None = None) -> tuple[str, str] | None:

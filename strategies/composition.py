@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import SpecError, validation_message
-from ml.model_source import check_model_uri
+from ml.model_uris import check_model_uri
 from strategies.blocks import BLOCKS, BoolArray, FloatArray, Param, Values, regime_names
 
 TAG_LENGTH = 250

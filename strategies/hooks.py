@@ -25,7 +25,7 @@ from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade
 
 from ml import observability
-from ml.model_source import check_model_uri, trusted_tracking_uri
+from ml.model_uris import check_model_uri, trusted_tracking_uri
 from ml.observability import MetricsTextfile
 from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry

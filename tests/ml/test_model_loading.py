@@ -13,14 +13,8 @@ from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
 from experiments.spec import parse_experiment
 from experiments.train import train
-from ml.model_source import (
-    BUNDLE_ARTIFACT,
-    RegistryError,
-    UntrustedModelError,
-    check_model_uri,
-    load_bundle,
-    trusted_tracking_uri,
-)
+from ml.model_source import BUNDLE_ARTIFACT, RegistryError, load_bundle
+from ml.model_uris import UntrustedModelError, check_model_uri, trusted_tracking_uri
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import import_synthetic
