@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -156,8 +156,9 @@ def backtest(
     risk.run_id = run_id
     risk.record_backtest(run_id, evaluation.parsed.metrics.max_drawdown_account)
     _tag_versions(client, model, served, run_id)
-    summary = _summary(run_id, run, evaluation, served.uri, _journal(userdir, request, run, served))
-    return replace(summary, params_file=tuned_params_file(request, userdir))
+    journalled = _journal(userdir, request, run, served)
+    params_file = tuned_params_file(request, userdir)
+    return _summary(run_id, run, evaluation, served.uri, journalled, params_file)
 
 
 def _journal(
@@ -179,6 +180,7 @@ def _summary(
     evaluation: Evaluation,
     model_uri: str | None,
     journalled: Imported | None,
+    params_file: Path | None,
 ) -> BacktestSummary:
     metrics = evaluation.parsed.metrics
     first_evaluated = evaluation.window[0]
@@ -194,6 +196,7 @@ def _summary(
         first_evaluated if first_evaluated > pd.Timestamp(metrics.start) else None,
         evaluation.pairs_table,
         journalled,
+        params_file,
     )
 
 

@@ -1,8 +1,7 @@
 """How a served model is read: resolved in the registry (:mod:`ml.model_uris` says which
-URIs and stores are allowed), its bundle's digest checked before it is unpickled.
-
-:func:`load_bundle` then reads the version's bundle file once and checks it against
-the digest its training run recorded before anything in it runs.
+URIs and stores are allowed), its bundle's digest checked before it is unpickled:
+:func:`load_bundle` reads the version's bundle file once and checks it against the
+digest its training run recorded before anything in it runs.
 """
 
 from __future__ import annotations

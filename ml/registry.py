@@ -5,8 +5,8 @@ A bundle is logged as a pyfunc model whose ``predict`` takes a candle frame and
 returns the bundle's prediction frame. ``pip_requirements`` are explicit (MLflow
 would otherwise spend seconds inferring them) and the ``features`` and ``ml``
 packages travel with the model as code, so MLflow's own ``pyfunc.load_model`` works
-wherever its requirements are installed (our own loading never runs that code). Registry stages are deprecated: only aliases (``challenger``,
-``champion``) are used.
+wherever its requirements are installed (our own loading never runs that code).
+Registry stages are deprecated: only aliases (``challenger``, ``champion``) are used.
 """
 
 from __future__ import annotations
@@ -32,11 +32,7 @@ from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle
 from ml.evaluation import run_summary
-from ml.model_source import (
-    BUNDLE_DIGEST_TAG,
-    RegistryError,
-    load_bundle,
-)
+from ml.model_source import BUNDLE_ARTIFACT, BUNDLE_DIGEST_TAG, RegistryError, load_bundle
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -124,7 +120,7 @@ def log_bundle(
     prediction frame out) is inferred from its last rows and logged as the signature,
     which the MLflow UI shows on the version page. Nothing is registered: see
     :func:`register_finished_run`."""
-    bundle_path = workdir / "bundle.joblib"
+    bundle_path = workdir / Path(BUNDLE_ARTIFACT).name  # where load_bundle reads it
     sha = bundle.save(bundle_path)
     mlflow.set_tag(BUNDLE_DIGEST_TAG, sha)
     signature = None

@@ -40,7 +40,7 @@ def connect(strategy: Any) -> None:
     config = strategy.config
     settings = config.get("tradingbot", {})
     user_dir = Path(config.get("user_data_dir", "user_data"))
-    # models load only from the registry of a store the operator trusts (ml.model_source)
+    # models load only from the registry of a store the operator trusts (ml.model_uris)
     tracking_uri = trusted_tracking_uri(settings.get("tracking_uri"), user_dir, os.environ)
     report = settings.get("guard_report")
     timerange = str(config.get("timerange") or "")

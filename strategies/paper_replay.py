@@ -43,7 +43,7 @@ from features.data import load_candles
 from features.timeframes import timeframe_to_seconds
 from strategies.freqtrade_offline import install_frozen_markets
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path
-from strategies.runner import ensure_freqtrade_userdir
+from strategies.runner import FREQTRADE_ENVIRONMENT, ensure_freqtrade_userdir
 
 # Candles of history served at each step: enough for every shipped strategy's startup
 # and the adapter's feature window, bounded so a step costs the same late in a replay.
@@ -157,20 +157,10 @@ class ReplayMarket:
         exchange.fetch_bids_asks = get_tickers
 
 
-# A replay is offline and talks to nobody: a running bot's telegram, API server or
-# exchange keys in the environment (Freqtrade merges FREQTRADE__* into the config) must
-# neither reach it nor break its config (a token alone is an invalid telegram section).
-REPLAY_HIDDEN_VARIABLES = (
-    "FREQTRADE__TELEGRAM__",
-    "FREQTRADE__API_SERVER__",
-    "FREQTRADE__WEBHOOK__",
-    "FREQTRADE__DISCORD__",
-    "FREQTRADE__EXCHANGE__KEY",
-    "FREQTRADE__EXCHANGE__SECRET",
-    "FREQTRADE__EXCHANGE__PASSWORD",
-    "FREQTRADE__EXCHANGE__UID",
-    "FREQTRADE__DB_URL",
-)
+# A replay is offline, talks to nobody and is compared with a backtest of the same
+# candles: like that backtest (strategies.runner.backtest_environment) it ignores a
+# running bot's FREQTRADE__* settings (telegram, API server, keys, limits), which
+# Freqtrade would merge into its config (a telegram token alone breaks it).
 
 
 @contextlib.contextmanager
@@ -309,7 +299,7 @@ def run_replay(
     started = time.perf_counter()
     with time_machine.travel(market.now(), tick=False) as clock:
         args = {"config": [str(path)], "user_data_dir": str(userdir)}
-        with _without_environment(REPLAY_HIDDEN_VARIABLES):
+        with _without_environment((FREQTRADE_ENVIRONMENT,)):
             bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
         if quiet:  # after Freqtrade's own logging set-up, which the bot's creation runs
             logging.getLogger("freqtrade").setLevel(logging.WARNING)

@@ -243,6 +243,10 @@ def ensure_freqtrade_userdir(userdir: Path) -> None:
     install_strategies(userdir)
 
 
+# Freqtrade merges every variable with this prefix into its config
+FREQTRADE_ENVIRONMENT = "FREQTRADE__"
+
+
 def backtest_environment(environment: Mapping[str, str]) -> dict[str, str]:
     """The environment of the Freqtrade subprocess: this one without ``FREQTRADE__*``
     (Freqtrade would merge a running bot's settings into the backtest's config: results
@@ -252,7 +256,7 @@ def backtest_environment(environment: Mapping[str, str]) -> dict[str, str]:
     return {
         name: value
         for name, value in environment.items()
-        if name != "PYTEST_VERSION" and not name.startswith("FREQTRADE__")
+        if name != "PYTEST_VERSION" and not name.startswith(FREQTRADE_ENVIRONMENT)
     }
 
 
@@ -328,7 +332,7 @@ def rerun_script(command: list[str]) -> str:
     (every path in it explicit; the markets come from the frozen snapshot, offline).
     docs/BACKTESTING.md says how to run it in plain Freqtrade instead."""
     repository = Path(__file__).resolve().parents[1]
-    # the result lands beside the original (a fresh folder: Freqtrade names files by time)
+    # the new result zip lands beside the original (Freqtrade names its files by time)
     lines = [
         "#!/bin/sh",
         "# The Freqtrade backtest of this folder, again: same config, strategy, candles,",
