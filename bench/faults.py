@@ -73,7 +73,7 @@ TUNE_SPEC = (
     TRAIN_SPEC
     + """
 [tune]
-objective = "sharpe"
+objective = "profit_total"
 startup_trials = 2
 pruner = "none"
 test_fraction = 0.2

@@ -327,7 +327,9 @@ def _record(
         tracking.tracked_run(experiment_id=experiment, run_name=name, tags=tags) as active,
     ):
         metrics = evaluation.parsed.metrics.model_dump(exclude={"start", "end"})
-        record = RunLog().metrics({k: float(v) for k, v in metrics.items()})
+        # Freqtrade's figures move only when a trade closes: recorded as closed.*, beside
+        # the marked-to-market mtm.* (what the summary prints under the same labels)
+        record = RunLog().metrics({k: float(v) for k, v in metrics.items()}, prefix="closed.")
         # mark-to-market measures and the baselines, under the training runs' names
         record.metrics(compared["strategy"], prefix="mtm.")
         for baseline, values in compared.items():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from features.data.quality import QualityReport
 from features.frames import FeatureFrameMeta
+from ml.metrics import MIN_ANNUALISED_DAYS
 
 
 def _fmt_date(value: object) -> str:
@@ -107,6 +110,15 @@ EVALUATION_COLUMNS = (
     ("exposure", "expo", "{:.2f}"),
 )
 EVALUATION_HEADERS = tuple(header for _, header, _ in EVALUATION_COLUMNS)
+SHORT_WINDOW_NOTE = (
+    f"- : CAGR, Sharpe, Sortino and Calmar are annualised; the window is shorter than "
+    f"{MIN_ANNUALISED_DAYS:.0f} days, too short for them to mean anything"
+)
+
+
+def annualised(value: float | None, form: str) -> str:
+    """An annualised figure, or ``-`` where it is missing (see SHORT_WINDOW_NOTE)."""
+    return "-" if value is None or not math.isfinite(value) else form.format(value)
 
 
 def evaluation_cells(values: dict[str, float]) -> list[str]:
@@ -133,7 +145,15 @@ def evaluation_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for name, values in rows.items():
         table.add_row(name, *evaluation_cells(values))
+    if any(_too_short_to_annualise(values) for values in rows.values()):
+        table.caption, table.caption_justify = SHORT_WINDOW_NOTE, "left"
     return table
+
+
+def _too_short_to_annualise(values: dict[str, float]) -> bool:
+    """A row with a return but no Calmar (NaN, or not recorded): its window is too short."""
+    calmar = values.get("calmar")
+    return "total_return" in values and (calmar is None or not math.isfinite(calmar))
 
 
 def train_summary(console: Console, result: object, tracking_uri: str) -> None:
@@ -269,7 +289,18 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
     console.print(table)
     console.print("  " + ", ".join(f"{k} = {v}" for k, v in result.best_params.items()))
     console.print(f"MLflow parent run {result.parent_run_id} in {tracking_uri}")
-    console.print(f"registered models:/{result.model_name}/{result.version} with alias @challenger")
+    uri = f"models:/{result.model_name}/{result.version}"
+    if result.gate is None or result.gate.passed:
+        console.print(f"registered {uri} with alias @challenger")
+    else:
+        console.print(
+            f"registered {uri} WITHOUT alias @challenger, and no parameter file written: "
+            f"{result.gate.reason}. Its values are in the run's strategy/ artefacts; "
+            f"promote it only on purpose: tradingbot promote {result.model_name} "
+            f"--version {result.version} --force --reason TEXT"
+        )
+    if result.gate is not None and result.gate.passed:
+        console.print(f"buy-and-hold gate passed: {result.gate.reason}")
     if result.params_file is not None:
         console.print(f"strategy parameters written to {result.params_file}")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from experiments.render import evaluation_table
+from experiments.render import SHORT_WINDOW_NOTE, annualised, evaluation_table
 
 
 def backtest_summary(console: Console, summary: object) -> None:
@@ -57,10 +58,13 @@ def _metrics_table(m: Any) -> Table:
         ("trades", f"{m.trades}"),
         ("profit total", f"{m.profit_total:+.2%}"),
         ("market change (Freqtrade: first to last close, no fee)", f"{m.market_change:+.2%}"),
-        ("CAGR (closed trades)", f"{m.cagr:+.2%}"),
-        ("Sharpe (per-trade returns)", f"{m.sharpe_trades:.2f}"),
-        ("Sharpe (daily wallet balance)", f"{m.sharpe_wallet:.2f}"),
-        ("Sortino / Calmar (closed trades)", f"{m.sortino:.2f} / {m.calmar:.2f}"),
+        ("CAGR (closed trades)", annualised(m.cagr, "{:+.2%}")),
+        ("Sharpe (per-trade returns)", annualised(m.sharpe_trades, "{:.2f}")),
+        ("Sharpe (daily wallet balance)", annualised(m.sharpe_wallet, "{:.2f}")),
+        (
+            "Sortino / Calmar (closed trades)",
+            f"{annualised(m.sortino, '{:.2f}')} / {annualised(m.calmar, '{:.2f}')}",
+        ),
         ("max drawdown (closed trades, account)", f"{m.max_drawdown_account:.2%}"),
         ("winrate / profit factor", f"{m.winrate:.1%} / {m.profit_factor:.2f}"),
         ("expectancy", f"{m.expectancy:.4f}"),
@@ -69,6 +73,9 @@ def _metrics_table(m: Any) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
+    if not math.isfinite(m.calmar):
+        table.caption = SHORT_WINDOW_NOTE
+        table.caption_justify = "left"
     return table
 
 

@@ -52,15 +52,15 @@ MODEL_COLUMNS: tuple[Column, ...] = (
     ("accuracy", "accuracy", "pct"),
 )
 BACKTEST_COLUMNS: tuple[Column, ...] = (
-    ("profit_total", "profit", "pct"),
+    ("closed.profit_total", "profit", "pct"),
     ("baseline.always_long.total_return", "B&H", "pct"),
     ("mtm.cagr", "CAGR", "pct"),
     ("mtm.calmar", "Calmar", "ratio"),
     ("mtm.max_drawdown", "max DD", "pct"),
     ("mtm.drawdown_vs_buy_hold", "DD vs B&H", "times"),
     ("baseline.sma50_daily.calmar", "SMA50 Calmar", "ratio"),
-    ("sharpe_wallet", "Sharpe", "ratio"),
-    ("trades", "trades", "count"),
+    ("mtm.sharpe", "Sharpe", "ratio"),
+    ("closed.trades", "trades", "count"),
 )
 FORMATS = {
     "pct": "{:.1%}",

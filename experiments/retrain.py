@@ -3,12 +3,17 @@
 The rule, printed and recorded on the new run (tags ``retrain.*``):
 
     The new version (walk-forward on the latest candles, registered @challenger)
-    replaces the @champion only if its out-of-sample Calmar is not worse than the
-    champion's on the same candles: those of the new run's fold test windows that
+    replaces the @champion only if its out-of-sample return over max drawdown is not
+    worse than the champion's on the same candles: those of the new run's fold test windows that
     come after the champion's training window, where neither model has seen them.
     Both are scored the same way (long when the model says so, after fees). With
     no champion yet the new version becomes champion; with fewer than
-    MIN_COMPARED_CANDLES such candles the champion stays.
+    MIN_COMPARED_CANDLES such candles the champion stays. Either way the new
+    version must pass the promotion gate of ``tradingbot promote``: its own
+    walk-forward not worse than buy and hold (ml.evaluation.buy_and_hold_gate).
+
+Return over drawdown is the window's own Calmar, not annualised: a retrain compares the
+weeks since the last one, too short for annual figures (ml.metrics.MIN_ANNUALISED_DAYS).
 
 Meant to run on a timer (cron, a systemd timer, the ``retrain`` service of
 docker-compose.rocm.yml); a running bot picks the promotion up by itself (the
@@ -18,6 +23,7 @@ adapter follows the alias, see ``ml.serving``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +36,18 @@ from experiments.spec_data import reference_candles, spec_candles
 from experiments.train import Progress, TrainResult, train
 from ml import tracking
 from ml.bundle import ModelBundle
+from ml.evaluation import buy_and_hold_gate
 from ml.fold_training import score
 from ml.model_source import load_bundle
 from ml.registry import CHAMPION, promote
 
 MIN_COMPARED_CANDLES = 200
 RULE = (
-    "promote the new version if its out-of-sample Calmar is not worse than the champion's "
+    "promote the new version if its out-of-sample return over max drawdown is not worse "
+    "than the champion's "
     "on the same candles after the champion's training window (at least "
-    f"{MIN_COMPARED_CANDLES}); no champion yet: promote"
+    f"{MIN_COMPARED_CANDLES}); no champion yet: promote; and only if its walk-forward "
+    "is not worse than buy and hold's (the promotion gate)"
 )
 
 
@@ -48,8 +57,8 @@ class RetrainResult:
     trained: TrainResult
     champion_version: str | None
     compared_candles: int
-    challenger_calmar: float | None
-    champion_calmar: float | None
+    challenger_return_over_drawdown: float | None
+    champion_return_over_drawdown: float | None
     promoted: bool
     reason: str
 
@@ -68,8 +77,8 @@ class _Verdict:
     promoted: bool
     reason: str
     compared: int = 0
-    challenger_calmar: float | None = None
-    champion_calmar: float | None = None
+    challenger_return_over_drawdown: float | None = None
+    champion_return_over_drawdown: float | None = None
 
 
 def _judge(
@@ -100,17 +109,15 @@ def _judge(
     references = reference_candles(champion.feature_spec, userdir, data.exchange, data.timeframe)
     theirs = champion.predict(upto, references).loc[unseen.index]
     config = fresh.training
-    new_calmar = score(unseen, candles, config, data.timeframe).metrics["calmar"]
-    old_calmar = score(theirs, candles, config, data.timeframe).metrics["calmar"]
-    promoted = bool(
-        np.nan_to_num(new_calmar, nan=-np.inf) >= np.nan_to_num(old_calmar, nan=-np.inf)
-    )
+    new_score = score(unseen, candles, config, data.timeframe).metrics["return_over_drawdown"]
+    old_score = score(theirs, candles, config, data.timeframe).metrics["return_over_drawdown"]
+    promoted = bool(np.nan_to_num(new_score, nan=-np.inf) >= np.nan_to_num(old_score, nan=-np.inf))
     verdict = "not worse than" if promoted else "worse than"
     reason = (
-        f"Calmar {new_calmar:.3f} {verdict} champion v{champion_version}'s "
-        f"{old_calmar:.3f} on {compared} candles neither had seen"
+        f"return over max drawdown {new_score:.3f} {verdict} champion v{champion_version}'s "
+        f"{old_score:.3f} on {compared} candles neither had seen"
     )
-    return _Verdict(promoted, reason, compared, new_calmar, old_calmar)
+    return _Verdict(promoted, reason, compared, new_score, old_score)
 
 
 def retrain(
@@ -125,6 +132,11 @@ def retrain(
     fresh = latest(spec)
     trained = train(fresh, userdir=userdir, tracking_uri=tracking_uri, progress=progress)
     verdict = _judge(fresh, trained, champion, champion_version, userdir)
+    gate = buy_and_hold_gate(client.get_run(trained.run_id).data.metrics)
+    if verdict.promoted and not gate.passed:  # the same gate as tradingbot promote
+        verdict = dataclasses.replace(
+            verdict, promoted=False, reason=f"{verdict.reason}; but the gate refuses: {gate.reason}"
+        )
     run = trained.run_id
     client.set_tag(run, "retrain.rule", RULE)
     client.set_tag(run, "retrain.champion_version", champion_version or "none")
@@ -132,11 +144,11 @@ def retrain(
     decision = ("promoted: " if verdict.promoted else "kept champion: ") + verdict.reason
     client.set_tag(run, "retrain.decision", decision)
     for key, value in (
-        ("challenger", verdict.challenger_calmar),
-        ("champion", verdict.champion_calmar),
+        ("challenger", verdict.challenger_return_over_drawdown),
+        ("champion", verdict.champion_return_over_drawdown),
     ):
         if value is not None and np.isfinite(value):
-            client.log_metric(run, f"retrain.{key}_calmar", float(value))
+            client.log_metric(run, f"retrain.{key}_return_over_drawdown", float(value))
     if verdict.promoted:
         reason = f"retrain: {verdict.reason}"
         promote(client, spec.name, trained.version, reason, user="tradingbot retrain")
@@ -145,8 +157,8 @@ def retrain(
         trained=trained,
         champion_version=champion_version,
         compared_candles=verdict.compared,
-        challenger_calmar=verdict.challenger_calmar,
-        champion_calmar=verdict.champion_calmar,
+        challenger_return_over_drawdown=verdict.challenger_return_over_drawdown,
+        champion_return_over_drawdown=verdict.champion_return_over_drawdown,
         promoted=verdict.promoted,
         reason=verdict.reason,
     )

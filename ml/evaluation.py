@@ -4,6 +4,9 @@ the few lines a model version's description gives, beside buy and hold and SMA50
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 # (metric prefix, short label, description) of the evaluations a run may carry, in order of
 # preference: training's walk-forward, tuning's held-out test window, its validation folds.
 EVALUATIONS = (
@@ -11,6 +14,15 @@ EVALUATIONS = (
     ("test.", "tune test", "held-out test window"),
     ("validation.", "tune valid.", "validation folds"),
 )
+# where each evaluation records buy and hold on its own candles
+HOLD_PREFIXES = {
+    "overall.": "baseline.always_long.",
+    "test.": "test.baseline.always_long.",
+    "validation.": "validation.baseline.always_long.",
+}
+# what the promotion gate compares, in order: Calmar over 90 days or more, else the
+# window's own return over max drawdown (ml.metrics: annualised figures need 90 days)
+GATE_MEASURES = (("calmar", "Calmar"), ("return_over_drawdown", "return over max drawdown"))
 # the total return, as training names it and as tuning's strategy replay names it
 RETURN_KEYS = ("total_return", "profit_total")
 SUMMARY_BASELINES = (("always_long", "buy and hold"), ("sma50_daily", "SMA50 daily"))
@@ -59,3 +71,32 @@ def run_summary(metrics: dict[str, float]) -> str:
         if figures:
             lines.append(f"{name[0].upper()}{name[1:]} on the same candles: {figures}.")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The promotion gate's verdict on a run's evaluation against buy and hold."""
+
+    passed: bool
+    reason: str
+
+
+def buy_and_hold_gate(metrics: dict[str, float]) -> Gate:
+    """Does the run's evaluation (see :data:`EVALUATIONS`) do at least as well as buy
+    and hold on the same candles? Compared by Calmar where the window allows it, else by
+    the window's return over max drawdown. A run without an evaluation, or without buy
+    and hold beside it, does not pass: there is nothing to judge it by."""
+    evaluation = evaluation_of(metrics)
+    if evaluation is None:
+        return Gate(False, "its run recorded no out-of-sample evaluation")
+    prefix, _, description = evaluation
+    for key, name in GATE_MEASURES:
+        own = metrics.get(f"{prefix}{key}")
+        hold = metrics.get(f"{HOLD_PREFIXES[prefix]}{key}")
+        if own is None or hold is None or not (math.isfinite(own) and math.isfinite(hold)):
+            continue
+        verdict = "not below" if own >= hold else "below"
+        return Gate(
+            own >= hold, f"{description}: {name} {own:.2f}, {verdict} buy and hold's {hold:.2f}"
+        )
+    return Gate(False, f"{description}: no figure to compare with buy and hold")

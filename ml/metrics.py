@@ -5,6 +5,10 @@ long/flat trading simulation after fees.
 from per-candle log returns: training's walk-forward scores, the tuning replay and
 the marked-to-market backtest comparisons all call it.
 
+Annualised measures (Sharpe, CAGR, Calmar) are NaN over a window shorter than
+:data:`MIN_ANNUALISED_DAYS`: two weeks of a rising market compound to a CAGR of
++57,960%, which says nothing about a year. NaN is printed as ``-`` and never recorded.
+
 Conventions: ``returns[t]`` is the 1-candle log return from close t-1 to close t;
 a position decided at the close of candle t (from information <= t) earns
 ``returns[t+1]``. Fees are charged per side on every change of position.
@@ -20,17 +24,29 @@ from features.timeframes import timeframe_to_seconds
 
 FloatArray = NDArray[np.float64]
 
+# The shortest window whose Sharpe, CAGR and Calmar are reported: a quarter of a year.
+# Below it the annual extrapolation of a few weeks is noise (a Sharpe ratio's standard
+# error over T years is about 1/sqrt(T): 2 at 90 days, 4 at two weeks).
+MIN_ANNUALISED_DAYS = 90.0
+
 
 def periods_per_year(timeframe: str) -> float:
     """Candles of ``timeframe`` in a year of 365 days (crypto trades every day)."""
     return 365.0 * 86400.0 / timeframe_to_seconds(timeframe)
 
 
+def long_enough_to_annualise(days: float) -> bool:
+    """Whether a window of ``days`` is long enough for Sharpe, CAGR and Calmar."""
+    return days >= MIN_ANNUALISED_DAYS
+
+
 def return_measures(log_returns: FloatArray, periods_per_year: float) -> dict[str, float]:
     """Measures of an equity curve that starts at 1 and moves by ``log_returns`` (one per
     candle): Sharpe (annualised, of the per-candle log returns), max drawdown (fraction of
-    the peak, the start included), total log return, total return, CAGR, and Calmar (CAGR
-    over max drawdown; 0 without a drawdown)."""
+    the peak, the start included), total log return, total return, CAGR, Calmar (CAGR
+    over max drawdown; 0 without a drawdown) and the return over the max drawdown (not
+    annualised: the window's own Calmar). Sharpe, CAGR and Calmar are NaN over fewer
+    than :data:`MIN_ANNUALISED_DAYS` days."""
     net = np.asarray(log_returns, dtype="float64")
     equity = np.exp(np.cumsum(net))
     peak = np.maximum.accumulate(np.r_[1.0, equity])[1:]
@@ -38,15 +54,19 @@ def return_measures(log_returns: FloatArray, periods_per_year: float) -> dict[st
     std = net.std() if len(net) else 0.0
     years = len(net) / periods_per_year
     total = float(net.sum())
-    cagr = float(np.expm1(total / years)) if years > 0 else 0.0
-    return {
+    total_return = float(np.expm1(total))
+    measures = {
         "sharpe": float(net.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
         "max_drawdown": drawdown,
         "total_log_return": total,
-        "total_return": float(np.expm1(total)),
-        "cagr": cagr,
-        "calmar": cagr / drawdown if drawdown > 0 else 0.0,
+        "total_return": total_return,
+        "return_over_drawdown": total_return / drawdown if drawdown > 0 else 0.0,
     }
+    if not long_enough_to_annualise(years * 365.0):
+        nan = float("nan")
+        return measures | {"sharpe": nan, "cagr": nan, "calmar": nan}
+    cagr = float(np.expm1(total / years))
+    return measures | {"cagr": cagr, "calmar": cagr / drawdown if drawdown > 0 else 0.0}
 
 
 def classification_metrics(y_true: FloatArray, p_up: FloatArray) -> dict[str, float]:

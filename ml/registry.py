@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle
-from ml.evaluation import run_summary
+from ml.evaluation import Gate, buy_and_hold_gate, run_summary
 from ml.model_source import BUNDLE_ARTIFACT, BUNDLE_DIGEST_TAG, RegistryError, load_bundle
 
 CHAMPION = "champion"
@@ -39,6 +39,7 @@ CHALLENGER = "challenger"
 FINISHED = "FINISHED"
 MODEL_URI_TAG = "tradingbot.model_uri"
 REGISTRATION_TAG = "tradingbot.registration"
+GATE_TAG = "tradingbot.gate"
 COMPLETE = "complete"
 log = logging.getLogger("tradingbot.registry")
 REQUIREMENTS = (*MODEL_PACKAGES, "pyarrow", "pydantic", "joblib", "mlflow")
@@ -155,8 +156,13 @@ def register_finished_run(
     model_uri: str,
     tags: dict[str, str],
     key: dict[str, str] | None = None,
+    gate: Gate | None = None,
 ) -> int:
     """Register the model of a FINISHED run under ``name`` with alias ``challenger``.
+
+    ``gate``: the verdict of :func:`ml.evaluation.buy_and_hold_gate` on the run, when
+    the registration is gated: recorded as the version's tag ``tradingbot.gate``; a
+    refused version is registered (its lineage kept) without the alias.
 
     Last and idempotent: a version is only ever made from a run that finished, and
     a second call for the same run and ``key`` tags (a retry after a kill; a tuning
@@ -176,7 +182,11 @@ def register_finished_run(
             model_uri, name, tags={**tags, **(key or {}), "run_id": run_id}
         ).version
     )
-    client.set_registered_model_alias(name, CHALLENGER, number)
+    if gate is not None:
+        verdict = f"{'passed' if gate.passed else 'refused'}: {gate.reason}"
+        client.set_model_version_tag(name, number, GATE_TAG, verdict)
+    if gate is None or gate.passed:
+        client.set_registered_model_alias(name, CHALLENGER, number)
     client.set_tag(run_id, "registered_version", number)
     summary = run_summary(run.data.metrics)
     if summary:
@@ -246,13 +256,19 @@ def promote(
     version: int | None,
     reason: str,
     user: str | None = None,
+    force: bool = False,
 ) -> dict[str, str]:
     """Move alias ``champion`` to ``version`` (None: the version alias ``challenger`` is
-    on) and record who, when, why and key metrics."""
-    model_version = _version_to_promote(client, name, version)
-    version = int(model_version.version)
+    on) and record who, when, why and key metrics.
+
+    The buy-and-hold gate (:func:`ml.evaluation.buy_and_hold_gate`) refuses a version
+    whose evaluation does worse than buy and hold on the same candles; ``force``
+    promotes it anyway, and the decision records that it was forced."""
     if not reason.strip():
         raise RegistryError("a promotion needs a reason (--reason TEXT)")
+    model_version, gate = check_promotion(client, name, version, force)
+    version = int(model_version.version)
+    run_metrics = client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
     previous = None
     with contextlib.suppress(MlflowException):  # no champion yet
         previous = client.get_model_version_by_alias(name, CHAMPION).version
@@ -262,12 +278,8 @@ def promote(
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason,
         "previous_champion": str(previous) if previous is not None else "none",
+        GATE_TAG: ("passed: " if gate.passed else "forced past: ") + gate.reason,
     }
-    if not is_complete(client, model_version):
-        raise RegistryError(
-            f"{name} version {version} was never completely registered: its run did not finish",
-            hint="its training was interrupted or failed: train again, or promote another version",
-        )
     try:  # a champion that cannot be served would leave a restarted bot with nothing
         load_bundle(f"models:/{name}/{version}")
     except (RegistryError, BundleError) as exc:
@@ -275,20 +287,42 @@ def promote(
             f"{name} version {version} is not promoted: its model does not load ({exc.message})",
             hint="restore its artefacts (tradingbot restore), or train again",
         ) from exc
-    run_id = model_version.run_id
-    if run_id:
-        metrics = client.get_run(run_id).data.metrics
-        for key in (
-            "overall.sharpe",
-            "overall.accuracy",
-            "overall.max_drawdown",
-            "overall.log_loss",
-        ):
-            if key in metrics:
-                decision[f"metric.{key}"] = f"{metrics[key]:.6g}"
+    for key in (
+        "overall.calmar",
+        "overall.sharpe",
+        "overall.accuracy",
+        "overall.max_drawdown",
+        "overall.log_loss",
+    ):
+        if key in run_metrics:
+            decision[f"metric.{key}"] = f"{run_metrics[key]:.6g}"
     client.set_registered_model_alias(name, CHAMPION, str(version))
     _record_promotion(client, model_version, decision, reason)
     return decision
+
+
+def check_promotion(
+    client: MlflowClient, name: str, version: int | None, force: bool = False
+) -> tuple[ModelVersion, Gate]:
+    """The version :func:`promote` would promote and the gate's verdict on it; raises
+    what promote would refuse for the gate (checked for every model of a whitelist
+    before any is promoted)."""
+    model_version = _version_to_promote(client, name, version)
+    if not is_complete(client, model_version):
+        raise RegistryError(
+            f"{name} version {model_version.version} was never completely registered: "
+            "its run did not finish",
+            hint="its training was interrupted or failed: train again, or promote another version",
+        )
+    run_metrics = client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
+    gate = buy_and_hold_gate(run_metrics)
+    if not gate.passed and not force:
+        raise RegistryError(
+            f"{name} version {model_version.version} is not promoted: {gate.reason}",
+            hint="a model that does worse than buy and hold is promoted only on purpose: "
+            "--force (with --reason saying why)",
+        )
+    return model_version, gate
 
 
 def _version_to_promote(client: MlflowClient, name: str, version: int | None) -> ModelVersion:

@@ -8,6 +8,7 @@ its training time. :class:`RunLog` collects what a run records and sends it in a
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,9 +32,12 @@ class RunLog:
         self._stamp = int(time.time() * 1000)
 
     def metrics(self, values: Mapping[str, float], prefix: str = "", step: int = 0) -> RunLog:
+        """Add metrics; a NaN or infinite value is left out (e.g. an annualised measure
+        over a window too short for it, see ml.metrics): absent, never a number."""
         self._metrics += [
             Metric(f"{prefix}{key}", float(value), self._stamp, step)
             for key, value in values.items()
+            if math.isfinite(float(value))
         ]
         return self
 

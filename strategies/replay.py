@@ -329,6 +329,7 @@ def _metrics(
         "max_drawdown": measures["max_drawdown"],
         "cagr": measures["cagr"],
         "calmar": measures["calmar"],
+        "return_over_drawdown": measures["return_over_drawdown"],
         "trades": float(len(trades)),
         "winrate": float((profits > 0).mean()) if len(profits) else 0.0,
         "profit_factor": float(gains / losses) if losses > 0 else float("nan"),

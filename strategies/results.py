@@ -3,6 +3,8 @@
 Freqtrade computes two Sharpe ratios: ``sharpe`` from per-trade returns
 (``sharpe_trades`` here) and, under ``wallet_stats``, from the daily wallet
 balance (``sharpe_wallet``). Both are kept, under names that say which is which.
+Freqtrade annualises over any window; here its Sharpe, Sortino, Calmar and CAGR are NaN
+over a backtest shorter than :data:`ml.metrics.MIN_ANNUALISED_DAYS`, like ours.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import TradingbotError
+from ml.metrics import long_enough_to_annualise
 
 
 class ResultError(TradingbotError):
@@ -142,13 +146,15 @@ def parse_result_zip(path: Path, strategy: str) -> ParsedResult:
         else pd.Timestamp(result.backtest_end)
     )
     wallet = result.wallet_stats or WalletStats()
+    days = (end - start).total_seconds() / 86_400
+    annual = (lambda value: value) if long_enough_to_annualise(days) else (lambda _: math.nan)
     metrics = BacktestMetrics(
         profit_total=result.profit_total,
-        cagr=result.cagr,
-        sharpe_trades=result.sharpe,
-        sharpe_wallet=wallet.sharpe,
-        sortino=result.sortino,
-        calmar=result.calmar,
+        cagr=annual(result.cagr),
+        sharpe_trades=annual(result.sharpe),
+        sharpe_wallet=annual(wallet.sharpe),
+        sortino=annual(result.sortino),
+        calmar=annual(result.calmar),
         max_drawdown_account=result.max_drawdown_account,
         trades=result.total_trades,
         winrate=result.winrate,

@@ -144,11 +144,22 @@ def promote_command(
         int | None,
         typer.Option("--version", help="Model version to promote (default: the @challenger)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote a version that does worse than buy and hold on its own "
+            "evaluation (recorded as forced, with --reason).",
+        ),
+    ] = False,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Move alias `champion` to a model version and record who, when, why and key metrics."""
+    """Move alias `champion` to a model version and record who, when, why and key metrics.
+
+    Refused when the version's evaluation does worse than buy and hold on the same
+    candles (Calmar; the window's return over max drawdown under 90 days), unless --force."""
     from ml import tracking
-    from ml.registry import promote, whitelist_models
+    from ml.registry import check_promotion, promote, whitelist_models
 
     client = tracking.configure(tracking_uri(userdir), userdir)
     names = whitelist_models(client, name)
@@ -158,8 +169,10 @@ def promote_command(
             "(no --version), or one model by its own name",
             param_hint="--version",
         )
+    for model in names:  # a whitelist is promoted whole or not at all
+        check_promotion(client, model, version, force)
     for model in names:
-        decision = promote(client, model, version, reason)
+        decision = promote(client, model, version, reason, force=force)
         console.print(f"models:/{model}@champion -> version {decision['version']}")
         for key, value in decision.items():
             if key != "version":

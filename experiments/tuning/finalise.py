@@ -25,6 +25,7 @@ from experiments.tuning.request import TuneError, TuneRequest, TuneResult
 from experiments.tuning.space import strategy_values
 from features.candles import data_window
 from ml import tracking
+from ml.evaluation import Gate, buy_and_hold_gate
 from ml.fold_training import fit_final
 from ml.registry import log_bundle, register_finished_run, version_of_run
 from ml.run_log import RunLog
@@ -74,6 +75,7 @@ def _finalise(
     # Registered once the run has FINISHED, keyed by run and trial: a call killed from
     # here on is completed by the next one without a second version or a refit.
     window = data_window(data.tuning_candles, spec.data.pair, spec.data.timeframe)
+    gate = buy_and_hold_gate(client.get_run(parent_run_id).data.metrics)
     version = register_finished_run(
         client,
         spec.name,
@@ -85,6 +87,7 @@ def _finalise(
             "optuna.study": request.study_name,
         },
         key={"optuna.trial": str(best.number)},
+        gate=gate,
     )
     return dataclasses.replace(
         result,
@@ -94,7 +97,8 @@ def _finalise(
         test=test,
         model_name=spec.name,
         version=version,
-        params_file=_write_strategy_file(request, strategy),
+        gate=gate,
+        params_file=_applied(request, strategy, gate),
     )
 
 
@@ -115,6 +119,7 @@ def _finished_before(
     if registered is None:
         return None
     client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+    gate = buy_and_hold_gate(done.metrics)
     version = register_finished_run(
         client,
         name,
@@ -122,6 +127,7 @@ def _finished_before(
         str(registered.source),
         tags={},
         key={"optuna.trial": str(best.number)},
+        gate=gate,
     )
     prefix = len("test.")
     return dataclasses.replace(
@@ -132,7 +138,8 @@ def _finished_before(
         test={k[prefix:]: v for k, v in done.metrics.items() if k.startswith("test.")},
         model_name=name,
         version=version,
-        params_file=_write_strategy_file(request, _tuned_strategy(request, best)),
+        gate=gate,
+        params_file=_applied(request, _tuned_strategy(request, best), gate),
     )
 
 
@@ -183,10 +190,14 @@ def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams |
     )
 
 
-def _write_strategy_file(request: TuneRequest, strategy: StrategyParams | None) -> Path | None:
-    """Freqtrade's parameter file of ``strategy``. Written on every finalising call, so
-    one killed after registering still gets it."""
-    return None if strategy is None else strategy.write(request.userdir / "strategies")
+def _applied(request: TuneRequest, strategy: StrategyParams | None, gate: Gate) -> Path | None:
+    """Freqtrade's parameter file of ``strategy``, which every later backtest and bot of
+    the strategy loads: written only when the tuned trial passed the buy-and-hold gate
+    (the values stay in the run's ``strategy/`` artefacts either way). Written on every
+    finalising call, so one killed after registering still gets it."""
+    if strategy is None or not gate.passed:
+        return None
+    return strategy.write(request.userdir / "strategies")
 
 
 def _objective_history(study: optuna.Study, index: int, name: str) -> Any:

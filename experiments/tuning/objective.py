@@ -39,6 +39,7 @@ from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.bundle import ModelBundle
 from ml.fold_training import TrainingJob, score, walk_forward
+from ml.metrics import MIN_ANNUALISED_DAYS, long_enough_to_annualise
 from ml.models import forecaster_class
 from ml.walkforward import make_folds
 from strategies.catalogue import introspect
@@ -50,6 +51,10 @@ FORECAST_METRICS = {
     "classification": ("accuracy", "log_loss", "brier"),
     "regression": ("rmse", "rank_ic", "accuracy"),
 }
+# what a trial's trading is summed up by (and buy and hold's beside it)
+TRADING_MEASURES = ("total_return", "max_drawdown", "calmar", "return_over_drawdown")
+# Objectives that annualise (ml.metrics: NaN over fewer than MIN_ANNUALISED_DAYS days)
+ANNUALISED_OBJECTIVES = ("sharpe",)
 # Called after each fold with (fold index, metrics so far); may raise optuna.TrialPruned.
 FoldCallback = Callable[[int, dict[str, float]], None]
 
@@ -222,13 +227,20 @@ def evaluate(
     spec: ExperimentSpec,
     strategy: StrategyParams | None,
 ) -> dict[str, float]:
-    """Forecast and (with a strategy) replayed strategy metrics of ``predictions``
-    (indexed like ``candles``, contiguous rows)."""
-    forecast = score(predictions, candles, spec.training, spec.data.timeframe).metrics
+    """Forecast and trading metrics of ``predictions`` (indexed like ``candles``,
+    contiguous rows), and buy and hold's on the same candles (``baseline.always_long.*``,
+    which the promotion gate compares with). Trading metrics come from the replayed
+    strategy, without one from holding the model's own positions after fees."""
+    scores = score(predictions, candles, spec.training, spec.data.timeframe)
+    forecast = scores.metrics
     metrics = {k: forecast[k] for k in FORECAST_METRICS[spec.target.task] if k in forecast}
     if strategy is not None:
         result = replay(candles, predictions, strategy, fee=spec.fee, timeframe=spec.data.timeframe)
         metrics.update(result.metrics)
+    else:
+        metrics.update({k: forecast[k] for k in TRADING_MEASURES if k in forecast})
+    hold = scores.baselines.get("always_long", {})
+    metrics.update({f"baseline.always_long.{k}": hold[k] for k in TRADING_MEASURES if k in hold})
     return metrics
 
 
@@ -265,13 +277,24 @@ def objective_values(metrics: dict[str, float], tune: TuneConfig) -> list[float]
     return values
 
 
-def folds_of(data: TuningData, spec: ExperimentSpec) -> int:
-    """The number of folds (and that they fit in the tuning window)."""
+def folds_of(data: TuningData, spec: ExperimentSpec, tune: TuneConfig) -> int:
+    """The number of folds, after checking that they fit in the tuning window and that
+    their out-of-sample candles span enough days for an annualised objective."""
     try:
         per_day = 86_400 / timeframe_to_seconds(spec.data.timeframe)
-        return len(make_folds(data.tuning_rows, spec.walk_forward, spec.target.horizon, per_day))
+        folds = make_folds(data.tuning_rows, spec.walk_forward, spec.target.horizon, per_day)
     except ValueError as exc:
         raise SpecError(f"[walk_forward] in the tuning window: {exc}") from exc
+    annualised = [name for name in tune.objectives if name in ANNUALISED_OBJECTIVES]
+    days = sum(fold.test_end - fold.test_start for fold in folds) / per_day
+    if annualised and not long_enough_to_annualise(days):
+        raise SpecError(
+            f"objective {annualised[0]!r} is annualised, and the {len(folds)} folds' "
+            f"out-of-sample candles span {days:.0f} days: at least "
+            f"{MIN_ANNUALISED_DAYS:.0f} are needed for it to mean anything",
+            hint="widen [walk_forward] test_size or the data window, or tune profit_total",
+        )
+    return len(folds)
 
 
 def score_test(

@@ -14,6 +14,7 @@ from experiments.tuning.objective import (
     declared_space,
 )
 from experiments.tuning.space import TuneConfig
+from ml.evaluation import Gate
 
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -69,6 +70,7 @@ class TuneResult:
     model_name: str | None = None
     version: int | None = None
     params_file: Path | None = None
+    gate: Gate | None = None  # the buy-and-hold gate's verdict on the test window
     parent_run_id: str | None = None
     running_elsewhere: list[str] = field(default_factory=list)  # unfinished: who still runs
     finalising_elsewhere: str | None = None  # finished, but another worker refits the best

@@ -151,7 +151,7 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         )
     check_tuning(request.spec, tune_config, strategy_defaults(request.spec, request.userdir))
     data = TuningData.load(request.spec, tune_config, request.userdir)
-    folds = folds_of(data, request.spec)
+    folds = folds_of(data, request.spec, tune_config)
     storage = open_storage(request.storage, request.userdir)
     study = load_study(request, storage, sampler_seed=request.spec.seed, folds=folds)
     client = tracking.configure(request.tracking_uri, request.userdir)

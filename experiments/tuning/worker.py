@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import multiprocessing
 import os
 import socket
@@ -62,7 +63,7 @@ class Worker:
         self.tune = request.tune
         self.data = data or TuningData.load(request.spec, self.tune, request.userdir)
         self.defaults = strategy_defaults(request.spec, request.userdir)
-        self.folds = folds_of(self.data, request.spec)
+        self.folds = folds_of(self.data, request.spec, self.tune)
         tracking.configure(request.tracking_uri, request.userdir)
         self.client = MlflowClient(request.tracking_uri, registry_uri=request.tracking_uri)
         lock_dir = UserDir(request.userdir).optuna
@@ -179,14 +180,17 @@ class Worker:
         def on_fold(step: int, metrics: dict[str, float]) -> None:
             fits[0] += 1
             stamp = int(time.time() * 1000)
+            # NaN: an annualised measure of the folds so far, shorter than ml.metrics allows
+            finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
             self.client.log_batch(
-                run_id, metrics=[Metric(k, v, stamp, step) for k, v in metrics.items()]
+                run_id, metrics=[Metric(k, v, stamp, step) for k, v in finite.items()]
             )
             trial.set_user_attr("folds_done", step + 1)  # for the progress display
             if on_progress is not None:
                 on_progress()
-            if not self.tune.multi_objective:
-                trial.report(metrics[self.tune.objectives[0]], step)
+            objective = self.tune.objectives[0]
+            if not self.tune.multi_objective and objective in finite:
+                trial.report(finite[objective], step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {step}")
 

@@ -83,7 +83,10 @@ def test_retrain_compares_on_candles_neither_model_has_seen(
 
     result = retrain(spec, userdir=userdir, tracking_uri=uri)
     assert result.compared_candles == 300  # the new fold's test window, all after 2021-03-01
-    assert result.challenger_calmar is not None and result.champion_calmar is not None
+    assert (
+        result.challenger_return_over_drawdown is not None
+        and result.champion_return_over_drawdown is not None
+    )
     champion = str(client.get_model_version_by_alias("re_m", "champion").version)
     assert champion == str(result.trained.version if result.promoted else old.version)
     decision = client.get_run(result.trained.run_id).data.tags["retrain.decision"]

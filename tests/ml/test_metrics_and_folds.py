@@ -131,3 +131,19 @@ def test_one_definition_of_the_return_measures() -> None:
     for key in ("max_drawdown", "total_return", "cagr", "calmar", "sharpe"):
         assert curve[key] == pytest.approx(measures[key], rel=1e-12), key
     assert return_measures(np.zeros(3), 3)["calmar"] == 0.0  # no drawdown: 0, not NaN
+
+
+def test_annualised_measures_need_ninety_days() -> None:
+    """Two weeks of a rising market do not make a CAGR of +57,960% (issue 24): under 90
+    days Sharpe, CAGR and Calmar are NaN; the window's own return over drawdown remains."""
+    from ml.metrics import MIN_ANNUALISED_DAYS, long_flat, return_measures
+
+    hourly = np.random.default_rng(3).normal(0.002, 0.01, size=24 * 89)
+    short = return_measures(hourly, periods_per_year=8760)
+    assert all(np.isnan(short[k]) for k in ("sharpe", "cagr", "calmar"))
+    assert np.isfinite(short["total_return"]) and short["return_over_drawdown"] > 0
+    days = int(MIN_ANNUALISED_DAYS)
+    long = return_measures(np.r_[hourly, hourly[: 24 * (days - 89)]], periods_per_year=8760)
+    assert all(np.isfinite(long[k]) for k in ("sharpe", "cagr", "calmar"))
+    simulated = long_flat(np.ones(24 * 14 + 1), np.r_[0.0, hourly[: 24 * 14]])
+    assert np.isnan(simulated["calmar"]) and simulated["exposure"] == 1.0

@@ -61,3 +61,47 @@ def test_promotions_are_refused_with_the_reason(tmp_path: Path) -> None:
         promote(client, "half", 1, "because")
     with pytest.raises(Exception, match="champion"):
         client.get_model_version_by_alias("half", "champion")  # nothing moved
+
+
+def test_the_gate_compares_with_buy_and_hold_on_the_same_candles() -> None:
+    """Issue 24: a model that does worse than buy and hold is not promoted quietly.
+    Calmar where the window allows it, the window's return over drawdown below 90 days."""
+    from ml.evaluation import buy_and_hold_gate
+
+    losing = WALK_FORWARD | {"baseline.always_long.calmar": 2.0}
+    assert not buy_and_hold_gate(losing).passed
+    assert "Calmar 1.50, below buy and hold's 2.00" in buy_and_hold_gate(losing).reason
+    assert buy_and_hold_gate(WALK_FORWARD | {"baseline.always_long.calmar": 1.2}).passed
+    short = {  # a tuning test window of 25 days: no Calmar recorded
+        "test.profit_total": -0.05,
+        "test.return_over_drawdown": -0.5,
+        "test.baseline.always_long.return_over_drawdown": 0.8,
+    }
+    verdict = buy_and_hold_gate(short)
+    assert not verdict.passed and "return over max drawdown -0.50" in verdict.reason
+    assert not buy_and_hold_gate({"overall.calmar": 3.0}).passed  # nothing to compare with
+    assert not buy_and_hold_gate({}).passed
+
+
+def test_promote_refuses_a_version_that_loses_to_buy_and_hold_unless_forced(
+    tmp_path: Path,
+) -> None:
+    import mlflow
+
+    from ml.registry import GATE_TAG, check_promotion
+
+    userdir = tmp_path / "ud"
+    client = configure(default_tracking_uri(userdir), userdir)
+    with mlflow.start_run() as run:
+        mlflow.log_metrics(WALK_FORWARD | {"baseline.always_long.calmar": 2.0})
+    client.create_registered_model("loser")
+    client.create_model_version("loser", source=str(tmp_path / "nothing"), run_id=run.info.run_id)
+    with pytest.raises(RegistryError, match="below buy and hold's 2.00") as refused:
+        promote(client, "loser", 1, "looks fine")
+    assert "--force" in (refused.value.hint or "")
+    version, gate = check_promotion(client, "loser", 1, force=True)
+    assert not gate.passed and str(version.version) == "1"
+    # forced, it gets as far as loading the model (absent here): the gate let it through
+    with pytest.raises(RegistryError, match="does not load"):
+        promote(client, "loser", 1, "on purpose: a hedge", force=True)
+    assert GATE_TAG == "tradingbot.gate"
