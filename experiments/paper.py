@@ -271,7 +271,7 @@ def _same_backtest(
 
     pairs = list(settings.get("exchange", {}).get("pair_whitelist", []))
     name, per_pair = backtest_model(model_uri)
-    return backtest(
+    summary = backtest(
         strategy=strategy,
         pair=pairs[0],
         pairs=pairs if per_pair or len(pairs) > 1 else None,
@@ -283,6 +283,12 @@ def _same_backtest(
         tracking_uri=tracking_uri,
         max_open_trades=int(settings.get("max_open_trades", 1)),
     )
+    # the report charts backtests asked for themselves, not this comparison by default
+    from ml import tracking
+
+    client = tracking.configure(tracking_uri, userdir)
+    client.set_tag(summary.run_id, tracking.PURPOSE_TAG, "paper replay comparison")
+    return summary
 
 
 def replay_paper(

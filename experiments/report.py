@@ -37,6 +37,7 @@ from ml.baselines import trend_positions
 from ml.evaluation import evaluation_of, metric
 from ml.metrics import equity_of
 from ml.plots import drawdown_plot, equity_plot, regime_plot
+from ml.tracking import PURPOSE_TAG
 from strategies.equity import equity_curve
 from strategies.results import parse_result_zip
 
@@ -71,6 +72,9 @@ FORMATS = {
 }
 
 
+RUN_ID_SHOWN = 8  # characters of a backtest's run id in the table; report --backtest takes them
+
+
 class ReportError(TradingbotError):
     """Nothing to report on."""
 
@@ -83,39 +87,55 @@ class Report:
 
 
 def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
-    """One row per registered version, best Calmar first; numbers from the evaluation
-    its run logged (column ``evaluated``), NaN where that evaluation has no such figure."""
+    """One row per registered version, grouped by market (pair and timeframe) and by the
+    evaluation its run logged (column ``evaluated``: figures of different windows are
+    not comparable), best Calmar first in each group; the ``window`` is the candles the
+    run trained and evaluated on. NaN where the evaluation has no such figure."""
     rows = []
     for model in client.search_registered_models():
         for version in client.search_model_versions(f"name = '{model.name}'"):
-            metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+            run = client.get_run(version.run_id) if version.run_id else None
+            metrics = run.data.metrics if run is not None else {}
+            tags = run.data.tags if run is not None else {}
             evaluation = evaluation_of(metrics)
             prefix, label = (evaluation[0], evaluation[1]) if evaluation else ("", "none")
             aliases = sorted(
                 a for a, v in (model.aliases or {}).items() if str(v) == str(version.version)
             )
             row: dict[str, object] = {
+                "market": _market(tags),
                 "model": model.name,
                 "version": int(version.version),
                 "aliases": ", ".join(aliases),
                 "evaluated": label,
+                "window": _window(tags),
             }
             for key, header, _ in MODEL_COLUMNS:
                 value = metric(metrics, prefix, key) if evaluation else None
                 row[header] = np.nan if value is None else value
             rows.append(row)
     table = pd.DataFrame(rows)
-    return (
-        table.sort_values("Calmar", ascending=False, na_position="last").reset_index(drop=True)
-        if len(table)
-        else table
-    )
+    if table.empty:
+        return table
+    order = ["market", "evaluated", "Calmar"]
+    ranked = table.sort_values(order, ascending=[True, True, False], na_position="last")
+    return ranked.reset_index(drop=True)
+
+
+def _window(tags: dict[str, str]) -> str:
+    """``2018-01-01..2021-06-01``: a training run's data window (its tags)."""
+    first, last = tags.get("data.first"), tags.get("data.last")
+    if not (first and last):
+        return ""
+    return f"{pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d}"
 
 
 def backtest_leaderboard(client: MlflowClient) -> tuple[pd.DataFrame, list[mlflow.entities.Run]]:
-    """Finished backtests, newest first. ``guard`` names candles the lookahead guard
-    withheld; the B&H, CAGR and Calmar columns then cover only the candles after the
-    model's training window (Freqtrade's market change would cover them all)."""
+    """Finished backtests grouped by market (newest first in each), and the runs newest
+    first. ``guard`` names candles the lookahead guard withheld; the B&H, CAGR and Calmar
+    columns then cover only the candles after the model's training window (Freqtrade's
+    market change would cover them all). ``purpose`` marks the backtests a paper replay
+    ran to compare with."""
     experiment = client.get_experiment_by_name("backtests")
     runs = (
         []
@@ -131,16 +151,44 @@ def backtest_leaderboard(client: MlflowClient) -> tuple[pd.DataFrame, list[mlflo
         excluded = r.data.metrics.get("guard.excluded_candles", 0.0)
         rows.append(
             {
+                "run": r.info.run_id[:RUN_ID_SHOWN],
                 "strategy": r.data.tags.get("strategy", ""),
                 "model": r.data.tags.get("model", ""),
                 "pair": _market(r.data.tags),
                 "timerange": r.data.tags.get("timerange", ""),
                 "wf": "yes" if r.data.tags.get("walk_forward") == "true" else "",
+                "purpose": r.data.tags.get(PURPOSE_TAG, ""),
                 **{header: r.data.metrics.get(key, np.nan) for key, header, _ in BACKTEST_COLUMNS},
                 "guard": f"{excluded:,.0f} candles withheld" if excluded else "",
             }
         )
-    return pd.DataFrame(rows), runs
+    table = pd.DataFrame(rows)
+    if not table.empty:  # grouped by market; a stable sort keeps the newest first in each
+        table = table.sort_values("pair", kind="stable").reset_index(drop=True)
+    return table, runs
+
+
+def charted_backtest(
+    runs: list[mlflow.entities.Run], run_id: str | None
+) -> mlflow.entities.Run | None:
+    """The backtest the report charts: ``run_id``, else the newest single-pair backtest
+    that is not a paper replay's comparison (the charts show one market)."""
+    if run_id is not None:
+        chosen = [r for r in runs if r.info.run_id.startswith(run_id)]
+        if len(chosen) != 1:
+            found = "no" if not chosen else f"{len(chosen)}"
+            raise ReportError(
+                f"{found} finished backtests with a run id starting {run_id!r}",
+                hint="the report's backtests table (column run) and the MLflow UI list them",
+            )
+        if "whitelist" in chosen[0].data.tags:
+            raise ReportError(
+                f"backtest {run_id} is of a whitelist: the charts show one market",
+                hint="choose a single-pair backtest",
+            )
+        return chosen[0]
+    single = [r for r in runs if "whitelist" not in r.data.tags and PURPOSE_TAG not in r.data.tags]
+    return single[0] if single else None
 
 
 def _market(tags: dict[str, str]) -> str:
@@ -242,6 +290,7 @@ class LatestBacktest:
     images: list[Path]
     per_regime: pd.DataFrame
     note: str  # the lookahead guard's flag, or ""
+    caption: str  # which backtest the charts show
 
 
 def _latest_backtest(
@@ -280,7 +329,9 @@ def _latest_backtest(
             out / "equity.png",
             f"{title}: equity (marked to market) vs buy and hold and SMA50",
         ),
-        drawdown_plot(curves["strategy"], dates, out / "drawdown.png", f"{title}: drawdown"),
+        drawdown_plot(
+            curves, dates, out / "drawdown.png", f"{title}: drawdown, beside the baselines'"
+        ),
     ]
     window = candles[
         (candles["date"] >= pd.Timestamp(m.start)) & (candles["date"] < pd.Timestamp(m.end))
@@ -296,10 +347,18 @@ def _latest_backtest(
             trades=parsed.trades,
         )
     )
-    return LatestBacktest(images, per_regime, note)
+    caption = (
+        f"Charts: backtest {run.info.run_id[:RUN_ID_SHOWN]} ({title}, "
+        f"{m.start:%Y-%m-%d}..{m.end:%Y-%m-%d}); another: tradingbot report --backtest RUN"
+    )
+    return LatestBacktest(images, per_regime, note, caption)
 
 
-def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> Report:
+def build_report(
+    userdir: Path, tracking_uri: str, out: Path | None = None, backtest: str | None = None
+) -> Report:
+    """The report of the user dir's store; the charts are of backtest run ``backtest``
+    (default: see :func:`charted_backtest`)."""
     client = tracking.configure(tracking_uri, userdir)
     models = model_leaderboard(client)
     backtests, runs = backtest_leaderboard(client)
@@ -310,11 +369,10 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
         )
     out = out or UserDir(userdir).reports
     out.mkdir(parents=True, exist_ok=True)
-    # the curves and the regime plot are one market's: the newest single-pair backtest
-    single = [r for r in runs if "whitelist" not in r.data.tags]
-    latest = _latest_backtest(client, single[0], userdir, out) if single else None
-    if latest is not None:
-        with tracking.tracked_run(run_id=single[0].info.run_id):
+    charted = charted_backtest(runs, backtest)
+    latest = _latest_backtest(client, charted, userdir, out) if charted is not None else None
+    if latest is not None and charted is not None:
+        with tracking.tracked_run(run_id=charted.info.run_id):
             for image in latest.images:
                 mlflow.log_artifact(str(image), artifact_path="report")
     tables = [
@@ -326,20 +384,21 @@ def build_report(userdir: Path, tracking_uri: str, out: Path | None = None) -> R
         Section(
             "Backtests (Freqtrade, offline)",
             formatted(backtests, BACKTEST_COLUMNS),
-            _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf"),
+            _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf", "run"),
         ),
     ]
-    if latest is not None:
+    if latest is not None and charted is not None:
         tables.append(
             Section(
-                "Latest single-pair backtest by regime at entry",
+                f"The charted backtest ({charted.info.run_id[:RUN_ID_SHOWN]}) by regime at entry",
                 formatted(latest.per_regime, REGIME_COLUMNS),
                 _numeric(REGIME_COLUMNS, "trades"),
             )
         )
     tables += journal_sections(UserDir(userdir).journal)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    images, note = (latest.images, latest.note) if latest else ([], "")
+    images = latest.images if latest else []
+    note = " ".join(filter(None, (latest.caption, latest.note))) if latest else ""
     markdown = out / "report.md"
     sections = [f"# Tradingbot report\n\n{created}, store `{tracking_uri}`\n"]
     for table in tables:

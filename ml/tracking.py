@@ -32,6 +32,8 @@ from ml.observability import bind
 
 PID_TAG = "tradingbot.pid"
 HOST_TAG = "tradingbot.host"
+# why a backtest ran when it was not asked for itself (e.g. a paper replay's comparison)
+PURPOSE_TAG = "tradingbot.purpose"
 
 
 def default_tracking_uri(userdir: Path) -> str:
@@ -256,6 +258,7 @@ def lineage(
         tags.update(
             {
                 "pair": window.pair,
+                "timeframe": window.timeframe,
                 "data_sha256": window.sha256,
                 "data.first": window.first.isoformat(),
                 "data.last": window.last.isoformat(),

@@ -73,13 +73,21 @@ def report_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder (default <userdir>/reports).")
     ] = None,
+    backtest: Annotated[
+        str | None,
+        typer.Option(
+            "--backtest",
+            help="Run id (or its first characters) of the backtest to chart (default: the "
+            "newest single-pair backtest that is not a paper replay's comparison).",
+        ),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Markdown and self-contained HTML: leaderboards, equity vs buy-and-hold, regimes, drawdown."""
     from experiments.report import build_report
 
     with stage("writing the report"):
-        report = build_report(userdir, tracking_uri(userdir), out)
+        report = build_report(userdir, tracking_uri(userdir), out, backtest)
     console.print(f"wrote {report.markdown}\nwrote {report.html} ({len(report.images)} pictures)")
 
 

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,10 +79,10 @@ def test_backtests_are_formatted_and_a_guarded_one_is_flagged(tmp_path: Path) ->
         tags={"strategy": "RegimeStrategy", "pair": "BTC/USDT", "timeframe": "1h"},
     )
     for key, value in {
-        "profit_total": 4.322,
+        "closed.profit_total": 4.322,
         "mtm.drawdown_vs_buy_hold": 0.5,
         "guard.excluded_candles": 1200,
-        "trades": 31,
+        "closed.trades": 31,
     }.items():
         client.log_metric(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id)
@@ -90,6 +91,45 @@ def test_backtests_are_formatted_and_a_guarded_one_is_flagged(tmp_path: Path) ->
     assert shown["profit"] == "432.2%" and shown["DD vs B&H"] == "0.50x"
     assert shown["trades"] == "31" and shown["Calmar"] == "-"
     assert shown["guard"] == "1,200 candles withheld"
+
+
+def test_the_report_groups_by_market_and_charts_the_backtest_asked_for(tmp_path: Path) -> None:
+    """Issue 24 item 7: models of different markets were ranked together (BNB first), and
+    the charts showed the newest backtest, a paper replay's two-week comparison."""
+    from experiments.report import charted_backtest
+    from ml.tracking import PURPOSE_TAG
+
+    client = _store(tmp_path)
+    trained = client.create_experiment("trained")
+    for name, pair, calmar in (("bnb", "BNB/USDT", 9.0), ("btc_a", "BTC/USDT", 1.0)) + (
+        ("btc_b", "BTC/USDT", 2.0),
+    ):
+        tags = {"pair": pair, "timeframe": "1d", "data.first": "2018-01-01T00:00:00+00:00"}
+        run = client.create_run(trained, tags=tags | {"data.last": "2021-06-01T00:00:00+00:00"})
+        client.log_metric(run.info.run_id, "overall.calmar", calmar)
+        client.create_registered_model(name)
+        client.create_model_version(name, source=str(tmp_path), run_id=run.info.run_id)
+    table = model_leaderboard(client)
+    assert list(table["model"]) == ["bnb", "btc_b", "btc_a"]  # by market, then Calmar
+    assert list(table["market"]) == ["BNB/USDT 1d", "BTC/USDT 1d", "BTC/USDT 1d"]
+    assert set(table["window"]) == {"2018-01-01..2021-06-01"}
+
+    backtests = client.create_experiment("backtests")
+    ids = []
+    for pair, purpose in (("BTC/USDT", None), ("ETH/USDT", None), ("BTC/USDT", "replay")):
+        tags = {"strategy": "S", "pair": pair, "timeframe": "1h"}
+        run = client.create_run(backtests, tags=tags | ({PURPOSE_TAG: purpose} if purpose else {}))
+        client.set_terminated(run.info.run_id)
+        ids.append(run.info.run_id)
+    table, runs = backtest_leaderboard(client)
+    assert list(table["pair"]) == ["BTC/USDT 1h", "BTC/USDT 1h", "ETH/USDT 1h"]
+    assert list(table["purpose"]) == ["replay", "", ""]  # newest first within a market
+    charted = charted_backtest(runs, None)
+    assert charted is not None and charted.info.run_id == ids[1]  # the replay's is skipped
+    chosen = charted_backtest(runs, ids[0][:8])
+    assert chosen is not None and chosen.info.run_id == ids[0]
+    with pytest.raises(ReportError, match="no finished backtests with a run id starting 'zz'"):
+        charted_backtest(runs, "zz")
 
 
 def test_the_comparison_starts_after_the_training_window_when_the_guard_withheld_candles() -> None:
@@ -113,10 +153,33 @@ def test_equity_is_drawn_on_a_log_axis(tmp_path: Path) -> None:
     dates = pd.Series(pd.date_range("2021-01-01", periods=50, freq="D", tz="UTC"))
     curves = {"strategy": np.linspace(1, 1.2, 50), "buy and hold": np.linspace(1, 5, 50)}
     figure = equity_figure(curves, dates, "t")
-    assert figure.axes[0].get_yscale() == "log"
+    axis = figure.axes[0]
+    assert axis.get_yscale() == "log"
     path = tmp_path / "e.png"
     figure.savefig(path)
     assert matplotlib.image.imread(path).shape[1] > 0
+    # plain labels (issue 24: they read "1.35 x 10^0"), also on an axis under a decade
+    assert {"1x", "2x", "3x", "4x"} <= set(_visible_labels(axis)), _visible_labels(axis)
+    narrow = equity_figure({"strategy": np.linspace(1, 1.4, 50)}, dates, "t")
+    narrow.savefig(tmp_path / "n.png")
+    assert {"1x", "1.1x", "1.2x", "1.3x", "1.4x"} <= set(_visible_labels(narrow.axes[0]))
+
+
+def _visible_labels(axis: Any) -> list[str]:
+    low, high = axis.get_ylim()
+    ticks = axis.get_yticklabels() + axis.get_yticklabels(minor=True)
+    shown = [t.get_text() for t in ticks if t.get_text() and low <= t.get_position()[1] <= high]
+    assert all(label.endswith("x") and "10^" not in label for label in shown), shown
+    return shown
+
+
+def test_the_drawdown_chart_draws_buy_and_hold_beside_the_strategy() -> None:
+    from ml.plots import drawdown_figure
+
+    dates = pd.Series(pd.date_range("2021-01-01", periods=4, freq="D", tz="UTC"))
+    curves = {"strategy": np.array([1.0, 0.9, 1.0, 1.1]), "buy and hold": np.array([1, 2, 1, 1.5])}
+    legend = [t.get_text() for t in drawdown_figure(curves, dates, "t").axes[0].get_legend().texts]
+    assert legend == ["strategy (max 10%)", "buy and hold (max 50%)"]
 
 
 def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:

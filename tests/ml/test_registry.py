@@ -96,7 +96,7 @@ def test_promote_refuses_a_version_that_loses_to_buy_and_hold_unless_forced(
         mlflow.log_metrics(WALK_FORWARD | {"baseline.always_long.calmar": 2.0})
     client.create_registered_model("loser")
     client.create_model_version("loser", source=str(tmp_path / "nothing"), run_id=run.info.run_id)
-    with pytest.raises(RegistryError, match="below buy and hold's 2.00") as refused:
+    with pytest.raises(RegistryError, match=r"below buy and hold's 2\.00") as refused:
         promote(client, "loser", 1, "looks fine")
     assert "--force" in (refused.value.hint or "")
     version, gate = check_promotion(client, "loser", 1, force=True)
