@@ -164,7 +164,18 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
         f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample), "
         "after fees, beside the baselines"
     )
-    console.print(evaluation_table(title, {"model": result.metrics, **result.baselines}))
+    if result.per_pair:
+        console.print(evaluation_table(title + "; one pooled model, per pair", _pair_rows(result)))
+        mean = f"mean of {len(result.per_pair)} pairs"
+        rows = {f"model ({mean})": result.metrics}
+        rows |= {f"{name} ({mean})": values for name, values in result.baselines.items()}
+        console.print(
+            evaluation_table(
+                "the pairs' figures averaged, column by column: not one portfolio's", rows
+            )
+        )
+    else:
+        console.print(evaluation_table(title, {"model": result.metrics, **result.baselines}))
     extra = {
         k: v
         for k, v in result.metrics.items()
@@ -179,6 +190,20 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
     console.print(
         f"promote: tradingbot promote {result.model_name} --version {result.version} --reason '...'"
     )
+
+
+def _pair_rows(result: object) -> dict[str, dict[str, float]]:
+    """Each pair's model, buy and hold and best trend rule rows of a pooled training."""
+    from experiments.train import TrainResult
+
+    assert isinstance(result, TrainResult)
+    rows: dict[str, dict[str, float]] = {}
+    for pair, scores in result.per_pair.items():
+        rows[f"{pair} model"] = scores.metrics
+        for name in ("always_long", "sma50_daily", "momentum_30d"):
+            if name in scores.baselines:
+                rows[f"{pair} {name}"] = scores.baselines[name]
+    return rows
 
 
 def whitelist_summary(console: Console, result: object, tracking_uri: str) -> None:

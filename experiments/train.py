@@ -49,6 +49,8 @@ class TrainResult:
     folds: int
     # the stitched out-of-sample predictions of the folds, indexed like the run's candles
     out_of_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # a pooled model: each pair's scores; then metrics and baselines are their means
+    per_pair: dict[str, Scores] = field(default_factory=dict)
 
 
 def _log_fold(result: FoldResult, workdir: Path, record: RunLog) -> None:

@@ -37,6 +37,10 @@ from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.run_log import RunLog
 from ml.walkforward import make_folds
 
+# what the pooled run's overall.* and baseline.* metrics are (each pair's: <BASE>_<QUOTE>.*)
+AGGREGATE_TAG = "overall.aggregate"
+MEAN = "mean of the pairs' figures (not one equity curve's)"
+
 
 @dataclass(frozen=True)
 class PooledJob:
@@ -206,6 +210,7 @@ def train_pooled(
         metrics=overall.metrics(),
         baselines=overall.baselines(),
         folds=folds,
+        per_pair=overall.per_pair,
     )
 
 
@@ -254,7 +259,7 @@ def _log_out_of_sample(
         path = workdir / artifact.rsplit("/", 1)[1]
         predictions.drop(columns=["reason"], errors="ignore").to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=artifact.rsplit("/", 1)[0])
-    record = RunLog().metrics(overall.metrics(), prefix="overall.")
+    record = RunLog().metrics(overall.metrics(), prefix="overall.").tags({AGGREGATE_TAG: MEAN})
     for name, values in overall.baselines().items():
         record.metrics(values, prefix=f"baseline.{name}.")
     record.send()

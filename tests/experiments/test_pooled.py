@@ -80,9 +80,13 @@ def test_one_model_is_registered_for_the_whitelist_with_every_pair_scored(
         assert not client.search_registered_models(f"name = 'pool__{pair.replace('/', '_')}'")
     run = client.get_run(str(version.run_id))
     metrics = run.data.metrics
-    per_pair = [metrics[f"overall.{p.replace('/', '_')}.calmar"] for p in PAIRS]
-    assert metrics["overall.calmar"] == pytest.approx(np.mean(per_pair))
-    assert {"baseline.always_long.calmar", "baseline.sma50_daily.calmar"} <= set(metrics)
+    per_pair = [metrics[f"overall.{p.replace('/', '_')}.total_return"] for p in PAIRS]
+    assert metrics["overall.total_return"] == pytest.approx(np.mean(per_pair))
+    assert run.data.tags["overall.aggregate"].startswith("mean of the pairs' figures")
+    assert {"baseline.always_long.total_return", "baseline.sma50_daily.max_drawdown"} <= set(
+        metrics
+    )
+    assert "overall.calmar" not in metrics  # 25 days out of sample: too short to annualise
     experiment = run.info.experiment_id
     folds = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     assert len(folds) == 2 and all("ETH_USDT.accuracy" in f.data.metrics for f in folds)
@@ -273,3 +277,36 @@ def test_retrain_and_tune_of_a_pooled_spec_say_they_are_not_available(
     )
     tuned = cli("tune", tunable, "--trials", "1", "--userdir", userdir)
     assert tuned.code == 2 and "pooled" in tuned.err
+
+
+def test_the_pooled_summary_shows_each_pair_and_labels_the_mean() -> None:
+    """Issue 24 item 5: 'model +2499%, Calmar 4.24' was the mean of the pairs' figures,
+    unlabelled, without the pairs' own rows."""
+    from rich.console import Console
+
+    from experiments.render import train_summary
+    from experiments.train import TrainResult
+    from ml.fold_training import Scores
+
+    def figures(total: float, calmar: float) -> dict[str, float]:
+        return {"total_return": total, "max_drawdown": 0.5, "calmar": calmar}
+
+    hold = {"always_long": figures(1.0, 1.0)}
+    result = TrainResult(
+        run_id="r",
+        experiment_id="e",
+        model_name="pool",
+        version=1,
+        metrics=figures(24.99, 4.24),
+        baselines=hold,
+        folds=2,
+        per_pair={
+            "BTC/USDT": Scores(figures(5.49, 2.0), hold),
+            "BNB/USDT": Scores(figures(44.49, 6.48), hold),
+        },
+    )
+    console = Console(record=True, width=160)
+    train_summary(console, result, "sqlite:///x")
+    text = console.export_text()
+    assert "BTC/USDT model" in text and "BNB/USDT always_long" in text and "+549%" in text
+    assert "model (mean of 2 pairs)" in text and "not one portfolio's" in text

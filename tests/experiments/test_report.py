@@ -101,9 +101,8 @@ def test_the_report_groups_by_market_and_charts_the_backtest_asked_for(tmp_path:
 
     client = _store(tmp_path)
     trained = client.create_experiment("trained")
-    for name, pair, calmar in (("bnb", "BNB/USDT", 9.0), ("btc_a", "BTC/USDT", 1.0)) + (
-        ("btc_b", "BTC/USDT", 2.0),
-    ):
+    versions = (("bnb", "BNB/USDT", 9.0), ("btc_a", "BTC/USDT", 1.0), ("btc_b", "BTC/USDT", 2.0))
+    for name, pair, calmar in versions:
         tags = {"pair": pair, "timeframe": "1d", "data.first": "2018-01-01T00:00:00+00:00"}
         run = client.create_run(trained, tags=tags | {"data.last": "2021-06-01T00:00:00+00:00"})
         client.log_metric(run.info.run_id, "overall.calmar", calmar)
