@@ -24,7 +24,9 @@ from pathlib import Path
 
 from common.atomic import pid_alive
 from common.errors import TradingbotError
+from ml import tracking
 from ml.tracking import artifact_root
+from ml.ui_view import comparison_url
 
 
 def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
@@ -101,8 +103,23 @@ def require_free_port(port: int) -> None:
             ) from None
 
 
+def comparison_links(tracking_uri: str, userdir: Path, base: str) -> list[str]:
+    """``name: URL`` of every experiment's runs compared in the model-training view
+    (ml.ui_view); the view's tags are brought up to date first, as the UI cannot write."""
+    client = tracking.configure(tracking_uri, userdir)
+    links = []
+    for experiment in client.search_experiments():
+        if experiment.name == "Default" and not client.search_runs([experiment.experiment_id]):
+            continue  # MLflow's own, empty
+        identifier = tracking.experiment_id(client, experiment.name, userdir)
+        links.append(f"{experiment.name}: {comparison_url(base, identifier)}")
+    return links
+
+
 def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str], None]) -> int:
     require_free_port(port)
+    base = f"http://127.0.0.1:{port}"
+    links = comparison_links(tracking_uri, userdir, base)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     userdir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +127,11 @@ def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str]
         server_command(tracking_uri, userdir, port), env=env, start_new_session=True
     )
     start_watchdog(os.getpid(), process.pid)
-    say(f"MLflow UI for {tracking_uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    say(f"MLflow UI for {tracking_uri} on {base} (Ctrl-C to stop)")
+    if links:
+        say("compare runs (model-training view, key figures as columns):")
+        for link in links:
+            say(f"  {link}")
 
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM/SIGHUP stop the server group like Ctrl-C does

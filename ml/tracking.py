@@ -29,6 +29,7 @@ from common.errors import TradingbotError
 from common.layout import UserDir
 from features.candles import DataWindow
 from ml.observability import bind
+from ml.ui_view import view_tags
 
 PID_TAG = "tradingbot.pid"
 HOST_TAG = "tradingbot.host"
@@ -189,31 +190,30 @@ def use_uri(tracking_uri: str) -> None:
             os.environ[key] = value
 
 
-# The MLflow UI opens an experiment without this tag in its GenAI view (traces, assistant);
-# ours hold model training, tuning and backtest runs.
+# Our experiments hold model training, tuning and backtest runs, not GenAI traces; with
+# the view state of ml.ui_view they open in the UI's model-training view, figures as columns.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
 def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
     """The id of experiment ``name``, created with artefacts under the user dir if new,
-    and marked as model development for the MLflow UI (older experiments too).
+    and marked as model development with the comparison view of :mod:`ml.ui_view` for
+    the MLflow UI (older experiments too).
 
     With a remote tracking server the server decides where artefacts go.
     """
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, **view_tags(name)}
     existing = client.get_experiment_by_name(name)
     if existing is not None:
-        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        for key, value in tags.items():
+            if existing.tags.get(key) != value:
+                client.set_experiment_tag(existing.experiment_id, key, value)
         return str(existing.experiment_id)
     location = None
     if client.tracking_uri.startswith("sqlite:"):
         location = (artifact_root(userdir) / name).as_uri()
-    return str(
-        client.create_experiment(
-            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-        )
-    )
+    return str(client.create_experiment(name, artifact_location=location, tags=tags))
 
 
 def process_alive(pid: int) -> bool:

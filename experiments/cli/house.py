@@ -27,7 +27,13 @@ def ui_command(
     """Serve the MLflow UI for this user dir's store on 127.0.0.1 (Ctrl-C stops it cleanly)."""
     from experiments.ui import serve_ui
 
-    serve_ui(tracking_uri(userdir), userdir, port=port, say=console.print)
+    # links are long: never wrapped, so they stay clickable and copyable
+    serve_ui(
+        tracking_uri(userdir),
+        userdir,
+        port=port,
+        say=lambda text: console.print(text, soft_wrap=True),
+    )
 
 
 @app.command("backup")
