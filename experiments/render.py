@@ -183,6 +183,8 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
     }
     if extra:
         console.print("  " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items()))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning: {warning}[/]")
     console.print(
         f"MLflow run {result.run_id} (experiment {result.experiment_id}) in {tracking_uri}"
     )

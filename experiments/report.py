@@ -90,9 +90,12 @@ def model_leaderboard(client: MlflowClient) -> pd.DataFrame:
     """One row per registered version, grouped by market (pair and timeframe) and by the
     evaluation its run logged (column ``evaluated``: figures of different windows are
     not comparable), best Calmar first in each group; the ``window`` is the candles the
-    run trained and evaluated on. NaN where the evaluation has no such figure."""
+    run trained and evaluated on. NaN where the evaluation has no such figure. The
+    models a scorecard registered per market are left out (experiment ``scorecards``)."""
     rows = []
     for model in client.search_registered_models():
+        if (model.tags or {}).get(PURPOSE_TAG) == "scorecard":
+            continue  # one per market of a scorecard: its run in experiment scorecards has them
         for version in client.search_model_versions(f"name = '{model.name}'"):
             run = client.get_run(version.run_id) if version.run_id else None
             metrics = run.data.metrics if run is not None else {}

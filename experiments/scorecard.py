@@ -124,6 +124,10 @@ def scorecard(
         market = market.model_copy(update={"name": model_name(spec, pair, frame)})
         say(f"{pair} {frame}: training walk-forward")
         trained = train(market, userdir=userdir, tracking_uri=tracking_uri)
+        # registered only so the walk-forward backtest can serve it: the report's model
+        # table leaves these out (the scorecard's own run holds their figures)
+        client = tracking.configure(tracking_uri, userdir)
+        client.set_registered_model_tag(trained.model_name, tracking.PURPOSE_TAG, "scorecard")
         say(f"{pair} {frame}: backtesting the fold models on the Freqtrade engine")
         summary = backtest(
             strategy=spec.backtest.strategy,

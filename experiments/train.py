@@ -27,6 +27,7 @@ from common.errors import DataError, SpecError
 from experiments.spec import ExperimentSpec
 from experiments.spec_data import cached_features, spec_candles
 from features.candles import DataWindow, data_window
+from features.data.importer import kept_bad_ticks
 from ml import tracking
 from ml.bundle import ModelBundle, package_versions
 from ml.fold_training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
@@ -51,6 +52,7 @@ class TrainResult:
     out_of_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
     # a pooled model: each pair's scores; then metrics and baselines are their means
     per_pair: dict[str, Scores] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # about the data it learnt from
 
 
 def _log_fold(result: FoldResult, workdir: Path, record: RunLog) -> None:
@@ -155,6 +157,9 @@ def train(
         seed=spec.seed,
         model_kind=spec.model.kind,
     )
+    warnings = _data_warnings(spec, job.candles, userdir)
+    if warnings:
+        lineage["data.warnings"] = "; ".join(warnings)
     run_id, model_uri, overall, folds = _tracked_training(
         job, spec, spec_text, experiment, lineage, parent_run_id, say
     )
@@ -178,7 +183,24 @@ def train(
         baselines=overall.baselines,
         folds=len(folds.rows),
         out_of_sample=folds.out_of_sample,
+        warnings=warnings,
     )
+
+
+def _data_warnings(spec: ExperimentSpec, candles: pd.DataFrame, userdir: Path) -> list[str]:
+    """What the import flagged and kept in the training candles: the training learns
+    from it, so it says so (printed, and the run's tag ``data.warnings``)."""
+    data = spec.data
+    ticks = kept_bad_ticks(userdir, data.exchange, data.pair, data.timeframe)
+    first, last = candles["date"].iloc[0], candles["date"].iloc[-1]
+    inside = [tick for tick in ticks if first <= pd.Timestamp(tick) <= last]
+    if not inside:
+        return []
+    return [
+        f"{len(inside)} bad tick(s) flagged at import are kept in the {data.pair} "
+        f"{data.timeframe} candles (first {inside[0]:%Y-%m-%d %H:%M} UTC): import again "
+        "with --repair to fix them"
+    ]
 
 
 def _tracked_training(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from common.errors import DataError, SpecError
@@ -101,3 +102,15 @@ def check_candles(
             "window": fresh.window,
         }
     )
+
+
+def kept_bad_ticks(userdir: Path, exchange: str, pair: str, timeframe: str) -> list[datetime]:
+    """Dates of the bad ticks the import flagged and kept (imported without ``--repair``),
+    from its report; none when there is no readable report."""
+    sidecar = report_path(userdir, exchange, pair, timeframe)
+    try:
+        stored = QualityReport.model_validate(json.loads(sidecar.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return []
+    repaired = {repair.date for repair in stored.repairs}
+    return sorted({tick.date for tick in stored.bad_ticks} - repaired)

@@ -84,6 +84,11 @@ def test_scorecard_runs_the_spec_on_each_market_and_records_one_table(
         assert run.data.tags[f"model.{key}"].startswith(f"small_allocation__{key}/")
     versions = client.search_model_versions("name = 'small_allocation__AAA_USDT_1h'")
     assert len(versions) == 1
+    # registered to be served by the backtest, not to crowd the report's model table
+    from experiments.report import model_leaderboard
+
+    assert client.get_registered_model(versions[0].name).tags["tradingbot.purpose"] == "scorecard"
+    assert model_leaderboard(client).empty
 
 
 @pytest.mark.parametrize(

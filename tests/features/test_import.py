@@ -275,3 +275,39 @@ def test_kept_bad_ticks_come_with_the_repair_command(
     assert f"tradingbot data import {source} --pair BTC/USDT --timeframe 1h --repair" in said
     repaired = cli(*args, "--repair", "--userdir", tmp_path / "ud2")
     assert repaired.code == 0 and "training and backtests read them" not in repaired.out
+
+
+def test_training_says_when_it_learns_from_kept_bad_ticks(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    from experiments.spec import load_experiment
+    from experiments.train import _data_warnings
+    from features.data import load_candles
+    from features.data.importer import kept_bad_ticks
+
+    rows = _rows(list(range(12)))
+    rows[6] = "2024-01-01 06:00:00,106,999,105,106.5,16"
+    source = tmp_path / "ticks.csv"
+    source.write_text(HEADER + "\n".join(rows) + "\n")
+    args = ("data", "import", source, "--pair", "BTC/USDT", "--timeframe", "1h")
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(
+        'name = "s"\n[data]\npair = "BTC/USDT"\ntimeframe = "1h"\n[model]\nkind = "lightgbm"\n'
+    )
+    spec = load_experiment(spec_file)
+    said = {}
+    for repair in ((), ("--repair",)):
+        userdir = tmp_path / f"ud{len(repair)}"
+        assert cli(*args, *repair, "--userdir", userdir).code == 0
+        candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+        said[repair] = (
+            kept_bad_ticks(userdir, "binance", "BTC/USDT", "1h"),
+            _data_warnings(spec, candles, userdir),
+        )
+    ticks, warnings = said[()]
+    assert [tick.hour for tick in ticks] == [6]
+    assert warnings == [
+        "1 bad tick(s) flagged at import are kept in the BTC/USDT 1h candles (first "
+        "2024-01-01 06:00 UTC): import again with --repair to fix them"
+    ]
+    assert said[("--repair",)] == ([], [])
