@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from strategies.journal import Bot, JournalError, Position, Snapshot, session
@@ -24,10 +24,16 @@ def _positions(path: Path, bot: str | None) -> list[Position]:
     with session(path) as db:
         query = select(Position).join(Bot).options(selectinload(Position.exits))
         if bot is not None:
-            if db.scalars(select(Bot).where(Bot.name == bot)).one_or_none() is None:
-                known = db.scalars(select(Bot.name)).all()
-                raise JournalError(f"no bot {bot!r} in the journal", hint=f"bots: {known}")
-            query = query.where(Bot.name == bot)
+            # the full name, or the start of one (the bots table shortens cache keys)
+            names = db.scalars(select(Bot.name)).all()
+            matching = [n for n in names if n == bot] or [n for n in names if n.startswith(bot)]
+            if len(matching) != 1:
+                found = "no bot" if not matching else f"{len(matching)} bots"
+                raise JournalError(
+                    f"{found} named {bot!r} (or starting so) in the journal",
+                    hint=f"bots: {matching or names}",
+                )
+            query = query.where(Bot.name == matching[0])
         rows = list(db.scalars(query.options(selectinload(Position.bot))).all())
         db.expunge_all()
     return rows
@@ -155,19 +161,25 @@ def _group(position: Position, by: Group | None) -> str:
 
 
 def bots(path: Path) -> pd.DataFrame:
-    """Every bot with its latest performance snapshot."""
+    """Every bot with its latest performance snapshot and the window its positions span
+    (first entry to last exit). Bot names end in a backtest's cache key: shown to 8
+    characters, enough to tell them apart (``--bot`` takes the full name)."""
     with session(path) as db:
         rows = []
         for bot in db.scalars(select(Bot).order_by(Bot.created_at)).all():
             latest = db.scalars(
                 select(Snapshot).where(Snapshot.bot_id == bot.id).order_by(Snapshot.id.desc())
             ).first()
+            first, last = db.execute(
+                select(func.min(Position.open_date), func.max(Position.close_date)).where(
+                    Position.bot_id == bot.id
+                )
+            ).one()
             rows.append(
                 {
-                    "bot": bot.name,
-                    "mode": bot.mode,
-                    "strategy": bot.strategy,
-                    "model": bot.model_uri or "-",
+                    "bot": _short_name(bot.name),
+                    "window": f"{first:%Y-%m-%d}..{last:%Y-%m-%d}" if first and last else "-",
+                    "model": _short_model(bot.model_uri),
                     "positions": latest.positions if latest else 0,
                     "closed": latest.closed if latest else 0,
                     "profit_abs": latest.profit_abs if latest else Decimal(0),
@@ -176,3 +188,15 @@ def bots(path: Path) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _short_name(name: str) -> str:
+    """``backtest/RegimeStrategy/3f9c2a1b`` for ``backtest/RegimeStrategy/3f9c2a1b...``."""
+    head, _, tail = name.rpartition("/")
+    hexadecimal = len(tail) > 12 and all(c in "0123456789abcdef" for c in tail)
+    return f"{head}/{tail[:8]}" if head and hexadecimal else name
+
+
+def _short_model(uri: str | None) -> str:
+    """``btc_1h@champion`` for ``models:/btc_1h@champion``; ``-`` without a model."""
+    return uri.removeprefix("models:/") if uri else "-"

@@ -3,6 +3,7 @@ idempotent imports, all-or-nothing writes, and migrations that never drop a jour
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
@@ -196,6 +197,19 @@ def test_journal_commands(cli: Callable[..., CliResult], backtested: dict[str, A
     assert wrong.code == 2
     nothing = cli("journal", "list", "--userdir", userdir / "elsewhere")
     assert nothing.code == 2 and "no journal" in nothing.err
+    # bots: the backtest's cache key shortened, the window its positions span; --bot
+    # takes the shortened name (before: 64-character hashes and no window, unreadable)
+    table = bots(UserDir(userdir).journal)
+    name = table["bot"].iloc[0]
+    assert len(name.rsplit("/", 1)[1]) == 8 and re.fullmatch(
+        r"\d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d", table["window"].iloc[0]
+    )
+    by_short_name = cli("journal", "list", "--bot", name, "--userdir", userdir)
+    assert (
+        by_short_name.code == 0 and f"positions ({len(backtested['trades'])})" in by_short_name.out
+    )
+    unknown = cli("journal", "list", "--bot", "backtest/Nope", "--userdir", userdir)
+    assert unknown.code == 2 and "no bot named 'backtest/Nope'" in unknown.err
 
 
 def test_statistics_are_per_bot_and_an_identical_import_counts_once(

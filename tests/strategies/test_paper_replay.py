@@ -104,7 +104,7 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
 
     table = bots(UserDir(world["userdir"]).journal).set_index("bot")
     paper = table.loc["paper/RegimeStrategy/replay-20210305-20210319"]
-    assert paper["mode"] == "paper" and paper["positions"] == len(result.trades)
+    assert paper["positions"] == len(result.trades) and paper["window"].startswith("2021-03-")
     import os
 
     assert os.environ["FREQTRADE__TELEGRAM__TOKEN"] == "123456:replay-must-not-use-it"
