@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.render import SHORT_WINDOW_NOTE, annualised, evaluation_table
+from ml.metrics import long_enough_to_annualise
 
 
 def backtest_summary(console: Console, summary: object) -> None:
@@ -73,8 +74,14 @@ def _metrics_table(m: Any) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    if not math.isfinite(m.calmar):
-        table.caption = SHORT_WINDOW_NOTE
+    figures = (m.cagr, m.sharpe_trades, m.sharpe_wallet, m.sortino, m.calmar)
+    if not all(math.isfinite(value) for value in figures):
+        short = not long_enough_to_annualise((m.end - m.start).total_seconds() / 86_400)
+        table.caption = (
+            SHORT_WINDOW_NOTE
+            if short
+            else "- : Freqtrade could not compute it (no closed trade, or no variation)"
+        )
         table.caption_justify = "left"
     return table
 

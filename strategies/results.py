@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from common.errors import TradingbotError
 from ml.metrics import long_enough_to_annualise
 
+# what Freqtrade's Sharpe, Sortino and Calmar are when they cannot be computed
+FREQTRADE_UNDEFINED_RATIO = -100.0
+
 
 class ResultError(TradingbotError):
     """A result file that is not a Freqtrade backtest result."""
@@ -147,7 +150,13 @@ def parse_result_zip(path: Path, strategy: str) -> ParsedResult:
     )
     wallet = result.wallet_stats or WalletStats()
     days = (end - start).total_seconds() / 86_400
-    annual = (lambda value: value) if long_enough_to_annualise(days) else (lambda _: math.nan)
+
+    def annual(value: float) -> float:
+        # -100.0 is Freqtrade's "could not compute" (no trades, no deviation), not a ratio
+        if not long_enough_to_annualise(days) or value == FREQTRADE_UNDEFINED_RATIO:
+            return math.nan
+        return value
+
     metrics = BacktestMetrics(
         profit_total=result.profit_total,
         cagr=annual(result.cagr),

@@ -49,6 +49,25 @@ def _assert_trained_and_promoted(userdir: Path, text: str) -> None:
     assert run.data.metrics["guard.excluded_candles"] == 0
     assert "baseline.sma50_daily.calmar" in run.data.metrics and "mtm.calmar" in run.data.metrics
     assert "Sharpe (daily wallet balance)" in text
+    _assert_no_absurd_annualised_figure(client)
+
+
+def _assert_no_absurd_annualised_figure(client: object) -> None:
+    """Issue 24: two weeks compounded to CAGR +57,960% and Calmar 5,156. Every metric of
+    every run in the store: no |CAGR| above 10,000%, no |Calmar| above 100."""
+    from mlflow.tracking import MlflowClient
+
+    assert isinstance(client, MlflowClient)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, max_results=5000)
+    assert runs
+    for run in runs:
+        for key, value in run.data.metrics.items():
+            name = key.rsplit(".", 1)[-1]
+            if name == "cagr":
+                assert abs(value) <= 100.0, (run.info.run_name, key, value)
+            if name == "calmar":
+                assert abs(value) <= 100.0, (run.info.run_name, key, value)
 
 
 @pytest.mark.slow
