@@ -122,7 +122,7 @@ def ours(userdir: Path, pair: str) -> tuple[float, int]:
     training = _Stopwatch("train")
     result = train(spec, userdir=userdir, tracking_uri=uri, progress=training)
     training.stop()
-    promote(configure(uri, userdir), name, result.version, "bench", user="bench")
+    promote(configure(uri, userdir), name, result.version, "bench", user="bench", force=True)
     backtesting = _Stopwatch("backtest")
     summary = backtest(
         strategy="RegimeStrategy",

@@ -118,32 +118,32 @@ CASES = [
     ),
     Case(
         "tune.mid_trial",
-        ["tune", "{tune_spec}", "--trials", "4"],
+        ["tune", "{tune_spec}", "--trials", "4", "--force", "fault bench"],
         "experiments.tuning.objective:run_trial",
         nth=2,
         check_params_file=True,
     ),
     Case(
         "tune.before_register",
-        ["tune", "{tune_spec}", "--trials", "3"],
+        ["tune", "{tune_spec}", "--trials", "3", "--force", "fault bench"],
         "mlflow:register_model",
         check_params_file=True,
     ),
     Case(
         "tune.during_register",
-        ["tune", "{tune_spec}", "--trials", "3"],
+        ["tune", "{tune_spec}", "--trials", "3", "--force", "fault bench"],
         "mlflow.tracking:MlflowClient.set_model_version_tag",
         check_params_file=True,
     ),
     Case(
         "tune.before_params_file",
-        ["tune", "{tune_spec}", "--trials", "3"],
+        ["tune", "{tune_spec}", "--trials", "3", "--force", "fault bench"],
         "experiments.tuning.finalise:_write_strategy_file",
         check_params_file=True,
     ),
     Case(
         "promote.before_alias",
-        ["promote", "fault_model", "--version", "1", "--reason", "fault bench"],
+        ["promote", "fault_model", "--version", "1", "--reason", "fault bench", "--force"],
         "mlflow.tracking:MlflowClient.set_registered_model_alias",
         needs_model=True,
     ),
@@ -291,7 +291,7 @@ def _prepare(root: Path, env: dict[str, str]) -> dict[str, str]:
     for args in (
         ["data", "import", str(source), "--pair", PAIR, "--timeframe", TIMEFRAME],
         ["train", str(root / "train.toml")],
-        ["promote", "fault_model", "--version", "1", "--reason", "fault bench"],
+        ["promote", "fault_model", "--version", "1", "--reason", "fault bench", "--force"],
     ):
         done = _cli(args, base, env)
         if done.returncode != 0:

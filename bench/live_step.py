@@ -115,7 +115,9 @@ def main() -> None:
         )
         uri = default_tracking_uri(userdir)
         result = train(spec, userdir=userdir, tracking_uri=uri)
-        promote(configure(uri, userdir), "live_bench", result.version, "bench", user="bench")
+        promote(
+            configure(uri, userdir), "live_bench", result.version, "bench", user="bench", force=True
+        )
         candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
         candles["date"] = candles["date"].astype("datetime64[ms, UTC]")
         # Rounds alternate between the histories, so that a slow spell of this shared

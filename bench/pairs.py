@@ -99,7 +99,7 @@ def ours(userdir: Path) -> tuple[float, int]:
     train_whitelist(spec, userdir=userdir, tracking_uri=uri, jobs=JOBS)
     client = configure(uri, userdir)
     for name in whitelist_models(client, "bench_pairs"):
-        promote(client, name, None, "bench", user="bench")
+        promote(client, name, None, "bench", user="bench", force=True)
     PARTS["  of which: train 10 pairs, register, promote"] = time.perf_counter() - start
     backtested = time.perf_counter()
     trades = _walk_forward_backtest(userdir, uri, "bench_pairs@champion")
@@ -117,7 +117,9 @@ def pooled(userdir: Path) -> tuple[float, int]:
     spec = lightgbm_spec("bench_pooled", {"pairs": list(PAIRS), "pooling": "pooled"})
     uri = default_tracking_uri(userdir)
     result = train_pooled(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "bench_pooled", result.version, "bench", user="bench")
+    promote(
+        configure(uri, userdir), "bench_pooled", result.version, "bench", user="bench", force=True
+    )
     PARTS["  of which: train one pooled model, register"] = time.perf_counter() - start
     backtested = time.perf_counter()
     trades = _walk_forward_backtest(userdir, uri, "bench_pooled@champion")

@@ -51,7 +51,14 @@ def main() -> None:
         )
         uri = default_tracking_uri(userdir)
         result = train(spec, userdir=userdir, tracking_uri=uri)
-        promote(configure(uri, userdir), "bench_replay", result.version, "bench", user="bench")
+        promote(
+            configure(uri, userdir),
+            "bench_replay",
+            result.version,
+            "bench",
+            user="bench",
+            force=True,
+        )
         config = json.loads((ROOT / "user_data" / "config.dryrun.json").read_text())
         config["tradingbot"]["model_uri"] = "models:/bench_replay@champion"
         (Path(tmp) / "config.json").write_text(json.dumps(config))

@@ -327,7 +327,7 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
             f"--version {result.version} --force --reason TEXT"
         )
     if result.gate is not None and result.gate.passed:
-        console.print(f"buy-and-hold gate passed: {result.gate.reason}")
+        console.print(f"buy-and-hold gate {result.gate.verdict}")
     if result.params_file is not None:
         console.print(f"strategy parameters written to {result.params_file}")
 

@@ -79,6 +79,13 @@ class Gate:
 
     passed: bool
     reason: str
+    forced: bool = False  # passed only because a user said so (--force, with a reason)
+
+    @property
+    def verdict(self) -> str:
+        """``passed: ...``, ``refused: ...`` or ``forced past: ...``: what the tag records."""
+        label = "forced past" if self.forced else "passed" if self.passed else "refused"
+        return f"{label}: {self.reason}"
 
 
 def buy_and_hold_gate(metrics: dict[str, float]) -> Gate:

@@ -183,8 +183,7 @@ def register_finished_run(
         ).version
     )
     if gate is not None:
-        verdict = f"{'passed' if gate.passed else 'refused'}: {gate.reason}"
-        client.set_model_version_tag(name, number, GATE_TAG, verdict)
+        client.set_model_version_tag(name, number, GATE_TAG, gate.verdict)
     if gate is None or gate.passed:
         client.set_registered_model_alias(name, CHALLENGER, number)
     client.set_tag(run_id, "registered_version", number)
@@ -278,7 +277,7 @@ def promote(
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason,
         "previous_champion": str(previous) if previous is not None else "none",
-        GATE_TAG: ("passed: " if gate.passed else "forced past: ") + gate.reason,
+        GATE_TAG: gate.verdict if gate.passed else f"forced past: {gate.reason}",
     }
     try:  # a champion that cannot be served would leave a restarted bot with nothing
         load_bundle(f"models:/{name}/{version}")

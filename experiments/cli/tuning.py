@@ -60,9 +60,21 @@ def tune_command(
     pair: SpecPair = None,
     timeframe: SpecTimeframe = None,
     timerange: SpecTimerange = None,
+    force: Annotated[
+        str | None,
+        typer.Option(
+            "--force",
+            metavar="REASON",
+            help="Give the result alias @challenger and write its parameter file even when "
+            "it does worse than buy and hold on the test window (REASON is recorded).",
+        ),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
-    """Tune model and strategy parameters with Optuna on walk-forward folds; refit and register the best."""
+    """Tune model and strategy parameters with Optuna on walk-forward folds; refit and register the best.
+
+    The result becomes @challenger, and its strategy values the parameter file, only if
+    it does at least as well as buy and hold on the test window (or with --force)."""
     from experiments.spec import load_experiment
 
     experiment = load_experiment(spec).with_overrides(
@@ -83,6 +95,7 @@ def tune_command(
         storage=storage,
         timeout=timeout,
         spec_text=spec.read_text(encoding="utf-8"),
+        force_reason=force,
     )
     with tune_progress(request.study_name, trials) as progress:
         result = tune(request, progress=progress)

@@ -75,7 +75,7 @@ def _finalise(
     # Registered once the run has FINISHED, keyed by run and trial: a call killed from
     # here on is completed by the next one without a second version or a refit.
     window = data_window(data.tuning_candles, spec.data.pair, spec.data.timeframe)
-    gate = buy_and_hold_gate(client.get_run(parent_run_id).data.metrics)
+    gate = _gate(request, client.get_run(parent_run_id).data.metrics)
     version = register_finished_run(
         client,
         spec.name,
@@ -119,7 +119,7 @@ def _finished_before(
     if registered is None:
         return None
     client.set_terminated(parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
-    gate = buy_and_hold_gate(done.metrics)
+    gate = _gate(request, done.metrics)
     version = register_finished_run(
         client,
         name,
@@ -188,6 +188,15 @@ def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams |
     return with_values(
         strategy_defaults(request.spec, request.userdir), strategy_values(best.params)
     )
+
+
+def _gate(request: TuneRequest, metrics: dict[str, float]) -> Gate:
+    """The buy-and-hold gate's verdict on the refitted trial's test window; with
+    ``--force REASON`` a refusal passes, saying so."""
+    gate = buy_and_hold_gate(metrics)
+    if gate.passed or request.force_reason is None:
+        return gate
+    return Gate(True, f"{gate.reason} ({request.force_reason})", forced=True)
 
 
 def _applied(request: TuneRequest, strategy: StrategyParams | None, gate: Gate) -> Path | None:

@@ -34,6 +34,8 @@ class TuneRequest:
     storage: str | None = None
     timeout: float | None = None  # seconds for this invocation; finished trials are kept
     spec_text: str | None = None
+    # register the result as @challenger and write its parameter file past the gate
+    force_reason: str | None = None
 
     @functools.cached_property
     def tune(self) -> TuneConfig:

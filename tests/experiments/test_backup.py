@@ -131,7 +131,9 @@ def test_a_restore_elsewhere_serves_its_champion_after_the_original_is_gone(
     from ml.tracking import configure
 
     source = _trained_userdir(tmp_path / "original")
-    promote(configure(default_tracking_uri(source), source), "bk", 1, "drill", user="pytest")
+    promote(
+        configure(default_tracking_uri(source), source), "bk", 1, "drill", user="pytest", force=True
+    )
     (source / "strategies").mkdir(exist_ok=True)
     (source / "strategies" / "RegimeStrategy.json").write_text('{"strategy_name": "x"}')
     target, manifest = backup(source, tmp_path / "b")

@@ -193,7 +193,9 @@ def test_a_whitelist_backtest_serves_every_pair_from_the_pooled_model(
 ) -> None:
     userdir, spec_path, uri = pooled
     client = configure(uri, userdir)
-    assert cli("promote", "pool", "--reason", "pooled test", "--userdir", userdir).code == 0
+    assert (
+        cli("promote", "pool", "--reason", "pooled test", "--force", "--userdir", userdir).code == 0
+    )
     done = cli("backtest", spec_path, "--userdir", userdir)
     assert done.code == 0, done.err
     backtests = client.get_experiment_by_name("backtests")
@@ -222,7 +224,10 @@ def test_a_walk_forward_backtest_trades_each_pairs_out_of_sample_predictions(
     userdir, spec_path, uri = pooled
     client = configure(uri, userdir)
     if not client.get_registered_model("pool").aliases.get("champion"):
-        assert cli("promote", "pool", "--reason", "pooled test", "--userdir", userdir).code == 0
+        assert (
+            cli("promote", "pool", "--reason", "pooled test", "--force", "--userdir", userdir).code
+            == 0
+        )
     done = cli("backtest", spec_path, "--walk-forward", "--userdir", userdir)
     assert done.code == 0, done.err
     backtests = client.get_experiment_by_name("backtests")

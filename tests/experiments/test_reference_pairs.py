@@ -53,7 +53,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     spec_path = tmp / "eth_ref.toml"
     spec_path.write_text(SPEC)
     assert run(["train", str(spec_path), "--userdir", str(userdir)]) == 0
-    assert run(["promote", "eth_ref", "--reason", "test", "--userdir", str(userdir)]) == 0
+    assert (
+        run(["promote", "eth_ref", "--reason", "test", "--force", "--userdir", str(userdir)]) == 0
+    )
     return userdir, spec_path, default_tracking_uri(userdir)
 
 

@@ -79,7 +79,7 @@ def test_retrain_compares_on_candles_neither_model_has_seen(
     uri = default_tracking_uri(userdir)
     old = train(spec, userdir=userdir, tracking_uri=uri)  # up to 2021-03-01
     client = configure(uri, userdir)
-    promote(client, "re_m", old.version, "first", user="pytest")
+    promote(client, "re_m", old.version, "first", user="pytest", force=True)
 
     result = retrain(spec, userdir=userdir, tracking_uri=uri)
     assert result.compared_candles == 300  # the new fold's test window, all after 2021-03-01

@@ -105,7 +105,7 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
     parent = parents[0]
     pair_runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.data.tags["pair"] for r in pair_runs) == list(PAIRS)
-    assert {"ETH_USDT.calmar", "XRP_USDT.calmar"} <= set(parent.data.metrics)
+    assert {"ETH_USDT.total_return", "XRP_USDT.return_over_drawdown"} <= set(parent.data.metrics)
     for pair in PAIRS:
         name = model_name("wl_lgbm", pair)
         version = client.get_model_version_by_alias(name, "challenger")
@@ -113,7 +113,9 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
         assert run.data.tags["pair"] == pair and run.info.experiment_id == experiment.experiment_id
 
     # the whitelist's name promotes every pair's challenger
-    promoted = cli("promote", "wl_lgbm", "--reason", "first whitelist", "--userdir", userdir)
+    promoted = cli(
+        "promote", "wl_lgbm", "--reason", "first whitelist", "--force", "--userdir", userdir
+    )
     assert promoted.code == 0, promoted.err
     for pair in PAIRS:
         champion = client.get_model_version_by_alias(model_name("wl_lgbm", pair), "champion")
@@ -190,7 +192,7 @@ def test_a_model_serves_only_the_pair_it_was_trained_on(tmp_path: Path) -> None:
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "eth_only", result.version, "t", user="pytest")
+    promote(configure(uri, userdir), "eth_only", result.version, "t", user="pytest", force=True)
     adapter = ModelAdapter("models:/eth_only@champion", tracking_uri=uri)
     from features.data import load_candles
 

@@ -56,7 +56,7 @@ def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "di_m", result.version, "t", user="pytest")
+    promote(configure(uri, userdir), "di_m", result.version, "t", user="pytest", force=True)
     adapter = ModelAdapter("models:/di_m@champion", tracking_uri=uri)
     served = adapter.populate(candles, "BTC/USDT")
     calm = served.iloc[1700:2000]  # after training, before the change

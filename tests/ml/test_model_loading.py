@@ -120,13 +120,13 @@ def test_promote_refuses_a_version_whose_artefact_is_truncated_or_gone(
     try:
         target.write_bytes(original[: len(original) // 2])
         with pytest.raises(RegistryError, match="does not load"):
-            promote(client, "load_m", 2, "truncated", user="pytest")
+            promote(client, "load_m", 2, "truncated", user="pytest", force=True)
         target.unlink()
         with pytest.raises(RegistryError, match="does not load"):
-            promote(client, "load_m", 2, "deleted", user="pytest")
+            promote(client, "load_m", 2, "deleted", user="pytest", force=True)
         with pytest.raises(Exception, match="champion"):
             client.get_model_version_by_alias("load_m", "champion")  # nothing moved
     finally:
         target.write_bytes(original)
-    promote(client, "load_m", 2, "intact again", user="pytest")
+    promote(client, "load_m", 2, "intact again", user="pytest", force=True)
     assert str(client.get_model_version_by_alias("load_m", "champion").version) == "2"

@@ -40,7 +40,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     client = configure(uri, userdir)
     for pair, seed in (("BTC/USDT", 1), ("BTC/USDT", 2), ("XRP/USDT", 3)):  # versions 1, 2, 3
         train(_spec(pair, seed), userdir=userdir, tracking_uri=uri)  # type: ignore[arg-type]
-    promote(client, "live_m", 1, "first", user="pytest")
+    promote(client, "live_m", 1, "first", user="pytest", force=True)
     return userdir, uri
 
 
@@ -57,7 +57,7 @@ def test_a_promotion_is_served_from_the_next_candle_and_a_bad_one_is_refused(
     adapter.populate(candles.iloc[: start + 1], "BTC/USDT", live=True)
     assert adapter.model_version == "1"
 
-    promote(client, "live_m", 2, "better", user="pytest")
+    promote(client, "live_m", 2, "better", user="pytest", force=True)
     caplog.set_level(logging.WARNING, logger="ml.serving")
     served = adapter.populate(candles.iloc[: start + 2], "BTC/USDT", live=True)
     assert adapter.model_version == "2"  # the very next candle
@@ -68,7 +68,7 @@ def test_a_promotion_is_served_from_the_next_candle_and_a_bad_one_is_refused(
     expected = load_bundle("models:/live_m/2").predict(candles.iloc[: start + 2])
     assert served["&-p_up"].iloc[-1] == pytest.approx(expected["p_up"].iloc[-1])
 
-    promote(client, "live_m", 3, "wrong pair", user="pytest")  # trained on XRP/USDT
+    promote(client, "live_m", 3, "wrong pair", user="pytest", force=True)  # trained on XRP/USDT
     caplog.clear()
     caplog.set_level(logging.ERROR, logger="ml.serving")
     kept = adapter.populate(candles.iloc[: start + 3], "BTC/USDT", live=True)
@@ -83,7 +83,7 @@ def test_a_registry_that_is_down_keeps_the_old_model_serving(
     store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     userdir, uri = store
-    promote(configure(uri, userdir), "live_m", 2, "back to v2", user="pytest")
+    promote(configure(uri, userdir), "live_m", 2, "back to v2", user="pytest", force=True)
     candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
     adapter = ModelAdapter("models:/live_m@champion", tracking_uri=uri, refresh_minutes=0)
     adapter.populate(candles.iloc[:1500], "BTC/USDT", live=True)

@@ -38,7 +38,9 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "serve_rules", result.version, "test", user="pytest")
+    promote(
+        configure(uri, userdir), "serve_rules", result.version, "test", user="pytest", force=True
+    )
     lstm = spec.model_copy(
         update={
             "name": "serve_hmm_lstm",
@@ -55,7 +57,9 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         }
     )
     result = train(lstm, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "serve_hmm_lstm", result.version, "test", user="pytest")
+    promote(
+        configure(uri, userdir), "serve_hmm_lstm", result.version, "test", user="pytest", force=True
+    )
     slow = [
         {"kind": kind, "halflives_days": [0.5, 1]}
         for kind in ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
@@ -77,7 +81,14 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         source="test",
     )
     result = train(allocation, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "serve_allocation", result.version, "test", user="pytest")
+    promote(
+        configure(uri, userdir),
+        "serve_allocation",
+        result.version,
+        "test",
+        user="pytest",
+        force=True,
+    )
     return userdir, uri
 
 

@@ -54,7 +54,9 @@ def _train_and_promote(userdir: Path, name: str, pair: str, timeframe: str, time
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), name, result.version, "backtest test", user="pytest")
+    promote(
+        configure(uri, userdir), name, result.version, "backtest test", user="pytest", force=True
+    )
 
 
 @pytest.fixture(scope="module")

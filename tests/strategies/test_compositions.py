@@ -159,7 +159,14 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             source="test",
         )
         result = train(spec, userdir=userdir, tracking_uri=uri)
-        promote(configure(uri, userdir), name, result.version, "composition test", user="pytest")
+        promote(
+            configure(uri, userdir),
+            name,
+            result.version,
+            "composition test",
+            user="pytest",
+            force=True,
+        )
     return {"userdir": userdir, "uri": uri}
 
 

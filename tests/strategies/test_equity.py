@@ -91,7 +91,14 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     spec = spec.model_copy(update={"walk_forward": walk})
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "engine_allocation", result.version, "test", user="pytest")
+    promote(
+        configure(uri, userdir),
+        "engine_allocation",
+        result.version,
+        "test",
+        user="pytest",
+        force=True,
+    )
 
     summary = backtest(
         strategy="RegimeAllocationStrategy",

@@ -72,7 +72,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = train_whitelist(spec, userdir=userdir, tracking_uri=uri)
     client = configure(uri, userdir)
     for trained in result.pairs.values():
-        promote(client, trained.model_name, trained.version, "paper test", user="pytest")
+        promote(
+            client, trained.model_name, trained.version, "paper test", user="pytest", force=True
+        )
     return {"userdir": userdir, "frames": frames, "uri": uri}
 
 
@@ -302,7 +304,9 @@ def allocation_model(world: dict[str, Any]) -> str:
     result = train_whitelist(spec, userdir=world["userdir"], tracking_uri=world["uri"])
     client = configure(world["uri"], world["userdir"])
     for trained in result.pairs.values():
-        promote(client, trained.model_name, trained.version, "paper test", user="pytest")
+        promote(
+            client, trained.model_name, trained.version, "paper test", user="pytest", force=True
+        )
     return "models:/paper_allocation__{pair}@champion"
 
 

@@ -51,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             source="test",
         )
         train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "rp", 1, "replay test", user="pytest")
+    promote(configure(uri, userdir), "rp", 1, "replay test", user="pytest", force=True)
     # a lower entry threshold than the default, so that two weeks hold a few trades; the
     # replay and the backtest both read it from the user dir
     install_strategies(userdir)
@@ -126,13 +126,13 @@ def test_a_promotion_during_a_replay_is_served_from_the_next_candle(
     world: dict[str, Any], no_network: None
 ) -> None:
     client = configure(world["uri"], world["userdir"])
-    promote(client, "rp", 1, "back to v1", user="pytest")
+    promote(client, "rp", 1, "back to v1", user="pytest", force=True)
     served: list[str | None] = []
 
     def on_step(step: int, bot: Any) -> None:
         served.append(bot.strategy.adapter.model_version)
         if step == 20:
-            promote(client, "rp", 2, "promoted during the replay", user="pytest")
+            promote(client, "rp", 2, "promoted during the replay", user="pytest", force=True)
 
     from strategies.paper_replay import replay_config, run_replay
 
@@ -157,7 +157,7 @@ def test_a_promotion_during_a_replay_is_served_from_the_next_candle(
     )
     assert served[:21] == ["1"] * 21
     assert served[21:] == ["2"] * (48 - 21)  # the very next candle
-    promote(client, "rp", 1, "restore", user="pytest")
+    promote(client, "rp", 1, "restore", user="pytest", force=True)
 
 
 def test_replay_input_errors_are_one_line(

@@ -42,7 +42,9 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, userdir=userdir, tracking_uri=uri)
-    promote(configure(uri, userdir), "tuned_lgbm", result.version, "test", user="pytest")
+    promote(
+        configure(uri, userdir), "tuned_lgbm", result.version, "test", user="pytest", force=True
+    )
     info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]
     tuned = with_values(default_params(info), {"entry_threshold": 0.61, "stoploss": -0.07})
     tuned.write(userdir / "strategies")

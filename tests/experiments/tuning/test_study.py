@@ -122,6 +122,22 @@ def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
     result = cli("tune", spec, "--trials", "6", "--userdir", userdir)
     assert result.code == 0, result.err
     assert "registered models:/tiny_tune/" in result.out
+    # the gate's verdict on the test window decides the alias and the parameter file
+    client = configure(default_tracking_uri(userdir), userdir)
+    (registered,) = client.search_model_versions("name = 'tiny_tune'")
+    verdict = registered.tags["tradingbot.gate"]
+    params_file = userdir / "strategies" / "RegimeStrategy.json"
+    if verdict.startswith("refused: "):
+        assert "WITHOUT alias @challenger, and no parameter file written" in result.out
+        assert not params_file.exists() and not registered.aliases
+    else:
+        assert verdict.startswith("passed: ") and params_file.exists()
+    # a toy market: applied on purpose, which the version records
+    result = cli("tune", spec, "--trials", "6", "--force", "toy market", "--userdir", userdir)
+    assert result.code == 0, result.err
+    assert params_file.exists()
+    forced = client.get_model_version("tiny_tune", registered.version).tags["tradingbot.gate"]
+    assert forced == verdict or (forced.startswith("forced past: ") and "(toy market)" in forced)
 
     study = study_of(userdir, "tiny_tune")
     assert counts(study).finished == 6 and len(study.trials) == 6
@@ -179,7 +195,7 @@ def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
     assert written["params"]["roi"]["0"] == best.params["strategy.roi.0"]
 
     # Asking again for 8 trials continues the same study and the same parent run.
-    result = cli("tune", spec, "--trials", "8", "--userdir", userdir)
+    result = cli("tune", spec, "--trials", "8", "--force", "toy", "--userdir", userdir)
     assert result.code == 0, result.err
     study = study_of(userdir, "tiny_tune")
     assert len(study.trials) == 8 and counts(study).finished == 8
@@ -188,7 +204,7 @@ def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
 
     # Nothing left to do: no new trial and no new registered version.
     versions = len(client.search_model_versions("name = 'tiny_tune'"))
-    result = cli("tune", spec, "--trials", "8", "--userdir", userdir)
+    result = cli("tune", spec, "--trials", "8", "--force", "toy", "--userdir", userdir)
     assert result.code == 0, result.err
     assert len(study_of(userdir, "tiny_tune").trials) == 8
     assert len(client.search_model_versions("name = 'tiny_tune'")) == versions
@@ -230,8 +246,6 @@ def test_trials_never_see_the_test_window(userdir: Path, tmp_path: Path) -> None
             {"objective": '["profit_total", "max_drawdown"]', "tune_extra": 'pruner = "median"'},
             "cannot prune multi-objective",
         ),
-        # 3 folds of 400 hours: 50 days out of sample, too short for an annual Sharpe
-        ({"objective": '"sharpe"'}, "'sharpe' is annualised"),
         (
             {
                 "space_extra": '"strategy.entry_treshold" = { type = "float", low = 0.5, high = 0.6 }'
@@ -272,6 +286,19 @@ def test_bad_tune_sections_are_refused_before_anything_is_written(
     assert result.code == 2
     assert message in result.err
     assert not (fresh / "optuna").exists() and not (fresh / "mlflow.db").exists()
+
+
+def test_an_annualised_objective_over_too_few_days_is_refused_before_any_trial(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """3 folds of 400 hours: 50 days out of sample, too short for an annual Sharpe."""
+    spec = write_spec(tmp_path / "sharpe.toml", "sharpe_tune", objective='"sharpe"')
+    result = cli("tune", spec, "--trials", "2", "--userdir", userdir)
+    assert result.code == 2
+    said = " ".join(result.err.split())
+    assert "'sharpe' is annualised" in said and "span 50 days: at least 90" in said
+    storage = open_storage(None, userdir)
+    assert "sharpe_tune" not in [s.study_name for s in optuna.get_all_study_summaries(storage)]
 
 
 def test_a_study_refuses_a_different_spec(
@@ -334,6 +361,8 @@ def test_killed_tune_on_btc_resumes_to_the_requested_trials(
         str(spec),
         "--trials",
         str(trials),
+        "--force",
+        "a small budget, to test resuming",
         "--userdir",
         str(btc_userdir),
     ]
@@ -545,7 +574,7 @@ def test_a_continued_study_with_a_new_best_trial_is_finalised_again(
     """A better trial finished elsewhere (another machine, a later run) becomes the
     challenger when the study is continued; the parent run's best.* follow it."""
     spec = write_spec(tmp_path / "again.toml", "again_tune")
-    result = cli("tune", spec, "--trials", "3", "--userdir", userdir)
+    result = cli("tune", spec, "--trials", "3", "--force", "toy", "--userdir", userdir)
     assert result.code == 0, result.err
     study = study_of(userdir, "again_tune")
     first = study.best_trial
@@ -561,7 +590,7 @@ def test_a_continued_study_with_a_new_best_trial_is_finalised_again(
             user_attrs={"metrics": {"profit_total": first.value + 100.0}, "fits": 3},
         )
     )
-    result = cli("tune", spec, "--trials", "4", "--userdir", userdir)
+    result = cli("tune", spec, "--trials", "4", "--force", "toy", "--userdir", userdir)
     assert result.code == 0, result.err
     client = MlflowClient(default_tracking_uri(userdir))
     tags = client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.tags
