@@ -322,9 +322,8 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
     else:
         console.print(
             f"registered {uri} WITHOUT alias @challenger, and no parameter file written: "
-            f"{result.gate.reason}. Its values are in the run's strategy/ artefacts; "
-            f"promote it only on purpose: tradingbot promote {result.model_name} "
-            f"--version {result.version} --force --reason TEXT"
+            f"{result.gate.reason}. Its values are in the run's strategy/ artefacts. To "
+            "apply it on purpose: the same tune command with --force REASON"
         )
     if result.gate is not None and result.gate.passed:
         console.print(f"buy-and-hold gate {result.gate.verdict}")
