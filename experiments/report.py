@@ -52,15 +52,16 @@ MODEL_COLUMNS: tuple[Column, ...] = (
     ("changes_per_year", "changes/yr", "count"),
     ("accuracy", "accuracy", "pct"),
 )
+# "(mtm)": marked to market at every close; Freqtrade's closed-trade figures say so too
 BACKTEST_COLUMNS: tuple[Column, ...] = (
-    ("closed.profit_total", "profit", "pct"),
+    ("closed.profit_total", "profit (closed trades)", "pct"),
     ("baseline.always_long.total_return", "B&H", "pct"),
-    ("mtm.cagr", "CAGR", "pct"),
-    ("mtm.calmar", "Calmar", "ratio"),
-    ("mtm.max_drawdown", "max DD", "pct"),
-    ("mtm.drawdown_vs_buy_hold", "DD vs B&H", "times"),
+    ("mtm.cagr", "CAGR (mtm)", "pct"),
+    ("mtm.calmar", "Calmar (mtm)", "ratio"),
+    ("mtm.max_drawdown", "max DD (mtm)", "pct"),
+    ("mtm.drawdown_vs_buy_hold", "DD vs B&H (mtm)", "times"),
     ("baseline.sma50_daily.calmar", "SMA50 Calmar", "ratio"),
-    ("mtm.sharpe", "Sharpe", "ratio"),
+    ("mtm.sharpe", "Sharpe (mtm)", "ratio"),
     ("closed.trades", "trades", "count"),
 )
 FORMATS = {
@@ -380,12 +381,12 @@ def build_report(
                 mlflow.log_artifact(str(image), artifact_path="report")
     tables = [
         Section(
-            "Registered models (out of sample)",
+            "Registered models (out of sample; '-': not recorded, e.g. Calmar under 90 days)",
             formatted(models, MODEL_COLUMNS),
             _numeric(MODEL_COLUMNS, "version"),
         ),
         Section(
-            "Backtests (Freqtrade, offline)",
+            "Backtests (Freqtrade, offline; mtm: valued at every close, '-': under 90 days)",
             formatted(backtests, BACKTEST_COLUMNS),
             _numeric(BACKTEST_COLUMNS, "pair", "timerange", "wf", "run"),
         ),

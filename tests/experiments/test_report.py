@@ -88,8 +88,8 @@ def test_backtests_are_formatted_and_a_guarded_one_is_flagged(tmp_path: Path) ->
     client.set_terminated(run.info.run_id)
     table, _ = backtest_leaderboard(client)
     shown = formatted(table, BACKTEST_COLUMNS).iloc[0]
-    assert shown["profit"] == "432.2%" and shown["DD vs B&H"] == "0.50x"
-    assert shown["trades"] == "31" and shown["Calmar"] == "-"
+    assert shown["profit (closed trades)"] == "432.2%" and shown["DD vs B&H (mtm)"] == "0.50x"
+    assert shown["trades"] == "31" and shown["Calmar (mtm)"] == "-"
     assert shown["guard"] == "1,200 candles withheld"
 
 
