@@ -13,9 +13,9 @@ around zero, as it is in the literature (the mean return over a few candles is n
   - :func:`trailing_log_volatility`: the realised volatility of the last ``h`` candles;
   - :func:`ewma_log_volatility`: RiskMetrics (J.P. Morgan, 1996), lambda 0.94 per day,
     i.e. the same half-life in days on any timeframe;
-  - :func:`har_log_volatility`: HAR-RV (Corsi, 2009), the target regressed on the
-    realised volatility of the last 1, 7 and 30 days (logs), refitted every 30 days on
-    the rows whose targets were known by then.
+  - :func:`har_log_volatility`: HAR-RV (Corsi, 2009) in logs, the target regressed on
+    the realised volatility of the last 1, 7 and 30 days, refitted every 30 days on the
+    rows whose targets were known by then, with the log-normal bias correction.
 
 * Losses: :func:`qlike` (Patton, 2011: robust to noise in the realised measure, and
   what a forecast of variance is judged by) and the squared error of log volatility.
@@ -130,7 +130,9 @@ def har_log_volatility(
     :data:`HAR_REFIT_DAYS` days), ordinary least squares of the target on
     :func:`har_components` and a constant, over the rows whose target was known at that
     candle (t + horizon <= the refit candle); the coefficients forecast until the next
-    refit. Causal. NaN until 60 days of fitted rows exist. Shape (n,)."""
+    refit, plus the fit's residual variance (the log-normal correction from the median a
+    log regression forecasts to the mean variance QLIKE judges). Causal. NaN until 60
+    days of fitted rows exist. Shape (n,)."""
     components = har_components(close, periods_per_year, candles_per_day, downside)
     target = forward_log_volatility(close, horizon, periods_per_year, downside)
     n = len(target)
@@ -145,8 +147,11 @@ def har_log_volatility(
         if len(rows) < minimum:
             continue
         coefficients, *_ = np.linalg.lstsq(design[rows], target[rows], rcond=None)
+        # a regression in logs forecasts the median; the variance it is judged on needs
+        # the mean: with log-normal errors of variance s2, E[var] = exp(2 * (fit + s2))
+        correction = np.var(target[rows] - design[rows] @ coefficients)
         block = slice(refit, min(n, refit + step))
-        out[block] = np.where(usable[block], design[block] @ coefficients, np.nan)
+        out[block] = np.where(usable[block], design[block] @ coefficients + correction, np.nan)
     return out
 
 
