@@ -150,6 +150,38 @@ def evaluation_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     return table
 
 
+RISK_COLUMNS = (
+    ("qlike", "QLIKE", "{:.4f}"),
+    ("qlike_vs_har_rv", "vs HAR-RV", "{:.3f}x"),
+    ("mse_log_vol", "MSE log vol", "{:.4f}"),
+    ("rows", "candles", "{:,.0f}"),
+)
+
+
+def risk_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    """A volatility forecast and the classical ones: losses on the same candles (lower
+    is better; ``vs HAR-RV`` below 1 beats HAR-RV)."""
+    table = Table(
+        title=f"{title}: forecast losses of the log volatility, lower is better",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    table.add_column("forecast", no_wrap=True)
+    for _, header, _ in RISK_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for name, values in rows.items():
+        cells = [values.get(key) for key, _, _ in RISK_COLUMNS]
+        table.add_row(
+            name,
+            *(
+                "-" if v is None or not math.isfinite(v) else form.format(v)
+                for v, (_, _, form) in zip(cells, RISK_COLUMNS, strict=True)
+            ),
+        )
+    return table
+
+
 def _too_short_to_annualise(values: dict[str, float]) -> bool:
     """A row with a return but no Calmar (NaN, or not recorded): its window is too short."""
     calmar = values.get("calmar")
@@ -164,7 +196,9 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
         f"{result.model_name}: walk-forward, {result.folds} folds (out-of-sample), "
         "after fees, beside the baselines"
     )
-    if result.per_pair:
+    if "qlike" in result.metrics:
+        console.print(risk_table(title, {"model": result.metrics, **result.baselines}))
+    elif result.per_pair:
         console.print(evaluation_table(title + "; one pooled model, per pair", _pair_rows(result)))
         mean = f"mean of {len(result.per_pair)} pairs"
         rows = {f"model ({mean})": result.metrics}

@@ -14,11 +14,11 @@ EVALUATIONS = (
     ("test.", "tune test", "held-out test window"),
     ("validation.", "tune valid.", "validation folds"),
 )
-# where each evaluation records buy and hold on its own candles
-HOLD_PREFIXES = {
-    "overall.": "baseline.always_long.",
-    "test.": "test.baseline.always_long.",
-    "validation.": "validation.baseline.always_long.",
+# where each evaluation records its baselines (buy and hold, HAR-RV, ...) on its own candles
+BASELINE_PREFIXES = {
+    "overall.": "baseline.",
+    "test.": "test.baseline.",
+    "validation.": "validation.baseline.",
 }
 # what the promotion gate compares, in order: Calmar over 90 days or more, else the
 # window's own return over max drawdown (ml.metrics: annualised figures need 90 days)
@@ -91,15 +91,24 @@ class Gate:
 def buy_and_hold_gate(metrics: dict[str, float]) -> Gate:
     """Does the run's evaluation (see :data:`EVALUATIONS`) do at least as well as buy
     and hold on the same candles? Compared by Calmar where the window allows it, else by
-    the window's return over max drawdown. A run without an evaluation, or without buy
+    the window's return over max drawdown. A volatility forecast is not traded: it must
+    forecast at least as well as HAR-RV (QLIKE, on the same candles). A run without an evaluation, or without buy
     and hold beside it, does not pass: there is nothing to judge it by."""
     evaluation = evaluation_of(metrics)
     if evaluation is None:
         return Gate(False, "its run recorded no out-of-sample evaluation")
     prefix, _, description = evaluation
+    baselines = BASELINE_PREFIXES[prefix]
+    own_loss, har_loss = metrics.get(f"{prefix}qlike"), metrics.get(f"{baselines}har_rv.qlike")
+    if own_loss is not None and har_loss is not None:  # a forecast of risk: not traded
+        verdict = "not above" if own_loss <= har_loss else "above"
+        return Gate(
+            own_loss <= har_loss,
+            f"{description}: QLIKE {own_loss:.4f}, {verdict} HAR-RV's {har_loss:.4f}",
+        )
     for key, name in GATE_MEASURES:
         own = metrics.get(f"{prefix}{key}")
-        hold = metrics.get(f"{HOLD_PREFIXES[prefix]}{key}")
+        hold = metrics.get(f"{baselines}always_long.{key}")
         if own is None or hold is None or not (math.isfinite(own) and math.isfinite(hold)):
             continue
         verdict = "not below" if own >= hold else "below"

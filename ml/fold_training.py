@@ -3,7 +3,8 @@
 Scores per fold and over the stitched out-of-sample predictions of all folds:
 forecast metrics (accuracy, log-loss, Brier for classifiers; RMSE, rank IC for
 regressors) and a long/flat simulation after fees, with the naive baselines
-(always long; sign of the last return) on exactly the same candles.
+(always long; sign of the last return) on exactly the same candles. A volatility
+target is scored as a forecast of risk instead (:func:`risk_scores`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ml.metrics import (
 from ml.models import forecaster_class
 from ml.models.allocation import DEFAULT_EXPOSURES
 from ml.targets import make_target
+from ml.volatility import risk_baselines, risk_metrics
 from ml.walkforward import Fold, make_folds
 
 
@@ -73,6 +75,8 @@ def score(
     ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's. Forecast
     metrics only for a model that forecasts (``Forecaster.forecasts``): a regime
     allocation's exposure is no probability, and its log loss would mean nothing."""
+    if config.target.is_risk:
+        return risk_scores(predictions, candles, config, timeframe)
     rows = predictions.index.to_numpy()
     target = make_target(candles, config.target).to_numpy()[rows]
     close = candles["close"].to_numpy(dtype="float64")
@@ -108,6 +112,38 @@ def score(
     for result in (metrics, *baselines.values()):
         result["drawdown_vs_buy_hold"] = result["max_drawdown"] / hold if hold > 0 else 0.0
     return Scores(metrics, baselines)
+
+
+def risk_scores(
+    predictions: pd.DataFrame, candles: pd.DataFrame, config: TrainingConfig, timeframe: str
+) -> Scores:
+    """A volatility forecast against the classical ones (:func:`ml.volatility.risk_baselines`:
+    trailing, EWMA, HAR-RV) on the same rows: those where the target and every forecast
+    are known. QLIKE and MSE of log volatility, and each QLIKE over HAR-RV's
+    (``qlike_vs_har_rv``: below 1 beats it). A forecast of risk is not traded on its sign:
+    no trading measures here (the sizing that uses it is judged where it trades)."""
+    rows = predictions.index.to_numpy()
+    target = make_target(candles, config.target).to_numpy()[rows]
+    per_year = periods_per_year(timeframe)
+    classical = risk_baselines(
+        candles["close"],
+        config.target.horizon,
+        per_year,
+        86_400 / timeframe_to_seconds(timeframe),
+        downside=config.target.kind == "downside_volatility",
+    )
+    forecasts = {"model": predictions["prediction"].to_numpy(dtype="float64")}
+    forecasts |= {name: values[rows] for name, values in classical.items()}
+    known = np.isfinite(target) & np.all([np.isfinite(f) for f in forecasts.values()], axis=0)
+    measured = {name: risk_metrics(target[known], f[known]) for name, f in forecasts.items()}
+    har = measured["har_rv"]["qlike"]
+    for values in measured.values():
+        values["qlike_vs_har_rv"] = values["qlike"] / har if har > 0 else float("nan")
+    metrics = measured.pop("model")
+    if "regime" in predictions.columns:
+        dates = candles["date"].to_numpy(dtype="datetime64[ns]")[rows]
+        metrics["regime_median_days"] = median_run_days(predictions["regime"].to_numpy(), dates)
+    return Scores(metrics, measured)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,15 @@ HAR_REFIT_DAYS = 30
 MIN_VARIANCE = 1e-10
 
 
+def periods_per_year_of(dates: pd.Series) -> float:
+    """Candles a year (of 365 days) at the median spacing of ``dates``."""
+    stamps = pd.to_datetime(dates, utc=True)
+    spacing = float(np.median(np.diff(stamps.to_numpy(dtype="datetime64[ns]")).astype("float64")))
+    if not np.isfinite(spacing) or spacing <= 0:
+        raise ValueError("need at least two candles, in time order, to know their spacing")
+    return 365.0 * 86_400e9 / spacing
+
+
 def one_candle_returns(close: pd.Series | FloatArray) -> FloatArray:
     """``r[t] = log(close[t] / close[t-1])``; ``r[0]`` is NaN. Shape (n,)."""
     values = np.log(np.asarray(close, dtype="float64"))

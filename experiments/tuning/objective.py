@@ -51,6 +51,14 @@ FORECAST_METRICS = {
     "classification": ("accuracy", "log_loss", "brier"),
     "regression": ("rmse", "rank_ic", "accuracy"),
 }
+RISK_METRICS = ("qlike", "mse_log_vol", "qlike_vs_har_rv")
+
+
+def forecast_metric_names(spec: ExperimentSpec) -> tuple[str, ...]:
+    """What a spec's forecasts are judged by: a volatility target by its losses."""
+    return RISK_METRICS if spec.target.is_risk else FORECAST_METRICS[spec.target.task]
+
+
 # what a trial's trading is summed up by (and buy and hold's beside it)
 TRADING_MEASURES = ("total_return", "max_drawdown", "calmar", "return_over_drawdown")
 # Objectives that annualise (ml.metrics: NaN over fewer than MIN_ANNUALISED_DAYS days)
@@ -164,7 +172,7 @@ def check_tuning(spec: ExperimentSpec, tune: TuneConfig, defaults: StrategyParam
     """Refuse, before any trial, what no trial could do."""
     task = spec.target.task
     forecasts = forecaster_class(spec.model.kind).forecasts
-    applicable = FORECAST_METRICS[task] if forecasts else ()
+    applicable = forecast_metric_names(spec) if forecasts else ()
     for name in tune.objectives:
         if name not in STRATEGY_OBJECTIVES and name not in applicable:
             what = f"a {task} target" if forecasts else f"a {spec.model.kind} model (no forecast)"
@@ -233,7 +241,7 @@ def evaluate(
     strategy, without one from holding the model's own positions after fees."""
     scores = score(predictions, candles, spec.training, spec.data.timeframe)
     forecast = scores.metrics
-    metrics = {k: forecast[k] for k in FORECAST_METRICS[spec.target.task] if k in forecast}
+    metrics = {k: forecast[k] for k in forecast_metric_names(spec) if k in forecast}
     if strategy is not None:
         result = replay(candles, predictions, strategy, fee=spec.fee, timeframe=spec.data.timeframe)
         metrics.update(result.metrics)
@@ -241,6 +249,8 @@ def evaluate(
         metrics.update({k: forecast[k] for k in TRADING_MEASURES if k in forecast})
     hold = scores.baselines.get("always_long", {})
     metrics.update({f"baseline.always_long.{k}": hold[k] for k in TRADING_MEASURES if k in hold})
+    har = scores.baselines.get("har_rv", {})  # what a risk forecast is judged against
+    metrics.update({f"baseline.har_rv.{k}": har[k] for k in RISK_METRICS if k in har})
     return metrics
 
 

@@ -50,6 +50,9 @@ OBJECTIVES: dict[str, Direction] = {
     "brier": "minimize",
     "rmse": "minimize",
     "rank_ic": "maximize",
+    "qlike": "minimize",
+    "mse_log_vol": "minimize",
+    "qlike_vs_har_rv": "minimize",
 }
 STRATEGY_OBJECTIVES = ("sharpe", "profit_total", "max_drawdown", "winrate")
 SPEC_ROOTS = ("model.", "regime.", "features.preset", "target.horizon")
