@@ -36,6 +36,7 @@ from ml.models.forecaster import Forecaster
 from ml.models.regime import RegimeHMM
 from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
+from ml.volatility import lognormal_correction
 
 BUNDLE_FORMAT = 1
 References = Mapping[str, pd.DataFrame] | None  # reference pair -> its candles
@@ -72,6 +73,8 @@ class BundleMetadata(BaseModel):
     regime_labels: list[str]
     input_columns: list[str]
     pairs: list[str] = []  # a pooled bundle: every pair it serves (see ml.pooled)
+    # a volatility target: added to the forecast log volatility (see risk_correction)
+    risk_correction: float = 0.0
 
 
 class BundleError(TradingbotError):
@@ -237,7 +240,7 @@ class ModelBundle:
                 else proba_to_prediction(out["p_up"])
             )
         else:
-            out["prediction"] = forecaster.predict(inputs)
+            out["prediction"] = forecaster.predict(inputs) + self.metadata.risk_correction
         if forecaster.has_reasons:
             out["reason"] = np.asarray(forecaster.explain(inputs), dtype=object)
         if self.dissimilarity is not None:
@@ -340,6 +343,33 @@ def fit_regimes(
     )
 
 
+HELD_OUT_SHARE = 0.2  # of the training rows, for risk_correction
+
+
+def risk_correction(
+    config: TrainingConfig,
+    seed: int,
+    threads: int | None,
+    inputs: pd.DataFrame,
+    target: np.ndarray,
+) -> float:
+    """What to add to a forecast log volatility so that its variance is right on average.
+
+    A regression of log volatility forecasts its median; QLIKE (and any sizing) needs
+    the mean variance: :func:`ml.volatility.lognormal_correction` of the residuals,
+    measured out of sample, as HAR-RV's is in sample: a copy of the forecaster fitted
+    on the first 80% of the training rows, residuals on the last 20% (an embargo of
+    ``horizon`` rows between). In-sample residuals of a flexible model are too small."""
+    rows = len(target)
+    horizon = config.target.horizon
+    cut = int(rows * (1.0 - HELD_OUT_SHARE))
+    if cut - horizon < 100 or rows - cut < 50:
+        return 0.0  # too few rows to measure it: no correction rather than a noisy one
+    probe = config.model.estimator(config.target.task, seed, horizon, threads)
+    probe.fit(inputs.iloc[: cut - horizon], target[: cut - horizon])
+    return lognormal_correction(target[cut:] - probe.predict(inputs.iloc[cut:]))
+
+
 def fit_bundle(
     *,
     name: str,
@@ -376,6 +406,9 @@ def fit_bundle(
     forecaster = config.model.estimator(config.target.task, seed, config.target.horizon, threads)
     inputs = pd.concat([train_features, regimes], axis=1)[input_columns]
     forecaster.fit(inputs, target)
+    correction = (
+        risk_correction(config, seed, threads, inputs, target) if config.target.is_risk else 0.0
+    )
     metadata = BundleMetadata(
         name=name,
         forecaster_kind=config.model.kind,
@@ -390,6 +423,7 @@ def fit_bundle(
         versions=package_versions(),
         regime_labels=labels,
         input_columns=input_columns,
+        risk_correction=correction,
     )
     bundle = ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
     if config.trust.dissimilarity_threshold is not None:

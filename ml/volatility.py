@@ -15,7 +15,7 @@ around zero, as it is in the literature (the mean return over a few candles is n
     i.e. the same half-life in days on any timeframe;
   - :func:`har_log_volatility`: HAR-RV (Corsi, 2009) in logs, the target regressed on
     the realised volatility of the last 1, 7 and 30 days, refitted every 30 days on the
-    rows whose targets were known by then, with the log-normal bias correction.
+    rows whose targets were known by then, with the log-normal correction to the mean.
 
 * Losses: :func:`qlike` (Patton, 2011: robust to noise in the realised measure, and
   what a forecast of variance is judged by) and the squared error of log volatility.
@@ -139,9 +139,9 @@ def har_log_volatility(
     :data:`HAR_REFIT_DAYS` days), ordinary least squares of the target on
     :func:`har_components` and a constant, over the rows whose target was known at that
     candle (t + horizon <= the refit candle); the coefficients forecast until the next
-    refit, plus the fit's residual variance (the log-normal correction from the median a
-    log regression forecasts to the mean variance QLIKE judges). Causal. NaN until 60
-    days of fitted rows exist. Shape (n,)."""
+    refit, plus :func:`lognormal_correction` of the fit's residuals (from the median a log
+    regression forecasts to the mean variance QLIKE judges). Causal. NaN until 60 days of fitted
+    rows exist. Shape (n,)."""
     components = har_components(close, periods_per_year, candles_per_day, downside)
     target = forward_log_volatility(close, horizon, periods_per_year, downside)
     n = len(target)
@@ -156,12 +156,23 @@ def har_log_volatility(
         if len(rows) < minimum:
             continue
         coefficients, *_ = np.linalg.lstsq(design[rows], target[rows], rcond=None)
-        # a regression in logs forecasts the median; the variance it is judged on needs
-        # the mean: with log-normal errors of variance s2, E[var] = exp(2 * (fit + s2))
-        correction = np.var(target[rows] - design[rows] @ coefficients)
+        # a regression in logs forecasts the median, QLIKE judges the mean variance
+        # (in-sample residuals: four coefficients barely overfit)
+        correction = lognormal_correction(target[rows] - design[rows] @ coefficients)
         block = slice(refit, min(n, refit + step))
         out[block] = np.where(usable[block], design[block] @ coefficients + correction, np.nan)
     return out
+
+
+def lognormal_correction(residuals: FloatArray) -> float:
+    """What to add to a forecast of log volatility to forecast the mean variance rather
+    than the median: with log-normal errors of variance ``s2`` (log volatility), ``E[var]
+    = exp(2 * (forecast + s2))``, so ``s2``, the variance of the residuals (NaN ignored).
+    (Duan's non-parametric smearing was tried: one volatility spike in the residuals
+    dominates it, and it over-corrected; see docs/MODELS.md.)"""
+    e = np.asarray(residuals, dtype="float64")
+    e = e[np.isfinite(e)]
+    return float(np.var(e)) if len(e) else 0.0
 
 
 def risk_baselines(

@@ -83,6 +83,13 @@ def test_a_volatility_forecaster_is_judged_against_the_classical_forecasts(
     from features.data import load_candles
 
     candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
-    forecast = bundle.predict(candles.iloc[-500:].reset_index(drop=True))["prediction"]
+    tail = candles.iloc[-500:].reset_index(drop=True)
+    forecast = bundle.predict(tail)["prediction"]
+    # the forecaster's median log volatility, plus the held-out log-normal correction
+    correction = bundle.metadata.risk_correction
+    assert 0.0 < correction < 1.0
+    features = bundle.features(tail)
+    median = bundle.forecaster.predict(bundle.inputs(features, bundle.regimes(features)))
+    np.testing.assert_allclose(forecast.to_numpy()[-100:], median[-100:] + correction)
     annual = np.exp(forecast.dropna().to_numpy())
     assert ((annual > 0.05) & (annual < 5.0)).all()  # 5% .. 500% a year: a volatility
