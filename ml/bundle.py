@@ -344,6 +344,7 @@ def fit_regimes(
 
 
 HELD_OUT_SHARE = 0.2  # of the training rows, for risk_correction
+MIN_PROBE_ROWS = 200  # complete rows (features and target known) to fit its probe on
 
 
 def risk_correction(
@@ -360,10 +361,11 @@ def risk_correction(
     measured out of sample, as HAR-RV's is in sample: a copy of the forecaster fitted
     on the first 80% of the training rows, residuals on the last 20% (an embargo of
     ``horizon`` rows between). In-sample residuals of a flexible model are too small."""
+    complete = np.isfinite(target) & inputs.notna().all(axis=1).to_numpy()
     rows = len(target)
     horizon = config.target.horizon
     cut = int(rows * (1.0 - HELD_OUT_SHARE))
-    if cut - horizon < 100 or rows - cut < 50:
+    if complete[: max(0, cut - horizon)].sum() < MIN_PROBE_ROWS or complete[cut:].sum() < 50:
         return 0.0  # too few rows to measure it: no correction rather than a noisy one
     probe = config.model.estimator(config.target.task, seed, horizon, threads)
     probe.fit(inputs.iloc[: cut - horizon], target[: cut - horizon])

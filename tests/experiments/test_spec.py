@@ -70,6 +70,7 @@ def test_the_shipped_specs_keep_the_hashes_of_earlier_releases() -> None:
         "btc_1h_lstm.toml": "4033936f702ef6c4",
         "btc_1h_regime_allocation.toml": "f21b2d62fd4f7e3f",
         "btc_1h_rules.toml": "67a8c89b2f646654",
+        "btc_1h_volatility.toml": "817e2413362818b3",
     }
 
 

@@ -337,6 +337,7 @@ def test_example_specs_are_valid() -> None:
         "btc_1h_lstm",
         "btc_1h_regime_allocation",
         "btc_1h_rules",
+        "btc_1h_volatility",
     ]
     for path in root.glob("*.toml"):
         spec = load_experiment(path)
