@@ -138,7 +138,7 @@ CASES = [
     Case(
         "tune.before_params_file",
         ["tune", "{tune_spec}", "--trials", "3", "--force", "fault bench"],
-        "experiments.tuning.finalise:_write_strategy_file",
+        "experiments.tuning.finalise:_applied",
         check_params_file=True,
     ),
     Case(

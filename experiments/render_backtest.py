@@ -62,10 +62,7 @@ def _metrics_table(m: Any) -> Table:
         ("CAGR (closed trades)", annualised(m.cagr, "{:+.2%}")),
         ("Sharpe (per-trade returns)", annualised(m.sharpe_trades, "{:.2f}")),
         ("Sharpe (daily wallet balance)", annualised(m.sharpe_wallet, "{:.2f}")),
-        (
-            "Sortino / Calmar (closed trades)",
-            f"{annualised(m.sortino, '{:.2f}')} / {annualised(m.calmar, '{:.2f}')}",
-        ),
+        ("Sortino (closed trades)", annualised(m.sortino, "{:.2f}")),
         ("max drawdown (closed trades, account)", f"{m.max_drawdown_account:.2%}"),
         ("winrate / profit factor", f"{m.winrate:.1%} / {m.profit_factor:.2f}"),
         ("expectancy", f"{m.expectancy:.4f}"),
@@ -74,7 +71,7 @@ def _metrics_table(m: Any) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    figures = (m.cagr, m.sharpe_trades, m.sharpe_wallet, m.sortino, m.calmar)
+    figures = (m.cagr, m.sharpe_trades, m.sharpe_wallet, m.sortino)
     if not all(math.isfinite(value) for value in figures):
         short = not long_enough_to_annualise((m.end - m.start).total_seconds() / 86_400)
         table.caption = (

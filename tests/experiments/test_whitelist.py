@@ -134,7 +134,7 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
     assert run.data.tags["whitelist"] == "ETH/USDT,XRP/USDT"
     assert run.data.params["max_open_trades"] == "2"
     assert {"pair.ETH_USDT.trades", "pair.XRP_USDT.buy_and_hold"} <= set(run.data.metrics)
-    assert {"mtm.calmar", "baseline.always_long.calmar"} <= set(run.data.metrics)
+    assert {"mtm.total_return", "baseline.always_long.max_drawdown"} <= set(run.data.metrics)
     guard = json.loads(
         Path(
             client.download_artifacts(run.info.run_id, "results/guard.json", str(tmp_path))

@@ -112,7 +112,6 @@ def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(
         "sharpe_trades",
         "sharpe_wallet",
         "sortino",
-        "calmar",
         "max_drawdown_account",
         "trades",
         "winrate",
@@ -136,7 +135,7 @@ def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(
     )
     table = pd.read_csv(local)
     assert list(table.columns) == ["regime", "trades", "profit_total_abs", "profit_mean", "winrate"]
-    assert table["trades"].sum() == run.data.metrics["trades"]
+    assert table["trades"].sum() == run.data.metrics["closed.trades"]
     assert set(table["regime"]) <= {"bull", "sideways", "bear", "unknown"}
 
 
