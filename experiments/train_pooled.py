@@ -32,6 +32,7 @@ from features.timeframes import timeframe_to_seconds
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.fold_training import Scores, score
+from ml.metrics import ANNUALISED
 from ml.pooled import PairData, fit_pooled_bundle, pooled_window
 from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.run_log import RunLog
@@ -156,7 +157,12 @@ def _walk_forward(
             nested=True,
             tags={**lineage, "fold": str(fold.index)},
         ):
-            RunLog().params({"fold": fold.index}).metrics(scores.metrics()).tags(
+            figures = {  # a fold's own figures: not annualised (ml.metrics.not_annualised)
+                key: value
+                for key, value in scores.metrics().items()
+                if key.rsplit(".", 1)[-1] not in ANNUALISED
+            }
+            RunLog().params({"fold": fold.index}).metrics(figures).tags(
                 {"fold.train_last": str(job.calendar[fold.train_end - 1])}
             ).send()
         say(f"fold {fold.index + 1}/{len(folds)} done")

@@ -26,6 +26,7 @@ from ml.metrics import (
     classification_metrics,
     long_flat,
     median_run_days,
+    not_annualised,
     periods_per_year,
     regression_metrics,
 )
@@ -201,8 +202,8 @@ def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
             train_window=bundle.metadata.train_window,
             test_window=data_window(job.candles.iloc[test_rows], job.pair, job.timeframe),
             predictions=predictions,
-            metrics=scores.metrics,
-            baselines=scores.baselines,
+            metrics=not_annualised(scores.metrics),
+            baselines={name: not_annualised(values) for name, values in scores.baselines.items()},
         )
 
 

@@ -35,6 +35,17 @@ def periods_per_year(timeframe: str) -> float:
     return 365.0 * 86400.0 / timeframe_to_seconds(timeframe)
 
 
+ANNUALISED = ("sharpe", "cagr", "calmar")
+
+
+def not_annualised(values: dict[str, float]) -> dict[str, float]:
+    """``values`` without the annualised measures: the figures of one walk-forward fold.
+    A fold's test block is about a quarter, and a quarter extrapolated to a year made
+    Calmars near 300 in a bull quarter; the annual figures of a run are those of its
+    stitched out-of-sample window."""
+    return {key: value for key, value in values.items() if key not in ANNUALISED}
+
+
 def long_enough_to_annualise(days: float) -> bool:
     """Whether a window of ``days`` is long enough for Sharpe, CAGR and Calmar."""
     return days >= MIN_ANNUALISED_DAYS
