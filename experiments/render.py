@@ -366,7 +366,7 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
 
 
 def scorecard_summary(console: Console, card: object) -> None:
-    from experiments.scorecard import BEATS_MARGIN, ROWS, Scorecard, verdict
+    from experiments.scorecard import BEATEN_RULES, BEATS_MARGIN, ROWS, Scorecard, verdict
 
     assert isinstance(card, Scorecard)
     for market in card.markets:
@@ -377,23 +377,30 @@ def scorecard_summary(console: Console, card: object) -> None:
         table = evaluation_table(title, {name: market.rows[name] for name in ROWS})
         console.print(table)
     summary = Table(title="scorecard: Calmar and drawdown vs buy and hold", title_justify="left")
-    for column in ("market", "strategy", "buy&hold", "SMA50", "mom30", "DD/BH", "beats rules"):
+    columns = ("market", "strategy", "buy&hold", "SMA50", "mom30", "SMA50 sized", "DD/BH")
+    for column in (*columns, "beats rules"):
         summary.add_column(column, justify="left" if column == "market" else "right")
     for market in card.markets:
         rows = market.rows
-        best = max(rows["sma50_daily"]["calmar"], rows["momentum_30d"]["calmar"])
+        best = max(rows[name]["calmar"] for name in BEATEN_RULES)
         summary.add_row(
             f"{market.pair} {market.timeframe}",
-            f"{rows['strategy']['calmar']:.2f}",
-            f"{rows['always_long']['calmar']:.2f}",
-            f"{rows['sma50_daily']['calmar']:.2f}",
-            f"{rows['momentum_30d']['calmar']:.2f}",
-            f"{rows['strategy']['drawdown_vs_buy_hold']:.2f}",
+            *(
+                _num(rows[name]["calmar"])
+                for name in (
+                    "strategy",
+                    "always_long",
+                    "sma50_daily",
+                    "momentum_30d",
+                    "sma50_sized",
+                )
+            ),
+            _num(rows["strategy"]["drawdown_vs_buy_hold"]),
             verdict(rows["strategy"]["calmar"], best),
         )
     console.print(summary)
     console.print(
-        f"  beats rules: Calmar at least {BEATS_MARGIN:.1f}x the best of SMA50 and 30-day "
-        f"momentum; within that, a tie"
+        f"  beats rules: Calmar at least {BEATS_MARGIN:.1f}x the best of SMA50, 30-day "
+        "momentum and SMA50 sized by risk; within that, a tie"
     )
     console.print(f"MLflow run {card.run_id} (experiment scorecards)")

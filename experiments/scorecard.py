@@ -32,7 +32,16 @@ from ml import tracking
 from ml.run_log import RunLog
 
 EXPERIMENT = "scorecards"
-ROWS = ("strategy", "always_long", "sma50_daily", "momentum_30d")
+ROWS = (
+    "strategy",
+    "always_long",
+    "sma50_daily",
+    "momentum_30d",
+    "always_long_sized",
+    "sma50_sized",
+)
+# the rules a strategy must beat: the trend rules, and SMA50 sized by risk (ml.baselines)
+BEATEN_RULES = ("sma50_daily", "momentum_30d", "sma50_sized")
 # A Calmar within 10% of the best trend rule's is a tie: on one market and window the
 # difference is noise (2.48 against 2.42 once read "beats the rules"). The same 1.1x
 # is what issue targets ask of a model against the rules.

@@ -10,6 +10,11 @@ are), so a rule never uses a close it could not have seen:
   before it.
 
 Flat during their warm-up (fewer than 50 or 31 daily closes).
+
+:func:`rule_positions` adds the same rules sized by risk (:mod:`ml.sizing`, the trailing
+week's volatility against the market's own past median, cap 1, band 0.1, at most
+daily): ``always_long_sized`` and ``sma50_sized``. A strategy sized by forecast risk is
+judged against rules sized the same way.
 """
 
 from __future__ import annotations
@@ -57,3 +62,29 @@ def trend_positions(candles: pd.DataFrame, timeframe: str) -> dict[str, FloatArr
         direction="backward",
     )
     return {name: merged[name].fillna(0.0).to_numpy(dtype="float64") for name in RULES}
+
+
+SIZED_RULES = ("always_long_sized", "sma50_sized")
+SIZING_WINDOW_DAYS = 7  # the trailing volatility the sized rules hold by
+
+
+def rule_positions(candles: pd.DataFrame, timeframe: str) -> dict[str, FloatArray]:
+    """:func:`trend_positions` and :data:`SIZED_RULES`: positions (shares of equity, one
+    per row of ``candles``), causal."""
+    from ml.metrics import periods_per_year
+    from ml.sizing import past_median_volatility, vol_target_exposure
+    from ml.volatility import trailing_log_volatility
+
+    rules = trend_positions(candles, timeframe)
+    per_day = DAY / timeframe_to_seconds(timeframe)
+    per_year = periods_per_year(timeframe)
+    close = candles["close"]
+    window = max(2, round(SIZING_WINDOW_DAYS * per_day))
+    forecast = np.exp(trailing_log_volatility(close, window, per_year))
+    target = past_median_volatility(close, per_year, per_day)
+    for name, base in (
+        ("always_long_sized", np.ones(len(candles))),
+        ("sma50_sized", rules["sma50_daily"]),
+    ):
+        rules[name] = vol_target_exposure(base, forecast, target, candles_per_day=per_day)
+    return rules

@@ -18,7 +18,7 @@ import pandas as pd
 from features.candles import DataWindow, data_window
 from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
-from ml.baselines import trend_positions
+from ml.baselines import rule_positions
 from ml.bundle import ModelBundle, fit_bundle
 from ml.config import TrainingConfig
 from ml.metrics import (
@@ -98,7 +98,7 @@ def score(
         metrics["regime_median_days"] = median_run_days(predictions["regime"].to_numpy(), dates)
     candidates = baseline_positions(one_candle)
     candidates.update(
-        {name: values[rows] for name, values in trend_positions(candles, timeframe).items()}
+        {name: values[rows] for name, values in rule_positions(candles, timeframe).items()}
     )
     if "regime" in predictions.columns:  # the regime decision's exposure, nothing else
         regime_only = predictions["regime"].map(DEFAULT_EXPOSURES).fillna(0.0)

@@ -119,11 +119,12 @@ def comparison(
     starting_balance: float,
     fee: float,
 ) -> dict[str, dict[str, float]]:
-    """The strategy's mark-to-market measures next to buy and hold, the daily SMA50 rule
-    and 30-day momentum on the same candles (those in ``window``, [start, end)) and fee;
+    """The strategy's mark-to-market measures next to buy and hold, the daily SMA50 rule,
+    30-day momentum and the first two sized by risk (``ml.baselines.rule_positions``) on
+    the same candles (those in ``window``, [start, end)) and fee;
     every row has ``drawdown_vs_buy_hold``. ``candles`` may reach back before the
     window: the trend rules are computed with that history, then cut to the window."""
-    from ml.baselines import trend_positions
+    from ml.baselines import rule_positions
     from ml.metrics import long_flat, periods_per_year
 
     per_year = periods_per_year(timeframe)
@@ -138,7 +139,7 @@ def comparison(
     returns = np.r_[np.nan, np.diff(np.log(traded["close"].to_numpy(dtype="float64")))]
     rules = {"always_long": np.ones(inside.sum())}
     rules.update(
-        {name: values[inside] for name, values in trend_positions(candles, timeframe).items()}
+        {name: values[inside] for name, values in rule_positions(candles, timeframe).items()}
     )
     for name, positions in rules.items():
         rows[name] = long_flat(positions, returns, fee=fee, periods_per_year=per_year)
@@ -157,7 +158,7 @@ def _rules_in_pair(
     candles: pd.DataFrame, timeframe: str, window: tuple[pd.Timestamp, pd.Timestamp], fee: float
 ) -> tuple[pd.Series, dict[str, pd.Series], dict[str, pd.Series]]:
     """One pair's closes inside ``window``, and each rule's equity and position there."""
-    from ml.baselines import trend_positions
+    from ml.baselines import rule_positions
     from ml.metrics import equity_of
 
     inside = ((candles["date"] >= window[0]) & (candles["date"] < window[1])).to_numpy()
@@ -166,7 +167,7 @@ def _rules_in_pair(
     close = pd.Series(traded["close"].to_numpy(dtype="float64"), index=index)
     returns = np.r_[np.nan, np.diff(np.log(close.to_numpy()))]
     rules = {"always_long": np.ones(int(inside.sum()))}
-    rules.update({n: v[inside] for n, v in trend_positions(candles, timeframe).items()})
+    rules.update({n: v[inside] for n, v in rule_positions(candles, timeframe).items()})
     equity = {
         name: pd.Series(equity_of(positions, returns, fee=fee), index=index)
         for name, positions in rules.items()
