@@ -109,3 +109,19 @@ def test_a_trend_gate_holds_the_regime_exposure_only_above_the_trend() -> None:
     np.testing.assert_array_equal(model.exposure(frame), [np.nan, 1.0, 0.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="is not a feature of the spec"):
         RegimeAllocator(trend_column="%-nope").fit(frame, None)
+
+
+def test_the_rules_sized_by_risk_are_causal_and_hold_less_when_risk_is_high() -> None:
+    from ml.baselines import SIZED_RULES, rule_positions
+
+    candles = _hourly(24 * 200, seed=9)
+
+    def rules(part: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"date": part["date"], **rule_positions(part, "1h")})
+
+    assert_prefix_invariant(rules, candles, prefixes=[24 * 150 + k for k in (0, 7, 23)])
+    positions = rule_positions(candles, "1h")
+    assert set(SIZED_RULES) <= set(positions)
+    sized, sma = positions["sma50_sized"], positions["sma50_daily"]
+    assert ((sized <= sma + 1e-12) & (sized >= 0)).all()  # cap 1: never more than the rule
+    assert (positions["always_long_sized"] < 1).any()  # risk above its norm: holds less
