@@ -112,7 +112,14 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
         walk_forward=True,
     )
     assert summary.metrics.trades > 0
-    assert set(summary.comparison) == {"strategy", "always_long", "sma50_daily", "momentum_30d"}
+    assert set(summary.comparison) == {
+        "strategy",
+        "always_long",
+        "sma50_daily",
+        "momentum_30d",
+        "always_long_sized",
+        "sma50_sized",
+    }
     strategy = summary.comparison["strategy"]
     final = 1000.0 * (1 + summary.metrics.profit_total)
     assert 1000.0 * (1 + strategy["total_return"]) == pytest.approx(final, rel=0.005)
