@@ -14,7 +14,8 @@ each market and simulates it sized by each forecast (``ml.sizing``), beside the 
 rules unsized and sized by the trailing week: the training pipeline's simulation
 after fees, not yet the Freqtrade engine.
 
-    .venv/bin/python bench/risk_models.py [--models lightgbm,hmm_lstm] [--markets btc_1h,btc_1d,bnb_1d] [--sizing]
+    .venv/bin/python bench/risk_models.py [--models lightgbm,hmm_lstm] [--markets btc_1h,btc_1d,bnb_1d]
+        [--sizing [SPEC]] [--target-vol 0.6]
 """
 
 from __future__ import annotations
@@ -133,12 +134,18 @@ SIZED_SHOWN = (
 
 
 def sizing_rows(
-    allocation_spec: ExperimentSpec, market: str, risk: pd.DataFrame, userdir: Path
+    allocation_spec: ExperimentSpec,
+    market: str,
+    risk: pd.DataFrame,
+    userdir: Path,
+    fixed_target: float | None = None,
 ) -> dict[str, dict[str, float]]:
     """The regime allocation (``allocation_spec``, walk-forward on the market) sized by
     each forecast of next week's volatility (ml.sizing: target = the market's own past
     median 30-day volatility, cap 1, band 0.1, at most daily), beside the trend rules,
-    unsized and sized by the trailing week, on the same out-of-sample candles, 0.1% fee."""
+    unsized and sized by the trailing week, on the same out-of-sample candles, 0.1% fee.
+    ``fixed_target``: one annualised volatility for every market instead of each one's
+    own past median."""
     _, pair, timeframe = MARKETS[market]
     spec = allocation_spec.with_overrides(pair=pair, timeframe=timeframe)
     spec = spec.model_copy(update={"name": f"{allocation_spec.name}__{market}"})
@@ -152,7 +159,9 @@ def sizing_rows(
         "har_rv": np.exp(har_log_volatility(close, horizon, per_year, per_day)),
         "model": np.exp(risk.reindex(candles.index)["prediction"].to_numpy(dtype="float64")),
     }
-    target = past_median_volatility(close, per_year, per_day)
+    target = (
+        past_median_volatility(close, per_year, per_day) if fixed_target is None else fixed_target
+    )
     rows = trained.out_of_sample.index.intersection(risk.index).to_numpy()
     returns = np.r_[np.nan, np.diff(np.log(close.to_numpy(dtype="float64")))][rows]
     exposure = trained.out_of_sample.loc[rows, "p_up"].to_numpy(dtype="float64")
@@ -239,6 +248,13 @@ def main() -> None:
         const=ROOT / "experiments/specs/btc_1h_regime_allocation.toml",
         help="also size this regime allocation spec by each forecast (simulation)",
     )
+    parser.add_argument(
+        "--target-vol",
+        type=float,
+        default=None,
+        help="sizing: one annualised target volatility for every market (e.g. 0.6) "
+        "instead of each market's own past median",
+    )
     args = parser.parse_args()
     if not (SHARED / "binance-csv").exists():
         sys.exit(f"real market data not found at {SHARED} (set TRADINGBOT_SHARED_DATA)")
@@ -253,8 +269,9 @@ def main() -> None:
             if args.sizing is not None:
                 best = min(kinds, key=lambda k: results[market][k]["qlike"])
                 userdir = Path(tmp) / market
+                allocation = load_experiment(args.sizing)
                 sizing = sizing_rows(
-                    load_experiment(args.sizing), market, predictions[best], userdir
+                    allocation, market, predictions[best], userdir, args.target_vol
                 )
                 print_sizing(market, sizing)
     print("\ntargets")
