@@ -160,7 +160,9 @@ def sizing_rows(
         "model": np.exp(risk.reindex(candles.index)["prediction"].to_numpy(dtype="float64")),
     }
     target = (
-        past_median_volatility(close, per_year, per_day) if fixed_target is None else fixed_target
+        past_median_volatility(close, per_year, per_day)
+        if fixed_target is None
+        else np.full(len(candles), fixed_target)
     )
     rows = trained.out_of_sample.index.intersection(risk.index).to_numpy()
     returns = np.r_[np.nan, np.diff(np.log(close.to_numpy(dtype="float64")))][rows]
