@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import spearmanr
 
 from features.timeframes import timeframe_to_seconds
 
@@ -110,6 +109,10 @@ def regression_metrics(y_true: FloatArray, y_pred: FloatArray) -> dict[str, floa
             "accuracy": float("nan"),
             "rows": float(len(y)),
         }
+    # imported here: scipy.stats takes 0.8 s, and the CLI's renderers import
+    # this module for its constants
+    from scipy.stats import spearmanr
+
     rank_ic = float(spearmanr(y, p).statistic) if np.ptp(p) > 0 else 0.0
     return {
         "rmse": float(np.sqrt(((y - p) ** 2).mean())),
