@@ -25,6 +25,9 @@ from numpy.typing import NDArray
 
 from features.pipeline import resample
 from features.timeframes import timeframe_to_seconds
+from ml.metrics import periods_per_year
+from ml.sizing import past_median_volatility, vol_target_exposure
+from ml.volatility import trailing_log_volatility
 
 FloatArray = NDArray[np.float64]
 DAY = 86_400
@@ -71,10 +74,6 @@ SIZING_WINDOW_DAYS = 7  # the trailing volatility the sized rules hold by
 def rule_positions(candles: pd.DataFrame, timeframe: str) -> dict[str, FloatArray]:
     """:func:`trend_positions` and :data:`SIZED_RULES`: positions (shares of equity, one
     per row of ``candles``), causal."""
-    from ml.metrics import periods_per_year
-    from ml.sizing import past_median_volatility, vol_target_exposure
-    from ml.volatility import trailing_log_volatility
-
     rules = trend_positions(candles, timeframe)
     per_day = DAY / timeframe_to_seconds(timeframe)
     per_year = periods_per_year(timeframe)

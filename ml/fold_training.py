@@ -48,6 +48,14 @@ def positions_from(predictions: pd.DataFrame, task: str, fractional: bool = Fals
     return np.where(np.isfinite(prediction), (prediction > 0).astype("float64"), np.nan)
 
 
+def _regime_days(predictions: pd.DataFrame, candles: pd.DataFrame) -> dict[str, float]:
+    """``regime_median_days`` when the predictions carry a regime decision."""
+    if "regime" not in predictions.columns:
+        return {}
+    dates = candles["date"].to_numpy(dtype="datetime64[ns]")[predictions.index.to_numpy()]
+    return {"regime_median_days": median_run_days(predictions["regime"].to_numpy(), dates)}
+
+
 @dataclass
 class FoldResult:
     fold: Fold
@@ -93,9 +101,7 @@ def score(
         predictions, config.target.task, fractional=config.model.kind == "regime_allocation"
     )
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
-    if "regime" in predictions.columns:
-        dates = candles["date"].to_numpy(dtype="datetime64[ns]")[rows]
-        metrics["regime_median_days"] = median_run_days(predictions["regime"].to_numpy(), dates)
+    metrics |= _regime_days(predictions, candles)
     candidates = baseline_positions(one_candle)
     candidates.update(
         {name: values[rows] for name, values in rule_positions(candles, timeframe).items()}
@@ -141,9 +147,7 @@ def risk_scores(
     for values in measured.values():
         values["qlike_vs_har_rv"] = values["qlike"] / har if har > 0 else float("nan")
     metrics = measured.pop("model")
-    if "regime" in predictions.columns:
-        dates = candles["date"].to_numpy(dtype="datetime64[ns]")[rows]
-        metrics["regime_median_days"] = median_run_days(predictions["regime"].to_numpy(), dates)
+    metrics |= _regime_days(predictions, candles)
     return Scores(metrics, measured)
 
 
