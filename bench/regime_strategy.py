@@ -41,8 +41,9 @@ MARKETS = {
 SHOWN = ("engine", "sim", "always_long", "sma50_daily", "momentum_30d", "regime_only")
 
 
-def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, object]:
-    """Import one market into its own user dir and run the scorecard on it."""
+def import_market(name: str, root: Path) -> Path:
+    """Import one of :data:`MARKETS` (bad ticks repaired) into its own user dir under
+    ``root``; returns that user dir."""
     filename, pair, timeframe = MARKETS[name]
     userdir = root / name
     import_candles(
@@ -53,6 +54,13 @@ def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, ob
         userdir=userdir,
         options=ImportOptions(repair=True),
     )
+    return userdir
+
+
+def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, object]:
+    """Import one market into its own user dir and run the scorecard on it."""
+    _, pair, timeframe = MARKETS[name]
+    userdir = import_market(name, root)
     card = scorecard(
         load_experiment(spec_path),
         [pair],

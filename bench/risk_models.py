@@ -21,7 +21,6 @@ after fees, not yet the Freqtrade engine.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -34,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.regime_strategy import MARKETS, SHARED, import_market  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
 from experiments.spec_data import spec_candles  # noqa: E402
 from experiments.train import train  # noqa: E402
-from features.data import ImportOptions, import_candles  # noqa: E402
 from features.feature_spec import ONE_CANDLE_KINDS, FeatureSpec, WindowedFeature  # noqa: E402
 from features.timeframes import timeframe_to_seconds  # noqa: E402
 from ml.baselines import trend_positions  # noqa: E402
@@ -46,12 +45,6 @@ from ml.sizing import past_median_volatility, vol_target_exposure  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
 from ml.volatility import har_log_volatility, trailing_log_volatility  # noqa: E402
 
-SHARED = Path(os.environ.get("TRADINGBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-MARKETS = {
-    "btc_1h": ("Binance_BTCUSDT_1h.csv.gz", "BTC/USDT", "1h"),
-    "btc_1d": ("Binance_BTCUSDT_d.csv.gz", "BTC/USDT", "1d"),
-    "bnb_1d": ("Binance_BNBUSDT_d.csv.gz", "BNB/USDT", "1d"),
-}
 HORIZON_DAYS = 7
 BASELINES = ("trailing", "ewma", "har_rv")
 
@@ -95,16 +88,7 @@ def run_market(
 ) -> dict[str, dict[str, float]]:
     """Rows (each model kind and each classical forecast) of one market's losses; each
     kind's out-of-sample forecasts go into ``predictions``."""
-    filename, pair, timeframe = MARKETS[market]
-    userdir = root / market
-    import_candles(
-        SHARED / "binance-csv" / filename,
-        pair=pair,
-        timeframe=timeframe,
-        exchange="binance",
-        userdir=userdir,
-        options=ImportOptions(repair=True),
-    )
+    userdir = import_market(market, root)
     rows: dict[str, dict[str, float]] = {}
     for kind in kinds:
         started = time.monotonic()
