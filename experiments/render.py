@@ -116,18 +116,15 @@ SHORT_WINDOW_NOTE = (
 )
 
 
-def annualised(value: float | None, form: str) -> str:
-    """An annualised figure, or ``-`` where it is missing (see SHORT_WINDOW_NOTE)."""
+def cell(value: float | None, form: str) -> str:
+    """``value`` formatted, or ``-`` where it is missing or not finite (e.g. an
+    annualised figure over a short window: see SHORT_WINDOW_NOTE)."""
     return "-" if value is None or not math.isfinite(value) else form.format(value)
 
 
 def evaluation_cells(values: dict[str, float]) -> list[str]:
     """One row of the model-and-baselines table (``-`` where a value is missing)."""
-    cells = []
-    for key, _, form in EVALUATION_COLUMNS:
-        value = values.get(key)
-        cells.append("-" if value is None or value != value else form.format(value))
-    return cells
+    return [cell(values.get(key), form) for key, _, form in EVALUATION_COLUMNS]
 
 
 def evaluation_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
@@ -171,14 +168,7 @@ def risk_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     for _, header, _ in RISK_COLUMNS:
         table.add_column(header, justify="right", no_wrap=True)
     for name, values in rows.items():
-        cells = [values.get(key) for key, _, _ in RISK_COLUMNS]
-        table.add_row(
-            name,
-            *(
-                "-" if v is None or not math.isfinite(v) else form.format(v)
-                for v, (_, _, form) in zip(cells, RISK_COLUMNS, strict=True)
-            ),
-        )
+        table.add_row(name, *(cell(values.get(key), form) for key, _, form in RISK_COLUMNS))
     return table
 
 
@@ -229,7 +219,7 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
 
 
 def _pair_rows(result: object) -> dict[str, dict[str, float]]:
-    """Each pair's model, buy and hold and best trend rule rows of a pooled training."""
+    """Each pair's model, buy and hold and trend rule rows of a pooled training."""
     from experiments.train import TrainResult
 
     assert isinstance(result, TrainResult)
@@ -275,11 +265,11 @@ def whitelist_summary(console: Console, result: object, tracking_uri: str) -> No
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.1%}"
+    return cell(value, "{:.1%}")
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.2f}"
+    return cell(value, "{:.2f}")
 
 
 def regime_summary(console: Console, summary: object) -> None:
@@ -360,7 +350,7 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
             "apply it on purpose: the same tune command with --force REASON"
         )
     if result.gate is not None and result.gate.passed:
-        console.print(f"buy-and-hold gate {result.gate.verdict}")
+        console.print(f"promotion gate {result.gate.verdict}")
     if result.params_file is not None:
         console.print(f"strategy parameters written to {result.params_file}")
 

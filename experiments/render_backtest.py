@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from experiments.render import SHORT_WINDOW_NOTE, annualised, evaluation_table
+from experiments.render import SHORT_WINDOW_NOTE, cell, evaluation_table
 from ml.metrics import long_enough_to_annualise
 
 
@@ -59,10 +59,10 @@ def _metrics_table(m: Any) -> Table:
         ("trades", f"{m.trades}"),
         ("profit total", f"{m.profit_total:+.2%}"),
         ("market change (Freqtrade: first to last close, no fee)", f"{m.market_change:+.2%}"),
-        ("CAGR (closed trades)", annualised(m.cagr, "{:+.2%}")),
-        ("Sharpe (per-trade returns)", annualised(m.sharpe_trades, "{:.2f}")),
-        ("Sharpe (daily wallet balance)", annualised(m.sharpe_wallet, "{:.2f}")),
-        ("Sortino (closed trades)", annualised(m.sortino, "{:.2f}")),
+        ("CAGR (closed trades)", cell(m.cagr, "{:+.2%}")),
+        ("Sharpe (per-trade returns)", cell(m.sharpe_trades, "{:.2f}")),
+        ("Sharpe (daily wallet balance)", cell(m.sharpe_wallet, "{:.2f}")),
+        ("Sortino (closed trades)", cell(m.sortino, "{:.2f}")),
         ("max drawdown (closed trades, account)", f"{m.max_drawdown_account:.2%}"),
         ("winrate / profit factor", f"{m.winrate:.1%} / {m.profit_factor:.2f}"),
         ("expectancy", f"{m.expectancy:.4f}"),

@@ -10,7 +10,7 @@ The rule, printed and recorded on the new run (tags ``retrain.*``):
     no champion yet the new version becomes champion; with fewer than
     MIN_COMPARED_CANDLES such candles the champion stays. Either way the new
     version must pass the promotion gate of ``tradingbot promote``: its own
-    walk-forward not worse than buy and hold (ml.evaluation.buy_and_hold_gate).
+    walk-forward not worse than buy and hold (ml.evaluation.promotion_gate).
 
 Return over drawdown is the window's own Calmar, not annualised: a retrain compares the
 weeks since the last one, too short for annual figures (ml.metrics.MIN_ANNUALISED_DAYS).
@@ -36,7 +36,7 @@ from experiments.spec_data import reference_candles, spec_candles
 from experiments.train import Progress, TrainResult, train
 from ml import tracking
 from ml.bundle import ModelBundle
-from ml.evaluation import buy_and_hold_gate
+from ml.evaluation import promotion_gate
 from ml.fold_training import score
 from ml.model_source import load_bundle
 from ml.registry import CHAMPION, promote
@@ -132,7 +132,7 @@ def retrain(
     fresh = latest(spec)
     trained = train(fresh, userdir=userdir, tracking_uri=tracking_uri, progress=progress)
     verdict = _judge(fresh, trained, champion, champion_version, userdir)
-    gate = buy_and_hold_gate(client.get_run(trained.run_id).data.metrics)
+    gate = promotion_gate(client.get_run(trained.run_id).data.metrics)
     if verdict.promoted and not gate.passed:  # the same gate as tradingbot promote
         verdict = dataclasses.replace(
             verdict, promoted=False, reason=f"{verdict.reason}; but the gate refuses: {gate.reason}"

@@ -127,6 +127,7 @@ def scorecard(
     frame = timeframe or spec.data.timeframe
     for pair in pairs:  # all present before anything runs: no half-done scorecard
         load_candles(userdir, spec.data.exchange, pair, frame)
+    client = tracking.configure(tracking_uri, userdir)
     markets = []
     for pair in pairs:
         market = spec.with_overrides(pair=pair, timeframe=frame, timerange=timerange)
@@ -135,7 +136,6 @@ def scorecard(
         trained = train(market, userdir=userdir, tracking_uri=tracking_uri)
         # registered only so the walk-forward backtest can serve it: the report's model
         # table leaves these out (the scorecard's own run holds their figures)
-        client = tracking.configure(tracking_uri, userdir)
         client.set_registered_model_tag(trained.model_name, tracking.PURPOSE_TAG, "scorecard")
         say(f"{pair} {frame}: backtesting the fold models on the Freqtrade engine")
         summary = backtest(

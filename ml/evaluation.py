@@ -75,7 +75,7 @@ def run_summary(metrics: dict[str, float]) -> str:
 
 @dataclass(frozen=True)
 class Gate:
-    """The promotion gate's verdict on a run's evaluation against buy and hold."""
+    """The promotion gate's verdict on a run's evaluation against its baseline."""
 
     passed: bool
     reason: str
@@ -88,12 +88,12 @@ class Gate:
         return f"{label}: {self.reason}"
 
 
-def buy_and_hold_gate(metrics: dict[str, float]) -> Gate:
-    """Does the run's evaluation (see :data:`EVALUATIONS`) do at least as well as buy
-    and hold on the same candles? Compared by Calmar where the window allows it, else by
-    the window's return over max drawdown. A volatility forecast is not traded: it must
-    forecast at least as well as HAR-RV (QLIKE, on the same candles). A run without an evaluation, or without buy
-    and hold beside it, does not pass: there is nothing to judge it by."""
+def promotion_gate(metrics: dict[str, float]) -> Gate:
+    """Does the run's evaluation (see :data:`EVALUATIONS`) do at least as well as its
+    baseline on the same candles? A traded model against buy and hold: by Calmar where
+    the window allows it, else by the window's return over max drawdown. A volatility
+    forecast is not traded: against HAR-RV, by QLIKE. A run without an evaluation, or
+    without the baseline beside it, does not pass: there is nothing to judge it by."""
     evaluation = evaluation_of(metrics)
     if evaluation is None:
         return Gate(False, "its run recorded no out-of-sample evaluation")

@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle
-from ml.evaluation import Gate, buy_and_hold_gate, run_summary
+from ml.evaluation import Gate, promotion_gate, run_summary
 from ml.model_source import BUNDLE_ARTIFACT, BUNDLE_DIGEST_TAG, RegistryError, load_bundle
 
 CHAMPION = "champion"
@@ -160,7 +160,7 @@ def register_finished_run(
 ) -> int:
     """Register the model of a FINISHED run under ``name`` with alias ``challenger``.
 
-    ``gate``: the verdict of :func:`ml.evaluation.buy_and_hold_gate` on the run, when
+    ``gate``: the verdict of :func:`ml.evaluation.promotion_gate` on the run, when
     the registration is gated: recorded as the version's tag ``tradingbot.gate``; a
     refused version is registered (its lineage kept) without the alias.
 
@@ -260,9 +260,9 @@ def promote(
     """Move alias ``champion`` to ``version`` (None: the version alias ``challenger`` is
     on) and record who, when, why and key metrics.
 
-    The buy-and-hold gate (:func:`ml.evaluation.buy_and_hold_gate`) refuses a version
-    whose evaluation does worse than buy and hold on the same candles; ``force``
-    promotes it anyway, and the decision records that it was forced."""
+    The promotion gate (:func:`ml.evaluation.promotion_gate`) refuses a version whose
+    evaluation does worse than buy and hold (a risk forecast: HAR-RV) on the same
+    candles; ``force`` promotes it anyway, and the decision records that it was forced."""
     if not reason.strip():
         raise RegistryError("a promotion needs a reason (--reason TEXT)")
     model_version, gate = check_promotion(client, name, version, force)
@@ -314,11 +314,11 @@ def check_promotion(
             hint="its training was interrupted or failed: train again, or promote another version",
         )
     run_metrics = client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
-    gate = buy_and_hold_gate(run_metrics)
+    gate = promotion_gate(run_metrics)
     if not gate.passed and not force:
         raise RegistryError(
             f"{name} version {model_version.version} is not promoted: {gate.reason}",
-            hint="a model that does worse than buy and hold is promoted only on purpose: "
+            hint="a model that does worse than its baseline is promoted only on purpose: "
             "--force (with --reason saying why)",
         )
     return model_version, gate

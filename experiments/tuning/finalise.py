@@ -25,7 +25,7 @@ from experiments.tuning.request import TuneError, TuneRequest, TuneResult
 from experiments.tuning.space import strategy_values
 from features.candles import data_window
 from ml import tracking
-from ml.evaluation import Gate, buy_and_hold_gate
+from ml.evaluation import Gate, promotion_gate
 from ml.fold_training import fit_final
 from ml.registry import log_bundle, register_finished_run, version_of_run
 from ml.run_log import RunLog
@@ -191,9 +191,9 @@ def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams |
 
 
 def _gate(request: TuneRequest, metrics: dict[str, float]) -> Gate:
-    """The buy-and-hold gate's verdict on the refitted trial's test window; with
+    """The promotion gate's verdict on the refitted trial's test window; with
     ``--force REASON`` a refusal passes, saying so."""
-    gate = buy_and_hold_gate(metrics)
+    gate = promotion_gate(metrics)
     if gate.passed or request.force_reason is None:
         return gate
     return Gate(True, f"{gate.reason} ({request.force_reason})", forced=True)
@@ -201,7 +201,7 @@ def _gate(request: TuneRequest, metrics: dict[str, float]) -> Gate:
 
 def _applied(request: TuneRequest, strategy: StrategyParams | None, gate: Gate) -> Path | None:
     """Freqtrade's parameter file of ``strategy``, which every later backtest and bot of
-    the strategy loads: written only when the tuned trial passed the buy-and-hold gate
+    the strategy loads: written only when the tuned trial passed the promotion gate
     (the values stay in the run's ``strategy/`` artefacts either way). Written on every
     finalising call, so one killed after registering still gets it."""
     if strategy is None or not gate.passed:

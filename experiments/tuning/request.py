@@ -72,7 +72,7 @@ class TuneResult:
     model_name: str | None = None
     version: int | None = None
     params_file: Path | None = None
-    gate: Gate | None = None  # the buy-and-hold gate's verdict on the test window
+    gate: Gate | None = None  # the promotion gate's verdict on the test window
     parent_run_id: str | None = None
     running_elsewhere: list[str] = field(default_factory=list)  # unfinished: who still runs
     finalising_elsewhere: str | None = None  # finished, but another worker refits the best

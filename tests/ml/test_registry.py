@@ -66,21 +66,21 @@ def test_promotions_are_refused_with_the_reason(tmp_path: Path) -> None:
 def test_the_gate_compares_with_buy_and_hold_on_the_same_candles() -> None:
     """Issue 24: a model that does worse than buy and hold is not promoted quietly.
     Calmar where the window allows it, the window's return over drawdown below 90 days."""
-    from ml.evaluation import buy_and_hold_gate
+    from ml.evaluation import promotion_gate
 
     losing = WALK_FORWARD | {"baseline.always_long.calmar": 2.0}
-    assert not buy_and_hold_gate(losing).passed
-    assert "Calmar 1.50, below buy and hold's 2.00" in buy_and_hold_gate(losing).reason
-    assert buy_and_hold_gate(WALK_FORWARD | {"baseline.always_long.calmar": 1.2}).passed
+    assert not promotion_gate(losing).passed
+    assert "Calmar 1.50, below buy and hold's 2.00" in promotion_gate(losing).reason
+    assert promotion_gate(WALK_FORWARD | {"baseline.always_long.calmar": 1.2}).passed
     short = {  # a tuning test window of 25 days: no Calmar recorded
         "test.profit_total": -0.05,
         "test.return_over_drawdown": -0.5,
         "test.baseline.always_long.return_over_drawdown": 0.8,
     }
-    verdict = buy_and_hold_gate(short)
+    verdict = promotion_gate(short)
     assert not verdict.passed and "return over max drawdown -0.50" in verdict.reason
-    assert not buy_and_hold_gate({"overall.calmar": 3.0}).passed  # nothing to compare with
-    assert not buy_and_hold_gate({}).passed
+    assert not promotion_gate({"overall.calmar": 3.0}).passed  # nothing to compare with
+    assert not promotion_gate({}).passed
 
 
 def test_promote_refuses_a_version_that_loses_to_buy_and_hold_unless_forced(
