@@ -28,7 +28,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 from experiments.scorecard import scorecard  # noqa: E402
-from experiments.spec import load_experiment  # noqa: E402
+from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
 from features.data import ImportOptions, import_candles  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
 
@@ -57,12 +57,12 @@ def import_market(name: str, root: Path) -> Path:
     return userdir
 
 
-def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, object]:
+def run_market(name: str, spec: ExperimentSpec, end: str, root: Path) -> dict[str, object]:
     """Import one market into its own user dir and run the scorecard on it."""
     _, pair, timeframe = MARKETS[name]
     userdir = import_market(name, root)
     card = scorecard(
-        load_experiment(spec_path),
+        spec,
         [pair],
         userdir=userdir,
         tracking_uri=default_tracking_uri(userdir),
@@ -78,6 +78,8 @@ def run_market(name: str, spec_path: Path, end: str, root: Path) -> dict[str, ob
         "sma50_daily": market.rows["sma50_daily"],
         "momentum_30d": market.rows["momentum_30d"],
         "regime_only": trained["regime_only"],
+        "always_long_sized": market.rows["always_long_sized"],
+        "sma50_sized": market.rows["sma50_sized"],
     }
     return {
         "market": f"{pair} {timeframe}",
@@ -167,7 +169,7 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="regime-bench-") as tmp:
         for name in options.markets.split(","):
-            results[name] = run_market(name, options.spec, options.end, Path(tmp))
+            results[name] = run_market(name, load_experiment(options.spec), options.end, Path(tmp))
             print_market(results[name])
     checks = targets(results)
     print()

@@ -9,13 +9,9 @@ same out-of-sample candles as the classical ones: the trailing week, RiskMetrics
 and HAR-RV. Printed: QLIKE (lower is better), its ratio to HAR-RV's, MSE of log
 volatility, per market and model, and the issue's targets with PASS/FAIL.
 
-``--sizing [SPEC]`` also trains the regime allocation (default its shipped spec) on
-each market and simulates it sized by each forecast (``ml.sizing``), beside the trend
-rules unsized and sized by the trailing week: the training pipeline's simulation
-after fees, not yet the Freqtrade engine.
+The allocation sized by these forecasts, on the Freqtrade engine: ``bench/sized_allocation.py``.
 
     .venv/bin/python bench/risk_models.py [--models lightgbm,hmm_lstm] [--markets btc_1h,btc_1d,bnb_1d]
-        [--sizing [SPEC]] [--target-vol 0.6]
 """
 
 from __future__ import annotations
@@ -30,20 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from bench.regime_strategy import MARKETS, SHARED, import_market  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
-from experiments.spec_data import spec_candles  # noqa: E402
 from experiments.train import train  # noqa: E402
 from features.feature_spec import ONE_CANDLE_KINDS, FeatureSpec, WindowedFeature  # noqa: E402
 from features.timeframes import timeframe_to_seconds  # noqa: E402
-from ml.baselines import trend_positions  # noqa: E402
-from ml.metrics import long_flat, periods_per_year  # noqa: E402
-from ml.sizing import past_median_volatility, vol_target_exposure  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
-from ml.volatility import har_log_volatility, trailing_log_volatility  # noqa: E402
 
 HORIZON_DAYS = 7
 BASELINES = ("trailing", "ewma", "har_rv")
@@ -84,10 +73,8 @@ def run_market(
     market: str,
     kinds: list[str],
     root: Path,
-    predictions: dict[str, pd.DataFrame],
 ) -> dict[str, dict[str, float]]:
-    """Rows (each model kind and each classical forecast) of one market's losses; each
-    kind's out-of-sample forecasts go into ``predictions``."""
+    """Rows (each model kind and each classical forecast) of one market's losses."""
     userdir = import_market(market, root)
     rows: dict[str, dict[str, float]] = {}
     for kind in kinds:
@@ -98,92 +85,9 @@ def run_market(
             tracking_uri=default_tracking_uri(userdir),
         )
         rows[kind] = trained.metrics | {"seconds": time.monotonic() - started}
-        predictions[kind] = trained.out_of_sample
         for name in BASELINES:  # the same candles for every model kind: the same values
             rows[name] = trained.baselines[name]
     return rows
-
-
-SIZED_SHOWN = (
-    "allocation",
-    "alloc sized: trailing",
-    "alloc sized: har_rv",
-    "alloc sized: model",
-    "always_long",
-    "sma50_daily",
-    "momentum_30d",
-    "hold sized: trailing",
-    "sma50 sized: trailing",
-)
-
-
-def sizing_rows(
-    allocation_spec: ExperimentSpec,
-    market: str,
-    risk: pd.DataFrame,
-    userdir: Path,
-    fixed_target: float | None = None,
-) -> dict[str, dict[str, float]]:
-    """The regime allocation (``allocation_spec``, walk-forward on the market) sized by
-    each forecast of next week's volatility (ml.sizing: target = the market's own past
-    median 30-day volatility, cap 1, band 0.1, at most daily), beside the trend rules,
-    unsized and sized by the trailing week, on the same out-of-sample candles, 0.1% fee.
-    ``fixed_target``: one annualised volatility for every market instead of each one's
-    own past median."""
-    _, pair, timeframe = MARKETS[market]
-    spec = allocation_spec.with_overrides(pair=pair, timeframe=timeframe)
-    spec = spec.model_copy(update={"name": f"{allocation_spec.name}__{market}"})
-    trained = train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
-    candles = spec_candles(spec.data, userdir)
-    per_year, per_day = periods_per_year(timeframe), 86_400 / timeframe_to_seconds(timeframe)
-    horizon = HORIZON_DAYS * round(per_day)
-    close = candles["close"]
-    forecasts = {
-        "trailing": np.exp(trailing_log_volatility(close, horizon, per_year)),
-        "har_rv": np.exp(har_log_volatility(close, horizon, per_year, per_day)),
-        "model": np.exp(risk.reindex(candles.index)["prediction"].to_numpy(dtype="float64")),
-    }
-    target = (
-        past_median_volatility(close, per_year, per_day)
-        if fixed_target is None
-        else np.full(len(candles), fixed_target)
-    )
-    rows = trained.out_of_sample.index.intersection(risk.index).to_numpy()
-    returns = np.r_[np.nan, np.diff(np.log(close.to_numpy(dtype="float64")))][rows]
-    exposure = trained.out_of_sample.loc[rows, "p_up"].to_numpy(dtype="float64")
-    rules = {name: values[rows] for name, values in trend_positions(candles, timeframe).items()}
-    positions = {"allocation": exposure, "always_long": np.ones(len(rows)), **rules}
-
-    def sized(base: np.ndarray, forecast: np.ndarray) -> np.ndarray:
-        return vol_target_exposure(base, forecast[rows], target[rows], candles_per_day=per_day)
-
-    for name, forecast in forecasts.items():
-        positions[f"alloc sized: {name}"] = sized(exposure, forecast)
-    positions["hold sized: trailing"] = sized(np.ones(len(rows)), forecasts["trailing"])
-    positions["sma50 sized: trailing"] = sized(rules["sma50_daily"], forecasts["trailing"])
-    results = {
-        name: long_flat(values, returns, fee=0.001, periods_per_year=per_year)
-        for name, values in positions.items()
-    }
-    hold = results["always_long"]["max_drawdown"]
-    for values in results.values():
-        values["drawdown_vs_buy_hold"] = values["max_drawdown"] / hold
-    return results
-
-
-def print_sizing(market: str, rows: dict[str, dict[str, float]]) -> None:
-    _, pair, timeframe = MARKETS[market]
-    print(f"\n{pair} {timeframe}: the regime allocation sized by forecast risk (simulation)")
-    header = f"{'strategy':<24}{'return':>9}{'maxDD':>8}{'DD/BH':>7}{'Calmar':>8}{'chg/yr':>8}{'expo':>6}"
-    print(header)
-    print("-" * len(header))
-    for name in SIZED_SHOWN:
-        m = rows[name]
-        print(
-            f"{name:<24}{m['total_return']:>+9.0%}{m['max_drawdown']:>8.1%}"
-            f"{m['drawdown_vs_buy_hold']:>7.2f}{m['calmar']:>8.2f}"
-            f"{m['changes_per_year']:>8.1f}{m['exposure']:>6.2f}"
-        )
 
 
 def print_market(market: str, rows: dict[str, dict[str, float]]) -> None:
@@ -227,20 +131,6 @@ def main() -> None:
     )
     parser.add_argument("--models", default="lightgbm", help="model kinds, comma-separated")
     parser.add_argument("--markets", default=",".join(MARKETS))
-    parser.add_argument(
-        "--sizing",
-        type=Path,
-        nargs="?",
-        const=ROOT / "experiments/specs/btc_1h_regime_allocation.toml",
-        help="also size this regime allocation spec by each forecast (simulation)",
-    )
-    parser.add_argument(
-        "--target-vol",
-        type=float,
-        default=None,
-        help="sizing: one annualised target volatility for every market (e.g. 0.6) "
-        "instead of each market's own past median",
-    )
     args = parser.parse_args()
     if not (SHARED / "binance-csv").exists():
         sys.exit(f"real market data not found at {SHARED} (set TRADINGBOT_SHARED_DATA)")
@@ -249,17 +139,8 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="risk-bench-") as tmp:
         for market in args.markets.split(","):
-            predictions: dict[str, pd.DataFrame] = {}
-            results[market] = run_market(spec, market, kinds, Path(tmp), predictions)
+            results[market] = run_market(spec, market, kinds, Path(tmp))
             print_market(market, results[market])
-            if args.sizing is not None:
-                best = min(kinds, key=lambda k: results[market][k]["qlike"])
-                userdir = Path(tmp) / market
-                allocation = load_experiment(args.sizing)
-                sizing = sizing_rows(
-                    allocation, market, predictions[best], userdir, args.target_vol
-                )
-                print_sizing(market, sizing)
     print("\ntargets")
     checks = targets(results, kinds)
     for name, passed, value in checks:

@@ -61,7 +61,14 @@ from features.feature_spec import (
     spec_with_higher_timeframe,
 )
 from features.timeframes import timeframe_to_seconds
-from ml.config import ModelConfig, RegimeConfig, TrainingConfig, TrustConfig
+from ml.config import (
+    ModelConfig,
+    RegimeConfig,
+    SizingConfig,
+    TrainingConfig,
+    TrustConfig,
+    check_sizing,
+)
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
@@ -236,7 +243,13 @@ class ExperimentSpec(BaseModel):
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)
     backtest: BacktestConfig = BacktestConfig()
     trust: TrustConfig = TrustConfig()
+    sizing: SizingConfig | None = None  # a regime allocation sized by forecast risk
     tune: TuneConfig | None = None  # the search space of `tradingbot tune`
+
+    @model_validator(mode="after")
+    def _sizing(self) -> ExperimentSpec:
+        check_sizing(self.model, self.sizing)
+        return self
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -251,6 +264,7 @@ class ExperimentSpec(BaseModel):
             walk_forward=self.walk_forward,
             fee=self.fee,
             trust=self.trust,
+            sizing=self.sizing,
         )
 
     @property
@@ -260,6 +274,8 @@ class ExperimentSpec(BaseModel):
         # hash they had before those existed
         if not content["data"]["pairs"]:
             del content["data"]["pairs"]
+        if content["sizing"] is None:
+            del content["sizing"]  # nor unsized specs
         if content["trust"] == TrustConfig().model_dump(mode="json"):
             del content["trust"]
         if content.get("tune") and content["tune"].get("strategy_parameters") is None:

@@ -36,7 +36,7 @@ from ml.models.forecaster import Forecaster
 from ml.models.regime import RegimeHMM
 from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
 from ml.targets import make_target
-from ml.volatility import lognormal_correction
+from ml.vol_sizer import VolatilitySizer, held_out_correction
 
 BUNDLE_FORMAT = 1
 References = Mapping[str, pd.DataFrame] | None  # reference pair -> its candles
@@ -101,6 +101,8 @@ class ModelBundle:
         # applied by the bundle for_pair() returns
         self.pair_scalers: dict[str, Any] = {}
         self._scaler: Any = None
+        # a sized regime allocation: its volatility forecast and sizing ([sizing])
+        self.sizer: VolatilitySizer | None = None
 
     @property
     def dissimilarity_threshold(self) -> float | None:
@@ -117,6 +119,10 @@ class ModelBundle:
         state.setdefault("dissimilarity", None)  # bundles pickled before the index existed
         state.setdefault("pair_scalers", {})  # nor pooled bundles
         state.setdefault("_scaler", None)
+        state.setdefault("sizer", None)  # nor sized allocations
+        config = state["config"]
+        if "sizing" not in config.__dict__:
+            state["config"] = config.model_copy(update={"sizing": None})
         self.__dict__.update(state)
 
     @property
@@ -223,13 +229,23 @@ class ModelBundle:
         matrix = np.column_stack([features[c] if c in features else regimes[c] for c in names])
         return pd.DataFrame(matrix.astype("float64", copy=False), columns=names)
 
+    @property
+    def context_rows(self) -> int:
+        """Rows before a row that its forecast reads (an LSTM's sequence)."""
+        sized = 0 if self.sizer is None else self.sizer.context_rows
+        return max(self.forecaster.context_rows, sized)
+
     def forecast(self, inputs: pd.DataFrame, last: int | None = None) -> dict[str, np.ndarray]:
         """``prediction``, ``p_up`` (classification) and ``reason`` (rules) for the last
         ``last`` rows of ``inputs`` (all rows by default), computed from just the rows
-        those need (an LSTM's sequence reaches ``sequence_length - 1`` rows back)."""
+        those need (an LSTM's sequence reaches ``sequence_length - 1`` rows back).
+
+        A sized allocation also gives ``exposure`` (the regime allocation's own) and
+        ``volatility`` (its forecast, annualised); its ``p_up`` is the sized exposure
+        wanted (see :mod:`ml.vol_sizer`)."""
         forecaster = self.forecaster
         if last is not None:
-            inputs = inputs.iloc[max(0, len(inputs) - last - forecaster.context_rows) :]
+            inputs = inputs.iloc[max(0, len(inputs) - last - self.context_rows) :]
         out: dict[str, np.ndarray] = {}
         if self.config.target.task == "classification":
             out["p_up"] = forecaster.predict_proba(inputs)[:, 1]
@@ -241,6 +257,10 @@ class ModelBundle:
             )
         else:
             out["prediction"] = forecaster.predict(inputs) + self.metadata.risk_correction
+        if self.sizer is not None:
+            out["exposure"] = out["p_up"]
+            out["volatility"] = self.sizer.volatility(inputs)
+            out["p_up"] = self.sizer.desired(out["exposure"], out["volatility"])
         if forecaster.has_reasons:
             out["reason"] = np.asarray(forecaster.explain(inputs), dtype=object)
         if self.dissimilarity is not None:
@@ -260,8 +280,9 @@ class ModelBundle:
         forecast = self.forecast(self.inputs(features, regimes))
         out = pd.DataFrame({"date": features["date"].to_numpy()}, index=features.index)
         out["prediction"] = forecast["prediction"]
-        if "p_up" in forecast:
-            out["p_up"] = forecast["p_up"]
+        for column in ("p_up", "exposure", "volatility"):
+            if column in forecast:
+                out[column] = forecast[column]
         for column in regimes.columns:
             out[column] = regimes[column].to_numpy()
         if "reason" in forecast:
@@ -343,35 +364,6 @@ def fit_regimes(
     )
 
 
-HELD_OUT_SHARE = 0.2  # of the training rows, for risk_correction
-MIN_PROBE_ROWS = 200  # complete rows (features and target known) to fit its probe on
-
-
-def risk_correction(
-    config: TrainingConfig,
-    seed: int,
-    threads: int | None,
-    inputs: pd.DataFrame,
-    target: np.ndarray,
-) -> float:
-    """What to add to a forecast log volatility so that its variance is right on average.
-
-    A regression of log volatility forecasts its median; QLIKE (and any sizing) needs
-    the mean variance: :func:`ml.volatility.lognormal_correction` of the residuals,
-    measured out of sample, as HAR-RV's is in sample: a copy of the forecaster fitted
-    on the first 80% of the training rows, residuals on the last 20% (an embargo of
-    ``horizon`` rows between). In-sample residuals of a flexible model are too small."""
-    complete = np.isfinite(target) & inputs.notna().all(axis=1).to_numpy()
-    rows = len(target)
-    horizon = config.target.horizon
-    cut = int(rows * (1.0 - HELD_OUT_SHARE))
-    if complete[: max(0, cut - horizon)].sum() < MIN_PROBE_ROWS or complete[cut:].sum() < 50:
-        return 0.0  # too few rows to measure it: no correction rather than a noisy one
-    probe = config.model.estimator(config.target.task, seed, horizon, threads)
-    probe.fit(inputs.iloc[: cut - horizon], target[: cut - horizon])
-    return lognormal_correction(target[cut:] - probe.predict(inputs.iloc[cut:]))
-
-
 def fit_bundle(
     *,
     name: str,
@@ -409,8 +401,14 @@ def fit_bundle(
     inputs = pd.concat([train_features, regimes], axis=1)[input_columns]
     forecaster.fit(inputs, target)
     correction = (
-        risk_correction(config, seed, threads, inputs, target) if config.target.is_risk else 0.0
+        held_out_correction(config.model, seed, config.target.horizon, threads, inputs, target)
+        if config.target.is_risk
+        else 0.0
     )
+    sizer = None
+    if config.sizing is not None:
+        sizer = VolatilitySizer(config.sizing, config.sizing.horizon(timeframe), seed, threads)
+        sizer.fit(inputs, candles, rows)
     metadata = BundleMetadata(
         name=name,
         forecaster_kind=config.model.kind,
@@ -428,6 +426,7 @@ def fit_bundle(
         risk_correction=correction,
     )
     bundle = ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
+    bundle.sizer = sizer
     if config.trust.dissimilarity_threshold is not None:
         bundle.dissimilarity = DissimilarityIndex().fit(inputs)
     return bundle

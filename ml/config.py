@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.timeframes import timeframe_to_seconds
 from ml.models import FORECASTERS, forecaster_class
 from ml.models.base import Task
+from ml.sizing import DEFAULT_BAND, DEFAULT_CAP, DEFAULT_TARGET_VOLATILITY
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
@@ -137,6 +139,54 @@ class TrustConfig(BaseModel):
     dissimilarity_threshold: float | None = Field(default=None, gt=0.0)
 
 
+class SizingConfig(BaseModel):
+    """``[sizing]``: a regime allocation's exposure sized by forecast volatility
+    (:mod:`ml.sizing`): ``exposure * min(cap, target_volatility / forecast)``, held per
+    the band and at most daily.
+
+    The forecast is of the annualised volatility of the next ``horizon_days``:
+
+    * ``forecast = "model"``: ``model`` (a regressor; e.g. LightGBM or ``har_rv``) fitted
+      per fold on the same training rows as the regime model, on ``columns`` (features
+      of the spec and/or the regime model's ``p_<label>`` columns), against the log
+      realised volatility of the next ``horizon_days``, with the held-out log-normal
+      correction of a volatility target;
+    * ``forecast = "trailing"``: the realised volatility of the last week of daily
+      closes (``columns[0]``, a ``realized_volatility`` feature of ``1d`` candles).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_volatility: float = Field(default=DEFAULT_TARGET_VOLATILITY, gt=0.0, le=10.0)
+    cap: float = Field(default=DEFAULT_CAP, gt=0.0, le=1.0)  # no leverage
+    band: float = Field(default=DEFAULT_BAND, ge=0.0, lt=1.0)
+    horizon_days: float = Field(default=7.0, gt=0.0, le=365.0)
+    forecast: Literal["model", "trailing"] = "model"
+    model: ModelConfig | None = None
+    columns: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _forecast(self) -> SizingConfig:
+        if self.forecast == "model" and self.model is None:
+            raise ValueError(
+                'sizing: forecast = "model" needs [sizing.model] (e.g. kind = "lightgbm")'
+            )
+        if self.forecast == "trailing":
+            if self.model is not None:
+                raise ValueError('sizing: forecast = "trailing" takes no [sizing.model]')
+            column = self.columns[0]
+            if not (column.startswith("%-realized_volatility_") and column.endswith("_1d")):
+                raise ValueError(
+                    f"sizing: the trailing forecast reads a realized_volatility feature of 1d "
+                    f"candles (e.g. %-realized_volatility_7_1d), got {column!r}"
+                )
+        return self
+
+    def horizon(self, timeframe: str) -> int:
+        """``horizon_days`` in candles of ``timeframe`` (at least one)."""
+        return max(1, round(self.horizon_days * 86_400 / timeframe_to_seconds(timeframe)))
+
+
 class TrainingConfig(BaseModel):
     """Everything about *how* to train, independent of which data."""
 
@@ -148,3 +198,18 @@ class TrainingConfig(BaseModel):
     walk_forward: WalkForwardSpec = WalkForwardSpec()
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)  # per side, for the long/flat simulation
     trust: TrustConfig = TrustConfig()
+    sizing: SizingConfig | None = None
+
+    @model_validator(mode="after")
+    def _sized_allocation(self) -> TrainingConfig:
+        check_sizing(self.model, self.sizing)
+        return self
+
+
+def check_sizing(model: ModelConfig, sizing: SizingConfig | None) -> None:
+    """``[sizing]`` only with a model whose output is an exposure."""
+    if sizing is not None and model.kind != "regime_allocation":
+        raise ValueError(
+            f"[sizing] sizes a regime allocation's exposure; model kind {model.kind!r} "
+            'has none (use kind = "regime_allocation")'
+        )

@@ -32,14 +32,26 @@ from ml.metrics import (
 )
 from ml.models import forecaster_class
 from ml.models.allocation import DEFAULT_EXPOSURES
+from ml.sizing import DEFAULT_BAND, DEFAULT_TARGET_VOLATILITY, held_exposure
 from ml.targets import make_target
 from ml.volatility import risk_baselines, risk_metrics
 from ml.walkforward import Fold, make_folds
 
 
-def positions_from(predictions: pd.DataFrame, task: str, fractional: bool = False) -> np.ndarray:
+def positions_from(
+    predictions: pd.DataFrame, task: str, fractional: bool = False, band: float = 0.0
+) -> np.ndarray:
     """Long (1) / flat (0) from a prediction frame: long when up is predicted;
-    ``fractional``: the share of equity ``p_up`` (a regime allocation's exposure)."""
+    ``fractional``: the share of equity ``p_up`` (a regime allocation's exposure); a
+    sized allocation (an ``exposure`` column beside) holds its ``p_up`` by the
+    rebalancing rule of :mod:`ml.sizing` with ``band``."""
+    if fractional and "exposure" in predictions.columns:
+        return held_exposure(
+            predictions["p_up"].to_numpy(dtype="float64"),
+            predictions["exposure"].to_numpy(dtype="float64"),
+            predictions["date"],
+            band,
+        )
     if fractional:
         return predictions["p_up"].to_numpy(dtype="float64")
     prediction = predictions["prediction"].to_numpy(dtype="float64")
@@ -97,14 +109,25 @@ def score(
         metrics = classification_metrics(target, predictions["p_up"].to_numpy(dtype="float64"))
     elif forecasts:
         metrics = regression_metrics(target, predictions["prediction"].to_numpy(dtype="float64"))
+    target_volatility, band = (
+        (config.sizing.target_volatility, config.sizing.band)
+        if config.sizing is not None
+        else (DEFAULT_TARGET_VOLATILITY, DEFAULT_BAND)
+    )
     positions = positions_from(
-        predictions, config.target.task, fractional=config.model.kind == "regime_allocation"
+        predictions,
+        config.target.task,
+        fractional=config.model.kind == "regime_allocation",
+        band=band,
     )
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
     metrics |= _regime_days(predictions, candles)
     candidates = baseline_positions(one_candle)
     candidates.update(
-        {name: values[rows] for name, values in rule_positions(candles, timeframe).items()}
+        {
+            name: values[rows]
+            for name, values in rule_positions(candles, timeframe, target_volatility, band).items()
+        }
     )
     if "regime" in predictions.columns:  # the regime decision's exposure, nothing else
         regime_only = predictions["regime"].map(DEFAULT_EXPOSURES).fillna(0.0)

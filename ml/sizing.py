@@ -1,15 +1,22 @@
 """Volatility targeting: size an exposure by forecast risk, with a rebalancing rule that
 respects fees.
 
-``sized[t] = exposure[t] * min(cap, target / forecast_volatility[t])`` (shares of equity,
-volatilities annualised), held until either the unsized exposure changes (a regime or
-rule decision acts at once) or, at a daily rebalance, the sized value has moved by more
-than ``band`` from what is held. Causal: every value at t uses inputs at t or before.
+``desired[t] = exposure[t] * min(cap, target / forecast_volatility[t])`` (shares of
+equity, volatilities annualised). What is *held* changes only when
 
-The target is not a number picked from results: by default it is the median of the
-market's own trailing 30-day volatility over the year before each candle
-(:func:`past_median_volatility`), so a sized position holds less than its exposure when
-risk is above its norm and, up to ``cap``, more when it is below.
+* the unsized exposure changes (a regime or rule decision acts at once), or
+* a day or more after the position was last sized, the desired value is more than
+  ``band`` away from what is held (at most one rebalance a day, and none for small
+  moves: fees are real).
+
+:func:`rebalance_due` is that rule for one candle; the walk-forward simulation
+(:func:`held_exposure`) and the Freqtrade strategy (``RegimeAllocationStrategy``, whose
+held value and sizing time are its open trade's) both call it, so they trade the same
+rule. Causal: every value at t uses inputs at t or before.
+
+The target is a risk budget, not a number fitted to results:
+:data:`DEFAULT_TARGET_VOLATILITY` (60% a year) for every market, unless a spec's
+``[sizing]`` sets another.
 """
 
 from __future__ import annotations
@@ -18,52 +25,82 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ml.volatility import trailing_log_volatility
-
 FloatArray = NDArray[np.float64]
 
-TARGET_WINDOW_DAYS = 30  # the volatility whose norm is the target
-TARGET_HISTORY_DAYS = 365  # the norm: its median over the past year
+# The risk budget: hold at most full exposure, and scale down when the forecast annual
+# volatility is above 60%. Chosen before any result, as a trader states a budget: about
+# the volatility of the large crypto markets in their calmer years, so the position is
+# cut in their turbulent ones. The same number on every market (never tuned per market).
+DEFAULT_TARGET_VOLATILITY = 0.6
+DEFAULT_BAND = 0.1  # share of equity: smaller differences are not worth two fees
+DEFAULT_CAP = 1.0  # no leverage
 
 
-def past_median_volatility(
-    close: pd.Series | FloatArray, periods_per_year: float, candles_per_day: float
+def desired_exposure(
+    exposure: FloatArray,
+    forecast_volatility: FloatArray,
+    target_volatility: FloatArray | float,
+    cap: float = DEFAULT_CAP,
 ) -> FloatArray:
-    """The median, over the last year of candles, of the trailing 30-day annualised
-    volatility: a target that each market sets for itself from its past only. NaN until
-    a quarter of that year exists. Shape (n,)."""
-    window = max(2, round(TARGET_WINDOW_DAYS * candles_per_day))
-    monthly = np.exp(trailing_log_volatility(close, window, periods_per_year))
-    history = max(1, round(TARGET_HISTORY_DAYS * candles_per_day))
-    median = pd.Series(monthly).rolling(history, min_periods=history // 4).median()
-    return median.to_numpy(dtype="float64")
+    """``exposure * min(cap, target / forecast)`` per candle, clipped to 0..cap; where the
+    forecast or the target is unknown, the unsized exposure (nothing to size by)."""
+    base = np.asarray(exposure, dtype="float64")
+    forecast = np.asarray(forecast_volatility, dtype="float64")
+    target = np.broadcast_to(np.asarray(target_volatility, dtype="float64"), base.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.minimum(cap, target / forecast)
+    usable = np.isfinite(scale) & (forecast > 0)
+    desired = np.where(usable, base * scale, base)
+    clipped: FloatArray = np.where(np.isfinite(desired), np.clip(desired, 0.0, cap), desired)
+    return clipped
+
+
+REBALANCE_DAYS = 1.0  # at most one rebalance a day
+DAY = np.timedelta64(86_400_000_000_000, "ns")
+
+
+def rebalance_due(
+    desired: float, held: float, exposure_changed: bool, days_since_sized: float, band: float
+) -> bool:
+    """Move what is held to ``desired`` now? At once when the unsized exposure changed;
+    otherwise only a day or more after the position was last sized, and when the gap
+    exceeds ``band``."""
+    return exposure_changed or (days_since_sized >= REBALANCE_DAYS and abs(desired - held) > band)
+
+
+def held_exposure(
+    desired: FloatArray,
+    exposure: FloatArray,
+    dates: pd.Series | NDArray[np.datetime64],
+    band: float = DEFAULT_BAND,
+) -> FloatArray:
+    """What a strategy following :func:`rebalance_due` holds at each candle (shape (n,),
+    NaN counted as 0: flat), starting flat before the first candle."""
+    want = np.nan_to_num(np.asarray(desired, dtype="float64"), nan=0.0)
+    base = np.nan_to_num(np.asarray(exposure, dtype="float64"), nan=0.0)
+    stamps = pd.Series(pd.to_datetime(dates, utc=True)).to_numpy(dtype="datetime64[ns]")
+    held: FloatArray = np.empty_like(want)
+    current, previous = 0.0, 0.0
+    sized_at = stamps[0] - DAY if len(stamps) else None
+    for t in range(len(want)):
+        since = float((stamps[t] - sized_at) / DAY)
+        if rebalance_due(float(want[t]), current, base[t] != previous, since, band):
+            current, sized_at = float(want[t]), stamps[t]
+        held[t] = current
+        previous = base[t]
+    return held
 
 
 def vol_target_exposure(
     exposure: FloatArray,
     forecast_volatility: FloatArray,
-    target_volatility: FloatArray | float,
+    dates: pd.Series | NDArray[np.datetime64],
+    target_volatility: FloatArray | float = DEFAULT_TARGET_VOLATILITY,
     *,
-    candles_per_day: float,
-    cap: float = 1.0,
-    band: float = 0.1,
+    cap: float = DEFAULT_CAP,
+    band: float = DEFAULT_BAND,
 ) -> FloatArray:
-    """Sized exposure per candle (shape (n,), 0..cap): see the module doc. A candle
-    without a forecast or a target keeps the unsized exposure (nothing to size by);
-    rebalances fall every ``candles_per_day`` candles from the first."""
-    base = np.nan_to_num(np.asarray(exposure, dtype="float64"), nan=0.0)
-    forecast = np.asarray(forecast_volatility, dtype="float64")
-    target = np.broadcast_to(np.asarray(target_volatility, dtype="float64"), base.shape)
-    scale = np.minimum(cap, target / forecast)
-    desired = np.where(np.isfinite(scale), base * scale, base)
-    step = max(1, round(candles_per_day))
-    held = np.empty_like(base)
-    current = 0.0
-    for t in range(len(base)):
-        changed = t == 0 or base[t] != base[t - 1]
-        due = t % step == 0 and abs(desired[t] - current) > band
-        if changed or due:
-            current = float(desired[t])
-        held[t] = current
-    sized: FloatArray = np.clip(held, 0.0, cap)
-    return sized
+    """The held, sized exposure per candle (shape (n,), 0..cap): :func:`desired_exposure`
+    followed by :func:`held_exposure`."""
+    desired = desired_exposure(exposure, forecast_volatility, target_volatility, cap)
+    return held_exposure(desired, exposure, dates, band)

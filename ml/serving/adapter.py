@@ -301,6 +301,9 @@ class ModelAdapter:
         }
         for label in labels:
             added[f"&-p_{label}"] = columns[f"p_{label}"]
+        for column in ("exposure", "volatility"):  # a sized allocation's
+            if column in columns:
+                added[f"&-{column}"] = columns[column]
         if "reason" in columns:
             added["&-reason"] = columns["reason"]
         ready = np.isfinite(np.asarray(columns["prediction"], dtype="float64"))

@@ -78,8 +78,8 @@ def candle_frame(
 
 def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.DataFrame:
     """Freqtrade's ``dataframe`` with the walk-forward predictions of ``stitched`` (one row
-    per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up``, ``p_<regime>`` and
-    ``regime``) joined by date; ``do_predict`` is 1 where a candle has a prediction."""
+    per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up``, ``p_<regime>``,
+    ``regime`` and a sized allocation's ``exposure`` and ``volatility``) joined by date; ``do_predict`` is 1 where a candle has a prediction."""
     stitched = stitched.assign(
         date=pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
     )
@@ -94,6 +94,9 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     out["&-regime"] = regime_column(labels, regime_codes(labels, names.fillna("")))
     for column in regime_columns:
         out[f"&-{column}"] = merged[column].to_numpy()
+    for column in ("exposure", "volatility"):  # a sized allocation's
+        if column in merged:
+            out[f"&-{column}"] = merged[column].to_numpy()
     out["do_predict"] = np.isfinite(out["&-prediction"].to_numpy(dtype="float64")).astype("int64")
     return out
 

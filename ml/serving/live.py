@@ -106,7 +106,7 @@ class LiveState:
             return
         if len(candles) > self.window:
             candles = candles.iloc[len(candles) - self.window :].reset_index(drop=True)
-        context = bundle.forecaster.context_rows
+        context = bundle.context_rows
         # the rows the new candles and the forecaster's context need, from the bounded tail
         features = bundle.tail_features(candles, new + context, references)
         regime_columns = [c for c in self._columns if c.startswith("p_") and c != "p_up"]

@@ -89,6 +89,31 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         user="pytest",
         force=True,
     )
+    # the same allocation sized by a LightGBM forecast of volatility (an LSTM would read
+    # a sequence: the live path passes it the context its forecast needs)
+    sized = parse_experiment(
+        {
+            **allocation.model_dump(exclude={"sizing", "tune"}),
+            "name": "serve_sized_allocation",
+            "features": {"features": [*slow, {"kind": "realized_volatility", "windows": [24, 72]}]},
+            "sizing": {
+                "target_volatility": 0.5,
+                "horizon_days": 1,
+                "columns": ["%-realized_volatility_24", "%-realized_volatility_72", "p_bull"],
+                "model": {"kind": "lightgbm", "params": {"n_estimators": 20}},
+            },
+        },
+        source="test",
+    )
+    result = train(sized, userdir=userdir, tracking_uri=uri)
+    promote(
+        configure(uri, userdir),
+        "serve_sized_allocation",
+        result.version,
+        "test",
+        user="pytest",
+        force=True,
+    )
     return userdir, uri
 
 
@@ -179,7 +204,9 @@ def test_feature_mismatch_gives_do_predict_zero(
     assert len(messages) == 1 and "feature mismatch" in messages[0]
 
 
-@pytest.mark.parametrize("model", ["serve_rules", "serve_hmm_lstm", "serve_allocation"])
+@pytest.mark.parametrize(
+    "model", ["serve_rules", "serve_hmm_lstm", "serve_allocation", "serve_sized_allocation"]
+)
 def test_live_path_processes_only_new_candles_and_matches_the_batch(
     registered: tuple[Path, str], model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,7 +236,9 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
         out = live.populate(frame.iloc[start:end].copy(), "BTC/USDT", live=True)
         expected = batch.iloc[start:end]
         columns = [
-            c for c in expected.columns if c.startswith("&-p_") or c in ("&-p_up", "&-prediction")
+            c
+            for c in expected.columns
+            if c.startswith("&-p_") or c in ("&-prediction", "&-exposure", "&-volatility")
         ]
         np.testing.assert_allclose(
             out[columns].to_numpy(dtype="float64"),
@@ -222,5 +251,5 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
         assert (out["do_predict"].to_numpy() == expected["do_predict"].to_numpy()).all()
     # features only ever on the bounded tail, and only the rows the new candles need
     assert built and max(size for size, _ in built) <= live.live_window
-    context = live.bundle.forecaster.context_rows  # type: ignore[union-attr]
+    context = live.bundle.context_rows  # type: ignore[union-attr]
     assert max(rows for _, rows in built) == 4 + context  # the step with four new candles

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -345,11 +346,14 @@ def test_the_allocation_strategy_enters_its_target_and_obeys_the_breaker(
         bot.cleanup()
 
 
-def _resize_targets_to(trades: list[Any], sized_for: float) -> None:
-    """Pretend each trade was last sized for ``sized_for``: the strategy then wants to
-    move it to its (higher) target, an addition through ``adjust_trade_position``."""
+def _resize_targets_to(trades: list[Any], sized_for: float, days_ago: float = 2.0) -> None:
+    """Pretend each trade was last sized for ``sized_for``, ``days_ago``: a day or more
+    later the strategy wants to move it to its (higher) target at its daily rebalance,
+    an addition through ``adjust_trade_position``."""
+    sized_at = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
     for trade in trades:
         trade.set_custom_data("target_exposure", sized_for)
+        trade.set_custom_data("sized_at", sized_at)
 
 
 @pytest.mark.slow
@@ -406,11 +410,15 @@ def test_position_increases_happen_within_the_limits(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The control of the test above: with room left, the same addition goes through."""
+    """The control of the test above: with room left, the same addition goes through, a
+    day after the position was last sized (ml.sizing.rebalance_due), not before."""
     bot = _bot(world, tmp_path, monkeypatch, "RegimeAllocationStrategy", allocation_model)
     try:
         bot.process()
         entered = {t.pair: float(t.stake_amount) for t in _open_trades()}
+        _resize_targets_to(_open_trades(), 0.1, days_ago=0.5)
+        bot.process()  # at most one resize a day: not yet
+        assert {t.pair: float(t.stake_amount) for t in _open_trades()} == entered
         _resize_targets_to(_open_trades(), 0.1)
         bot.process()
         grown = {t.pair: float(t.stake_amount) for t in _open_trades()}

@@ -7,8 +7,15 @@ when the spec says so. This file only turns it into trades:
 
 * flat and the target is above 0: enter, staking that share of the wallet;
 * in a trade and the target is 0: exit;
-* in a trade and the target moved by at least ``rebalance_band``: Freqtrade's own
-  position adjustment adds to or sells part of the position.
+* in a trade, when ``ml.sizing.rebalance_due`` says so (the regime's own exposure
+  changed, or a day after the position was last sized the target is more than
+  ``rebalance_band`` from what it was sized for): Freqtrade's own position adjustment adds to
+  or sells part of the position. The walk-forward simulation trades the same rule.
+
+A sized allocation (a spec with ``[sizing]``) reports the exposure sized by its
+volatility forecast as ``&-p_up``, its own exposure as ``&-exposure`` and the
+forecast as ``&-volatility``; an unsized one only ``&-p_up``, whose target then
+changes only with the regime.
 
 Every entry passes the risk manager (``confirm_trade_entry``) and every addition
 too (``GuardedStrategy`` caps or refuses what ``adjust_trade_position`` asks for);
@@ -26,16 +33,19 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.persistence import Trade
 from pandas import DataFrame
 
+from ml.sizing import DEFAULT_BAND, rebalance_due
 from strategies import hooks
 from strategies.guarded import GuardedStrategy
 from strategies.risk import refuse_entry
 
 TAG_LENGTH = 250
 SIZED_FOR = "target_exposure"  # trade custom data: the target the position was last sized for
+SIZED_AT = "sized_at"  # trade custom data: when (ISO 8601, UTC); the open date before any
 
 
 class RegimeAllocationStrategy(GuardedStrategy):
@@ -56,7 +66,9 @@ class RegimeAllocationStrategy(GuardedStrategy):
     use_exit_signal = True
     exit_profit_only = False
 
-    rebalance_band = 0.1  # adjust a position only when the target moved this much (share of equity)
+    # a daily rebalance moves the position only when the target is this far from it
+    # (share of equity; the [sizing] band of the shipped specs)
+    rebalance_band = DEFAULT_BAND
     default_model_uri = "models:/btc_1h_regime_allocation@champion"
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -73,12 +85,17 @@ class RegimeAllocationStrategy(GuardedStrategy):
         return hooks.reference_informative_pairs(self)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        """The model's target exposure (``&-p_up``), regime and ``do_predict``."""
+        """The model's target exposure (``&-p_up``), regime and ``do_predict``, and
+        whether the regime's own exposure changed at the candle (``exposure_changed``:
+        a held position follows it at once)."""
         dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
         trusted = dataframe["do_predict"] == 1
         dataframe["target_exposure"] = np.where(
             trusted, dataframe["&-p_up"].fillna(0.0).clip(0.0, 1.0), np.nan
         )
+        own = dataframe["&-exposure"] if "&-exposure" in dataframe else dataframe["&-p_up"]
+        own = own.where(trusted, 0.0).fillna(0.0)
+        dataframe["exposure_changed"] = own.ne(own.shift(1)) & own.shift(1).notna()
         return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
@@ -133,21 +150,25 @@ class RegimeAllocationStrategy(GuardedStrategy):
         current_exit_profit: float,
         **kwargs: Any,
     ) -> float | None:
-        """When the target exposure changed (by at least the band) since the trade was
-        last sized, move the position to it; never on price drift alone.
+        """Move the position to the target exposure when ``ml.sizing.rebalance_due``
+        says so, against the target it was last sized for; never on price drift alone.
 
         Positive: stake to add (cut or refused by the risk manager: see
         ``strategies.guarded``); negative: stake to sell.
         A target of 0 is left to the exit signal."""
-        target = self._target(trade.pair)
+        target, changed = self._latest(trade.pair)
         sized_for = float(trade.get_custom_data(SIZED_FOR, default=_tag_target(trade.enter_tag)))
-        if target <= 0 or abs(target - sized_for) < self.rebalance_band:
+        sized_at = _utc(trade.get_custom_data(SIZED_AT, default=None) or trade.open_date_utc)
+        since = (_utc(current_time) - sized_at).total_seconds() / 86_400
+        due = rebalance_due(target, sized_for, changed, since, self.rebalance_band)
+        if target <= 0 or not due or target == sized_for:
             return None
         held = float(trade.amount) * current_rate
         free = float(self.wallets.get_free(self.config["stake_currency"])) if self.wallets else 0.0
         ratio = float(self.config.get("tradable_balance_ratio", 0.99))
         wanted = target * (free + held) * ratio
         trade.set_custom_data(SIZED_FOR, target)
+        trade.set_custom_data(SIZED_AT, _utc(current_time).isoformat())
         if wanted > held:
             return min(wanted - held, max_stake)
         return -(held - wanted)
@@ -168,11 +189,18 @@ class RegimeAllocationStrategy(GuardedStrategy):
         return hooks.confirm_entry(self, pair, amount, rate)
 
     def _target(self, pair: str) -> float:
+        return self._latest(pair)[0]
+
+    def _latest(self, pair: str) -> tuple[float, bool]:
+        """The last analysed candle's target exposure, and whether the regime's own
+        exposure changed at it."""
         dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         if dataframe.empty:
-            return 0.0
-        value = float(dataframe["target_exposure"].iloc[-1])
-        return value if np.isfinite(value) else 0.0
+            return 0.0, False
+        last = dataframe.iloc[-1]
+        value = float(last["target_exposure"])
+        target = value if np.isfinite(value) else 0.0
+        return target, bool(last["exposure_changed"])
 
 
 def _tags(rows: DataFrame) -> list[str]:
@@ -182,6 +210,12 @@ def _tags(rows: DataFrame) -> list[str]:
     regime = rows["&-regime"].fillna("").astype(str).replace("", "unknown")
     target = rows["target_exposure"].map("{:.2f}".format)
     return (regime + "|exposure " + target).str.slice(0, TAG_LENGTH).tolist()
+
+
+def _utc(moment: datetime | str) -> pd.Timestamp:
+    """A datetime (naive ones are UTC, as Freqtrade's) or ISO 8601 text, in UTC."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _tag_target(tag: str | None) -> float:
