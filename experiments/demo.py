@@ -4,8 +4,10 @@ Stages: data (the real BTC/USDT 1h export when ``../shared/data`` is there, else
 a seeded synthetic regime-switching market, and it says which) -> quality report
 -> causal features -> walk-forward training, on the first 70% of the candles and
 recorded in MLflow, of the regime allocation spec (jump models on slow-clock
-features, regime-gated trend) next to an HMM-LSTM and a LightGBM forecaster ->
-promotion of the best walk-forward Calmar after fees to ``champion`` -> a backtest
+features, regime-gated trend), sized by a LightGBM forecast of next week's volatility
+and unsized, next to an HMM-LSTM and a LightGBM direction forecaster -> promotion of
+the best walk-forward Calmar after fees to ``champion`` (the direction forecasters
+contend only when they beat buy and hold) -> a backtest
 of the champion with its strategy on the real Freqtrade engine, offline, over the
 remaining 30% -> the report (Markdown and a self-contained HTML page: equity
 against buy and hold and the SMA50 rule, regimes over price, per-regime table).
@@ -57,20 +59,24 @@ DEMO_SPECS: dict[str, dict[str, object]] = {
 }
 
 
-REGIME_ALLOCATION_SPEC = Path(__file__).parent / "specs" / "btc_1h_regime_allocation.toml"
+SPECS = Path(__file__).parent / "specs"
+REGIME_ALLOCATION_SPEC = SPECS / "btc_1h_regime_allocation.toml"
+SIZED_ALLOCATION_SPEC = SPECS / "btc_1h_regime_allocation_sized.toml"
 STRATEGIES = {"regime_allocation": "RegimeAllocationStrategy"}  # others: RegimeStrategy
 
 
-def regime_allocation_spec(train_timerange: str, train_days: float) -> ExperimentSpec:
-    """The shipped regime allocation spec on the demo's training window: four folds
-    over its last 40%, anchored at its end (the shipped calendar start may lie
-    outside a synthetic market)."""
-    shipped = load_experiment(REGIME_ALLOCATION_SPEC)
+def regime_allocation_spec(
+    train_timerange: str, train_days: float, shipped_spec: Path = REGIME_ALLOCATION_SPEC
+) -> ExperimentSpec:
+    """A shipped regime allocation spec (unsized or sized) on the demo's training window:
+    four folds over its last 40%, anchored at its end (the shipped calendar start may
+    lie outside a synthetic market)."""
+    shipped = load_experiment(shipped_spec)
     data = shipped.model_dump(mode="json", exclude={"tune"})
-    data["name"] = "demo_btc_1h_regime_allocation"
+    data["name"] = f"demo_{shipped.name}"
     data["data"] = {**data["data"], "timerange": train_timerange}
     data["walk_forward"] = {"scheme": "expanding", "folds": 4, "test_days": train_days * 0.4 / 4}
-    return parse_experiment(data, source=f"demo spec from {REGIME_ALLOCATION_SPEC.name}")
+    return parse_experiment(data, source=f"demo spec from {shipped_spec.name}")
 
 
 def demo_specs(train_timerange: str) -> list[ExperimentSpec]:
@@ -108,7 +114,10 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
     cutoff = candles["date"].iloc[int(len(candles) * TRAIN_SHARE)].floor("D")
     end = candles["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
     train_days = (cutoff - candles["date"].iloc[0]).total_seconds() / 86_400
-    specs = [regime_allocation_spec(f"-{cutoff:%Y%m%d}", train_days)]
+    specs = [
+        regime_allocation_spec(f"-{cutoff:%Y%m%d}", train_days, shipped)
+        for shipped in (SIZED_ALLOCATION_SPEC, REGIME_ALLOCATION_SPEC)
+    ]
     specs += demo_specs(f"-{cutoff:%Y%m%d}")
     results = _train_all(console, specs, cutoff, userdir, tracking_uri)
     best = _promote_best(console, results, userdir, tracking_uri)
@@ -191,8 +200,8 @@ def _train_all(
     """Stage 3: every demo model, walk-forward, recorded in MLflow."""
     _heading(
         console,
-        f"3/{STAGES} training: regime allocation, HMM-LSTM and LightGBM, walk-forward, "
-        "recorded in MLflow",
+        f"3/{STAGES} training: regime allocation (sized by forecast risk, and unsized), "
+        "HMM-LSTM and LightGBM, walk-forward, recorded in MLflow",
     )
     console.print(f"models train on candles before {cutoff:%Y-%m-%d}; the backtest runs after it")
     results: list[TrainResult] = []
@@ -213,14 +222,21 @@ def _promote_best(
     console: Console, results: list[TrainResult], userdir: Path, tracking_uri: str
 ) -> TrainResult:
     """Stage 4: the best walk-forward Calmar after fees becomes champion, with the reason
-    (beside buy and hold and the trend rules) recorded."""
+    (beside buy and hold and the trend rules) recorded. The contenders are the regime
+    allocations, and a direction forecaster only when its walk-forward beat buy and
+    hold's Calmar (they are research specs: their tables show why they lose)."""
     _heading(
         console, f"4/{STAGES} promotion: the best walk-forward Calmar after fees becomes champion"
     )
-    best = max(results, key=lambda r: r.metrics["calmar"])
-    others = ", ".join(
-        f"{r.model_name} {r.metrics['calmar']:.2f}" for r in results if r is not best
-    )
+    contenders = [r for r in results if _contends(r)]
+    left_out = [r.model_name for r in results if not _contends(r)]
+    if left_out:
+        console.print(
+            f"not contenders: {', '.join(left_out)} (direction forecasts whose walk-forward "
+            "did not beat buy and hold's Calmar)"
+        )
+    best = max(contenders, key=lambda r: _calmar(r.metrics))
+    others = ", ".join(f"{r.model_name} {_calmar(r.metrics):.2f}" for r in results if r is not best)
     rules = {name: best.baselines[name]["calmar"] for name in ("sma50_daily", "momentum_30d")}
     reason = (
         f"demo: best walk-forward Calmar after fees ({best.metrics['calmar']:.2f}; {others}); "
@@ -240,3 +256,15 @@ def _promote_best(
             "data; it is only the best of the models.[/]"
         )
     return best
+
+
+def _calmar(metrics: dict[str, float]) -> float:
+    value = metrics.get("calmar", float("nan"))
+    return value if value == value else float("-inf")  # NaN (a short window) ranks last
+
+
+def _contends(result: TrainResult) -> bool:
+    """A regime allocation always; a direction forecaster only past buy and hold."""
+    if result.model_name.startswith("demo_btc_1h_regime_allocation"):
+        return True
+    return _calmar(result.metrics) > _calmar(result.baselines["always_long"])

@@ -92,7 +92,8 @@ def score(
     all on the same candles and fees: always long (buy and hold), long after a rising
     candle, the daily trend rules of :mod:`ml.baselines` and, when the predictions carry
     a regime decision, the regime-only allocation (the decided regime's exposure in
-    :data:`DEFAULT_EXPOSURES`; an unnamed regime is flat).
+    :data:`DEFAULT_EXPOSURES`; an unnamed regime is flat); for a sized allocation, the
+    same allocation unsized (``allocation_unsized``).
     ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's. Forecast
     metrics only for a model that forecasts (``Forecaster.forecasts``): a regime
     allocation's exposure is no probability, and its log loss would mean nothing."""
@@ -129,6 +130,8 @@ def score(
             for name, values in rule_positions(candles, timeframe, target_volatility, band).items()
         }
     )
+    if "exposure" in predictions.columns:  # a sized allocation: what sizing adds to it
+        candidates["allocation_unsized"] = predictions["exposure"].to_numpy(dtype="float64")
     if "regime" in predictions.columns:  # the regime decision's exposure, nothing else
         regime_only = predictions["regime"].map(DEFAULT_EXPOSURES).fillna(0.0)
         candidates["regime_only"] = np.asarray(regime_only, dtype="float64")

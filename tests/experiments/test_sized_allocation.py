@@ -63,6 +63,20 @@ def test_the_sized_exposure_is_the_allocation_scaled_by_its_volatility_forecast(
     assert (np.diff(resized) >= np.timedelta64(1, "D")).all()
 
 
+def test_a_sized_allocation_is_judged_beside_itself_unsized_and_the_sized_rules() -> None:
+    from ml.fold_training import score
+
+    spec = sized_spec()
+    candles = hourly(150, seed=12)
+    predictions = stitched(candles, spec, "1h")
+    scores = score(predictions, candles, spec.training, "1h")
+    assert {"allocation_unsized", "always_long_sized", "sma50_sized"} <= set(scores.baselines)
+    unsized = scores.baselines["allocation_unsized"]
+    # without leverage, sizing never holds more than the allocation; here (forecasts
+    # above the 0.5 target) it holds less
+    assert unsized["exposure"] > scores.metrics["exposure"]
+
+
 def test_a_sized_decision_is_recomputed_from_the_candles_up_to_its_date() -> None:
     candles = hourly(150, seed=12)
     spec = sized_spec()
