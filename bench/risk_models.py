@@ -11,7 +11,8 @@ volatility, per market and model, and the issue's targets with PASS/FAIL.
 
 The allocation sized by these forecasts, on the Freqtrade engine: ``bench/sized_allocation.py``.
 
-    .venv/bin/python bench/risk_models.py [--models lightgbm,hmm_lstm] [--markets btc_1h,btc_1d,bnb_1d]
+    .venv/bin/python bench/risk_models.py [--models lightgbm,har,har_boost,hmm_lstm]
+        [--markets btc_1h,btc_1d,bnb_1d]
 """
 
 from __future__ import annotations
@@ -55,17 +56,25 @@ def in_candles(features: FeatureSpec, hours_per_candle: int) -> FeatureSpec:
     return features.model_copy(update={"features": tuple(converted)})
 
 
-def market_spec(spec: ExperimentSpec, market: str, kind: str) -> ExperimentSpec:
+# model variants by name: a kind and its parameters (a plain kind: the spec's own
+# parameters when it is the spec's kind, else the kind's defaults)
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "har_boost": ("har", {"boost_rounds": 300}),
+}
+
+
+def market_spec(spec: ExperimentSpec, market: str, name: str) -> ExperimentSpec:
     """The spec on one market: its horizon (a week) and feature windows in that market's
-    candles, and model ``kind``."""
+    candles, and the model ``name`` (a kind, or one of :data:`VARIANTS`)."""
+    kind, params = VARIANTS.get(name, (name, {}))
     _, pair, timeframe = MARKETS[market]
     hours = timeframe_to_seconds(timeframe) // 3600
     one = spec.with_overrides(pair=pair, timeframe=timeframe)
     one = one.with_params({"target.horizon": HORIZON_DAYS * 24 // hours})
     one = one.model_copy(update={"features": in_candles(one.feature_spec, hours)})
-    if kind != one.model.kind:
-        one = one.with_params({"model.kind": kind, "model.params": {}})
-    return one.model_copy(update={"name": f"{spec.name}__{market}__{kind}"})
+    if kind != one.model.kind or params:
+        one = one.with_params({"model.kind": kind, "model.params": params})
+    return one.model_copy(update={"name": f"{spec.name}__{market}__{name}"})
 
 
 def run_market(

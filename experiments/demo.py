@@ -4,7 +4,7 @@ Stages: data (the real BTC/USDT 1h export when ``../shared/data`` is there, else
 a seeded synthetic regime-switching market, and it says which) -> quality report
 -> causal features -> walk-forward training, on the first 70% of the candles and
 recorded in MLflow, of the regime allocation spec (jump models on slow-clock
-features, regime-gated trend), sized by a LightGBM forecast of next week's volatility
+features, regime-gated trend), sized by a forecast of next week's volatility (HAR-RV boosted by LightGBM)
 and unsized, next to an HMM-LSTM and a LightGBM direction forecaster -> promotion of
 the best walk-forward Calmar after fees to ``champion`` (the direction forecasters
 contend only when they beat buy and hold) -> a backtest

@@ -26,8 +26,7 @@ n_restarts = 1
 n_iter = 20
 
 [model]
-kind = "lightgbm"
-params = {{ n_estimators = 60, num_leaves = 7, min_child_samples = 50 }}
+{model}
 
 [target]
 kind = "{kind}"
@@ -46,13 +45,23 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("kind", ["volatility", "downside_volatility"])
+LIGHTGBM = (
+    'kind = "lightgbm"\nparams = { n_estimators = 60, num_leaves = 7, min_child_samples = 50 }'
+)
+# HAR-RV on the default features' realised volatilities and ranges, boosted on its residuals
+HAR = 'kind = "har"\nparams = { boost_rounds = 30, min_child_samples = 50 }'
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"),
+    [("volatility", LIGHTGBM), ("downside_volatility", LIGHTGBM), ("volatility", HAR)],
+)
 def test_a_volatility_forecaster_is_judged_against_the_classical_forecasts(
-    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult], kind: str
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult], kind: str, model: str
 ) -> None:
     spec = tmp_path / "risk.toml"
-    name = f"risk_{kind}"
-    spec.write_text(SPEC.format(name=name, kind=kind))
+    name = f"risk_{kind}_{model.split()[2].strip(chr(34))}"
+    spec.write_text(SPEC.format(name=name, kind=kind, model=model))
     result = cli("train", spec, "--userdir", userdir)
     assert result.code == 0, result.err
     said = " ".join(result.out.split())
