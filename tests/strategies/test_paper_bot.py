@@ -346,6 +346,14 @@ def test_the_allocation_strategy_enters_its_target_and_obeys_the_breaker(
         bot.cleanup()
 
 
+def _one_trade_slot(bot: Any) -> None:
+    """Pretend the wallet now backs a single trade slot: each pair's budget becomes the
+    whole wallet (``RegimeAllocationStrategy._pair_budget``), so the strategy wants to
+    add to every position whose target is above 0."""
+    bot.config["max_open_trades"] = 1
+    bot.strategy.config["max_open_trades"] = 1
+
+
 def _resize_targets_to(trades: list[Any], sized_for: float, days_ago: float = 2.0) -> None:
     """Pretend each trade was last sized for ``sized_for``, ``days_ago``: a day or more
     later the strategy wants to move it to its (higher) target at its daily rebalance,
@@ -381,6 +389,7 @@ def test_position_increases_pass_the_breaker_and_the_exposure_cap(
         entered = {t.pair: float(t.stake_amount) for t in _open_trades()}
         assert sorted(entered) == sorted(PAIRS)
 
+        _one_trade_slot(bot)
         _resize_targets_to(_open_trades(), 0.1)
         risk.enable_breaker("test incident", minutes=30)
         with caplog.at_level("WARNING", logger="tradingbot.risk"):
@@ -416,6 +425,10 @@ def test_position_increases_happen_within_the_limits(
     try:
         bot.process()
         entered = {t.pair: float(t.stake_amount) for t in _open_trades()}
+        _resize_targets_to(_open_trades(), 0.1)
+        bot.process()  # each pair already holds its target's share of its budget
+        assert {t.pair: float(t.stake_amount) for t in _open_trades()} == entered
+        _one_trade_slot(bot)
         _resize_targets_to(_open_trades(), 0.1, days_ago=0.5)
         bot.process()  # at most one resize a day: not yet
         assert {t.pair: float(t.stake_amount) for t in _open_trades()} == entered

@@ -10,7 +10,8 @@ when the spec says so. This file only turns it into trades:
 * in a trade, when ``ml.sizing.rebalance_due`` says so (the regime's own exposure
   changed, or a day after the position was last sized the target is more than
   ``rebalance_band`` from what it was sized for): Freqtrade's own position adjustment adds to
-  or sells part of the position. The walk-forward simulation trades the same rule.
+  or sells part of the position, toward the target's share of the pair's budget (the
+  wallet over the trade slots, as at entry). The walk-forward simulation trades the same rule.
 
 A sized allocation (a spec with ``[sizing]``) reports the exposure sized by its
 volatility forecast as ``&-p_up``, its own exposure as ``&-exposure`` and the
@@ -164,14 +165,26 @@ class RegimeAllocationStrategy(GuardedStrategy):
         if target <= 0 or not due or target == sized_for:
             return None
         held = float(trade.amount) * current_rate
-        free = float(self.wallets.get_free(self.config["stake_currency"])) if self.wallets else 0.0
-        ratio = float(self.config.get("tradable_balance_ratio", 0.99))
-        wanted = target * (free + held) * ratio
+        wanted = target * self._pair_budget(trade, held)
         trade.set_custom_data(SIZED_FOR, target)
         trade.set_custom_data(SIZED_AT, _utc(current_time).isoformat())
         if wanted > held:
             return min(wanted - held, max_stake)
         return -(held - wanted)
+
+    def _pair_budget(self, trade: Trade, held: float) -> float:
+        """This pair's share of the wallet, as Freqtrade's "unlimited" stake divides it
+        at entry: (free balance + this position's value + the other positions' stakes)
+        x tradable_balance_ratio / trade slots. Across a whitelist every pair then gets
+        an equal budget, and sizing each by its own volatility toward one target gives
+        inverse-volatility weights: equal risk budgets, a portfolio at most at the target."""
+        free = float(self.wallets.get_free(self.config["stake_currency"])) if self.wallets else 0.0
+        others = max(0.0, float(Trade.total_open_trades_stakes()) - float(trade.stake_amount))
+        ratio = float(self.config.get("tradable_balance_ratio", 0.99))
+        slots = float(self.config.get("max_open_trades", 1))
+        if not 0 < slots < float("inf"):  # unlimited trades: one slot per pair
+            slots = float(max(1, len(self.dp.current_whitelist())))
+        return (free + held + others) * ratio / slots
 
     def confirm_trade_entry(
         self,
