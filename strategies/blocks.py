@@ -34,6 +34,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from features.indicators import bollinger_position, natr, rsi
+from ml.sizing import desired_exposure
+from ml.volatility import periods_per_year_of, trailing_log_volatility
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
@@ -326,6 +328,15 @@ TAKE_PROFIT_LADDER = position_block(
     Param("ladder_rungs", 2, 1, 4, "sell", None),
     position_adjustment_enable=True,
 )
+VOL_TARGET = position_block(
+    "vol_target",
+    "Hold the position at min(1, target / forecast volatility) of its stake: the "
+    "model's forecast (&-volatility) when it gives one, else the realised volatility of "
+    "the last 7 days; resized at most once a day and only past the band "
+    "(ml.sizing.rebalance_due, the rule of the sized allocation).",
+    Param("vol_target", 0.6, 0.2, 2.0, "buy"),
+    position_adjustment_enable=True,
+)
 TRAILING_STOP = position_block(
     "trailing_stop",
     "Freqtrade's own trailing stop, from the composition's trailing_stop_positive and "
@@ -339,6 +350,22 @@ def atr_stop_prices(frame: pd.DataFrame, values: Values) -> FloatArray:
     """Per candle: the stop a trade entered on its signal would carry (price units)."""
     distance = natr(frame, int(values["atr_window"])) / 100.0 * float(values["atr_multiple"])
     return np.asarray(frame["close"].to_numpy(dtype="float64") * (1.0 - distance.to_numpy()))
+
+
+VOL_TARGET_DAYS = 7  # the trailing forecast without a model's: the last week
+
+
+def vol_target_scale(frame: pd.DataFrame, values: Values) -> FloatArray:
+    """Per candle: the share of its stake a position holds under ``vol_target``,
+    ``min(1, vol_target / forecast)`` (1 where no forecast is known yet)."""
+    if "&-volatility" in frame:
+        forecast = frame["&-volatility"].to_numpy(dtype="float64")
+    else:
+        per_year = periods_per_year_of(frame["date"])
+        window = max(2, round(VOL_TARGET_DAYS * per_year / 365.0))
+        forecast = np.exp(trailing_log_volatility(frame["close"], window, per_year))
+    scale = desired_exposure(np.ones(len(frame)), forecast, float(values["vol_target"]))
+    return np.nan_to_num(scale, nan=1.0)
 
 
 def time_stop_reached(candles_held: float, values: Values) -> bool:

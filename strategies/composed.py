@@ -13,7 +13,8 @@ block parameter become class attributes, so Freqtrade loads ``<Strategy>.json`` 
 lists the parameters as for any strategy. The ``populate_*`` methods call
 :meth:`Composition.signals`, the same code the tuning replay calls. Position blocks
 become Freqtrade callbacks: ``atr_stop`` a ``custom_stoploss``, ``time_stop`` a
-``custom_exit``, ``take_profit_ladder`` partial exits through ``adjust_trade_position``.
+``custom_exit``, ``take_profit_ladder`` partial exits and ``vol_target`` resizing through
+``adjust_trade_position``.
 Model plumbing stays in the adapter (``strategies.hooks``); every entry and every
 position increase passes the risk manager (``strategies.guarded``), which fails closed.
 """
@@ -31,14 +32,24 @@ from freqtrade.strategy import stoploss_from_absolute
 from pandas import DataFrame
 
 from features.timeframes import timeframe_to_seconds
+from ml.sizing import DEFAULT_BAND, rebalance_due
 from strategies import hooks
-from strategies.blocks import Param, atr_stop_prices, ladder_sell_share, time_stop_reached
+from strategies.blocks import (
+    Param,
+    atr_stop_prices,
+    ladder_sell_share,
+    time_stop_reached,
+    vol_target_scale,
+)
 from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
 from strategies.guarded import GuardedStrategy
 from strategies.risk import refuse_entry
 
 ATR_STOP_COLUMN = "atr_stop_price"
 CONFIDENCE_COLUMN = "entry_confidence"
+VOL_SCALE_COLUMN = "vol_target_scale"
+# trade custom data of vol_target: the scale the position was last sized for, and when
+VOL_SIZED_FOR, VOL_SIZED_AT = "vol_target_sized_for", "vol_target_sized_at"
 
 
 def composition_beside(strategy_file: str, name: str) -> Composition:
@@ -100,6 +111,8 @@ class ComposedStrategy(GuardedStrategy):
             dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
         if self.composition.uses("atr_stop"):
             dataframe[ATR_STOP_COLUMN] = atr_stop_prices(dataframe, self.values())
+        if self.composition.uses("vol_target"):
+            dataframe[VOL_SCALE_COLUMN] = vol_target_scale(dataframe, self.values())
         return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
@@ -170,13 +183,41 @@ class ComposedStrategy(GuardedStrategy):
         current_exit_profit: float,
         **kwargs: Any,
     ) -> tuple[float | None, str | None]:
-        """``take_profit_ladder``: sell a share of what is left at each rung of profit."""
-        if not self.composition.uses("take_profit_ladder"):
+        """``take_profit_ladder``: sell a share of what is left at each rung of profit;
+        otherwise ``vol_target``: resize the position in proportion to its scale."""
+        if self.composition.uses("take_profit_ladder"):
+            share = ladder_sell_share(current_profit, trade.nr_of_successful_exits, self.values())
+            if share > 0:
+                return -share * float(trade.stake_amount), "take_profit_ladder"
+        if self.composition.uses("vol_target"):
+            return self._vol_target_resize(trade, current_time, current_rate, max_stake)
+        return None, None
+
+    def _vol_target_resize(
+        self, trade: Trade, current_time: datetime, current_rate: float, max_stake: float
+    ) -> tuple[float | None, str | None]:
+        """The stake to add (or, negative, to sell) so that the position moves from the
+        scale it was last sized for to the last candle's, when ``rebalance_due`` says so."""
+        dataframe, _ = self.dp.get_analyzed_dataframe(trade.pair, self.timeframe)
+        if dataframe.empty:
             return None, None
-        share = ladder_sell_share(current_profit, trade.nr_of_successful_exits, self.values())
-        if share <= 0:
+        scale = float(dataframe[VOL_SCALE_COLUMN].iloc[-1])
+        sized_for = trade.get_custom_data(VOL_SIZED_FOR, default=None)
+        if sized_for is None:  # the scale its entry stake was sized with
+            sized_for = self._signal_candle_value(trade.pair, trade, VOL_SCALE_COLUMN) or 1.0
+        sized_at = trade.get_custom_data(VOL_SIZED_AT, default=None)
+        since = current_time - (
+            datetime.fromisoformat(sized_at) if sized_at else trade.open_date_utc
+        )
+        days = since.total_seconds() / 86_400
+        due = rebalance_due(scale, float(sized_for), False, days, DEFAULT_BAND)
+        if not np.isfinite(scale) or scale <= 0 or not due:
             return None, None
-        return -share * float(trade.stake_amount), "take_profit_ladder"
+        held = float(trade.amount) * current_rate
+        change = held * (scale / float(sized_for) - 1.0)
+        trade.set_custom_data(VOL_SIZED_FOR, scale)
+        trade.set_custom_data(VOL_SIZED_AT, current_time.isoformat())
+        return (min(change, max_stake) if change > 0 else change), "vol_target"
 
     # -- stake and risk -----------------------------------------------------------------
 
@@ -193,14 +234,18 @@ class ComposedStrategy(GuardedStrategy):
         side: str,
         **kwargs: Any,
     ) -> float:
-        """The proposed stake scaled by the entry's confidence (the product of its blocks'),
-        within the exposure limit. A failure stakes nothing: Freqtrade would fall back to
-        the proposed stake, past the exposure limit."""
+        """The proposed stake scaled by the entry's confidence, within the exposure limit.
+
+        The confidence is the product of the entry blocks'; ``vol_target`` scales it too.
+        A failure stakes nothing: Freqtrade would fall back to the proposed stake, past
+        the exposure limit."""
         try:
             dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
             if dataframe.empty:
                 return proposed_stake
             confidence = float(dataframe[CONFIDENCE_COLUMN].iloc[-1])
+            if self.composition.uses("vol_target"):
+                confidence *= float(dataframe[VOL_SCALE_COLUMN].iloc[-1])
             stake = Decimal(str(proposed_stake)) * Decimal(str(confidence))
             stake = hooks.sized_stake(self, pair, stake)
             return float(max(stake, Decimal(str(min_stake or 0.0))))

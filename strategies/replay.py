@@ -37,7 +37,13 @@ from numpy.typing import NDArray
 from common.errors import SpecError
 from features.timeframes import timeframe_to_seconds
 from ml.metrics import periods_per_year, return_measures
-from strategies.blocks import atr_stop_prices, ladder_sell_share, time_stop_reached
+from ml.sizing import DEFAULT_BAND, rebalance_due
+from strategies.blocks import (
+    atr_stop_prices,
+    ladder_sell_share,
+    time_stop_reached,
+    vol_target_scale,
+)
 from strategies.composition import (
     COMPOSITIONS_DIR,
     Composition,
@@ -105,6 +111,9 @@ class _Position:
     cost: float  # the entry's value with its fee, as Freqtrade counts it (profit ratio)
     proceeds: float = 0.0  # wallet received from exits so far
     exits: int = 0  # partial exits done
+    sized_for: float = 1.0  # vol_target: the scale it was last sized for
+    sized_at: int = 0  # ... at this candle
+    resizes: int = 0  # vol_target adjustments done
 
 
 def replay(
@@ -132,11 +141,17 @@ def replay(
         if composition.uses("atr_stop")
         else np.full(len(rows), -np.inf)
     )
+    scales = (
+        vol_target_scale(frame, values)[first:]
+        if composition.uses("vol_target")
+        else np.ones(len(rows))
+    )
     return _simulate(
         rows,
         signals.enter[first:],
         signals.exit[first:],
         stops,
+        scales,
         params,
         composition,
         values,
@@ -152,12 +167,24 @@ class _Book:
     fee: float
     cash: float = 1.0
     position: _Position | None = None
-    trades: list[tuple[int, int, float, float, str, int, float]] = field(default_factory=list)
+    trades: list[tuple[int, int, float, float, str, int, int, float]] = field(default_factory=list)
 
-    def enter(self, i: int, price: float, stop: float) -> None:
-        units = self.cash * (1.0 - self.fee) / price
-        self.position = _Position(i, price, stop, price, units, units * price * (1.0 + self.fee))
-        self.cash = 0.0
+    def enter(self, i: int, price: float, stop: float, share: float = 1.0) -> None:
+        """Buy with ``share`` of the cash (``vol_target``'s scale; all of it otherwise)."""
+        spent = self.cash * share
+        units = spent * (1.0 - self.fee) / price
+        cost = units * price * (1.0 + self.fee)  # as Freqtrade counts a trade's cost
+        self.position = _Position(i, price, stop, price, units, cost, sized_for=share, sized_at=i)
+        self.cash -= spent
+
+    def buy(self, value: float, price: float) -> None:
+        """Add to the position with up to ``value`` of the cash."""
+        assert self.position is not None
+        spent = min(value, self.cash)
+        units = spent * (1.0 - self.fee) / price
+        self.position.units += units
+        self.position.cost += units * price * (1.0 + self.fee)
+        self.cash -= spent
 
     def sell(self, share: float, price: float) -> None:
         assert self.position is not None
@@ -172,7 +199,16 @@ class _Book:
         self.sell(1.0, price)
         ratio = position.proceeds / position.cost - 1.0
         self.trades.append(
-            (position.entry_index, i, position.entry_price, price, reason, position.exits, ratio)
+            (
+                position.entry_index,
+                i,
+                position.entry_price,
+                price,
+                reason,
+                position.exits,
+                position.resizes,
+                ratio,
+            )
         )
         self.position = None
 
@@ -193,6 +229,7 @@ def _simulate(
     enter: BoolArray,
     exit_: BoolArray,
     atr_stops: NDArray[np.float64],
+    scales: NDArray[np.float64],
     params: StrategyParams,
     composition: Composition,
     values: dict[str, Any],
@@ -212,10 +249,13 @@ def _simulate(
     for i in range(1, n):
         if book.position is None:
             if enter_l[i - 1] and not exit_l[i - 1]:
-                book.enter(i, k.o[i], max(k.o[i] * (1.0 + params.stoploss), atr_stops[i - 1]))
+                stop = max(k.o[i] * (1.0 + params.stoploss), atr_stops[i - 1])
+                book.enter(i, k.o[i], stop, float(scales[i - 1]))
         else:
             signalled = exit_l[i - 1] and not enter_l[i - 1]
             _open_of_candle(book, i, k.o[i], signalled, composition, values)
+            if book.position is not None and composition.uses("vol_target"):
+                _resize(book, i, k.o[i], float(scales[i - 1]), candle_minutes / 1440.0)
         if book.position is not None:
             _check_stops(i, book, k, roi, candle_minutes, params)
         if book.position is not None and params.trailing_stop:
@@ -256,8 +296,26 @@ def _open_of_candle(
         book.close(i, price, "time_stop")
 
 
+def _resize(book: _Book, i: int, price: float, scale: float, days_per_candle: float) -> None:
+    """``vol_target`` at the open of candle ``i``: move the position in proportion to
+    its scale when ``rebalance_due`` says so (as ``ComposedStrategy`` does)."""
+    position = book.position
+    assert position is not None
+    days = (i - position.sized_at) * days_per_candle
+    if not rebalance_due(scale, position.sized_for, False, days, DEFAULT_BAND):
+        return
+    held = position.units * price
+    change = held * (scale / position.sized_for - 1.0)
+    if change > 0:
+        book.buy(change, price)
+    elif held > 0:
+        book.sell(-change / held, price)
+    position.sized_for, position.sized_at = scale, i
+    position.resizes += 1
+
+
 def _trades_frame(
-    trades: list[tuple[int, int, float, float, str, int, float]], rows: pd.DataFrame
+    trades: list[tuple[int, int, float, float, str, int, int, float]], rows: pd.DataFrame
 ) -> pd.DataFrame:
     frame = pd.DataFrame(
         trades,
@@ -268,6 +326,7 @@ def _trades_frame(
             "exit_price",
             "exit_reason",
             "partial_exits",
+            "resizes",
             "profit_ratio",
         ],
     )

@@ -86,9 +86,10 @@ class RegimeAllocationStrategy(GuardedStrategy):
         return hooks.reference_informative_pairs(self)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        """The model's target exposure (``&-p_up``), regime and ``do_predict``, and
-        whether the regime's own exposure changed at the candle (``exposure_changed``:
-        a held position follows it at once)."""
+        """The model's target exposure (``&-p_up``), regime and ``do_predict``.
+
+        Also whether the regime's own exposure changed at the candle
+        (``exposure_changed``: a held position follows it at once)."""
         dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
         trusted = dataframe["do_predict"] == 1
         dataframe["target_exposure"] = np.where(
