@@ -4,9 +4,9 @@ A block is a function of the analysed dataframe (candles plus the adapter's ``&-
 columns and ``do_predict``) and parameter values. Signal blocks return a
 :class:`Signal` per candle: whether it fires, a short stable reason (the block's name,
 or a model's reason without its numbers) and a confidence in 0..1. Position blocks
-describe what happens to an open trade (a stop, a time limit, partial exits); their
-rules are small pure functions here, called by the Freqtrade strategy and by the
-tuning replay alike, so both trade the same rules.
+describe what happens to an open trade (a stop, a time limit, partial exits, sizing);
+each carries a :class:`strategies.position_rules.PositionRule` that the Freqtrade
+strategy and the tuning replay both loop over, so both trade the same rules.
 
 Each block declares its parameters once (:class:`Param`: name, default, range,
 Freqtrade space); Freqtrade's ``*Parameter`` attributes and the tuning space are made
@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from features.indicators import bollinger_position, natr, rsi
-from ml.sizing import desired_exposure
-from ml.volatility import periods_per_year_of, trailing_log_volatility
+from features.indicators import bollinger_position, rsi
+from strategies.position_rules import AtrStop, PositionRule, TakeProfitLadder, TimeStop, VolTarget
 
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
@@ -115,6 +114,7 @@ class Block:
     doc: str
     compute: SignalFunction | None = None  # signal blocks only
     freqtrade: dict[str, Any] = field(default_factory=dict)  # settings it implies
+    rule: PositionRule | None = None  # position blocks: what it does to an open trade
 
     def __call__(self, frame: pd.DataFrame, values: Values) -> Signal:
         if self.compute is None:
@@ -145,9 +145,12 @@ def signal_block(
     return register
 
 
-def position_block(name: str, doc: str, *params: Param, **freqtrade: Any) -> Block:
-    """Register a position block (its rules are the functions below it in this module)."""
-    return _register(Block(name, "position", params, doc, None, dict(freqtrade)))
+def position_block(
+    name: str, doc: str, *params: Param, rule: PositionRule | None = None, **freqtrade: Any
+) -> Block:
+    """Register a position block: its ``rule`` (:mod:`strategies.position_rules`) is what
+    both engines do with an open trade; ``freqtrade``: the settings it implies."""
+    return _register(Block(name, "position", params, doc, None, dict(freqtrade), rule))
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -312,12 +315,14 @@ ATR_STOP = position_block(
     "Stop a multiple of the ATR below the close of the signal candle.",
     Param("atr_window", 14, 5, 50, "sell", None),
     Param("atr_multiple", 2.5, 1.0, 6.0, "sell", 1),
+    rule=AtrStop(),
     use_custom_stoploss=True,
 )
 TIME_STOP = position_block(
     "time_stop",
     "Leave a trade after a number of candles, at the next open.",
     Param("max_candles", 48, 4, 336, "sell", None),
+    rule=TimeStop(),
 )
 TAKE_PROFIT_LADDER = position_block(
     "take_profit_ladder",
@@ -326,6 +331,7 @@ TAKE_PROFIT_LADDER = position_block(
     Param("ladder_step", 0.03, 0.01, 0.10, "sell", 3),
     Param("ladder_share", 0.33, 0.10, 0.90, "sell"),
     Param("ladder_rungs", 2, 1, 4, "sell", None),
+    rule=TakeProfitLadder(),
     position_adjustment_enable=True,
 )
 VOL_TARGET = position_block(
@@ -335,6 +341,7 @@ VOL_TARGET = position_block(
     "the last 7 days; resized at most once a day and only past the band "
     "(ml.sizing.rebalance_due, the rule of the sized allocation).",
     Param("vol_target", 0.6, 0.2, 2.0, "buy"),
+    rule=VolTarget(),
     position_adjustment_enable=True,
 )
 TRAILING_STOP = position_block(
@@ -344,39 +351,3 @@ TRAILING_STOP = position_block(
     trailing_stop=True,
     trailing_only_offset_is_reached=True,
 )
-
-
-def atr_stop_prices(frame: pd.DataFrame, values: Values) -> FloatArray:
-    """Per candle: the stop a trade entered on its signal would carry (price units)."""
-    distance = natr(frame, int(values["atr_window"])) / 100.0 * float(values["atr_multiple"])
-    return np.asarray(frame["close"].to_numpy(dtype="float64") * (1.0 - distance.to_numpy()))
-
-
-VOL_TARGET_DAYS = 7  # the trailing forecast without a model's: the last week
-
-
-def vol_target_scale(frame: pd.DataFrame, values: Values) -> FloatArray:
-    """Per candle: the share of its stake a position holds under ``vol_target``,
-    ``min(1, vol_target / forecast)`` (1 where no forecast is known yet)."""
-    if "&-volatility" in frame:
-        forecast = frame["&-volatility"].to_numpy(dtype="float64")
-    else:
-        per_year = periods_per_year_of(frame["date"])
-        window = max(2, round(VOL_TARGET_DAYS * per_year / 365.0))
-        forecast = np.exp(trailing_log_volatility(frame["close"], window, per_year))
-    scale = desired_exposure(np.ones(len(frame)), forecast, float(values["vol_target"]))
-    return np.nan_to_num(scale, nan=1.0)
-
-
-def time_stop_reached(candles_held: float, values: Values) -> bool:
-    """Whether a trade open for ``candles_held`` candles must leave."""
-    return candles_held >= int(values["max_candles"])
-
-
-def ladder_sell_share(profit: float, exits_done: int, values: Values) -> float:
-    """Share of the open amount to sell now (0..1) at ``profit`` (ratio, fees included)
-    after ``exits_done`` partial exits: one rung at a time."""
-    if exits_done >= int(values["ladder_rungs"]):
-        return 0.0
-    level = float(values["ladder_first"]) + exits_done * float(values["ladder_step"])
-    return float(values["ladder_share"]) if profit >= level else 0.0

@@ -90,9 +90,12 @@ def _parameter(name: str, call: ast.Call) -> Parameter:
 
 
 def reads(block: str) -> set[str]:
-    """The adapter's columns a block reads (from its source: the names, and the helpers
-    that read ``do_predict`` and ``&-regime``)."""
-    compute = BLOCKS[block].compute
+    """The adapter's columns a block reads: a position block's rule declares them; a
+    signal block's are read from its source (the names, and the helpers that read
+    ``do_predict`` and ``&-regime``)."""
+    rule, compute = BLOCKS[block].rule, BLOCKS[block].compute
+    if rule is not None:
+        return set(rule.columns_read)
     if compute is None:
         return set()
     source = inspect.getsource(compute)

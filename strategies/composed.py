@@ -26,30 +26,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from freqtrade.persistence import Trade
 from freqtrade.strategy import stoploss_from_absolute
 from pandas import DataFrame
 
 from features.timeframes import timeframe_to_seconds
-from ml.sizing import DEFAULT_BAND, rebalance_due
 from strategies import hooks
 from strategies.blocks import (
     Param,
-    atr_stop_prices,
-    ladder_sell_share,
-    time_stop_reached,
-    vol_target_scale,
 )
 from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
 from strategies.guarded import GuardedStrategy
+from strategies.position_rules import Held, RuleSet
 from strategies.risk import refuse_entry
 
-ATR_STOP_COLUMN = "atr_stop_price"
 CONFIDENCE_COLUMN = "entry_confidence"
-VOL_SCALE_COLUMN = "vol_target_scale"
-# trade custom data of vol_target: the scale the position was last sized for, and when
-VOL_SIZED_FOR, VOL_SIZED_AT = "vol_target_sized_for", "vol_target_sized_at"
+# trade custom data of a resizing rule: the scale the position was last sized for, and when
+SIZED_FOR, SIZED_AT = "position_sized_for", "position_sized_at"
 
 
 def composition_beside(strategy_file: str, name: str) -> Composition:
@@ -89,8 +82,9 @@ class ComposedStrategy(GuardedStrategy):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        # the ATR stop of each trade, fixed at its signal candle: (pair, open time) -> price
-        self._entry_stops: dict[tuple[str, datetime], float] = {}
+        # each trade's stop and stake share, fixed at its signal candle by the position
+        # blocks: (pair, open time) -> (stop price or None, share)
+        self._entries: dict[tuple[str, datetime], tuple[float | None, float]] = {}
 
     # -- Freqtrade's populate_* ---------------------------------------------------------
 
@@ -106,13 +100,13 @@ class ComposedStrategy(GuardedStrategy):
         return hooks.reference_informative_pairs(self)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
-        """The model's predictions and regimes (when it reads a model), the ATR stop."""
+        """The model's predictions and regimes (when it reads a model), the blocks' columns.
+
+        Position blocks add theirs: an ATR stop, a volatility scale."""
         if self._reads_model():
             dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
-        if self.composition.uses("atr_stop"):
-            dataframe[ATR_STOP_COLUMN] = atr_stop_prices(dataframe, self.values())
-        if self.composition.uses("vol_target"):
-            dataframe[VOL_SCALE_COLUMN] = vol_target_scale(dataframe, self.values())
+        for name, column in self._rules().columns(dataframe).items():
+            dataframe[name] = column
         return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
@@ -142,16 +136,12 @@ class ComposedStrategy(GuardedStrategy):
         after_fill: bool,
         **kwargs: Any,
     ) -> float | None:
-        """``atr_stop``: the stop set at the signal candle, as Freqtrade's relative stop."""
-        if not self.composition.uses("atr_stop"):
+        """The position blocks' stop set at the signal candle, as Freqtrade's relative stop.
+
+        The highest, when several set one."""
+        stop, _ = self._entry(trade)
+        if stop is None:
             return None
-        key = (pair, trade.open_date_utc)
-        stop = self._entry_stops.get(key)
-        if stop is None:  # looked up once per trade: called on every candle it is open
-            stop = self._signal_candle_value(pair, trade, ATR_STOP_COLUMN)
-            if stop is None or not np.isfinite(stop):
-                return None
-            self._entry_stops[key] = stop
         return float(stoploss_from_absolute(stop, current_rate, leverage=trade.leverage))
 
     def custom_exit(
@@ -163,11 +153,8 @@ class ComposedStrategy(GuardedStrategy):
         current_profit: float,
         **kwargs: Any,
     ) -> str | None:
-        """``time_stop``: leave after the declared number of candles."""
-        if not self.composition.uses("time_stop"):
-            return None
-        held = (current_time - trade.open_date_utc).total_seconds() / self._candle_seconds()
-        return "time_stop" if time_stop_reached(held, self.values()) else None
+        """The first position block that says to leave (e.g. ``time_stop``)."""
+        return self._rules().exit_now(self._held(trade, current_time, current_profit))
 
     def adjust_trade_position(
         self,
@@ -183,41 +170,25 @@ class ComposedStrategy(GuardedStrategy):
         current_exit_profit: float,
         **kwargs: Any,
     ) -> tuple[float | None, str | None]:
-        """``take_profit_ladder``: sell a share of what is left at each rung of profit;
-        otherwise ``vol_target``: resize the position in proportion to its scale."""
-        if self.composition.uses("take_profit_ladder"):
-            share = ladder_sell_share(current_profit, trade.nr_of_successful_exits, self.values())
-            if share > 0:
-                return -share * float(trade.stake_amount), "take_profit_ladder"
-        if self.composition.uses("vol_target"):
-            return self._vol_target_resize(trade, current_time, current_rate, max_stake)
-        return None, None
+        """A position block's partial exit, else its resize.
 
-    def _vol_target_resize(
-        self, trade: Trade, current_time: datetime, current_rate: float, max_stake: float
-    ) -> tuple[float | None, str | None]:
-        """The stake to add (or, negative, to sell) so that the position moves from the
-        scale it was last sized for to the last candle's, when ``rebalance_due`` says so."""
+        ``take_profit_ladder`` sells a share of what is left; ``vol_target`` moves the
+        position in proportion to its new scale."""
+        rules = self._rules()
+        held = self._held(trade, current_time, current_profit)
+        partial = rules.partial_exit(held)
+        if partial is not None:
+            name, share = partial
+            return -share * float(trade.stake_amount), name
         dataframe, _ = self.dp.get_analyzed_dataframe(trade.pair, self.timeframe)
-        if dataframe.empty:
+        resize = None if dataframe.empty else rules.resize(held, dataframe.iloc[-1])
+        if resize is None:
             return None, None
-        scale = float(dataframe[VOL_SCALE_COLUMN].iloc[-1])
-        sized_for = trade.get_custom_data(VOL_SIZED_FOR, default=None)
-        if sized_for is None:  # the scale its entry stake was sized with
-            sized_for = self._signal_candle_value(trade.pair, trade, VOL_SCALE_COLUMN) or 1.0
-        sized_at = trade.get_custom_data(VOL_SIZED_AT, default=None)
-        since = current_time - (
-            datetime.fromisoformat(sized_at) if sized_at else trade.open_date_utc
-        )
-        days = since.total_seconds() / 86_400
-        due = rebalance_due(scale, float(sized_for), False, days, DEFAULT_BAND)
-        if not np.isfinite(scale) or scale <= 0 or not due:
-            return None, None
-        held = float(trade.amount) * current_rate
-        change = held * (scale / float(sized_for) - 1.0)
-        trade.set_custom_data(VOL_SIZED_FOR, scale)
-        trade.set_custom_data(VOL_SIZED_AT, current_time.isoformat())
-        return (min(change, max_stake) if change > 0 else change), "vol_target"
+        name, scale = resize
+        trade.set_custom_data(SIZED_FOR, scale)
+        trade.set_custom_data(SIZED_AT, current_time.isoformat())
+        change = float(trade.amount) * current_rate * (scale / held.sized_for - 1.0)
+        return (min(change, max_stake) if change > 0 else change), name
 
     # -- stake and risk -----------------------------------------------------------------
 
@@ -244,8 +215,7 @@ class ComposedStrategy(GuardedStrategy):
             if dataframe.empty:
                 return proposed_stake
             confidence = float(dataframe[CONFIDENCE_COLUMN].iloc[-1])
-            if self.composition.uses("vol_target"):
-                confidence *= float(dataframe[VOL_SCALE_COLUMN].iloc[-1])
+            confidence *= self._rules().entry(dataframe.iloc[-1])[1]
             stake = Decimal(str(proposed_stake)) * Decimal(str(confidence))
             stake = hooks.sized_stake(self, pair, stake)
             return float(max(stake, Decimal(str(min_stake or 0.0))))
@@ -283,9 +253,43 @@ class ComposedStrategy(GuardedStrategy):
     def _candle_seconds(self) -> int:
         return timeframe_to_seconds(str(self.config.get("timeframe") or self.timeframe))
 
-    def _signal_candle_value(self, pair: str, trade: Trade, column: str) -> float | None:
-        """``column`` on the candle whose signal opened ``trade`` (the one before its fill)."""
+    def _signal_row(self, pair: str, trade: Trade) -> Any:
+        """The analysed row of the candle whose signal opened ``trade`` (the one before
+        its fill); None when the frame no longer has it."""
         dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         signal_time = trade.open_date_utc - timedelta(seconds=self._candle_seconds())
-        rows = dataframe.loc[dataframe["date"] == signal_time, column]
-        return float(rows.iloc[-1]) if len(rows) else None
+        rows = dataframe.loc[dataframe["date"] == signal_time]
+        return rows.iloc[-1] if len(rows) else None
+
+    def _rules(self) -> RuleSet:
+        """The composition's position rules, with the current parameter values."""
+        return RuleSet(self.composition.position_rules(), self.values())
+
+    def _entry(self, trade: Trade) -> tuple[float | None, float]:
+        """The stop and the stake's share the position blocks set at ``trade``'s signal
+        candle (looked up once per trade: the callbacks run at every candle)."""
+        key = (trade.pair, trade.open_date_utc)
+        if key not in self._entries:
+            signal = self._signal_row(trade.pair, trade)
+            if signal is None:  # not in the frame (yet): nothing set, ask again next time
+                return None, 1.0
+            self._entries[key] = self._rules().entry(signal)
+        return self._entries[key]
+
+    def _held(self, trade: Trade, current_time: datetime, current_profit: float) -> Held:
+        """``trade`` as the position blocks see it."""
+        sized_for = trade.get_custom_data(SIZED_FOR, default=None)
+        if sized_for is None:  # the share its entry stake was sized with
+            sized_for = self._entry(trade)[1]
+        sized_at = trade.get_custom_data(SIZED_AT, default=None)
+        since = current_time - (
+            datetime.fromisoformat(sized_at) if sized_at else trade.open_date_utc
+        )
+        return Held(
+            candles_held=(current_time - trade.open_date_utc).total_seconds()
+            / self._candle_seconds(),
+            profit=current_profit,
+            exits_done=trade.nr_of_successful_exits,
+            sized_for=float(sized_for),
+            days_since_sized=since.total_seconds() / 86_400,
+        )

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from common.errors import SpecError, validation_message
 from ml.model_uris import check_model_uri
 from strategies.blocks import BLOCKS, BoolArray, FloatArray, Param, Values, regime_names
+from strategies.position_rules import PositionRule
 
 TAG_LENGTH = 250
 COMPOSITIONS_DIR = "compositions"  # beside the strategy files
@@ -119,6 +120,11 @@ class Composition(BaseModel):
 
     def uses(self, block: str) -> bool:
         return block in self.entry or block in self.exit
+
+    def position_rules(self) -> dict[str, PositionRule]:
+        """Block name -> rule of its position blocks, in the order the composition lists them."""
+        blocks = [BLOCKS[name] for name in self.exit]
+        return {b.name: b.rule for b in blocks if b.role == "position" and b.rule is not None}
 
     @property
     def exit_signals(self) -> list[str]:

@@ -28,7 +28,6 @@ only composed strategies can have their parameters tuned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,13 +36,6 @@ from numpy.typing import NDArray
 from common.errors import SpecError
 from features.timeframes import timeframe_to_seconds
 from ml.metrics import periods_per_year, return_measures
-from ml.sizing import DEFAULT_BAND, rebalance_due
-from strategies.blocks import (
-    atr_stop_prices,
-    ladder_sell_share,
-    time_stop_reached,
-    vol_target_scale,
-)
 from strategies.composition import (
     COMPOSITIONS_DIR,
     Composition,
@@ -52,6 +44,7 @@ from strategies.composition import (
 )
 from strategies.install import SHIPPED_STRATEGIES
 from strategies.params import StrategyParams
+from strategies.position_rules import Held, RuleSet
 
 BoolArray = NDArray[np.bool_]
 
@@ -136,28 +129,29 @@ def replay(
     signals = composition.signals(frame, values)
     first = len(history.loc[: predictions.index[0]]) - 1 if len(predictions) else 0
     rows = frame.iloc[first:]
-    stops = (
-        atr_stop_prices(frame, values)[first:]
-        if composition.uses("atr_stop")
-        else np.full(len(rows), -np.inf)
-    )
-    scales = (
-        vol_target_scale(frame, values)[first:]
-        if composition.uses("vol_target")
-        else np.ones(len(rows))
-    )
+    rules = RuleSet(composition.position_rules(), values)
+    columns = {name: column[first:].tolist() for name, column in rules.columns(frame).items()}
     return _simulate(
         rows,
         signals.enter[first:],
         signals.exit[first:],
-        stops,
-        scales,
+        _Rules(rules, columns),
         params,
-        composition,
-        values,
         fee=fee,
         timeframe=timeframe,
     )
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The composition's position rules, and the columns they computed (from the first
+    replayed row)."""
+
+    rules: RuleSet
+    columns: dict[str, list[float]]
+
+    def row(self, i: int) -> dict[str, float]:
+        return {name: column[i] for name, column in self.columns.items()}
 
 
 @dataclass
@@ -228,11 +222,8 @@ def _simulate(
     rows: pd.DataFrame,
     enter: BoolArray,
     exit_: BoolArray,
-    atr_stops: NDArray[np.float64],
-    scales: NDArray[np.float64],
+    rules: _Rules,
     params: StrategyParams,
-    composition: Composition,
-    values: dict[str, Any],
     *,
     fee: float,
     timeframe: str,
@@ -249,13 +240,12 @@ def _simulate(
     for i in range(1, n):
         if book.position is None:
             if enter_l[i - 1] and not exit_l[i - 1]:
-                stop = max(k.o[i] * (1.0 + params.stoploss), atr_stops[i - 1])
-                book.enter(i, k.o[i], stop, float(scales[i - 1]))
+                stop, share = rules.rules.entry(rules.row(i - 1))
+                floor = k.o[i] * (1.0 + params.stoploss)
+                book.enter(i, k.o[i], floor if stop is None else max(floor, stop), share)
         else:
             signalled = exit_l[i - 1] and not enter_l[i - 1]
-            _open_of_candle(book, i, k.o[i], signalled, composition, values)
-            if book.position is not None and composition.uses("vol_target"):
-                _resize(book, i, k.o[i], float(scales[i - 1]), candle_minutes / 1440.0)
+            _open_of_candle(book, i, k.o[i], signalled, rules, candle_minutes / 1440.0)
         if book.position is not None:
             _check_stops(i, book, k, roi, candle_minutes, params)
         if book.position is not None and params.trailing_stop:
@@ -273,37 +263,40 @@ def _simulate(
 
 
 def _open_of_candle(
-    book: _Book,
-    i: int,
-    price: float,
-    signalled: bool,
-    composition: Composition,
-    values: dict[str, Any],
+    book: _Book, i: int, price: float, signalled: bool, rules: _Rules, days_per_candle: float
 ) -> None:
-    """At the open of candle ``i``, in a trade: a take-profit rung, then the exit signal
-    of the candle before or the time stop."""
+    """At the open of candle ``i``, in a trade: a position block's partial exit (a
+    take-profit rung), then the exit signal of the candle before or a block's exit (the
+    time stop), then a block's resize (``vol_target``), as ``ComposedStrategy`` does."""
     position = book.position
     assert position is not None
-    if composition.uses("take_profit_ladder"):
-        profit = price * (1.0 - book.fee) / (position.entry_price * (1.0 + book.fee)) - 1.0
-        share = ladder_sell_share(profit, position.exits, values)
-        if share > 0:
-            book.sell(share, price)
-            position.exits += 1
-    if signalled:
-        book.close(i, price, "exit_signal")
-    elif composition.uses("time_stop") and time_stop_reached(i - position.entry_index, values):
-        book.close(i, price, "time_stop")
-
-
-def _resize(book: _Book, i: int, price: float, scale: float, days_per_candle: float) -> None:
-    """``vol_target`` at the open of candle ``i``: move the position in proportion to
-    its scale when ``rebalance_due`` says so (as ``ComposedStrategy`` does)."""
-    position = book.position
-    assert position is not None
-    days = (i - position.sized_at) * days_per_candle
-    if not rebalance_due(scale, position.sized_for, False, days, DEFAULT_BAND):
+    if not rules.rules.rules and not signalled:
         return
+    profit = price * (1.0 - book.fee) / (position.entry_price * (1.0 + book.fee)) - 1.0
+    held = Held(
+        candles_held=i - position.entry_index,
+        profit=profit,
+        exits_done=position.exits,
+        sized_for=position.sized_for,
+        days_since_sized=(i - position.sized_at) * days_per_candle,
+    )
+    partial = rules.rules.partial_exit(held)
+    if partial is not None:
+        book.sell(partial[1], price)
+        position.exits += 1
+    reason = "exit_signal" if signalled else rules.rules.exit_now(held)
+    if reason is not None:
+        book.close(i, price, reason)
+        return
+    resize = rules.rules.resize(held, rules.row(i - 1))
+    if resize is not None:
+        _resize(book, i, price, resize[1])
+
+
+def _resize(book: _Book, i: int, price: float, scale: float) -> None:
+    """Move the position in proportion to its new ``scale``."""
+    position = book.position
+    assert position is not None
     held = position.units * price
     change = held * (scale / position.sized_for - 1.0)
     if change > 0:

@@ -336,6 +336,7 @@ def test_example_specs_are_valid() -> None:
         "btc_1h_lightgbm",
         "btc_1h_lstm",
         "btc_1h_regime_allocation",
+        "btc_1h_regime_allocation_sized",
         "btc_1h_rules",
         "btc_1h_volatility",
     ]

@@ -23,7 +23,7 @@ from ml.tracking import configure, default_tracking_uri
 from strategies.blocks import BLOCKS, Param
 from strategies.catalogue import introspect
 from strategies.composition import Composition, compositions_in, load_composition
-from strategies.params import default_params
+from strategies.params import StrategyParams, default_params
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES
@@ -134,6 +134,41 @@ def test_a_new_block_is_one_declared_function() -> None:
         assert composition.signals(frame, composition.defaults()).enter.tolist() == [False, True]
     finally:
         del BLOCKS["close_above_level"]
+
+
+def test_a_new_position_block_is_one_rule_and_one_declaration() -> None:
+    """Neither engine names a position block: both loop over the composition's rules."""
+    from strategies import blocks
+    from strategies.position_rules import Held, PositionRule
+
+    class LeaveAfterTwo(PositionRule):
+        def exit_now(self, held: Held, values: Any) -> str | None:
+            return "leave_after_two" if held.candles_held >= 2 else None
+
+    blocks.position_block(
+        "leave_after_two", "Leave two candles after the entry.", rule=LeaveAfterTwo()
+    )
+    try:
+        composition = Composition(
+            name="Quick", entry=["trend_filter"], exit=["leave_after_two"], parameters={}
+        )
+        candles, _ = generate(400, seed=3)
+        candles["date"] = pd.date_range("2021-01-01", periods=400, freq="1h", tz="UTC")
+        params = StrategyParams(
+            strategy="Quick",
+            spaces={"buy": composition.defaults()},
+            stoploss=-0.99,
+            minimal_roi={"0": 100.0},
+            composition=composition,
+        )
+        result = replay(
+            candles, pd.DataFrame(index=candles.index[100:]), params, fee=0.001, timeframe="1h"
+        )
+        closed = result.trades[result.trades["exit_reason"] != "end_of_data"]
+        assert len(closed) and (closed["exit_reason"] == "leave_after_two").all()
+        assert ((closed["exit_index"] - closed["entry_index"]) == 2).all()
+    finally:
+        del BLOCKS["leave_after_two"]
 
 
 # -- the replay and the real engine ----------------------------------------------------------

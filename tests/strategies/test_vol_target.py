@@ -13,9 +13,9 @@ from experiments.backtest import backtest
 from features.data import load_candles
 from features.data.synthetic import generate
 from ml.tracking import default_tracking_uri
-from strategies.blocks import vol_target_scale
 from strategies.composition import Composition, load_composition
 from strategies.params import StrategyParams
+from strategies.position_rules import vol_target_scale
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from tests.conftest import import_synthetic
