@@ -83,6 +83,9 @@ def validation_message(error: ValidationError) -> str:
             o[: len(loc)] == loc and o != loc for o in locations
         ):
             continue
-        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        # list indices and union tags (``kind=jump``) read as subscripts
+        location = "".join(
+            f"[{p}]" if isinstance(p, int) or str(p).startswith("kind=") else f".{p}" for p in loc
+        ).lstrip(".")
         lines.append(f"{location or '(top level)'}: {item['msg']}")
     return "; ".join(lines)

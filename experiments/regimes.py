@@ -15,7 +15,7 @@ from experiments.spec_data import cached_features
 from features.data import load_candles
 from features.feature_spec import default_spec
 from ml.bundle import regime_frame
-from ml.config import RegimeConfig
+from ml.config import HmmRegimeConfig
 from ml.filtering import switches_per_1000
 from ml.models.regime import RegimeHMM
 from ml.plots import regime_plot
@@ -53,14 +53,14 @@ def run_regimes(
     states: int | str,
     train_end: datetime | None,
     out: Path,
-    config: RegimeConfig | None = None,
+    config: HmmRegimeConfig | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> RegimeSummary:
     """Fit the HMM before ``train_end`` and write the filtered regimes of every candle.
     ``progress`` is called with the name of each of the REGIME_STAGES as it starts."""
     say = progress or (lambda _text: None)
-    config = config or RegimeConfig()
+    config = config or HmmRegimeConfig()
     say(REGIME_STAGES[0])
     candles = load_candles(userdir, exchange, pair, timeframe)
     features = cached_features(candles, default_spec(), userdir, pair, timeframe, exchange)

@@ -13,7 +13,7 @@ timerange = "20180101-20200101"   # YYYYMMDD-YYYYMMDD, either side may be empty
 [features]                         # a FeatureSpec; omit for the default feature set
 preset = "default"
 
-[regime]                           # ml.config.RegimeConfig
+[regime]                           # ml.config.HmmRegimeConfig (kind = "jump": JumpRegimeConfig)
 n_states = 3
 
 [model]                            # ml.config.ModelConfig
@@ -62,8 +62,10 @@ from features.feature_spec import (
 )
 from features.timeframes import timeframe_to_seconds
 from ml.config import (
+    LEGACY_REGIME_FIELDS,
+    HmmRegimeConfig,
     ModelConfig,
-    RegimeConfig,
+    RegimeSettings,
     SizingConfig,
     TrainingConfig,
     TrustConfig,
@@ -236,7 +238,7 @@ class ExperimentSpec(BaseModel):
     seed: int = Field(default=42, ge=0, le=2**32 - 1)  # numpy, torch and LightGBM seeds
     data: DataConfig = DataConfig()
     features: FeaturePreset | FeatureSpec = FeaturePreset()
-    regime: RegimeConfig = RegimeConfig()
+    regime: RegimeSettings = HmmRegimeConfig()
     model: ModelConfig
     target: TargetSpec = TargetSpec()
     walk_forward: WalkForwardSpec = WalkForwardSpec()
@@ -284,6 +286,8 @@ class ExperimentSpec(BaseModel):
             del content["features"]["reference_pairs"]  # nor specs from before them
         if content["data"]["pooling"] == "per_pair":
             del content["data"]["pooling"]  # nor specs from before pooled models
+        # specs hash as before the HMM and jump settings were split (every field of both)
+        content["regime"] = {**LEGACY_REGIME_FIELDS, **content["regime"]}
         if content["regime"]["warm_start"] is True:
             del content["regime"]["warm_start"]  # nor specs from before warm starts
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

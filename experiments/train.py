@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from common.atomic import scratch_dir
@@ -31,7 +30,6 @@ from features.data.importer import kept_bad_ticks
 from ml import tracking
 from ml.bundle import ModelBundle, package_versions
 from ml.fold_training import FoldResult, Scores, TrainingJob, fit_final, score, walk_forward
-from ml.models.jump import RegimeJump
 from ml.plots import regime_plot
 from ml.registry import log_bundle, reconcile, register_finished_run
 from ml.run_log import RunLog
@@ -101,23 +99,14 @@ def _log_fold(result: FoldResult, workdir: Path, record: RunLog) -> None:
 def penalty_votes(
     result: FoldResult, features: pd.DataFrame, columns: tuple[str, ...]
 ) -> dict[str, float]:
-    """For a jump-model vote: what each penalty of the grid decided on the fold's test
-    rows (the share of them it called bull, its switches), so that every fold records
-    each penalty's part in the decision. Empty for other regime models."""
+    """What the fold's regime model reports of its read-out on the test rows (a jump
+    vote: each penalty's bull share and switches; ``RegimeModel.fold_report``)."""
     model = result.bundle.regime_model
-    if not isinstance(model, RegimeJump):
+    if model is None:
         return {}
     rows = result.predictions.index.to_numpy()
     x = features[list(columns)].to_numpy(dtype="float64")[: rows[-1] + 1]
-    votes = model.votes(x)[rows]
-    out: dict[str, float] = {}
-    for index, penalty in enumerate(model.jump_penalties):
-        column = votes[:, index]
-        known = column[column >= 0]
-        name = f"regime.penalty_{penalty:g}"
-        out[f"{name}.bull_share"] = float(known.mean()) if len(known) else float("nan")
-        out[f"{name}.switches"] = float((np.diff(known) != 0).sum()) if len(known) else 0.0
-    return out
+    return model.fold_report(x, rows)
 
 
 def progress_steps(spec: ExperimentSpec) -> int:

@@ -29,12 +29,13 @@ from features.candles import DataWindow
 from features.feature_spec import FeatureSpec
 from features.pipeline import build, feature_columns
 from features.tail import tail_columns
+from ml.config import RegimeConfig as LegacyRegimeConfig
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
 from ml.models.base import proba_to_prediction
 from ml.models.forecaster import Forecaster
-from ml.models.regime import RegimeHMM
-from ml.regime_memo import RegimeModel, filter_regimes, fit_regime_model
+from ml.models.regime_base import RegimeModel
+from ml.regime_memo import filter_regimes, fit_regime_model
 from ml.targets import make_target
 from ml.vol_sizer import VolatilitySizer, held_out_correction
 
@@ -119,10 +120,13 @@ class ModelBundle:
         state.setdefault("dissimilarity", None)  # bundles pickled before the index existed
         state.setdefault("pair_scalers", {})  # nor pooled bundles
         state.setdefault("_scaler", None)
-        state.setdefault("sizer", None)  # nor sized allocations
+        state.setdefault("sizer", None)
         config = state["config"]
-        if "sizing" not in config.__dict__:
-            state["config"] = config.model_copy(update={"sizing": None})
+        if "sizing" not in config.__dict__:  # nor sized allocations
+            config = config.model_copy(update={"sizing": None})
+        if isinstance(config.regime, LegacyRegimeConfig):  # nor the split regime settings
+            config = config.model_copy(update={"regime": config.regime.upgraded()})
+        state["config"] = config
         self.__dict__.update(state)
 
     @property
@@ -354,9 +358,7 @@ def fit_regimes(
     missing = [c for c in config.regime.columns if c not in train_features.columns]
     if missing:
         raise BundleError(f"regime feature column(s) {missing} are not in the feature spec")
-    params = config.regime.estimator_params(seed)
-    if config.regime.warm_start and isinstance(previous, RegimeHMM):
-        params["init_from"] = previous
+    params = config.regime.estimator_params(seed, previous)
     return fit_regime_model(
         params,
         train_features[list(config.regime.columns)].to_numpy(dtype="float64"),

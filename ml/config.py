@@ -10,10 +10,10 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from features.timeframes import timeframe_to_seconds
-from ml.models import FORECASTERS, forecaster_class
+from ml.models import FORECASTERS, REGIME_MODELS, forecaster_class
 from ml.models.base import Task
 from ml.sizing import DEFAULT_BAND, DEFAULT_CAP, DEFAULT_TARGET_VOLATILITY
 from ml.targets import TargetSpec
@@ -22,54 +22,41 @@ from ml.walkforward import WalkForwardSpec
 if TYPE_CHECKING:
     from ml.models.forecaster import Forecaster
 
-RegimeKind = Literal["hmm", "jump"]
+DEFAULT_REGIME_COLUMNS = ("%-log_return_1", "%-sqrt_wick_1", "%-log_volume_zscore_168")
 
 
-class RegimeConfig(BaseModel):
-    """``[regime]``: which regime model, on which feature columns.
-
-    ``kind = "hmm"``: a Gaussian HMM (``n_states``, ``covariance_type``, ``n_restarts``,
-    ``n_iter``, ``max_states``, ``switch_margin``; ``warm_start``: each walk-forward fold
-    after the first starts EM once from the previous fold's fitted HMM instead of
-    ``n_restarts`` random starts). ``kind = "jump"``: two-state jump
-    models voted over ``jump_penalties`` (``n_init`` starts each, features clipped at
-    ``clip`` standard deviations). Column 0 must be a return measure: it names the states.
-    """
-
+class _RegimeBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: RegimeKind = "hmm"
-    columns: tuple[str, ...] = ("%-log_return_1", "%-sqrt_wick_1", "%-log_volume_zscore_168")
+    columns: tuple[str, ...] = DEFAULT_REGIME_COLUMNS
+
+    @model_validator(mode="after")
+    def _columns(self) -> _RegimeBase:
+        if not self.columns:
+            raise ValueError("regime.columns: at least one feature column")
+        return self
+
+
+class HmmRegimeConfig(_RegimeBase):
+    """``[regime]`` of a Gaussian HMM (the default; ``kind = "hmm"``): ``n_states`` (or
+    ``"auto"``: by BIC up to ``max_states``), ``covariance_type``, ``n_restarts``,
+    ``n_iter``, ``switch_margin``; ``warm_start``: each walk-forward fold after the first
+    starts EM once from the previous fold's fitted HMM instead of ``n_restarts`` random
+    starts. Column 0 of ``columns`` must be a return measure: it names the states."""
+
+    kind: Literal["hmm"] = "hmm"
     n_states: Annotated[int, Field(ge=2, le=10)] | Literal["auto"] = 3
     covariance_type: Literal["full", "diag"] = "full"
     n_restarts: int = Field(default=3, ge=1, le=50)
     n_iter: int = Field(default=100, ge=1, le=10_000)
     max_states: int = Field(default=5, ge=2, le=10)
     switch_margin: float = Field(default=0.5, ge=0.0, le=1.0)
-    # walk-forward folds after the first start EM from the previous fold's HMM
     warm_start: bool = True
-    jump_penalties: tuple[Annotated[float, Field(ge=0.0, le=1e6)], ...] = Field(
-        default=(1.0, 3.0, 10.0, 30.0, 100.0), min_length=1, max_length=20
-    )
-    n_init: int = Field(default=10, ge=1, le=100)
-    clip: float = Field(default=3.0, gt=0.0, le=100.0)
 
-    @model_validator(mode="after")
-    def _columns(self) -> RegimeConfig:
-        if not self.columns:
-            raise ValueError("regime.columns: at least one feature column")
-        return self
-
-    def estimator_params(self, seed: int) -> dict[str, Any]:
-        """The parameters of the regime estimator (``RegimeHMM`` or ``RegimeJump``)."""
-        if self.kind == "jump":
-            return {
-                "jump_penalties": tuple(self.jump_penalties),
-                "n_init": self.n_init,
-                "clip": self.clip,
-                "random_state": seed,
-            }
-        return {
+    def estimator_params(self, seed: int, previous: Any = None) -> dict[str, Any]:
+        """The parameters of ``RegimeHMM``; ``previous`` (the fold before's model) is its
+        warm start when ``warm_start`` is on."""
+        params: dict[str, Any] = {
             "n_states": self.n_states,
             "covariance_type": self.covariance_type,
             "n_restarts": self.n_restarts,
@@ -78,6 +65,87 @@ class RegimeConfig(BaseModel):
             "switch_margin": self.switch_margin,
             "random_state": seed,
         }
+        if self.warm_start and previous is not None:
+            params["init_from"] = previous
+        return params
+
+
+class JumpRegimeConfig(_RegimeBase):
+    """``[regime] kind = "jump"``: two-state jump models voted over ``jump_penalties``
+    (``n_init`` starts each, features clipped at ``clip`` standard deviations). Column 0
+    of ``columns`` must be a return measure: it names the states."""
+
+    kind: Literal["jump"]
+    jump_penalties: tuple[Annotated[float, Field(ge=0.0, le=1e6)], ...] = Field(
+        default=(1.0, 3.0, 10.0, 30.0, 100.0), min_length=1, max_length=20
+    )
+    n_init: int = Field(default=10, ge=1, le=100)
+    clip: float = Field(default=3.0, gt=0.0, le=100.0)
+
+    def estimator_params(self, seed: int, previous: Any = None) -> dict[str, Any]:
+        """The parameters of ``RegimeJump`` (each fold fits afresh: ``previous`` unused)."""
+        return {
+            "jump_penalties": tuple(self.jump_penalties),
+            "n_init": self.n_init,
+            "clip": self.clip,
+            "random_state": seed,
+        }
+
+
+class RegisteredRegimeConfig(_RegimeBase):
+    """``[regime]`` of any other regime model of ``ml.models.REGIME_MODELS``: its
+    constructor's parameters in ``params`` (every regime model takes ``random_state``,
+    set from the spec's seed)."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _registered(self) -> RegisteredRegimeConfig:
+        if self.kind not in REGIME_MODELS:
+            raise ValueError(f"unknown regime kind {self.kind!r}; known: {sorted(REGIME_MODELS)}")
+        return self
+
+    def estimator_params(self, seed: int, previous: Any = None) -> dict[str, Any]:
+        return {**self.params, "random_state": seed}
+
+
+def _regime_kind(value: Any) -> str:
+    """The union's tag, which an error's location shows: ``regime[kind=hmm].n_states``."""
+    kind = value.get("kind", "hmm") if isinstance(value, dict) else getattr(value, "kind", "hmm")
+    return f"kind={kind}" if kind in ("hmm", "jump") else "kind=other"
+
+
+# ``[regime]``: which regime model, on which feature columns; each kind accepts only its
+# own settings (a jump spec with ``n_states`` is an error, not a silent default)
+RegimeSettings = Annotated[
+    Annotated[HmmRegimeConfig, Tag("kind=hmm")]
+    | Annotated[JumpRegimeConfig, Tag("kind=jump")]
+    | Annotated[RegisteredRegimeConfig, Tag("kind=other")],
+    Discriminator(_regime_kind),
+]
+# what a spec's [regime] hashed as before the split (every field of both kinds)
+LEGACY_REGIME_FIELDS: dict[str, Any] = {
+    **HmmRegimeConfig().model_dump(mode="json"),
+    **JumpRegimeConfig(kind="jump").model_dump(mode="json", exclude={"kind"}),
+}
+
+
+class RegimeConfig(BaseModel):
+    """The ``[regime]`` of bundles pickled before the HMM and jump settings were split
+    (one class with every field of both). Kept under its old name so that those bundles
+    still load; ``ModelBundle`` turns it into :data:`RegimeSettings` on load."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def upgraded(self) -> HmmRegimeConfig | JumpRegimeConfig:
+        # unpickled, the old fields are in __dict__; built by hand, they are extras
+        fields = {**self.__dict__, **(self.__pydantic_extra__ or {})}
+        if fields.get("kind") == "jump":
+            names = set(JumpRegimeConfig.model_fields)
+            return JumpRegimeConfig.model_validate({k: v for k, v in fields.items() if k in names})
+        names = set(HmmRegimeConfig.model_fields)
+        return HmmRegimeConfig.model_validate({k: v for k, v in fields.items() if k in names})
 
 
 class ModelConfig(BaseModel):
@@ -193,7 +261,7 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: ModelConfig
-    regime: RegimeConfig = RegimeConfig()
+    regime: RegimeSettings = HmmRegimeConfig()
     target: TargetSpec = TargetSpec()
     walk_forward: WalkForwardSpec = WalkForwardSpec()
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)  # per side, for the long/flat simulation

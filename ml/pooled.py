@@ -40,7 +40,7 @@ from ml.bundle import (
 )
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
-from ml.regime_memo import RegimeModel
+from ml.models.regime_base import RegimeModel
 from ml.targets import make_target
 
 

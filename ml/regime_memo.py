@@ -30,11 +30,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ml.models.jump import RegimeJump
-from ml.models.regime import RegimeHMM
+from ml.models import regime_model_class
+from ml.models.regime_base import RegimeModel
 
-RegimeModel = RegimeHMM | RegimeJump
-ESTIMATORS: dict[str, type[RegimeHMM] | type[RegimeJump]] = {"hmm": RegimeHMM, "jump": RegimeJump}
 MAX_FITS = 32
 MAX_READOUT_BYTES = 256 * 1024 * 1024
 
@@ -63,19 +61,19 @@ def _readout_bytes() -> int:
 def fit_regime_model(
     params: dict[str, Any], x: NDArray[np.float64], kind: str = "hmm"
 ) -> RegimeModel:
-    """``RegimeHMM(**params).fit(x)`` (``kind="jump"``: ``RegimeJump``), or the model an
-    identical call fitted before."""
-    settings = sorted(
-        (name, fingerprint(value) if isinstance(value, RegimeHMM) else value)
-        for name, value in params.items()
-    )  # a warm start's model by what it holds, not by its repr
-    key = _digest(kind, settings, np.asarray(x, dtype="float64"))
+    """The regime model of ``kind`` (``ml.models.REGIME_MODELS``) with ``params``, fitted
+    on ``x``, or the model an identical call fitted before. A warm start's model
+    (``params["init_from"]``) counts by what it holds, not by its repr."""
+    start = params.get("init_from")
+    settings = sorted((name, value) for name, value in params.items() if name != "init_from")
+    started_from = None if start is None else fingerprint(start)
+    key = _digest(kind, settings, started_from, np.asarray(x, dtype="float64"))
     with _lock:
         model = _fits.get(key)
         if model is not None:
             _fits.move_to_end(key)
             return model
-    model = ESTIMATORS[kind](**params).fit(x)
+    model = regime_model_class(kind)(**params).fit(x)
     with _lock:
         _fits[key] = model
         while len(_fits) > MAX_FITS:
@@ -85,26 +83,7 @@ def fit_regime_model(
 
 def fingerprint(model: RegimeModel) -> str:
     """Everything a read-out of ``model`` depends on."""
-    if isinstance(model, RegimeJump):
-        return _digest(
-            "jump",
-            model.centres_,
-            model.mean_,
-            model.scale_,
-            model.bull_states_,
-            tuple(model.jump_penalties),
-            float(model.clip),
-        )
-    return _digest(
-        model.startprob_,
-        model.transmat_,
-        model.means_,
-        model.covars_,
-        model.mean_,
-        model.scale_,
-        list(model.labels_),
-        float(model.switch_margin),
-    )
+    return _digest(*model.fingerprint_parts())
 
 
 def filter_regimes(

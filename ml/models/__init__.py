@@ -5,7 +5,8 @@
 lives (imported on first use: torch alone takes about 1.5 s to import, which a
 LightGBM model, the rules or a Freqtrade strategy start-up need not pay) and whether
 it reads the filtered regime probabilities. A new model is one module with a
-``Forecaster`` subclass, and one line here.
+``Forecaster`` subclass, and one line here. :data:`REGIME_MODELS` is the same for
+regime models (:class:`ml.models.regime_base.RegimeModel`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from ml.models.forecaster import Forecaster
+    from ml.models.regime_base import RegimeModel
 
 
 class ForecasterEntry(NamedTuple):
@@ -32,8 +34,22 @@ FORECASTERS: dict[str, ForecasterEntry] = {
 }
 
 
+# the regime models: a spec's ``[regime] kind`` -> "module:Class" (a RegimeModel)
+REGIME_MODELS: dict[str, str] = {
+    "hmm": "ml.models.regime:RegimeHMM",
+    "jump": "ml.models.jump:RegimeJump",
+}
+
+
 def forecaster_class(kind: str) -> type[Forecaster]:
     """The forecaster class of ``kind`` (its module imported now)."""
     module, name = FORECASTERS[kind].path.split(":")
     cls: type[Forecaster] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def regime_model_class(kind: str) -> type[RegimeModel]:
+    """The regime model class of ``kind`` (its module imported now)."""
+    module, name = REGIME_MODELS[kind].split(":")
+    cls: type[RegimeModel] = getattr(importlib.import_module(module), name)
     return cls

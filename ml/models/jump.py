@@ -33,9 +33,12 @@ carry daily features.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
+
+from ml.models.regime_base import RegimeModel
 
 FloatArray = NDArray[np.float64]
 LABELS = ("bear", "bull")
@@ -110,7 +113,7 @@ def fit_centres(
     return best[1], best[2]
 
 
-class RegimeJump(BaseEstimator):  # type: ignore[misc]
+class RegimeJump(RegimeModel):
     """Two-state (bear/bull) jump-model regimes, voted over a grid of jump penalties.
 
     Parameters
@@ -188,13 +191,29 @@ class RegimeJump(BaseEstimator):  # type: ignore[misc]
             decisions[t] = state.decision
         return probabilities, decisions
 
-    def predict_proba(self, X: FloatArray) -> FloatArray:
-        """``[p_bear, p_bull]`` per row, causal; columns ``labels_``."""
-        return self.filter(X)[0]
+    def fingerprint_parts(self) -> tuple[Any, ...]:
+        return (
+            "jump",
+            self.centres_,
+            self.mean_,
+            self.scale_,
+            self.bull_states_,
+            tuple(self.jump_penalties),
+            float(self.clip),
+        )
 
-    def predict(self, X: FloatArray) -> NDArray[np.int64]:
-        """Decision per row: 1 bull, 0 bear, -1 before the first complete row."""
-        return self.filter(X)[1]
+    def fold_report(self, X: FloatArray, rows: NDArray[np.int64]) -> dict[str, float]:
+        """What each penalty of the grid decided on ``rows``: the share of them it called
+        bull, and its switches, so that every fold records each penalty's part in the vote."""
+        votes = self.votes(X)[rows]
+        out: dict[str, float] = {}
+        for index, penalty in enumerate(self.jump_penalties):
+            column = votes[:, index]
+            known = column[column >= 0]
+            name = f"regime.penalty_{penalty:g}"
+            out[f"{name}.bull_share"] = float(known.mean()) if len(known) else float("nan")
+            out[f"{name}.switches"] = float((np.diff(known) != 0).sum()) if len(known) else 0.0
+        return out
 
     def votes(self, X: FloatArray) -> NDArray[np.int64]:
         """Per row and penalty of the grid (T, M): 1 where that model is in its bullish

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
 
 from ml.filtering import FloatArray, ForwardFilter, gaussian_log_likelihood
+from ml.models.regime_base import RegimeModel
 
 logging.getLogger("hmmlearn").setLevel(logging.ERROR)
 
@@ -56,7 +56,7 @@ def name_states(return_means: FloatArray, return_stds: FloatArray) -> list[str]:
     return names
 
 
-class RegimeHMM(BaseEstimator):  # type: ignore[misc]
+class RegimeHMM(RegimeModel):
     """Gaussian HMM regimes with filtered probabilities and a persistent decision.
 
     Parameters
@@ -216,13 +216,17 @@ class RegimeHMM(BaseEstimator):  # type: ignore[misc]
         probabilities[start:] = np.exp(log_alpha)
         return probabilities, decisions
 
-    def predict_proba(self, X: FloatArray) -> FloatArray:
-        """Filtered probabilities P(state_t | rows <= t), shape (T, K); columns ``labels_``."""
-        return self.filter(X)[0]
-
-    def predict(self, X: FloatArray) -> NDArray[np.int64]:
-        """Persistent regime decision per candle (state index; -1 before the first row)."""
-        return self.filter(X)[1]
+    def fingerprint_parts(self) -> tuple[Any, ...]:
+        return (
+            self.startprob_,
+            self.transmat_,
+            self.means_,
+            self.covars_,
+            self.mean_,
+            self.scale_,
+            list(self.labels_),
+            float(self.switch_margin),
+        )
 
     def online(self) -> OnlineRegimeFilter:
         """A stateful filter that takes one candle at a time (the live path)."""

@@ -374,7 +374,7 @@ def test_two_user_dirs_never_mix(userdir: Path, tmp_path: Path) -> None:
             "n_estimators = 40, learning_rate = -0.1",
             "learning_rate = -0.1 is outside (0, inf)",
         ),
-        ("n_states = 3", "n_states = 0", "regime.n_states"),
+        ("n_states = 3", "n_states = 0", "regime[kind=hmm].n_states"),
         ("seed = 7", "seed = -1", "seed: Input should be greater than or equal to 0"),
     ],
 )
