@@ -21,8 +21,8 @@ from mlflow.exceptions import MlflowException
 from common.errors import SpecError
 from experiments.served_models import ServedModels
 from experiments.spec import TimeRange
+from ml.models import FORECASTERS, forecaster_class
 
-ALLOCATION_KIND = "regime_allocation"
 ALLOCATION_STRATEGY = "RegimeAllocationStrategy"
 DEFAULT_STRATEGY = "RegimeStrategy"
 
@@ -56,7 +56,8 @@ def fitting_strategy(
 ) -> str:
     """``strategy``, or the one the model's kind is traded by; refused when they do not fit."""
     kind = model_kind(client, served)
-    allocation = kind == ALLOCATION_KIND
+    # a model whose output is a target exposure is traded by the allocation strategy
+    allocation = kind in FORECASTERS and forecaster_class(kind).outputs_exposure
     chosen = strategy or (ALLOCATION_STRATEGY if allocation else DEFAULT_STRATEGY)
     if kind is not None and allocation != (chosen == ALLOCATION_STRATEGY):
         wanted = ALLOCATION_STRATEGY if allocation else f"a strategy other than {chosen}"

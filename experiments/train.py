@@ -72,7 +72,7 @@ def _log_fold(result: FoldResult, workdir: Path, record: RunLog) -> None:
             "device": result.bundle.metadata.device,
         }
     )
-    record.history(getattr(result.bundle.forecaster, "history_", []))
+    record.history(result.bundle.forecaster.history_)
     record.metrics(result.metrics)
     for name, values in result.baselines.items():
         record.metrics(values, prefix=f"baseline.{name}.")
@@ -327,7 +327,7 @@ def _log_out_of_sample(job: TrainingJob, folds: _Folds, workdir: Path) -> Scores
 def _log_final(bundle: ModelBundle, job: TrainingJob, workdir: Path, title: str) -> None:
     """The final model's device, training history, and its regimes as a picture."""
     record = RunLog().tags({"device": bundle.metadata.device})
-    record.history(getattr(bundle.forecaster, "history_", []), prefix="final.")
+    record.history(bundle.forecaster.history_, prefix="final.")
     if bundle.regime_model is None:
         record.send()
         return

@@ -420,7 +420,7 @@ def fit_bundle(
         train_window=train_window,
         data_sha256=data_sha256,
         seed=seed,
-        device=getattr(forecaster, "device_", "cpu"),
+        device=forecaster.device_,
         created=datetime.now(UTC),
         versions=package_versions(),
         regime_labels=labels,

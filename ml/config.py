@@ -187,14 +187,14 @@ class ModelConfig(BaseModel):
         """The forecaster; ``threads`` caps its CPU threads (``n_jobs``) unless the spec
         sets them, e.g. for several tuning workers sharing the cores."""
         params = dict(self.params)
-        signature = inspect.signature(forecaster_class(self.kind)).parameters
-        if threads is not None and "n_jobs" in signature:
+        cls = forecaster_class(self.kind)
+        if threads is not None and "n_jobs" in cls.trainer_params:
             params.setdefault("n_jobs", threads)
-        if "validation_gap" in signature:
+        if "validation_gap" in cls.trainer_params:
             params.setdefault("validation_gap", validation_gap)
-        if "random_state" in signature:
+        if "random_state" in cls.trainer_params:
             params["random_state"] = seed
-        return forecaster_class(self.kind)(task=task, **params)
+        return cls(task=task, **params)
 
 
 class TrustConfig(BaseModel):
@@ -276,7 +276,7 @@ class TrainingConfig(BaseModel):
 
 def check_sizing(model: ModelConfig, sizing: SizingConfig | None) -> None:
     """``[sizing]`` only with a model whose output is an exposure."""
-    if sizing is not None and model.kind != "regime_allocation":
+    if sizing is not None and not forecaster_class(model.kind).outputs_exposure:
         raise ValueError(
             f"[sizing] sizes a regime allocation's exposure; model kind {model.kind!r} "
             'has none (use kind = "regime_allocation")'

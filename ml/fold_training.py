@@ -118,7 +118,7 @@ def score(
     positions = positions_from(
         predictions,
         config.target.task,
-        fractional=config.model.kind == "regime_allocation",
+        fractional=forecaster_class(config.model.kind).outputs_exposure,
         band=band,
     )
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))

@@ -174,7 +174,7 @@ def fit_pooled_bundle(
         train_window=pooled_window(data, rows, timeframe),
         data_sha256=data_sha256,
         seed=seed,
-        device=getattr(forecaster, "device_", "cpu"),
+        device=forecaster.device_,
         created=datetime.now(UTC),
         versions=package_versions(),
         regime_labels=[] if regime_model is None else list(regime_model.labels_),

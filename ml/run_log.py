@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlflow
@@ -41,7 +41,7 @@ class RunLog:
         ]
         return self
 
-    def history(self, records: list[dict[str, float]], prefix: str = "") -> RunLog:
+    def history(self, records: Sequence[Mapping[str, float]], prefix: str = "") -> RunLog:
         """Per-epoch metrics, each at its epoch as step."""
         for record in records:
             step = int(record.get("epoch", 0))

@@ -51,6 +51,7 @@ class RegimeAllocator(Forecaster):
 
     param_ranges: ClassVar[dict[str, Range]] = {"other": Range(0.0, 1.0)}
     forecasts: ClassVar[bool] = False  # a target exposure is a decision, not a probability
+    outputs_exposure: ClassVar[bool] = True
 
     def __init__(
         self,

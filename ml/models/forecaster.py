@@ -6,6 +6,7 @@ it imports scikit-learn, which takes over half a second.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,15 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
       forecast metrics (accuracy, log loss, Brier; RMSE, rank IC) measure it; False
       for a decision such as a target exposure, where they would mean nothing;
     * :attr:`context_rows`: how many rows before a row its prediction reads (an LSTM's
-      sequence), so the live path passes just enough history.
+      sequence), so the live path passes just enough history;
+    * ``outputs_exposure``: its ``p_up`` is a target exposure (a share of equity to
+      hold), not a probability: evaluations hold it, and ``[sizing]`` may size it;
+    * ``trainer_params``: which of ``n_jobs`` (threads), ``validation_gap`` (the
+      embargo of its early-stopping slice) and ``random_state`` (the spec's seed) the
+      trainer sets (each is a parameter of its constructor).
+
+    After ``fit``: ``device_`` (where it trained) and ``history_`` (per-epoch losses;
+    empty for models without epochs).
 
     Subclasses implement ``fit(X, y)``, ``predict(X)`` and, for classification,
     ``predict_proba(X)`` (n, 2), with the conventions of this module's docstring.
@@ -42,7 +51,11 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     decides_class: ClassVar[bool] = False
     uses_torch: ClassVar[bool] = False
     forecasts: ClassVar[bool] = True
+    outputs_exposure: ClassVar[bool] = False
+    trainer_params: ClassVar[frozenset[str]] = frozenset()
     param_ranges: ClassVar[dict[str, Range]] = {}
+    device_: str = "cpu"
+    history_: Sequence[Mapping[str, float]] = ()
 
     @property
     def context_rows(self) -> int:

@@ -45,6 +45,9 @@ class HarForecaster(Forecaster):
         rows per leaf: it corrects a linear forecast, it does not replace it).
     """
 
+    trainer_params: ClassVar[frozenset[str]] = frozenset(
+        {"n_jobs", "random_state", "validation_gap"}
+    )
     param_ranges: ClassVar[dict[str, Range]] = {
         "boost_rounds": count(0),
         "learning_rate": POSITIVE,

@@ -19,6 +19,9 @@ from ml.models.params import POSITIVE, Range, count, fraction
 
 
 class LightGBMForecaster(Forecaster):
+    trainer_params: ClassVar[frozenset[str]] = frozenset(
+        {"n_jobs", "random_state", "validation_gap"}
+    )
     param_ranges: ClassVar[dict[str, Range]] = {
         "num_leaves": count(2, 131_072),
         "learning_rate": POSITIVE,

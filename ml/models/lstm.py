@@ -93,6 +93,8 @@ class LSTMForecaster(Forecaster):
         "validation_gap": count(0),
     }
 
+    trainer_params: ClassVar[frozenset[str]] = frozenset({"random_state", "validation_gap"})
+
     def __init__(
         self,
         task: Task = "classification",

@@ -3,6 +3,7 @@ keeps it, callers ask its tags, and a new model is one class plus one registry l
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,12 @@ def test_every_registered_model_is_a_forecaster(kind: str) -> None:
     context = estimator.context_rows
     assert context == (estimator.sequence_length - 1 if kind.endswith("lstm") else 0)  # type: ignore[attr-defined]
     assert estimator.has_reasons == (kind == "rules") == estimator.decides_class
+    assert estimator.outputs_exposure == (kind == "regime_allocation")
+    # what the trainer sets is declared, and each is a parameter of the constructor
+    accepted = set(inspect.signature(cls).parameters)
+    assert cls.trainer_params <= accepted, (kind, cls.trainer_params - accepted)
+    for name in cls.trainer_params:
+        assert name in estimator.get_params(), (kind, name)
 
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
