@@ -33,7 +33,6 @@ from experiments.served_models import (
     walk_forward_inputs,
 )
 from experiments.spec import TimeRange, model_name
-from features.data import load_candles
 from features.data.store import pair_to_filename
 from features.timeframes import timeframe_to_seconds
 from ml import tracking
@@ -43,7 +42,13 @@ from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
 from strategies.results import BacktestMetrics, ParsedResult, parse_result_zip, per_regime
 from strategies.risk import RiskBlocked, RiskManager, RiskSettings
-from strategies.runner import BacktestRequest, BacktestRun, run_backtest, tuned_params_file
+from strategies.runner import (
+    BacktestRequest,
+    BacktestRun,
+    run_backtest,
+    tuned_params_file,
+    whitelist_candles,
+)
 
 EXPERIMENT = "backtests"
 
@@ -145,11 +150,12 @@ def backtest(
         **_model_inputs(served, inputs),
     )
     risk = _risk_manager(userdir)
+    candles = whitelist_candles(request, userdir)  # read once, for the key and the evaluation
     say(BACKTEST_STAGES[1])
     with risk.backtest_slot():
-        run = run_backtest(request, userdir, use_cache=use_cache)
+        run = run_backtest(request, userdir, use_cache=use_cache, candles=candles)
     say(BACKTEST_STAGES[2])
-    evaluation = _evaluate(run, request, userdir)
+    evaluation = _evaluate(run, request, candles)
     say(BACKTEST_STAGES[3])
     tags = _tags(request, run, evaluation, model, served, inputs.folds if inputs else None)
     run_id = _record(client, userdir, request, run, evaluation, tags)
@@ -240,7 +246,9 @@ class Evaluation:
     pairs_table: pd.DataFrame
 
 
-def _evaluate(run: BacktestRun, request: BacktestRequest, userdir: Path) -> Evaluation:
+def _evaluate(
+    run: BacktestRun, request: BacktestRequest, candles_by_pair: dict[str, pd.DataFrame]
+) -> Evaluation:
     parsed = parse_result_zip(run.result_zip, request.strategy)
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
     excluded = sum(int(v) for v in dict(guard.get("in_training_window", {})).values())
@@ -249,15 +257,12 @@ def _evaluate(run: BacktestRun, request: BacktestRequest, userdir: Path) -> Eval
     money = {"starting_balance": float(request.starting_balance), "fee": request.fee}
     pairs_table = pd.DataFrame()
     if request.pairs:
-        candles_by_pair = {
-            p: load_candles(userdir, request.exchange, p, request.timeframe) for p in request.pairs
-        }
         compared = portfolio_comparison(
             records, candles_by_pair, request.timeframe, window, **money
         )
         pairs_table = per_pair(parsed.trades, candles_by_pair, window)
     else:
-        candles = load_candles(userdir, request.exchange, request.pair, request.timeframe)
+        candles = candles_by_pair[request.pair]
         compared = comparison(records, candles, request.timeframe, window, **money)
     regimes = per_regime(parsed.trades)
     return Evaluation(parsed, regimes, guard, excluded, window, compared, pairs_table)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.atomic import atomic_path, write_text_atomic
@@ -197,24 +198,29 @@ def strategy_dir_for_run(request: BacktestRequest, userdir: Path, directory: Pat
     return folder
 
 
-def _data_sha256(request: BacktestRequest, userdir: Path) -> str:
+def whitelist_candles(request: BacktestRequest, userdir: Path) -> dict[str, pd.DataFrame]:
+    """The candles of every pair ``request`` trades, read once for a whole backtest."""
+    return {
+        pair: load_candles(userdir, request.exchange, pair, request.timeframe)
+        for pair in request.whitelist
+    }
+
+
+def _data_sha256(request: BacktestRequest, candles: Mapping[str, pd.DataFrame]) -> str:
     """The candles' sha256: of the one pair, or of every pair's sha256 in whitelist order."""
     shas = [
-        data_window(
-            load_candles(userdir, request.exchange, pair, request.timeframe),
-            pair,
-            request.timeframe,
-        ).sha256
-        for pair in request.whitelist
+        data_window(candles[pair], pair, request.timeframe).sha256 for pair in request.whitelist
     ]
     return shas[0] if not request.pairs else hashlib.sha256(",".join(shas).encode()).hexdigest()
 
 
-def cache_key(request: BacktestRequest, userdir: Path) -> tuple[str, dict[str, str]]:
+def cache_key(
+    request: BacktestRequest, userdir: Path, candles: Mapping[str, pd.DataFrame]
+) -> tuple[str, dict[str, str]]:
     snapshot = snapshot_path(userdir, request.exchange)
     predictions = sorted((request.predictions_by_pair or {}).items())
     inputs = {
-        "data_sha256": _data_sha256(request, userdir),
+        "data_sha256": _data_sha256(request, candles),
         "markets_sha256": snapshot_sha256(snapshot),
         "strategy_sha256": hashlib.sha256(
             _strategy_file(request, userdir).read_bytes()
@@ -260,13 +266,20 @@ def backtest_environment(environment: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def run_backtest(request: BacktestRequest, userdir: Path, *, use_cache: bool = True) -> BacktestRun:
+def run_backtest(
+    request: BacktestRequest,
+    userdir: Path,
+    *,
+    use_cache: bool = True,
+    candles: Mapping[str, pd.DataFrame] | None = None,
+) -> BacktestRun:
     """The real Freqtrade backtest of ``request``, offline; a cached result of the same
     inputs (every input hashed into the key) is returned as it is unless ``use_cache``
-    is off."""
+    is off. ``candles``: every traded pair's (:func:`whitelist_candles`), when the caller
+    has read them already."""
     ensure_freqtrade_userdir(userdir)
     snapshot = _market_snapshot(request, userdir)
-    key, inputs = cache_key(request, userdir)
+    key, inputs = cache_key(request, userdir, candles or whitelist_candles(request, userdir))
     directory = UserDir(userdir).backtests / key
     run = BacktestRun(
         key=key,

@@ -23,7 +23,7 @@ from strategies.params import default_params, with_file
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES
-from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, requires_shared
+from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, import_synthetic, requires_shared
 
 pytestmark = [requires_shared, pytest.mark.shared_data, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,3 +326,41 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
     gap = (matched["profit_ratio"] - matched["profit_ratio_replay"]).abs()
     print(f"profit ratio per trade: max difference {gap.max():.2e}")
     assert gap.max() < 1e-4
+
+
+def test_a_backtest_reads_its_candles_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache key (the candles' sha256) and the evaluation (the rules on the same
+    candles) share one read; Freqtrade reads its own copy in its own process."""
+    import sys
+
+    import experiments.served_models
+    import features.data
+    import features.data.store
+    import strategies.runner
+
+    userdir = tmp_path / "ud"
+    import_synthetic(userdir, "BTC/USDT", candles=1200, seed=5)
+    reads: list[str] = []
+    original = features.data.store.load_candles
+
+    def counted(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
+        reads.append(pair)
+        return original(userdir, exchange, pair, timeframe)
+
+    # (``experiments.backtest`` is also the name of the package's function: by its key)
+    backtest_module = sys.modules["experiments.backtest"]
+    readers = (features.data.store, features.data, strategies.runner, experiments.served_models)
+    for module in (*readers, backtest_module):
+        monkeypatch.setattr(module, "load_candles", counted, raising=False)
+    backtest(
+        strategy="TrendPullbackStrategy",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        timerange="",
+        model=None,
+        userdir=userdir,
+        tracking_uri=default_tracking_uri(userdir),
+        use_cache=False,
+    )
+    assert reads == ["BTC/USDT"], reads
