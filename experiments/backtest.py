@@ -155,7 +155,7 @@ def backtest(
     with risk.backtest_slot():
         run = run_backtest(request, userdir, use_cache=use_cache, candles=candles)
     say(BACKTEST_STAGES[2])
-    evaluation = _evaluate(run, request, candles)
+    evaluation = _evaluate(run, request, candles, risk_budget(client, served))
     say(BACKTEST_STAGES[3])
     tags = _tags(request, run, evaluation, model, served, inputs.folds if inputs else None)
     run_id = _record(client, userdir, request, run, evaluation, tags)
@@ -246,8 +246,25 @@ class Evaluation:
     pairs_table: pd.DataFrame
 
 
+def risk_budget(client: mlflow.MlflowClient, served: ServedModels) -> tuple[float, float] | None:
+    """The target volatility and band of the served model's ``[sizing]`` (from its
+    training run's spec), which the sized rules beside it then hold to; None for a model
+    without one (the rules keep the default budget)."""
+    runs = [served.training_run] if served.training_run else []
+    runs += [run for _, _, run in served.by_pair.values()]
+    if not runs:
+        return None
+    params = client.get_run(str(runs[0])).data.params
+    if "sizing.target_volatility" not in params:
+        return None
+    return float(params["sizing.target_volatility"]), float(params["sizing.band"])
+
+
 def _evaluate(
-    run: BacktestRun, request: BacktestRequest, candles_by_pair: dict[str, pd.DataFrame]
+    run: BacktestRun,
+    request: BacktestRequest,
+    candles_by_pair: dict[str, pd.DataFrame],
+    budget: tuple[float, float] | None,
 ) -> Evaluation:
     parsed = parse_result_zip(run.result_zip, request.strategy)
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}
@@ -258,12 +275,14 @@ def _evaluate(
     pairs_table = pd.DataFrame()
     if request.pairs:
         compared = portfolio_comparison(
-            records, candles_by_pair, request.timeframe, window, **money
+            records, candles_by_pair, request.timeframe, window, risk_budget=budget, **money
         )
         pairs_table = per_pair(parsed.trades, candles_by_pair, window)
     else:
         candles = candles_by_pair[request.pair]
-        compared = comparison(records, candles, request.timeframe, window, **money)
+        compared = comparison(
+            records, candles, request.timeframe, window, risk_budget=budget, **money
+        )
     regimes = per_regime(parsed.trades)
     return Evaluation(parsed, regimes, guard, excluded, window, compared, pairs_table)
 

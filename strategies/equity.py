@@ -118,10 +118,13 @@ def comparison(
     *,
     starting_balance: float,
     fee: float,
+    risk_budget: tuple[float, float] | None = None,
 ) -> dict[str, dict[str, float]]:
     """The strategy's mark-to-market measures next to buy and hold, the daily SMA50 rule,
-    30-day momentum and the first two sized by risk (``ml.baselines.rule_positions``) on
-    the same candles (those in ``window``, [start, end)) and fee;
+    30-day momentum and the first two sized by risk (``ml.baselines.rule_positions``;
+    ``risk_budget``: their target volatility and band, those of a sized strategy's
+    ``[sizing]``; None: the default budget) on the same candles (those in ``window``,
+    [start, end)) and fee;
     every row has ``drawdown_vs_buy_hold``. ``candles`` may reach back before the
     window: the trend rules are computed with that history, then cut to the window."""
     from ml.baselines import rule_positions
@@ -138,9 +141,8 @@ def comparison(
     }
     returns = np.r_[np.nan, np.diff(np.log(traded["close"].to_numpy(dtype="float64")))]
     rules = {"always_long": np.ones(inside.sum())}
-    rules.update(
-        {name: values[inside] for name, values in rule_positions(candles, timeframe).items()}
-    )
+    sized = rule_positions(candles, timeframe, *(risk_budget or ()))
+    rules.update({name: values[inside] for name, values in sized.items()})
     for name, positions in rules.items():
         rows[name] = long_flat(positions, returns, fee=fee, periods_per_year=per_year)
     return _with_drawdown_vs_hold(rows)
@@ -155,7 +157,11 @@ def _with_drawdown_vs_hold(rows: dict[str, dict[str, float]]) -> dict[str, dict[
 
 
 def _rules_in_pair(
-    candles: pd.DataFrame, timeframe: str, window: tuple[pd.Timestamp, pd.Timestamp], fee: float
+    candles: pd.DataFrame,
+    timeframe: str,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    fee: float,
+    risk_budget: tuple[float, float] | None,
 ) -> tuple[pd.Series, dict[str, pd.Series], dict[str, pd.Series]]:
     """One pair's closes inside ``window``, and each rule's equity and position there."""
     from ml.baselines import rule_positions
@@ -167,7 +173,8 @@ def _rules_in_pair(
     close = pd.Series(traded["close"].to_numpy(dtype="float64"), index=index)
     returns = np.r_[np.nan, np.diff(np.log(close.to_numpy()))]
     rules = {"always_long": np.ones(int(inside.sum()))}
-    rules.update({n: v[inside] for n, v in rule_positions(candles, timeframe).items()})
+    sized = rule_positions(candles, timeframe, *(risk_budget or ()))
+    rules.update({n: v[inside] for n, v in sized.items()})
     equity = {
         name: pd.Series(equity_of(positions, returns, fee=fee), index=index)
         for name, positions in rules.items()
@@ -187,6 +194,7 @@ def portfolio_comparison(
     *,
     starting_balance: float,
     fee: float,
+    risk_budget: tuple[float, float] | None = None,
 ) -> dict[str, dict[str, float]]:
     """:func:`comparison` for a whitelist: the strategy's wallet valued at every close
     (cash plus every pair's holding), beside each rule held in every pair with an equal
@@ -199,7 +207,7 @@ def portfolio_comparison(
     closes, rule_equity, rule_position = {}, {}, {}
     for pair, candles in candles_by_pair.items():
         closes[pair], rule_equity[pair], rule_position[pair] = _rules_in_pair(
-            candles, timeframe, window, fee
+            candles, timeframe, window, fee, risk_budget
         )
     prices = pd.DataFrame(closes).sort_index().ffill().bfill()
     dates = prices.index

@@ -38,9 +38,9 @@ def sized_spec(sizing: dict[str, object] | None = None) -> ExperimentSpec:
     )
 
 
-def hourly(days: int, seed: int) -> pd.DataFrame:
+def hourly(days: int, seed: int, start: str = "2020-01-01") -> pd.DataFrame:
     candles, _ = generate(24 * days, seed=seed)
-    candles["date"] = pd.date_range("2020-01-01", periods=len(candles), freq="1h", tz="UTC").astype(
+    candles["date"] = pd.date_range(start, periods=len(candles), freq="1h", tz="UTC").astype(
         "datetime64[ns, UTC]"
     )
     return candles
@@ -127,4 +127,51 @@ def test_the_shipped_sized_spec_parses_and_sizes_the_shipped_allocation() -> Non
         plain.regime,
         plain.model,
         plain.walk_forward,
+    )
+
+
+@pytest.mark.slow
+def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) -> None:
+    """A sized strategy is judged against rules sized to its target, not the default."""
+    from experiments.backtest import backtest
+    from experiments.train import train
+    from features.data import import_candles, load_candles
+    from ml.registry import promote
+    from ml.tracking import configure, default_tracking_uri
+    from strategies.equity import comparison
+
+    # the strategy reads 170 days before its first candle (its slow-clock features)
+    candles = hourly(250, seed=12, start="2019-10-01")
+    candles.to_feather(tmp_path / "c.feather")
+    userdir = tmp_path / "ud"
+    import_candles(
+        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+    )
+    uri = default_tracking_uri(userdir)
+    trained = train(sized_spec(), userdir=userdir, tracking_uri=uri)
+    client = configure(uri, userdir)
+    promote(client, "small_sized", trained.version, "test", user="pytest", force=True)
+    summary = backtest(
+        strategy=None,
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        timerange="",
+        model="small_sized@champion",
+        userdir=userdir,
+        tracking_uri=uri,
+        walk_forward=True,
+    )
+    window = (summary.metrics.start, summary.metrics.end + pd.Timedelta(hours=1))
+    stored = load_candles(userdir, "binance", "BTC/USDT", "1h")
+
+    def rules(budget: tuple[float, float] | None) -> dict[str, dict[str, float]]:
+        return comparison(
+            [], stored, "1h", window, starting_balance=1000.0, fee=0.001, risk_budget=budget
+        )
+
+    own, default = rules((0.5, 0.1)), rules(None)
+    assert own["sma50_sized"] != default["sma50_sized"]  # the budgets differ: so do the rules
+    assert summary.comparison["sma50_sized"]["total_return"] == pytest.approx(
+        own["sma50_sized"]["total_return"]
     )
