@@ -32,17 +32,15 @@ from pandas import DataFrame
 
 from features.timeframes import timeframe_to_seconds
 from strategies import hooks
-from strategies.blocks import (
-    Param,
-)
+from strategies.blocks import Param
 from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
 from strategies.guarded import GuardedStrategy
 from strategies.position_rules import Held, RuleSet
 from strategies.risk import refuse_entry
 
 CONFIDENCE_COLUMN = "entry_confidence"
-# trade custom data of a resizing rule: the scale the position was last sized for, and when
-SIZED_FOR, SIZED_AT = "position_sized_for", "position_sized_at"
+# trade custom data of a resizing rule: the scale the position was last sized for
+SIZED_FOR = "position_sized_for"
 
 
 def composition_beside(strategy_file: str, name: str) -> Composition:
@@ -185,8 +183,7 @@ class ComposedStrategy(GuardedStrategy):
         if resize is None:
             return None, None
         name, scale = resize
-        trade.set_custom_data(SIZED_FOR, scale)
-        trade.set_custom_data(SIZED_AT, current_time.isoformat())
+        hooks.mark_sized(trade, SIZED_FOR, scale, current_time)
         change = float(trade.amount) * current_rate * (scale / held.sized_for - 1.0)
         return (min(change, max_stake) if change > 0 else change), name
 
@@ -281,15 +278,11 @@ class ComposedStrategy(GuardedStrategy):
         sized_for = trade.get_custom_data(SIZED_FOR, default=None)
         if sized_for is None:  # the share its entry stake was sized with
             sized_for = self._entry(trade)[1]
-        sized_at = trade.get_custom_data(SIZED_AT, default=None)
-        since = current_time - (
-            datetime.fromisoformat(sized_at) if sized_at else trade.open_date_utc
-        )
         return Held(
             candles_held=(current_time - trade.open_date_utc).total_seconds()
             / self._candle_seconds(),
             profit=current_profit,
             exits_done=trade.nr_of_successful_exits,
             sized_for=float(sized_for),
-            days_since_sized=since.total_seconds() / 86_400,
+            days_since_sized=hooks.days_since_sized(trade, current_time),
         )

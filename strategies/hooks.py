@@ -171,3 +171,26 @@ def allowed_increase(
     if allowed <= 0 or (min_stake is not None and allowed < Decimal(str(min_stake))):
         return None
     return float(allowed)
+
+
+# trade custom data of a strategy that resizes its positions (ml.sizing.rebalance_due):
+# when the position was last sized (ISO 8601, UTC; before any resize, the trade's open)
+SIZED_AT = "sized_at"
+
+
+def _utc(moment: Any) -> pd.Timestamp:
+    """A datetime (naive ones are UTC, as Freqtrade's) or ISO 8601 text, in UTC."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def days_since_sized(trade: Trade, now: Any) -> float:
+    """Days from when ``trade`` was last sized (its open, before any resize) to ``now``."""
+    sized_at = trade.get_custom_data(SIZED_AT, default=None) or trade.open_date_utc
+    return float((_utc(now) - _utc(sized_at)).total_seconds() / 86_400)
+
+
+def mark_sized(trade: Trade, key: str, value: float, now: Any) -> None:
+    """Record that ``trade`` was sized for ``value`` (custom data ``key``) at ``now``."""
+    trade.set_custom_data(key, value)
+    trade.set_custom_data(SIZED_AT, _utc(now).isoformat())

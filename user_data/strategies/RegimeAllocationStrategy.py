@@ -34,7 +34,6 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.persistence import Trade
 from pandas import DataFrame
@@ -46,7 +45,6 @@ from strategies.risk import refuse_entry
 
 TAG_LENGTH = 250
 SIZED_FOR = "target_exposure"  # trade custom data: the target the position was last sized for
-SIZED_AT = "sized_at"  # trade custom data: when (ISO 8601, UTC); the open date before any
 
 
 class RegimeAllocationStrategy(GuardedStrategy):
@@ -160,15 +158,13 @@ class RegimeAllocationStrategy(GuardedStrategy):
         A target of 0 is left to the exit signal."""
         target, changed = self._latest(trade.pair)
         sized_for = float(trade.get_custom_data(SIZED_FOR, default=_tag_target(trade.enter_tag)))
-        sized_at = _utc(trade.get_custom_data(SIZED_AT, default=None) or trade.open_date_utc)
-        since = (_utc(current_time) - sized_at).total_seconds() / 86_400
+        since = hooks.days_since_sized(trade, current_time)
         due = rebalance_due(target, sized_for, changed, since, self.rebalance_band)
         if target <= 0 or not due or target == sized_for:
             return None
         held = float(trade.amount) * current_rate
         wanted = target * self._pair_budget(trade, held)
-        trade.set_custom_data(SIZED_FOR, target)
-        trade.set_custom_data(SIZED_AT, _utc(current_time).isoformat())
+        hooks.mark_sized(trade, SIZED_FOR, target, current_time)
         if wanted > held:
             return min(wanted - held, max_stake)
         return -(held - wanted)
@@ -224,12 +220,6 @@ def _tags(rows: DataFrame) -> list[str]:
     regime = rows["&-regime"].fillna("").astype(str).replace("", "unknown")
     target = rows["target_exposure"].map("{:.2f}".format)
     return (regime + "|exposure " + target).str.slice(0, TAG_LENGTH).tolist()
-
-
-def _utc(moment: datetime | str) -> pd.Timestamp:
-    """A datetime (naive ones are UTC, as Freqtrade's) or ISO 8601 text, in UTC."""
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _tag_target(tag: str | None) -> float:
