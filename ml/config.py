@@ -214,7 +214,7 @@ class SizingConfig(BaseModel):
 
     The forecast is of the annualised volatility of the next ``horizon_days``:
 
-    * ``forecast = "model"``: ``model`` (a regressor; e.g. LightGBM or ``har_rv``) fitted
+    * ``forecast = "model"``: ``model`` (a regressor; e.g. ``har`` or ``lightgbm``) fitted
       per fold on the same training rows as the regime model, on ``columns`` (features
       of the spec and/or the regime model's ``p_<label>`` columns), against the log
       realised volatility of the next ``horizon_days``, with the held-out log-normal

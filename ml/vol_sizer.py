@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from ml.config import ModelConfig, SizingConfig
 from ml.models.forecaster import Forecaster
 from ml.sizing import desired_exposure
-from ml.volatility import forward_log_volatility, lognormal_correction
+from ml.volatility import forward_log_volatility, lognormal_correction, periods_per_year_of
 
 FloatArray = NDArray[np.float64]
 DAILY_PERIODS = 365.0  # the trailing forecast reads a feature of daily candles
@@ -93,15 +93,7 @@ class VolatilitySizer:
         if self.config.forecast == "trailing":
             return self
         assert self.config.model is not None  # SizingConfig checks it
-        per_year = (
-            365.0
-            * 86_400e9
-            / float(
-                np.median(
-                    np.diff(candles["date"].to_numpy(dtype="datetime64[ns]")).astype("float64")
-                )
-            )
-        )
+        per_year = periods_per_year_of(candles["date"])
         target = forward_log_volatility(candles["close"], self.horizon, per_year)
         stop = rows.stop if rows.stop is not None else len(candles)
         target[max(0, stop - self.horizon) :] = np.nan  # never past the training rows
