@@ -96,7 +96,7 @@ def _log_fold(result: FoldResult, workdir: Path, record: RunLog) -> None:
     mlflow.log_artifacts(str(folder), artifact_path="fold")
 
 
-def penalty_votes(
+def regime_report(
     result: FoldResult, features: pd.DataFrame, columns: tuple[str, ...]
 ) -> dict[str, float]:
     """What the fold's regime model reports of its read-out on the test rows (a jump
@@ -298,7 +298,7 @@ def _walk_forward(
         ):
             record = RunLog()
             _log_fold(result, workdir, record)
-            record.metrics(penalty_votes(result, job.features, job.config.regime.columns))
+            record.metrics(regime_report(result, job.features, job.config.regime.columns))
             record.send()
         folds.stitched.append(result.predictions)
         baselines = {f"{b}.{k}": v for b, m in result.baselines.items() for k, v in m.items()}

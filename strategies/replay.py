@@ -147,7 +147,7 @@ class _Rules:
     """The composition's position rules, and the columns they computed (from the first
     replayed row)."""
 
-    rules: RuleSet
+    ruleset: RuleSet
     columns: dict[str, list[float]]
 
     def row(self, i: int) -> dict[str, float]:
@@ -240,7 +240,7 @@ def _simulate(
     for i in range(1, n):
         if book.position is None:
             if enter_l[i - 1] and not exit_l[i - 1]:
-                stop, share = rules.rules.entry(rules.row(i - 1))
+                stop, share = rules.ruleset.entry(rules.row(i - 1))
                 floor = k.o[i] * (1.0 + params.stoploss)
                 book.enter(i, k.o[i], floor if stop is None else max(floor, stop), share)
         else:
@@ -270,7 +270,7 @@ def _open_of_candle(
     time stop), then a block's resize (``vol_target``), as ``ComposedStrategy`` does."""
     position = book.position
     assert position is not None
-    if not rules.rules.rules and not signalled:
+    if not rules.ruleset.rules and not signalled:
         return
     profit = price * (1.0 - book.fee) / (position.entry_price * (1.0 + book.fee)) - 1.0
     held = Held(
@@ -280,15 +280,15 @@ def _open_of_candle(
         sized_for=position.sized_for,
         days_since_sized=(i - position.sized_at) * days_per_candle,
     )
-    partial = rules.rules.partial_exit(held)
+    partial = rules.ruleset.partial_exit(held)
     if partial is not None:
         book.sell(partial[1], price)
         position.exits += 1
-    reason = "exit_signal" if signalled else rules.rules.exit_now(held)
+    reason = "exit_signal" if signalled else rules.ruleset.exit_now(held)
     if reason is not None:
         book.close(i, price, reason)
         return
-    resize = rules.rules.resize(held, rules.row(i - 1))
+    resize = rules.ruleset.resize(held, rules.row(i - 1))
     if resize is not None:
         _resize(book, i, price, resize[1])
 
