@@ -172,14 +172,19 @@ def main() -> int:
             results[name] = run_market(name, load_experiment(options.spec), options.end, Path(tmp))
             print_market(results[name])
     checks = targets(results)
+    print_checks(
+        checks,
+        f"regime strategy ({options.spec.name}, real Freqtrade engine, walk-forward, after fees)",
+    )
+    return 0
+
+
+def print_checks(checks: list[tuple[str, bool, str]], what: str) -> None:
+    """One PASS/FAIL line per target, then how many of them ``what`` met."""
     print()
     for label, ok, value in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {label}: {value}")
-    passed = sum(ok for _, ok, _ in checks)
-    print(
-        f"regime strategy: {passed}/{len(checks)} targets met ({options.spec.name}, real Freqtrade engine, walk-forward, after fees)"
-    )
-    return 0
+    print(f"{what}: {sum(ok for _, ok, _ in checks)}/{len(checks)} targets met")
 
 
 if __name__ == "__main__":

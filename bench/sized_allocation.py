@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from bench.regime_strategy import MARKETS, SHARED, run_market  # noqa: E402
+from bench.regime_strategy import MARKETS, SHARED, print_checks, run_market  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
 
 SPECS = ROOT / "experiments" / "specs"
@@ -58,23 +58,26 @@ def variants() -> dict[str, ExperimentSpec]:
     }
 
 
-def measure(market: str, end: str, root: Path) -> dict[str, dict[str, float]]:
-    """Engine rows of each variant (and its simulation), and the rules, on one market."""
+def measure(market: str, end: str, root: Path) -> tuple[str, dict[str, dict[str, float]]]:
+    """The out-of-sample window, and the engine rows of each variant (and its
+    simulation) and the rules, on one market."""
     rows: dict[str, dict[str, float]] = {}
+    window = ""
     for label, spec in variants().items():
         result = run_market(market, spec, end, root / label.replace(": ", "_"))
-        measured = result["rows"]
+        measured, window = result["rows"], str(result["window"])
         assert isinstance(measured, dict)
         rows[label] = measured["engine"]
         rows[f"{label} (sim)"] = measured["sim"]
         for rule in RULES:
             rows[rule] = measured[rule]
-    return rows
+    return window, rows
 
 
-def print_market(market: str, rows: dict[str, dict[str, float]]) -> None:
+def print_market(market: str, window: str, rows: dict[str, dict[str, float]]) -> None:
     _, pair, timeframe = MARKETS[market]
-    print(f"\n{pair} {timeframe}: walk-forward 2018-06-01.., real Freqtrade engine, 0.1% fee")
+    print(f"\n{pair} {timeframe}: walk-forward {window} (out of sample), real engine, 0.1% fee")
+    print("chg/yr: entries and exits a year on the engine; the sim also counts resizes")
     header = f"{'strategy':<24}{'return':>9}{'maxDD':>8}{'DD/BH':>7}{'Calmar':>8}{'chg/yr':>8}{'expo':>6}"
     print(header)
     print("-" * len(header))
@@ -132,13 +135,9 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="sized-bench-") as tmp:
         for market in options.markets.split(","):
-            results[market] = measure(market, options.end, Path(tmp))
-            print_market(market, results[market])
-    checks = targets(results)
-    print()
-    for label, ok, value in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {label}: {value}")
-    print(f"sized allocation: {sum(ok for _, ok, _ in checks)}/{len(checks)} targets met")
+            window, results[market] = measure(market, options.end, Path(tmp))
+            print_market(market, window, results[market])
+    print_checks(targets(results), "sized allocation")
     return 0
 
 
