@@ -177,7 +177,7 @@ CASES = [
 
 OUR_PACKAGES = ("features.", "ml.", "strategies.", "experiments.")
 PRELOADED = (
-    "experiments.train",
+    "experiments.training.pipeline",
     "experiments.tuning.study",
     "experiments.tuning.finalise",
     "experiments.tuning.worker",

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from experiments.spec import parse_experiment  # noqa: E402
-from experiments.train import train  # noqa: E402
+from experiments.training import train  # noqa: E402
 from features.data import import_candles, load_candles  # noqa: E402
 from features.data.synthetic import generate  # noqa: E402
 from ml.bundle import ModelBundle  # noqa: E402

@@ -30,7 +30,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
 from experiments.backtest import backtest  # noqa: E402
-from experiments.train_whitelist import train_whitelist  # noqa: E402
+from experiments.training import train_whitelist  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from ml.registry import promote, whitelist_models  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
@@ -111,12 +111,12 @@ def pooled(userdir: Path) -> tuple[float, int]:
     """One pooled model over the whitelist (``[data] pooling = "pooled"``, the same folds),
     then the same walk-forward backtest, each pair trading its own out-of-sample
     predictions of the pooled folds."""
-    from experiments.train_pooled import train_pooled
+    from experiments.training import train
 
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pooled", {"pairs": list(PAIRS), "pooling": "pooled"})
     uri = default_tracking_uri(userdir)
-    result = train_pooled(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, userdir=userdir, tracking_uri=uri)
     promote(
         configure(uri, userdir), "bench_pooled", result.version, "bench", user="bench", force=True
     )

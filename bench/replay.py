@@ -23,7 +23,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from experiments.paper import replay_paper  # noqa: E402
 from experiments.spec import parse_experiment  # noqa: E402
-from experiments.train import train  # noqa: E402
+from experiments.training import train  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from ml.registry import promote  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402

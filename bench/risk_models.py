@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.regime_strategy import MARKETS, SHARED, import_market  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
-from experiments.train import train  # noqa: E402
+from experiments.training import train  # noqa: E402
 from features.feature_spec import ONE_CANDLE_KINDS, FeatureSpec, WindowedFeature  # noqa: E402
 from features.timeframes import timeframe_to_seconds  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402

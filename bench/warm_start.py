@@ -45,8 +45,15 @@ def run(candles: pd.DataFrame, truth: np.ndarray, warm: bool) -> tuple[float, fl
         source="bench",
     )
     features = build(candles, spec.feature_spec)
-    job = TrainingJob(
-        "warm", candles, features, spec.feature_spec, spec.training, "BTC/USDT", "1h", 1
+    job = TrainingJob.single(
+        name="warm",
+        candles=candles,
+        features=features,
+        feature_spec=spec.feature_spec,
+        config=spec.training,
+        pair="BTC/USDT",
+        timeframe="1h",
+        seed=1,
     )
     names = np.array([r.name for r in default_market().regimes])
     start = time.perf_counter()

@@ -27,7 +27,7 @@ from experiments.render_backtest import backtest_summary
 from experiments.report import build_report
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from experiments.spec_data import build_features
-from experiments.train import TrainResult, train
+from experiments.training import TrainResult, train
 from features.data import ImportOptions, import_candles, load_candles
 from features.data.importer import ImportResult
 from features.data.synthetic import generate

@@ -179,7 +179,7 @@ def _too_short_to_annualise(values: dict[str, float]) -> bool:
 
 
 def train_summary(console: Console, result: object, tracking_uri: str) -> None:
-    from experiments.train import TrainResult
+    from experiments.training import TrainResult
 
     assert isinstance(result, TrainResult)
     title = (
@@ -220,7 +220,7 @@ def train_summary(console: Console, result: object, tracking_uri: str) -> None:
 
 def _pair_rows(result: object) -> dict[str, dict[str, float]]:
     """Each pair's model, buy and hold and trend rule rows of a pooled training."""
-    from experiments.train import TrainResult
+    from experiments.training import TrainResult
 
     assert isinstance(result, TrainResult)
     rows: dict[str, dict[str, float]] = {}
@@ -234,7 +234,7 @@ def _pair_rows(result: object) -> dict[str, dict[str, float]]:
 
 def whitelist_summary(console: Console, result: object, tracking_uri: str) -> None:
     """One row per pair: the model's walk-forward measures beside buy and hold."""
-    from experiments.train_whitelist import WhitelistResult
+    from experiments.training import WhitelistResult
 
     assert isinstance(result, WhitelistResult)
     table = Table(

@@ -33,7 +33,7 @@ from mlflow.exceptions import MlflowException
 
 from experiments.spec import DataConfig, ExperimentSpec, TimeRange
 from experiments.spec_data import reference_candles, spec_candles
-from experiments.train import Progress, TrainResult, train
+from experiments.training import Progress, TrainResult, train
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.evaluation import promotion_gate

@@ -26,7 +26,7 @@ from common.atomic import scratch_dir
 from common.errors import DataError
 from experiments.backtest import backtest
 from experiments.spec import ExperimentSpec
-from experiments.train import train
+from experiments.training import train
 from features.data import load_candles
 from ml import tracking
 from ml.run_log import RunLog

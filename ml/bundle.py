@@ -90,6 +90,10 @@ class ModelBundle:
         regime_model: RegimeModel | None,
         forecaster: Forecaster,
         metadata: BundleMetadata,
+        *,
+        dissimilarity: DissimilarityIndex | None = None,
+        pair_scalers: dict[str, Any] | None = None,
+        sizer: VolatilitySizer | None = None,
     ) -> None:
         self.feature_spec = feature_spec
         self.config = config
@@ -97,13 +101,13 @@ class ModelBundle:
         self.forecaster = forecaster
         self.metadata = metadata
         # FreqAI's dissimilarity index of the training inputs, when the spec asks for it
-        self.dissimilarity: DissimilarityIndex | None = None
+        self.dissimilarity = dissimilarity
         # a pooled bundle: each pair's feature scaling (ml.pooled.PairScaler), and the one
         # applied by the bundle for_pair() returns
-        self.pair_scalers: dict[str, Any] = {}
+        self.pair_scalers: dict[str, Any] = pair_scalers or {}
         self._scaler: Any = None
         # a sized regime allocation: its volatility forecast and sizing ([sizing])
-        self.sizer: VolatilitySizer | None = None
+        self.sizer = sizer
 
     @property
     def dissimilarity_threshold(self) -> float | None:
@@ -395,7 +399,6 @@ def fit_bundle(
     regime_model = (
         fit_regimes(train_features, config, seed, previous) if config.model.uses_regimes else None
     )
-    labels = [] if regime_model is None else list(regime_model.labels_)
     regimes = regime_frame(regime_model, train_features, config.regime.columns)
     input_columns = feature_columns(features) + [c for c in regimes.columns if c.startswith("p_")]
     target = make_target(candles, config.target).to_numpy()[rows]
@@ -411,10 +414,49 @@ def fit_bundle(
     if config.sizing is not None:
         sizer = VolatilitySizer(config.sizing, config.sizing.horizon(timeframe), seed, threads)
         sizer.fit(inputs, candles, rows)
+    return assembled(
+        name=name,
+        feature_spec=feature_spec,
+        config=config,
+        regime_model=regime_model,
+        forecaster=forecaster,
+        inputs=inputs,
+        pair=pair,
+        timeframe=timeframe,
+        train_window=train_window,
+        data_sha256=data_sha256,
+        seed=seed,
+        risk_correction=correction,
+        sizer=sizer,
+    )
+
+
+def assembled(
+    *,
+    name: str,
+    feature_spec: FeatureSpec,
+    config: TrainingConfig,
+    regime_model: RegimeModel | None,
+    forecaster: Forecaster,
+    inputs: pd.DataFrame,
+    pair: str,
+    timeframe: str,
+    train_window: DataWindow,
+    data_sha256: str,
+    seed: int,
+    pairs: list[str] | None = None,
+    pair_scalers: dict[str, Any] | None = None,
+    risk_correction: float = 0.0,
+    sizer: VolatilitySizer | None = None,
+) -> ModelBundle:
+    """The bundle of fitted parts, with its metadata, and the dissimilarity index of
+    its training ``inputs`` when the spec asks for one (single-pair and pooled fits
+    alike). ``pairs`` and ``pair_scalers``: a pooled bundle's (see :mod:`ml.pooled`)."""
     metadata = BundleMetadata(
         name=name,
         forecaster_kind=config.model.kind,
         pair=pair,
+        pairs=pairs or [],
         timeframe=timeframe,
         spec_hash=feature_spec.hash,
         train_window=train_window,
@@ -423,12 +465,18 @@ def fit_bundle(
         device=forecaster.device_,
         created=datetime.now(UTC),
         versions=package_versions(),
-        regime_labels=labels,
-        input_columns=input_columns,
-        risk_correction=correction,
+        regime_labels=[] if regime_model is None else list(regime_model.labels_),
+        input_columns=list(inputs.columns),
+        risk_correction=risk_correction,
     )
-    bundle = ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
-    bundle.sizer = sizer
-    if config.trust.dissimilarity_threshold is not None:
-        bundle.dissimilarity = DissimilarityIndex().fit(inputs)
-    return bundle
+    trusted = config.trust.dissimilarity_threshold is not None
+    return ModelBundle(
+        feature_spec,
+        config,
+        regime_model,
+        forecaster,
+        metadata,
+        dissimilarity=DissimilarityIndex().fit(inputs) if trusted else None,
+        pair_scalers=pair_scalers,
+        sizer=sizer,
+    )

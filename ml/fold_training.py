@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from features.candles import DataWindow, data_window
+from features.data.store import pair_to_filename
 from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.baselines import rule_positions
@@ -32,6 +34,8 @@ from ml.metrics import (
 )
 from ml.models import forecaster_class
 from ml.models.allocation import DEFAULT_EXPOSURES
+from ml.models.regime_base import RegimeModel
+from ml.pooled import PairData, fit_pooled_bundle, pooled_window
 from ml.sizing import DEFAULT_BAND, DEFAULT_TARGET_VOLATILITY, held_exposure
 from ml.targets import make_target
 from ml.volatility import risk_baselines, risk_metrics
@@ -66,17 +70,6 @@ def _regime_days(predictions: pd.DataFrame, candles: pd.DataFrame) -> dict[str, 
         return {}
     dates = candles["date"].to_numpy(dtype="datetime64[ns]")[predictions.index.to_numpy()]
     return {"regime_median_days": median_run_days(predictions["regime"].to_numpy(), dates)}
-
-
-@dataclass
-class FoldResult:
-    fold: Fold
-    bundle: ModelBundle
-    train_window: DataWindow
-    test_window: DataWindow
-    predictions: pd.DataFrame  # test rows only
-    metrics: dict[str, float]
-    baselines: dict[str, dict[str, float]]
 
 
 @dataclass
@@ -177,67 +170,255 @@ def risk_scores(
     return Scores(metrics, measured)
 
 
+def combined(per_market: dict[str, Scores]) -> Scores:
+    """The scores of several markets' predictions as one: each metric's mean over the
+    markets (``<name>``) and each market's own (``<BASE>_<QUOTE>.<name>``); each
+    baseline's mean. One market: its scores, unchanged."""
+    if len(per_market) == 1:
+        return next(iter(per_market.values()))
+    first = next(iter(per_market.values()))
+    metrics = {
+        name: _mean([s.metrics[name] for s in per_market.values()]) for name in first.metrics
+    }
+    for pair, scores in per_market.items():
+        metrics.update({f"{pair_to_filename(pair)}.{k}": v for k, v in scores.metrics.items()})
+    baselines = {
+        name: {key: _mean([s.baselines[name][key] for s in per_market.values()]) for key in values}
+        for name, values in first.baselines.items()
+    }
+    return Scores(metrics, baselines)
+
+
+def _mean(values: list[float]) -> float:
+    """The mean over the values that are not NaN; NaN when none is finite."""
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
 @dataclass(frozen=True)
 class TrainingJob:
-    """What every fit of one training run shares: the data, its features and the config."""
+    """What every fit of one training run shares: the markets, their features, the config.
+
+    One market: a single-pair model (:func:`ml.bundle.fit_bundle`); several: one pooled
+    model over all of them (:func:`ml.pooled.fit_pooled_bundle`). Folds are cut on the
+    markets' common calendar (every candle time of any market; one market's own dates),
+    so each fold trains on every market's candles before its test block."""
 
     name: str
-    candles: pd.DataFrame
-    features: pd.DataFrame
+    markets: tuple[PairData, ...]
     feature_spec: FeatureSpec
     config: TrainingConfig
-    pair: str
     timeframe: str
     seed: int
     threads: int | None = None  # CPU threads per fit (None: the forecaster's default)
 
-    def fit(self, rows: slice, previous: ModelBundle | None = None) -> ModelBundle:
-        """A bundle fitted on ``rows`` (its training window is recorded in the bundle);
-        ``previous``: the fold before, whose regime model may warm-start this one."""
+    @classmethod
+    def single(
+        cls,
+        *,
+        name: str,
+        candles: pd.DataFrame,
+        features: pd.DataFrame,
+        feature_spec: FeatureSpec,
+        config: TrainingConfig,
+        pair: str,
+        timeframe: str,
+        seed: int,
+        threads: int | None = None,
+    ) -> TrainingJob:
+        market = PairData(pair, candles, features)
+        return cls(name, (market,), feature_spec, config, timeframe, seed, threads)
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.markets) > 1
+
+    @property
+    def market(self) -> PairData:
+        """The one market of a single-pair job."""
+        if self.pooled:
+            raise ValueError(f"{self.name} pools {len(self.markets)} markets: name one")
+        return self.markets[0]
+
+    @property
+    def candles(self) -> pd.DataFrame:
+        return self.market.candles
+
+    @property
+    def features(self) -> pd.DataFrame:
+        return self.market.features
+
+    @property
+    def pair(self) -> str:
+        return self.market.pair
+
+    @cached_property
+    def calendar(self) -> np.ndarray:
+        """Every candle time of any market (datetime64[ns]), ascending."""
+        dates = [m.candles["date"].to_numpy(dtype="datetime64[ns]") for m in self.markets]
+        return dates[0] if not self.pooled else np.unique(np.concatenate(dates))
+
+    @cached_property
+    def window(self) -> DataWindow:
+        """The data window of every candle the run reads (its sha256 is the run's data's)."""
+        return self.window_of(self.rows(0, len(self.calendar)))
+
+    def window_of(self, rows: dict[str, slice]) -> DataWindow:
+        if not self.pooled:
+            return data_window(self.candles.iloc[rows[self.pair]], self.pair, self.timeframe)
+        return pooled_window(list(self.markets), rows, self.timeframe)
+
+    def folds(self) -> list[Fold]:
+        """The walk-forward folds, as rows of :attr:`calendar`."""
+        config = self.config
+        per_day = 86_400 / timeframe_to_seconds(self.timeframe)
+        return make_folds(
+            len(self.calendar), config.walk_forward, config.target.horizon, per_day, self.calendar
+        )
+
+    def rows(self, first: int, stop: int) -> dict[str, slice]:
+        """Each market's rows whose candle lies in ``calendar[first:stop]``."""
+        if not self.pooled:
+            return {self.pair: slice(first, stop)}
+        start, end = self.calendar[first], self.calendar[stop - 1]
+        out = {}
+        for market in self.markets:
+            dates = market.candles["date"].to_numpy(dtype="datetime64[ns]")
+            out[market.pair] = slice(
+                int(np.searchsorted(dates, start, "left")),
+                int(np.searchsorted(dates, end, "right")),
+            )
+        return out
+
+    def final_rows(self) -> dict[str, slice]:
+        """Every market's candles whose target is known: what the registered model fits."""
+        horizon = self.config.target.horizon
+        return {m.pair: slice(0, len(m.candles) - horizon) for m in self.markets}
+
+    def fit(self, rows: dict[str, slice], previous: RegimeModel | None = None) -> ModelBundle:
+        """A bundle fitted on each market's ``rows`` (its training window is recorded in
+        the bundle); ``previous``: the regime model of the fold before, which may
+        warm-start this one."""
+        if self.pooled:
+            return fit_pooled_bundle(
+                name=self.name,
+                data=list(self.markets),
+                rows=rows,
+                feature_spec=self.feature_spec,
+                config=self.config,
+                seed=self.seed,
+                timeframe=self.timeframe,
+                data_sha256=self.window.sha256,
+                threads=self.threads,
+                previous=previous,
+            )
         return fit_bundle(
             name=self.name,
             candles=self.candles,
             features=self.features,
-            rows=rows,
+            rows=rows[self.pair],
             feature_spec=self.feature_spec,
             config=self.config,
-            train_window=data_window(self.candles.iloc[rows], self.pair, self.timeframe),
-            data_sha256=data_window(self.candles, self.pair, self.timeframe).sha256,
+            train_window=self.window_of(rows),
+            data_sha256=self.window.sha256,
             seed=self.seed,
             pair=self.pair,
             timeframe=self.timeframe,
             threads=self.threads,
-            previous=previous.regime_model if previous is not None else None,
+            previous=previous,
+        )
+
+    def predict(self, bundle: ModelBundle, market: PairData, rows: slice) -> pd.DataFrame:
+        """One market's predictions for ``rows``, in one batched causal pass over the
+        history up to their end (the regime filter and sequences need what came before)."""
+        bound = bundle.for_pair(market.pair)
+        features = bound.scaled(market.features.iloc[: rows.stop])
+        return bound.predict_features(features).iloc[rows]
+
+    def score(self, predictions: dict[str, pd.DataFrame]) -> dict[str, Scores]:
+        """Each market's predictions scored beside the baselines on its own candles."""
+        candles = {m.pair: m.candles for m in self.markets}
+        return {
+            pair: score(frame, candles[pair], self.config, self.timeframe)
+            for pair, frame in predictions.items()
+        }
+
+
+@dataclass
+class FoldResult:
+    """One fitted fold: its bundle and, per market, the test rows' predictions and scores
+    (a fold's own figures: not annualised, see :func:`ml.metrics.not_annualised`)."""
+
+    fold: Fold
+    bundle: ModelBundle
+    train_window: DataWindow
+    test_window: DataWindow
+    per_market: dict[str, tuple[pd.DataFrame, Scores]]
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """The test rows' predictions of a single-pair job."""
+        (frame, _), *more = self.per_market.values()
+        if more:
+            raise ValueError("a pooled fold has predictions per market: read per_market")
+        return frame
+
+    @property
+    def scores(self) -> Scores:
+        return combined({pair: scores for pair, (_, scores) in self.per_market.items()})
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.scores.metrics
+
+    @property
+    def baselines(self) -> dict[str, dict[str, float]]:
+        return self.scores.baselines
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fit of a walk-forward: a plain, picklable value with no hidden state, so an
+    executor may run it in another process. ``previous`` is the regime model of the fold
+    before it (a warm start, ``[regime] warm_start``): with it, a job's folds form a chain
+    and run in order; markets and jobs do not depend on each other."""
+
+    job: TrainingJob
+    fold: Fold
+    previous: RegimeModel | None = None
+
+    def run(self) -> FoldResult:
+        job, fold = self.job, self.fold
+        bundle = job.fit(job.rows(fold.train_start, fold.train_end), self.previous)
+        tested = job.rows(fold.test_start, fold.test_end)
+        per_market = {}
+        for market in job.markets:
+            predictions = job.predict(bundle, market, tested[market.pair])
+            scores = score(predictions, market.candles, job.config, job.timeframe)
+            fold_scores = Scores(
+                not_annualised(scores.metrics),
+                {name: not_annualised(values) for name, values in scores.baselines.items()},
+            )
+            per_market[market.pair] = (predictions, fold_scores)
+        return FoldResult(
+            fold=fold,
+            bundle=bundle,
+            train_window=bundle.metadata.train_window,
+            test_window=job.window_of(tested),
+            per_market=per_market,
         )
 
 
 def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
-    """Yield one :class:`FoldResult` per fold, in time order."""
-    config = job.config
-    per_day = 86_400 / timeframe_to_seconds(job.timeframe)
-    dates = job.candles["date"].to_numpy(dtype="datetime64[ns]")
-    horizon = config.target.horizon
-    previous: ModelBundle | None = None
-    for fold in make_folds(len(job.candles), config.walk_forward, horizon, per_day, dates):
-        train_rows = slice(fold.train_start, fold.train_end)
-        test_rows = slice(fold.test_start, fold.test_end)
-        bundle = previous = job.fit(train_rows, previous)
-        # One batched, causal prediction over everything up to the end of the test block:
-        # the regime filter and the sequences need the history before the block.
-        predictions = bundle.predict_features(job.features.iloc[: fold.test_end]).iloc[test_rows]
-        scores = score(predictions, job.candles, config, job.timeframe)
-        yield FoldResult(
-            fold=fold,
-            bundle=bundle,
-            train_window=bundle.metadata.train_window,
-            test_window=data_window(job.candles.iloc[test_rows], job.pair, job.timeframe),
-            predictions=predictions,
-            metrics=not_annualised(scores.metrics),
-            baselines={name: not_annualised(values) for name, values in scores.baselines.items()},
-        )
+    """Yield one :class:`FoldResult` per fold, in time order (each fold's regime model
+    may warm-start the next)."""
+    previous: RegimeModel | None = None
+    for fold in job.folds():
+        result = FoldJob(job, fold, previous).run()
+        previous = result.bundle.regime_model
+        yield result
 
 
 def fit_final(job: TrainingJob, previous: ModelBundle | None = None) -> ModelBundle:
     """The bundle to register: fitted on every candle whose target is known; ``previous``
     (the last walk-forward fold) may warm-start its regime model."""
-    return job.fit(slice(0, len(job.candles) - job.config.target.horizon), previous)
+    return job.fit(job.final_rows(), previous.regime_model if previous is not None else None)

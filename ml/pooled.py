@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -30,16 +29,8 @@ import pandas as pd
 from features.candles import DataWindow, candles_sha256
 from features.feature_spec import FeatureSpec
 from features.pipeline import feature_columns
-from ml.bundle import (
-    BundleError,
-    BundleMetadata,
-    ModelBundle,
-    fit_regimes,
-    package_versions,
-    regime_frame,
-)
+from ml.bundle import BundleError, ModelBundle, assembled, fit_regimes, regime_frame
 from ml.config import TrainingConfig
-from ml.dissimilarity import DissimilarityIndex
 from ml.models.regime_base import RegimeModel
 from ml.targets import make_target
 
@@ -164,24 +155,18 @@ def fit_pooled_bundle(
     )
     inputs, target = _interleaved(data, rows, scaled, regime_model, config)
     forecaster.fit(inputs, target)
-    metadata = BundleMetadata(
+    return assembled(
         name=name,
-        forecaster_kind=config.model.kind,
+        feature_spec=feature_spec,
+        config=config,
+        regime_model=regime_model,
+        forecaster=forecaster,
+        inputs=inputs,
         pair=data[0].pair,
         pairs=[item.pair for item in data],
+        pair_scalers=scalers,
         timeframe=timeframe,
-        spec_hash=feature_spec.hash,
         train_window=pooled_window(data, rows, timeframe),
         data_sha256=data_sha256,
         seed=seed,
-        device=forecaster.device_,
-        created=datetime.now(UTC),
-        versions=package_versions(),
-        regime_labels=[] if regime_model is None else list(regime_model.labels_),
-        input_columns=list(inputs.columns),
     )
-    bundle = ModelBundle(feature_spec, config, regime_model, forecaster, metadata)
-    bundle.pair_scalers = scalers
-    if config.trust.dissimilarity_threshold is not None:
-        bundle.dissimilarity = DissimilarityIndex().fit(inputs)
-    return bundle

@@ -60,8 +60,7 @@ def train_command(
 
 def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, jobs: int) -> None:
     from experiments.render import whitelist_summary
-    from experiments.train import progress_steps
-    from experiments.train_whitelist import train_whitelist
+    from experiments.training import progress_steps, train_whitelist
 
     pairs = experiment.data.whitelist
     label = f"training {experiment.name} ({len(pairs)} pairs)"
@@ -80,14 +79,13 @@ def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, 
 def _train_one(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
     """One model: a single-pair spec's, or a pooled whitelist's."""
     from experiments.render import train_summary
-    from experiments.train import progress_steps, train
-    from experiments.train_pooled import train_pooled
+    from experiments.training import progress_steps, train
 
     data = experiment.data
     pooled = data.pooling == "pooled"
     label = f" (pooled, {len(data.pairs)} pairs)" if pooled else ""
     with progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance:
-        result = (train_pooled if pooled else train)(
+        result = train(
             experiment,
             userdir=userdir,
             tracking_uri=tracking_uri(userdir),
@@ -111,7 +109,7 @@ def retrain_command(
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     from experiments.retrain import RULE, retrain
-    from experiments.train import progress_steps
+    from experiments.training import progress_steps
 
     if data.pooling == "pooled":
         raise SpecError(

@@ -111,7 +111,7 @@ class TuningData:
 
     def job(self, spec: ExperimentSpec, threads: int | None = None) -> TrainingJob:
         """The training job of a trial: the tuning window only."""
-        return TrainingJob(
+        return TrainingJob.single(
             name=spec.name,
             candles=self.tuning_candles,
             features=self.features(spec.feature_spec).iloc[: self.tuning_rows],

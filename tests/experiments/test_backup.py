@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments.backup import BackupError, backup, restore, verify
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from features.data import import_candles
 from features.data.synthetic import generate
 from ml.tracking import default_tracking_uri

@@ -143,7 +143,7 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_single_pair_walk_forward(userdir: Path) -> None:
-    from experiments.train import train
+    from experiments.training import train
 
     spec = _spec("single", 'pair = "BTC/USDT"')
     result = train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
@@ -151,11 +151,11 @@ def test_single_pair_walk_forward(userdir: Path) -> None:
 
 
 def test_pooled_walk_forward(userdir: Path) -> None:
-    from experiments.train_pooled import train_pooled
+    from experiments.training import train
 
     data = 'pairs = ["BTC/USDT", "BNB/USDT"]\npooling = "pooled"'
     spec = _spec("pooled", data)
-    result = train_pooled(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    result = train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
     per_pair = {pair: {"model": s.metrics, **s.baselines} for pair, s in result.per_pair.items()}
     _check(
         "pooled_lightgbm_btc_bnb_1d",

@@ -94,29 +94,25 @@ def test_one_model_is_registered_for_the_whitelist_with_every_pair_scored(
 
 def test_folds_are_cut_on_the_common_calendar(pooled: tuple[Path, Path, str]) -> None:
     """No pair trains on a candle at or after the first candle any pair is tested on."""
-    from experiments.train_pooled import _job
-    from ml.walkforward import make_folds
+    from experiments.training.data import training_job
 
     userdir, spec_path, _ = pooled
     from experiments.spec import load_experiment
 
     spec = load_experiment(spec_path)
-    job = _job(spec, userdir)
-    config = spec.training
-    folds = make_folds(
-        len(job.calendar), config.walk_forward, config.target.horizon, 24.0, job.calendar
-    )
+    job = training_job(spec, userdir, None, lambda _text: None)
+    folds = job.folds()
     for fold in folds:
         trained = job.rows(fold.train_start, fold.train_end)
         tested = job.rows(fold.test_start, fold.test_end)
         last_trained = max(
             d.candles["date"].iloc[trained[d.pair]].max()
-            for d in job.data
+            for d in job.markets
             if len(d.candles.iloc[trained[d.pair]])
         )
-        first_tested = min(d.candles["date"].iloc[tested[d.pair]].min() for d in job.data)
+        first_tested = min(d.candles["date"].iloc[tested[d.pair]].min() for d in job.markets)
         assert last_trained < first_tested
-        assert all(tested[d.pair].stop > tested[d.pair].start for d in job.data)
+        assert all(tested[d.pair].stop > tested[d.pair].start for d in job.markets)
 
 
 def test_a_pairs_predictions_are_causal_and_use_its_own_scaling(
@@ -256,14 +252,14 @@ def test_bad_pooled_specs_say_why(tmp_path: Path) -> None:
         },
         source="t",
     )
-    from experiments.train_pooled import train_pooled
+    from experiments.training import train
 
     userdir = tmp_path / "ud"
     for seed, pair in enumerate(("ETH/USDT", "XRP/USDT"), start=3):
         import_synthetic(userdir, pair, candles=900, seed=seed)
     uri = default_tracking_uri(userdir)
     with pytest.raises(SpecError, match="cannot be pooled"):
-        train_pooled(spec, userdir=userdir, tracking_uri=uri)
+        train(spec, userdir=userdir, tracking_uri=uri)
     assert not (userdir / "mlflow.db").exists()  # said before anything was recorded
 
 
@@ -290,7 +286,7 @@ def test_the_pooled_summary_shows_each_pair_and_labels_the_mean() -> None:
     from rich.console import Console
 
     from experiments.render import train_summary
-    from experiments.train import TrainResult
+    from experiments.training import TrainResult
     from ml.fold_training import Scores
 
     def figures(total: float, calmar: float) -> dict[str, float]:

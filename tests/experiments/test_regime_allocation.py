@@ -98,7 +98,7 @@ def test_the_shipped_spec_decisions_are_recomputable_on_real_btc(
 def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from experiments.train import train
+    from experiments.training import train
     from features.data import import_candles
     from ml.tracking import default_tracking_uri
 

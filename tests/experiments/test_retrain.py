@@ -68,7 +68,7 @@ def test_retrain_compares_on_candles_neither_model_has_seen(
 ) -> None:
     from experiments.retrain import retrain
     from experiments.spec import load_experiment
-    from experiments.train import train
+    from experiments.training import train
     from ml.registry import promote
 
     userdir = tmp_path / "ud"

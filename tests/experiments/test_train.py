@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from experiments.spec import load_experiment
-from experiments.train import TrainResult, train
+from experiments.training import TrainResult, train
 from features.data import import_candles, load_candles
 from features.data.synthetic import generate
 from ml.bundle import ModelBundle
@@ -259,7 +259,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     def broken(*_: object, **__: object) -> ModelBundle:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("experiments.train.fit_final", broken)
+    monkeypatch.setattr("experiments.training.pipeline.fit_final", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
     client = configure(uri, userdir)
@@ -273,7 +273,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     def interrupted(*_: object, **__: object) -> ModelBundle:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("experiments.train.fit_final", interrupted)
+    monkeypatch.setattr("experiments.training.pipeline.fit_final", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
     statuses = sorted(

@@ -173,7 +173,7 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
 
 def test_a_model_serves_only_the_pair_it_was_trained_on(tmp_path: Path) -> None:
     """Before: a second pair of the whitelist was traded with the first pair's model."""
-    from experiments.train import train
+    from experiments.training import train
     from ml.registry import promote
     from ml.serving import ModelAdapter
 

@@ -280,21 +280,16 @@ def test_kept_bad_ticks_come_with_the_repair_command(
 def test_training_says_when_it_learns_from_kept_bad_ticks(
     tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
-    from experiments.spec import load_experiment
-    from experiments.train import _data_warnings
+    from experiments.training.data import data_warnings
     from features.data import load_candles
     from features.data.importer import kept_bad_ticks
+    from ml.pooled import PairData
 
     rows = _rows(list(range(12)))
     rows[6] = "2024-01-01 06:00:00,106,999,105,106.5,16"
     source = tmp_path / "ticks.csv"
     source.write_text(HEADER + "\n".join(rows) + "\n")
     args = ("data", "import", source, "--pair", "BTC/USDT", "--timeframe", "1h")
-    spec_file = tmp_path / "s.toml"
-    spec_file.write_text(
-        'name = "s"\n[data]\npair = "BTC/USDT"\ntimeframe = "1h"\n[model]\nkind = "lightgbm"\n'
-    )
-    spec = load_experiment(spec_file)
     said = {}
     for repair in ((), ("--repair",)):
         userdir = tmp_path / f"ud{len(repair)}"
@@ -302,7 +297,7 @@ def test_training_says_when_it_learns_from_kept_bad_ticks(
         candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
         said[repair] = (
             kept_bad_ticks(userdir, "binance", "BTC/USDT", "1h"),
-            _data_warnings(spec, candles, userdir),
+            data_warnings(userdir, "binance", "1h", [PairData("BTC/USDT", candles, candles)]),
         )
     ticks, warnings = said[()]
     assert [tick.hour for tick in ticks] == [6]

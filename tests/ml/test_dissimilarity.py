@@ -26,7 +26,7 @@ def test_training_rows_score_low_and_a_distant_row_high() -> None:
 
 def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -> None:
     from experiments.spec import parse_experiment
-    from experiments.train import train
+    from experiments.training import train
     from ml.model_source import load_bundle
     from ml.registry import promote
     from ml.serving import ModelAdapter

@@ -12,7 +12,7 @@ import pytest
 from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from ml.model_source import BUNDLE_ARTIFACT, RegistryError, load_bundle
 from ml.model_uris import UntrustedModelError, check_model_uri, trusted_tracking_uri
 from ml.registry import promote

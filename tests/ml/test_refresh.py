@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from features.data import load_candles
 from ml.registry import promote
 from ml.serving import ModelAdapter

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from features.data import import_candles, load_candles
 from features.data.synthetic import generate
 from ml.registry import promote

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments.backtest import backtest
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from features.data import import_candles, load_candles
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri

@@ -15,7 +15,7 @@ from common.errors import SpecError
 from common.layout import UserDir
 from experiments.backtest import backtest
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from features.data import load_candles
 from features.data.synthetic import generate
 from ml.registry import promote

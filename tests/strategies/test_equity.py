@@ -70,7 +70,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     walk-forward with RegimeAllocationStrategy on the real engine, and find the engine's
     trades where the model's exposure says, valued at every close."""
     from experiments.backtest import backtest
-    from experiments.train import train
+    from experiments.training import train
     from features.data import import_candles
     from features.data.synthetic import generate
     from ml.registry import promote

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from experiments.spec import parse_experiment
-from experiments.train_whitelist import train_whitelist
+from experiments.training import train_whitelist
 from features.data import import_candles
 from features.data.synthetic import generate
 from ml.registry import promote

@@ -13,7 +13,7 @@ import pytest
 
 from experiments.paper import replay_paper
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
 from strategies.catalogue import introspect

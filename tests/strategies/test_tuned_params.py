@@ -9,7 +9,7 @@ import pytest
 
 from experiments.backtest import backtest
 from experiments.spec import parse_experiment
-from experiments.train import train
+from experiments.training import train
 from features.data import import_candles
 from features.data.synthetic import generate
 from ml.registry import promote

@@ -12,7 +12,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from experiments.spec import ExperimentSpec
-from experiments.train import Progress, TrainResult, progress_steps, train
+from experiments.training.pipeline import Progress, TrainResult, progress_steps, train
 from features.data.store import pair_to_filename, require_pairs
 from ml import tracking
 

@@ -1,0 +1,178 @@
+"""`tradingbot train`: run an experiment spec end to end and record it in MLflow.
+
+One run per call with a child run per walk-forward fold, for a single-pair model and a
+pooled one alike (a per-pair whitelist trains one such run per pair under a parent run:
+:mod:`experiments.training.whitelist`). The run holds the flattened spec, the lineage
+tags (spec hash, data sha256, git commit, seed, device), the out-of-sample and baseline
+metrics, the fold table, the regime plots and the environment; the final bundle is
+logged as a pyfunc model and registered under the spec's name with alias
+``challenger`` once the run has finished. A run that fails ends FAILED (Ctrl-C:
+KILLED) and registers nothing.
+
+A pooled run (``[data] pooling = "pooled"``) scores each fold and the out-of-sample
+stretch per pair against the same baselines; its ``overall.<metric>`` is the mean over
+the pairs (tag ``overall.aggregate``) and ``<BASE>_<QUOTE>.<metric>`` each pair's. It is
+registered under the spec's own name, with the pairs in its version's ``pooled_pairs`` tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from common.atomic import scratch_dir
+from common.errors import SpecError
+from experiments.spec import ExperimentSpec
+from experiments.training import record
+from experiments.training.data import data_warnings, training_job
+from ml import tracking
+from ml.fold_training import FoldResult, Scores, TrainingJob, combined, fit_final, walk_forward
+from ml.registry import log_bundle, reconcile, register_finished_run
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    version: int
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    folds: int
+    # the stitched out-of-sample predictions of the folds, indexed like the run's candles
+    # (a pooled model: the first pair's; every pair's are logged)
+    out_of_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # a pooled model: each pair's scores; then metrics and baselines are their means
+    per_pair: dict[str, Scores] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # about the data it learnt from
+
+
+def progress_steps(spec: ExperimentSpec) -> int:
+    """How many times :func:`train` calls ``progress`` for one model: features, each
+    fold, the final fit, logging, registration."""
+    return 4 + spec.walk_forward.folds
+
+
+def train(
+    spec: ExperimentSpec,
+    *,
+    userdir: Path,
+    tracking_uri: str,
+    spec_text: str | None = None,
+    progress: Progress | None = None,
+    experiment_name: str | None = None,
+    parent_run_id: str | None = None,
+    threads: int | None = None,
+) -> TrainResult:
+    """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
+    ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
+    under its parent run (see :func:`experiments.training.whitelist.train_whitelist`)."""
+    if spec.is_whitelist and spec.data.pooling != "pooled":
+        raise SpecError(
+            f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"
+        )
+    say = progress or (lambda _text: None)
+    job = training_job(spec, userdir, threads, say)
+    client = tracking.configure(tracking_uri, userdir)
+    experiment = tracking.experiment_id(client, experiment_name or spec.name, userdir)
+    tracking.fail_stale_runs(client, experiment)
+    reconcile(client, spec.name)  # versions left by registrations that were killed
+    lineage = tracking.lineage(
+        job.window,
+        spec_hash=spec.hash,
+        feature_spec_hash=job.feature_spec.hash,
+        seed=spec.seed,
+        model_kind=spec.model.kind,
+    )
+    warnings = data_warnings(userdir, spec.data.exchange, job.timeframe, job.markets)
+    if warnings:
+        lineage["data.warnings"] = "; ".join(warnings)
+    if job.pooled:
+        lineage["pooled_pairs"] = ",".join(m.pair for m in job.markets)
+    run_id, model_uri, outcome = _tracked_training(
+        job, spec, spec_text, experiment, lineage, parent_run_id, say
+    )
+    # Registered only once the run has FINISHED, so no version ever points at a run
+    # that failed or was killed; a kill from here on leaves a finished run that the
+    # next call's reconcile() completes.
+    say("registering the model")
+    tags = {"spec_hash": spec.hash, "data_sha256": job.window.sha256}
+    if job.pooled:
+        tags["pooled_pairs"] = lineage["pooled_pairs"]
+    version = register_finished_run(client, spec.name, run_id, model_uri, tags=tags)
+    overall = combined(outcome.scores)
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=experiment,
+        model_name=spec.name,
+        version=version,
+        metrics=overall.metrics,
+        baselines=overall.baselines,
+        folds=len(outcome.folds),
+        out_of_sample=next(iter(outcome.out_of_sample.values())),
+        per_pair=outcome.scores if job.pooled else {},
+        warnings=warnings,
+    )
+
+
+@dataclass
+class _Outcome:
+    """What the walk-forward of a run produced."""
+
+    folds: list[FoldResult] = field(default_factory=list)
+    out_of_sample: dict[str, pd.DataFrame] = field(default_factory=dict)  # per market
+    scores: dict[str, Scores] = field(default_factory=dict)  # of out_of_sample, per market
+
+
+def _tracked_training(
+    job: TrainingJob,
+    spec: ExperimentSpec,
+    spec_text: str | None,
+    experiment: str,
+    lineage: dict[str, str],
+    parent_run_id: str | None,
+    say: Progress,
+) -> tuple[str, str, _Outcome]:
+    """The training run: walk-forward folds, out-of-sample summary, the final fit and
+    the logged model. Returns (run id, model URI, outcome); the run has FINISHED when
+    this returns."""
+    run_name = f"{spec.name} {'pooled train' if job.pooled else 'train'}"
+    with (
+        scratch_dir("train") as tmp,
+        tracking.tracked_run(
+            experiment_id=experiment, run_name=run_name, tags=lineage, parent_run_id=parent_run_id
+        ) as parent,
+    ):
+        workdir = Path(tmp)
+        record.log_spec(spec, spec_text)
+        outcome = _walk_forward(job, experiment, lineage, workdir, say)
+        record.log_out_of_sample(job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir)
+        say("fitting the final model on the whole window")
+        bundle = fit_final(job, outcome.folds[-1].bundle if outcome.folds else None)
+        record.log_final(bundle, job, workdir, spec.name)
+        say("logging the model")
+        model_uri, _ = log_bundle(bundle, workdir, job.markets[0].candles)
+        run_id: str = parent.info.run_id
+    return run_id, model_uri, outcome
+
+
+def _walk_forward(
+    job: TrainingJob, experiment: str, lineage: dict[str, str], workdir: Path, say: Progress
+) -> _Outcome:
+    """Every fold fitted, scored and recorded as a child run; the out-of-sample
+    predictions stitched and scored per market."""
+    outcome = _Outcome()
+    for result in walk_forward(job):
+        outcome.folds.append(result)
+        say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
+        record.log_fold(result, job, experiment, lineage, workdir)
+    for market in job.markets:
+        pieces = [result.per_market[market.pair][0] for result in outcome.folds]
+        outcome.out_of_sample[market.pair] = pd.concat(pieces)
+    outcome.scores = job.score(outcome.out_of_sample)
+    return outcome
