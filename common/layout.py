@@ -130,3 +130,10 @@ class UserDir:
     def docs(self) -> Path:
         """Generated STRATEGY_CATALOGUE.md and RESULTS.md."""
         return self.root / "docs"
+
+
+def pair_to_filename(pair: str) -> str:
+    """Freqtrade's file name of a pair: ``"BTC/USDT" -> "BTC_USDT"``."""
+    for char in ("/", " ", ".", "@", "$", "+", ":"):
+        pair = pair.replace(char, "_")
+    return pair

@@ -21,6 +21,7 @@ import mlflow
 import pandas as pd
 
 from common.atomic import scratch_dir
+from common.layout import pair_to_filename
 from experiments.backtest_checks import (
     fitting_strategy,
     require_out_of_sample,
@@ -32,10 +33,10 @@ from experiments.served_models import (
     serve,
     walk_forward_inputs,
 )
-from experiments.spec import TimeRange, model_name
-from features.data.store import pair_to_filename
 from features.timeframes import timeframe_to_seconds
+from features.timerange import TimeRange
 from ml import tracking
+from ml.model_uris import model_name
 from ml.run_log import RunLog
 from strategies.equity import comparison, portfolio_comparison
 from strategies.journal import Imported

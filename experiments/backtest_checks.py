@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 
 from common.errors import SpecError
 from experiments.served_models import ServedModels
-from experiments.spec import TimeRange
+from features.timerange import TimeRange
 from ml.models import FORECASTERS, forecaster_class
 
 ALLOCATION_STRATEGY = "RegimeAllocationStrategy"

@@ -306,7 +306,7 @@ def replay_paper(
     """Paper trading on a replayed market (``strategies.paper_replay``), then a backtest
     of the same candles, strategy and model, and the two compared trade by trade.
     Returns (replay result, backtest summary, comparison)."""
-    from experiments.spec import TimeRange
+    from features.timerange import TimeRange
     from strategies.journal_sources import journal_database
     from strategies.paper_replay import replay_config, run_replay
     from strategies.replay_comparison import compare_trades

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from experiments.spec import DataConfig, ExperimentSpec, TimeRange
-from experiments.spec_data import reference_candles, spec_candles
+from experiments.spec import DataConfig, ExperimentSpec
+from experiments.spec_data import spec_candles
 from experiments.training import Progress, TrainResult, train
+from features.data import reference_candles
+from features.timerange import TimeRange
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.evaluation import promotion_gate

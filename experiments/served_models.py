@@ -14,14 +14,13 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from common.layout import UserDir
-from experiments.spec import TimeRange, model_name
-from experiments.spec_data import reference_candles
-from features.data import load_candles
-from features.data.store import pair_to_filename
+from common.layout import UserDir, pair_to_filename
+from features.data import load_candles, reference_candles
 from features.pipeline import build
+from features.timerange import TimeRange
 from ml.bundle import ModelBundle
 from ml.model_source import RegistryError, load_bundle
+from ml.model_uris import model_name
 from ml.serving import PAIR_PLACEHOLDER
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +52,6 @@ from pydantic import (
 
 from common.errors import SpecError, validation_message
 from experiments.tuning.space import TuneConfig, set_path
-from features.data.store import pair_to_filename
 from features.feature_spec import (
     FeatureSpec,
     default_spec,
@@ -61,6 +59,7 @@ from features.feature_spec import (
     spec_with_higher_timeframe,
 )
 from features.timeframes import timeframe_to_seconds
+from features.timerange import TimeRange
 from ml.config import (
     LEGACY_REGIME_FIELDS,
     HmmRegimeConfig,
@@ -71,53 +70,9 @@ from ml.config import (
     TrustConfig,
     check_sizing,
 )
+from ml.model_uris import model_name
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
-
-
-class TimeRange(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-    @classmethod
-    def parse(cls, text: str | None) -> TimeRange:
-        """Freqtrade's ``YYYYMMDD-YYYYMMDD`` (either side may be empty), UTC, end exclusive."""
-        if not text:
-            return cls()
-        parts = text.split("-")
-        if len(parts) != 2:
-            raise SpecError(
-                f"invalid timerange {text!r}",
-                hint="write it as YYYYMMDD-YYYYMMDD, e.g. 20180101-20200101",
-            )
-
-        def day(value: str) -> datetime | None:
-            if not value:
-                return None
-            try:
-                return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
-            except ValueError:
-                raise SpecError(
-                    f"invalid date {value!r} in timerange {text!r}", hint="dates are YYYYMMDD"
-                ) from None
-
-        start, end = day(parts[0]), day(parts[1])
-        if start and end and start >= end:
-            raise SpecError(f"timerange {text!r} ends before it starts")
-        return cls(start=start, end=end)
-
-    def __str__(self) -> str:
-        fmt = "%Y%m%d"
-        return f"{self.start.strftime(fmt) if self.start else ''}-{self.end.strftime(fmt) if self.end else ''}"
-
-
-def model_name(spec_name: str, pair: str) -> str:
-    """The one rule for a whitelist spec's registered models: one per pair, named
-    ``<spec name>__<BASE>_<QUOTE>`` (``eth_5m_lgbm__ETH_BTC``). A single-pair spec
-    registers under the spec's own name."""
-    return f"{spec_name}__{pair_to_filename(pair)}"  # as the adapter fills in {pair}
 
 
 class DataConfig(BaseModel):

@@ -7,16 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from common.layout import UserDir
-from experiments.spec import DataConfig, TimeRange
+from experiments.spec import DataConfig
 from features.candles import data_window
-from features.data import load_candles
+from features.data import load_candles, reference_candles
 from features.data.importer import check_pair
 from features.feature_spec import FeatureSpec, default_spec, load_spec
 from features.frames import FeatureCache, FeatureFrameMeta, write_feature_file
+from features.timerange import TimeRange, select_candles
 
 
 @dataclass(frozen=True)
@@ -30,27 +30,10 @@ def feature_cache(userdir: Path) -> FeatureCache:
     return FeatureCache(UserDir(userdir).feature_cache)
 
 
-def select_candles(candles: pd.DataFrame, timerange: TimeRange) -> pd.DataFrame:
-    """The candles inside ``timerange`` (start inclusive, end exclusive), re-indexed."""
-    mask = np.ones(len(candles), dtype=bool)
-    if timerange.start is not None:
-        mask &= (candles["date"] >= pd.Timestamp(timerange.start)).to_numpy()
-    if timerange.end is not None:
-        mask &= (candles["date"] < pd.Timestamp(timerange.end)).to_numpy()
-    return candles[mask].reset_index(drop=True)
-
-
 def spec_candles(data: DataConfig, userdir: Path) -> pd.DataFrame:
     """A single-pair spec's candles: its pair and timeframe, inside its timerange."""
     candles = load_candles(userdir, data.exchange, data.pair, data.timeframe)
     return select_candles(candles, TimeRange.parse(data.timerange))
-
-
-def reference_candles(
-    spec: FeatureSpec, userdir: Path, exchange: str, timeframe: str
-) -> dict[str, pd.DataFrame]:
-    """The imported candles of the spec's reference pairs (none: an empty dict)."""
-    return {pair: load_candles(userdir, exchange, pair, timeframe) for pair in spec.reference_pairs}
 
 
 def cached_features(

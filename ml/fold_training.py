@@ -16,8 +16,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from common.layout import pair_to_filename
 from features.candles import DataWindow, data_window
-from features.data.store import pair_to_filename
 from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.baselines import rule_positions

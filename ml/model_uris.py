@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from common.errors import SpecError
-from common.layout import UserDir
+from common.layout import UserDir, pair_to_filename
 
 _NAME = r"[A-Za-z0-9_.\-]*(?:\{pair\})?[A-Za-z0-9_.\-]*"
 MODEL_URI = re.compile(
@@ -70,3 +70,10 @@ def trusted_tracking_uri(
         hint=f"to trust it, start the bot with {ENVIRONMENT_STORE}={configured} "
         "in its environment (docs/RISK.md)",
     )
+
+
+def model_name(spec_name: str, pair: str) -> str:
+    """The one rule for a whitelist spec's registered models: one per pair, named
+    ``<spec name>__<BASE>_<QUOTE>`` (``eth_5m_lgbm__ETH_BTC``). A single-pair spec
+    registers under the spec's own name."""
+    return f"{spec_name}__{pair_to_filename(pair)}"  # as the adapter fills in {pair}

@@ -9,9 +9,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from common.layout import pair_to_filename
 from experiments.served_models import PREDICTIONS_ARTIFACT, pooled_predictions_artifact
 from experiments.spec import ExperimentSpec
-from features.data.store import pair_to_filename
 from ml import tracking
 from ml.bundle import ModelBundle, package_versions
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined

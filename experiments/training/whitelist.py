@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 from mlflow.tracking import MlflowClient
 
+from common.layout import pair_to_filename
 from experiments.spec import ExperimentSpec
 from experiments.training.pipeline import Progress, TrainResult, progress_steps, train
-from features.data.store import pair_to_filename, require_pairs
+from features.data.store import require_pairs
 from ml import tracking
 
 

@@ -6,7 +6,7 @@ Public entry points: :func:`import_candles`, :func:`check_candles`,
 
 from features.data.importer import ImportOptions, check_candles, import_candles
 from features.data.quality import DuplicatePolicy, QualityReport
-from features.data.store import candles_path, load_candles, report_path
+from features.data.store import candles_path, load_candles, reference_candles, report_path
 
 __all__ = [
     "DuplicatePolicy",
@@ -16,5 +16,6 @@ __all__ = [
     "check_candles",
     "import_candles",
     "load_candles",
+    "reference_candles",
     "report_path",
 ]

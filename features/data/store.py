@@ -15,15 +15,9 @@ import pandas as pd
 
 from common.atomic import atomic_path
 from common.errors import DataError, MissingDataError
-from common.layout import UserDir
+from common.layout import UserDir, pair_to_filename
 from features.candles import CANDLE_COLUMNS, validate_candles
-
-
-def pair_to_filename(pair: str) -> str:
-    """Freqtrade's file name of a pair: ``"BTC/USDT" -> "BTC_USDT"``."""
-    for char in ("/", " ", ".", "@", "$", "+", ":"):
-        pair = pair.replace(char, "_")
-    return pair
+from features.feature_spec import FeatureSpec
 
 
 def data_dir(userdir: Path, exchange: str) -> Path:
@@ -81,3 +75,10 @@ def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.
     except Exception as exc:
         raise DataError(f"unreadable feather file ({exc})", path=path) from exc
     return validate_candles(frame, source=str(path))
+
+
+def reference_candles(
+    spec: FeatureSpec, userdir: Path, exchange: str, timeframe: str
+) -> dict[str, pd.DataFrame]:
+    """The imported candles of a feature spec's reference pairs (none: an empty dict)."""
+    return {pair: load_candles(userdir, exchange, pair, timeframe) for pair in spec.reference_pairs}

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from common.atomic import write_text_atomic
-from features.data.store import pair_to_filename
+from common.layout import pair_to_filename
 from ml.serving.adapter import ModelAdapter
 from ml.serving.guard import GuardReport
 

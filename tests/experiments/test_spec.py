@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from common.errors import SpecError
-from experiments.spec import TimeRange, load_experiment, model_name, parse_experiment
+from experiments.spec import load_experiment, parse_experiment
+from features.timerange import TimeRange
+from ml.model_uris import model_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "experiments" / "specs"

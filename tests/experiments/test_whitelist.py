@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import SpecError
-from experiments.spec import load_experiment, model_name, parse_experiment
+from experiments.spec import load_experiment, parse_experiment
+from ml.model_uris import model_name
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import CliResult, import_synthetic
 
