@@ -13,6 +13,7 @@ COPY features ./features
 COPY ml ./ml
 COPY strategies ./strategies
 COPY experiments ./experiments
+COPY tradingbot ./tradingbot
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
     && /opt/venv/bin/pip install .

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from experiments.backtest import backtest  # noqa: E402
+from experiments.backtesting.run import backtest  # noqa: E402
 from experiments.spec import ExperimentSpec, parse_experiment  # noqa: E402
 from experiments.training import train  # noqa: E402
 from features.data import import_candles  # noqa: E402

@@ -181,7 +181,7 @@ PRELOADED = (
     "experiments.tuning.study",
     "experiments.tuning.finalise",
     "experiments.tuning.worker",
-    "experiments.backtest",
+    "experiments.backtesting.run",
     "experiments.tuning.objective",
     "features.data",
     "ml.registry",
@@ -218,7 +218,7 @@ def child(target: str, nth: int, argv: list[str]) -> int:
         name = getattr(module, "__name__", "")
         if name.startswith(OUR_PACKAGES) and getattr(module, attribute, None) is original:
             setattr(module, attribute, fatal)
-    from experiments.cli import run
+    from tradingbot import run
 
     return run(argv)
 
@@ -254,7 +254,7 @@ class Row:
 
 
 def _cli(args: list[str], userdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return _run([sys.executable, "-m", "experiments.cli", *args, "--userdir", str(userdir)], env)
+    return _run([sys.executable, "-m", "tradingbot", *args, "--userdir", str(userdir)], env)
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -434,7 +434,7 @@ def concurrent_start(root: Path, base: Path, values: dict[str, str], env: dict[s
         Path(values["train_spec"]).read_text().replace('"fault_model"', '"fault_other"')
     )
     commands = [
-        [sys.executable, "-m", "experiments.cli", "train", path, "--userdir", str(userdir)]
+        [sys.executable, "-m", "tradingbot", "train", path, "--userdir", str(userdir)]
         for path in (values["train_spec"], str(spec))
     ]
     processes = [

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
-from experiments.backtest import backtest  # noqa: E402
+from experiments.backtesting.run import backtest  # noqa: E402
 from experiments.training import train_whitelist  # noqa: E402
 from features.data import import_candles  # noqa: E402
 from ml.registry import promote, whitelist_models  # noqa: E402

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from experiments.scorecard import scorecard  # noqa: E402
+from experiments.backtesting.scorecard import scorecard  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
 from features.data import ImportOptions, import_candles  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402

@@ -1,1 +1,2 @@
-"""Models, walk-forward training, MLflow tracking and registry, tuning, serving."""
+"""Models, walk-forward training (a job of folds over one or several markets), MLflow
+tracking and registry, serving."""

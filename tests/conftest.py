@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from experiments.cli import run
 from features.data.synthetic import generate
 from ml import regime_memo
+from tradingbot import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRADINGBOT_SHARED_DATA", ROOT.parent / "shared" / "data"))

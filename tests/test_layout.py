@@ -44,7 +44,7 @@ def _spellings(path: Path) -> list[str]:
 def test_no_module_but_the_layout_spells_a_user_dir_path() -> None:
     found = [
         spelled
-        for package in ("common", "features", "ml", "strategies", "experiments")
+        for package in ("common", "features", "ml", "strategies", "experiments", "tradingbot")
         for path in sorted((ROOT / package).rglob("*.py"))
         if path != ROOT / "common" / "layout.py"
         for spelled in _spellings(path)

@@ -10,13 +10,13 @@ import mlflow
 import pandas as pd
 
 from common.layout import pair_to_filename
-from experiments.served_models import PREDICTIONS_ARTIFACT, pooled_predictions_artifact
 from experiments.spec import ExperimentSpec
 from ml import tracking
 from ml.bundle import ModelBundle, package_versions
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined
 from ml.plots import regime_plot
 from ml.run_log import RunLog
+from ml.serving.served import PREDICTIONS_ARTIFACT, pooled_predictions_artifact
 
 # what a pooled run's overall.* and baseline.* metrics are (each pair's: <BASE>_<QUOTE>.*)
 AGGREGATE_TAG = "overall.aggregate"

@@ -6,7 +6,10 @@
   per pair from a model URI with ``{pair}``;
 * :mod:`~ml.serving.live`: the live path's per-pair state;
 * :mod:`~ml.serving.guard`: what the adapter withheld and why (the lookahead guard);
-* :mod:`~ml.serving.columns`: the columns both paths write.
+* :mod:`~ml.serving.columns`: the columns both paths write;
+* :mod:`~ml.serving.loading`: a served bundle loaded, a new version checked before use;
+* :mod:`~ml.serving.served`: which registered models a backtest serves (one, one per
+  pair, pooled), and a training run's walk-forward predictions stitched for it.
 """
 
 from __future__ import annotations

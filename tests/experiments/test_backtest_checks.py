@@ -1,4 +1,4 @@
-"""What a backtest must agree with before it runs (experiments/backtest_checks.py), on a
+"""What a backtest must agree with before it runs (experiments/backtesting/checks.py), on a
 real MLflow store whose training runs carry the tags training writes."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.backtest_checks import (
+from experiments.backtesting.checks import (
     BacktestMismatch,
     fitting_strategy,
     require_out_of_sample,
     walk_forward_timerange,
 )
-from experiments.served_models import ServedModels
+from ml.serving.served import ServedModels
 from ml.tracking import configure, default_tracking_uri
 
 

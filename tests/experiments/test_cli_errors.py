@@ -91,7 +91,7 @@ def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ..
 
 def test_flags_show_no_value_type_in_any_help(cli: Callable[..., CliResult]) -> None:
     """Before: every flag read `--live <bool>` as if it took a value."""
-    from experiments.cli import app
+    from tradingbot import app
 
     commands = _commands(app)
     assert ("paper",) in commands and ("risk", "enable") in commands
@@ -119,7 +119,7 @@ def test_user_errors_come_before_the_heavy_imports(tmp_path: Path, args: list[st
     root = Path(__file__).resolve().parents[2]
     script = (
         "import sys\n"
-        "from experiments.cli import main\n"
+        "from tradingbot import main\n"
         f"sys.argv = ['tradingbot', *{args!r}, '--userdir', {str(tmp_path)!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
         "heavy = sorted(m for m in ('torch', 'mlflow', 'freqtrade', 'lightgbm', 'optuna') "

@@ -141,7 +141,7 @@ def test_ui_serves_the_store_and_stops_cleanly(userdir: Path, stop_signal: signa
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "tradingbot",
             "ui",
             "--userdir",
             str(userdir),
@@ -223,7 +223,7 @@ def test_the_ui_reads_and_refuses_every_write(userdir: Path, tmp_path: Path) -> 
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "ui", "--userdir", str(userdir),
+        [sys.executable, "-m", "tradingbot", "ui", "--userdir", str(userdir),
          "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, cwd=tmp_path,

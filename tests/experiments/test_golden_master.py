@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from experiments.scorecard import scorecard
+from experiments.backtesting.scorecard import scorecard
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data import import_candles
 from ml.tracking import default_tracking_uri

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from experiments.paper import PaperError, trade_command
+from experiments.paper import trade_command
+from strategies.trading_config import PaperError
 from tests.conftest import CliResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +26,7 @@ def test_shipped_dryrun_config_is_paper_and_keyless() -> None:
 
 def test_command_is_dry_run_by_default(tmp_path: Path) -> None:
     command, env = trade_command(
+        environment=os.environ,
         config=CONFIG,
         userdir=tmp_path,
         strategy=None,
@@ -44,6 +47,7 @@ def test_keys_in_the_file_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match="secrets are written in the config") as error:
         trade_command(
+            environment=os.environ,
             config=path,
             userdir=tmp_path,
             strategy=None,
@@ -65,6 +69,7 @@ def test_keys_in_ccxt_config_are_refused(tmp_path: Path, field: str) -> None:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match=f"exchange.ccxt_config.{field}") as error:
         trade_command(
+            environment=os.environ,
             config=path,
             userdir=tmp_path,
             strategy=None,
@@ -87,6 +92,7 @@ def test_keys_brought_in_through_add_config_files_are_refused(tmp_path: Path) ->
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError) as error:
         trade_command(
+            environment=os.environ,
             config=path,
             userdir=tmp_path,
             strategy=None,
@@ -106,6 +112,7 @@ def test_live_needs_keys_in_the_environment(
     monkeypatch.delenv("FREQTRADE__EXCHANGE__KEY", raising=False)
     with pytest.raises(PaperError, match="needs FREQTRADE__EXCHANGE__KEY"):
         trade_command(
+            environment=os.environ,
             config=CONFIG,
             userdir=tmp_path,
             strategy=None,
@@ -117,6 +124,7 @@ def test_live_needs_keys_in_the_environment(
     monkeypatch.setenv("FREQTRADE__EXCHANGE__KEY", "KEY-7f3a9")
     monkeypatch.setenv("FREQTRADE__EXCHANGE__SECRET", "SECRET-c41d2")
     command, _ = trade_command(
+        environment=os.environ,
         config=CONFIG,
         userdir=tmp_path,
         strategy=None,
@@ -146,6 +154,7 @@ def test_paper_with_a_userdir_finds_its_strategy_and_keeps_its_database_there(
 
     userdir = tmp_path / "mine"
     command, environment = trade_command(
+        environment=os.environ,
         config=CONFIG,
         userdir=userdir,
         strategy=None,
@@ -182,10 +191,10 @@ def test_paper_with_a_userdir_finds_its_strategy_and_keeps_its_database_there(
 def test_database_url_is_under_the_user_dir_unless_absolute(
     tmp_path: Path, configured: str | None, expected: str
 ) -> None:
-    from experiments.paper import database_url
+    from strategies.trading_config import database_url
 
     settings = {} if configured is None else {"db_url": configured}
-    got = database_url(settings, tmp_path, live=False)
+    got = database_url(settings, tmp_path, {}, live=False)
     want = expected.format(ud=tmp_path.resolve())
     assert got == (want if "://" in want else f"sqlite:///{want}")
 
@@ -206,7 +215,7 @@ def test_paper_without_the_exchange_exits_with_a_clear_message(tmp_path: Path) -
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "tradingbot",
             "paper",
             "--config",
             str(path),
@@ -227,6 +236,7 @@ def _refused_paths(tmp_path: Path, config: dict[str, object]) -> str:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match="secrets are written in the config") as error:
         trade_command(
+            environment=os.environ,
             config=path,
             userdir=tmp_path,
             strategy=None,
@@ -266,6 +276,7 @@ def test_a_database_password_never_reaches_the_command_line(
 ) -> None:
     monkeypatch.setenv("FREQTRADE__DB_URL", "postgresql://bot:pw-91c2@db/trades")
     command, environment = trade_command(
+        environment=os.environ,
         config=CONFIG,
         userdir=tmp_path,
         strategy=None,

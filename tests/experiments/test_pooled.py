@@ -49,7 +49,7 @@ test_size = 300
 def pooled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """Three synthetic pairs with different starts and price levels, and a pooled model
     trained on them through the CLI."""
-    from experiments.cli import run
+    from tradingbot import run
 
     tmp = tmp_path_factory.mktemp("pooled")
     userdir = tmp / "ud"
@@ -285,9 +285,9 @@ def test_the_pooled_summary_shows_each_pair_and_labels_the_mean() -> None:
     unlabelled, without the pairs' own rows."""
     from rich.console import Console
 
-    from experiments.render import train_summary
     from experiments.training import TrainResult
     from ml.fold_training import Scores
+    from tradingbot.render import train_summary
 
     def figures(total: float, calmar: float) -> dict[str, float]:
         return {"total_return": total, "max_drawdown": 0.5, "calmar": calmar}

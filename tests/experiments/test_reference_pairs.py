@@ -44,7 +44,7 @@ test_size = 400
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    from experiments.cli import run
+    from tradingbot import run
 
     tmp = tmp_path_factory.mktemp("reference")
     userdir = tmp / "ud"

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.report import (
+from experiments.reporting.report import (
     BACKTEST_COLUMNS,
     MODEL_COLUMNS,
     ReportError,
@@ -96,7 +96,7 @@ def test_backtests_are_formatted_and_a_guarded_one_is_flagged(tmp_path: Path) ->
 def test_the_report_groups_by_market_and_charts_the_backtest_asked_for(tmp_path: Path) -> None:
     """Issue 24 item 7: models of different markets were ranked together (BNB first), and
     the charts showed the newest backtest, a paper replay's two-week comparison."""
-    from experiments.report import charted_backtest
+    from experiments.reporting.report import charted_backtest
     from ml.tracking import PURPOSE_TAG
 
     client = _store(tmp_path)
@@ -134,7 +134,7 @@ def test_the_report_groups_by_market_and_charts_the_backtest_asked_for(tmp_path:
 def test_the_comparison_starts_after_the_training_window_when_the_guard_withheld_candles() -> None:
     from datetime import datetime
 
-    from experiments.backtest import compared_window
+    from experiments.backtesting.run import compared_window
 
     start, end = datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 6, 1, tzinfo=UTC)
     guard = {"train_window_last": "2021-03-01T00:00:00+00:00"}

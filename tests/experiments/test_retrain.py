@@ -66,9 +66,9 @@ def test_retrain_applies_its_rule_and_records_it(
 def test_retrain_compares_on_candles_neither_model_has_seen(
     tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
-    from experiments.retrain import retrain
     from experiments.spec import load_experiment
     from experiments.training import train
+    from experiments.training.retrain import retrain
     from ml.registry import promote
 
     userdir = tmp_path / "ud"

@@ -85,7 +85,7 @@ def test_scorecard_runs_the_spec_on_each_market_and_records_one_table(
     versions = client.search_model_versions("name = 'small_allocation__AAA_USDT_1h'")
     assert len(versions) == 1
     # registered to be served by the backtest, not to crowd the report's model table
-    from experiments.report import model_leaderboard
+    from experiments.reporting.report import model_leaderboard
 
     assert client.get_registered_model(versions[0].name).tags["tradingbot.purpose"] == "scorecard"
     assert model_leaderboard(client).empty
@@ -97,6 +97,6 @@ def test_scorecard_runs_the_spec_on_each_market_and_records_one_table(
 )
 def test_beating_the_rules_needs_a_margin(strategy: float, rule: float, expected: str) -> None:
     """Before: 2.48 against 2.42 read "beats rules: yes"."""
-    from experiments.scorecard import verdict
+    from experiments.backtesting.scorecard import verdict
 
     assert verdict(strategy, rule).split()[0] == expected

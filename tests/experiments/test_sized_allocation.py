@@ -133,7 +133,7 @@ def test_the_shipped_sized_spec_parses_and_sizes_the_shipped_allocation() -> Non
 @pytest.mark.slow
 def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) -> None:
     """A sized strategy is judged against rules sized to its target, not the default."""
-    from experiments.backtest import backtest
+    from experiments.backtesting.run import backtest
     from experiments.training import train
     from features.data import import_candles, load_candles
     from ml.registry import promote

@@ -103,7 +103,7 @@ def test_the_printed_link_opens_the_model_training_view_with_metric_columns(
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "ui", "--userdir", str(userdir),
+        [sys.executable, "-m", "tradingbot", "ui", "--userdir", str(userdir),
          "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,

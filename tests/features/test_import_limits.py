@@ -42,7 +42,7 @@ def _measured_import(source: Path, userdir: Path) -> tuple[int, float, int, str]
     )
     command = [
         sys.executable, "-c", "import json\n" + probe,
-        sys.executable, "-m", "experiments.cli", "data", "import", str(source),
+        sys.executable, "-m", "tradingbot", "data", "import", str(source),
         "--pair", "BTC/USDT", "--timeframe", "1h", "--userdir", str(userdir),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.backtest import backtest
+from experiments.backtesting.run import backtest
 from experiments.spec import parse_experiment
 from experiments.training import train
 from features.data import import_candles, load_candles
@@ -75,7 +75,7 @@ def test_model_trained_to_2020_backtests_offline_on_freqtrade_and_is_recorded(
     command = [
         sys.executable,
         "-m",
-        "experiments.cli",
+        "tradingbot",
         "backtest",
         "--pair",
         "BTC/USDT",
@@ -163,7 +163,7 @@ def test_golden_master_real_btc_same_inputs_same_metrics(btc: Path) -> None:
 
 
 def test_overlapping_timerange_is_guarded(btc: Path) -> None:
-    from experiments.backtest import BACKTEST_STAGES
+    from experiments.backtesting.run import BACKTEST_STAGES
 
     stages: list[str] = []
     summary = backtest(
@@ -333,9 +333,9 @@ def test_a_backtest_reads_its_candles_once(tmp_path: Path, monkeypatch: pytest.M
     candles) share one read; Freqtrade reads its own copy in its own process."""
     import sys
 
-    import experiments.served_models
     import features.data
     import features.data.store
+    import ml.serving.served
     import strategies.runner
 
     userdir = tmp_path / "ud"
@@ -347,9 +347,9 @@ def test_a_backtest_reads_its_candles_once(tmp_path: Path, monkeypatch: pytest.M
         reads.append(pair)
         return original(userdir, exchange, pair, timeframe)
 
-    # (``experiments.backtest`` is also the name of the package's function: by its key)
-    backtest_module = sys.modules["experiments.backtest"]
-    readers = (features.data.store, features.data, strategies.runner, experiments.served_models)
+    # (``experiments.backtesting.run`` is also the name of the package's function: by its key)
+    backtest_module = sys.modules["experiments.backtesting.run"]
+    readers = (features.data.store, features.data, strategies.runner, ml.serving.served)
     for module in (*readers, backtest_module):
         monkeypatch.setattr(module, "load_candles", counted, raising=False)
     backtest(

@@ -13,7 +13,7 @@ import pytest
 
 from common.errors import SpecError
 from common.layout import UserDir
-from experiments.backtest import backtest
+from experiments.backtesting.run import backtest
 from experiments.spec import parse_experiment
 from experiments.training import train
 from features.data import load_candles

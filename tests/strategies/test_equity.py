@@ -69,7 +69,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     """Train the allocation spec's design on a generated market, backtest its fold models
     walk-forward with RegimeAllocationStrategy on the real engine, and find the engine's
     trades where the model's exposure says, valued at every close."""
-    from experiments.backtest import backtest
+    from experiments.backtesting.run import backtest
     from experiments.training import train
     from features.data import import_candles
     from features.data.synthetic import generate
@@ -131,7 +131,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
 
     # without a strategy the model's kind chooses it; a strategy that does not fit is
     # refused before Freqtrade runs (before: RegimeStrategy traded the exposures, -60%)
-    from experiments.backtest_checks import BacktestMismatch
+    from experiments.backtesting.checks import BacktestMismatch
 
     common = {
         "pair": "BTC/USDT",

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from common.layout import UserDir
-from experiments.backtest import backtest
+from experiments.backtesting.run import backtest
 from ml.tracking import default_tracking_uri
 from strategies.journal import (
     SCHEMA_VERSION,

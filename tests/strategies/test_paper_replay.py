@@ -111,7 +111,7 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
     # the trade table shows each closed trade's profit and the total (before: neither)
     from rich.console import Console
 
-    from experiments.render_backtest import replay_summary
+    from tradingbot.render_backtest import replay_summary
 
     console = Console(record=True, width=220)
     replay_summary(console, result, summary, compared)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.backtest import backtest
+from experiments.backtesting.run import backtest
 from experiments.spec import parse_experiment
 from experiments.training import train
 from features.data import import_candles
@@ -68,7 +68,7 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     assert summary.params_file == userdir / "strategies" / "RegimeStrategy.json"
     from rich.console import Console
 
-    from experiments.render_backtest import backtest_summary
+    from tradingbot.render_backtest import backtest_summary
 
     console = Console(record=True, width=200)
     backtest_summary(console, summary)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.backtest import backtest
+from experiments.backtesting.run import backtest
 from features.data import load_candles
 from features.data.synthetic import generate
 from ml.tracking import default_tracking_uri

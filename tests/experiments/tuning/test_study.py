@@ -358,7 +358,7 @@ def test_killed_tune_on_btc_resumes_to_the_requested_trials(
     command = [
         sys.executable,
         "-m",
-        "experiments.cli",
+        "tradingbot",
         "tune",
         str(spec),
         "--trials",
@@ -704,8 +704,8 @@ def test_the_tune_bar_shows_running_folds_and_keeps_its_time_on_80_columns() -> 
 
     from rich.console import Console
 
-    from experiments.cli import tune_progress
     from experiments.tuning.request import Counts
+    from tradingbot import tune_progress
 
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=True, color_system=None)

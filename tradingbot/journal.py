@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from common.layout import UserDir
-from experiments.cli._app import Userdir, app, console
+from tradingbot._app import Userdir, app, console
 
 journal_app = typer.Typer(
     rich_markup_mode=None,

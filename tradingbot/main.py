@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from common.errors import TradingbotError
-from experiments.cli._app import (
+from tradingbot._app import (
     app,
 )
 

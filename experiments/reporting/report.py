@@ -29,14 +29,14 @@ from mlflow.tracking import MlflowClient
 from common.atomic import scratch_dir, write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
-from experiments.report_journal import Section, journal_sections
-from experiments.served_models import served_regimes
+from experiments.reporting.journal import Section, journal_sections
 from features.data import load_candles
 from ml import tracking
 from ml.baselines import trend_positions
 from ml.evaluation import evaluation_of, metric
 from ml.metrics import equity_of
 from ml.plots import drawdown_plot, equity_plot, regime_plot
+from ml.serving.served import served_regimes
 from ml.tracking import PURPOSE_TAG
 from strategies.equity import equity_curve
 from strategies.results import parse_result_zip

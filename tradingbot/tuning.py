@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import TaskID
 
-from experiments.cli._app import (
+from tradingbot._app import (
     SpecPair,
     SpecTimeframe,
     SpecTimerange,
@@ -81,9 +81,9 @@ def tune_command(
         pair=pair, timeframe=timeframe, timerange=timerange
     )
     # the [tune] section is checked before the data (tune does both): errors in the spec first
-    from experiments.render import tune_summary
     from experiments.tuning.request import TuneRequest
     from experiments.tuning.study import tune
+    from tradingbot.render import tune_summary
 
     request = TuneRequest(
         spec=experiment,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from experiments.cli._app import (
+from tradingbot._app import (
     AsJson,
     Exchange,
     Pair,
@@ -45,8 +45,8 @@ def data_import(
     as_json: AsJson = False,
 ) -> None:
     """Import candles into <userdir>/data/<exchange>/ in Freqtrade's feather layout."""
-    from experiments.render import quality_report
     from features.data import DuplicatePolicy, ImportOptions, import_candles
+    from tradingbot.render import quality_report
 
     try:
         policy = DuplicatePolicy(duplicates)
@@ -88,8 +88,8 @@ def data_check(
     as_json: AsJson = False,
 ) -> None:
     """Print the quality report of candles already imported."""
-    from experiments.render import quality_report
     from features.data import check_candles
+    from tradingbot.render import quality_report
 
     report = check_candles(pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir)
     if as_json:
@@ -128,8 +128,8 @@ def features_build(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Build the feature frame of imported candles and write it as parquet."""
-    from experiments.render import feature_summary
     from experiments.spec_data import build_feature_file
+    from tradingbot.render import feature_summary
 
     with stage(f"building features for {pair} {timeframe}"):
         result = build_feature_file(

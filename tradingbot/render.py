@@ -273,7 +273,7 @@ def _num(value: float | None) -> str:
 
 
 def regime_summary(console: Console, summary: object) -> None:
-    from experiments.regimes import RegimeSummary
+    from experiments.training.regimes import RegimeSummary
 
     assert isinstance(summary, RegimeSummary)
     table = Table(
@@ -356,7 +356,13 @@ def tune_summary(console: Console, result: object, tracking_uri: str) -> None:
 
 
 def scorecard_summary(console: Console, card: object) -> None:
-    from experiments.scorecard import BEATEN_RULES, BEATS_MARGIN, ROWS, Scorecard, verdict
+    from experiments.backtesting.scorecard import (
+        BEATEN_RULES,
+        BEATS_MARGIN,
+        ROWS,
+        Scorecard,
+        verdict,
+    )
 
     assert isinstance(card, Scorecard)
     for market in card.markets:

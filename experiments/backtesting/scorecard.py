@@ -24,7 +24,7 @@ import pandas as pd
 
 from common.atomic import scratch_dir
 from common.errors import DataError
-from experiments.backtest import backtest
+from experiments.backtesting.run import backtest
 from experiments.spec import ExperimentSpec
 from experiments.training import train
 from features.data import load_candles

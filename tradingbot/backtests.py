@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from experiments.cli._app import (
+from tradingbot._app import (
     Exchange,
     Pair,
     SpecTimeframe,
@@ -42,8 +42,8 @@ def regimes_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Fit the regime HMM on the past and write filtered (causal) regimes for every candle."""
-    from experiments.regimes import REGIME_STAGES, parse_day, run_regimes
-    from experiments.render import regime_summary
+    from experiments.training.regimes import REGIME_STAGES, parse_day, run_regimes
+    from tradingbot.render import regime_summary
 
     if states != "auto" and not states.isdigit():
         raise typer.BadParameter(
@@ -172,8 +172,8 @@ def backtest_command(
     if len(set(whitelist)) != len(whitelist):
         raise typer.BadParameter("a pair is listed twice", param_hint="--pairs")
     _require_data(userdir, exchange, whitelist or [pair], timeframe)
-    from experiments.backtest import BACKTEST_STAGES, backtest
-    from experiments.render_backtest import backtest_summary
+    from experiments.backtesting.run import BACKTEST_STAGES, backtest
+    from tradingbot.render_backtest import backtest_summary
 
     market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
     title = f"backtest {strategy or model} {market} {timeframe} {timerange or 'walk-forward'}"
@@ -234,9 +234,9 @@ def scorecard_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """The spec, unchanged, walk-forward on each market: trained, backtested on the engine, beside the baselines."""
-    from experiments.render import scorecard_summary
-    from experiments.scorecard import scorecard
+    from experiments.backtesting.scorecard import scorecard
     from experiments.spec import load_experiment
+    from tradingbot.render import scorecard_summary
 
     experiment = load_experiment(spec)
     with stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"):

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from experiments.spec import ExperimentSpec
 
 from common.errors import SpecError
-from experiments.cli._app import (
+from tradingbot._app import (
     SpecPair,
     SpecTimeframe,
     SpecTimerange,
@@ -59,8 +59,8 @@ def train_command(
 
 
 def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, jobs: int) -> None:
-    from experiments.render import whitelist_summary
     from experiments.training import progress_steps, train_whitelist
+    from tradingbot.render import whitelist_summary
 
     pairs = experiment.data.whitelist
     label = f"training {experiment.name} ({len(pairs)} pairs)"
@@ -78,8 +78,8 @@ def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, 
 
 def _train_one(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
     """One model: a single-pair spec's, or a pooled whitelist's."""
-    from experiments.render import train_summary
     from experiments.training import progress_steps, train
+    from tradingbot.render import train_summary
 
     data = experiment.data
     pooled = data.pooling == "pooled"
@@ -108,8 +108,8 @@ def retrain_command(
     experiment = load_experiment(spec)
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
-    from experiments.retrain import RULE, retrain
     from experiments.training import progress_steps
+    from experiments.training.retrain import RULE, retrain
 
     if data.pooling == "pooled":
         raise SpecError(

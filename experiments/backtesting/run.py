@@ -22,22 +22,22 @@ import pandas as pd
 
 from common.atomic import scratch_dir
 from common.layout import pair_to_filename
-from experiments.backtest_checks import (
+from experiments.backtesting.checks import (
     fitting_strategy,
     require_out_of_sample,
     walk_forward_timerange,
-)
-from experiments.served_models import (
-    ServedModels,
-    WalkForwardInputs,
-    serve,
-    walk_forward_inputs,
 )
 from features.timeframes import timeframe_to_seconds
 from features.timerange import TimeRange
 from ml import tracking
 from ml.model_uris import model_name
 from ml.run_log import RunLog
+from ml.serving.served import (
+    ServedModels,
+    WalkForwardInputs,
+    serve,
+    walk_forward_inputs,
+)
 from strategies.equity import comparison, portfolio_comparison
 from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
@@ -116,7 +116,7 @@ def backtest(
     ``walk_forward`` uses the model's fold bundles instead, each on its own out-of-sample
     window (the timerange: their span, or a part of it). A strategy that does not fit
     the model, or a window without out-of-sample candles, is refused before anything
-    runs (:mod:`experiments.backtest_checks`).
+    runs (:mod:`experiments.backtesting.checks`).
     ``pairs`` (two or more): one Freqtrade backtest over the whole whitelist, each pair
     served by its own model (``NAME__<BASE>_<QUOTE>@alias``), compared with every rule
     held in every pair (equal shares), with results per pair. ``max_open_trades``

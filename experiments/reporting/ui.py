@@ -1,6 +1,6 @@
 """`tradingbot ui`: the MLflow UI for one user dir's store, read-only, stopped cleanly on Ctrl-C.
 
-The server is MLflow's own app behind :mod:`experiments.ui_readonly`: anything that
+The server is MLflow's own app behind :mod:`experiments.reporting.ui_readonly`: anything that
 would write (an alias moved, a tag set, a file uploaded) is refused with 403, so
 promotions go through ``tradingbot promote`` and its checks.
 
@@ -45,7 +45,7 @@ def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
         str(port),
         "--workers",
         "1",
-        # read-only: no alias moves, no uploads (experiments.ui_readonly)
+        # read-only: no alias moves, no uploads (experiments.reporting.ui_readonly)
         "--app-name",
         "tradingbot-readonly",
         # had anything been uploaded, it would land in the user dir, not the working dir

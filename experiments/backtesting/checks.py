@@ -19,9 +19,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from common.errors import SpecError
-from experiments.served_models import ServedModels
 from features.timerange import TimeRange
 from ml.models import FORECASTERS, forecaster_class
+from ml.serving.served import ServedModels
 
 ALLOCATION_STRATEGY = "RegimeAllocationStrategy"
 DEFAULT_STRATEGY = "RegimeStrategy"

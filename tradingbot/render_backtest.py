@@ -8,12 +8,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from experiments.render import SHORT_WINDOW_NOTE, cell, evaluation_table
 from ml.metrics import long_enough_to_annualise
+from tradingbot.render import SHORT_WINDOW_NOTE, cell, evaluation_table
 
 
 def backtest_summary(console: Console, summary: object) -> None:
-    from experiments.backtest import BacktestSummary
+    from experiments.backtesting.run import BacktestSummary
 
     assert isinstance(summary, BacktestSummary)
     console.print(_metrics_table(summary.metrics))
@@ -136,7 +136,7 @@ def _guard_notes(console: Console, guard: dict[str, Any], compared_from: Any) ->
 
 def replay_summary(console: Console, result: object, summary: object, compared: object) -> None:
     """The replay's trades, and how they compare with a backtest of the same candles."""
-    from experiments.backtest import BacktestSummary
+    from experiments.backtesting.run import BacktestSummary
     from strategies.paper_replay import ReplayResult
     from strategies.replay_comparison import TradeComparison
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from common.errors import TradingbotError
 from common.layout import UserDir
-from experiments.cli._app import (
+from tradingbot._app import (
     Userdir,
     app,
     console,
@@ -25,7 +25,7 @@ def ui_command(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
     """Serve the MLflow UI for this user dir's store on 127.0.0.1 (Ctrl-C stops it cleanly)."""
-    from experiments.ui import serve_ui
+    from experiments.reporting.ui import serve_ui
 
     # links are long: never wrapped, so they stay clickable and copyable
     serve_ui(
@@ -90,7 +90,7 @@ def report_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Markdown and self-contained HTML: leaderboards, equity vs buy-and-hold, regimes, drawdown."""
-    from experiments.report import build_report
+    from experiments.reporting.report import build_report
 
     with stage("writing the report"):
         report = build_report(userdir, tracking_uri(userdir), out, backtest)
@@ -245,6 +245,6 @@ def demo(
     ] = Path("../shared/data"),
 ) -> None:
     """Run the main job on embedded defaults: data -> features -> training -> champion -> backtest."""
-    from experiments.demo import run_demo
+    from tradingbot.demo import run_demo
 
     run_demo(console, userdir=userdir, shared_data=shared_data, tracking_uri=tracking_uri(userdir))

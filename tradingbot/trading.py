@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from experiments.cli._app import (
+from tradingbot._app import (
     Userdir,
     app,
     console,
@@ -126,7 +126,8 @@ def paper_command(
     """Paper trading (dry-run) with Freqtrade's bot loop; live only with explicit opt-in."""
     import subprocess
 
-    from experiments.paper import PaperError, trade_command
+    from experiments.paper import trade_command
+    from strategies.trading_config import PaperError
 
     if replay:
         if live:
@@ -144,6 +145,7 @@ def paper_command(
         model=model,
         live=live,
         tracking_uri=tracking_uri(userdir),
+        environment=os.environ,
     )
     mode = "[bold red]LIVE[/]" if live else "dry-run (paper)"
     console.print(f"starting freqtrade trade in {mode}: {' '.join(command[1:])}")
@@ -159,7 +161,7 @@ def _paper_replay(
     speed: float | None,
 ) -> None:
     from experiments.paper import replay_paper
-    from experiments.render_backtest import replay_summary
+    from tradingbot.render_backtest import replay_summary
 
     with stage(f"replaying {timerange} through Freqtrade's bot loop (dry-run, offline)"):
         result, summary, compared = replay_paper(

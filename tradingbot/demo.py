@@ -21,10 +21,8 @@ import pandas as pd
 from rich.console import Console
 
 from common.atomic import scratch_dir
-from experiments.backtest import backtest
-from experiments.render import feature_summary, quality_report, train_summary
-from experiments.render_backtest import backtest_summary
-from experiments.report import build_report
+from experiments.backtesting.run import backtest
+from experiments.reporting.report import build_report
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from experiments.spec_data import build_features
 from experiments.training import TrainResult, train
@@ -35,6 +33,8 @@ from features.feature_spec import default_spec
 from features.frames import write_feature_file
 from ml import tracking
 from ml.registry import check_promotion, promote
+from tradingbot.render import feature_summary, quality_report, train_summary
+from tradingbot.render_backtest import backtest_summary
 
 DEMO_PAIR = "BTC/USDT"
 DEMO_TIMEFRAME = "1h"

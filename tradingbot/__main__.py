@@ -1,0 +1,5 @@
+"""``python -m tradingbot``: the same as the ``tradingbot`` command."""
+
+from tradingbot.main import main
+
+main()
