@@ -31,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common.context import RunContext  # noqa: E402
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from experiments.backtesting.run import backtest  # noqa: E402
@@ -58,7 +61,7 @@ def freqai(userdir: Path, pair: str) -> tuple[float, int]:
         freqai={**freqai_section(verbosity=-1), "identifier": "bench"},
         freqaimodel="LightGBMRegressor",
     )
-    run = run_backtest(request, userdir, use_cache=False)
+    run = run_backtest(request, userdir, environment=os.environ, use_cache=False)
     trades = parse_result_zip(run.result_zip, "FreqaiRegimeStrategy").metrics.trades
     return time.perf_counter() - start, trades
 
@@ -120,7 +123,7 @@ def ours(userdir: Path, pair: str) -> tuple[float, int]:
     spec = lightgbm_spec(name, {"pair": pair})
     uri = default_tracking_uri(userdir)
     training = _Stopwatch("train")
-    result = train(spec, userdir=userdir, tracking_uri=uri, progress=training)
+    result = train(spec, context=RunContext(userdir, uri, os.environ), progress=training)
     training.stop()
     promote(configure(uri, userdir), name, result.version, "bench", user="bench", force=True)
     backtesting = _Stopwatch("backtest")
@@ -131,8 +134,7 @@ def ours(userdir: Path, pair: str) -> tuple[float, int]:
         exchange="binance",
         timerange="",
         model=f"{name}@champion",
-        userdir=userdir,
-        tracking_uri=uri,
+        context=RunContext(userdir, uri, os.environ),
         use_cache=False,
         walk_forward=True,
         progress=backtesting,
@@ -178,7 +180,7 @@ def floor(userdir: Path, pair: str) -> tuple[float, int]:
         timerange=TIMERANGE,
         strategy_dir=strategies,
     )
-    run = run_backtest(request, userdir, use_cache=False)
+    run = run_backtest(request, userdir, environment=os.environ, use_cache=False)
     trades = parse_result_zip(run.result_zip, "FloorStrategy").metrics.trades
     return time.perf_counter() - start, trades
 

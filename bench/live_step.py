@@ -37,6 +37,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common.context import RunContext  # noqa: E402
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from experiments.spec import parse_experiment  # noqa: E402
@@ -114,7 +117,7 @@ def main() -> None:
             source="bench",
         )
         uri = default_tracking_uri(userdir)
-        result = train(spec, userdir=userdir, tracking_uri=uri)
+        result = train(spec, context=RunContext(userdir, uri, os.environ))
         promote(
             configure(uri, userdir), "live_bench", result.version, "bench", user="bench", force=True
         )

@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common.context import RunContext  # noqa: E402
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
@@ -65,7 +68,7 @@ def freqai(userdir: Path) -> tuple[float, int]:
         freqai={**freqai_section(verbosity=-1), "identifier": "bench_pairs"},
         freqaimodel="LightGBMRegressor",
     )
-    run = run_backtest(request, userdir, use_cache=False)
+    run = run_backtest(request, userdir, environment=os.environ, use_cache=False)
     trades = parse_result_zip(run.result_zip, "FreqaiRegimeStrategy").metrics.trades
     return time.perf_counter() - start, trades
 
@@ -84,8 +87,7 @@ def _walk_forward_backtest(userdir: Path, uri: str, model: str) -> int:
         exchange="binance",
         timerange="",
         model=model,
-        userdir=userdir,
-        tracking_uri=uri,
+        context=RunContext(userdir, uri, os.environ),
         use_cache=False,
         walk_forward=True,
     )
@@ -96,7 +98,7 @@ def ours(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
     uri = default_tracking_uri(userdir)
-    train_whitelist(spec, userdir=userdir, tracking_uri=uri, jobs=JOBS)
+    train_whitelist(spec, context=RunContext(userdir, uri, os.environ), jobs=JOBS)
     client = configure(uri, userdir)
     for name in whitelist_models(client, "bench_pairs"):
         promote(client, name, None, "bench", user="bench", force=True)
@@ -116,7 +118,7 @@ def pooled(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pooled", {"pairs": list(PAIRS), "pooling": "pooled"})
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=RunContext(userdir, uri, os.environ))
     promote(
         configure(uri, userdir), "bench_pooled", result.version, "bench", user="bench", force=True
     )

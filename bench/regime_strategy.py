@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from common.context import RunContext  # noqa: E402
 from experiments.backtesting.scorecard import scorecard  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
 from features.data import ImportOptions, import_candles  # noqa: E402
@@ -64,8 +65,7 @@ def run_market(name: str, spec: ExperimentSpec, end: str, root: Path) -> dict[st
     card = scorecard(
         spec,
         [pair],
-        userdir=userdir,
-        tracking_uri=default_tracking_uri(userdir),
+        context=RunContext(userdir, default_tracking_uri(userdir), os.environ),
         timeframe=timeframe,
         timerange=f"-{end}",
     )

@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common.context import RunContext  # noqa: E402
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from experiments.paper import replay_paper  # noqa: E402
@@ -50,7 +53,7 @@ def main() -> None:
             source="bench",
         )
         uri = default_tracking_uri(userdir)
-        result = train(spec, userdir=userdir, tracking_uri=uri)
+        result = train(spec, context=RunContext(userdir, uri, os.environ))
         promote(
             configure(uri, userdir),
             "bench_replay",
@@ -65,11 +68,10 @@ def main() -> None:
         started = time.perf_counter()
         replayed, summary, compared = replay_paper(
             config=Path(tmp) / "config.json",
-            userdir=userdir,
+            context=RunContext(userdir, uri, os.environ),
             timerange=TIMERANGE,
             strategy=None,
             model=None,
-            tracking_uri=uri,
             quiet=True,
         )
         total = time.perf_counter() - started

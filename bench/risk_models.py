@@ -18,6 +18,7 @@ The allocation sized by these forecasts, on the Freqtrade engine: ``bench/sized_
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-
 from bench.regime_strategy import MARKETS, SHARED, import_market  # noqa: E402
+from common.context import RunContext  # noqa: E402
 from experiments.spec import ExperimentSpec, load_experiment  # noqa: E402
 from experiments.training import train  # noqa: E402
 from features.feature_spec import ONE_CANDLE_KINDS, FeatureSpec, WindowedFeature  # noqa: E402
@@ -90,8 +91,7 @@ def run_market(
         started = time.monotonic()
         trained = train(
             market_spec(spec, market, kind),
-            userdir=userdir,
-            tracking_uri=default_tracking_uri(userdir),
+            context=RunContext(userdir, default_tracking_uri(userdir), os.environ),
         )
         rows[kind] = trained.metrics | {"seconds": time.monotonic() - started}
         for name in BASELINES:  # the same candles for every model kind: the same values

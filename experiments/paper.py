@@ -16,11 +16,10 @@ path in the config is taken relative to the user dir, not the working directory.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from common.layout import UserDir
+from common.context import RunContext
 from strategies.runner import ensure_freqtrade_userdir
 from strategies.trading_config import (
     DB_URL_VARIABLE,
@@ -35,16 +34,15 @@ from strategies.trading_config import (
 def trade_command(
     *,
     config: Path,
-    userdir: Path,
+    context: RunContext,
     strategy: str | None,
     model: str | None,
     live: bool,
-    tracking_uri: str,
-    environment: Mapping[str, str],
     check_exchange: bool = True,
 ) -> tuple[list[str], dict[str, str]]:
-    """The ``freqtrade trade`` command line and environment for this run; ``environment``:
-    the one the command was started with (the bot inherits it)."""
+    """The ``freqtrade trade`` command line and environment for this run (the bot
+    inherits the context's environment)."""
+    userdir, environment = context.userdir, context.environment
     settings = load_config(config)
     if live and not all(environment.get(name) for name in KEY_VARIABLES):
         raise PaperError(
@@ -75,7 +73,7 @@ def trade_command(
     # command line, which every user of the machine can read in the process list
     bot_environment = {
         **environment,
-        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_TRACKING_URI": context.tracking_uri,
         DB_URL_VARIABLE: database_url(settings, userdir, environment, live=live),
     }
     bot_environment.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -119,8 +117,7 @@ def _same_backtest(
     model_uri: str,
     strategy: str,
     timerange: str,
-    userdir: Path,
-    tracking_uri: str,
+    context: RunContext,
 ) -> Any:
     """The backtest a replay is compared with: same candles, strategy, model and slots."""
     from experiments.backtesting.run import backtest
@@ -135,14 +132,13 @@ def _same_backtest(
         exchange=str(settings.get("exchange", {}).get("name", "binance")),
         timerange=timerange,
         model=name,
-        userdir=userdir,
-        tracking_uri=tracking_uri,
+        context=context,
         max_open_trades=int(settings.get("max_open_trades", 1)),
     )
     # the report charts backtests asked for themselves, not this comparison by default
     from ml import tracking
 
-    client = tracking.configure(tracking_uri, userdir)
+    client = tracking.configure(context.tracking_uri, context.userdir)
     client.set_tag(summary.run_id, tracking.PURPOSE_TAG, "paper replay comparison")
     return summary
 
@@ -150,11 +146,10 @@ def _same_backtest(
 def replay_paper(
     *,
     config: Path,
-    userdir: Path,
+    context: RunContext,
     timerange: str,
     strategy: str | None,
     model: str | None,
-    tracking_uri: str,
     speed: float | None = None,
     on_step: Any = None,
     quiet: bool = False,
@@ -162,6 +157,7 @@ def replay_paper(
     """Paper trading on a replayed market (``strategies.paper_replay``), then a backtest
     of the same candles, strategy and model, and the two compared trade by trade.
     Returns (replay result, backtest summary, comparison)."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     from features.timerange import TimeRange
     from strategies.journal_sources import journal_database
     from strategies.paper_replay import replay_config, run_replay
@@ -187,7 +183,7 @@ def replay_paper(
         strategy=strategy_name,
         model_uri=model_uri,
         tracking_uri=tracking_uri,
-        database=UserDir(userdir.resolve()).replay_trades_db,
+        database=context.layout.replay_trades_db.resolve(),
         fee=0.001,  # the backtests' fee, so the two runs pay the same
     )
     result = run_replay(
@@ -200,7 +196,7 @@ def replay_paper(
         on_step=on_step,
         quiet=quiet,
     )
-    summary = _same_backtest(settings, model_uri, strategy_name, timerange, userdir, tracking_uri)
+    summary = _same_backtest(settings, model_uri, strategy_name, timerange, context)
     traded = parse_result_zip(summary.result_zip, strategy_name).trades
     journal_database(  # the replay's trades, as a paper bot's
         userdir, f"sqlite:///{result.database}", mode="paper", strategy=strategy_name,

@@ -74,6 +74,9 @@ from ml.model_uris import model_name
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
+# the shipped example specs (installed with the package)
+SHIPPED_SPECS = Path(__file__).resolve().parent / "specs"
+
 
 class DataConfig(BaseModel):
     """``[data]``: one ``pair``, or a whitelist ``pairs``: one model per pair

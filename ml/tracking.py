@@ -25,6 +25,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from common.atomic import file_lock, pid_alive
+from common.context import default_tracking_uri as default_tracking_uri
 from common.errors import TradingbotError
 from common.layout import UserDir
 from features.candles import DataWindow
@@ -35,10 +36,6 @@ PID_TAG = "tradingbot.pid"
 HOST_TAG = "tradingbot.host"
 # why a backtest ran when it was not asked for itself (e.g. a paper replay's comparison)
 PURPOSE_TAG = "tradingbot.purpose"
-
-
-def default_tracking_uri(userdir: Path) -> str:
-    return f"sqlite:///{UserDir(userdir).mlflow_db.resolve()}"
 
 
 def artifact_root(userdir: Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -270,13 +269,15 @@ def run_backtest(
     request: BacktestRequest,
     userdir: Path,
     *,
+    environment: Mapping[str, str],
     use_cache: bool = True,
     candles: Mapping[str, pd.DataFrame] | None = None,
 ) -> BacktestRun:
     """The real Freqtrade backtest of ``request``, offline; a cached result of the same
     inputs (every input hashed into the key) is returned as it is unless ``use_cache``
-    is off. ``candles``: every traded pair's (:func:`whitelist_candles`), when the caller
-    has read them already."""
+    is off. ``environment``: the caller's, which Freqtrade's process inherits (less what
+    :func:`backtest_environment` leaves out). ``candles``: every traded pair's
+    (:func:`whitelist_candles`), when the caller has read them already."""
     ensure_freqtrade_userdir(userdir)
     snapshot = _market_snapshot(request, userdir)
     key, inputs = cache_key(request, userdir, candles or whitelist_candles(request, userdir))
@@ -303,13 +304,13 @@ def run_backtest(
     )
     command = _command(request, userdir, run, snapshot, strategy_path, export)
     write_text_atomic(run.directory / RERUN_SCRIPT, rerun_script(command))
-    environment = backtest_environment(os.environ)
+    child_environment = backtest_environment(environment)
     completed = subprocess.run(
         command,
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
-        env=environment,
+        env=child_environment,
     )
     zips = sorted(export.glob("*.zip"))
     if completed.returncode != 0 or not zips:

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from common.context import RunContext
+
 
 def _flags_take_no_value() -> None:
     """Typer prints a value type after every option, flags too (``--live <bool>``), as if
@@ -131,11 +133,15 @@ AsJson = Annotated[
 ]
 
 
-def tracking_uri(userdir: Path) -> str:
-    """MLflow's own MLFLOW_TRACKING_URI wins; else the embedded SQLite store of the user dir."""
-    from ml.tracking import default_tracking_uri
+def run_context(userdir: Path) -> RunContext:
+    """The one place a command reads the process environment: the run context of
+    ``userdir`` (MLflow's own MLFLOW_TRACKING_URI wins over the user dir's store)."""
+    return RunContext.resolve(userdir, os.environ)
 
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(userdir)
+
+def tracking_uri(userdir: Path) -> str:
+    """The tracking URI of :func:`run_context`."""
+    return run_context(userdir).tracking_uri
 
 
 @contextmanager

@@ -19,8 +19,8 @@ from tradingbot._app import (
     console,
     progress_bar,
     progress_console,
+    run_context,
     stage,
-    tracking_uri,
 )
 
 
@@ -185,8 +185,7 @@ def backtest_command(
             exchange=exchange,
             timerange=timerange or "",
             model=model,
-            userdir=userdir,
-            tracking_uri=tracking_uri(userdir),
+            context=run_context(userdir),
             use_cache=not no_cache,
             walk_forward=walk_forward,
             progress=advance,
@@ -243,8 +242,7 @@ def scorecard_command(
         card = scorecard(
             experiment,
             pairs,
-            userdir=userdir,
-            tracking_uri=tracking_uri(userdir),
+            context=run_context(userdir),
             timeframe=timeframe,
             timerange=timerange,
             progress=lambda text: progress_console.print(f"  {text}"),

@@ -21,9 +21,10 @@ import pandas as pd
 from rich.console import Console
 
 from common.atomic import scratch_dir
+from common.context import RunContext
 from experiments.backtesting.run import backtest
 from experiments.reporting.report import build_report
-from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
+from experiments.spec import SHIPPED_SPECS, ExperimentSpec, load_experiment, parse_experiment
 from experiments.spec_data import build_features
 from experiments.training import TrainResult, train
 from features.data import ImportOptions, import_candles, load_candles
@@ -59,9 +60,8 @@ DEMO_SPECS: dict[str, dict[str, object]] = {
 }
 
 
-SPECS = Path(__file__).parent / "specs"
-REGIME_ALLOCATION_SPEC = SPECS / "btc_1h_regime_allocation.toml"
-SIZED_ALLOCATION_SPEC = SPECS / "btc_1h_regime_allocation_sized.toml"
+REGIME_ALLOCATION_SPEC = SHIPPED_SPECS / "btc_1h_regime_allocation.toml"
+SIZED_ALLOCATION_SPEC = SHIPPED_SPECS / "btc_1h_regime_allocation_sized.toml"
 STRATEGIES = {"regime_allocation": "RegimeAllocationStrategy"}  # others: RegimeStrategy
 
 
@@ -106,8 +106,9 @@ def _heading(console: Console, text: str) -> None:
     console.print(f"[bold]{text}[/]")
 
 
-def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri: str) -> None:
+def run_demo(console: Console, *, context: RunContext, shared_data: Path) -> None:
     """The main job, stage by stage: data, features, training, promotion, backtest, report."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     _import_data(console, userdir, shared_data / REAL_FILE)
     _features(console, userdir)
     candles = load_candles(userdir, DEMO_EXCHANGE, DEMO_PAIR, DEMO_TIMEFRAME)
@@ -119,8 +120,8 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
         for shipped in (SIZED_ALLOCATION_SPEC, REGIME_ALLOCATION_SPEC)
     ]
     specs += demo_specs(f"-{cutoff:%Y%m%d}")
-    results = _train_all(console, specs, cutoff, userdir, tracking_uri)
-    best = _promote_best(console, results, userdir, tracking_uri)
+    results = _train_all(console, specs, cutoff, context)
+    best = _promote_best(console, results, context)
     timerange = f"{cutoff:%Y%m%d}-{end:%Y%m%d}"
     _heading(
         console,
@@ -135,8 +136,7 @@ def run_demo(console: Console, *, userdir: Path, shared_data: Path, tracking_uri
         exchange=DEMO_EXCHANGE,
         timerange=timerange,
         model=f"{best.model_name}@champion",
-        userdir=userdir,
-        tracking_uri=tracking_uri,
+        context=context,
     )
     backtest_summary(console, summary)
     _heading(console, f"6/{STAGES} report: leaderboards, equity vs buy-and-hold, drawdown, regimes")
@@ -194,8 +194,7 @@ def _train_all(
     console: Console,
     specs: list[ExperimentSpec],
     cutoff: pd.Timestamp,
-    userdir: Path,
-    tracking_uri: str,
+    context: RunContext,
 ) -> list[TrainResult]:
     """Stage 3: every demo model, walk-forward, recorded in MLflow."""
     _heading(
@@ -209,18 +208,15 @@ def _train_all(
         console.print(f"training {experiment.name} ({experiment.model.kind}) ...")
         trained = train(
             experiment,
-            userdir=userdir,
-            tracking_uri=tracking_uri,
+            context=context,
             progress=lambda text: console.print(f"  {text}"),
         )
-        train_summary(console, trained, tracking_uri)
+        train_summary(console, trained, context.tracking_uri)
         results.append(trained)
     return results
 
 
-def _promote_best(
-    console: Console, results: list[TrainResult], userdir: Path, tracking_uri: str
-) -> TrainResult:
+def _promote_best(console: Console, results: list[TrainResult], context: RunContext) -> TrainResult:
     """Stage 4: the best walk-forward Calmar after fees becomes champion, with the reason
     (beside buy and hold and the trend rules) recorded. The contenders are the regime
     allocations, and a direction forecaster only when its walk-forward beat buy and
@@ -243,7 +239,7 @@ def _promote_best(
         f"buy and hold {best.baselines['always_long']['calmar']:.2f}, "
         + ", ".join(f"{name} {value:.2f}" for name, value in rules.items())
     )
-    client = tracking.configure(tracking_uri, userdir)
+    client = tracking.configure(context.tracking_uri, context.userdir)
     _, gate = check_promotion(client, best.model_name, best.version, force=True)
     if not gate.passed:  # the demo goes on with the best it has, saying so
         console.print(f"[yellow]note: the promotion gate refuses it ({gate.reason}); forced.[/]")

@@ -14,6 +14,7 @@ from tradingbot._app import (
     Userdir,
     app,
     console,
+    run_context,
     stage,
     tracking_uri,
 )
@@ -29,8 +30,7 @@ def ui_command(
 
     # links are long: never wrapped, so they stay clickable and copyable
     serve_ui(
-        tracking_uri(userdir),
-        userdir,
+        run_context(userdir),
         port=port,
         say=lambda text: console.print(text, soft_wrap=True),
     )
@@ -247,4 +247,4 @@ def demo(
     """Run the main job on embedded defaults: data -> features -> training -> champion -> backtest."""
     from tradingbot.demo import run_demo
 
-    run_demo(console, userdir=userdir, shared_data=shared_data, tracking_uri=tracking_uri(userdir))
+    run_demo(console, context=run_context(userdir), shared_data=shared_data)

@@ -12,8 +12,8 @@ from tradingbot._app import (
     Userdir,
     app,
     console,
+    run_context,
     stage,
-    tracking_uri,
 )
 
 risk_app = typer.Typer(
@@ -140,12 +140,10 @@ def paper_command(
         raise PaperError("--live also needs --i-understand-live-risk: real orders, real money")
     command, environment = trade_command(
         config=config,
-        userdir=userdir,
+        context=run_context(userdir),
         strategy=strategy,
         model=model,
         live=live,
-        tracking_uri=tracking_uri(userdir),
-        environment=os.environ,
     )
     mode = "[bold red]LIVE[/]" if live else "dry-run (paper)"
     console.print(f"starting freqtrade trade in {mode}: {' '.join(command[1:])}")
@@ -166,11 +164,10 @@ def _paper_replay(
     with stage(f"replaying {timerange} through Freqtrade's bot loop (dry-run, offline)"):
         result, summary, compared = replay_paper(
             config=config,
-            userdir=userdir,
+            context=run_context(userdir),
             timerange=timerange,
             strategy=strategy,
             model=model,
-            tracking_uri=tracking_uri(userdir),
             speed=speed,
             quiet=True,
         )

@@ -21,6 +21,7 @@ from tradingbot._app import (
     app,
     console,
     progress_bar,
+    run_context,
     tracking_uri,
 )
 
@@ -67,8 +68,7 @@ def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, 
     with progress_bar(label, progress_steps(experiment) * len(pairs)) as advance:
         results = train_whitelist(
             experiment,
-            userdir=userdir,
-            tracking_uri=tracking_uri(userdir),
+            context=run_context(userdir),
             spec_text=spec_text,
             progress=advance,
             jobs=jobs,
@@ -87,8 +87,7 @@ def _train_one(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> Non
     with progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance:
         result = train(
             experiment,
-            userdir=userdir,
-            tracking_uri=tracking_uri(userdir),
+            context=run_context(userdir),
             spec_text=spec_text,
             progress=advance,
         )
@@ -121,9 +120,7 @@ def retrain_command(
     for one in specs:
         steps = progress_steps(one)
         with progress_bar(f"retraining {one.name}", steps) as advance:
-            result = retrain(
-                one, userdir=userdir, tracking_uri=tracking_uri(userdir), progress=advance
-            )
+            result = retrain(one, context=run_context(userdir), progress=advance)
         verdict = "[green]promoted[/]" if result.promoted else "[yellow]champion kept[/]"
         console.print(f"{one.name} v{result.trained.version}: {verdict} ({escape(result.reason)})")
 

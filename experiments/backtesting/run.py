@@ -10,7 +10,6 @@ it to the model version and its training run.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ import mlflow
 import pandas as pd
 
 from common.atomic import scratch_dir
+from common.context import RunContext
 from common.layout import pair_to_filename
 from experiments.backtesting.checks import (
     fitting_strategy,
@@ -104,8 +104,7 @@ def backtest(
     exchange: str,
     timerange: str,
     model: str | None,
-    userdir: Path,
-    tracking_uri: str,
+    context: RunContext,
     use_cache: bool = True,
     walk_forward: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -123,6 +122,7 @@ def backtest(
     (default: one per pair) and the stake are Freqtrade's own ("unlimited" stake:
     the available balance split over the free slots).
     ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     say = progress or (lambda _text: None)
     timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs
     whitelist = tuple(pairs) if pairs and len(pairs) > 1 else ()
@@ -150,11 +150,13 @@ def backtest(
         max_open_trades=max_open_trades or max(1, len(whitelist)),
         **_model_inputs(served, inputs),
     )
-    risk = _risk_manager(userdir)
+    risk = _risk_manager(context)
     candles = whitelist_candles(request, userdir)  # read once, for the key and the evaluation
     say(BACKTEST_STAGES[1])
     with risk.backtest_slot():
-        run = run_backtest(request, userdir, use_cache=use_cache, candles=candles)
+        run = run_backtest(
+            request, userdir, environment=context.environment, use_cache=use_cache, candles=candles
+        )
     say(BACKTEST_STAGES[2])
     evaluation = _evaluate(run, request, candles, risk_budget(client, served))
     say(BACKTEST_STAGES[3])
@@ -222,9 +224,10 @@ def _model_inputs(served: ServedModels, inputs: WalkForwardInputs | None) -> dic
     }
 
 
-def _risk_manager(userdir: Path) -> RiskManager:
-    """The risk manager, which may refuse backtests (a drawdown guardrail tripped)."""
-    risk = RiskManager(RiskSettings.from_env(os.environ, userdir))
+def _risk_manager(context: RunContext) -> RiskManager:
+    """The risk manager (its settings from the context's environment), which may refuse
+    backtests (a drawdown guardrail tripped)."""
+    risk = RiskManager(RiskSettings.from_env(context.environment, context.userdir))
     decision = risk.check_backtest()
     if not decision.allowed:
         raise RiskBlocked(

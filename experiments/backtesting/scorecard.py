@@ -23,6 +23,7 @@ import mlflow
 import pandas as pd
 
 from common.atomic import scratch_dir
+from common.context import RunContext
 from common.errors import DataError
 from experiments.backtesting.run import backtest
 from experiments.spec import ExperimentSpec
@@ -115,12 +116,12 @@ def scorecard(
     spec: ExperimentSpec,
     pairs: list[str],
     *,
-    userdir: Path,
-    tracking_uri: str,
+    context: RunContext,
     timeframe: str | None = None,
     timerange: str | None = None,
     progress: Progress | None = None,
 ) -> Scorecard:
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     say = progress or (lambda _text: None)
     if not pairs:
         raise DataError("give at least one --pair")
@@ -133,7 +134,7 @@ def scorecard(
         market = spec.with_overrides(pair=pair, timeframe=frame, timerange=timerange)
         market = market.model_copy(update={"name": model_name(spec, pair, frame)})
         say(f"{pair} {frame}: training walk-forward")
-        trained = train(market, userdir=userdir, tracking_uri=tracking_uri)
+        trained = train(market, context=context)
         # registered only so the walk-forward backtest can serve it: the report's model
         # table leaves these out (the scorecard's own run holds their figures)
         client.set_registered_model_tag(trained.model_name, tracking.PURPOSE_TAG, "scorecard")
@@ -145,8 +146,7 @@ def scorecard(
             exchange=spec.data.exchange,
             timerange="",
             model=f"{trained.model_name}/{trained.version}",
-            userdir=userdir,
-            tracking_uri=tracking_uri,
+            context=context,
             walk_forward=True,
         )
         m = summary.metrics
@@ -160,13 +160,16 @@ def scorecard(
                 walk_forward={"model": trained.metrics, **trained.baselines},
             )
         )
-    run_id = _record(spec, markets, userdir, tracking_uri)
+    run_id = _record(spec, markets, context)
     return Scorecard(spec.name, run_id, markets)
 
 
 def _record(
-    spec: ExperimentSpec, markets: list[MarketScore], userdir: Path, tracking_uri: str
+    spec: ExperimentSpec,
+    markets: list[MarketScore],
+    context: RunContext,
 ) -> str:
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     client = tracking.configure(tracking_uri, userdir)
     experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
     tracking.fail_stale_runs(client, experiment)

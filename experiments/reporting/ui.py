@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.atomic import pid_alive
+from common.context import RunContext
 from common.errors import TradingbotError
 from ml import tracking
 from ml.tracking import artifact_root
@@ -116,11 +117,14 @@ def comparison_links(tracking_uri: str, userdir: Path, base: str) -> list[str]:
     return links
 
 
-def serve_ui(tracking_uri: str, userdir: Path, *, port: int, say: Callable[[str], None]) -> int:
+def serve_ui(context: RunContext, *, port: int, say: Callable[[str], None]) -> int:
+    """MLflow's UI server for the context's store on 127.0.0.1:``port`` (it inherits the
+    context's environment), until Ctrl-C or a signal stops its whole process group."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     require_free_port(port)
     base = f"http://127.0.0.1:{port}"
     links = comparison_links(tracking_uri, userdir, base)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**context.environment, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     userdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.atomic import scratch_dir
+from common.context import RunContext
 from common.errors import SpecError
 from experiments.spec import ExperimentSpec
 from experiments.training import record
@@ -61,8 +62,7 @@ def progress_steps(spec: ExperimentSpec) -> int:
 def train(
     spec: ExperimentSpec,
     *,
-    userdir: Path,
-    tracking_uri: str,
+    context: RunContext,
     spec_text: str | None = None,
     progress: Progress | None = None,
     experiment_name: str | None = None,
@@ -72,6 +72,7 @@ def train(
     """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
     under its parent run (see :func:`experiments.training.whitelist.train_whitelist`)."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     if spec.is_whitelist and spec.data.pooling != "pooled":
         raise SpecError(
             f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from common.context import RunContext
 from experiments.spec import DataConfig, ExperimentSpec
 from experiments.spec_data import spec_candles
 from experiments.training import Progress, TrainResult, train
@@ -123,16 +124,17 @@ def _judge(
 
 
 def retrain(
-    spec: ExperimentSpec, *, userdir: Path, tracking_uri: str, progress: Progress | None = None
+    spec: ExperimentSpec, *, context: RunContext, progress: Progress | None = None
 ) -> RetrainResult:
     """Retrain a single-pair spec and apply the rule of the module doc."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     client = tracking.configure(tracking_uri, userdir)
     champion_version: str | None = None
     with contextlib.suppress(MlflowException):
         champion_version = str(client.get_model_version_by_alias(spec.name, CHAMPION).version)
     champion = load_bundle(f"models:/{spec.name}/{champion_version}") if champion_version else None
     fresh = latest(spec)
-    trained = train(fresh, userdir=userdir, tracking_uri=tracking_uri, progress=progress)
+    trained = train(fresh, context=context, progress=progress)
     verdict = _judge(fresh, trained, champion, champion_version, userdir)
     gate = promotion_gate(client.get_run(trained.run_id).data.metrics)
     if verdict.promoted and not gate.passed:  # the same gate as tradingbot promote

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from mlflow.tracking import MlflowClient
 
+from common.context import RunContext
 from common.layout import pair_to_filename
 from experiments.spec import ExperimentSpec
 from experiments.training.pipeline import Progress, TrainResult, progress_steps, train
@@ -59,8 +59,7 @@ def _parent_run(
 def train_whitelist(
     spec: ExperimentSpec,
     *,
-    userdir: Path,
-    tracking_uri: str,
+    context: RunContext,
     spec_text: str | None = None,
     progress: Progress | None = None,
     jobs: int = 1,
@@ -74,6 +73,7 @@ def train_whitelist(
     parent run FAILED; the pairs trained before it stay registered (each on its own is
     complete) and a second call trains every pair again. ``jobs`` > 1: pairs are trained
     in that many worker processes at once, each with its share of the CPU threads."""
+    userdir, tracking_uri = context.userdir, context.tracking_uri
     data = spec.data
     require_pairs(userdir, data.exchange, data.whitelist, data.timeframe)
     client = tracking.configure(tracking_uri, userdir)
@@ -83,8 +83,7 @@ def train_whitelist(
     results: dict[str, TrainResult] = {}
     try:
         shared: dict[str, Any] = {
-            "userdir": userdir,
-            "tracking_uri": tracking_uri,
+            "context": context,
             "spec_text": spec_text,
             "experiment_name": spec.name,
             "parent_run_id": parent_id,

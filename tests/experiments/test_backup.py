@@ -17,7 +17,7 @@ from features.data import import_candles
 from features.data.synthetic import generate
 from ml.tracking import default_tracking_uri
 from strategies.risk import RiskManager, RiskSettings
-from tests.conftest import CliResult
+from tests.conftest import CliResult, local_context
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def _trained_userdir(root: Path) -> Path:
         },
         source="test",
     )
-    train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    train(spec, context=local_context(userdir, default_tracking_uri(userdir)))
     RiskManager(RiskSettings.for_userdir(userdir)).record_incident("warning", "test", "an incident")
     return userdir
 

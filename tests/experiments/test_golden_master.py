@@ -29,7 +29,7 @@ from experiments.backtesting.scorecard import scorecard
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data import import_candles
 from ml.tracking import default_tracking_uri
-from tests.conftest import BTC_1D, BTC_1H, SHARED_DATA
+from tests.conftest import BTC_1D, BTC_1H, SHARED_DATA, local_context
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SPECS = Path(__file__).resolve().parents[2] / "experiments" / "specs"
@@ -146,7 +146,7 @@ def test_single_pair_walk_forward(userdir: Path) -> None:
     from experiments.training import train
 
     spec = _spec("single", 'pair = "BTC/USDT"')
-    result = train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    result = train(spec, context=local_context(userdir, default_tracking_uri(userdir)))
     _check("single_lightgbm_btc_1d", {"model": result.metrics, **result.baselines})
 
 
@@ -155,7 +155,7 @@ def test_pooled_walk_forward(userdir: Path) -> None:
 
     data = 'pairs = ["BTC/USDT", "BNB/USDT"]\npooling = "pooled"'
     spec = _spec("pooled", data)
-    result = train(spec, userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    result = train(spec, context=local_context(userdir, default_tracking_uri(userdir)))
     per_pair = {pair: {"model": s.metrics, **s.baselines} for pair, s in result.per_pair.items()}
     _check(
         "pooled_lightgbm_btc_bnb_1d",
@@ -166,7 +166,7 @@ def test_pooled_walk_forward(userdir: Path) -> None:
 def test_regime_allocation_scorecard_btc_1h(userdir: Path) -> None:
     spec = load_experiment(SPECS / "btc_1h_regime_allocation_sized.toml")
     card = scorecard(
-        spec, ["BTC/USDT"], userdir=userdir, tracking_uri=default_tracking_uri(userdir)
+        spec, ["BTC/USDT"], context=local_context(userdir, default_tracking_uri(userdir))
     )
     (market,) = card.markets
     _check(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from experiments.paper import trade_command
 from strategies.trading_config import PaperError
-from tests.conftest import CliResult
+from tests.conftest import CliResult, local_context
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "user_data" / "config.dryrun.json"
@@ -26,13 +25,11 @@ def test_shipped_dryrun_config_is_paper_and_keyless() -> None:
 
 def test_command_is_dry_run_by_default(tmp_path: Path) -> None:
     command, env = trade_command(
-        environment=os.environ,
         config=CONFIG,
-        userdir=tmp_path,
+        context=local_context(tmp_path, "sqlite:///x.db"),
         strategy=None,
         model="models:/m@champion",
         live=False,
-        tracking_uri="sqlite:///x.db",
         check_exchange=False,
     )
     assert command[1:4] == ["-m", "freqtrade", "trade"] and "--dry-run" in command
@@ -47,13 +44,11 @@ def test_keys_in_the_file_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match="secrets are written in the config") as error:
         trade_command(
-            environment=os.environ,
             config=path,
-            userdir=tmp_path,
+            context=local_context(tmp_path, "x"),
             strategy=None,
             model=None,
             live=False,
-            tracking_uri="x",
             check_exchange=False,
         )
     assert "exchange.key" in str(error.value) and "abc" not in str(error.value)
@@ -69,13 +64,11 @@ def test_keys_in_ccxt_config_are_refused(tmp_path: Path, field: str) -> None:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match=f"exchange.ccxt_config.{field}") as error:
         trade_command(
-            environment=os.environ,
             config=path,
-            userdir=tmp_path,
+            context=local_context(tmp_path, "x"),
             strategy=None,
             model=None,
             live=False,
-            tracking_uri="x",
             check_exchange=False,
         )
     assert "S3CR3T-VALUE" not in str(error.value) and "S3CR3T-VALUE" not in (error.value.hint or "")
@@ -92,13 +85,11 @@ def test_keys_brought_in_through_add_config_files_are_refused(tmp_path: Path) ->
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError) as error:
         trade_command(
-            environment=os.environ,
             config=path,
-            userdir=tmp_path,
+            context=local_context(tmp_path, "x"),
             strategy=None,
             model=None,
             live=False,
-            tracking_uri="x",
             check_exchange=False,
         )
     message = str(error.value)
@@ -112,25 +103,21 @@ def test_live_needs_keys_in_the_environment(
     monkeypatch.delenv("FREQTRADE__EXCHANGE__KEY", raising=False)
     with pytest.raises(PaperError, match="needs FREQTRADE__EXCHANGE__KEY"):
         trade_command(
-            environment=os.environ,
             config=CONFIG,
-            userdir=tmp_path,
+            context=local_context(tmp_path, "x"),
             strategy=None,
             model=None,
             live=True,
-            tracking_uri="x",
             check_exchange=False,
         )
     monkeypatch.setenv("FREQTRADE__EXCHANGE__KEY", "KEY-7f3a9")
     monkeypatch.setenv("FREQTRADE__EXCHANGE__SECRET", "SECRET-c41d2")
     command, _ = trade_command(
-        environment=os.environ,
         config=CONFIG,
-        userdir=tmp_path,
+        context=local_context(tmp_path, "x"),
         strategy=None,
         model=None,
         live=True,
-        tracking_uri="x",
         check_exchange=False,
     )
     assert "--dry-run" not in command
@@ -154,13 +141,11 @@ def test_paper_with_a_userdir_finds_its_strategy_and_keeps_its_database_there(
 
     userdir = tmp_path / "mine"
     command, environment = trade_command(
-        environment=os.environ,
         config=CONFIG,
-        userdir=userdir,
+        context=local_context(userdir, "x"),
         strategy=None,
         model=None,
         live=False,
-        tracking_uri="x",
         check_exchange=False,
     )
     assert "--db-url" not in command  # a database URL may hold a password: environment only
@@ -236,13 +221,11 @@ def _refused_paths(tmp_path: Path, config: dict[str, object]) -> str:
     path.write_text(json.dumps(config))
     with pytest.raises(PaperError, match="secrets are written in the config") as error:
         trade_command(
-            environment=os.environ,
             config=path,
-            userdir=tmp_path,
+            context=local_context(tmp_path, "x"),
             strategy=None,
             model=None,
             live=False,
-            tracking_uri="x",
             check_exchange=False,
         )
     return str(error.value)
@@ -276,13 +259,11 @@ def test_a_database_password_never_reaches_the_command_line(
 ) -> None:
     monkeypatch.setenv("FREQTRADE__DB_URL", "postgresql://bot:pw-91c2@db/trades")
     command, environment = trade_command(
-        environment=os.environ,
         config=CONFIG,
-        userdir=tmp_path,
+        context=local_context(tmp_path, "x"),
         strategy=None,
         model=None,
         live=False,
-        tracking_uri="x",
         check_exchange=False,
     )
     assert "pw-91c2" not in " ".join(command)

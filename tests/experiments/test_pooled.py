@@ -15,7 +15,7 @@ from experiments.spec import parse_experiment
 from features.data import load_candles
 from ml.bundle import BundleError
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import CliResult, import_synthetic
+from tests.conftest import CliResult, import_synthetic, local_context
 
 PAIRS = ("ETH/USDT", "XRP/USDT", "ADA/USDT")
 SPEC = """
@@ -259,7 +259,7 @@ def test_bad_pooled_specs_say_why(tmp_path: Path) -> None:
         import_synthetic(userdir, pair, candles=900, seed=seed)
     uri = default_tracking_uri(userdir)
     with pytest.raises(SpecError, match="cannot be pooled"):
-        train(spec, userdir=userdir, tracking_uri=uri)
+        train(spec, context=local_context(userdir, uri))
     assert not (userdir / "mlflow.db").exists()  # said before anything was recorded
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from features.data import load_candles
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import CliResult, import_synthetic
+from tests.conftest import CliResult, import_synthetic, local_context
 
 SPEC = """
 name = "eth_ref"
@@ -173,11 +173,10 @@ def test_a_replayed_paper_bot_gets_the_reference_candles(
     path.write_text(json.dumps(config))
     result, _, compared = replay_paper(
         config=path,
-        userdir=userdir,
+        context=local_context(userdir, uri),
         timerange="20210305-20210312",
         strategy=None,
         model=None,
-        tracking_uri=uri,
         quiet=True,
     )
     assert result.steps == 7 * 24

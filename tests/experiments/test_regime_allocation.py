@@ -14,6 +14,7 @@ from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data.synthetic import generate
 from features.pipeline import build
 from ml.fold_training import TrainingJob, walk_forward
+from tests.conftest import local_context
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("ewm_return", "ewm_log_downside_deviation", "ewm_sortino", "trend_distance")
@@ -111,7 +112,7 @@ def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
     import_candles(
         tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
     )
-    result = train(small_spec(), userdir=userdir, tracking_uri=default_tracking_uri(userdir))
+    result = train(small_spec(), context=local_context(userdir, default_tracking_uri(userdir)))
     client = MlflowClient(default_tracking_uri(userdir))
     folds = client.search_runs(
         [result.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"

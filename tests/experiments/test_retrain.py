@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import CliResult, import_synthetic
+from tests.conftest import CliResult, import_synthetic, local_context
 
 SPEC = """
 name = "re_m"
@@ -77,11 +77,11 @@ def test_retrain_compares_on_candles_neither_model_has_seen(
     spec_path.write_text(SPEC)
     spec = load_experiment(spec_path)
     uri = default_tracking_uri(userdir)
-    old = train(spec, userdir=userdir, tracking_uri=uri)  # up to 2021-03-01
+    old = train(spec, context=local_context(userdir, uri))  # up to 2021-03-01
     client = configure(uri, userdir)
     promote(client, "re_m", old.version, "first", user="pytest", force=True)
 
-    result = retrain(spec, userdir=userdir, tracking_uri=uri)
+    result = retrain(spec, context=local_context(userdir, uri))
     assert result.compared_candles == 300  # the new fold's test window, all after 2021-03-01
     assert (
         result.challenger_return_over_drawdown is not None

@@ -14,6 +14,7 @@ from common.errors import SpecError
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data.synthetic import generate
 from ml.fold_training import positions_from
+from tests.conftest import local_context
 from tests.experiments.test_regime_allocation import small_spec, stitched
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +149,7 @@ def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) 
         tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
     )
     uri = default_tracking_uri(userdir)
-    trained = train(sized_spec(), userdir=userdir, tracking_uri=uri)
+    trained = train(sized_spec(), context=local_context(userdir, uri))
     client = configure(uri, userdir)
     promote(client, "small_sized", trained.version, "test", user="pytest", force=True)
     summary = backtest(
@@ -158,8 +159,7 @@ def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) 
         exchange="binance",
         timerange="",
         model="small_sized@champion",
-        userdir=userdir,
-        tracking_uri=uri,
+        context=local_context(userdir, uri),
         walk_forward=True,
     )
     window = (summary.metrics.start, summary.metrics.end + pd.Timedelta(hours=1))

@@ -23,7 +23,7 @@ from features.data.synthetic import generate
 from ml.bundle import ModelBundle
 from ml.model_source import load_bundle
 from ml.tracking import configure, default_tracking_uri, fail_stale_runs, process_tags
-from tests.conftest import CliResult
+from tests.conftest import CliResult, local_context
 
 SPEC = """
 name = "{name}"
@@ -87,8 +87,7 @@ def trained(userdir: Path) -> Trained:
     uri = default_tracking_uri(userdir)
     result = train(
         load_experiment(spec_path),
-        userdir=userdir,
-        tracking_uri=uri,
+        context=local_context(userdir, uri),
         spec_text=spec_path.read_text(),
     )
     return Trained(userdir, spec_path, result, configure(uri, userdir))
@@ -242,8 +241,8 @@ def test_promote_then_champion_in_a_fresh_process_predicts_exactly_the_bundle(
 def test_same_spec_and_seed_give_identical_metrics(userdir: Path) -> None:
     spec_path = write_spec(userdir.parent / "lgbm.toml", "tiny_lightgbm", "lightgbm")
     uri = default_tracking_uri(userdir)
-    first = train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
-    second = train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+    first = train(load_experiment(spec_path), context=local_context(userdir, uri))
+    second = train(load_experiment(spec_path), context=local_context(userdir, uri))
     # equal, NaN included (annualised figures of a short window)
     assert pd.Series(first.metrics).equals(pd.Series(second.metrics))
     assert pd.DataFrame(first.baselines).equals(pd.DataFrame(second.baselines))
@@ -261,7 +260,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
 
     monkeypatch.setattr("experiments.training.pipeline.fit_final", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+        train(load_experiment(spec_path), context=local_context(userdir, uri))
     client = configure(uri, userdir)
     experiment = client.get_experiment_by_name("tiny_failing")
     runs = client.search_runs(
@@ -275,7 +274,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
 
     monkeypatch.setattr("experiments.training.pipeline.fit_final", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(load_experiment(spec_path), userdir=userdir, tracking_uri=uri)
+        train(load_experiment(spec_path), context=local_context(userdir, uri))
     statuses = sorted(
         r.info.status
         for r in client.search_runs(
@@ -351,8 +350,8 @@ def test_two_user_dirs_never_mix(userdir: Path, tmp_path: Path) -> None:
     generate(3000, seed=5)[0].to_feather(source)
     import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=other)
     spec_path = write_spec(tmp_path / "mix.toml", "tiny_mix", "lightgbm")
-    train(load_experiment(spec_path), userdir=userdir, tracking_uri=default_tracking_uri(userdir))
-    train(load_experiment(spec_path), userdir=other, tracking_uri=default_tracking_uri(other))
+    train(load_experiment(spec_path), context=local_context(userdir, default_tracking_uri(userdir)))
+    train(load_experiment(spec_path), context=local_context(other, default_tracking_uri(other)))
     for directory in (userdir, other):
         client = configure(default_tracking_uri(directory), directory)
         versions = client.search_model_versions("name = 'tiny_mix'")

@@ -12,7 +12,7 @@ from common.errors import SpecError
 from experiments.spec import load_experiment, parse_experiment
 from ml.model_uris import model_name
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import CliResult, import_synthetic
+from tests.conftest import CliResult, import_synthetic, local_context
 
 PAIRS = ("ETH/USDT", "XRP/USDT")
 SPEC = """
@@ -192,7 +192,7 @@ def test_a_model_serves_only_the_pair_it_was_trained_on(tmp_path: Path) -> None:
         source="t",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=local_context(userdir, uri))
     promote(configure(uri, userdir), "eth_only", result.version, "t", user="pytest", force=True)
     adapter = ModelAdapter("models:/eth_only@champion", tracking_uri=uri)
     from features.data import load_candles

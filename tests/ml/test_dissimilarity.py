@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.dissimilarity import DissimilarityIndex
-from tests.conftest import import_synthetic
+from tests.conftest import import_synthetic, local_context
 
 
 def test_training_rows_score_low_and_a_distant_row_high() -> None:
@@ -55,7 +55,7 @@ def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -
         source="t",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=local_context(userdir, uri))
     promote(configure(uri, userdir), "di_m", result.version, "t", user="pytest", force=True)
     adapter = ModelAdapter("models:/di_m@champion", tracking_uri=uri)
     served = adapter.populate(candles, "BTC/USDT")

@@ -17,7 +17,7 @@ from ml.model_source import BUNDLE_ARTIFACT, RegistryError, load_bundle
 from ml.model_uris import UntrustedModelError, check_model_uri, trusted_tracking_uri
 from ml.registry import promote
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import import_synthetic
+from tests.conftest import import_synthetic, local_context
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         source="t",
     )
     for _ in range(2):  # versions 1 and 2
-        train(spec, userdir=userdir, tracking_uri=uri)
+        train(spec, context=local_context(userdir, uri))
     return userdir, uri
 
 

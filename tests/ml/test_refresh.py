@@ -13,7 +13,7 @@ from features.data import load_candles
 from ml.registry import promote
 from ml.serving import ModelAdapter
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import import_synthetic
+from tests.conftest import import_synthetic, local_context
 
 
 def _spec(pair: str, seed: int) -> object:
@@ -39,7 +39,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     uri = default_tracking_uri(userdir)
     client = configure(uri, userdir)
     for pair, seed in (("BTC/USDT", 1), ("BTC/USDT", 2), ("XRP/USDT", 3)):  # versions 1, 2, 3
-        train(_spec(pair, seed), userdir=userdir, tracking_uri=uri)  # type: ignore[arg-type]
+        train(_spec(pair, seed), context=local_context(userdir, uri))  # type: ignore[arg-type]
     promote(client, "live_m", 1, "first", user="pytest", force=True)
     return userdir, uri
 

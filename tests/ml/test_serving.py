@@ -16,6 +16,7 @@ from features.data.synthetic import generate
 from ml.registry import promote
 from ml.serving import ModelAdapter
 from ml.tracking import configure, default_tracking_uri
+from tests.conftest import local_context
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         source="test",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir), "serve_rules", result.version, "test", user="pytest", force=True
     )
@@ -56,7 +57,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             ).model,
         }
     )
-    result = train(lstm, userdir=userdir, tracking_uri=uri)
+    result = train(lstm, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir), "serve_hmm_lstm", result.version, "test", user="pytest", force=True
     )
@@ -80,7 +81,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         },
         source="test",
     )
-    result = train(allocation, userdir=userdir, tracking_uri=uri)
+    result = train(allocation, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir),
         "serve_allocation",
@@ -105,7 +106,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         },
         source="test",
     )
-    result = train(sized, userdir=userdir, tracking_uri=uri)
+    result = train(sized, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir),
         "serve_sized_allocation",

@@ -23,7 +23,13 @@ from strategies.params import default_params, with_file
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES
-from tests.conftest import BTC_1H, FREQTRADE_TESTDATA, import_synthetic, requires_shared
+from tests.conftest import (
+    BTC_1H,
+    FREQTRADE_TESTDATA,
+    import_synthetic,
+    local_context,
+    requires_shared,
+)
 
 pytestmark = [requires_shared, pytest.mark.shared_data, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +59,7 @@ def _train_and_promote(userdir: Path, name: str, pair: str, timeframe: str, time
         source="test",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir), name, result.version, "backtest test", user="pytest", force=True
     )
@@ -148,8 +154,7 @@ def test_golden_master_real_btc_same_inputs_same_metrics(btc: Path) -> None:
         exchange="binance",
         timerange="20200601-20200901",
         model="bt_btc_lgbm@champion",
-        userdir=btc,
-        tracking_uri=uri,
+        context=local_context(btc, uri),
     )
     first = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
     second = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
@@ -173,8 +178,7 @@ def test_overlapping_timerange_is_guarded(btc: Path) -> None:
         exchange="binance",
         timerange="20191201-20200115",
         model="bt_btc_lgbm@champion",
-        userdir=btc,
-        tracking_uri=default_tracking_uri(btc),
+        context=local_context(btc, default_tracking_uri(btc)),
         progress=stages.append,
     )
     assert stages == list(BACKTEST_STAGES)
@@ -210,8 +214,7 @@ def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
         exchange="binance",
         timerange="20180122-20180130",
         model="bt_eth_lgbm@champion",
-        userdir=userdir,
-        tracking_uri=default_tracking_uri(userdir),
+        context=local_context(userdir, default_tracking_uri(userdir)),
     )
     first = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
     second = backtest(**kwargs, use_cache=False)  # type: ignore[arg-type]
@@ -245,8 +248,7 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
         exchange="binance",
         timerange="",
         model="bt_btc_lgbm@champion",
-        userdir=btc,
-        tracking_uri=uri,
+        context=local_context(btc, uri),
         walk_forward=True,
     )
     client = MlflowClient(uri)
@@ -359,8 +361,7 @@ def test_a_backtest_reads_its_candles_once(tmp_path: Path, monkeypatch: pytest.M
         exchange="binance",
         timerange="",
         model=None,
-        userdir=userdir,
-        tracking_uri=default_tracking_uri(userdir),
+        context=local_context(userdir, default_tracking_uri(userdir)),
         use_cache=False,
     )
     assert reads == ["BTC/USDT"], reads

@@ -27,7 +27,7 @@ from strategies.params import StrategyParams, default_params
 from strategies.replay import replay
 from strategies.results import parse_result_zip
 from strategies.runner import REPO_STRATEGIES
-from tests.conftest import import_synthetic
+from tests.conftest import import_synthetic, local_context
 
 SHIPPED = compositions_in(REPO_STRATEGIES)
 ALL_SIGNALS = [name for name, block in BLOCKS.items() if block.role != "position"]
@@ -193,7 +193,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             },
             source="test",
         )
-        result = train(spec, userdir=userdir, tracking_uri=uri)
+        result = train(spec, context=local_context(userdir, uri))
         promote(
             configure(uri, userdir),
             name,
@@ -223,8 +223,7 @@ def test_replay_and_the_real_engine_agree_on_the_trades(
         exchange="binance",
         timerange="",
         model=f"{model}@champion" if model else None,
-        userdir=userdir,
-        tracking_uri=market["uri"],
+        context=local_context(userdir, market["uri"]),
         walk_forward=model is not None,
     )
     engine = parse_result_zip(summary.result_zip, strategy).trades

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from strategies.equity import curve_metrics, equity_curve
+from tests.conftest import local_context
 
 
 def _ms(stamp: str) -> int:
@@ -90,7 +91,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     walk = spec.walk_forward.model_copy(update={"start": "20200801", "folds": 12, "test_days": 20})
     spec = spec.model_copy(update={"walk_forward": walk})
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir),
         "engine_allocation",
@@ -107,8 +108,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
         exchange="binance",
         timerange="",
         model="engine_allocation@champion",
-        userdir=userdir,
-        tracking_uri=uri,
+        context=local_context(userdir, uri),
         walk_forward=True,
     )
     assert summary.metrics.trades > 0

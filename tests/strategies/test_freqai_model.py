@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_freqaimodel_tradingbot_lightgbm_backtests_offline(tmp_path: Path) -> No
         freqai=freqai_section(n_estimators=60, num_leaves=7),
         freqaimodel="TradingbotLightGBM",
     )
-    run = run_backtest(request, tmp_path, use_cache=False)
+    run = run_backtest(request, tmp_path, environment=os.environ, use_cache=False)
     log = run.log.read_text()
     assert "TradingbotLightGBM" in log
     assert log.count("Training") >= 3  # FreqAI retrained on its rolling windows

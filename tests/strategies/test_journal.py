@@ -27,7 +27,7 @@ from strategies.journal import (
 from strategies.journal_sources import journal_backtest
 from strategies.journal_stats import bots, stats
 from strategies.results import parse_result_zip
-from tests.conftest import CliResult, import_synthetic
+from tests.conftest import CliResult, import_synthetic, local_context
 
 CENT = Decimal("0.01")
 
@@ -44,8 +44,7 @@ def backtested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         exchange="binance",
         timerange="",
         model=None,
-        userdir=userdir,
-        tracking_uri=default_tracking_uri(userdir),
+        context=local_context(userdir, default_tracking_uri(userdir)),
     )
     trades = parse_result_zip(summary.result_zip, "TrendPullbackStrategy").trades
     return {"userdir": userdir, "summary": summary, "trades": trades}

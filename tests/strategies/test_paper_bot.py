@@ -29,6 +29,7 @@ from ml.tracking import configure, default_tracking_uri
 from strategies.freqtrade_offline import install_frozen_markets
 from strategies.markets import market_entry
 from strategies.risk import RiskManager, RiskSettings
+from tests.conftest import local_context
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIRS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
@@ -70,7 +71,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     uri = default_tracking_uri(userdir)
     # a whitelist: one model per pair (paper_lgbm__BTC_USDT, ...), each serving its own pair
-    result = train_whitelist(spec, userdir=userdir, tracking_uri=uri)
+    result = train_whitelist(spec, context=local_context(userdir, uri))
     client = configure(uri, userdir)
     for trained in result.pairs.values():
         promote(
@@ -302,7 +303,7 @@ def allocation_model(world: dict[str, Any]) -> str:
         },
         source="test",
     )
-    result = train_whitelist(spec, userdir=world["userdir"], tracking_uri=world["uri"])
+    result = train_whitelist(spec, context=local_context(world["userdir"], world["uri"]))
     client = configure(world["uri"], world["userdir"])
     for trained in result.pairs.values():
         promote(

@@ -20,7 +20,7 @@ from strategies.catalogue import introspect
 from strategies.install import install_strategies
 from strategies.params import default_params, with_values
 from strategies.runner import REPO_STRATEGIES
-from tests.conftest import CliResult, import_synthetic
+from tests.conftest import CliResult, import_synthetic, local_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             },
             source="test",
         )
-        train(spec, userdir=userdir, tracking_uri=uri)
+        train(spec, context=local_context(userdir, uri))
     promote(configure(uri, userdir), "rp", 1, "replay test", user="pytest", force=True)
     # a lower entry threshold than the default, so that two weeks hold a few trades; the
     # replay and the backtest both read it from the user dir
@@ -81,11 +81,10 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
     monkeypatch.setenv("FREQTRADE__TELEGRAM__TOKEN", "123456:replay-must-not-use-it")
     result, summary, compared = replay_paper(
         config=world["config"],
-        userdir=world["userdir"],
+        context=local_context(world["userdir"], world["uri"]),
         timerange="20210305-20210319",
         strategy=None,
         model=None,
-        tracking_uri=world["uri"],
     )
     assert result.steps == 14 * 24
     assert result.database == world["userdir"].resolve() / "replay" / "tradesv3.replay.sqlite"

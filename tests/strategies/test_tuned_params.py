@@ -17,6 +17,7 @@ from ml.tracking import configure, default_tracking_uri
 from strategies.catalogue import introspect
 from strategies.params import default_params, with_values
 from strategies.runner import REPO_STRATEGIES
+from tests.conftest import local_context
 
 
 @pytest.mark.slow
@@ -41,7 +42,7 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
         source="test",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, userdir=userdir, tracking_uri=uri)
+    result = train(spec, context=local_context(userdir, uri))
     promote(
         configure(uri, userdir), "tuned_lgbm", result.version, "test", user="pytest", force=True
     )
@@ -56,8 +57,7 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
         exchange="binance",
         timerange="20210305-20210420",
         model="tuned_lgbm@champion",
-        userdir=userdir,
-        tracking_uri=uri,
+        context=local_context(userdir, uri),
     )
     log = next((userdir / "backtest_results" / "tradingbot").rglob("freqtrade.log")).read_text()
     assert "entry_threshold = 0.61" in log

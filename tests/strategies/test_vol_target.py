@@ -18,7 +18,7 @@ from strategies.params import StrategyParams
 from strategies.position_rules import vol_target_scale
 from strategies.replay import replay
 from strategies.results import parse_result_zip
-from tests.conftest import import_synthetic
+from tests.conftest import import_synthetic, local_context
 
 # long while the close is above its 100-candle mean: trades that last days, so that
 # daily resizes happen inside them
@@ -120,8 +120,7 @@ def test_the_engine_resizes_the_trades_the_replay_resizes(tmp_path: Path) -> Non
         exchange="binance",
         timerange="",
         model=None,
-        userdir=userdir,
-        tracking_uri=default_tracking_uri(userdir),
+        context=local_context(userdir, default_tracking_uri(userdir)),
     )
     engine = parse_result_zip(summary.result_zip, name).trades
     candles = load_candles(userdir, "binance", "BTC/USDT", "1h").reset_index(drop=True)
