@@ -78,6 +78,10 @@ class BundleMetadata(BaseModel):
     risk_correction: float = 0.0
 
 
+# what a model that outputs an exposure gives instead of p_up (see ModelBundle.forecast)
+EXPOSURE_COLUMNS = ("exposure", "exposure_unsized", "volatility")
+
+
 class BundleError(TradingbotError):
     """A bundle that cannot be loaded or does not fit the data it is given."""
 
@@ -248,27 +252,30 @@ class ModelBundle:
         ``last`` rows of ``inputs`` (all rows by default), computed from just the rows
         those need (an LSTM's sequence reaches ``sequence_length - 1`` rows back).
 
-        A sized allocation also gives ``exposure`` (the regime allocation's own) and
-        ``volatility`` (its forecast, annualised); its ``p_up`` is the sized exposure
-        wanted (see :mod:`ml.vol_sizer`)."""
+        A model that outputs an exposure (``Forecaster.outputs_exposure``, the regime
+        allocation) gives ``exposure`` (the share of equity to hold, 0..1) instead of
+        ``p_up``: it is no probability. A sized allocation's ``exposure`` is sized by its
+        volatility forecast; it also gives ``exposure_unsized`` (the allocation's own)
+        and ``volatility`` (the forecast, annualised; see :mod:`ml.vol_sizer`)."""
         forecaster = self.forecaster
         if last is not None:
             inputs = inputs.iloc[max(0, len(inputs) - last - self.context_rows) :]
         out: dict[str, np.ndarray] = {}
         if self.config.target.task == "classification":
-            out["p_up"] = forecaster.predict_proba(inputs)[:, 1]
-            # p_up > 0.5 is every model's class, unless it decides its class itself
+            column_1 = forecaster.predict_proba(inputs)[:, 1]
+            out["exposure" if forecaster.outputs_exposure else "p_up"] = column_1
+            # column 1 > 0.5 is every model's class, unless it decides its class itself
             out["prediction"] = (
                 forecaster.predict(inputs)
                 if forecaster.decides_class
-                else proba_to_prediction(out["p_up"])
+                else proba_to_prediction(column_1)
             )
         else:
             out["prediction"] = forecaster.predict(inputs) + self.metadata.risk_correction
         if self.sizer is not None:
-            out["exposure"] = out["p_up"]
+            out["exposure_unsized"] = out["exposure"]
             out["volatility"] = self.sizer.volatility(inputs)
-            out["p_up"] = self.sizer.desired(out["exposure"], out["volatility"])
+            out["exposure"] = self.sizer.desired(out["exposure_unsized"], out["volatility"])
         if forecaster.has_reasons:
             out["reason"] = np.asarray(forecaster.explain(inputs), dtype=object)
         if self.dissimilarity is not None:
@@ -281,14 +288,16 @@ class ModelBundle:
         """Predictions for a feature frame built with this bundle's spec.
 
         Columns: ``date``, ``prediction`` (class 0/1 or forward return), ``p_up``
-        (classification), ``regime`` and ``p_<label>``, ``reason`` for the
-        reasoning model, and ``di`` (dissimilarity index) when the spec sets a threshold. NaN where the model cannot predict yet (warm-up).
+        (classification) or ``exposure`` (an allocation's; sized: with
+        ``exposure_unsized`` and ``volatility``), ``regime`` and ``p_<label>``,
+        ``reason`` for the reasoning model, and ``di`` (dissimilarity index) when the
+        spec sets a threshold. NaN where the model cannot predict yet (warm-up).
         """
         regimes = self.regimes(features)
         forecast = self.forecast(self.inputs(features, regimes))
         out = pd.DataFrame({"date": features["date"].to_numpy()}, index=features.index)
         out["prediction"] = forecast["prediction"]
-        for column in ("p_up", "exposure", "volatility"):
+        for column in ("p_up", *EXPOSURE_COLUMNS):
             if column in forecast:
                 out[column] = forecast[column]
         for column in regimes.columns:

@@ -46,18 +46,18 @@ def positions_from(
     predictions: pd.DataFrame, task: str, fractional: bool = False, band: float = 0.0
 ) -> np.ndarray:
     """Long (1) / flat (0) from a prediction frame: long when up is predicted;
-    ``fractional``: the share of equity ``p_up`` (a regime allocation's exposure); a
-    sized allocation (an ``exposure`` column beside) holds its ``p_up`` by the
+    ``fractional``: the share of equity in ``exposure`` (a regime allocation's); a sized
+    allocation (``exposure_unsized`` beside it) holds its ``exposure`` by the
     rebalancing rule of :mod:`ml.sizing` with ``band``."""
-    if fractional and "exposure" in predictions.columns:
+    if fractional and "exposure_unsized" in predictions.columns:
         return held_exposure(
-            predictions["p_up"].to_numpy(dtype="float64"),
             predictions["exposure"].to_numpy(dtype="float64"),
+            predictions["exposure_unsized"].to_numpy(dtype="float64"),
             predictions["date"],
             band,
         )
     if fractional:
-        return predictions["p_up"].to_numpy(dtype="float64")
+        return predictions["exposure"].to_numpy(dtype="float64")
     prediction = predictions["prediction"].to_numpy(dtype="float64")
     if task == "classification":
         return np.where(np.isfinite(prediction), prediction, np.nan)
@@ -123,8 +123,9 @@ def score(
             for name, values in rule_positions(candles, timeframe, target_volatility, band).items()
         }
     )
-    if "exposure" in predictions.columns:  # a sized allocation: what sizing adds to it
-        candidates["allocation_unsized"] = predictions["exposure"].to_numpy(dtype="float64")
+    if "exposure_unsized" in predictions.columns:  # a sized allocation: what sizing adds
+        unsized = predictions["exposure_unsized"].to_numpy(dtype="float64")
+        candidates["allocation_unsized"] = unsized
     if "regime" in predictions.columns:  # the regime decision's exposure, nothing else
         regime_only = predictions["regime"].map(DEFAULT_EXPOSURES).fillna(0.0)
         candidates["regime_only"] = np.asarray(regime_only, dtype="float64")

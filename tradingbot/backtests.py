@@ -149,76 +149,48 @@ def backtest_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
+    from experiments.backtesting.options import BacktestOptions, resolve_backtest
     from experiments.spec import load_experiment
 
-    whitelist = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else []
-    if spec is not None:
-        experiment = load_experiment(spec)
-        if not whitelist and not pair and experiment.is_whitelist:
-            whitelist = list(experiment.data.pairs)
-        pair = pair or experiment.data.whitelist[0]
-        timeframe = timeframe or experiment.data.timeframe
-        exchange = experiment.data.exchange
-        model = model or f"{experiment.name}@champion"
-        # a spec's [backtest] window is for its champion; walking forward, the folds'
-        # out-of-sample span is the window unless --timerange narrows it
-        timerange = timerange or (None if walk_forward else experiment.backtest.timerange)
-        declared = "strategy" in experiment.backtest.model_fields_set
-        strategy = strategy or (experiment.backtest.strategy if declared else None)
-    timeframe = _composition_timeframe(userdir, strategy, timeframe)
-    pair = pair or (whitelist[0] if whitelist else None)
-    if pair is None or timeframe is None or (timerange is None and not walk_forward):
-        raise typer.BadParameter("give a SPEC.toml, or --pair, --timeframe and --timerange")
-    if len(set(whitelist)) != len(whitelist):
-        raise typer.BadParameter("a pair is listed twice", param_hint="--pairs")
-    _require_data(userdir, exchange, whitelist or [pair], timeframe)
+    context = run_context(userdir)
+    asked = BacktestOptions(
+        spec=load_experiment(spec) if spec is not None else None,
+        strategy=strategy,
+        pair=pair,
+        timeframe=timeframe,
+        timerange=timerange,
+        model=model,
+        exchange=exchange,
+        walk_forward=walk_forward,
+        pairs=tuple(p.strip() for p in pairs.split(",") if p.strip()) if pairs else (),
+        max_open_trades=max_open_trades,
+    )
+    plan = resolve_backtest(asked, context.layout)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    _require_data(userdir, plan.exchange, plan.markets, plan.timeframe)
     from experiments.backtesting.run import BACKTEST_STAGES, backtest
     from tradingbot.render_backtest import backtest_summary
 
-    market = f"{len(whitelist)} pairs" if len(whitelist) > 1 else pair
-    title = f"backtest {strategy or model} {market} {timeframe} {timerange or 'walk-forward'}"
+    market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
+    window = plan.timerange or "walk-forward"
+    title = f"backtest {plan.strategy or plan.model} {market} {plan.timeframe} {window}"
     with progress_bar(title, len(BACKTEST_STAGES)) as advance:
         summary = backtest(
-            strategy=strategy,
-            pair=pair,
-            timeframe=timeframe,
-            exchange=exchange,
-            timerange=timerange or "",
-            model=model,
-            context=run_context(userdir),
+            strategy=plan.strategy,
+            pair=plan.pair,
+            timeframe=plan.timeframe,
+            exchange=plan.exchange,
+            timerange=plan.timerange,
+            model=plan.model,
+            context=context,
             use_cache=not no_cache,
-            walk_forward=walk_forward,
+            walk_forward=plan.walk_forward,
             progress=advance,
-            pairs=whitelist or None,
-            max_open_trades=max_open_trades,
+            pairs=plan.pairs or None,
+            max_open_trades=plan.max_open_trades,
         )
     backtest_summary(console, summary)
-
-
-def _composition_timeframe(
-    userdir: Path, strategy: str | None, timeframe: str | None
-) -> str | None:
-    """A composed strategy's declared timeframe when --timeframe is not given; a note when
-    it is given and differs (Freqtrade runs the strategy at the asked one)."""
-    from common.layout import UserDir
-    from strategies.composition import compositions_in
-    from strategies.install import SHIPPED_STRATEGIES
-
-    if not strategy:
-        return timeframe
-    installed = UserDir(userdir).strategies
-    folder = installed if (installed / "compositions").is_dir() else SHIPPED_STRATEGIES
-    composition = compositions_in(folder).get(strategy)
-    if composition is None:
-        return timeframe
-    if timeframe is None:
-        return composition.timeframe
-    if timeframe != composition.timeframe:
-        console.print(
-            f"[yellow]note[/]: {strategy} is composed for {composition.timeframe}; it runs at "
-            f"{timeframe} as --timeframe asks (its windows count {timeframe} candles)"
-        )
-    return timeframe
 
 
 @app.command("scorecard")

@@ -9,10 +9,11 @@ target exposure (0 .. 1):
   the position changes only when the regime decision does;
 * ``mode = "blend"``: ``sum_label p_label,t * exposures[label]``.
 
-It is reported as ``p_up`` (column 1 of ``predict_proba``) so that every
-evaluation (walk-forward simulation, backtests, reports) reads it like any other
-model, and the simulation holds that share of equity; ``predict`` is long (1)
-when the exposure is at least one half. With a jump-model vote, ``p_bull`` is the
+It is column 1 of ``predict_proba`` (the estimator contract), and it declares
+``outputs_exposure``: the bundle names it ``exposure`` (never ``p_up``: it is no
+probability), the adapter serves it as ``&-exposure``, and every evaluation
+(walk-forward simulation, backtests, reports) holds that share of equity;
+``predict`` is long (1) when the exposure is at least one half. With a jump-model vote, ``p_bull`` is the
 share of penalties that see a bull market: the decision is their majority.
 
 With ``trend_column`` the allocation is *regime-gated trend*: the exposure holds

@@ -34,8 +34,9 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
       for a decision such as a target exposure, where they would mean nothing;
     * :attr:`context_rows`: how many rows before a row its prediction reads (an LSTM's
       sequence), so the live path passes just enough history;
-    * ``outputs_exposure``: its ``p_up`` is a target exposure (a share of equity to
-      hold), not a probability: evaluations hold it, and ``[sizing]`` may size it;
+    * ``outputs_exposure``: column 1 of its ``predict_proba`` is a target exposure (a
+      share of equity to hold), not a probability: the bundle names it ``exposure``,
+      evaluations hold it, and ``[sizing]`` may size it;
     * ``trainer_params``: which of ``n_jobs`` (threads), ``validation_gap`` (the
       embargo of its early-stopping slice) and ``random_state`` (the spec's seed) the
       trainer sets (each is a parameter of its constructor).

@@ -5,6 +5,8 @@ loads the bundle behind a registry URI (default ``models:/NAME@champion``),
 computes the features with the bundle's own spec, and adds:
 
 * ``&-prediction`` (class 0/1 or forward return), ``&-p_up`` (classifiers),
+  ``&-exposure`` (an allocation's share of equity to hold; sized: with
+  ``&-exposure_unsized`` and ``&-volatility``),
 * ``&-regime`` and ``&-p_<label>`` (filtered regime probabilities),
 * ``&-reason`` (the reasoning model's sentence, when the model has one),
 * ``do_predict``: 1 = trust the row, 0 = don't (warm-up, inside or before the
@@ -297,11 +299,12 @@ class ModelAdapter:
         added: dict[str, Any] = {
             "&-prediction": columns["prediction"],
             "&-p_up": columns.get("p_up", np.full(rows, np.nan)),
+            "&-exposure": columns.get("exposure", np.full(rows, np.nan)),
             "&-regime": regime_column(labels, columns.get("regime", np.full(rows, -1))),
         }
         for label in labels:
             added[f"&-p_{label}"] = columns[f"p_{label}"]
-        for column in ("exposure", "volatility"):  # a sized allocation's
+        for column in ("exposure_unsized", "volatility"):  # a sized allocation's
             if column in columns:
                 added[f"&-{column}"] = columns[column]
         if "reason" in columns:

@@ -78,8 +78,9 @@ def candle_frame(
 
 def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.DataFrame:
     """Freqtrade's ``dataframe`` with the walk-forward predictions of ``stitched`` (one row
-    per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up``, ``p_<regime>``,
-    ``regime`` and a sized allocation's ``exposure`` and ``volatility``) joined by date; ``do_predict`` is 1 where a candle has a prediction."""
+    per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up`` or an allocation's
+    ``exposure`` (sized: ``exposure_unsized`` and ``volatility`` too), ``p_<regime>``,
+    ``regime``) joined by date; ``do_predict`` is 1 where a candle has a prediction."""
     stitched = stitched.assign(
         date=pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
     )
@@ -88,13 +89,14 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     out = dataframe.copy()
     out["&-prediction"] = merged["prediction"].to_numpy()
     out["&-p_up"] = merged["p_up"].to_numpy() if "p_up" in merged else np.nan
+    out["&-exposure"] = merged["exposure"].to_numpy() if "exposure" in merged else np.nan
     regime_columns = [c for c in merged.columns if c.startswith("p_") and c != "p_up"]
     labels = [c[2:] for c in regime_columns]
     names = merged["regime"] if "regime" in merged else pd.Series("", index=merged.index)
     out["&-regime"] = regime_column(labels, regime_codes(labels, names.fillna("")))
     for column in regime_columns:
         out[f"&-{column}"] = merged[column].to_numpy()
-    for column in ("exposure", "volatility"):  # a sized allocation's
+    for column in ("exposure_unsized", "volatility"):  # a sized allocation's
         if column in merged:
             out[f"&-{column}"] = merged[column].to_numpy()
     out["do_predict"] = np.isfinite(out["&-prediction"].to_numpy(dtype="float64")).astype("int64")
@@ -107,8 +109,18 @@ def untrusted(dataframe: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
     columns: dict[str, Any] = {
         "&-prediction": np.nan,
         "&-p_up": np.nan,
+        "&-exposure": np.nan,
         "&-regime": regime_column(labels, np.full(len(dataframe), -1)),
     }
     columns.update({f"&-p_{label}": np.nan for label in labels})
     columns["do_predict"] = 0
     return dataframe.assign(**columns)
+
+
+def upgraded_exposure_columns(predictions: pd.DataFrame, outputs_exposure: bool) -> pd.DataFrame:
+    """Predictions an allocation logged before it named its exposure (in ``p_up``; a
+    sized one kept its own in ``exposure``), in today's columns; others unchanged."""
+    if not outputs_exposure or "p_up" not in predictions:
+        return predictions
+    renames = {"exposure": "exposure_unsized"} if "exposure" in predictions else {}
+    return predictions.rename(columns={**renames, "p_up": "exposure"})

@@ -21,7 +21,9 @@ from features.timerange import TimeRange
 from ml.bundle import ModelBundle
 from ml.model_source import RegistryError, load_bundle
 from ml.model_uris import model_name
+from ml.models import FORECASTERS, forecaster_class
 from ml.serving import PAIR_PLACEHOLDER
+from ml.serving.columns import upgraded_exposure_columns
 
 
 def _model_version(client: mlflow.MlflowClient, model: str) -> ModelVersion:
@@ -88,6 +90,9 @@ def stitch_walk_forward(
         out.mkdir(parents=True, exist_ok=True)
         stitched = pd.read_parquet(client.download_artifacts(model_run_id, artifact, str(out)))
         stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
+        kind = run.data.tags.get("model_kind", "")
+        outputs_exposure = kind in FORECASTERS and forecaster_class(kind).outputs_exposure
+        stitched = upgraded_exposure_columns(stitched, outputs_exposure)
         return _stitched_file(stitched, out, model_run_id, len(children))
     pieces, features_by_spec = [], {}
     for child in children:

@@ -50,7 +50,7 @@ def small_spec() -> ExperimentSpec:
 
 def stitched(candles: pd.DataFrame, spec: ExperimentSpec, timeframe: str) -> pd.DataFrame:
     features = build(candles, spec.feature_spec, timeframe)
-    job = TrainingJob(
+    job = TrainingJob.single(
         name=spec.name,
         candles=candles,
         features=features,
@@ -70,7 +70,7 @@ def assert_recomputable(
     rng = np.random.default_rng(seed)
     for row in sorted(rng.choice(full.index.to_numpy(), size=count, replace=False)):
         part = stitched(candles.iloc[: row + 1].reset_index(drop=True), spec, timeframe)
-        for column in ("p_bear", "p_bull", "p_up", "prediction", "regime"):
+        for column in ("p_bear", "p_bull", "exposure", "prediction", "regime"):
             assert part[column].iloc[-1] == full.loc[row, column], (row, column)
         assert part.index[-1] == row
 

@@ -50,16 +50,17 @@ def hourly(days: int, seed: int, start: str = "2020-01-01") -> pd.DataFrame:
 def test_the_sized_exposure_is_the_allocation_scaled_by_its_volatility_forecast() -> None:
     spec = sized_spec()
     predictions = stitched(hourly(150, seed=12), spec, "1h")
-    known = predictions.dropna(subset=["exposure", "volatility"])
+    known = predictions.dropna(subset=["exposure_unsized", "volatility"])
     assert len(known) > 24 * 20 and (known["volatility"] > 0).all()
-    expected = known["exposure"] * np.minimum(1.0, 0.5 / known["volatility"])
-    np.testing.assert_allclose(known["p_up"], expected.clip(0.0, 1.0))
+    assert "p_up" not in predictions  # an exposure is no probability
+    expected = known["exposure_unsized"] * np.minimum(1.0, 0.5 / known["volatility"])
+    np.testing.assert_allclose(known["exposure"], expected.clip(0.0, 1.0))
     assert known["volatility"].nunique() > 10  # a forecast that moves, not a constant
     # the simulation holds it by the rebalancing rule: at most one resize a day between
     # the allocation's own decisions
     held = positions_from(predictions, "classification", fractional=True, band=0.1)
     changes = np.flatnonzero(np.diff(held) != 0) + 1
-    decisions = predictions["exposure"].fillna(0).diff().fillna(0).to_numpy() != 0
+    decisions = predictions["exposure_unsized"].fillna(0).diff().fillna(0).to_numpy() != 0
     resized = predictions["date"].to_numpy()[changes[~decisions[changes]]]
     assert (np.diff(resized) >= np.timedelta64(1, "D")).all()
 
@@ -84,7 +85,7 @@ def test_a_sized_decision_is_recomputed_from_the_candles_up_to_its_date() -> Non
     full = stitched(candles, spec, "1h")
     for row in (full.index[30], full.index[-400]):
         part = stitched(candles.iloc[: row + 1].reset_index(drop=True), spec, "1h")
-        for column in ("p_up", "exposure", "volatility"):
+        for column in ("exposure", "exposure_unsized", "volatility"):
             assert part[column].iloc[-1] == full.loc[row, column], (row, column)
 
 

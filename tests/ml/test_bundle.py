@@ -85,4 +85,6 @@ def test_positions_from_predictions() -> None:
     np.testing.assert_array_equal(positions_from(frame, "classification"), [1.0, 0.0, np.nan])
     regression = pd.DataFrame({"prediction": [0.01, -0.02, np.nan]})
     np.testing.assert_array_equal(positions_from(regression, "regression"), [1.0, 0.0, np.nan])
-    np.testing.assert_array_equal(positions_from(frame, "classification", True), [0.7, 0.2, np.nan])
+    allocation = pd.DataFrame({"prediction": [1.0, 0.0, np.nan], "exposure": [0.7, 0.2, np.nan]})
+    held = positions_from(allocation, "classification", True)
+    np.testing.assert_array_equal(held, [0.7, 0.2, np.nan])

@@ -127,4 +127,4 @@ def test_a_new_regime_model_is_one_class_and_one_registry_line(
     mean = features["%-log_return_1"].rolling(12).mean()
     expected = np.where(mean > 0, 1.0, 0.0)[12:]
     np.testing.assert_array_equal(predicted["p_bull"].to_numpy()[12:], expected)
-    np.testing.assert_array_equal(predicted["p_up"].to_numpy()[12:], expected)  # bull 1, bear 0
+    np.testing.assert_array_equal(predicted["exposure"].to_numpy()[12:], expected)  # bull 1, bear 0

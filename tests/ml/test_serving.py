@@ -239,8 +239,12 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
         columns = [
             c
             for c in expected.columns
-            if c.startswith("&-p_") or c in ("&-prediction", "&-exposure", "&-volatility")
+            if c.startswith("&-p_")
+            or c in ("&-prediction", "&-exposure", "&-exposure_unsized", "&-volatility")
         ]
+        if model.endswith("allocation"):  # an exposure, served under its own name
+            assert expected["&-p_up"].isna().all() and expected["&-exposure"].notna().any()
+            assert ("&-exposure_unsized" in expected) == (model == "serve_sized_allocation")
         np.testing.assert_allclose(
             out[columns].to_numpy(dtype="float64"),
             expected[columns].to_numpy(dtype="float64"),
@@ -254,3 +258,18 @@ def test_live_path_processes_only_new_candles_and_matches_the_batch(
     assert built and max(size for size, _ in built) <= live.live_window
     context = live.bundle.context_rows  # type: ignore[union-attr]
     assert max(rows for _, rows in built) == 4 + context  # the step with four new candles
+
+
+def test_predictions_an_allocation_logged_before_it_named_its_exposure_are_upgraded() -> None:
+    from ml.serving.columns import upgraded_exposure_columns
+
+    old_sized = pd.DataFrame({"p_up": [0.4], "exposure": [1.0], "volatility": [0.9]})
+    assert list(upgraded_exposure_columns(old_sized, True).columns) == [
+        "exposure",
+        "exposure_unsized",
+        "volatility",
+    ]
+    old = pd.DataFrame({"p_up": [1.0]})
+    assert list(upgraded_exposure_columns(old, True).columns) == ["exposure"]
+    direction = pd.DataFrame({"p_up": [0.6]})  # a forecaster's probability stays one
+    assert list(upgraded_exposure_columns(direction, False).columns) == ["p_up"]

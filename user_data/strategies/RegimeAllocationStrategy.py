@@ -2,7 +2,7 @@
 
 The registered model (a ``regime_allocation`` spec, e.g.
 ``experiments/specs/btc_1h_regime_allocation.toml``) reports its target exposure
-(0..1) as ``&-p_up``: the exposure of the decided regime, gated by the daily trend
+(0..1) as ``&-exposure``: the exposure of the decided regime, gated by the daily trend
 when the spec says so. This file only turns it into trades:
 
 * flat and the target is above 0: enter, staking that share of the wallet;
@@ -14,8 +14,8 @@ when the spec says so. This file only turns it into trades:
   wallet over the trade slots, as at entry). The walk-forward simulation trades the same rule.
 
 A sized allocation (a spec with ``[sizing]``) reports the exposure sized by its
-volatility forecast as ``&-p_up``, its own exposure as ``&-exposure`` and the
-forecast as ``&-volatility``; an unsized one only ``&-p_up``, whose target then
+volatility forecast as ``&-exposure``, its own as ``&-exposure_unsized`` and the
+forecast as ``&-volatility``; an unsized one only ``&-exposure``, whose target then
 changes only with the regime.
 
 Every entry passes the risk manager (``confirm_trade_entry``) and every addition
@@ -84,16 +84,17 @@ class RegimeAllocationStrategy(GuardedStrategy):
         return hooks.reference_informative_pairs(self)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        """The model's target exposure (``&-p_up``), regime and ``do_predict``.
+        """The model's target exposure (``&-exposure``), regime and ``do_predict``.
 
         Also whether the regime's own exposure changed at the candle
         (``exposure_changed``: a held position follows it at once)."""
         dataframe = hooks.model_columns(self, dataframe, metadata["pair"])
         trusted = dataframe["do_predict"] == 1
         dataframe["target_exposure"] = np.where(
-            trusted, dataframe["&-p_up"].fillna(0.0).clip(0.0, 1.0), np.nan
+            trusted, dataframe["&-exposure"].fillna(0.0).clip(0.0, 1.0), np.nan
         )
-        own = dataframe["&-exposure"] if "&-exposure" in dataframe else dataframe["&-p_up"]
+        sized = "&-exposure_unsized" in dataframe
+        own = dataframe["&-exposure_unsized"] if sized else dataframe["&-exposure"]
         own = own.where(trusted, 0.0).fillna(0.0)
         dataframe["exposure_changed"] = own.ne(own.shift(1)) & own.shift(1).notna()
         return dataframe

@@ -1,0 +1,62 @@
+"""The run context (issue 26): resolved once where a command enters, a plain value below."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+from pathlib import Path
+
+from common.context import RunContext, default_tracking_uri
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Modules under the CLI that touch the process environment, and why that is theirs.
+ENVIRONMENT_ALLOWED = {
+    # Freqtrade's entry point into our code (bot_start): a strategy has no CLI above it
+    "strategies/hooks.py",
+    # runs Freqtrade in-process, which reads FREQTRADE__* itself: they are hidden from it
+    "strategies/paper_replay.py",
+    # MLflow client defaults only (telemetry off, short HTTP retries), and undoing
+    # mlflow.set_tracking_uri's export of the URI into the environment; no setting is read
+    "ml/tracking.py",
+    "ml/serving/loading.py",
+}
+
+
+def test_mlflow_tracking_uri_wins_else_the_user_dirs_store(tmp_path: Path) -> None:
+    assert RunContext.resolve(tmp_path, {}).tracking_uri == default_tracking_uri(tmp_path)
+    shared = {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+    assert RunContext.resolve(tmp_path, shared).tracking_uri == "http://mlflow:5000"
+
+
+def test_the_environment_is_a_snapshot_and_the_context_pickles_whole(tmp_path: Path) -> None:
+    environ = {"RISK_MAX_OPEN_TRADES": "2"}
+    context = RunContext.resolve(tmp_path, environ)
+    environ["RISK_MAX_OPEN_TRADES"] = "9"
+    assert context.environment["RISK_MAX_OPEN_TRADES"] == "2"
+    assert context.layout.mlflow_db == tmp_path / "mlflow.db"
+    again = pickle.loads(pickle.dumps(context))
+    assert again == context and dict(again.environment) == {"RISK_MAX_OPEN_TRADES": "2"}
+
+
+def _environment_uses(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+        and node.attr in ("environ", "getenv", "putenv", "unsetenv")
+    ]
+
+
+def test_only_the_cli_reads_the_process_environment() -> None:
+    found = []
+    for package in ("common", "features", "ml", "strategies", "experiments"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name in ENVIRONMENT_ALLOWED:
+                continue
+            found += [f"{name}:{line}" for line in _environment_uses(path)]
+    assert found == [], "pass the environment down in a RunContext from tradingbot/"
