@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from features.timeframes import timeframe_to_seconds
 from ml.models import FORECASTERS, REGIME_MODELS, forecaster_class
 from ml.models.base import Task
-from ml.sizing import DEFAULT_BAND, DEFAULT_CAP, DEFAULT_TARGET_VOLATILITY
+from ml.sizing import DEFAULT_BAND, DEFAULT_CAP, DEFAULT_TARGET_VOLATILITY, RiskBudget
 from ml.targets import TargetSpec
 from ml.walkforward import WalkForwardSpec
 
@@ -232,6 +232,10 @@ class SizingConfig(BaseModel):
     forecast: Literal["model", "trailing"] = "model"
     model: ModelConfig | None = None
     columns: tuple[str, ...] = Field(min_length=1)
+
+    @property
+    def budget(self) -> RiskBudget:
+        return RiskBudget(self.target_volatility, self.band)
 
     @model_validator(mode="after")
     def _forecast(self) -> SizingConfig:

@@ -36,7 +36,7 @@ from ml.models import forecaster_class
 from ml.models.allocation import DEFAULT_EXPOSURES
 from ml.models.regime_base import RegimeModel
 from ml.pooled import PairData, fit_pooled_bundle, pooled_window
-from ml.sizing import DEFAULT_BAND, DEFAULT_TARGET_VOLATILITY, held_exposure
+from ml.sizing import DEFAULT_RISK_BUDGET, held_exposure
 from ml.targets import make_target
 from ml.volatility import risk_baselines, risk_metrics
 from ml.walkforward import Fold, make_folds
@@ -103,25 +103,18 @@ def score(
         metrics = classification_metrics(target, predictions["p_up"].to_numpy(dtype="float64"))
     elif forecasts:
         metrics = regression_metrics(target, predictions["prediction"].to_numpy(dtype="float64"))
-    target_volatility, band = (
-        (config.sizing.target_volatility, config.sizing.band)
-        if config.sizing is not None
-        else (DEFAULT_TARGET_VOLATILITY, DEFAULT_BAND)
-    )
+    budget = config.sizing.budget if config.sizing is not None else DEFAULT_RISK_BUDGET
     positions = positions_from(
         predictions,
         config.target.task,
         fractional=forecaster_class(config.model.kind).outputs_exposure,
-        band=band,
+        band=budget.band,
     )
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
     metrics |= _regime_days(predictions, candles)
     candidates = baseline_positions(one_candle)
     candidates.update(
-        {
-            name: values[rows]
-            for name, values in rule_positions(candles, timeframe, target_volatility, band).items()
-        }
+        {name: values[rows] for name, values in rule_positions(candles, timeframe, *budget).items()}
     )
     if "exposure_unsized" in predictions.columns:  # a sized allocation: what sizing adds
         unsized = predictions["exposure_unsized"].to_numpy(dtype="float64")

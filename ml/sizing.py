@@ -21,6 +21,8 @@ The target is a risk budget, not a number fitted to results:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -34,6 +36,17 @@ FloatArray = NDArray[np.float64]
 DEFAULT_TARGET_VOLATILITY = 0.6
 DEFAULT_BAND = 0.1  # share of equity: smaller differences are not worth two fees
 DEFAULT_CAP = 1.0  # no leverage
+
+
+class RiskBudget(NamedTuple):
+    """What a sized position aims at: ``target_volatility`` (annualised, e.g. 0.6) and
+    the ``band`` (a share of equity) within which it is not resized."""
+
+    target_volatility: float = DEFAULT_TARGET_VOLATILITY
+    band: float = DEFAULT_BAND
+
+
+DEFAULT_RISK_BUDGET = RiskBudget()
 
 
 def desired_exposure(

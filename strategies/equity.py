@@ -24,6 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ml.metrics import return_measures
+from ml.sizing import DEFAULT_RISK_BUDGET, RiskBudget
 
 FloatArray = NDArray[np.float64]
 
@@ -118,12 +119,12 @@ def comparison(
     *,
     starting_balance: float,
     fee: float,
-    risk_budget: tuple[float, float] | None = None,
+    risk_budget: RiskBudget = DEFAULT_RISK_BUDGET,
 ) -> dict[str, dict[str, float]]:
     """The strategy's mark-to-market measures next to buy and hold, the daily SMA50 rule,
     30-day momentum and the first two sized by risk (``ml.baselines.rule_positions``;
     ``risk_budget``: their target volatility and band, those of a sized strategy's
-    ``[sizing]``; None: the default budget) on the same candles (those in ``window``,
+    ``[sizing]``) on the same candles (those in ``window``,
     [start, end)) and fee;
     every row has ``drawdown_vs_buy_hold``. ``candles`` may reach back before the
     window: the trend rules are computed with that history, then cut to the window."""
@@ -141,7 +142,7 @@ def comparison(
     }
     returns = np.r_[np.nan, np.diff(np.log(traded["close"].to_numpy(dtype="float64")))]
     rules = {"always_long": np.ones(inside.sum())}
-    sized = rule_positions(candles, timeframe, *(risk_budget or ()))
+    sized = rule_positions(candles, timeframe, *risk_budget)
     rules.update({name: values[inside] for name, values in sized.items()})
     for name, positions in rules.items():
         rows[name] = long_flat(positions, returns, fee=fee, periods_per_year=per_year)
@@ -161,7 +162,7 @@ def _rules_in_pair(
     timeframe: str,
     window: tuple[pd.Timestamp, pd.Timestamp],
     fee: float,
-    risk_budget: tuple[float, float] | None,
+    risk_budget: RiskBudget,
 ) -> tuple[pd.Series, dict[str, pd.Series], dict[str, pd.Series]]:
     """One pair's closes inside ``window``, and each rule's equity and position there."""
     from ml.baselines import rule_positions
@@ -173,7 +174,7 @@ def _rules_in_pair(
     close = pd.Series(traded["close"].to_numpy(dtype="float64"), index=index)
     returns = np.r_[np.nan, np.diff(np.log(close.to_numpy()))]
     rules = {"always_long": np.ones(int(inside.sum()))}
-    sized = rule_positions(candles, timeframe, *(risk_budget or ()))
+    sized = rule_positions(candles, timeframe, *risk_budget)
     rules.update({n: v[inside] for n, v in sized.items()})
     equity = {
         name: pd.Series(equity_of(positions, returns, fee=fee), index=index)
@@ -194,7 +195,7 @@ def portfolio_comparison(
     *,
     starting_balance: float,
     fee: float,
-    risk_budget: tuple[float, float] | None = None,
+    risk_budget: RiskBudget = DEFAULT_RISK_BUDGET,
 ) -> dict[str, dict[str, float]]:
     """:func:`comparison` for a whitelist: the strategy's wallet valued at every close
     (cash plus every pair's holding), beside each rule held in every pair with an equal

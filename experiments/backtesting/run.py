@@ -38,6 +38,7 @@ from ml.serving.served import (
     serve,
     walk_forward_inputs,
 )
+from ml.sizing import DEFAULT_RISK_BUDGET, RiskBudget
 from strategies.equity import comparison, portfolio_comparison
 from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
@@ -250,25 +251,25 @@ class Evaluation:
     pairs_table: pd.DataFrame
 
 
-def risk_budget(client: mlflow.MlflowClient, served: ServedModels) -> tuple[float, float] | None:
-    """The target volatility and band of the served model's ``[sizing]`` (from its
-    training run's spec), which the sized rules beside it then hold to; None for a model
-    without one (the rules keep the default budget)."""
+def risk_budget(client: mlflow.MlflowClient, served: ServedModels) -> RiskBudget:
+    """The risk budget of the served model's ``[sizing]`` (from its training run's
+    spec), which the sized rules beside it then hold to; the default for a model
+    without one."""
     runs = [served.training_run] if served.training_run else []
     runs += [run for _, _, run in served.by_pair.values()]
     if not runs:
-        return None
+        return DEFAULT_RISK_BUDGET
     params = client.get_run(str(runs[0])).data.params
     if "sizing.target_volatility" not in params:
-        return None
-    return float(params["sizing.target_volatility"]), float(params["sizing.band"])
+        return DEFAULT_RISK_BUDGET
+    return RiskBudget(float(params["sizing.target_volatility"]), float(params["sizing.band"]))
 
 
 def _evaluate(
     run: BacktestRun,
     request: BacktestRequest,
     candles_by_pair: dict[str, pd.DataFrame],
-    budget: tuple[float, float] | None,
+    budget: RiskBudget,
 ) -> Evaluation:
     parsed = parse_result_zip(run.result_zip, request.strategy)
     guard = json.loads(run.guard_report.read_text()) if run.guard_report.exists() else {}

@@ -14,6 +14,7 @@ from common.errors import SpecError
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data.synthetic import generate
 from ml.fold_training import positions_from
+from ml.sizing import DEFAULT_RISK_BUDGET, RiskBudget
 from tests.conftest import local_context
 from tests.experiments.test_regime_allocation import small_spec, stitched
 
@@ -166,12 +167,12 @@ def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) 
     window = (summary.metrics.start, summary.metrics.end + pd.Timedelta(hours=1))
     stored = load_candles(userdir, "binance", "BTC/USDT", "1h")
 
-    def rules(budget: tuple[float, float] | None) -> dict[str, dict[str, float]]:
+    def rules(budget: RiskBudget) -> dict[str, dict[str, float]]:
         return comparison(
             [], stored, "1h", window, starting_balance=1000.0, fee=0.001, risk_budget=budget
         )
 
-    own, default = rules((0.5, 0.1)), rules(None)
+    own, default = rules(RiskBudget(0.5, 0.1)), rules(DEFAULT_RISK_BUDGET)
     assert own["sma50_sized"] != default["sma50_sized"]  # the budgets differ: so do the rules
     assert summary.comparison["sma50_sized"]["total_return"] == pytest.approx(
         own["sma50_sized"]["total_return"]

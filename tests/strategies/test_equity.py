@@ -138,8 +138,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
         "timeframe": "1h",
         "exchange": "binance",
         "model": "engine_allocation@champion",
-        "userdir": userdir,
-        "tracking_uri": uri,
+        "context": local_context(userdir, uri),
     }
     again = backtest(strategy=None, timerange="", walk_forward=True, **common)
     assert again.cache_hit and again.metrics.trades == summary.metrics.trades
