@@ -65,7 +65,7 @@ def train_whitelist(
     jobs: int = 1,
 ) -> WhitelistResult:
     """One model per pair of ``spec``'s whitelist, each registered as
-    :func:`experiments.spec.model_name` (``<spec>__<BASE>_<QUOTE>``) with alias
+    :func:`ml.model_uris.model_name` (``<spec>__<BASE>_<QUOTE>``) with alias
     ``challenger``. One MLflow parent run in the spec's experiment holds the pairs'
     training runs (which hold their folds) and a per-pair summary (``<KEY>.calmar``...).
 

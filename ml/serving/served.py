@@ -141,7 +141,7 @@ def resolve_whitelist(
 ) -> tuple[str, dict[str, tuple[str, str, str]]]:
     """``NAME@alias`` for a whitelist -> (URI template ``models:/NAME__{pair}@alias``,
     {pair: (URI, version, training run)}), every pair's model named by the rule of
-    :func:`experiments.spec.model_name`. Every pair without one is named in the error."""
+    :func:`ml.model_uris.model_name`. Every pair without one is named in the error."""
     name, alias = model.split("@", 1) if "@" in model else (model, "champion")
     resolved, missing = {}, []
     for pair in pairs:
