@@ -15,6 +15,8 @@ import os
 import socket
 import sqlite3
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,11 +146,13 @@ def _store_lock(database: Path) -> Iterator[None]:
 def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
     """Point MLflow at ``tracking_uri`` (telemetry stays off unless the user opted in).
 
-    A local SQLite store is checked first and created under a lock: two commands
+    A tracking server must answer first (:func:`require_reachable_server`). A local
+    SQLite store is checked first and created under a lock: two commands
     started at once on a new user dir would otherwise both run MLflow's schema
     migrations, and one would crash in alembic."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    require_reachable_server(tracking_uri)  # before anything is written
     userdir.mkdir(parents=True, exist_ok=True)
     use_uri(tracking_uri)
     database = sqlite_store_path(tracking_uri)
@@ -168,6 +172,34 @@ def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
                     artifact_root(userdir),
                 )
     return client
+
+
+# seconds a tracking server has to answer before a command gives up on it
+REACHABILITY_TIMEOUT_S = 5.0
+
+
+def require_reachable_server(
+    tracking_uri: str, *, timeout_s: float = REACHABILITY_TIMEOUT_S
+) -> None:
+    """Raise StoreError, naming the server, unless an ``http(s)://`` tracking server
+    answers within ``timeout_s``. Any HTTP answer counts (a server that wants a login is
+    there); without this check MLflow's client retries for minutes, then prints a
+    traceback. Other stores are not checked here."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StoreError(
+            f"MLflow tracking server {tracking_uri} is not reachable ({reason})",
+            hint="start it (docs/RUNBOOK.md), check MLFLOW_TRACKING_URI, or unset it to "
+            "use the user dir's own store",
+        ) from None
 
 
 def use_uri(tracking_uri: str) -> None:

@@ -84,3 +84,44 @@ def test_one_lineage_for_every_kind_of_run() -> None:
     assert {"git_commit", "tradingbot.pid", "tradingbot.host"} <= set(tags)
     assert "feature_spec_hash" not in tags  # only what the run has
     assert set(lineage()) == {"git_commit", "tradingbot.pid", "tradingbot.host"}
+
+
+def test_an_unreachable_tracking_server_is_one_clear_error_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    """Before: MLflow's client retried for four minutes, then printed a traceback."""
+    from ml.tracking import StoreError, configure
+
+    userdir = tmp_path / "ud"
+    with pytest.raises(StoreError, match=r"server http://127\.0\.0\.1:9 is not reachable"):
+        configure("http://127.0.0.1:9", userdir)
+    assert not userdir.exists()
+
+
+def test_a_server_that_answers_at_all_is_reachable(tmp_path: Path) -> None:
+    """Any HTTP answer counts: a server behind a login still answers /health with 401."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ml.tracking import require_reachable_server
+
+    seen: list[str] = []
+
+    class LoginWall(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginWall)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        require_reachable_server(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["/health"]
