@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -337,36 +338,39 @@ class TrainingJob:
         }
 
 
+class MarketFold(NamedTuple):
+    """One market's share of a fold: its test rows' predictions and their scores (a
+    fold's own figures: not annualised, see :func:`ml.metrics.not_annualised`)."""
+
+    predictions: pd.DataFrame
+    scores: Scores
+
+
 @dataclass
 class FoldResult:
-    """One fitted fold: its bundle and, per market, the test rows' predictions and scores
-    (a fold's own figures: not annualised, see :func:`ml.metrics.not_annualised`)."""
+    """One fitted fold: its bundle and, per market, what it predicted and scored."""
 
     fold: Fold
     bundle: ModelBundle
     train_window: DataWindow
     test_window: DataWindow
-    per_market: dict[str, tuple[pd.DataFrame, Scores]]
+    per_market: dict[str, MarketFold]
 
     @property
     def predictions(self) -> pd.DataFrame:
         """The test rows' predictions of a single-pair job."""
-        (frame, _), *more = self.per_market.values()
+        first, *more = self.per_market.values()
         if more:
             raise ValueError("a pooled fold has predictions per market: read per_market")
-        return frame
+        return first.predictions
 
     @property
     def scores(self) -> Scores:
-        return combined({pair: scores for pair, (_, scores) in self.per_market.items()})
+        return combined({pair: market.scores for pair, market in self.per_market.items()})
 
     @property
     def metrics(self) -> dict[str, float]:
         return self.scores.metrics
-
-    @property
-    def baselines(self) -> dict[str, dict[str, float]]:
-        return self.scores.baselines
 
 
 @dataclass(frozen=True)
@@ -392,7 +396,7 @@ class FoldJob:
                 not_annualised(scores.metrics),
                 {name: not_annualised(values) for name, values in scores.baselines.items()},
             )
-            per_market[market.pair] = (predictions, fold_scores)
+            per_market[market.pair] = MarketFold(predictions, fold_scores)
         return FoldResult(
             fold=fold,
             bundle=bundle,

@@ -176,6 +176,7 @@ def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
 
 # seconds a tracking server has to answer before a command gives up on it
 REACHABILITY_TIMEOUT_S = 5.0
+_ANSWERED: set[str] = set()  # tracking servers that answered in this process
 
 
 def require_reachable_server(
@@ -185,14 +186,14 @@ def require_reachable_server(
     answers within ``timeout_s``. Any HTTP answer counts (a server that wants a login is
     there); without this check MLflow's client retries for minutes, then prints a
     traceback. Other stores are not checked here."""
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not tracking_uri.startswith(("http://", "https://")) or tracking_uri in _ANSWERED:
         return
     url = tracking_uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s):
-            return
+            pass
     except urllib.error.HTTPError:
-        return  # it answered
+        pass  # it answered
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise StoreError(
@@ -200,6 +201,7 @@ def require_reachable_server(
             hint="start it (docs/RUNBOOK.md), check MLFLOW_TRACKING_URI, or unset it to "
             "use the user dir's own store",
         ) from None
+    _ANSWERED.add(tracking_uri)  # a command configures the store several times: ask once
 
 
 def use_uri(tracking_uri: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from common.context import RunContext
+from common.context import RunContext, default_tracking_uri
 from features.data.synthetic import generate
 from ml import regime_memo
 from tradingbot import run
@@ -93,8 +93,6 @@ def btc_candles(btc_userdir: Path) -> pd.DataFrame:
 def local_context(userdir: Path, tracking_uri: str | None = None) -> RunContext:
     """A test's run context: the user dir, its own store unless ``tracking_uri`` names
     another, and the test process's environment (as a command started in it would get)."""
-    from ml.tracking import default_tracking_uri
-
     return RunContext(userdir, tracking_uri or default_tracking_uri(userdir), os.environ)
 
 

@@ -29,7 +29,7 @@ def training_job(
     if spec.is_whitelist:
         if data.pooling != "pooled":
             raise SpecError(
-                f"spec {spec.name} trains one model per pair: train it with train_whitelist"
+                f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"
             )
         _require_poolable(spec)
         require_pairs(userdir, data.exchange, pairs, data.timeframe)

@@ -25,7 +25,6 @@ import pandas as pd
 
 from common.atomic import scratch_dir
 from common.context import RunContext
-from common.errors import SpecError
 from experiments.spec import ExperimentSpec
 from experiments.training import record
 from experiments.training.data import data_warnings, training_job
@@ -73,10 +72,6 @@ def train(
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
     under its parent run (see :func:`experiments.training.whitelist.train_whitelist`)."""
     userdir, tracking_uri = context.userdir, context.tracking_uri
-    if spec.is_whitelist and spec.data.pooling != "pooled":
-        raise SpecError(
-            f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"
-        )
     say = progress or (lambda _text: None)
     job = training_job(spec, userdir, threads, say)
     client = tracking.configure(tracking_uri, userdir)
@@ -173,7 +168,7 @@ def _walk_forward(
         say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
         record.log_fold(result, job, experiment, lineage, workdir)
     for market in job.markets:
-        pieces = [result.per_market[market.pair][0] for result in outcome.folds]
+        pieces = [result.per_market[market.pair].predictions for result in outcome.folds]
         outcome.out_of_sample[market.pair] = pd.concat(pieces)
     outcome.scores = job.score(outcome.out_of_sample)
     return outcome

@@ -95,8 +95,8 @@ def log_fold(
                 indent=2,
             )
         )
-        for pair, (predictions, _) in result.per_market.items():
-            predictions.drop(columns=["reason"], errors="ignore").to_parquet(
+        for pair, market in result.per_market.items():
+            market.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
                 folder / _fold_predictions_file(job, pair)
             )
         record.tags({"bundle_sha256": sha})
@@ -114,7 +114,7 @@ def regime_report(result: FoldResult, job: TrainingJob) -> dict[str, float]:
         return {}
     out: dict[str, float] = {}
     for market in job.markets:
-        rows = result.per_market[market.pair][0].index.to_numpy()
+        rows = result.per_market[market.pair].predictions.index.to_numpy()
         bound = result.bundle.for_pair(market.pair)
         features = bound.scaled(market.features.iloc[: rows[-1] + 1])
         x = features[list(job.config.regime.columns)].to_numpy(dtype="float64")

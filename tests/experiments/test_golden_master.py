@@ -105,10 +105,11 @@ def _check(case: str, figures: dict[str, Any]) -> None:
         path.write_text(json.dumps({"machine": _machine(), "figures": figures}, indent=1) + "\n")
         return
     recorded = json.loads(path.read_text())
-    assert _flat(figures).keys() == _flat(recorded["figures"]).keys()
+    measured, expected_figures = _flat(figures), _flat(recorded["figures"])
+    assert measured.keys() == expected_figures.keys()
     exact = recorded["machine"] == _machine()
-    for key, expected in _flat(recorded["figures"]).items():
-        got = _flat(figures)[key]
+    for key, expected in expected_figures.items():
+        got = measured[key]
         if isinstance(expected, float) and isinstance(got, float):
             if math.isnan(expected):
                 assert math.isnan(got), key
