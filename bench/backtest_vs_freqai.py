@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -61,7 +63,7 @@ def freqai(userdir: Path, pair: str) -> tuple[float, int]:
         freqai={**freqai_section(verbosity=-1), "identifier": "bench"},
         freqaimodel="LightGBMRegressor",
     )
-    run = run_backtest(request, userdir, environment=os.environ, use_cache=False)
+    run = run_backtest(request, UserDir(userdir), environment=os.environ, use_cache=False)
     trades = parse_result_zip(run.result_zip, "FreqaiRegimeStrategy").metrics.trades
     return time.perf_counter() - start, trades
 
@@ -125,7 +127,9 @@ def ours(userdir: Path, pair: str) -> tuple[float, int]:
     training = _Stopwatch("train")
     result = train(spec, context=RunContext(userdir, uri, os.environ), progress=training)
     training.stop()
-    promote(configure(uri, userdir), name, result.version, "bench", user="bench", force=True)
+    promote(
+        configure(uri, UserDir(userdir)), name, result.version, "bench", user="bench", force=True
+    )
     backtesting = _Stopwatch("backtest")
     summary = backtest(
         strategy="RegimeStrategy",
@@ -180,7 +184,7 @@ def floor(userdir: Path, pair: str) -> tuple[float, int]:
         timerange=TIMERANGE,
         strategy_dir=strategies,
     )
-    run = run_backtest(request, userdir, environment=os.environ, use_cache=False)
+    run = run_backtest(request, UserDir(userdir), environment=os.environ, use_cache=False)
     trades = parse_result_zip(run.result_zip, "FloorStrategy").metrics.trades
     return time.perf_counter() - start, trades
 
@@ -205,7 +209,7 @@ def main() -> None:
                     pair=pair,
                     timeframe="5m",
                     exchange="binance",
-                    userdir=userdir,
+                    layout=UserDir(userdir),
                 )
             total, trades = 0.0, 0
             for pair in PAIRS:

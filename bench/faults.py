@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 # run as a script, bench/ comes first on the path, and bench/features.py would hide
 # the features package
@@ -325,7 +327,7 @@ def _inspect(userdir: Path, row: Row, case: Case) -> None:
     if case.check_breaker:
         from strategies.risk import RiskManager, RiskSettings
 
-        breaker = RiskManager(RiskSettings.for_userdir(userdir)).breaker_decision()
+        breaker = RiskManager(RiskSettings.for_userdir(UserDir(userdir))).breaker_decision()
         if breaker.code != "cb_active":
             row.files += 1
             row.notes.append(f"breaker not in force after the second call: {breaker.code}")

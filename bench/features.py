@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import talib
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -39,9 +41,11 @@ def load() -> tuple[pd.DataFrame, str]:
     if REAL.exists():
         with tempfile.TemporaryDirectory() as tmp:
             import_candles(
-                REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=Path(tmp)
+                REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(Path(tmp))
             )
-            return load_candles(Path(tmp), "binance", "BTC/USDT", "1h"), f"real {REAL.name}"
+            return load_candles(
+                UserDir(Path(tmp)), "binance", "BTC/USDT", "1h"
+            ), f"real {REAL.name}"
     candles, _ = generate(33_413, seed=7)
     return candles, "synthetic (../shared/data not found)"
 

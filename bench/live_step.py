@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -101,7 +103,7 @@ def main() -> None:
             pair="BTC/USDT",
             timeframe="1h",
             exchange="binance",
-            userdir=userdir,
+            layout=UserDir(userdir),
         )
         spec = parse_experiment(
             {
@@ -119,9 +121,14 @@ def main() -> None:
         uri = default_tracking_uri(userdir)
         result = train(spec, context=RunContext(userdir, uri, os.environ))
         promote(
-            configure(uri, userdir), "live_bench", result.version, "bench", user="bench", force=True
+            configure(uri, UserDir(userdir)),
+            "live_bench",
+            result.version,
+            "bench",
+            user="bench",
+            force=True,
         )
-        candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+        candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
         candles["date"] = candles["date"].astype("datetime64[ms, UTC]")
         # Rounds alternate between the histories, so that a slow spell of this shared
         # machine hits both; each statistic is the median over the rounds.

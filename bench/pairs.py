@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -68,7 +70,7 @@ def freqai(userdir: Path) -> tuple[float, int]:
         freqai={**freqai_section(verbosity=-1), "identifier": "bench_pairs"},
         freqaimodel="LightGBMRegressor",
     )
-    run = run_backtest(request, userdir, environment=os.environ, use_cache=False)
+    run = run_backtest(request, UserDir(userdir), environment=os.environ, use_cache=False)
     trades = parse_result_zip(run.result_zip, "FreqaiRegimeStrategy").metrics.trades
     return time.perf_counter() - start, trades
 
@@ -99,7 +101,7 @@ def ours(userdir: Path) -> tuple[float, int]:
     spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
     uri = default_tracking_uri(userdir)
     train_whitelist(spec, context=RunContext(userdir, uri, os.environ), jobs=JOBS)
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     for name in whitelist_models(client, "bench_pairs"):
         promote(client, name, None, "bench", user="bench", force=True)
     PARTS["  of which: train 10 pairs, register, promote"] = time.perf_counter() - start
@@ -120,7 +122,12 @@ def pooled(userdir: Path) -> tuple[float, int]:
     uri = default_tracking_uri(userdir)
     result = train(spec, context=RunContext(userdir, uri, os.environ))
     promote(
-        configure(uri, userdir), "bench_pooled", result.version, "bench", user="bench", force=True
+        configure(uri, UserDir(userdir)),
+        "bench_pooled",
+        result.version,
+        "bench",
+        user="bench",
+        force=True,
     )
     PARTS["  of which: train one pooled model, register"] = time.perf_counter() - start
     backtested = time.perf_counter()
@@ -146,7 +153,7 @@ def main() -> None:
                     pair=pair,
                     timeframe="5m",
                     exchange="binance",
-                    userdir=userdir,
+                    layout=UserDir(userdir),
                 )
             seconds, trades = runner(userdir)
             rows.append((label, seconds, trades))

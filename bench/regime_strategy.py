@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
@@ -52,7 +54,7 @@ def import_market(name: str, root: Path) -> Path:
         pair=pair,
         timeframe=timeframe,
         exchange="binance",
-        userdir=userdir,
+        layout=UserDir(userdir),
         options=ImportOptions(repair=True),
     )
     return userdir

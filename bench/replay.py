@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -41,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         userdir = Path(tmp) / "ud"
         import_candles(
-            CANDLES, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+            CANDLES, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(userdir)
         )
         spec = parse_experiment(
             {
@@ -55,7 +57,7 @@ def main() -> None:
         uri = default_tracking_uri(userdir)
         result = train(spec, context=RunContext(userdir, uri, os.environ))
         promote(
-            configure(uri, userdir),
+            configure(uri, UserDir(userdir)),
             "bench_replay",
             result.version,
             "bench",

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -51,10 +53,10 @@ def load() -> tuple[np.ndarray, np.ndarray, str]:
     if REAL.exists():
         with tempfile.TemporaryDirectory() as tmp:
             import_candles(
-                REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=Path(tmp)
+                REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(Path(tmp))
             )
             candles, source = (
-                load_candles(Path(tmp), "binance", "BTC/USDT", "1h"),
+                load_candles(UserDir(Path(tmp)), "binance", "BTC/USDT", "1h"),
                 "real BTC/USDT 1h",
             )
     else:

@@ -39,6 +39,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.context import RunContext
+from common.layout import UserDir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -115,12 +118,16 @@ def spec(pruner: str, name: str, seed: int, objective: str, folds: int) -> Any:
 def userdir(root: Path, label: str) -> Path:
     path = root / label
     if REAL.exists():
-        import_candles(REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=path)
+        import_candles(
+            REAL, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(path)
+        )
     else:
         candles, _ = generate(12_500, seed=5)  # 2020-01-01 onwards: the timerange is dropped
         source = root / "synthetic.feather"
         candles.to_feather(source)
-        import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=path)
+        import_candles(
+            source, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(path)
+        )
     return path
 
 
@@ -143,8 +150,7 @@ def request_for(
 ) -> TuneRequest:
     return TuneRequest(
         spec=spec(pruner, f"bench_{label}", seed, objective, folds),
-        userdir=directory,
-        tracking_uri=default_tracking_uri(directory),
+        context=RunContext(directory, default_tracking_uri(directory), os.environ),
         trials=trials,
         jobs=jobs,
     )
@@ -155,7 +161,7 @@ def tuned(request: TuneRequest) -> tuple[optuna.Study, float]:
     started = time.perf_counter()
     tune(request)
     wall = time.perf_counter() - started
-    storage = open_storage(None, request.userdir)
+    storage = open_storage(None, request.context.layout)
     return optuna.load_study(study_name=request.spec.name, storage=storage), wall
 
 

@@ -94,10 +94,10 @@ def _sqlite_copy(source: Path, target: Path) -> None:
                 connection.close()
 
 
-def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
+def backup(layout: UserDir, out: Path | None = None) -> tuple[Path, Manifest]:
     """Write a backup of every present component; return its folder and manifest."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = out or UserDir(userdir).backups / stamp
+    target = out or layout.backups / stamp
     if target.exists():
         raise BackupError(f"{target} already exists", hint="choose another --out")
     staging = target.with_name(f".{target.name}.partial")
@@ -107,14 +107,14 @@ def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
         for component, (databases, folders) in COMPONENTS.items():
             paths = []
             for relative in databases:
-                if (userdir / relative).exists():
-                    _sqlite_copy(userdir / relative, staging / relative)
+                if (layout.root / relative).exists():
+                    _sqlite_copy(layout.root / relative, staging / relative)
                     paths.append(relative)
             for relative in folders:
-                if (userdir / relative).is_dir():
+                if (layout.root / relative).is_dir():
                     # lock files belong to the processes that held them, not to the state
                     shutil.copytree(
-                        userdir / relative,
+                        layout.root / relative,
                         staging / relative,
                         ignore=shutil.ignore_patterns(*LOCK_FILES),
                     )
@@ -123,7 +123,7 @@ def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
                 components[component] = paths
         if not components:
             raise BackupError(
-                f"nothing to back up in {userdir}", hint="train or backtest something first"
+                f"nothing to back up in {layout.root}", hint="train or backtest something first"
             )
         sums = {
             str(path.relative_to(staging)): _sha256(path)
@@ -132,7 +132,7 @@ def backup(userdir: Path, out: Path | None = None) -> tuple[Path, Manifest]:
         }
         manifest = Manifest(
             created=datetime.now(UTC),
-            userdir=str(userdir.resolve()),
+            userdir=str(layout.root.resolve()),
             components=components,
             sha256=sums,
         )
@@ -163,7 +163,7 @@ def verify(backup_dir: Path) -> Manifest:
     return manifest
 
 
-def restore(backup_dir: Path, userdir: Path, only: list[str] | None = None) -> list[str]:
+def restore(backup_dir: Path, layout: UserDir, only: list[str] | None = None) -> list[str]:
     """Restore components (all in the backup, or ``only``); verified before anything changes."""
     manifest = verify(backup_dir)
     wanted = only or list(manifest.components)
@@ -178,7 +178,7 @@ def restore(backup_dir: Path, userdir: Path, only: list[str] | None = None) -> l
     restored = []
     for component in wanted:
         for relative in manifest.components[component]:
-            source, target = backup_dir / relative, userdir / relative
+            source, target = backup_dir / relative, layout.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = target.with_name(f".{target.name}.restoring")
             shutil.rmtree(staging, ignore_errors=True) if staging.is_dir() else staging.unlink(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from common.context import RunContext
+from common.layout import UserDir
 from strategies.runner import ensure_freqtrade_userdir
 from strategies.trading_config import (
     DB_URL_VARIABLE,
@@ -42,7 +43,7 @@ def trade_command(
 ) -> tuple[list[str], dict[str, str]]:
     """The ``freqtrade trade`` command line and environment for this run (the bot
     inherits the context's environment)."""
-    userdir, environment = context.userdir, context.environment
+    layout, environment = context.layout, context.environment
     settings = load_config(config)
     if live and not all(environment.get(name) for name in KEY_VARIABLES):
         raise PaperError(
@@ -52,7 +53,7 @@ def trade_command(
         raise PaperError(
             f"{config} sets dry_run false: pass --live --i-understand-live-risk to trade for real"
         )
-    ensure_freqtrade_userdir(userdir)  # also installs the strategies Freqtrade loads
+    ensure_freqtrade_userdir(layout)  # also installs the strategies Freqtrade loads
     if check_exchange:
         check_exchange_reachable(settings)
     command = [
@@ -63,7 +64,7 @@ def trade_command(
         "--config",
         str(config),
         "--userdir",
-        str(userdir),
+        str(layout.root),
     ]
     if not live:
         command.append("--dry-run")
@@ -74,7 +75,7 @@ def trade_command(
     bot_environment = {
         **environment,
         "MLFLOW_TRACKING_URI": context.tracking_uri,
-        DB_URL_VARIABLE: database_url(settings, userdir, environment, live=live),
+        DB_URL_VARIABLE: database_url(settings, layout, environment, live=live),
     }
     bot_environment.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if model:
@@ -100,7 +101,7 @@ def _replay_model(model: str | None, settings: dict[str, Any]) -> str:
 
 
 def _require_registered(
-    model_uri: str, settings: dict[str, Any], userdir: Path, tracking_uri: str
+    model_uri: str, settings: dict[str, Any], layout: UserDir, tracking_uri: str
 ) -> None:
     """Resolve the replay's model (every pair's, for a whitelist) before Freqtrade starts:
     a model that is not registered is named at once, not after the bot's start-up."""
@@ -109,7 +110,7 @@ def _require_registered(
 
     name, per_pair = backtest_model(model_uri)
     pairs = tuple(settings.get("exchange", {}).get("pair_whitelist", []))
-    serve(configure(tracking_uri, userdir), name, pairs if per_pair or len(pairs) > 1 else ())
+    serve(configure(tracking_uri, layout), name, pairs if per_pair or len(pairs) > 1 else ())
 
 
 def _same_backtest(
@@ -138,7 +139,7 @@ def _same_backtest(
     # the report charts backtests asked for themselves, not this comparison by default
     from ml import tracking
 
-    client = tracking.configure(context.tracking_uri, context.userdir)
+    client = tracking.configure(context.tracking_uri, context.layout)
     client.set_tag(summary.run_id, tracking.PURPOSE_TAG, "paper replay comparison")
     return summary
 
@@ -157,7 +158,7 @@ def replay_paper(
     """Paper trading on a replayed market (``strategies.paper_replay``), then a backtest
     of the same candles, strategy and model, and the two compared trade by trade.
     Returns (replay result, backtest summary, comparison)."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
+    layout, tracking_uri = context.layout, context.tracking_uri
     from features.timerange import TimeRange
     from strategies.journal_sources import journal_database
     from strategies.paper_replay import replay_config, run_replay
@@ -172,12 +173,12 @@ def replay_paper(
         )
     settings = load_config(config)
     model_uri = _replay_model(model, settings)
-    _require_registered(model_uri, settings, userdir, tracking_uri)
+    _require_registered(model_uri, settings, layout, tracking_uri)
     strategy_name = strategy or settings.get("strategy", "RegimeStrategy")
     timeframe = str(settings.get("timeframe", "1h"))
     replay_settings = replay_config(
         settings,
-        userdir=userdir,
+        layout=layout,
         pairs=list(settings.get("exchange", {}).get("pair_whitelist", [])),
         timeframe=timeframe,
         strategy=strategy_name,
@@ -188,7 +189,7 @@ def replay_paper(
     )
     result = run_replay(
         replay_settings,
-        userdir=userdir,
+        layout=layout,
         exchange=str(settings.get("exchange", {}).get("name", "binance")),
         start=start,
         end=end,
@@ -199,7 +200,7 @@ def replay_paper(
     summary = _same_backtest(settings, model_uri, strategy_name, timerange, context)
     traded = parse_result_zip(summary.result_zip, strategy_name).trades
     journal_database(  # the replay's trades, as a paper bot's
-        userdir, f"sqlite:///{result.database}", mode="paper", strategy=strategy_name,
+        layout, f"sqlite:///{result.database}", mode="paper", strategy=strategy_name,
         model_uri=model_uri, name=f"paper/{strategy_name}/replay-{timerange}",
     )  # fmt: skip
     return result, summary, compare_trades(result.trades, traded, timeframe, end)

@@ -26,50 +26,50 @@ class FeatureBuild:
     cache_hit: bool
 
 
-def feature_cache(userdir: Path) -> FeatureCache:
-    return FeatureCache(UserDir(userdir).feature_cache)
+def feature_cache(layout: UserDir) -> FeatureCache:
+    return FeatureCache(layout.feature_cache)
 
 
-def spec_candles(data: DataConfig, userdir: Path) -> pd.DataFrame:
+def spec_candles(data: DataConfig, layout: UserDir) -> pd.DataFrame:
     """A single-pair spec's candles: its pair and timeframe, inside its timerange."""
-    candles = load_candles(userdir, data.exchange, data.pair, data.timeframe)
+    candles = load_candles(layout, data.exchange, data.pair, data.timeframe)
     return select_candles(candles, TimeRange.parse(data.timerange))
 
 
 def cached_features(
     candles: pd.DataFrame,
     spec: FeatureSpec,
-    userdir: Path,
+    layout: UserDir,
     pair: str,
     timeframe: str,
     exchange: str = "binance",
 ) -> pd.DataFrame:
     """The feature frame of ``candles`` (one pair and timeframe), from the user dir's cache
     when it holds it; a spec's reference pairs are read from the user dir too."""
-    references = reference_candles(spec, userdir, exchange, timeframe)
+    references = reference_candles(spec, layout, exchange, timeframe)
     window = data_window(candles, pair, timeframe)
-    frame, _, _ = feature_cache(userdir).build(candles, spec, window, references)
+    frame, _, _ = feature_cache(layout).build(candles, spec, window, references)
     return frame
 
 
 def build_features(
-    *, pair: str, timeframe: str, exchange: str, userdir: Path, spec: FeatureSpec
+    *, pair: str, timeframe: str, exchange: str, layout: UserDir, spec: FeatureSpec
 ) -> FeatureBuild:
     check_pair(pair)
     spec.check_timeframe(timeframe)
-    candles = load_candles(userdir, exchange, pair, timeframe)
+    candles = load_candles(layout, exchange, pair, timeframe)
     window = data_window(candles, pair, timeframe)
-    references = reference_candles(spec, userdir, exchange, timeframe)
-    frame, meta, hit = feature_cache(userdir).build(candles, spec, window, references)
+    references = reference_candles(spec, layout, exchange, timeframe)
+    frame, meta, hit = feature_cache(layout).build(candles, spec, window, references)
     return FeatureBuild(frame, meta, hit)
 
 
 def build_feature_file(
-    *, pair: str, timeframe: str, exchange: str, userdir: Path, spec_path: Path | None, out: Path
+    *, pair: str, timeframe: str, exchange: str, layout: UserDir, spec_path: Path | None, out: Path
 ) -> FeatureBuild:
     spec = default_spec() if spec_path is None else load_spec(spec_path)
     result = build_features(
-        pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir, spec=spec
+        pair=pair, timeframe=timeframe, exchange=exchange, layout=layout, spec=spec
     )
     write_feature_file(result.frame, result.meta, out)
     return result

@@ -50,12 +50,12 @@ def sqlite_uri_path(uri: str) -> Path | None:
 
 
 def trusted_tracking_uri(
-    configured: str | None, userdir: Path, environment: Mapping[str, str]
+    configured: str | None, layout: UserDir, environment: Mapping[str, str]
 ) -> str:
     """The store a strategy may load models from: ``configured`` (a config's
     ``tradingbot.tracking_uri``) when it is the user dir's store or the environment's
     ``MLFLOW_TRACKING_URI``; else the environment's; else the user dir's."""
-    own = f"sqlite:///{UserDir(userdir).mlflow_db.resolve()}"
+    own = f"sqlite:///{layout.mlflow_db.resolve()}"
     from_environment = environment.get(ENVIRONMENT_STORE) or None
     if not configured:
         return from_environment or own

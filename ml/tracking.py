@@ -40,8 +40,8 @@ HOST_TAG = "tradingbot.host"
 PURPOSE_TAG = "tradingbot.purpose"
 
 
-def artifact_root(userdir: Path) -> Path:
-    return UserDir(userdir).mlflow_artifacts.resolve()
+def artifact_root(layout: UserDir) -> Path:
+    return layout.mlflow_artifacts.resolve()
 
 
 class StoreError(TradingbotError):
@@ -143,7 +143,7 @@ def _store_lock(database: Path) -> Iterator[None]:
         yield
 
 
-def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
+def configure(tracking_uri: str, layout: UserDir) -> MlflowClient:
     """Point MLflow at ``tracking_uri`` (telemetry stays off unless the user opted in).
 
     A tracking server must answer first (:func:`require_reachable_server`). A local
@@ -153,7 +153,7 @@ def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     require_reachable_server(tracking_uri)  # before anything is written
-    userdir.mkdir(parents=True, exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
     use_uri(tracking_uri)
     database = sqlite_store_path(tracking_uri)
     if database is None:
@@ -164,12 +164,12 @@ def configure(tracking_uri: str, userdir: Path) -> MlflowClient:
         # registry store opens on its first call
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         client.search_registered_models(max_results=1)
-        if database.resolve().parent == userdir.resolve():  # the user dir's own store
-            for old in relocate_artifacts(database, artifact_root(userdir)):
+        if database.resolve().parent == layout.root.resolve():  # the user dir's own store
+            for old in relocate_artifacts(database, artifact_root(layout)):
                 logging.getLogger("tradingbot.tracking").warning(
                     "artefact locations under %s now point at %s (a copied or restored user dir)",
                     old,
-                    artifact_root(userdir),
+                    artifact_root(layout),
                 )
     return client
 
@@ -227,7 +227,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
-def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
+def experiment_id(client: MlflowClient, name: str, layout: UserDir) -> str:
     """The id of experiment ``name``, created with artefacts under the user dir if new,
     and marked as model development with the comparison view of :mod:`ml.ui_view` for
     the MLflow UI (older experiments too).
@@ -243,7 +243,7 @@ def experiment_id(client: MlflowClient, name: str, userdir: Path) -> str:
         return str(existing.experiment_id)
     location = None
     if client.tracking_uri.startswith("sqlite:"):
-        location = (artifact_root(userdir) / name).as_uri()
+        location = (artifact_root(layout) / name).as_uri()
     return str(client.create_experiment(name, artifact_location=location, tags=tags))
 
 

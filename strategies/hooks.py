@@ -24,6 +24,7 @@ import pandas as pd
 from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade
 
+from common.layout import UserDir
 from ml import observability
 from ml.model_uris import check_model_uri, trusted_tracking_uri
 from ml.observability import MetricsTextfile
@@ -39,9 +40,8 @@ def connect(strategy: Any) -> None:
     Walk-forward backtests pass stitched ``predictions``: a file, or one per pair."""
     config = strategy.config
     settings = config.get("tradingbot", {})
-    user_dir = Path(config.get("user_data_dir", "user_data"))
     # models load only from the registry of a store the operator trusts (ml.model_uris)
-    tracking_uri = trusted_tracking_uri(settings.get("tracking_uri"), user_dir, os.environ)
+    tracking_uri = trusted_tracking_uri(settings.get("tracking_uri"), _layout(config), os.environ)
     report = settings.get("guard_report")
     timerange = str(config.get("timerange") or "")
     start = timerange.split("-")[0] if "-" in timerange else ""
@@ -87,8 +87,13 @@ def connect(strategy: Any) -> None:
 
 def connect_risk(strategy: Any, metrics: MetricsTextfile | None = None) -> None:
     """Set ``strategy.risk`` only: a strategy that reads no model."""
-    user_dir = Path(strategy.config.get("user_data_dir", "user_data"))
-    strategy.risk = RiskManager(RiskSettings.from_env(os.environ, user_dir), metrics=metrics)
+    settings = RiskSettings.from_env(os.environ, _layout(strategy.config))
+    strategy.risk = RiskManager(settings, metrics=metrics)
+
+
+def _layout(config: dict[str, Any]) -> UserDir:
+    """The user dir Freqtrade was started with: where the path enters this process."""
+    return UserDir(Path(config.get("user_data_dir", "user_data")))
 
 
 def model_columns(strategy: Any, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:

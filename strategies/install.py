@@ -75,11 +75,11 @@ def shipped_files() -> list[Path]:
     )
 
 
-def install_strategies(userdir: Path) -> Installed:
+def install_strategies(layout: UserDir) -> Installed:
     """Copy the shipped strategy sources into ``<userdir>/strategies`` (see module doc).
 
     A no-op for the repository's own ``user_data``, where the sources already live."""
-    target_dir = UserDir(userdir).strategies
+    target_dir = layout.strategies
     done = Installed()
     if target_dir.resolve() == SHIPPED_STRATEGIES:
         done.generated = write_composed_classes(target_dir)

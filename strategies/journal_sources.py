@@ -18,14 +18,14 @@ from strategies.journal import BotInfo, Imported, import_trades
 from strategies.results import parse_result_zip
 
 
-def composition_of(userdir: Path, strategy: str) -> dict[str, Any] | None:
+def composition_of(layout: UserDir, strategy: str) -> dict[str, Any] | None:
     """The composition a composed strategy traded with (from the user dir), as JSON."""
-    found: Composition | None = compositions_in(UserDir(userdir).strategies).get(strategy)
+    found: Composition | None = compositions_in(layout.strategies).get(strategy)
     return found.model_dump(mode="json") if found else None
 
 
 def journal_backtest(
-    userdir: Path,
+    layout: UserDir,
     result_zip: Path,
     strategy: str,
     *,
@@ -41,13 +41,13 @@ def journal_backtest(
         name=f"{mode}/{strategy}/{result_zip.parent.name}",
         mode=mode,
         strategy=strategy,
-        composition=composition_of(userdir, strategy),
+        composition=composition_of(layout, strategy),
         model_uri=model_uri,
         model_version=model_version,
         config_hash=config_hash,
         source=str(result_zip),
     )
-    return import_trades(UserDir(userdir).journal, bot, trades.to_dict("records"))
+    return import_trades(layout.journal, bot, trades.to_dict("records"))
 
 
 class JournalSourceError(TradingbotError):
@@ -148,7 +148,7 @@ def _check_schema(engine: Any, db_url: str) -> None:
 
 
 def journal_database(
-    userdir: Path,
+    layout: UserDir,
     db_url: str,
     *,
     mode: str,
@@ -164,10 +164,10 @@ def journal_database(
         name=name or f"{mode}/{strategy}/{Path(redacted(db_url).removeprefix('sqlite:///')).name}",
         mode=mode,
         strategy=strategy,
-        composition=composition_of(userdir, strategy),
+        composition=composition_of(layout, strategy),
         model_uri=model_uri,
         config_hash=config_hash,
         source=redacted(db_url),
     )
     trades = database_trades(db_url)  # read first: a bad source records no bot
-    return import_trades(UserDir(userdir).journal, bot, trades)
+    return import_trades(layout.journal, bot, trades)

@@ -19,7 +19,6 @@ from typing import Any
 from common.atomic import write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
-from features.data.store import data_dir
 
 # Binance-like spot defaults for generated markets (tick-size precision, as ccxt uses).
 DEFAULT_PRECISION = {"amount": 1e-8, "price": 1e-8, "cost": 1e-8, "base": 1e-8, "quote": 1e-8}
@@ -36,8 +35,8 @@ class MarketsError(TradingbotError):
     """A missing or unusable market snapshot."""
 
 
-def snapshot_path(userdir: Path, exchange: str) -> Path:
-    return UserDir(userdir).market_snapshot(exchange)
+def snapshot_path(layout: UserDir, exchange: str) -> Path:
+    return layout.market_snapshot(exchange)
 
 
 def market_entry(pair: str, fee: float = 0.001) -> dict[str, Any]:
@@ -68,10 +67,10 @@ def market_entry(pair: str, fee: float = 0.001) -> dict[str, Any]:
     }
 
 
-def imported_pairs(userdir: Path, exchange: str) -> list[str]:
+def imported_pairs(layout: UserDir, exchange: str) -> list[str]:
     """Pairs with candles under ``<userdir>/data/<exchange>/`` (from Freqtrade file names)."""
     pairs = set()
-    for path in data_dir(userdir, exchange).glob("*.feather"):
+    for path in layout.data(exchange).glob("*.feather"):
         stem = path.name.rsplit("-", 1)[0]
         if "_" in stem:
             base, quote = stem.split("_", 1)
@@ -79,22 +78,22 @@ def imported_pairs(userdir: Path, exchange: str) -> list[str]:
     return sorted(pairs)
 
 
-def generate_snapshot(userdir: Path, exchange: str, pairs: list[str] | None = None) -> Path:
+def generate_snapshot(layout: UserDir, exchange: str, pairs: list[str] | None = None) -> Path:
     """Write a generated snapshot for ``pairs`` (default: every imported pair)."""
-    pairs = pairs or imported_pairs(userdir, exchange)
+    pairs = pairs or imported_pairs(layout, exchange)
     if not pairs:
         raise MarketsError(
-            f"no imported pairs for {exchange} in {data_dir(userdir, exchange)}",
+            f"no imported pairs for {exchange} in {layout.data(exchange)}",
             hint="import candles first: tradingbot data import FILE --pair BASE/QUOTE --timeframe TF",
         )
-    path = snapshot_path(userdir, exchange)
+    path = snapshot_path(layout, exchange)
     existing = load_snapshot(path) if path.exists() else {}
     markets = {**existing, **{pair: existing.get(pair) or market_entry(pair) for pair in pairs}}
     write_text_atomic(path, json.dumps(markets, indent=1, sort_keys=True))
     return path
 
 
-def fetch_snapshot(userdir: Path, exchange: str) -> Path:
+def fetch_snapshot(layout: UserDir, exchange: str) -> Path:
     """Write the real exchange's markets (needs network)."""
     import ccxt
 
@@ -108,7 +107,7 @@ def fetch_snapshot(userdir: Path, exchange: str) -> Path:
             f"could not load {exchange} markets ({exc.__class__.__name__}: {exc})",
             hint="no network? generate a snapshot for the imported pairs instead (without --online)",
         ) from exc
-    path = snapshot_path(userdir, exchange)
+    path = snapshot_path(layout, exchange)
     write_text_atomic(path, json.dumps(markets, indent=1, sort_keys=True, default=str))
     return path
 

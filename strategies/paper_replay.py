@@ -39,6 +39,7 @@ import pandas as pd
 
 from common.atomic import write_text_atomic
 from common.errors import TradingbotError
+from common.layout import UserDir
 from features.data import load_candles
 from features.timeframes import timeframe_to_seconds
 from strategies.freqtrade_offline import install_frozen_markets
@@ -179,7 +180,7 @@ def _without_environment(prefixes: tuple[str, ...]) -> Iterator[None]:
 def replay_config(
     base: dict[str, Any],
     *,
-    userdir: Path,
+    layout: UserDir,
     pairs: list[str],
     timeframe: str,
     strategy: str | None,
@@ -199,7 +200,7 @@ def replay_config(
         {
             "dry_run": True,
             "db_url": f"sqlite:///{database}",
-            "user_data_dir": str(userdir.resolve()),
+            "user_data_dir": str(layout.root.resolve()),
             "timeframe": timeframe,
             "fee": fee,
             "initial_state": "running",
@@ -217,14 +218,14 @@ def replay_config(
 
 
 def _prepare_userdir(
-    config: dict[str, Any], userdir: Path, exchange: str, pairs: list[str]
+    config: dict[str, Any], layout: UserDir, exchange: str, pairs: list[str]
 ) -> Path:
     """Markets snapshot installed, an empty trade database, the replay's config written;
     returns the config's path."""
-    ensure_freqtrade_userdir(userdir)
-    snapshot = snapshot_path(userdir, exchange)
+    ensure_freqtrade_userdir(layout)
+    snapshot = snapshot_path(layout, exchange)
     if not snapshot.exists() or any(p not in load_snapshot(snapshot) for p in pairs):
-        generate_snapshot(userdir, exchange, pairs)
+        generate_snapshot(layout, exchange, pairs)
     install_frozen_markets(load_snapshot(snapshot))
     database = Path(str(config["db_url"]).removeprefix("sqlite:///"))
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +261,7 @@ def _drive(
 def run_replay(
     config: dict[str, Any],
     *,
-    userdir: Path,
+    layout: UserDir,
     exchange: str,
     start: datetime,
     end: datetime,
@@ -281,9 +282,9 @@ def run_replay(
 
     pairs = list(config["exchange"]["pair_whitelist"])
     timeframe = str(config["timeframe"])
-    frames = {p: load_candles(userdir, exchange, p, timeframe) for p in pairs}
+    frames = {p: load_candles(layout, exchange, p, timeframe) for p in pairs}
     market = ReplayMarket(
-        frames, timeframe, more=lambda pair: load_candles(userdir, exchange, pair, timeframe)
+        frames, timeframe, more=lambda pair: load_candles(layout, exchange, pair, timeframe)
     )
     first = market.frames[pairs[0]]  # a step for every candle, missing ones too
     steps = first[(first["date"] >= pd.Timestamp(start)) & (first["date"] < pd.Timestamp(end))]
@@ -292,13 +293,13 @@ def run_replay(
             f"no {pairs[0]} {timeframe} candles between {start:%Y-%m-%d} and {end:%Y-%m-%d}",
             hint="choose a --timerange inside the imported data (tradingbot data check)",
         )
-    path = _prepare_userdir(config, userdir, exchange, pairs)
+    path = _prepare_userdir(config, layout, exchange, pairs)
     # Step t: candle t (open time in [start, end)) has just closed, as in a backtest of the
     # timerange, whose first signal is that of the candle opened at its start.
     market.closed_until = pd.Timestamp(steps["date"].iloc[0])
     started = time.perf_counter()
     with time_machine.travel(market.now(), tick=False) as clock:
-        args = {"config": [str(path)], "user_data_dir": str(userdir)}
+        args = {"config": [str(path)], "user_data_dir": str(layout.root)}
         with _without_environment((FREQTRADE_ENVIRONMENT,)):
             bot = FreqtradeBot(Configuration(args, RunMode.DRY_RUN).get_config())
         if quiet:  # after Freqtrade's own logging set-up, which the bot's creation runs

@@ -42,20 +42,20 @@ class RiskSettings(BaseModel):
     live_max_per_market_exposure_pct: Decimal | None = Field(default=None, gt=0, le=1)
 
     @classmethod
-    def for_userdir(cls, userdir: Path, **overrides: object) -> RiskSettings:
+    def for_userdir(cls, layout: UserDir, **overrides: object) -> RiskSettings:
         # An override of None (an unset RISK_STATE_DIR) means the default, never a dir named "None".
         state_dir = overrides.pop("state_dir", None)
-        state = Path(str(state_dir)) if state_dir is not None else UserDir(userdir).risk_state
+        state = Path(str(state_dir)) if state_dir is not None else layout.risk_state
         values: dict[str, object] = {
             "state_dir": state,
             "circuit_breaker_file": state / "circuit_breaker.json",
-            "db_path": UserDir(userdir).registry_db,
+            "db_path": layout.registry_db,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], userdir: Path) -> RiskSettings:
+    def from_env(cls, env: Mapping[str, str], layout: UserDir) -> RiskSettings:
         """The seeds' ``RISK_*`` variables; blank means the default.
 
         A misspelt name or a value out of range is an error, never ignored: a guard
@@ -82,7 +82,7 @@ class RiskSettings(BaseModel):
             )
         try:
             return cls.for_userdir(
-                userdir,
+                layout,
                 state_dir=get("RISK_STATE_DIR"),
                 circuit_breaker_file=get("RISK_CIRCUIT_BREAKER_FILE"),
                 db_path=get("RISK_DB_PATH"),

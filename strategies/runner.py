@@ -29,7 +29,7 @@ from common.atomic import atomic_path, write_text_atomic
 from common.errors import TradingbotError
 from common.layout import FREQTRADE_SUBDIRS, UserDir
 from features.candles import data_window
-from features.data.store import data_dir, load_candles
+from features.data.store import load_candles
 from strategies.composition import composition_error
 from strategies.install import SHIPPED_STRATEGIES, install_strategies, shipped_dir
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
@@ -101,16 +101,16 @@ class BacktestRun:
     inputs: dict[str, str]
 
 
-def strategy_source_dir(request: BacktestRequest, userdir: Path) -> Path:
+def strategy_source_dir(request: BacktestRequest, layout: UserDir) -> Path:
     """Where the strategy's source is read: the user dir's installed copies (see
     ``strategies.install``) for the shipped strategies, else the request's folder."""
     if request.strategy_dir == REPO_STRATEGIES:
-        return userdir / "strategies"
+        return layout.strategies
     return request.strategy_dir
 
 
-def _strategy_file(request: BacktestRequest, userdir: Path) -> Path:
-    folder = strategy_source_dir(request, userdir)
+def _strategy_file(request: BacktestRequest, layout: UserDir) -> Path:
+    folder = strategy_source_dir(request, layout)
     for path in sorted(folder.glob("*.py")):
         if f"class {request.strategy}(" in path.read_text(encoding="utf-8", errors="replace"):
             return path
@@ -125,7 +125,7 @@ def _strategy_file(request: BacktestRequest, userdir: Path) -> Path:
 
 
 def freqtrade_config(
-    request: BacktestRequest, userdir: Path, guard_report: Path
+    request: BacktestRequest, layout: UserDir, guard_report: Path
 ) -> dict[str, object]:
     quote = request.whitelist[0].split("/")[1].split(":")[0]
     settings: dict[str, object] = {"guard_report": str(guard_report)}
@@ -153,7 +153,7 @@ def freqtrade_config(
         "margin_mode": "",
         "fee": request.fee,
         "dataformat_ohlcv": "feather",
-        "user_data_dir": str(userdir.resolve()),
+        "user_data_dir": str(layout.root.resolve()),
         "exchange": {
             "name": request.exchange,
             "key": "",
@@ -171,22 +171,22 @@ def freqtrade_config(
     return config
 
 
-def tuned_params_file(request: BacktestRequest, userdir: Path) -> Path | None:
+def tuned_params_file(request: BacktestRequest, layout: UserDir) -> Path | None:
     """The strategy's tuned parameter file: ``<userdir>/strategies/<Strategy>.json`` (where
     ``tradingbot tune`` writes it), else one next to the strategy's source; None: defaults."""
-    for folder in (userdir / "strategies", strategy_source_dir(request, userdir)):
+    for folder in (layout.strategies, strategy_source_dir(request, layout)):
         path = folder / f"{request.strategy}.json"
         if path.exists():
             return path
     return None
 
 
-def strategy_dir_for_run(request: BacktestRequest, userdir: Path, directory: Path) -> Path:
+def strategy_dir_for_run(request: BacktestRequest, layout: UserDir, directory: Path) -> Path:
     """Where Freqtrade loads the strategy from: the strategy sources with the user dir's
     tuned parameter file beside them (Freqtrade reads ``<Strategy>.json`` next to the
     strategy's file only), so a backtest with any ``--userdir`` trades the tuned values."""
-    sources = strategy_source_dir(request, userdir)
-    params = tuned_params_file(request, userdir)
+    sources = strategy_source_dir(request, layout)
+    params = tuned_params_file(request, layout)
     if params is None or params.parent == sources:
         return sources
     folder = directory / "strategies"
@@ -197,10 +197,10 @@ def strategy_dir_for_run(request: BacktestRequest, userdir: Path, directory: Pat
     return folder
 
 
-def whitelist_candles(request: BacktestRequest, userdir: Path) -> dict[str, pd.DataFrame]:
+def whitelist_candles(request: BacktestRequest, layout: UserDir) -> dict[str, pd.DataFrame]:
     """The candles of every pair ``request`` trades, read once for a whole backtest."""
     return {
-        pair: load_candles(userdir, request.exchange, pair, request.timeframe)
+        pair: load_candles(layout, request.exchange, pair, request.timeframe)
         for pair in request.whitelist
     }
 
@@ -214,17 +214,15 @@ def _data_sha256(request: BacktestRequest, candles: Mapping[str, pd.DataFrame]) 
 
 
 def cache_key(
-    request: BacktestRequest, userdir: Path, candles: Mapping[str, pd.DataFrame]
+    request: BacktestRequest, layout: UserDir, candles: Mapping[str, pd.DataFrame]
 ) -> tuple[str, dict[str, str]]:
-    snapshot = snapshot_path(userdir, request.exchange)
+    snapshot = snapshot_path(layout, request.exchange)
     predictions = sorted((request.predictions_by_pair or {}).items())
     inputs = {
         "data_sha256": _data_sha256(request, candles),
         "markets_sha256": snapshot_sha256(snapshot),
-        "strategy_sha256": hashlib.sha256(
-            _strategy_file(request, userdir).read_bytes()
-        ).hexdigest(),
-        "strategy_params_sha256": _strategy_params_sha(request, userdir),
+        "strategy_sha256": hashlib.sha256(_strategy_file(request, layout).read_bytes()).hexdigest(),
+        "strategy_params_sha256": _strategy_params_sha(request, layout),
         "predictions_sha256": hashlib.sha256(request.predictions.read_bytes()).hexdigest()
         if request.predictions is not None
         else ",".join(f"{p}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for p, f in predictions)
@@ -236,16 +234,16 @@ def cache_key(
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20], inputs
 
 
-def _strategy_params_sha(request: BacktestRequest, userdir: Path) -> str:
-    params = tuned_params_file(request, userdir)
+def _strategy_params_sha(request: BacktestRequest, layout: UserDir) -> str:
+    params = tuned_params_file(request, layout)
     return hashlib.sha256(params.read_bytes()).hexdigest() if params is not None else "defaults"
 
 
-def ensure_freqtrade_userdir(userdir: Path) -> None:
-    """Freqtrade's folders under ``userdir`` and the shipped strategies in its strategies/."""
+def ensure_freqtrade_userdir(layout: UserDir) -> None:
+    """Freqtrade's folders under the user dir and the shipped strategies in its strategies/."""
     for sub in FREQTRADE_SUBDIRS:
-        (userdir / sub).mkdir(parents=True, exist_ok=True)
-    install_strategies(userdir)
+        (layout.root / sub).mkdir(parents=True, exist_ok=True)
+    install_strategies(layout)
 
 
 # Freqtrade merges every variable with this prefix into its config
@@ -267,7 +265,7 @@ def backtest_environment(environment: Mapping[str, str]) -> dict[str, str]:
 
 def run_backtest(
     request: BacktestRequest,
-    userdir: Path,
+    layout: UserDir,
     *,
     environment: Mapping[str, str],
     use_cache: bool = True,
@@ -278,10 +276,10 @@ def run_backtest(
     is off. ``environment``: the caller's, which Freqtrade's process inherits (less what
     :func:`backtest_environment` leaves out). ``candles``: every traded pair's
     (:func:`whitelist_candles`), when the caller has read them already."""
-    ensure_freqtrade_userdir(userdir)
-    snapshot = _market_snapshot(request, userdir)
-    key, inputs = cache_key(request, userdir, candles or whitelist_candles(request, userdir))
-    directory = UserDir(userdir).backtests / key
+    ensure_freqtrade_userdir(layout)
+    snapshot = _market_snapshot(request, layout)
+    key, inputs = cache_key(request, layout, candles or whitelist_candles(request, layout))
+    directory = layout.backtests / key
     run = BacktestRun(
         key=key,
         directory=directory,
@@ -298,11 +296,11 @@ def run_backtest(
         shutil.rmtree(directory)
     export = directory / "freqtrade"
     export.mkdir(parents=True)
-    strategy_path = strategy_dir_for_run(request, userdir, directory)
+    strategy_path = strategy_dir_for_run(request, layout, directory)
     write_text_atomic(
-        run.config, json.dumps(freqtrade_config(request, userdir, run.guard_report), indent=2)
+        run.config, json.dumps(freqtrade_config(request, layout, run.guard_report), indent=2)
     )
-    command = _command(request, userdir, run, snapshot, strategy_path, export)
+    command = _command(request, layout, run, snapshot, strategy_path, export)
     write_text_atomic(run.directory / RERUN_SCRIPT, rerun_script(command))
     child_environment = backtest_environment(environment)
     completed = subprocess.run(
@@ -325,16 +323,16 @@ def run_backtest(
     return run
 
 
-def _market_snapshot(request: BacktestRequest, userdir: Path) -> Path:
+def _market_snapshot(request: BacktestRequest, layout: UserDir) -> Path:
     """The exchange's frozen markets, extended with pairs imported after it was taken."""
-    snapshot = snapshot_path(userdir, request.exchange)
+    snapshot = snapshot_path(layout, request.exchange)
     if not snapshot.exists():
-        generate_snapshot(userdir, request.exchange)
+        generate_snapshot(layout, request.exchange)
     else:
         known = load_snapshot(snapshot)
         new = [p for p in request.whitelist if p not in known]
         if new:
-            generate_snapshot(userdir, request.exchange, new)
+            generate_snapshot(layout, request.exchange, new)
     return snapshot
 
 
@@ -360,7 +358,7 @@ def rerun_script(command: list[str]) -> str:
 
 def _command(
     request: BacktestRequest,
-    userdir: Path,
+    layout: UserDir,
     run: BacktestRun,
     snapshot: Path,
     strategy_path: Path,
@@ -381,9 +379,9 @@ def _command(
         "--strategy-path",
         str(strategy_path),
         "--datadir",
-        str(data_dir(userdir, request.exchange)),
+        str(layout.data(request.exchange)),
         "--userdir",
-        str(userdir),
+        str(layout.root),
         "--timerange",
         request.timerange,
         "--cache",

@@ -98,14 +98,14 @@ def _has_password(url: object) -> bool:
 
 
 def database_url(
-    settings: dict[str, object], userdir: Path, environment: Mapping[str, str], *, live: bool
+    settings: dict[str, object], layout: UserDir, environment: Mapping[str, str], *, live: bool
 ) -> str:
     """The trade database of a bot: ``FREQTRADE__DB_URL`` of its ``environment`` (where a
     database password belongs), else the config's ``db_url``; by default
     ``<userdir>/tradesv3.dryrun.sqlite`` (``.live`` for live). A relative SQLite path is
     taken relative to the user dir, not the working directory."""
     configured = environment.get(DB_URL_VARIABLE) or settings.get("db_url")
-    default = UserDir(userdir.resolve()).trades_db(live=live)
+    default = layout.trades_db(live=live).resolve()
     if not isinstance(configured, str) or not configured:
         return f"sqlite:///{default}"
     prefix = "sqlite:///"
@@ -114,7 +114,7 @@ def database_url(
     relative = Path(configured[len(prefix) :])
     if relative.parts and relative.parts[0] == "user_data":  # the shipped config's spelling
         relative = Path(*relative.parts[1:])
-    return f"{prefix}{userdir.resolve() / relative}"
+    return f"{prefix}{layout.root.resolve() / relative}"
 
 
 def check_exchange_reachable(

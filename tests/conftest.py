@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from common.context import RunContext, default_tracking_uri
+from common.layout import UserDir
 from features.data.synthetic import generate
 from ml import regime_memo
 from tradingbot import run
@@ -79,7 +80,9 @@ def btc_userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from features.data import import_candles
 
     userdir = tmp_path_factory.mktemp("btc")
-    import_candles(BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir)
+    import_candles(
+        BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(userdir)
+    )
     return userdir
 
 
@@ -87,7 +90,7 @@ def btc_userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def btc_candles(btc_userdir: Path) -> pd.DataFrame:
     from features.data import load_candles
 
-    return load_candles(btc_userdir, "binance", "BTC/USDT", "1h")
+    return load_candles(UserDir(btc_userdir), "binance", "BTC/USDT", "1h")
 
 
 def local_context(userdir: Path, tracking_uri: str | None = None) -> RunContext:
@@ -118,7 +121,7 @@ def import_synthetic(
     userdir.mkdir(parents=True, exist_ok=True)
     source = userdir.parent / f"{pair.replace('/', '_')}-{seed}.feather"
     frame.to_feather(source)
-    import_candles(source, pair=pair, timeframe="1h", exchange="binance", userdir=userdir)
+    import_candles(source, pair=pair, timeframe="1h", exchange="binance", layout=UserDir(userdir))
     return frame
 
 

@@ -6,12 +6,16 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from common.context import RunContext
+from common.layout import UserDir
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
 def _flags_take_no_value() -> None:
@@ -144,6 +148,14 @@ def tracking_uri(userdir: Path) -> str:
     return run_context(userdir).tracking_uri
 
 
+def tracking_client(userdir: Path) -> MlflowClient:
+    """An MLflow client on the store of :func:`run_context` (created when new)."""
+    from ml import tracking
+
+    context = run_context(userdir)
+    return tracking.configure(context.tracking_uri, context.layout)
+
+
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr; the yielded function advances it with a status text."""
@@ -184,4 +196,4 @@ def _require_data(userdir: Path, exchange: str, pairs: Sequence[str], timeframe:
     timeframe_to_seconds(timeframe)
     for pair in pairs:  # a malformed pair is named as such, not as candles to import
         check_pair(pair)
-    require_pairs(userdir, exchange, pairs, timeframe)
+    require_pairs(UserDir(userdir), exchange, pairs, timeframe)

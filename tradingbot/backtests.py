@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from common.layout import UserDir
 from tradingbot._app import (
     Exchange,
     Pair,
@@ -54,7 +55,7 @@ def regimes_command(
             pair=pair,
             timeframe=timeframe,
             exchange=exchange,
-            userdir=userdir,
+            layout=UserDir(userdir),
             states=states,
             train_end=parse_day(train_end),
             out=out,
@@ -84,7 +85,8 @@ def markets_snapshot(
     """Write <userdir>/markets/<exchange>.json: from the exchange (--online) or for the imported pairs."""
     from strategies.markets import fetch_snapshot, generate_snapshot, load_snapshot
 
-    path = fetch_snapshot(userdir, exchange) if online else generate_snapshot(userdir, exchange)
+    layout = UserDir(userdir)
+    path = fetch_snapshot(layout, exchange) if online else generate_snapshot(layout, exchange)
     markets = load_snapshot(path)
     source = "downloaded from the exchange" if online else "generated for the imported pairs"
     console.print(f"wrote {path}: {len(markets)} markets, {source}")

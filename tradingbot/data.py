@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from common.layout import UserDir
 from tradingbot._app import (
     AsJson,
     Exchange,
@@ -66,7 +67,7 @@ def data_import(
             pair=pair,
             timeframe=timeframe,
             exchange=exchange,
-            userdir=userdir,
+            layout=UserDir(userdir),
             options=options,
         )
     if as_json:
@@ -91,7 +92,9 @@ def data_check(
     from features.data import check_candles
     from tradingbot.render import quality_report
 
-    report = check_candles(pair=pair, timeframe=timeframe, exchange=exchange, userdir=userdir)
+    report = check_candles(
+        pair=pair, timeframe=timeframe, exchange=exchange, layout=UserDir(userdir)
+    )
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
@@ -136,7 +139,7 @@ def features_build(
             pair=pair,
             timeframe=timeframe,
             exchange=exchange,
-            userdir=userdir,
+            layout=UserDir(userdir),
             spec_path=spec,
             out=out,
         )

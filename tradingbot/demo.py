@@ -22,6 +22,7 @@ from rich.console import Console
 
 from common.atomic import scratch_dir
 from common.context import RunContext
+from common.layout import UserDir
 from experiments.backtesting.run import backtest
 from experiments.reporting.report import build_report
 from experiments.spec import SHIPPED_SPECS, ExperimentSpec, load_experiment, parse_experiment
@@ -108,10 +109,10 @@ def _heading(console: Console, text: str) -> None:
 
 def run_demo(console: Console, *, context: RunContext, shared_data: Path) -> None:
     """The main job, stage by stage: data, features, training, promotion, backtest, report."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
-    _import_data(console, userdir, shared_data / REAL_FILE)
-    _features(console, userdir)
-    candles = load_candles(userdir, DEMO_EXCHANGE, DEMO_PAIR, DEMO_TIMEFRAME)
+    userdir, layout, tracking_uri = context.userdir, context.layout, context.tracking_uri
+    _import_data(console, layout, shared_data / REAL_FILE)
+    _features(console, layout)
+    candles = load_candles(layout, DEMO_EXCHANGE, DEMO_PAIR, DEMO_TIMEFRAME)
     cutoff = candles["date"].iloc[int(len(candles) * TRAIN_SHARE)].floor("D")
     end = candles["date"].iloc[-1].floor("D") + pd.Timedelta(days=1)
     train_days = (cutoff - candles["date"].iloc[0]).total_seconds() / 86_400
@@ -140,14 +141,14 @@ def run_demo(console: Console, *, context: RunContext, shared_data: Path) -> Non
     )
     backtest_summary(console, summary)
     _heading(console, f"6/{STAGES} report: leaderboards, equity vs buy-and-hold, drawdown, regimes")
-    report = build_report(userdir, tracking_uri)
+    report = build_report(layout, tracking_uri)
     console.print(f"wrote {report.markdown}\nwrote {report.html} (open it in a browser)")
     console.print(
         f"\nOpen the MLflow UI: .venv/bin/tradingbot ui --userdir {userdir}  (then http://127.0.0.1:5000)"
     )
 
 
-def _import_data(console: Console, userdir: Path, real: Path) -> None:
+def _import_data(console: Console, layout: UserDir, real: Path) -> None:
     """Stage 1: the real candles when ../shared has them, else a seeded synthetic market."""
 
     def load(source: Path) -> ImportResult:
@@ -156,7 +157,7 @@ def _import_data(console: Console, userdir: Path, real: Path) -> None:
             pair=DEMO_PAIR,
             timeframe=DEMO_TIMEFRAME,
             exchange=DEMO_EXCHANGE,
-            userdir=userdir,
+            layout=layout,
             options=ImportOptions(repair=True),
         )
 
@@ -178,14 +179,14 @@ def _import_data(console: Console, userdir: Path, real: Path) -> None:
     console.print(f"candles: {result.candles_path}")
 
 
-def _features(console: Console, userdir: Path) -> None:
+def _features(console: Console, layout: UserDir) -> None:
     """Stage 2: the default causal feature set, written as parquet."""
     _heading(console, f"2/{STAGES} features: default causal feature set")
     spec = default_spec()
     built = build_features(
-        pair=DEMO_PAIR, timeframe=DEMO_TIMEFRAME, exchange=DEMO_EXCHANGE, userdir=userdir, spec=spec
+        pair=DEMO_PAIR, timeframe=DEMO_TIMEFRAME, exchange=DEMO_EXCHANGE, layout=layout, spec=spec
     )
-    out = userdir / "features" / f"BTC_USDT-{DEMO_TIMEFRAME}-{spec.hash}.parquet"
+    out = layout.root / "features" / f"BTC_USDT-{DEMO_TIMEFRAME}-{spec.hash}.parquet"
     write_feature_file(built.frame, built.meta, out)
     feature_summary(console, built.meta, out=str(out), cache_hit=built.cache_hit)
 
@@ -239,7 +240,7 @@ def _promote_best(console: Console, results: list[TrainResult], context: RunCont
         f"buy and hold {best.baselines['always_long']['calmar']:.2f}, "
         + ", ".join(f"{name} {value:.2f}" for name, value in rules.items())
     )
-    client = tracking.configure(context.tracking_uri, context.userdir)
+    client = tracking.configure(context.tracking_uri, context.layout)
     _, gate = check_promotion(client, best.model_name, best.version, force=True)
     if not gate.passed:  # the demo goes on with the best it has, saying so
         console.print(f"[yellow]note: the promotion gate refuses it ({gate.reason}); forced.[/]")

@@ -16,7 +16,7 @@ from tradingbot._app import (
     console,
     run_context,
     stage,
-    tracking_uri,
+    tracking_client,
 )
 
 
@@ -48,7 +48,7 @@ def backup_command(
     from experiments.backup import backup
 
     with stage(f"backing up {userdir}"):
-        target, manifest = backup(userdir, out)
+        target, manifest = backup(UserDir(userdir), out)
     for component, paths in manifest.components.items():
         console.print(f"  {component}: {', '.join(paths)}")
     console.print(f"wrote {target} ({len(manifest.sha256)} files, sha256 in manifest.json)")
@@ -70,7 +70,7 @@ def restore_command(
     from experiments.backup import restore
 
     with stage(f"restoring {backup_dir} into {userdir}"):
-        restored = restore(backup_dir, userdir, only)
+        restored = restore(backup_dir, UserDir(userdir), only)
     console.print("restored: " + ", ".join(restored))
 
 
@@ -93,7 +93,8 @@ def report_command(
     from experiments.reporting.report import build_report
 
     with stage("writing the report"):
-        report = build_report(userdir, tracking_uri(userdir), out, backtest)
+        context = run_context(userdir)
+        report = build_report(context.layout, context.tracking_uri, out, backtest)
     console.print(f"wrote {report.markdown}\nwrote {report.html} ({len(report.images)} pictures)")
 
 
@@ -137,9 +138,10 @@ def strategies_sync(
     from strategies.catalogue import sync
     from strategies.install import install_strategies
 
-    docs = docs or UserDir(userdir).docs
-    install_strategies(userdir)  # the shipped files, and a class for each composition
-    found = sync(UserDir(userdir).strategies, docs, _registry_db(userdir))
+    layout = UserDir(userdir)
+    docs = docs or layout.docs
+    install_strategies(layout)  # the shipped files, and a class for each composition
+    found = sync(layout.strategies, docs, layout.registry_db)
     console.print(f"{len(found)} strategies: " + ", ".join(s.name for s in found))
     console.print(f"wrote {docs / 'STRATEGY_CATALOGUE.md'}")
 
@@ -160,9 +162,7 @@ def idea_create(
     from experiments.ideas import create
 
     if experiment is not None:
-        from ml import tracking
-
-        client = tracking.configure(tracking_uri(userdir), userdir)
+        client = tracking_client(userdir)
         if client.get_experiment_by_name(experiment) is None:
             known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
             raise TradingbotError(
@@ -205,10 +205,9 @@ def idea_decide(
 ) -> None:
     """Promote, reject or park an idea; record why; regenerate RESULTS.md (in the user dir)."""
     from experiments.ideas import decide, write_results
-    from ml import tracking
 
     results = results or UserDir(userdir).docs / "RESULTS.md"
-    client = tracking.configure(tracking_uri(userdir), userdir)
+    client = tracking_client(userdir)
     decide(_registry_db(userdir), idea_id, decision.lower(), rationale, client)  # type: ignore[arg-type]
     console.print(
         f"idea #{idea_id}: {decision.lower()}; wrote {write_results(_registry_db(userdir), client, results)}"
@@ -225,10 +224,9 @@ def idea_results(
 ) -> None:
     """Regenerate RESULTS.md from the ideas, decisions and MLflow (in the user dir)."""
     from experiments.ideas import write_results
-    from ml import tracking
 
     results = results or UserDir(userdir).docs / "RESULTS.md"
-    client = tracking.configure(tracking_uri(userdir), userdir)
+    client = tracking_client(userdir)
     console.print(f"wrote {write_results(_registry_db(userdir), client, results)}")
 
 

@@ -148,7 +148,9 @@ def journal_sync(
     url = db_url or f"sqlite:///{default.resolve()}"
     if db_url is None and not default.exists():
         raise typer.BadParameter(f"{default} does not exist", param_hint="--db-url")
-    done = journal_database(userdir, url, mode="live" if live else "paper", strategy=strategy)
+    done = journal_database(
+        UserDir(userdir), url, mode="live" if live else "paper", strategy=strategy
+    )
     console.print(
         f"{done.bot}: {done.added} added, {done.updated} updated, {done.unchanged} unchanged"
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from common.layout import UserDir
 from tradingbot._app import (
     Userdir,
     app,
@@ -29,7 +30,7 @@ app.add_typer(risk_app, name="risk")
 def _risk(userdir: Path):  # type: ignore[no-untyped-def]
     from strategies.risk import RiskManager, RiskSettings
 
-    return RiskManager(RiskSettings.from_env(os.environ, userdir))
+    return RiskManager(RiskSettings.from_env(os.environ, UserDir(userdir)))
 
 
 @risk_app.command("status")

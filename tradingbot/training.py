@@ -22,6 +22,7 @@ from tradingbot._app import (
     console,
     progress_bar,
     run_context,
+    tracking_client,
     tracking_uri,
 )
 
@@ -153,10 +154,9 @@ def promote_command(
 
     Refused when the version's evaluation does worse than buy and hold on the same
     candles (Calmar; the window's return over max drawdown under 90 days), unless --force."""
-    from ml import tracking
     from ml.registry import check_promotion, promote, whitelist_models
 
-    client = tracking.configure(tracking_uri(userdir), userdir)
+    client = tracking_client(userdir)
     names = whitelist_models(client, name)
     if len(names) > 1 and version is not None:
         raise typer.BadParameter(

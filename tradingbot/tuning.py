@@ -19,7 +19,7 @@ from tradingbot._app import (
     app,
     console,
     progress_console,
-    tracking_uri,
+    run_context,
 )
 
 TuneSpec = Annotated[
@@ -87,8 +87,7 @@ def tune_command(
 
     request = TuneRequest(
         spec=experiment,
-        userdir=userdir,
-        tracking_uri=tracking_uri(userdir),
+        context=run_context(userdir),
         trials=trials,
         jobs=jobs,
         study=study,
@@ -99,7 +98,7 @@ def tune_command(
     )
     with tune_progress(request.study_name, trials) as progress:
         result = tune(request, progress=progress)
-    tune_summary(console, result, tracking_uri(userdir))
+    tune_summary(console, result, request.context.tracking_uri)
 
 
 @contextmanager

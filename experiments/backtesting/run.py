@@ -21,7 +21,7 @@ import pandas as pd
 
 from common.atomic import scratch_dir
 from common.context import RunContext
-from common.layout import pair_to_filename
+from common.layout import UserDir, pair_to_filename
 from experiments.backtesting.checks import (
     fitting_strategy,
     require_out_of_sample,
@@ -123,16 +123,16 @@ def backtest(
     (default: one per pair) and the stake are Freqtrade's own ("unlimited" stake:
     the available balance split over the free slots).
     ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
+    layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs
     whitelist = tuple(pairs) if pairs and len(pairs) > 1 else ()
     pair = pairs[0] if pairs and not whitelist else pair
     say(BACKTEST_STAGES[0])
-    client = tracking.configure(tracking_uri, userdir)
+    client = tracking.configure(tracking_uri, layout)
     served = serve(client, model, whitelist)
     strategy = fitting_strategy(client, served, strategy)
-    inputs = walk_forward_inputs(client, served, pair, userdir, exchange) if walk_forward else None
+    inputs = walk_forward_inputs(client, served, pair, layout, exchange) if walk_forward else None
     if inputs is not None:
         timerange = walk_forward_timerange(timerange, inputs.timerange)
     elif model:
@@ -152,30 +152,30 @@ def backtest(
         **_model_inputs(served, inputs),
     )
     risk = _risk_manager(context)
-    candles = whitelist_candles(request, userdir)  # read once, for the key and the evaluation
+    candles = whitelist_candles(request, layout)  # read once, for the key and the evaluation
     say(BACKTEST_STAGES[1])
     with risk.backtest_slot():
         run = run_backtest(
-            request, userdir, environment=context.environment, use_cache=use_cache, candles=candles
+            request, layout, environment=context.environment, use_cache=use_cache, candles=candles
         )
     say(BACKTEST_STAGES[2])
     evaluation = _evaluate(run, request, candles, risk_budget(client, served))
     say(BACKTEST_STAGES[3])
     tags = _tags(request, run, evaluation, model, served, inputs.folds if inputs else None)
-    run_id = _record(client, userdir, request, run, evaluation, tags)
+    run_id = _record(client, layout, request, run, evaluation, tags)
     risk.run_id = run_id
     risk.record_backtest(run_id, evaluation.parsed.metrics.max_drawdown_account)
     _tag_versions(client, model, served, run_id)
-    journalled = _journal(userdir, request, run, served)
-    params_file = tuned_params_file(request, userdir)
+    journalled = _journal(layout, request, run, served)
+    params_file = tuned_params_file(request, layout)
     return _summary(run_id, run, evaluation, served.uri, journalled, params_file)
 
 
 def _journal(
-    userdir: Path, request: BacktestRequest, run: BacktestRun, served: ServedModels
+    layout: UserDir, request: BacktestRequest, run: BacktestRun, served: ServedModels
 ) -> Imported:
     return journal_backtest(
-        userdir,
+        layout,
         run.result_zip,
         request.strategy,
         model_uri=served.uri,
@@ -228,7 +228,7 @@ def _model_inputs(served: ServedModels, inputs: WalkForwardInputs | None) -> dic
 def _risk_manager(context: RunContext) -> RiskManager:
     """The risk manager (its settings from the context's environment), which may refuse
     backtests (a drawdown guardrail tripped)."""
-    risk = RiskManager(RiskSettings.from_env(context.environment, context.userdir))
+    risk = RiskManager(RiskSettings.from_env(context.environment, context.layout))
     decision = risk.check_backtest()
     if not decision.allowed:
         raise RiskBlocked(
@@ -338,7 +338,7 @@ def _tags(
 
 def _record(
     client: mlflow.MlflowClient,
-    userdir: Path,
+    layout: UserDir,
     request: BacktestRequest,
     run: BacktestRun,
     evaluation: Evaluation,
@@ -346,7 +346,7 @@ def _record(
 ) -> str:
     """One MLflow run in experiment ``backtests``: metrics, the comparison, the guard,
     the per-regime and per-pair tables and the result files. Returns its id."""
-    experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
+    experiment = tracking.experiment_id(client, EXPERIMENT, layout)
     tracking.fail_stale_runs(client, experiment)  # backtests killed while logging
     market = f"{len(request.pairs)} pairs" if request.pairs else request.pair
     name = f"{request.strategy} {market} {request.timerange}"

@@ -121,14 +121,14 @@ def scorecard(
     timerange: str | None = None,
     progress: Progress | None = None,
 ) -> Scorecard:
-    userdir, tracking_uri = context.userdir, context.tracking_uri
+    layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     if not pairs:
         raise DataError("give at least one --pair")
     frame = timeframe or spec.data.timeframe
     for pair in pairs:  # all present before anything runs: no half-done scorecard
-        load_candles(userdir, spec.data.exchange, pair, frame)
-    client = tracking.configure(tracking_uri, userdir)
+        load_candles(layout, spec.data.exchange, pair, frame)
+    client = tracking.configure(tracking_uri, layout)
     markets = []
     for pair in pairs:
         market = spec.with_overrides(pair=pair, timeframe=frame, timerange=timerange)
@@ -169,9 +169,9 @@ def _record(
     markets: list[MarketScore],
     context: RunContext,
 ) -> str:
-    userdir, tracking_uri = context.userdir, context.tracking_uri
-    client = tracking.configure(tracking_uri, userdir)
-    experiment = tracking.experiment_id(client, EXPERIMENT, userdir)
+    layout, tracking_uri = context.layout, context.tracking_uri
+    client = tracking.configure(tracking_uri, layout)
+    experiment = tracking.experiment_id(client, EXPERIMENT, layout)
     tracking.fail_stale_runs(client, experiment)
     card = Scorecard(spec.name, "", markets)
     tags = {

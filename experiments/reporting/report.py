@@ -298,7 +298,7 @@ class LatestBacktest:
 
 
 def _latest_backtest(
-    client: MlflowClient, run: mlflow.entities.Run, userdir: Path, out: Path
+    client: MlflowClient, run: mlflow.entities.Run, layout: UserDir, out: Path
 ) -> LatestBacktest:
     tags = run.data.tags
     with scratch_dir("report") as tmp:
@@ -309,7 +309,7 @@ def _latest_backtest(
         )
         per_regime = pd.read_csv(regimes_file)
     pair, timeframe = tags["pair"], tags["timeframe"]
-    candles = load_candles(userdir, "binance", pair, timeframe)
+    candles = load_candles(layout, "binance", pair, timeframe)
     m = parsed.metrics
     fee = float(run.data.params.get("fee", 0.001))
     start = pd.Timestamp(tags.get("guard.compared_from", m.start))
@@ -340,7 +340,7 @@ def _latest_backtest(
     window = candles[
         (candles["date"] >= pd.Timestamp(m.start)) & (candles["date"] < pd.Timestamp(m.end))
     ].reset_index(drop=True)
-    regimes = served_regimes(tags.get("model_uri"), candles, window, m.end, userdir, timeframe)
+    regimes = served_regimes(tags.get("model_uri"), candles, window, m.end, layout, timeframe)
     images.append(
         regime_plot(
             window["date"],
@@ -359,11 +359,11 @@ def _latest_backtest(
 
 
 def build_report(
-    userdir: Path, tracking_uri: str, out: Path | None = None, backtest: str | None = None
+    layout: UserDir, tracking_uri: str, out: Path | None = None, backtest: str | None = None
 ) -> Report:
     """The report of the user dir's store; the charts are of backtest run ``backtest``
     (default: see :func:`charted_backtest`)."""
-    client = tracking.configure(tracking_uri, userdir)
+    client = tracking.configure(tracking_uri, layout)
     models = model_leaderboard(client)
     backtests, runs = backtest_leaderboard(client)
     if models.empty and backtests.empty:
@@ -371,10 +371,10 @@ def build_report(
             "no registered models and no backtests yet",
             hint="run make demo, or tradingbot train and tradingbot backtest",
         )
-    out = out or UserDir(userdir).reports
+    out = out or layout.reports
     out.mkdir(parents=True, exist_ok=True)
     charted = charted_backtest(runs, backtest)
-    latest = _latest_backtest(client, charted, userdir, out) if charted is not None else None
+    latest = _latest_backtest(client, charted, layout, out) if charted is not None else None
     if latest is not None and charted is not None:
         with tracking.tracked_run(run_id=charted.info.run_id):
             for image in latest.images:
@@ -399,7 +399,7 @@ def build_report(
                 _numeric(REGIME_COLUMNS, "trades"),
             )
         )
-    tables += journal_sections(UserDir(userdir).journal)
+    tables += journal_sections(layout.journal)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     images = latest.images if latest else []
     note = " ".join(filter(None, (latest.caption, latest.note))) if latest else ""

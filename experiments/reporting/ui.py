@@ -20,17 +20,17 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from common.atomic import pid_alive
 from common.context import RunContext
 from common.errors import TradingbotError
+from common.layout import UserDir
 from ml import tracking
 from ml.tracking import artifact_root
 from ml.ui_view import comparison_url
 
 
-def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
+def server_command(tracking_uri: str, layout: UserDir, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -39,7 +39,7 @@ def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
         "--backend-store-uri",
         tracking_uri,
         "--default-artifact-root",
-        artifact_root(userdir).as_uri(),
+        artifact_root(layout).as_uri(),
         "--host",
         "127.0.0.1",
         "--port",
@@ -51,7 +51,7 @@ def server_command(tracking_uri: str, userdir: Path, port: int) -> list[str]:
         "tradingbot-readonly",
         # had anything been uploaded, it would land in the user dir, not the working dir
         "--artifacts-destination",
-        artifact_root(userdir).as_uri(),
+        artifact_root(layout).as_uri(),
     ]
 
 
@@ -104,15 +104,15 @@ def require_free_port(port: int) -> None:
             ) from None
 
 
-def comparison_links(tracking_uri: str, userdir: Path, base: str) -> list[str]:
+def comparison_links(tracking_uri: str, layout: UserDir, base: str) -> list[str]:
     """``name: URL`` of every experiment's runs compared in the model-training view
     (ml.ui_view); the view's tags are brought up to date first, as the UI cannot write."""
-    client = tracking.configure(tracking_uri, userdir)
+    client = tracking.configure(tracking_uri, layout)
     links = []
     for experiment in client.search_experiments():
         if experiment.name == "Default" and not client.search_runs([experiment.experiment_id]):
             continue  # MLflow's own, empty
-        identifier = tracking.experiment_id(client, experiment.name, userdir)
+        identifier = tracking.experiment_id(client, experiment.name, layout)
         links.append(f"{experiment.name}: {comparison_url(base, identifier)}")
     return links
 
@@ -120,15 +120,15 @@ def comparison_links(tracking_uri: str, userdir: Path, base: str) -> list[str]:
 def serve_ui(context: RunContext, *, port: int, say: Callable[[str], None]) -> int:
     """MLflow's UI server for the context's store on 127.0.0.1:``port`` (it inherits the
     context's environment), until Ctrl-C or a signal stops its whole process group."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
+    layout, tracking_uri = context.layout, context.tracking_uri
     require_free_port(port)
     base = f"http://127.0.0.1:{port}"
-    links = comparison_links(tracking_uri, userdir, base)
+    links = comparison_links(tracking_uri, layout, base)
     env = {**context.environment, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    userdir.mkdir(parents=True, exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        server_command(tracking_uri, userdir, port), env=env, start_new_session=True
+        server_command(tracking_uri, layout, port), env=env, start_new_session=True
     )
     start_watchdog(os.getpid(), process.pid)
     say(f"MLflow UI for {tracking_uri} on {base} (Ctrl-C to stop)")

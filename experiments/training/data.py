@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import pandas as pd
 
 from common.errors import DataError, SpecError
+from common.layout import UserDir
 from experiments.spec import ExperimentSpec
 from experiments.spec_data import cached_features, spec_candles
 from features.data.importer import kept_bad_ticks
@@ -20,7 +20,7 @@ MIN_CANDLES = 500
 
 
 def training_job(
-    spec: ExperimentSpec, userdir: Path, threads: int | None, say: Callable[[str], None]
+    spec: ExperimentSpec, layout: UserDir, threads: int | None, say: Callable[[str], None]
 ) -> TrainingJob:
     """The job of a single-pair spec, or of a pooled whitelist (every pair, one model).
     Every market's candles are checked before anything is recorded."""
@@ -32,23 +32,21 @@ def training_job(
                 f"spec {spec.name} has a whitelist: train it with train_whitelist, or one pair"
             )
         _require_poolable(spec)
-        require_pairs(userdir, data.exchange, pairs, data.timeframe)
+        require_pairs(layout, data.exchange, pairs, data.timeframe)
     feature_spec = spec.feature_spec
     feature_spec.check_timeframe(data.timeframe)
     say("building features")
     markets = []
     for pair in pairs:
         one = spec.for_pair(pair).data if spec.is_whitelist else data
-        candles = spec_candles(one, userdir)
+        candles = spec_candles(one, layout)
         if len(candles) < MIN_CANDLES:
             raise DataError(
                 f"only {len(candles)} {pair} {one.timeframe} candles in timerange "
                 f"{one.timerange or '(all)'}",
                 hint=f"import more data or widen --timerange (at least {MIN_CANDLES} candles)",
             )
-        features = cached_features(
-            candles, feature_spec, userdir, pair, one.timeframe, one.exchange
-        )
+        features = cached_features(candles, feature_spec, layout, pair, one.timeframe, one.exchange)
         markets.append(PairData(pair, candles, features))
     return TrainingJob(
         name=spec.name,
@@ -71,13 +69,13 @@ def _require_poolable(spec: ExperimentSpec) -> None:
 
 
 def data_warnings(
-    userdir: Path, exchange: str, timeframe: str, markets: Iterable[PairData]
+    layout: UserDir, exchange: str, timeframe: str, markets: Iterable[PairData]
 ) -> list[str]:
     """What the import flagged and kept in the training candles: the training learns
     from it, so it says so (printed, and the run's tag ``data.warnings``)."""
     warnings = []
     for market in markets:
-        ticks = kept_bad_ticks(userdir, exchange, market.pair, timeframe)
+        ticks = kept_bad_ticks(layout, exchange, market.pair, timeframe)
         first, last = market.candles["date"].iloc[0], market.candles["date"].iloc[-1]
         inside = [tick for tick in ticks if first <= pd.Timestamp(tick) <= last]
         if inside:

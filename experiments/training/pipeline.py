@@ -71,11 +71,11 @@ def train(
     """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
     under its parent run (see :func:`experiments.training.whitelist.train_whitelist`)."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
+    layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
-    job = training_job(spec, userdir, threads, say)
-    client = tracking.configure(tracking_uri, userdir)
-    experiment = tracking.experiment_id(client, experiment_name or spec.name, userdir)
+    job = training_job(spec, layout, threads, say)
+    client = tracking.configure(tracking_uri, layout)
+    experiment = tracking.experiment_id(client, experiment_name or spec.name, layout)
     tracking.fail_stale_runs(client, experiment)
     reconcile(client, spec.name)  # versions left by registrations that were killed
     lineage = tracking.lineage(
@@ -85,7 +85,7 @@ def train(
         seed=spec.seed,
         model_kind=spec.model.kind,
     )
-    warnings = data_warnings(userdir, spec.data.exchange, job.timeframe, job.markets)
+    warnings = data_warnings(layout, spec.data.exchange, job.timeframe, job.markets)
     if warnings:
         lineage["data.warnings"] = "; ".join(warnings)
     if job.pooled:

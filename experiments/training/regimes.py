@@ -11,6 +11,7 @@ import pandas as pd
 
 from common.atomic import atomic_path
 from common.errors import SpecError
+from common.layout import UserDir
 from experiments.spec_data import cached_features
 from features.data import load_candles
 from features.feature_spec import default_spec
@@ -49,7 +50,7 @@ def run_regimes(
     pair: str,
     timeframe: str,
     exchange: str,
-    userdir: Path,
+    layout: UserDir,
     states: int | str,
     train_end: datetime | None,
     out: Path,
@@ -62,8 +63,8 @@ def run_regimes(
     say = progress or (lambda _text: None)
     config = config or HmmRegimeConfig()
     say(REGIME_STAGES[0])
-    candles = load_candles(userdir, exchange, pair, timeframe)
-    features = cached_features(candles, default_spec(), userdir, pair, timeframe, exchange)
+    candles = load_candles(layout, exchange, pair, timeframe)
+    features = cached_features(candles, default_spec(), layout, pair, timeframe, exchange)
     cut = _training_rows(candles, train_end)
     n_states: int | str = "auto" if str(states) == "auto" else int(states)
     say(REGIME_STAGES[1])

@@ -25,13 +25,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from common.context import RunContext
+from common.layout import UserDir
 from experiments.spec import DataConfig, ExperimentSpec
 from experiments.spec_data import spec_candles
 from experiments.training import Progress, TrainResult, train
@@ -89,14 +89,14 @@ def _judge(
     trained: TrainResult,
     champion: ModelBundle | None,
     champion_version: str | None,
-    userdir: Path,
+    layout: UserDir,
 ) -> _Verdict:
     """The rule of the module doc: the challenger against the champion on the candles
     neither has seen (after the champion's training window)."""
     if champion is None:
         return _Verdict(True, "no champion yet")
     data = fresh.data
-    candles = spec_candles(data, userdir)
+    candles = spec_candles(data, layout)
     oos = trained.out_of_sample
     trained_until = champion.metadata.train_window.last
     unseen = oos[pd.to_datetime(oos["date"], utc=True) > trained_until]
@@ -109,7 +109,7 @@ def _judge(
         )
         return _Verdict(False, reason, compared)
     upto = candles.iloc[: int(unseen.index.max()) + 1]
-    references = reference_candles(champion.feature_spec, userdir, data.exchange, data.timeframe)
+    references = reference_candles(champion.feature_spec, layout, data.exchange, data.timeframe)
     theirs = champion.predict(upto, references).loc[unseen.index]
     config = fresh.training
     new_score = score(unseen, candles, config, data.timeframe).metrics["return_over_drawdown"]
@@ -127,15 +127,15 @@ def retrain(
     spec: ExperimentSpec, *, context: RunContext, progress: Progress | None = None
 ) -> RetrainResult:
     """Retrain a single-pair spec and apply the rule of the module doc."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
-    client = tracking.configure(tracking_uri, userdir)
+    layout, tracking_uri = context.layout, context.tracking_uri
+    client = tracking.configure(tracking_uri, layout)
     champion_version: str | None = None
     with contextlib.suppress(MlflowException):
         champion_version = str(client.get_model_version_by_alias(spec.name, CHAMPION).version)
     champion = load_bundle(f"models:/{spec.name}/{champion_version}") if champion_version else None
     fresh = latest(spec)
     trained = train(fresh, context=context, progress=progress)
-    verdict = _judge(fresh, trained, champion, champion_version, userdir)
+    verdict = _judge(fresh, trained, champion, champion_version, layout)
     gate = promotion_gate(client.get_run(trained.run_id).data.metrics)
     if verdict.promoted and not gate.passed:  # the same gate as tradingbot promote
         verdict = dataclasses.replace(

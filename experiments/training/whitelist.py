@@ -73,11 +73,11 @@ def train_whitelist(
     parent run FAILED; the pairs trained before it stay registered (each on its own is
     complete) and a second call trains every pair again. ``jobs`` > 1: pairs are trained
     in that many worker processes at once, each with its share of the CPU threads."""
-    userdir, tracking_uri = context.userdir, context.tracking_uri
+    layout, tracking_uri = context.layout, context.tracking_uri
     data = spec.data
-    require_pairs(userdir, data.exchange, data.whitelist, data.timeframe)
-    client = tracking.configure(tracking_uri, userdir)
-    experiment = tracking.experiment_id(client, spec.name, userdir)
+    require_pairs(layout, data.exchange, data.whitelist, data.timeframe)
+    client = tracking.configure(tracking_uri, layout)
+    experiment = tracking.experiment_id(client, spec.name, layout)
     tracking.fail_stale_runs(client, experiment)
     parent_id = _parent_run(client, experiment, spec, spec_text)
     results: dict[str, TrainResult] = {}

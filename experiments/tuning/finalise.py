@@ -186,7 +186,7 @@ def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams |
     if not request.tune.uses_strategy:
         return None
     return with_values(
-        strategy_defaults(request.spec, request.userdir), strategy_values(best.params)
+        strategy_defaults(request.spec, request.context.layout), strategy_values(best.params)
     )
 
 
@@ -206,7 +206,7 @@ def _applied(request: TuneRequest, strategy: StrategyParams | None, gate: Gate) 
     finalising call, so one killed after registering still gets it."""
     if strategy is None or not gate.passed:
         return None
-    return strategy.write(request.userdir / "strategies")
+    return strategy.write(request.context.layout.strategies)
 
 
 def _objective_history(study: optuna.Study, index: int, name: str) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,13 +73,13 @@ class TuningData:
     spec: ExperimentSpec
     candles: pd.DataFrame  # the whole data window: tuning + test
     tuning_rows: int
-    userdir: Path
+    layout: UserDir
     _features: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, spec: ExperimentSpec, tune: TuneConfig, userdir: Path) -> TuningData:
+    def load(cls, spec: ExperimentSpec, tune: TuneConfig, layout: UserDir) -> TuningData:
         data = spec.data
-        candles = spec_candles(data, userdir)
+        candles = spec_candles(data, layout)
         test_rows = int(len(candles) * tune.test_fraction)
         tuning_rows = len(candles) - test_rows
         if tuning_rows < 500 or test_rows < 50:
@@ -89,7 +88,7 @@ class TuningData:
                 f"{data.timerange or '(all)'} leave {tuning_rows} for tuning and {test_rows} for the test",
                 hint="import more data or widen --timerange (at least 500 tuning and 50 test candles)",
             )
-        return cls(spec=spec, candles=candles, tuning_rows=tuning_rows, userdir=userdir)
+        return cls(spec=spec, candles=candles, tuning_rows=tuning_rows, layout=layout)
 
     @property
     def tuning_candles(self) -> pd.DataFrame:
@@ -105,7 +104,7 @@ class TuningData:
             data = self.spec.data
             spec.check_timeframe(data.timeframe)
             self._features[spec.hash] = cached_features(
-                self.candles, spec, self.userdir, data.pair, data.timeframe, data.exchange
+                self.candles, spec, self.layout, data.pair, data.timeframe, data.exchange
             )
         return self._features[spec.hash]
 
@@ -134,12 +133,12 @@ class TuningData:
         }
 
 
-def strategy_defaults(spec: ExperimentSpec, userdir: Path) -> StrategyParams:
+def strategy_defaults(spec: ExperimentSpec, layout: UserDir) -> StrategyParams:
     """The ``[backtest] strategy``'s declared values, read where Freqtrade will load it
     (``<userdir>/strategies``, where the shipped strategies are installed beside yours)."""
     name = spec.backtest.strategy
-    install_strategies(userdir)
-    strategy_dir = UserDir(userdir).strategies
+    install_strategies(layout)
+    strategy_dir = layout.strategies
     for info in introspect(strategy_dir):
         if info.name == name:
             return default_params(info)
@@ -149,10 +148,10 @@ def strategy_defaults(spec: ExperimentSpec, userdir: Path) -> StrategyParams:
     )
 
 
-def declared_space(spec: ExperimentSpec, userdir: Path) -> dict[str, Distribution]:
+def declared_space(spec: ExperimentSpec, layout: UserDir) -> dict[str, Distribution]:
     r"""The tuning ranges the ``[backtest]`` strategy's blocks declare (``strategy_parameters =
     "declared"``): the same declaration Freqtrade's ``*Parameter``\s are made from."""
-    composition = strategy_defaults(spec, userdir).composition
+    composition = strategy_defaults(spec, layout).composition
     if composition is None:
         raise SpecError(
             f"strategy_parameters = 'declared': {spec.backtest.strategy} is not composed from blocks",

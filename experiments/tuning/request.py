@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from common.context import RunContext
 from common.errors import SpecError, TradingbotError
 from experiments.spec import ExperimentSpec
 from experiments.tuning.objective import (
@@ -26,8 +27,7 @@ class TuneError(TradingbotError):
 @dataclass(frozen=True)
 class TuneRequest:
     spec: ExperimentSpec
-    userdir: Path
-    tracking_uri: str
+    context: RunContext  # the user dir (storage, strategies), the tracking store
     trials: int
     jobs: int = 1
     study: str | None = None
@@ -48,7 +48,7 @@ class TuneRequest:
             )
         if self.spec.tune.strategy_parameters != "declared":
             return self.spec.tune
-        return self.spec.tune.with_declared(declared_space(self.spec, self.userdir))
+        return self.spec.tune.with_declared(declared_space(self.spec, self.context.layout))
 
     @property
     def study_name(self) -> str:

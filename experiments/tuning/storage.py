@@ -29,14 +29,14 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 log = logging.getLogger(__name__)
 
 
-def journal_path(userdir: Path) -> Path:
-    return UserDir(userdir).optuna_journal
+def journal_path(layout: UserDir) -> Path:
+    return layout.optuna_journal
 
 
-def open_storage(url: str | None, userdir: Path) -> BaseStorage:
+def open_storage(url: str | None, layout: UserDir) -> BaseStorage:
     """The default journal file under the user dir, or the RDB at ``url``."""
     if url is None:
-        path = journal_path(userdir)
+        path = journal_path(layout)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Optuna's default (symlink) lock, the one optuna-dashboard also takes on this file.
         return JournalStorage(JournalFileBackend(str(path)))
@@ -45,14 +45,14 @@ def open_storage(url: str | None, userdir: Path) -> BaseStorage:
             return RDBStorage(url)
         except ImportError as exc:  # SQLAlchemy found no driver for the URL's dialect
             raise TuneError(
-                f"cannot open Optuna storage {storage_label(url, userdir)}: {exc}",
+                f"cannot open Optuna storage {storage_label(url, layout)}: {exc}",
                 hint="postgresql:// uses psycopg 3 (installed with tradingbot); for another "
                 "driver name it in the URL (postgresql+psycopg2://) and install it; "
                 "mysql:// needs: .venv/bin/pip install pymysql",
             ) from exc
         except Exception as exc:
             raise TuneError(
-                f"cannot open Optuna storage {storage_label(url, userdir)}: {exc}",
+                f"cannot open Optuna storage {storage_label(url, layout)}: {exc}",
                 hint="check the host, port, user, password and that the database exists",
             ) from exc
     raise TuneError(
@@ -61,10 +61,10 @@ def open_storage(url: str | None, userdir: Path) -> BaseStorage:
     )
 
 
-def storage_label(url: str | None, userdir: Path) -> str:
+def storage_label(url: str | None, layout: UserDir) -> str:
     """Where the study lives, for messages and tags (no password)."""
     if url is None:
-        return str(journal_path(userdir))
+        return str(journal_path(layout))
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"

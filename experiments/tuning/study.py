@@ -67,7 +67,7 @@ def _parent_run(
         MLFLOW_RUN_NAME: f"{request.spec.name} tune {request.study_name}",
         "tradingbot.kind": "tune",
         "optuna.study": request.study_name,
-        "optuna.storage": storage_label(request.storage, request.userdir),
+        "optuna.storage": storage_label(request.storage, request.context.layout),
         **tracking.lineage(
             window,
             spec_hash=request.spec.hash,
@@ -121,7 +121,7 @@ def _result(request: TuneRequest, study: optuna.Study, parent_run_id: str) -> Tu
     fits = sum(int(t.user_attrs.get("fits", 0)) for t in study.get_trials(deepcopy=False))
     return TuneResult(
         study=request.study_name,
-        storage=storage_label(request.storage, request.userdir),
+        storage=storage_label(request.storage, request.context.layout),
         trials=request.trials,
         complete=final.complete,
         pruned=final.pruned,
@@ -149,14 +149,14 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
             f"spec {request.spec.name} has a whitelist: tune one pair at a time",
             hint="--pair P tunes that pair's model",
         )
-    check_tuning(request.spec, tune_config, strategy_defaults(request.spec, request.userdir))
-    data = TuningData.load(request.spec, tune_config, request.userdir)
+    check_tuning(request.spec, tune_config, strategy_defaults(request.spec, request.context.layout))
+    data = TuningData.load(request.spec, tune_config, request.context.layout)
     folds = folds_of(data, request.spec, tune_config)
-    storage = open_storage(request.storage, request.userdir)
+    storage = open_storage(request.storage, request.context.layout)
     study = load_study(request, storage, sampler_seed=request.spec.seed, folds=folds)
-    client = tracking.configure(request.tracking_uri, request.userdir)
+    client = tracking.configure(request.context.tracking_uri, request.context.layout)
     reclaim(study, storage, client)
-    experiment = tracking.experiment_id(client, request.spec.name, request.userdir)
+    experiment = tracking.experiment_id(client, request.spec.name, request.context.layout)
     tracking.fail_stale_runs(client, experiment)
     parent_run_id = _parent_run(client, experiment, study, request, data)
 

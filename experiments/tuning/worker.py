@@ -22,7 +22,6 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
-from common.layout import UserDir
 from experiments.tuning.liveness import (
     INTERRUPTED,
     Heartbeat,
@@ -61,12 +60,14 @@ class Worker:
         self.args = args
         request = args.request
         self.tune = request.tune
-        self.data = data or TuningData.load(request.spec, self.tune, request.userdir)
-        self.defaults = strategy_defaults(request.spec, request.userdir)
+        self.data = data or TuningData.load(request.spec, self.tune, request.context.layout)
+        self.defaults = strategy_defaults(request.spec, request.context.layout)
         self.folds = folds_of(self.data, request.spec, self.tune)
-        tracking.configure(request.tracking_uri, request.userdir)
-        self.client = MlflowClient(request.tracking_uri, registry_uri=request.tracking_uri)
-        lock_dir = UserDir(request.userdir).optuna
+        tracking.configure(request.context.tracking_uri, request.context.layout)
+        self.client = MlflowClient(
+            request.context.tracking_uri, registry_uri=request.context.tracking_uri
+        )
+        lock_dir = request.context.layout.optuna
         lock_dir.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(lock_dir / f"{request.study_name}.lock"))
         # Several workers share the cores: each gets its share (one worker keeps the defaults).
@@ -74,7 +75,7 @@ class Worker:
 
     def open(self) -> optuna.Study:
         request = self.args.request
-        storage = open_storage(request.storage, request.userdir)
+        storage = open_storage(request.storage, request.context.layout)
         self.storage = storage
         study = load_study(request, storage, sampler_seed=request.spec.seed, folds=self.folds)
         # Distinct per worker and per resume, so parallel or restarted samplers do not

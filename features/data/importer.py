@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common.errors import DataError, SpecError
+from common.layout import UserDir
 from features.data.quality import QualityOptions, QualityReport, assess, normalise
 from features.data.readers import read_raw
 from features.data.store import candles_path, load_candles, report_path, write_candles
@@ -47,7 +48,7 @@ def import_candles(
     pair: str,
     timeframe: str,
     exchange: str,
-    userdir: Path,
+    layout: UserDir,
     options: ImportOptions | None = None,
 ) -> ImportResult:
     """Read ``source``, normalise it, write it in Freqtrade's layout with its report.
@@ -58,8 +59,8 @@ def import_candles(
     timeframe_to_seconds(timeframe)
     raw = read_raw(source, pair=pair)
     candles, report = normalise(raw, timeframe, pair, options)
-    target = candles_path(userdir, exchange, pair, timeframe)
-    sidecar = report_path(userdir, exchange, pair, timeframe)
+    target = candles_path(layout, exchange, pair, timeframe)
+    sidecar = report_path(layout, exchange, pair, timeframe)
     write_candles(candles, target, report.model_dump_json(indent=2), sidecar)
     return ImportResult(report, target, sidecar)
 
@@ -69,7 +70,7 @@ def check_candles(
     pair: str,
     timeframe: str,
     exchange: str,
-    userdir: Path,
+    layout: UserDir,
     options: QualityOptions | None = None,
 ) -> QualityReport:
     """The report of already imported candles.
@@ -79,9 +80,9 @@ def check_candles(
     repairs, filled candles) comes from the report written at import time.
     """
     check_pair(pair)
-    candles = load_candles(userdir, exchange, pair, timeframe)
+    candles = load_candles(layout, exchange, pair, timeframe)
     fresh = assess(candles, timeframe, pair, options)
-    sidecar = report_path(userdir, exchange, pair, timeframe)
+    sidecar = report_path(layout, exchange, pair, timeframe)
     if not sidecar.exists():
         return fresh
     try:
@@ -91,7 +92,7 @@ def check_candles(
     if stored.window.sha256 != fresh.window.sha256:
         raise DataError(
             "the stored candles do not match their import report (sha256 differs)",
-            path=candles_path(userdir, exchange, pair, timeframe),
+            path=candles_path(layout, exchange, pair, timeframe),
             hint="the file was changed after import: import it again",
         )
     return stored.model_copy(
@@ -104,10 +105,10 @@ def check_candles(
     )
 
 
-def kept_bad_ticks(userdir: Path, exchange: str, pair: str, timeframe: str) -> list[datetime]:
+def kept_bad_ticks(layout: UserDir, exchange: str, pair: str, timeframe: str) -> list[datetime]:
     """Dates of the bad ticks the import flagged and kept (imported without ``--repair``),
     from its report; none when there is no readable report."""
-    sidecar = report_path(userdir, exchange, pair, timeframe)
+    sidecar = report_path(layout, exchange, pair, timeframe)
     try:
         stored = QualityReport.model_validate(json.loads(sidecar.read_text(encoding="utf-8")))
     except (OSError, ValueError):

@@ -20,16 +20,12 @@ from features.candles import CANDLE_COLUMNS, validate_candles
 from features.feature_spec import FeatureSpec
 
 
-def data_dir(userdir: Path, exchange: str) -> Path:
-    return UserDir(userdir).data(exchange)
+def candles_path(layout: UserDir, exchange: str, pair: str, timeframe: str) -> Path:
+    return layout.data(exchange) / f"{pair_to_filename(pair)}-{timeframe}.feather"
 
 
-def candles_path(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:
-    return data_dir(userdir, exchange) / f"{pair_to_filename(pair)}-{timeframe}.feather"
-
-
-def report_path(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:
-    return data_dir(userdir, exchange) / f"{pair_to_filename(pair)}-{timeframe}.report.json"
+def report_path(layout: UserDir, exchange: str, pair: str, timeframe: str) -> Path:
+    return layout.data(exchange) / f"{pair_to_filename(pair)}-{timeframe}.report.json"
 
 
 def write_candles(candles: pd.DataFrame, path: Path, report_json: str, report: Path) -> None:
@@ -41,35 +37,35 @@ def write_candles(candles: pd.DataFrame, path: Path, report_json: str, report: P
         tmp_report.write_text(report_json, encoding="utf-8")
 
 
-def require_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> Path:
+def require_candles(layout: UserDir, exchange: str, pair: str, timeframe: str) -> Path:
     """The path of imported candles; a clear error says how to import them when missing.
     Cheap: commands call it before their heavy imports, so a typo is reported at once."""
-    path = candles_path(userdir, exchange, pair, timeframe)
+    path = candles_path(layout, exchange, pair, timeframe)
     if not path.exists():
         raise MissingDataError(
             f"no {pair} {timeframe} candles for {exchange} in {path.parent}",
             hint=f"run: tradingbot data import FILE --pair {pair} --timeframe {timeframe} "
-            f"--exchange {exchange} --userdir {userdir}",
+            f"--exchange {exchange} --userdir {layout.root}",
         )
     return path
 
 
-def require_pairs(userdir: Path, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
+def require_pairs(layout: UserDir, exchange: str, pairs: Sequence[str], timeframe: str) -> None:
     """:func:`require_candles` for every pair, naming every missing one in one error."""
-    absent = [p for p in pairs if not candles_path(userdir, exchange, p, timeframe).exists()]
+    absent = [p for p in pairs if not candles_path(layout, exchange, p, timeframe).exists()]
     if len(absent) == 1:
-        require_candles(userdir, exchange, absent[0], timeframe)
+        require_candles(layout, exchange, absent[0], timeframe)
     if absent:
         raise MissingDataError(
-            f"no {timeframe} candles for {', '.join(absent)} ({exchange}) in {userdir}",
+            f"no {timeframe} candles for {', '.join(absent)} ({exchange}) in {layout.root}",
             hint=f"import each: tradingbot data import FILE --pair PAIR --timeframe {timeframe} "
-            f"--exchange {exchange} --userdir {userdir}",
+            f"--exchange {exchange} --userdir {layout.root}",
         )
 
 
-def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
+def load_candles(layout: UserDir, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
     """Load imported candles; a clear error says how to import them when missing."""
-    path = require_candles(userdir, exchange, pair, timeframe)
+    path = require_candles(layout, exchange, pair, timeframe)
     try:
         frame = pd.read_feather(path)
     except Exception as exc:
@@ -78,7 +74,7 @@ def load_candles(userdir: Path, exchange: str, pair: str, timeframe: str) -> pd.
 
 
 def reference_candles(
-    spec: FeatureSpec, userdir: Path, exchange: str, timeframe: str
+    spec: FeatureSpec, layout: UserDir, exchange: str, timeframe: str
 ) -> dict[str, pd.DataFrame]:
     """The imported candles of a feature spec's reference pairs (none: an empty dict)."""
-    return {pair: load_candles(userdir, exchange, pair, timeframe) for pair in spec.reference_pairs}
+    return {pair: load_candles(layout, exchange, pair, timeframe) for pair in spec.reference_pairs}

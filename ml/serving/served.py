@@ -65,7 +65,7 @@ def pooled_predictions_artifact(pair: str) -> str:
 def stitch_walk_forward(
     client: mlflow.MlflowClient,
     model_run_id: str,
-    userdir: Path,
+    layout: UserDir,
     exchange: str,
     out: Path,
     artifact: str = PREDICTIONS_ARTIFACT,
@@ -108,8 +108,8 @@ def stitch_walk_forward(
         meta = bundle.metadata
         key = (meta.pair, meta.timeframe, meta.spec_hash)
         if key not in features_by_spec:
-            candles = load_candles(userdir, exchange, meta.pair, meta.timeframe)
-            references = reference_candles(bundle.feature_spec, userdir, exchange, meta.timeframe)
+            candles = load_candles(layout, exchange, meta.pair, meta.timeframe)
+            references = reference_candles(bundle.feature_spec, layout, exchange, meta.timeframe)
             features_by_spec[key] = build(candles, bundle.feature_spec, meta.timeframe, references)
         features = features_by_spec[key]
         first, last = pd.Timestamp(window["first"]), pd.Timestamp(window["last"])
@@ -223,7 +223,7 @@ class WalkForwardInputs:
 
 
 def walk_forward_inputs(
-    client: mlflow.MlflowClient, served: ServedModels, pair: str, userdir: Path, exchange: str
+    client: mlflow.MlflowClient, served: ServedModels, pair: str, layout: UserDir, exchange: str
 ) -> WalkForwardInputs:
     """Each served model's training run's fold predictions, stitched, over the span every
     pair's folds cover."""
@@ -243,11 +243,11 @@ def walk_forward_inputs(
     stitched_by_pair: dict[str, Path] = {}
     spans, folds = [], 0
     for key, training_run, artifact in runs:
-        workdir = UserDir(userdir).walk_forward(str(training_run))
+        workdir = layout.walk_forward(str(training_run))
         if served.pooled:
             workdir = workdir / pair_to_filename(key)
         stitched, span, count = stitch_walk_forward(
-            client, str(training_run), userdir, exchange, workdir, artifact
+            client, str(training_run), layout, exchange, workdir, artifact
         )
         stitched_by_pair[key], folds = stitched, max(folds, count)
         spans.append(TimeRange.parse(span))
@@ -266,7 +266,7 @@ def served_regimes(
     candles: pd.DataFrame,
     window: pd.DataFrame,
     end: datetime,
-    userdir: Path,
+    layout: UserDir,
     timeframe: str,
 ) -> pd.Series:
     """The regime names the backtest's model (``model_uri``) gave the candles of
@@ -279,6 +279,6 @@ def served_regimes(
     if bundle.regime_model is None:
         return regimes
     upto = candles[candles["date"] < pd.Timestamp(end)].reset_index(drop=True)
-    others = reference_candles(bundle.feature_spec, userdir, "binance", timeframe)
+    others = reference_candles(bundle.feature_spec, layout, "binance", timeframe)
     labels = bundle.regimes(bundle.features(upto, others))["regime"]
     return labels.iloc[len(upto) - len(window) :].reset_index(drop=True)

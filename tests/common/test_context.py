@@ -60,3 +60,39 @@ def test_only_the_cli_reads_the_process_environment() -> None:
                 continue
             found += [f"{name}:{line}" for line in _environment_uses(path)]
     assert found == [], "pass the environment down in a RunContext from tradingbot/"
+
+
+# Modules under the CLI that build a user-dir layout, and the path that enters there.
+LAYOUT_ALLOWED = {
+    # the run context is built from the path a command was given
+    "common/context.py",
+    # Freqtrade's config (user_data_dir): a strategy has no CLI above it
+    "strategies/hooks.py",
+    # the SQLite file named by a tracking URI: its user dir holds the artefacts
+    "ml/serving/loading.py",
+    # the backup's component paths, spelled relative to any user dir
+    "experiments/backup.py",
+}
+
+
+def _layouts_built(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "UserDir"
+    ]
+
+
+def test_below_the_cli_a_user_dir_travels_as_its_layout() -> None:
+    """Issue 26: a ``UserDir(...)`` is built only where a path enters from outside;
+    everything below takes the layout (``context.layout``) it was handed."""
+    found = []
+    for package in ("common", "features", "ml", "strategies", "experiments"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name not in LAYOUT_ALLOWED:
+                found += [f"{name}:{line}" for line in _layouts_built(path)]
+    assert found == [], "take `layout: UserDir` (or the RunContext) instead of a path"

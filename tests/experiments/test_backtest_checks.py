@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from experiments.backtesting.checks import (
     BacktestMismatch,
     fitting_strategy,
@@ -19,7 +20,7 @@ from ml.tracking import configure, default_tracking_uri
 
 
 def _served(tmp_path: Path, kind: str) -> tuple[MlflowClient, ServedModels]:
-    client = configure(default_tracking_uri(tmp_path), tmp_path)
+    client = configure(default_tracking_uri(tmp_path), UserDir(tmp_path))
     experiment = client.create_experiment(f"exp_{kind}")
     tags = {"model_kind": kind, "data.last": "2021-01-01T00:00:00+00:00"}
     run = client.create_run(experiment, tags=tags)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from experiments.backup import BackupError, backup, restore, verify
 from experiments.spec import parse_experiment
 from experiments.training import train
@@ -30,7 +31,11 @@ def _trained_userdir(root: Path) -> Path:
     generate(2500, seed=2)[0].to_feather(root / "c.feather")
     userdir = root / "ud"
     import_candles(
-        root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+        root / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(userdir),
     )
     spec = parse_experiment(
         {
@@ -42,7 +47,9 @@ def _trained_userdir(root: Path) -> Path:
         source="test",
     )
     train(spec, context=local_context(userdir, default_tracking_uri(userdir)))
-    RiskManager(RiskSettings.for_userdir(userdir)).record_incident("warning", "test", "an incident")
+    RiskManager(RiskSettings.for_userdir(UserDir(userdir))).record_incident(
+        "warning", "test", "an incident"
+    )
     return userdir
 
 
@@ -54,7 +61,7 @@ def _runs(userdir: Path) -> list[str]:
 
 def test_backup_corrupt_restore(userdir: Path, tmp_path: Path) -> None:
     runs = _runs(userdir)
-    target, manifest = backup(userdir, tmp_path / "b1")
+    target, manifest = backup(UserDir(userdir), tmp_path / "b1")
     assert set(manifest.components) == {"mlflow", "registry", "data"}
     assert "mlflow.db" in manifest.sha256 and any(
         k.startswith("mlartifacts/") for k in manifest.sha256
@@ -68,7 +75,7 @@ def test_backup_corrupt_restore(userdir: Path, tmp_path: Path) -> None:
     with pytest.raises(sqlite3.DatabaseError), sqlite3.connect(database) as db:
         db.execute("SELECT count(*) FROM runs").fetchone()
 
-    assert restore(target, userdir, ["mlflow"]) == ["mlflow.db", "mlartifacts"]
+    assert restore(target, UserDir(userdir), ["mlflow"]) == ["mlflow.db", "mlartifacts"]
     # a new connection (processes that had the store open must be restarted: see RUNBOOK)
     with sqlite3.connect(database) as db:
         restored = sorted(row[0] for row in db.execute("SELECT run_uuid FROM runs"))
@@ -78,16 +85,16 @@ def test_backup_corrupt_restore(userdir: Path, tmp_path: Path) -> None:
 
 
 def test_damaged_backup_is_refused_before_anything_changes(userdir: Path, tmp_path: Path) -> None:
-    target, manifest = backup(userdir, tmp_path / "b2")
+    target, manifest = backup(UserDir(userdir), tmp_path / "b2")
     before = (userdir / "mlflow.db").read_bytes()
     artefact = next(k for k in manifest.sha256 if k.startswith("mlartifacts/"))
     (target / artefact).write_bytes(b"tampered")
     with pytest.raises(BackupError, match="checksum mismatch"):
-        restore(target, userdir)
+        restore(target, UserDir(userdir))
     assert (userdir / "mlflow.db").read_bytes() == before
-    clean, _ = backup(userdir, tmp_path / "b3")
+    clean, _ = backup(UserDir(userdir), tmp_path / "b3")
     with pytest.raises(BackupError, match="holds no optuna"):
-        restore(clean, userdir, ["optuna"])
+        restore(clean, UserDir(userdir), ["optuna"])
 
 
 def test_backup_cli(cli: Callable[..., CliResult], userdir: Path, tmp_path: Path) -> None:
@@ -108,16 +115,16 @@ def test_optuna_journal_is_backed_up_without_its_locks(tmp_path: Path) -> None:
     from experiments.tuning.storage import open_storage
 
     userdir = tmp_path / "ud"
-    study = optuna.create_study(study_name="s", storage=open_storage(None, userdir))
+    study = optuna.create_study(study_name="s", storage=open_storage(None, UserDir(userdir)))
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
     (userdir / "optuna" / "s.lock").write_text("")  # a tuning lock left behind
-    target, manifest = backup(userdir, tmp_path / "b")
+    target, manifest = backup(UserDir(userdir), tmp_path / "b")
     assert manifest.components == {"optuna": ["optuna"]}
     assert "optuna/journal.log" in manifest.sha256
     assert not [name for name in manifest.sha256 if name.endswith(".lock")]
     other = tmp_path / "other"
-    assert restore(target, other, ["optuna"]) == ["optuna"]
-    restored = optuna.load_study(study_name="s", storage=open_storage(None, other))
+    assert restore(target, UserDir(other), ["optuna"]) == ["optuna"]
+    restored = optuna.load_study(study_name="s", storage=open_storage(None, UserDir(other)))
     assert [t.params for t in restored.trials] == [t.params for t in study.trials]
 
 
@@ -132,18 +139,23 @@ def test_a_restore_elsewhere_serves_its_champion_after_the_original_is_gone(
 
     source = _trained_userdir(tmp_path / "original")
     promote(
-        configure(default_tracking_uri(source), source), "bk", 1, "drill", user="pytest", force=True
+        configure(default_tracking_uri(source), UserDir(source)),
+        "bk",
+        1,
+        "drill",
+        user="pytest",
+        force=True,
     )
     (source / "strategies").mkdir(exist_ok=True)
     (source / "strategies" / "RegimeStrategy.json").write_text('{"strategy_name": "x"}')
-    target, manifest = backup(source, tmp_path / "b")
+    target, manifest = backup(UserDir(source), tmp_path / "b")
     assert {"data", "strategies"} <= set(manifest.components)
     moved = tmp_path / "moved-away"
     source.parent.rename(moved)
     before = sorted(str(p) for p in moved.rglob("*"))
 
     restored = tmp_path / "elsewhere" / "ud"
-    restore(target, restored)
+    restore(target, UserDir(restored))
     assert (restored / "strategies" / "RegimeStrategy.json").exists()
     assert (restored / "data" / "binance" / "BTC_USDT-1h.feather").exists()
     adapter = ModelAdapter("models:/bk@champion", tracking_uri=default_tracking_uri(restored))
@@ -157,7 +169,7 @@ def test_a_restore_elsewhere_serves_its_champion_after_the_original_is_gone(
             "SELECT count(*) FROM runs WHERE artifact_uri LIKE ?", (f"%{source}%",)
         ).fetchone()[0]
     assert leftovers == 0
-    client = configure(default_tracking_uri(restored), restored)
+    client = configure(default_tracking_uri(restored), UserDir(restored))
     experiment = client.get_experiment_by_name("bk")
     assert experiment.artifact_location.startswith((restored / "mlartifacts").resolve().as_uri())
     assert sorted(str(p) for p in moved.rglob("*")) == before  # the original was not touched
@@ -170,10 +182,10 @@ def test_the_journal_and_the_bots_trade_databases_are_backed_up(tmp_path: Path) 
         with sqlite3.connect(userdir / name) as db:
             db.execute("CREATE TABLE t (v TEXT)")
             db.execute("INSERT INTO t VALUES (?)", (name,))
-    target, manifest = backup(userdir, tmp_path / "b")
+    target, manifest = backup(UserDir(userdir), tmp_path / "b")
     assert manifest.components["journal"] == ["journal.sqlite"]
     assert manifest.components["trades"] == ["tradesv3.dryrun.sqlite", "tradesv3.live.sqlite"]
     (userdir / "journal.sqlite").unlink()
-    restore(target, userdir, only=["journal"])
+    restore(target, UserDir(userdir), only=["journal"])
     with sqlite3.connect(userdir / "journal.sqlite") as db:
         assert db.execute("SELECT v FROM t").fetchone() == ("journal.sqlite",)

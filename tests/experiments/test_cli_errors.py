@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from features.data import import_candles
 from features.data.synthetic import generate
 from tests.conftest import CliResult
@@ -26,10 +27,14 @@ def read_only_userdir(tmp_path: Path) -> Iterator[Path]:
     source = tmp_path / "ud"
     generate(600, seed=3)[0].to_feather(tmp_path / "c.feather")
     import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=source
+        tmp_path / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(source),
     )
-    configure(default_tracking_uri(source), source)
-    RiskManager(RiskSettings.for_userdir(source)).record_incident("warning", "t", "x")
+    configure(default_tracking_uri(source), UserDir(source))
+    RiskManager(RiskSettings.for_userdir(UserDir(source))).record_incident("warning", "t", "x")
     if os.geteuid() != 0:
         for path in [source, *source.rglob("*")]:
             path.chmod(0o555 if path.is_dir() else 0o444)
@@ -147,7 +152,7 @@ def test_a_composed_strategy_brings_its_timeframe(
     from strategies.install import install_strategies
 
     userdir = tmp_path / "ud"
-    install_strategies(userdir)
+    install_strategies(UserDir(userdir))
     (userdir / "strategies" / "compositions" / "FourHour.toml").write_text(
         '[strategy]\nname = "FourHour"\ntimeframe = "4h"\nentry = ["trend_filter"]\n'
     )

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from common.layout import UserDir
 from features.data import import_candles
 from features.feature_spec import default_spec
 from features.frames import METADATA_KEY, read_feature_file
@@ -22,7 +23,7 @@ def userdir(tmp_path: Path, synthetic_candles: pd.DataFrame) -> Path:
     source = tmp_path / "synthetic.feather"
     synthetic_candles.to_feather(source)
     import_candles(
-        source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path / "ud"
+        source, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path / "ud")
     )
     return tmp_path / "ud"
 

@@ -17,6 +17,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from common.layout import UserDir
 from features.data import import_candles
 from features.data.synthetic import generate
 from tests.conftest import CliResult
@@ -28,7 +29,11 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     candles, _ = generate(4000, seed=9)
     candles.to_feather(root / "c.feather")
     import_candles(
-        root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud"
+        root / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(root / "ud"),
     )
     return root / "ud"
 
@@ -70,7 +75,11 @@ def test_regimes_writes_causal_csv_and_plot(
     cut = pd.read_feather(userdir / "data" / "binance" / "BTC_USDT-1h.feather").iloc[:3000]
     cut.to_feather(tmp_path / "cut.feather")
     import_candles(
-        tmp_path / "cut.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=short
+        tmp_path / "cut.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(short),
     )
     again = cli(
         "regimes",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from features.data import check_candles, load_candles
 from features.feature_spec import default_spec
 from ml.tracking import configure, default_tracking_uri
@@ -21,13 +22,13 @@ def test_demo_without_shared_data_uses_the_synthetic_market(
     assert result.code == 0, result.err
     text = " ".join(result.out.split())
     assert "seeded synthetic regime-switching market" in text
-    assert len(load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")) == 24 * 365
+    assert len(load_candles(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")) == 24 * 365
     assert (tmp_path / "ud" / "features" / f"BTC_USDT-1h-{default_spec().hash}.parquet").exists()
     _assert_trained_and_promoted(tmp_path / "ud", text)
 
 
 def _assert_trained_and_promoted(userdir: Path, text: str) -> None:
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     calmars = {}
     allocations = ("demo_btc_1h_regime_allocation_sized", "demo_btc_1h_regime_allocation")
     for name in (*allocations, "demo_btc_1h_hmm_lstm", "demo_btc_1h_lightgbm"):
@@ -89,11 +90,11 @@ def test_demo_with_shared_data_imports_the_real_btc(
     assert "real Binance BTC/USDT 1h" in text
     assert "repairs" in text
     report = check_candles(
-        pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path / "ud"
+        pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path / "ud")
     )
     assert [r.reason for r in report.repairs] == [
         "bad tick: set to the close",
         "bad tick: set to max(open, close)",
     ]
-    assert len(load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")) == 33_413
+    assert len(load_candles(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")) == 33_413
     _assert_trained_and_promoted(tmp_path / "ud", text)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from common.layout import UserDir
 from experiments.backtesting.scorecard import scorecard
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data import import_candles
@@ -139,7 +140,9 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (BTC_1D, "BTC/USDT", "1d"),
         (BNB_1D, "BNB/USDT", "1d"),
     ):
-        import_candles(source, pair=pair, timeframe=timeframe, exchange="binance", userdir=folder)
+        import_candles(
+            source, pair=pair, timeframe=timeframe, exchange="binance", layout=UserDir(folder)
+        )
     return folder
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from experiments.paper import trade_command
 from strategies.trading_config import PaperError
 from tests.conftest import CliResult, local_context
@@ -179,7 +180,7 @@ def test_database_url_is_under_the_user_dir_unless_absolute(
     from strategies.trading_config import database_url
 
     settings = {} if configured is None else {"db_url": configured}
-    got = database_url(settings, tmp_path, {}, live=False)
+    got = database_url(settings, UserDir(tmp_path), {}, live=False)
     want = expected.format(ud=tmp_path.resolve())
     assert got == (want if "://" in want else f"sqlite:///{want}")
 

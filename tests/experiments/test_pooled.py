@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from common.errors import SpecError
+from common.layout import UserDir
 from experiments.spec import parse_experiment
 from features.data import load_candles
 from ml.bundle import BundleError
@@ -73,7 +74,7 @@ def test_one_model_is_registered_for_the_whitelist_with_every_pair_scored(
     pooled: tuple[Path, Path, str],
 ) -> None:
     userdir, _, uri = pooled
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     version = client.get_model_version_by_alias("pool", "challenger")
     assert version.tags["pooled_pairs"] == ",".join(PAIRS)
     for pair in PAIRS:  # no model per pair
@@ -100,7 +101,7 @@ def test_folds_are_cut_on_the_common_calendar(pooled: tuple[Path, Path, str]) ->
     from experiments.spec import load_experiment
 
     spec = load_experiment(spec_path)
-    job = training_job(spec, userdir, None, lambda _text: None)
+    job = training_job(spec, UserDir(userdir), None, lambda _text: None)
     folds = job.folds()
     for fold in folds:
         trained = job.rows(fold.train_start, fold.train_end)
@@ -123,7 +124,7 @@ def test_a_pairs_predictions_are_causal_and_use_its_own_scaling(
     userdir, _, _ = pooled
     bundle = load_bundle("models:/pool@challenger")
     assert bundle.pooled and bundle.metadata.pairs == list(PAIRS)
-    xrp = load_candles(userdir, "binance", "XRP/USDT", "1h")
+    xrp = load_candles(UserDir(userdir), "binance", "XRP/USDT", "1h")
     bound = bundle.for_pair("XRP/USDT")
     full = bound.predict(xrp)
     prefix = bound.predict(xrp.iloc[:1500])
@@ -135,7 +136,9 @@ def test_a_pairs_predictions_are_causal_and_use_its_own_scaling(
     # the pair's training rows were scaled to mean 0 and std 1, whatever its price level
     trained = scaled[scaled["date"] <= pd.Timestamp(bundle.metadata.train_window.last)]
     assert abs(np.nanmean(trained["%-close_zscore_24"])) < 0.5
-    eth = bundle.for_pair("ETH/USDT").features(load_candles(userdir, "binance", "ETH/USDT", "1h"))
+    eth = bundle.for_pair("ETH/USDT").features(
+        load_candles(UserDir(userdir), "binance", "ETH/USDT", "1h")
+    )
     assert not np.allclose(
         eth["%-log_volume_zscore_24"].iloc[-50:], scaled["%-log_volume_zscore_24"].iloc[-50:]
     )
@@ -160,10 +163,10 @@ def test_the_adapter_serves_each_pair_and_refuses_others(pooled: tuple[Path, Pat
     userdir, _, uri = pooled
     adapter = ModelAdapter("models:/pool@challenger", tracking_uri=uri)
     for pair in PAIRS:
-        served = adapter.populate(load_candles(userdir, "binance", pair, "1h"), pair)
+        served = adapter.populate(load_candles(UserDir(userdir), "binance", pair, "1h"), pair)
         assert served["do_predict"].sum() > 0, pair
     # live, one candle at a time: the same values as the batch, with the pair's scaling
-    xrp = load_candles(userdir, "binance", "XRP/USDT", "1h")
+    xrp = load_candles(UserDir(userdir), "binance", "XRP/USDT", "1h")
     xrp["date"] = xrp["date"].astype("datetime64[ms, UTC]")  # as Freqtrade hands it over
     batch = ModelAdapter("models:/pool@challenger", tracking_uri=uri).populate(xrp, "XRP/USDT")
     live = ModelAdapter("models:/pool@challenger", tracking_uri=uri)
@@ -178,7 +181,7 @@ def test_the_adapter_serves_each_pair_and_refuses_others(pooled: tuple[Path, Pat
             atol=1e-9,
         )
         assert out["&-regime"].iloc[-1] == batch["&-regime"].iloc[end - 1]
-    other = load_candles(userdir, "binance", "ETH/USDT", "1h")
+    other = load_candles(UserDir(userdir), "binance", "ETH/USDT", "1h")
     refused = adapter.populate(other, "BTC/USDT")
     assert (refused["do_predict"] == 0).all()
     assert "not BTC/USDT" in adapter.guard.unavailable["BTC/USDT"]
@@ -188,7 +191,7 @@ def test_a_whitelist_backtest_serves_every_pair_from_the_pooled_model(
     pooled: tuple[Path, Path, str], cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
     userdir, spec_path, uri = pooled
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     assert (
         cli("promote", "pool", "--reason", "pooled test", "--force", "--userdir", userdir).code == 0
     )
@@ -218,7 +221,7 @@ def test_a_walk_forward_backtest_trades_each_pairs_out_of_sample_predictions(
     """The folds' predictions of each pair, as training scored them, drive one Freqtrade
     backtest of the whitelist."""
     userdir, spec_path, uri = pooled
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     if not client.get_registered_model("pool").aliases.get("champion"):
         assert (
             cli("promote", "pool", "--reason", "pooled test", "--force", "--userdir", userdir).code

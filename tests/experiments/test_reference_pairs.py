@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.layout import UserDir
 from features.data import load_candles
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import CliResult, import_synthetic, local_context
@@ -66,8 +67,8 @@ def test_the_model_reads_the_reference_pairs_features(trained: tuple[Path, Path,
     bundle = load_bundle("models:/eth_ref@champion")
     assert bundle.reference_pairs == ("BTC/USDT",)
     assert "%-rsi_14_ref_BTC_USDT" in bundle.metadata.input_columns
-    eth = load_candles(userdir, "binance", "ETH/USDT", "1h")
-    btc = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    eth = load_candles(UserDir(userdir), "binance", "ETH/USDT", "1h")
+    btc = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
     features = bundle.features(eth, {"BTC/USDT": btc})
     assert np.isfinite(features["%-log_return_24_ref_BTC_USDT"].iloc[-100:]).all()
 
@@ -80,7 +81,7 @@ def test_a_freqtrade_backtest_serves_the_reference_candles(
     userdir, spec_path, uri = trained
     done = cli("backtest", spec_path, "--userdir", userdir)
     assert done.code == 0, done.err
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     backtests = client.get_experiment_by_name("backtests")
     assert backtests is not None
     run = client.search_runs([backtests.experiment_id], order_by=["attributes.start_time DESC"])[0]
@@ -99,8 +100,8 @@ def test_live_steps_give_the_batch_values_and_a_missing_reference_is_named(
     from ml.serving import ModelAdapter
 
     userdir, _, uri = trained
-    eth = load_candles(userdir, "binance", "ETH/USDT", "1h")
-    btc = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    eth = load_candles(UserDir(userdir), "binance", "ETH/USDT", "1h")
+    btc = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
     for frame in (eth, btc):
         frame["date"] = frame["date"].astype("datetime64[ms, UTC]")  # as Freqtrade's
     adapter = ModelAdapter("models:/eth_ref@champion", tracking_uri=uri)
@@ -161,7 +162,7 @@ def test_a_replayed_paper_bot_gets_the_reference_candles(
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     userdir, _, uri = trained
-    install_strategies(userdir)
+    install_strategies(UserDir(userdir))
     info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]
     values = {"entry_threshold": 0.5, "exit_threshold": 0.48}
     with_values(default_params(info), values).write(userdir / "strategies")

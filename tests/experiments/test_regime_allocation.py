@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data.synthetic import generate
 from features.pipeline import build
@@ -110,7 +111,11 @@ def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
     candles.to_feather(tmp_path / "c.feather")
     userdir = tmp_path / "ud"
     import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+        tmp_path / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(userdir),
     )
     result = train(small_spec(), context=local_context(userdir, default_tracking_uri(userdir)))
     client = MlflowClient(default_tracking_uri(userdir))

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from experiments.reporting.report import (
     BACKTEST_COLUMNS,
     MODEL_COLUMNS,
@@ -36,7 +37,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def _store(tmp_path: Path) -> MlflowClient:
     from ml.tracking import configure
 
-    return configure(default_tracking_uri(tmp_path), tmp_path)
+    return configure(default_tracking_uri(tmp_path), UserDir(tmp_path))
 
 
 def test_tuned_versions_show_their_test_window_numbers_not_nan(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_the_drawdown_chart_draws_buy_and_hold_beside_the_strategy() -> None:
 
 def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no registered models and no backtests"):
-        build_report(tmp_path, default_tracking_uri(tmp_path))
+        build_report(UserDir(tmp_path), default_tracking_uri(tmp_path))
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from common.layout import UserDir
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import CliResult, import_synthetic, local_context
 
@@ -37,7 +38,7 @@ def test_retrain_applies_its_rule_and_records_it(
     import_synthetic(userdir, "BTC/USDT", candles=1900, seed=8)
     spec = tmp_path / "re.toml"
     spec.write_text(SPEC)
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
 
     first = cli("retrain", spec, "--userdir", userdir)  # no champion yet: promoted
     assert first.code == 0, first.err
@@ -78,7 +79,7 @@ def test_retrain_compares_on_candles_neither_model_has_seen(
     spec = load_experiment(spec_path)
     uri = default_tracking_uri(userdir)
     old = train(spec, context=local_context(userdir, uri))  # up to 2021-03-01
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     promote(client, "re_m", old.version, "first", user="pytest", force=True)
 
     result = retrain(spec, context=local_context(userdir, uri))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.layout import UserDir
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import CliResult, import_synthetic
 
@@ -68,7 +69,7 @@ def test_a_volatility_forecaster_is_judged_against_the_classical_forecasts(
     assert "forecast losses of the log volatility" in said
     assert all(row in said for row in ("model", "trailing", "ewma", "har_rv", "vs HAR-RV"))
 
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     version = client.get_model_version_by_alias(name, "challenger")
     metrics = client.get_run(version.run_id).data.metrics
     for key in ("overall.qlike", "overall.mse_log_vol", "overall.qlike_vs_har_rv"):
@@ -91,7 +92,7 @@ def test_a_volatility_forecaster_is_judged_against_the_classical_forecasts(
     bundle = load_bundle(f"models:/{name}/{version.version}")
     from features.data import load_candles
 
-    candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
     tail = candles.iloc[-500:].reset_index(drop=True)
     forecast = bundle.predict(tail)["prediction"]
     # the forecaster's median log volatility, plus the held-out log-normal correction

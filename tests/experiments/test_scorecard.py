@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from features.data import import_candles
 from features.data.synthetic import generate
 from ml.tracking import default_tracking_uri
@@ -59,7 +60,9 @@ def test_scorecard_runs_the_spec_on_each_market_and_records_one_table(
         ).astype("datetime64[ns, UTC]")
         source = tmp_path / f"{seed}.feather"
         candles.to_feather(source)
-        import_candles(source, pair=pair, timeframe="1h", exchange="binance", userdir=userdir)
+        import_candles(
+            source, pair=pair, timeframe="1h", exchange="binance", layout=UserDir(userdir)
+        )
     path = tmp_path / "spec.toml"
     path.write_text(SPEC)
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from common.errors import SpecError
+from common.layout import UserDir
 from experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 from features.data.synthetic import generate
 from ml.fold_training import positions_from
@@ -148,11 +149,15 @@ def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) 
     candles.to_feather(tmp_path / "c.feather")
     userdir = tmp_path / "ud"
     import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+        tmp_path / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(userdir),
     )
     uri = default_tracking_uri(userdir)
     trained = train(sized_spec(), context=local_context(userdir, uri))
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     promote(client, "small_sized", trained.version, "test", user="pytest", force=True)
     summary = backtest(
         strategy=None,
@@ -165,7 +170,7 @@ def test_a_backtest_sizes_the_rules_beside_it_to_its_own_budget(tmp_path: Path) 
         walk_forward=True,
     )
     window = (summary.metrics.start, summary.metrics.end + pd.Timedelta(hours=1))
-    stored = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    stored = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
 
     def rules(budget: RiskBudget) -> dict[str, dict[str, float]]:
         return comparison(

@@ -16,6 +16,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from experiments.spec import load_experiment
 from experiments.training import TrainResult, train
 from features.data import import_candles, load_candles
@@ -77,7 +78,9 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     candles, _ = generate(3000, seed=4)
     source = root / "synthetic.feather"
     candles.to_feather(source)
-    import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud")
+    import_candles(
+        source, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(root / "ud")
+    )
     return root / "ud"
 
 
@@ -90,7 +93,7 @@ def trained(userdir: Path) -> Trained:
         context=local_context(userdir, uri),
         spec_text=spec_path.read_text(),
     )
-    return Trained(userdir, spec_path, result, configure(uri, userdir))
+    return Trained(userdir, spec_path, result, configure(uri, UserDir(userdir)))
 
 
 def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
@@ -214,7 +217,7 @@ def test_promote_then_champion_in_a_fresh_process_predicts_exactly_the_bundle(
     )
 
     candles = (
-        load_candles(trained.userdir, "binance", "BTC/USDT", "1h")
+        load_candles(UserDir(trained.userdir), "binance", "BTC/USDT", "1h")
         .iloc[-800:]
         .reset_index(drop=True)
     )
@@ -261,7 +264,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     monkeypatch.setattr("experiments.training.pipeline.fit_final", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train(load_experiment(spec_path), context=local_context(userdir, uri))
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     experiment = client.get_experiment_by_name("tiny_failing")
     runs = client.search_runs(
         [experiment.experiment_id], filter_string="tags.mlflow.parentRunId IS NULL"
@@ -286,7 +289,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
 
 
 def test_runs_left_running_by_a_dead_process_are_marked_failed(userdir: Path) -> None:
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     experiment = client.create_experiment("stale_check")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -308,7 +311,7 @@ def test_train_cli_with_overrides_and_spec_errors(
     assert "always_long" in result.out and "@challenger" in result.out
     run = MlflowClient(default_tracking_uri(userdir)).search_runs(
         [
-            configure(default_tracking_uri(userdir), userdir)
+            configure(default_tracking_uri(userdir), UserDir(userdir))
             .get_experiment_by_name("tiny_cli")
             .experiment_id
         ],
@@ -348,12 +351,14 @@ def test_two_user_dirs_never_mix(userdir: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     source = tmp_path / "c.feather"
     generate(3000, seed=5)[0].to_feather(source)
-    import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=other)
+    import_candles(
+        source, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(other)
+    )
     spec_path = write_spec(tmp_path / "mix.toml", "tiny_mix", "lightgbm")
     train(load_experiment(spec_path), context=local_context(userdir, default_tracking_uri(userdir)))
     train(load_experiment(spec_path), context=local_context(other, default_tracking_uri(other)))
     for directory in (userdir, other):
-        client = configure(default_tracking_uri(directory), directory)
+        client = configure(default_tracking_uri(directory), UserDir(directory))
         versions = client.search_model_versions("name = 'tiny_mix'")
         assert [str(v.version) for v in versions] == ["1"], directory
         experiment = client.get_experiment_by_name("tiny_mix")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from ml import tracking
 from ml.ui_view import BACKTEST_COLUMNS, TRAINING_COLUMNS, view_state
 
@@ -27,8 +28,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_every_experiment_carries_the_comparison_view(tmp_path: Path) -> None:
     import json
 
-    client = tracking.configure(tracking.default_tracking_uri(tmp_path), tmp_path)
-    trained = client.get_experiment(tracking.experiment_id(client, "btc_spec", tmp_path))
+    client = tracking.configure(tracking.default_tracking_uri(tmp_path), UserDir(tmp_path))
+    trained = client.get_experiment(tracking.experiment_id(client, "btc_spec", UserDir(tmp_path)))
     state = json.loads(trained.tags["mlflow.sharedViewState.tradingbot-compare"])
     assert state["selectedColumns"][0] == "metrics.`overall.calmar`"
     assert state["orderByKey"] == "metrics.`overall.calmar`" and state["orderByAsc"] is False
@@ -89,8 +90,8 @@ def test_the_printed_link_opens_the_model_training_view_with_metric_columns(
             "Debian's chromium is not installed (CI installs it): the page was not rendered"
         )
     userdir = tmp_path / "ud"
-    client = tracking.configure(tracking.default_tracking_uri(userdir), userdir)
-    experiment = tracking.experiment_id(client, "btc_spec", userdir)
+    client = tracking.configure(tracking.default_tracking_uri(userdir), UserDir(userdir))
+    experiment = tracking.experiment_id(client, "btc_spec", UserDir(userdir))
     for calmar in (1.5, 2.5):
         run = client.create_run(experiment)
         for name, _ in TRAINING_COLUMNS:

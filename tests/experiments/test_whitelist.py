@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import SpecError
+from common.layout import UserDir
 from experiments.spec import load_experiment, parse_experiment
 from ml.model_uris import model_name
 from ml.tracking import configure, default_tracking_uri
@@ -98,7 +99,7 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
     assert result.code == 0, result.err
     assert "wl_lgbm__ETH_USDT" in result.out and "wl_lgbm__XRP_USDT" in result.out
 
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     experiment = client.get_experiment_by_name("wl_lgbm")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("whitelist") == "ETH/USDT,XRP/USDT"]
@@ -193,13 +194,15 @@ def test_a_model_serves_only_the_pair_it_was_trained_on(tmp_path: Path) -> None:
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, context=local_context(userdir, uri))
-    promote(configure(uri, userdir), "eth_only", result.version, "t", user="pytest", force=True)
+    promote(
+        configure(uri, UserDir(userdir)), "eth_only", result.version, "t", user="pytest", force=True
+    )
     adapter = ModelAdapter("models:/eth_only@champion", tracking_uri=uri)
     from features.data import load_candles
 
-    xrp = load_candles(userdir, "binance", "XRP/USDT", "1h")
+    xrp = load_candles(UserDir(userdir), "binance", "XRP/USDT", "1h")
     served = adapter.populate(xrp, "XRP/USDT")
     assert (served["do_predict"] == 0).all()
     assert "trained on ETH/USDT, not XRP/USDT" in adapter.guard.unavailable["XRP/USDT"]
-    eth = adapter.populate(load_candles(userdir, "binance", "ETH/USDT", "1h"), "ETH/USDT")
+    eth = adapter.populate(load_candles(UserDir(userdir), "binance", "ETH/USDT", "1h"), "ETH/USDT")
     assert eth["do_predict"].sum() > 0

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from common.errors import DataError
+from common.layout import UserDir
 from features.data import DuplicatePolicy, ImportOptions, import_candles, load_candles
 from features.data.store import candles_path, report_path
 from tests.conftest import CliResult
@@ -26,7 +27,7 @@ def _import(path: Path, userdir: Path, timeframe: str = "1h", **options: object)
         pair="BTC/USDT",
         timeframe=timeframe,
         exchange="binance",
-        userdir=userdir,
+        layout=UserDir(userdir),
         options=ImportOptions(**options),  # type: ignore[arg-type]
     )
 
@@ -49,7 +50,7 @@ def test_generic_csv_in_any_order_with_mixed_time_formats(tmp_path: Path) -> Non
     source = tmp_path / "mixed.csv"
     source.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(lines) + "\n")
     result = _import(source, tmp_path / "ud")
-    candles = load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     assert candles["close"].tolist() == [100.5, 101.5, 102.5]
     assert str(candles["date"].iloc[0]) == "2024-01-01 00:00:00+00:00"
     assert {e.convention for e in result.report.exports} == {"unix-s", "unix-ms"}
@@ -62,7 +63,7 @@ def test_generic_csv_in_any_order_with_mixed_time_formats(tmp_path: Path) -> Non
         "2024-01-01 01:00,101,102,100,101.5,11\n"
     )
     _import(text, tmp_path / "ud2")
-    again = load_candles(tmp_path / "ud2", "binance", "BTC/USDT", "1h")
+    again = load_candles(UserDir(tmp_path / "ud2"), "binance", "BTC/USDT", "1h")
     pd.testing.assert_frame_equal(again, candles)
 
 
@@ -77,7 +78,7 @@ def test_cryptodatadownload_preamble_and_quote_volume(tmp_path: Path) -> None:
     source.write_bytes(gzip.compress(body.encode()))
     result = _import(source, tmp_path / "ud")
     assert result.report.format == "cryptodatadownload-csv"
-    candles = load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     assert candles["volume"].tolist() == [1.0, 2.0]  # base (BTC) volume, not USDT
 
 
@@ -116,7 +117,7 @@ def test_duplicate_policies(tmp_path: Path, policy: DuplicatePolicy, kept_open: 
     assert report.duplicates.max_relative_price_difference == pytest.approx(
         abs(100.2 - 100.123) / kept_open
     )
-    candles = load_candles(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     assert candles["open"].iloc[0] == kept_open
     assert len(candles) == 2
 
@@ -126,11 +127,11 @@ def test_gaps_reported_and_filled_only_when_asked(tmp_path: Path) -> None:
     source.write_text(HEADER + "\n".join(_rows([0, 1, 4, 5, 6, 9])) + "\n")
     report = _import(source, tmp_path / "a").report
     assert (report.gaps.count, report.gaps.missing_candles, report.gaps.longest) == (2, 4, 2)
-    assert load_candles(tmp_path / "a", "binance", "BTC/USDT", "1h").shape[0] == 6
+    assert load_candles(UserDir(tmp_path / "a"), "binance", "BTC/USDT", "1h").shape[0] == 6
 
     filled = _import(source, tmp_path / "b", fill_gaps=True).report
     assert [d.hour for d in filled.filled_candles] == [2, 3, 7, 8]
-    candles = load_candles(tmp_path / "b", "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(tmp_path / "b"), "binance", "BTC/USDT", "1h")
     assert len(candles) == 10
     inserted = candles[candles["date"].dt.hour.isin([2, 3])]
     assert (inserted["volume"] == 0).all()
@@ -150,7 +151,7 @@ def test_bad_tick_and_invariant_flagged_then_repaired(tmp_path: Path) -> None:
         (8, "low"),
     ]
     assert report.repairs == []
-    kept = load_candles(tmp_path / "a", "binance", "BTC/USDT", "1h")
+    kept = load_candles(UserDir(tmp_path / "a"), "binance", "BTC/USDT", "1h")
     assert kept["high"].iloc[6] == 999  # untouched without --repair
 
     repaired = _import(source, tmp_path / "b", repair=True).report
@@ -158,7 +159,7 @@ def test_bad_tick_and_invariant_flagged_then_repaired(tmp_path: Path) -> None:
         (6, "high", 999.0, 106.5),
         (8, "high", 107.0, 108.5),  # the low (107.5) is consistent once the high is fixed
     ]
-    candles = load_candles(tmp_path / "b", "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(tmp_path / "b"), "binance", "BTC/USDT", "1h")
     assert (candles["high"] >= candles[["open", "close", "low"]].max(axis=1)).all()
     assert (candles["low"] <= candles[["open", "close", "high"]].min(axis=1)).all()
 
@@ -167,8 +168,8 @@ def test_failed_import_keeps_the_existing_good_file(tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text(HEADER + "\n".join(_rows([0, 1, 2])) + "\n")
     _import(good, tmp_path / "ud")
-    target = candles_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
-    sidecar = report_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    target = candles_path(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
+    sidecar = report_path(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     before = (target.read_bytes(), sidecar.read_bytes())
 
     bad = tmp_path / "bad.csv"
@@ -185,7 +186,7 @@ def test_failure_while_writing_leaves_no_partial_file(
     good = tmp_path / "good.csv"
     good.write_text(HEADER + "\n".join(_rows([0, 1, 2])) + "\n")
     _import(good, tmp_path / "ud")
-    target = candles_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    target = candles_path(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     before = target.read_bytes()
 
     def broken_write(self: pd.DataFrame, path: Path, **kwargs: object) -> None:
@@ -207,12 +208,14 @@ def test_data_check_detects_a_changed_file(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text(HEADER + "\n".join(_rows([0, 1, 2])) + "\n")
     _import(source, tmp_path / "ud")
-    target = candles_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    target = candles_path(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     frame = pd.read_feather(target)
     frame.loc[1, "close"] = np.float64(55.0)
     frame.to_feather(target)
     with pytest.raises(DataError, match="do not match their import report"):
-        check_candles(pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path / "ud")
+        check_candles(
+            pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path / "ud")
+        )
 
 
 def test_a_killed_import_leaves_nothing_the_next_import_keeps(tmp_path: Path) -> None:
@@ -225,7 +228,7 @@ def test_a_killed_import_leaves_nothing_the_next_import_keeps(tmp_path: Path) ->
 
     good = tmp_path / "good.csv"
     good.write_text(HEADER + "\n".join(_rows([0, 1, 2])) + "\n")
-    target = candles_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    target = candles_path(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     target.parent.mkdir(parents=True)
     # a writer that dies between creating its temporary file and renaming it
     killed = subprocess.Popen(
@@ -251,7 +254,7 @@ def test_a_killed_import_leaves_nothing_the_next_import_keeps(tmp_path: Path) ->
         killed.wait()
     assert leftover.exists()  # SIGKILL runs no clean-up
     _import(good, tmp_path / "ud")
-    sidecar = report_path(tmp_path / "ud", "binance", "BTC/USDT", "1h")
+    sidecar = report_path(UserDir(tmp_path / "ud"), "binance", "BTC/USDT", "1h")
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, sidecar.name]
     umask = os.umask(0)
     os.umask(umask)
@@ -294,10 +297,12 @@ def test_training_says_when_it_learns_from_kept_bad_ticks(
     for repair in ((), ("--repair",)):
         userdir = tmp_path / f"ud{len(repair)}"
         assert cli(*args, *repair, "--userdir", userdir).code == 0
-        candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+        candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
         said[repair] = (
-            kept_bad_ticks(userdir, "binance", "BTC/USDT", "1h"),
-            data_warnings(userdir, "binance", "1h", [PairData("BTC/USDT", candles, candles)]),
+            kept_bad_ticks(UserDir(userdir), "binance", "BTC/USDT", "1h"),
+            data_warnings(
+                UserDir(userdir), "binance", "1h", [PairData("BTC/USDT", candles, candles)]
+            ),
         )
     ticks, warnings = said[()]
     assert [tick.hour for tick in ticks] == [6]

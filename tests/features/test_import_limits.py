@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import DataError
+from common.layout import UserDir
 from features.data import import_candles
 from features.data.capped import MAX_CANDLE_BYTES
 
@@ -80,13 +81,15 @@ def test_a_gzip_just_over_the_cap_is_refused_and_one_under_it_is_read(tmp_path: 
     small = tmp_path / "ok.csv.gz"
     small.write_bytes(gzip.compress(body))
     imported = import_candles(
-        small, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path / "ud"
+        small, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path / "ud")
     )
     assert imported.report.window.rows == 1  # three duplicates of one candle
     big = tmp_path / "big.csv.gz"
     big.write_bytes(gzip.compress(body + b"0" * MAX_CANDLE_BYTES))
     with pytest.raises(DataError, match="decompresses to more than"):
-        import_candles(big, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path)
+        import_candles(
+            big, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path)
+        )
 
 
 @pytest.mark.parametrize(("column", "value"), [("close", "1e300"), ("volume", "1e30")])
@@ -101,7 +104,7 @@ def test_a_corrupted_number_is_refused_not_kept(tmp_path: Path, column: str, val
     source.write_text("date,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataError, match="corrupted") as raised:
         import_candles(
-            source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path
+            source, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path)
         )
     assert f"line 14, column '{column}'" in str(raised.value)
     assert f"{float(value)!r}" in str(raised.value)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from freqtrade.data.history import load_pair_history
 
+from common.layout import UserDir
 from features.data import ImportOptions, check_candles, import_candles, load_candles
 from features.data.store import candles_path
 from tests.conftest import BTC_1D, BTC_1H, FREQTRADE_TESTDATA, requires_shared
@@ -28,7 +29,7 @@ def _freqtrade_load(userdir: Path, pair: str, timeframe: str) -> pd.DataFrame:
 
 def test_real_btc_report_finds_every_known_defect(tmp_path: Path) -> None:
     result = import_candles(
-        BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path
+        BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path)
     )
     report = result.report
     assert report.format == "cryptodatadownload-csv"
@@ -62,7 +63,7 @@ def test_real_btc_report_finds_every_known_defect(tmp_path: Path) -> None:
     # The older export's date text is 4 h off for 91 rows; the unix time wins, and it says so.
     assert report.time_mismatch is not None and report.time_mismatch.rows == 91
 
-    ours = load_candles(tmp_path, "binance", "BTC/USDT", "1h")
+    ours = load_candles(UserDir(tmp_path), "binance", "BTC/USDT", "1h")
     theirs = _freqtrade_load(tmp_path, "BTC/USDT", "1h")
     assert len(theirs) == 33_413
     pd.testing.assert_frame_equal(
@@ -80,7 +81,7 @@ def test_real_btc_repair_and_fill_are_listed_and_loadable(tmp_path: Path) -> Non
         pair="BTC/USDT",
         timeframe="1h",
         exchange="binance",
-        userdir=tmp_path,
+        layout=UserDir(tmp_path),
         options=options,
     )
     report = result.report
@@ -100,7 +101,7 @@ def test_real_btc_repair_and_fill_are_listed_and_loadable(tmp_path: Path) -> Non
 
 def test_real_btc_daily(tmp_path: Path) -> None:
     result = import_candles(
-        BTC_1D, pair="BTC/USDT", timeframe="1d", exchange="binance", userdir=tmp_path
+        BTC_1D, pair="BTC/USDT", timeframe="1d", exchange="binance", layout=UserDir(tmp_path)
     )
     assert len(result.report.exports) == 2
     assert result.report.window.first == datetime(2017, 8, 17, tzinfo=UTC)
@@ -109,9 +110,11 @@ def test_real_btc_daily(tmp_path: Path) -> None:
 
 def test_data_check_reports_the_same_as_import(tmp_path: Path) -> None:
     imported = import_candles(
-        BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path
+        BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path)
     ).report
-    checked = check_candles(pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=tmp_path)
+    checked = check_candles(
+        pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(tmp_path)
+    )
     assert checked == imported
 
 
@@ -125,11 +128,11 @@ def test_freqtrade_test_candles_round_trip(tmp_path: Path, name: str) -> None:
     pair = pair_part.replace("_", "/")
     original = pd.read_feather(source)
     result = import_candles(
-        source, pair=pair, timeframe=timeframe, exchange="binance", userdir=tmp_path
+        source, pair=pair, timeframe=timeframe, exchange="binance", layout=UserDir(tmp_path)
     )
     assert result.report.format == "freqtrade-feather"
     assert result.report.rows_read == len(original)
-    assert result.candles_path == candles_path(tmp_path, "binance", pair, timeframe)
+    assert result.candles_path == candles_path(UserDir(tmp_path), "binance", pair, timeframe)
     loaded = _freqtrade_load(tmp_path, pair, timeframe)
     assert len(loaded) == len(original)
     assert (loaded["close"].to_numpy() == original.sort_values("date")["close"].to_numpy()).all()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from ml.dissimilarity import DissimilarityIndex
 from tests.conftest import import_synthetic, local_context
 
@@ -56,7 +57,9 @@ def test_the_adapter_withholds_dissimilar_rows_and_counts_them(tmp_path: Path) -
     )
     uri = default_tracking_uri(userdir)
     result = train(spec, context=local_context(userdir, uri))
-    promote(configure(uri, userdir), "di_m", result.version, "t", user="pytest", force=True)
+    promote(
+        configure(uri, UserDir(userdir)), "di_m", result.version, "t", user="pytest", force=True
+    )
     adapter = ModelAdapter("models:/di_m@champion", tracking_uri=uri)
     served = adapter.populate(candles, "BTC/USDT")
     calm = served.iloc[1700:2000]  # after training, before the change

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
+from common.layout import UserDir
 from experiments.spec import parse_experiment
 from experiments.training import train
 from ml.model_source import BUNDLE_ARTIFACT, RegistryError, load_bundle
@@ -67,15 +68,21 @@ def test_registry_uris_and_pair_placeholders_are_accepted() -> None:
 def test_a_store_named_only_in_a_config_is_not_trusted(tmp_path: Path) -> None:
     own = default_tracking_uri(tmp_path / "ud")
     other = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
-    assert trusted_tracking_uri(None, tmp_path / "ud", {}) == own
-    assert trusted_tracking_uri(own, tmp_path / "ud", {}) == own
+    assert trusted_tracking_uri(None, UserDir(tmp_path / "ud"), {}) == own
+    assert trusted_tracking_uri(own, UserDir(tmp_path / "ud"), {}) == own
     with pytest.raises(UntrustedModelError, match="MLFLOW_TRACKING_URI"):
-        trusted_tracking_uri(other, tmp_path / "ud", {})
+        trusted_tracking_uri(other, UserDir(tmp_path / "ud"), {})
     with pytest.raises(UntrustedModelError):
-        trusted_tracking_uri("http://attacker:5000", tmp_path / "ud", {})
+        trusted_tracking_uri("http://attacker:5000", UserDir(tmp_path / "ud"), {})
     # the documented opt-in: the bot's environment names the store
-    assert trusted_tracking_uri(other, tmp_path / "ud", {"MLFLOW_TRACKING_URI": other}) == other
-    assert trusted_tracking_uri(None, tmp_path / "ud", {"MLFLOW_TRACKING_URI": other}) == other
+    assert (
+        trusted_tracking_uri(other, UserDir(tmp_path / "ud"), {"MLFLOW_TRACKING_URI": other})
+        == other
+    )
+    assert (
+        trusted_tracking_uri(None, UserDir(tmp_path / "ud"), {"MLFLOW_TRACKING_URI": other})
+        == other
+    )
 
 
 def _bundle_file(uri: str) -> Path:
@@ -91,7 +98,7 @@ def test_a_changed_artefact_is_refused_before_it_is_unpickled(
     store: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     userdir, uri = store
-    configure(uri, userdir)
+    configure(uri, UserDir(userdir))
     path_before = list(sys.path)
     bundle = load_bundle("models:/load_m/1")  # intact: loads, and touches no sys.path
     assert bundle.metadata.pair == "BTC/USDT"
@@ -114,7 +121,7 @@ def test_promote_refuses_a_version_whose_artefact_is_truncated_or_gone(
     store: tuple[Path, str],
 ) -> None:
     userdir, uri = store
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     target = _bundle_file("models:/load_m/2")
     original = target.read_bytes()
     try:

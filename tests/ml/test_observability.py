@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from ml.observability import MetricsTextfile, bind, configure_json_logging
 from ml.tracking import configure, default_tracking_uri, experiment_id, tracked_run
 from strategies.risk import RiskManager, RiskSettings
@@ -20,8 +21,8 @@ def test_json_logs_name_the_invocation_and_the_run(tmp_path: Path) -> None:
     level = logging.getLogger().level
     handler = configure_json_logging(stream=stream)
     try:
-        client = configure(default_tracking_uri(tmp_path), tmp_path)
-        experiment = experiment_id(client, "obs", tmp_path)
+        client = configure(default_tracking_uri(tmp_path), UserDir(tmp_path))
+        experiment = experiment_id(client, "obs", UserDir(tmp_path))
         log = logging.getLogger("tradingbot.test")
         with bind(correlation="cid-42"):
             log.info("before the run")
@@ -42,7 +43,7 @@ def test_json_logs_name_the_invocation_and_the_run(tmp_path: Path) -> None:
 
 def test_metrics_textfile_in_prometheus_format(tmp_path: Path) -> None:
     metrics = MetricsTextfile(tmp_path / "tradingbot.prom")
-    risk = RiskManager(RiskSettings.for_userdir(tmp_path), metrics=metrics)
+    risk = RiskManager(RiskSettings.for_userdir(UserDir(tmp_path)), metrics=metrics)
     risk.enable_breaker("incident", minutes=5)
     assert not risk.check_entry("BTC/USDT", Decimal(1), [], Decimal(100)).allowed
     metrics.inc("tradingbot_inference_seconds_sum", 0.004)

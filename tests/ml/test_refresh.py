@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from experiments.spec import parse_experiment
 from experiments.training import train
 from features.data import load_candles
@@ -37,7 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     for seed, pair in ((5, "BTC/USDT"), (6, "XRP/USDT")):
         import_synthetic(userdir, pair, candles=1900, seed=seed)
     uri = default_tracking_uri(userdir)
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     for pair, seed in (("BTC/USDT", 1), ("BTC/USDT", 2), ("XRP/USDT", 3)):  # versions 1, 2, 3
         train(_spec(pair, seed), context=local_context(userdir, uri))  # type: ignore[arg-type]
     promote(client, "live_m", 1, "first", user="pytest", force=True)
@@ -48,8 +49,8 @@ def test_a_promotion_is_served_from_the_next_candle_and_a_bad_one_is_refused(
     store: tuple[Path, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     userdir, uri = store
-    client = configure(uri, userdir)
-    candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    client = configure(uri, UserDir(userdir))
+    candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
     adapter = ModelAdapter("models:/live_m@champion", tracking_uri=uri, refresh_minutes=0)
     start = 1500
     adapter.populate(candles.iloc[:start], "BTC/USDT", live=True)
@@ -83,8 +84,8 @@ def test_a_registry_that_is_down_keeps_the_old_model_serving(
     store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     userdir, uri = store
-    promote(configure(uri, userdir), "live_m", 2, "back to v2", user="pytest", force=True)
-    candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    promote(configure(uri, UserDir(userdir)), "live_m", 2, "back to v2", user="pytest", force=True)
+    candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
     adapter = ModelAdapter("models:/live_m@champion", tracking_uri=uri, refresh_minutes=0)
     adapter.populate(candles.iloc[:1500], "BTC/USDT", live=True)
     before = adapter.model_version

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from ml.evaluation import evaluation_of, metric, run_summary
 from ml.model_source import RegistryError, served_version
 from ml.registry import promote
@@ -46,7 +47,7 @@ def test_served_version_reads_numbered_uris_without_a_registry() -> None:
 
 def test_promotions_are_refused_with_the_reason(tmp_path: Path) -> None:
     userdir = tmp_path / "ud"
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     with pytest.raises(RegistryError, match="no model named 'ghost'"):
         promote(client, "ghost", 1, "because")
     client.create_registered_model("half")
@@ -91,7 +92,7 @@ def test_promote_refuses_a_version_that_loses_to_buy_and_hold_unless_forced(
     from ml.registry import GATE_TAG, check_promotion
 
     userdir = tmp_path / "ud"
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     with mlflow.start_run() as run:
         mlflow.log_metrics(WALK_FORWARD | {"baseline.always_long.calmar": 2.0})
     client.create_registered_model("loser")

@@ -8,6 +8,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from ml.run_log import MAX_METRICS, MAX_PARAMS, RunLog
 from ml.tracking import configure, default_tracking_uri
 
@@ -15,7 +16,7 @@ from ml.tracking import configure, default_tracking_uri
 def test_more_records_than_one_batch_takes_all_arrive_with_their_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = configure(default_tracking_uri(tmp_path), tmp_path)  # our real store
+    client = configure(default_tracking_uri(tmp_path), UserDir(tmp_path))  # our real store
     experiment = client.create_experiment("run_log")
     run_id = client.create_run(experiment).info.run_id
     calls: list[tuple[int, int, int]] = []

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from experiments.spec import parse_experiment
 from experiments.training import train
 from features.data import import_candles, load_candles
@@ -25,7 +26,11 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     generate(3000, seed=8)[0].to_feather(root / "c.feather")
     userdir = root / "ud"
     import_candles(
-        root / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+        root / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(userdir),
     )
     spec = parse_experiment(
         {
@@ -40,7 +45,12 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     uri = default_tracking_uri(userdir)
     result = train(spec, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir), "serve_rules", result.version, "test", user="pytest", force=True
+        configure(uri, UserDir(userdir)),
+        "serve_rules",
+        result.version,
+        "test",
+        user="pytest",
+        force=True,
     )
     lstm = spec.model_copy(
         update={
@@ -59,7 +69,12 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     result = train(lstm, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir), "serve_hmm_lstm", result.version, "test", user="pytest", force=True
+        configure(uri, UserDir(userdir)),
+        "serve_hmm_lstm",
+        result.version,
+        "test",
+        user="pytest",
+        force=True,
     )
     slow = [
         {"kind": kind, "halflives_days": [0.5, 1]}
@@ -83,7 +98,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     result = train(allocation, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir),
+        configure(uri, UserDir(userdir)),
         "serve_allocation",
         result.version,
         "test",
@@ -108,7 +123,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     result = train(sized, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir),
+        configure(uri, UserDir(userdir)),
         "serve_sized_allocation",
         result.version,
         "test",
@@ -119,7 +134,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def _freqtrade_frame(userdir: Path) -> pd.DataFrame:
-    candles = load_candles(userdir, "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h")
     frame = candles.copy()
     frame["date"] = frame["date"].astype("datetime64[ms, UTC]")  # as Freqtrade hands it over
     return frame

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from ml.tracking import (
     StoreError,
     check_sqlite_store,
@@ -28,9 +29,9 @@ def test_the_default_store_is_sqlite_in_the_user_dir(tmp_path: Path) -> None:
 
 def test_experiments_open_in_the_model_training_view(tmp_path: Path) -> None:
     userdir = tmp_path / "ud"
-    client = configure(default_tracking_uri(userdir), userdir)
-    first = experiment_id(client, "spec_a", userdir)
-    assert experiment_id(client, "spec_a", userdir) == first  # found, not created again
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
+    first = experiment_id(client, "spec_a", UserDir(userdir))
+    assert experiment_id(client, "spec_a", UserDir(userdir)) == first  # found, not created again
     tags = client.get_experiment(first).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -94,7 +95,7 @@ def test_an_unreachable_tracking_server_is_one_clear_error_and_nothing_is_writte
 
     userdir = tmp_path / "ud"
     with pytest.raises(StoreError, match=r"server http://127\.0\.0\.1:9 is not reachable"):
-        configure("http://127.0.0.1:9", userdir)
+        configure("http://127.0.0.1:9", UserDir(userdir))
     assert not userdir.exists()
 
 

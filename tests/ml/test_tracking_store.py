@@ -10,16 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from ml.tracking import StoreError, check_sqlite_store, configure, default_tracking_uri
 from tests.conftest import CliResult
 
 CREATE = """
 import sys
 from pathlib import Path
+from common.layout import UserDir
 from ml.tracking import configure, default_tracking_uri, experiment_id
 userdir = Path(sys.argv[1])
-client = configure(default_tracking_uri(userdir), userdir)
-experiment_id(client, "e" + sys.argv[2], userdir)
+client = configure(default_tracking_uri(userdir), UserDir(userdir))
+experiment_id(client, "e" + sys.argv[2], UserDir(userdir))
 """
 
 
@@ -47,7 +49,7 @@ def test_commands_started_together_on_a_new_user_dir_both_create_the_store(
                 process.wait()
     for process, (_, err) in zip(processes, outcomes, strict=True):
         assert process.returncode == 0, err
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     assert {"e0", "e1", "e2"} <= {e.name for e in client.search_experiments()}
 
 
@@ -58,7 +60,7 @@ def test_an_empty_store_file_is_refused_not_replaced(
     userdir.mkdir()
     (userdir / "mlflow.db").write_bytes(b"")
     with pytest.raises(StoreError, match="empty"):
-        configure(default_tracking_uri(userdir), userdir)
+        configure(default_tracking_uri(userdir), UserDir(userdir))
     assert (userdir / "mlflow.db").stat().st_size == 0
     result = cli("report", "--userdir", userdir)
     assert result.code == 2 and "is empty (0 bytes)" in result.err and "restore" in result.err
@@ -69,7 +71,7 @@ def test_a_truncated_store_is_refused_with_a_one_line_error(
     tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     userdir = tmp_path / "ud"
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     for i in range(40):  # enough pages that half the file loses some
         run = client.create_run(client.create_experiment(f"x{i}"))
         client.log_param(run.info.run_id, "p", "v" * 500)

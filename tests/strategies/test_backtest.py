@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from experiments.backtesting.run import backtest
 from experiments.spec import parse_experiment
 from experiments.training import train
@@ -61,14 +62,21 @@ def _train_and_promote(userdir: Path, name: str, pair: str, timeframe: str, time
     uri = default_tracking_uri(userdir)
     result = train(spec, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir), name, result.version, "backtest test", user="pytest", force=True
+        configure(uri, UserDir(userdir)),
+        name,
+        result.version,
+        "backtest test",
+        user="pytest",
+        force=True,
     )
 
 
 @pytest.fixture(scope="module")
 def btc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     userdir = tmp_path_factory.mktemp("bt") / "ud"
-    import_candles(BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir)
+    import_candles(
+        BTC_1H, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(userdir)
+    )
     _train_and_promote(userdir, "bt_btc_lgbm", "BTC/USDT", "1h", "20180101-20200101")
     return userdir
 
@@ -188,7 +196,7 @@ def test_overlapping_timerange_is_guarded(btc: Path) -> None:
     train_end = pd.Timestamp(summary.guard["train_window_last"])  # type: ignore[arg-type]
     assert summary.compared_from is not None
     assert train_end < summary.compared_from <= train_end + pd.Timedelta(hours=1)
-    client = configure(default_tracking_uri(btc), btc)
+    client = configure(default_tracking_uri(btc), UserDir(btc))
     run = client.get_run(summary.run_id)
     assert pd.Timestamp(run.data.tags["guard.compared_from"]) == summary.compared_from
     assert all(
@@ -204,7 +212,7 @@ def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
         pair="ETH/BTC",
         timeframe="5m",
         exchange="binance",
-        userdir=userdir,
+        layout=UserDir(userdir),
     )
     _train_and_promote(userdir, "bt_eth_lgbm", "ETH/BTC", "5m", "20180110-20180122")
     kwargs = dict(
@@ -295,7 +303,7 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
 
     # The replay that scores tuning trials, on the same predictions and candles, finds the
     # same trades as the real engine (measured agreement; see docs/TUNING.md).
-    candles = load_candles(btc, "binance", "BTC/USDT", "1h")
+    candles = load_candles(UserDir(btc), "binance", "BTC/USDT", "1h")
     window = candles[candles["date"].between(stitched["date"].min(), stitched["date"].max())]
     window = window.reset_index(drop=True)
     predictions = stitched.set_index("date").reindex(window["date"]).reset_index(drop=True)

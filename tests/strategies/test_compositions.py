@@ -195,7 +195,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
         result = train(spec, context=local_context(userdir, uri))
         promote(
-            configure(uri, userdir),
+            configure(uri, UserDir(userdir)),
             name,
             result.version,
             "composition test",
@@ -227,12 +227,12 @@ def test_replay_and_the_real_engine_agree_on_the_trades(
         walk_forward=model is not None,
     )
     engine = parse_result_zip(summary.result_zip, strategy).trades
-    candles = load_candles(userdir, "binance", "BTC/USDT", "1h").reset_index(drop=True)
+    candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h").reset_index(drop=True)
     start = candles.index[candles["date"] >= summary.metrics.start][0]
     if model is None:
         predictions = pd.DataFrame(index=candles.index[start:])
     else:
-        client = configure(market["uri"], userdir)
+        client = configure(market["uri"], UserDir(userdir))
         training_run = client.get_run(summary.run_id).data.tags["model_run_id"]
         stitched = pd.read_parquet(
             UserDir(userdir).walk_forward(training_run) / "walk_forward_predictions.parquet"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from strategies.equity import curve_metrics, equity_curve
 from tests.conftest import local_context
 
@@ -85,7 +86,11 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     candles.to_feather(tmp_path / "c.feather")
     userdir = tmp_path / "ud"
     import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+        tmp_path / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(userdir),
     )
     spec = small_spec().model_copy(update={"name": "engine_allocation"})
     walk = spec.walk_forward.model_copy(update={"start": "20200801", "folds": 12, "test_days": 20})
@@ -93,7 +98,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     uri = default_tracking_uri(userdir)
     result = train(spec, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir),
+        configure(uri, UserDir(userdir)),
         "engine_allocation",
         result.version,
         "test",
@@ -125,7 +130,7 @@ def test_regime_allocation_on_the_freqtrade_engine_follows_its_walk_forward_mode
     assert 1000.0 * (1 + strategy["total_return"]) == pytest.approx(final, rel=0.005)
     # every position change is a regime-allocation change: entries and exits, no drift trades
     assert strategy["position_changes"] <= 2 * summary.metrics.trades
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     logged = client.get_run(summary.run_id).data.metrics
     assert "mtm.max_drawdown" in logged and "baseline.sma50_daily.calmar" in logged
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from features.data import import_candles
 from strategies.results import parse_result_zip
 from strategies.runner import BacktestRequest, freqai_section, run_backtest
@@ -21,7 +22,7 @@ def test_freqaimodel_tradingbot_lightgbm_backtests_offline(tmp_path: Path) -> No
         pair="ETH/BTC",
         timeframe="5m",
         exchange="binance",
-        userdir=tmp_path,
+        layout=UserDir(tmp_path),
     )
     request = BacktestRequest(
         strategy="FreqaiRegimeStrategy",
@@ -31,7 +32,7 @@ def test_freqaimodel_tradingbot_lightgbm_backtests_offline(tmp_path: Path) -> No
         freqai=freqai_section(n_estimators=60, num_leaves=7),
         freqaimodel="TradingbotLightGBM",
     )
-    run = run_backtest(request, tmp_path, environment=os.environ, use_cache=False)
+    run = run_backtest(request, UserDir(tmp_path), environment=os.environ, use_cache=False)
     log = run.log.read_text()
     assert "TradingbotLightGBM" in log
     assert log.count("Training") >= 3  # FreqAI retrained on its rolling windows

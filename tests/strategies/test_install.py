@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from strategies.install import MANIFEST, SHIPPED_STRATEGIES, install_strategies
 
 SHIPPED = sorted(p.name for p in SHIPPED_STRATEGIES.glob("*.py")) + sorted(
@@ -15,18 +16,18 @@ SHIPPED = sorted(p.name for p in SHIPPED_STRATEGIES.glob("*.py")) + sorted(
 
 
 def test_missing_files_are_copied_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
-    first = install_strategies(tmp_path)
+    first = install_strategies(UserDir(tmp_path))
     assert first.copied == SHIPPED
     for name in SHIPPED:
         assert (tmp_path / "strategies" / name).read_bytes() == (
             SHIPPED_STRATEGIES / name
         ).read_bytes()
-    again = install_strategies(tmp_path)
+    again = install_strategies(UserDir(tmp_path))
     assert again.copied == again.updated == again.kept_edited == []
 
 
 def test_an_edited_copy_is_kept_and_an_untouched_older_one_updated(tmp_path: Path) -> None:
-    install_strategies(tmp_path)
+    install_strategies(UserDir(tmp_path))
     folder = tmp_path / "strategies"
     edited, older = folder / "RegimeStrategy.py", folder / "RegimeRulesStrategy.py"
     edited.write_text(edited.read_text() + "\n# my change\n")
@@ -38,7 +39,7 @@ def test_an_edited_copy_is_kept_and_an_untouched_older_one_updated(tmp_path: Pat
     manifest[older.name] = hashlib.sha256(older.read_bytes()).hexdigest()
     (folder / MANIFEST).write_text(json.dumps(manifest))
 
-    done = install_strategies(tmp_path)
+    done = install_strategies(UserDir(tmp_path))
     assert done.kept_edited == ["RegimeStrategy.py"]
     assert done.updated == ["RegimeRulesStrategy.py"]
     assert edited.read_text().endswith("# my change\n")
@@ -46,7 +47,7 @@ def test_an_edited_copy_is_kept_and_an_untouched_older_one_updated(tmp_path: Pat
 
 
 def test_the_repositorys_own_user_data_is_left_alone() -> None:
-    done = install_strategies(SHIPPED_STRATEGIES.parent)
+    done = install_strategies(UserDir(SHIPPED_STRATEGIES.parent))
     assert done.copied == done.updated == done.kept_edited == []
     assert not (SHIPPED_STRATEGIES / MANIFEST).exists()
 
@@ -58,7 +59,7 @@ def test_a_strategy_is_one_toml_file(tmp_path: Path) -> None:
 
     from common.errors import SpecError
 
-    install_strategies(tmp_path)
+    install_strategies(UserDir(tmp_path))
     folder = tmp_path / "strategies"
     (folder / "compositions" / "MyTrend.toml").write_text(
         "[strategy]\n"
@@ -69,7 +70,7 @@ def test_a_strategy_is_one_toml_file(tmp_path: Path) -> None:
         "[strategy.parameters]\n"
         "sma_window = 30\n"
     )
-    assert install_strategies(tmp_path).generated == ["MyTrend.py"]
+    assert install_strategies(UserDir(tmp_path)).generated == ["MyTrend.py"]
     strategy = StrategyResolver.load_strategy(
         {
             "strategy": "MyTrend",
@@ -80,12 +81,12 @@ def test_a_strategy_is_one_toml_file(tmp_path: Path) -> None:
         }
     )
     assert strategy.sma_window.value == 30 and strategy.max_candles.value == 48
-    assert install_strategies(tmp_path).generated == []  # nothing changed
+    assert install_strategies(UserDir(tmp_path)).generated == []  # nothing changed
     (folder / "compositions" / "MyTrend.toml").unlink()
-    install_strategies(tmp_path)
+    install_strategies(UserDir(tmp_path))
     assert not (folder / "MyTrend.py").exists()  # a generated class goes with its TOML
     (folder / "compositions" / "Broken.toml").write_text('[strategy]\nname = "Broken"\n')
-    installed = install_strategies(tmp_path)  # a bad file never stops the other strategies
+    installed = install_strategies(UserDir(tmp_path))  # a bad file never stops the other strategies
     assert not (folder / "Broken.py").exists() and (folder / "RegimeStrategy.py").exists()
     from strategies.composition import composition_error
 
@@ -105,7 +106,7 @@ def _composition(folder: Path, name: str, **fields: str) -> Path:
 def test_no_text_of_a_composition_becomes_code(tmp_path: Path) -> None:
     """A doc ending in a backslash once closed the generated docstring early and ran
     what followed when Freqtrade imported the file."""
-    install_strategies(tmp_path)
+    install_strategies(UserDir(tmp_path))
     folder = tmp_path / "strategies"
     marker = tmp_path / "pwned"
     code = f"import pathlib; pathlib.Path({str(marker)!r}).touch()"
@@ -113,7 +114,7 @@ def test_no_text_of_a_composition_becomes_code(tmp_path: Path) -> None:
     payload = "'''ok\\\"\"\"\n" + code + "\n\"\"\"\\'''"
     path = _composition(folder, "Sneaky", doc=payload)
     assert "import pathlib" in path.read_text()
-    install_strategies(tmp_path)
+    install_strategies(UserDir(tmp_path))
     generated = (folder / "Sneaky.py").read_text()
     assert "pathlib" not in generated and "doc" not in generated
     compile(generated, "Sneaky.py", "exec")
@@ -151,7 +152,7 @@ def test_a_bad_composition_is_named_and_left_out(
     from common.errors import SpecError
     from strategies.composition import composition_error
 
-    install_strategies(tmp_path)
+    install_strategies(UserDir(tmp_path))
     folder = tmp_path / "strategies"
     path = folder / "compositions" / f"{name}.toml"
     if content is None:
@@ -161,7 +162,7 @@ def test_a_bad_composition_is_named_and_left_out(
     else:
         assert isinstance(content, bytes)
         path.write_bytes(content)
-    install_strategies(tmp_path)  # no traceback, the other strategies stay
+    install_strategies(UserDir(tmp_path))  # no traceback, the other strategies stay
     assert (folder / "TrendPullbackStrategy.py").exists()
     found = composition_error(folder, name)
     assert isinstance(found, SpecError) and error in str(found), found

@@ -86,7 +86,7 @@ def test_a_backtest_is_journalled_with_every_partial_exit(backtested: dict[str, 
 def test_reimporting_the_same_results_adds_nothing(backtested: dict[str, Any]) -> None:
     userdir, summary = backtested["userdir"], backtested["summary"]
     snapshots_before = len(bots(UserDir(userdir).journal))
-    again = journal_backtest(userdir, summary.result_zip, "TrendPullbackStrategy")
+    again = journal_backtest(UserDir(userdir), summary.result_zip, "TrendPullbackStrategy")
     assert (again.added, again.updated) == (0, 0)
     assert again.unchanged == len(backtested["trades"])
     assert len(bots(UserDir(userdir).journal)) == snapshots_before
@@ -217,7 +217,7 @@ def test_statistics_are_per_bot_and_an_identical_import_counts_once(
     """Before: `journal stats` added every bot up, the same backtest imported twice
     included."""
     userdir, summary = backtested["userdir"], backtested["summary"]
-    journal_backtest(userdir, summary.result_zip, "TrendPullbackStrategy", mode="paper")
+    journal_backtest(UserDir(userdir), summary.result_zip, "TrendPullbackStrategy", mode="paper")
     per_bot = stats(UserDir(userdir).journal)
     assert len(per_bot) >= 2 and set(per_bot["trades"]) == {len(backtested["trades"])}
     pooled = stats(UserDir(userdir).journal, pooled=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from features.data import import_candles
 from features.data.synthetic import generate
 from strategies.markets import MarketsError, generate_snapshot, imported_pairs, load_snapshot
@@ -15,17 +16,17 @@ from strategies.results import ResultError, parse_result_zip
 
 def test_generated_snapshot_covers_the_imported_pairs(tmp_path: Path) -> None:
     with pytest.raises(MarketsError, match="no imported pairs"):
-        generate_snapshot(tmp_path, "binance")
+        generate_snapshot(UserDir(tmp_path), "binance")
     generate(300)[0].to_feather(tmp_path / "c.feather")
     import_candles(
         tmp_path / "c.feather",
         pair="ETH/USDT",
         timeframe="1h",
         exchange="binance",
-        userdir=tmp_path,
+        layout=UserDir(tmp_path),
     )
-    assert imported_pairs(tmp_path, "binance") == ["ETH/USDT"]
-    markets = load_snapshot(generate_snapshot(tmp_path, "binance"))
+    assert imported_pairs(UserDir(tmp_path), "binance") == ["ETH/USDT"]
+    markets = load_snapshot(generate_snapshot(UserDir(tmp_path), "binance"))
     market = markets["ETH/USDT"]
     assert (market["id"], market["base"], market["quote"], market["spot"]) == (
         "ETHUSDT",

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from experiments.spec import parse_experiment
 from experiments.training import train_whitelist
 from features.data import import_candles
@@ -54,7 +55,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         frames[pair] = _candles_until_now(seed)
         source = root / f"{pair.replace('/', '_')}.feather"
         frames[pair].to_feather(source)
-        import_candles(source, pair=pair, timeframe="1h", exchange="binance", userdir=userdir)
+        import_candles(
+            source, pair=pair, timeframe="1h", exchange="binance", layout=UserDir(userdir)
+        )
     train_end = frames["BTC/USDT"]["date"].iloc[-300]
     spec = parse_experiment(
         {
@@ -72,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     uri = default_tracking_uri(userdir)
     # a whitelist: one model per pair (paper_lgbm__BTC_USDT, ...), each serving its own pair
     result = train_whitelist(spec, context=local_context(userdir, uri))
-    client = configure(uri, userdir)
+    client = configure(uri, UserDir(userdir))
     for trained in result.pairs.values():
         promote(
             client, trained.model_name, trained.version, "paper test", user="pytest", force=True
@@ -200,7 +203,7 @@ def test_bot_loop_enters_on_predictions_respects_the_breaker_and_limits(
     world: dict[str, Any], offline_exchange: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = _bot(world, tmp_path, monkeypatch, RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT="0.25")
-    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, world["userdir"]))
+    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, UserDir(world["userdir"])))
     try:
         risk.enable_breaker("test incident", minutes=30)
         bot.process()
@@ -304,7 +307,7 @@ def allocation_model(world: dict[str, Any]) -> str:
         source="test",
     )
     result = train_whitelist(spec, context=local_context(world["userdir"], world["uri"]))
-    client = configure(world["uri"], world["userdir"])
+    client = configure(world["uri"], UserDir(world["userdir"]))
     for trained in result.pairs.values():
         promote(
             client, trained.model_name, trained.version, "paper test", user="pytest", force=True
@@ -323,7 +326,7 @@ def test_the_allocation_strategy_enters_its_target_and_obeys_the_breaker(
     """Every regime holds some exposure here (bear 50%), so every trusted pair enters, with
     the share of the stake its target says, once the breaker is off."""
     bot = _bot(world, tmp_path, monkeypatch, "RegimeAllocationStrategy", allocation_model)
-    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, world["userdir"]))
+    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, UserDir(world["userdir"])))
     try:
         risk.enable_breaker("test incident", minutes=30)
         bot.process()
@@ -384,7 +387,7 @@ def test_position_increases_pass_the_breaker_and_the_exposure_cap(
         allocation_model,
         RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT="0.25",
     )
-    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, world["userdir"]))
+    risk = RiskManager(RiskSettings.from_env(__import__("os").environ, UserDir(world["userdir"])))
     try:
         bot.process()
         entered = {t.pair: float(t.stake_amount) for t in _open_trades()}

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from experiments.paper import replay_paper
 from experiments.spec import parse_experiment
 from experiments.training import train
@@ -51,10 +52,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             source="test",
         )
         train(spec, context=local_context(userdir, uri))
-    promote(configure(uri, userdir), "rp", 1, "replay test", user="pytest", force=True)
+    promote(configure(uri, UserDir(userdir)), "rp", 1, "replay test", user="pytest", force=True)
     # a lower entry threshold than the default, so that two weeks hold a few trades; the
     # replay and the backtest both read it from the user dir
-    install_strategies(userdir)
+    install_strategies(UserDir(userdir))
     info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]
     values = {"entry_threshold": 0.5, "exit_threshold": 0.48}
     with_values(default_params(info), values).write(userdir / "strategies")
@@ -98,7 +99,6 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
     assert len(compared.matched) / traded >= 0.5
     assert summary.metrics.trades == len(compared.matched) + len(compared.backtest_only)
     # the journal holds the paper bot's positions, read from its Freqtrade database
-    from common.layout import UserDir
     from strategies.journal_stats import bots
 
     table = bots(UserDir(world["userdir"]).journal).set_index("bot")
@@ -124,7 +124,7 @@ def test_two_weeks_replayed_trade_as_the_backtest_does(
 def test_a_promotion_during_a_replay_is_served_from_the_next_candle(
     world: dict[str, Any], no_network: None
 ) -> None:
-    client = configure(world["uri"], world["userdir"])
+    client = configure(world["uri"], UserDir(world["userdir"]))
     promote(client, "rp", 1, "back to v1", user="pytest", force=True)
     served: list[str | None] = []
 
@@ -137,7 +137,7 @@ def test_a_promotion_during_a_replay_is_served_from_the_next_candle(
 
     config = replay_config(
         json.loads(world["config"].read_text()),
-        userdir=world["userdir"],
+        layout=UserDir(world["userdir"]),
         pairs=["BTC/USDT"],
         timeframe="1h",
         strategy="RegimeStrategy",
@@ -148,7 +148,7 @@ def test_a_promotion_during_a_replay_is_served_from_the_next_candle(
     )
     run_replay(
         config,
-        userdir=world["userdir"],
+        layout=UserDir(world["userdir"]),
         exchange="binance",
         start=pd.Timestamp("2021-03-05", tz="UTC").to_pydatetime(),
         end=pd.Timestamp("2021-03-07", tz="UTC").to_pydatetime(),

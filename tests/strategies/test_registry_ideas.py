@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from ml.tracking import configure, default_tracking_uri
 from strategies.catalogue import introspect
 from tests.conftest import CliResult
@@ -53,7 +54,7 @@ def test_sync_and_the_decision_workflow(cli: Callable[..., CliResult], tmp_path:
     with sqlite3.connect(userdir / "registry" / "strategies_registry.sqlite") as db:
         assert db.execute("SELECT count(*) FROM strategies").fetchone() == (5,)
 
-    configure(default_tracking_uri(userdir), userdir).create_experiment("regime_gate")
+    configure(default_tracking_uri(userdir), UserDir(userdir)).create_experiment("regime_gate")
     made = cli(
         "idea",
         "create",
@@ -152,7 +153,7 @@ def test_an_idea_names_an_experiment_that_exists(
     args = ("idea", "create", "--title", "t", "--hypothesis", "h", "--userdir", userdir)
     bad = cli(*args, "--experiment", "nope")
     assert bad.code == 2 and "no MLflow experiment named 'nope'" in bad.err
-    configure(default_tracking_uri(userdir), userdir).create_experiment("real_one")
+    configure(default_tracking_uri(userdir), UserDir(userdir)).create_experiment("real_one")
     assert cli(*args, "--experiment", "real_one").code == 0
 
 
@@ -164,7 +165,7 @@ def test_sync_lists_the_users_own_compositions(
     from strategies.install import install_strategies
 
     userdir = tmp_path / "ud"
-    install_strategies(userdir)
+    install_strategies(UserDir(userdir))
     (userdir / "strategies" / "compositions" / "MyBreakout.toml").write_text(
         '[strategy]\nname = "MyBreakout"\ndoc = "Mine."\nentry = ["trend_filter"]\n'
     )

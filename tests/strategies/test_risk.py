@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from common.layout import UserDir
 from strategies.risk import Position, RiskBlocked, RiskManager, RiskSettings, money
 from tests.conftest import CliResult
 
 
 def manager(tmp_path: Path, **overrides: object) -> RiskManager:
     return RiskManager(
-        RiskSettings.for_userdir(tmp_path, **overrides), correlation_id="cid-1", run_id="run-1"
+        RiskSettings.for_userdir(UserDir(tmp_path), **overrides),
+        correlation_id="cid-1",
+        run_id="run-1",
     )
 
 
@@ -35,7 +38,7 @@ def test_settings_from_the_seed_environment_variables(tmp_path: Path) -> None:
         "RISK_LIVE_MAX_PER_MARKET_EXPOSURE_PCT": "0.25",
         "RISK_DB_PATH": "",
     }
-    settings = RiskSettings.from_env(env, tmp_path)
+    settings = RiskSettings.from_env(env, UserDir(tmp_path))
     assert settings.circuit_breaker_file == tmp_path / "st" / "circuit_breaker.json"
     assert settings.db_path == tmp_path / "registry" / "strategies_registry.sqlite"
     assert (
@@ -45,11 +48,11 @@ def test_settings_from_the_seed_environment_variables(tmp_path: Path) -> None:
     ) == (2, 60, True)
     assert settings.live_max_per_market_exposure_pct == Decimal("0.25")
     with pytest.raises(RiskBlocked, match="live_max_concurrent_trades"):
-        RiskSettings.from_env({"RISK_LIVE_MAX_CONCURRENT_TRADES": "many"}, tmp_path)
+        RiskSettings.from_env({"RISK_LIVE_MAX_CONCURRENT_TRADES": "many"}, UserDir(tmp_path))
 
 
 def test_unset_environment_variables_mean_the_user_dir_defaults(tmp_path: Path) -> None:
-    settings = RiskSettings.from_env({}, tmp_path / "ud")
+    settings = RiskSettings.from_env({}, UserDir(tmp_path / "ud"))
     assert settings.state_dir == tmp_path / "ud" / "state"
     assert settings.circuit_breaker_file == tmp_path / "ud" / "state" / "circuit_breaker.json"
     assert settings.db_path == tmp_path / "ud" / "registry" / "strategies_registry.sqlite"
@@ -224,7 +227,7 @@ def test_misspelt_or_out_of_range_settings_are_errors(
     tmp_path: Path, env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(RiskBlocked, match=message):
-        RiskSettings.from_env(env, tmp_path)
+        RiskSettings.from_env(env, UserDir(tmp_path))
 
 
 @pytest.mark.parametrize("minutes", ["-5", "0", "nan", "inf", "1e10"])

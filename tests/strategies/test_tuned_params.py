@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from experiments.backtesting.run import backtest
 from experiments.spec import parse_experiment
 from experiments.training import train
@@ -29,7 +30,11 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     candles.to_feather(tmp_path / "c.feather")
     userdir = tmp_path / "ud"
     import_candles(
-        tmp_path / "c.feather", pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=userdir
+        tmp_path / "c.feather",
+        pair="BTC/USDT",
+        timeframe="1h",
+        exchange="binance",
+        layout=UserDir(userdir),
     )
     spec = parse_experiment(
         {
@@ -44,7 +49,12 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     uri = default_tracking_uri(userdir)
     result = train(spec, context=local_context(userdir, uri))
     promote(
-        configure(uri, userdir), "tuned_lgbm", result.version, "test", user="pytest", force=True
+        configure(uri, UserDir(userdir)),
+        "tuned_lgbm",
+        result.version,
+        "test",
+        user="pytest",
+        force=True,
     )
     info = {i.name: i for i in introspect(REPO_STRATEGIES)}["RegimeStrategy"]
     tuned = with_values(default_params(info), {"entry_threshold": 0.61, "stoploss": -0.07})
@@ -62,7 +72,7 @@ def test_the_user_dirs_tuned_values_reach_freqtrade(tmp_path: Path) -> None:
     log = next((userdir / "backtest_results" / "tradingbot").rglob("freqtrade.log")).read_text()
     assert "entry_threshold = 0.61" in log
     assert "Strategy Parameter(default): entry_threshold" not in log
-    tags = configure(uri, userdir).get_run(summary.run_id).data.tags
+    tags = configure(uri, UserDir(userdir)).get_run(summary.run_id).data.tags
     assert tags["strategy_params_sha256"] != "defaults"
     # the backtest says which parameter file it traded (before: silently)
     assert summary.params_file == userdir / "strategies" / "RegimeStrategy.json"

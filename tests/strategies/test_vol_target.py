@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.layout import UserDir
 from experiments.backtesting.run import backtest
 from features.data import load_candles
 from features.data.synthetic import generate
@@ -123,7 +124,7 @@ def test_the_engine_resizes_the_trades_the_replay_resizes(tmp_path: Path) -> Non
         context=local_context(userdir, default_tracking_uri(userdir)),
     )
     engine = parse_result_zip(summary.result_zip, name).trades
-    candles = load_candles(userdir, "binance", "BTC/USDT", "1h").reset_index(drop=True)
+    candles = load_candles(UserDir(userdir), "binance", "BTC/USDT", "1h").reset_index(drop=True)
     start = candles.index[candles["date"] >= summary.metrics.start][0]
     composition = load_composition(userdir / "strategies" / "compositions" / f"{name}.toml")
     replayed = replay(

@@ -19,6 +19,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.layout import UserDir
 from experiments.spec import load_experiment
 from experiments.tuning.claim import claim_name
 from experiments.tuning.liveness import INTERRUPTED
@@ -29,7 +30,7 @@ from features.data.synthetic import generate
 from ml.model_source import load_bundle
 from ml.tracking import configure, default_tracking_uri, use_uri
 from strategies.params import with_values
-from tests.conftest import CliResult
+from tests.conftest import CliResult, local_context
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = """
@@ -95,7 +96,7 @@ def write_spec(
 
 
 def study_of(userdir: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=open_storage(None, userdir))
+    return optuna.load_study(study_name=name, storage=open_storage(None, UserDir(userdir)))
 
 
 def child_runs(client: MlflowClient, experiment: str, parent: str) -> list:  # type: ignore[type-arg]
@@ -112,7 +113,9 @@ def userdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     candles, _ = generate(3000, seed=4)
     source = root / "synthetic.feather"
     candles.to_feather(source)
-    import_candles(source, pair="BTC/USDT", timeframe="1h", exchange="binance", userdir=root / "ud")
+    import_candles(
+        source, pair="BTC/USDT", timeframe="1h", exchange="binance", layout=UserDir(root / "ud")
+    )
     return root / "ud"
 
 
@@ -124,7 +127,7 @@ def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
     assert result.code == 0, result.err
     assert "registered models:/tiny_tune/" in result.out
     # the gate's verdict on the test window decides the alias and the parameter file
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     (registered,) = client.search_model_versions("name = 'tiny_tune'")
     verdict = registered.tags["tradingbot.gate"]
     params_file = userdir / "strategies" / "RegimeStrategy.json"
@@ -150,7 +153,7 @@ def test_tune_records_every_trial_refits_the_best_and_writes_the_parameter_file(
         assert trial.user_attrs["folds_done"] == trial.user_attrs["fits"]  # shown while running
     assert "tuning study tiny_tune: 6 trials" in result.err
 
-    client = configure(default_tracking_uri(userdir), userdir)
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
     parent_id = study.user_attrs["mlflow_parent_run_id"]
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED"
@@ -216,7 +219,7 @@ def test_trials_never_see_the_test_window(userdir: Path, tmp_path: Path) -> None
     """Changing every candle of the test window changes no trial value."""
     spec = load_experiment(write_spec(tmp_path / "s.toml"))
     assert spec.tune is not None
-    data = TuningData.load(spec, spec.tune, userdir)
+    data = TuningData.load(spec, spec.tune, UserDir(userdir))
     shaken = data.candles.copy()
     rng = np.random.default_rng(0)
     factor = np.exp(rng.normal(0, 0.05, len(shaken) - data.tuning_rows))
@@ -228,10 +231,14 @@ def test_trials_never_see_the_test_window(userdir: Path, tmp_path: Path) -> None
     shaken.loc[data.tuning_rows :, "low"] = shaken.loc[
         data.tuning_rows :, ["open", "high", "low", "close"]
     ].min(axis=1)
-    other = TuningData(spec=spec, candles=shaken, tuning_rows=data.tuning_rows, userdir=tmp_path)
+    other = TuningData(
+        spec=spec, candles=shaken, tuning_rows=data.tuning_rows, layout=UserDir(tmp_path)
+    )
     params = {"strategy.entry_threshold": 0.52, "model.params.num_leaves": 9}
     trial_spec = spec.with_params(params)
-    strategy = with_values(strategy_defaults(spec, tmp_path / "ud"), {"entry_threshold": 0.52})
+    strategy = with_values(
+        strategy_defaults(spec, UserDir(tmp_path / "ud")), {"entry_threshold": 0.52}
+    )
     seen: list[dict[str, float]] = []
     first = run_trial(data, trial_spec, strategy, lambda _step, m: seen.append(m))
     second = run_trial(other, trial_spec, strategy, lambda _step, m: None)
@@ -299,7 +306,7 @@ def test_an_annualised_objective_over_too_few_days_is_refused_before_any_trial(
     assert result.code == 2
     said = " ".join(result.err.split())
     assert "'sharpe' is annualised" in said and "span 50 days: at least 90" in said
-    storage = open_storage(None, userdir)
+    storage = open_storage(None, UserDir(userdir))
     assert "sharpe_tune" not in [s.study_name for s in optuna.get_all_study_summaries(storage)]
 
 
@@ -447,7 +454,7 @@ def test_sqlite_storage_timeout_and_resume(
         and "registered_version" not in parent.data.tags
     )
     assert not (userdir / "optuna" / "journal.log").exists() or "timed_tune" not in {
-        s.study_name for s in optuna.get_all_study_summaries(open_storage(None, userdir))
+        s.study_name for s in optuna.get_all_study_summaries(open_storage(None, UserDir(userdir)))
     }
     result = cli(*args, "--trials", str(started + 1))
     assert result.code == 0, result.err
@@ -462,12 +469,12 @@ def test_storage_urls_are_checked_and_passwords_never_shown(tmp_path: Path) -> N
     from experiments.tuning.request import TuneError
     from experiments.tuning.storage import storage_label
 
-    assert storage_label("postgresql://bot:s3cret@db.example:5432/optuna", tmp_path) == (
+    assert storage_label("postgresql://bot:s3cret@db.example:5432/optuna", UserDir(tmp_path)) == (
         "postgresql://***@db.example:5432/optuna"
     )
-    assert storage_label(None, tmp_path) == str(tmp_path / "optuna" / "journal.log")
+    assert storage_label(None, UserDir(tmp_path)) == str(tmp_path / "optuna" / "journal.log")
     with pytest.raises(TuneError, match="unsupported --storage"):
-        open_storage("redis://localhost", tmp_path)
+        open_storage("redis://localhost", UserDir(tmp_path))
 
 
 def test_example_tune_sections_pass_every_check(tmp_path: Path) -> None:
@@ -478,7 +485,7 @@ def test_example_tune_sections_pass_every_check(tmp_path: Path) -> None:
     assert {spec.name for spec in tuned} == {"btc_1h_lightgbm", "btc_1h_hmm_lstm"}
     for spec in tuned:
         assert spec.tune is not None
-        check_tuning(spec, spec.tune, strategy_defaults(spec, tmp_path))
+        check_tuning(spec, spec.tune, strategy_defaults(spec, UserDir(tmp_path)))
 
 
 def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(
@@ -549,7 +556,7 @@ def test_postgresql_storage_shared_by_two_workers_and_resumed(
     assert [t.number for t in study.trials] == list(range(7)) and counts(study).finished == 7
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 7
     assert "pg_tune" not in {
-        s.study_name for s in optuna.get_all_study_summaries(open_storage(None, userdir))
+        s.study_name for s in optuna.get_all_study_summaries(open_storage(None, UserDir(userdir)))
     }
     client = MlflowClient(default_tracking_uri(userdir))
     parent = study.user_attrs["mlflow_parent_run_id"]
@@ -670,7 +677,7 @@ def test_only_one_worker_finalises_a_finished_study(
     spec = write_spec(tmp_path / "claim.toml", "claim_tune")
     result = cli("tune", spec, "--trials", "1", "--userdir", userdir)
     assert result.code == 0, result.err
-    storage = open_storage(None, userdir)
+    storage = open_storage(None, UserDir(userdir))
     client = MlflowClient(default_tracking_uri(userdir))
     versions = len(client.search_model_versions("name = 'claim_tune'"))
     claim = optuna.create_study(study_name=claim_name("claim_tune"), storage=storage).ask()
@@ -743,7 +750,7 @@ def test_declared_strategy_parameters_are_the_tuning_space(tmp_path: Path) -> No
             },
             source="test",
         )
-        return TuneRequest(spec=spec, userdir=tmp_path / "ud", tracking_uri="", trials=1)
+        return TuneRequest(spec=spec, context=local_context(tmp_path / "ud"), trials=1)
 
     space = request("TrendPullbackStrategy").tune.space
     declared = compositions_in(REPO_STRATEGIES)["TrendPullbackStrategy"].params()
@@ -764,13 +771,13 @@ def test_a_tuned_result_worse_than_buy_and_hold_is_not_applied_unless_forced(
     from experiments.tuning.request import TuneRequest
 
     spec = load_experiment(write_spec(tmp_path / "gate.toml", "gate_tune"))
-    strategy = strategy_defaults(spec, userdir)
+    strategy = strategy_defaults(spec, UserDir(userdir))
     losing = {
         "test.profit_total": -0.2,
         "test.return_over_drawdown": -0.8,
         "test.baseline.always_long.return_over_drawdown": 1.5,
     }
-    request = TuneRequest(spec=spec, userdir=userdir, tracking_uri="", trials=1)
+    request = TuneRequest(spec=spec, context=local_context(userdir), trials=1)
     params_file = userdir / "strategies" / "RegimeStrategy.json"
     params_file.unlink(missing_ok=True)
     refused = _gate(request, losing)
