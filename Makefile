@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# the optional extras the tests cover (the demo and the default CLI need none of them)
+EXTRAS_STAMP := $(VENV)/.extras-stamp
 
 .PHONY: install demo test lint types pytest bench clean
 
@@ -13,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	@touch $(EXTRAS_STAMP)
 
 install: $(STAMP)
 
@@ -26,7 +32,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(EXTRAS_STAMP)
 	$(BIN)/pytest
 
 test: lint types pytest

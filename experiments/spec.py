@@ -51,6 +51,7 @@ from pydantic import (
 )
 
 from common.errors import SpecError, validation_message
+from common.executors import ExecutorName
 from experiments.tuning.space import TuneConfig, set_path
 from features.feature_spec import (
     FeatureSpec,
@@ -189,6 +190,18 @@ class BacktestConfig(BaseModel):
         return value
 
 
+class ComputeConfig(BaseModel):
+    """``[compute]``: where the spec's independent jobs run (whitelist pairs, scorecard
+    markets, folds without warm starts): ``local`` processes or a ``ray`` cluster
+    (``RAY_ADDRESS``). ``--executor`` and ``--jobs`` win over it. Where a job runs never
+    changes its result, so this is not part of the spec's hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    executor: ExecutorName | None = None  # None: ray when RAY_ADDRESS is set, else local
+    jobs: int | None = Field(default=None, ge=1)  # workers; default: --jobs, else 1
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -205,6 +218,7 @@ class ExperimentSpec(BaseModel):
     trust: TrustConfig = TrustConfig()
     sizing: SizingConfig | None = None  # a regime allocation sized by forecast risk
     tune: TuneConfig | None = None  # the search space of `tradingbot tune`
+    compute: ComputeConfig | None = None  # where its jobs run (not part of the hash)
 
     @model_validator(mode="after")
     def _sizing(self) -> ExperimentSpec:
@@ -229,7 +243,7 @@ class ExperimentSpec(BaseModel):
 
     @property
     def hash(self) -> str:
-        content = self.model_dump(mode="json")
+        content = self.model_dump(mode="json", exclude={"compute"})
         # specs without whitelists, trust settings or declared strategy spaces keep the
         # hash they had before those existed
         if not content["data"]["pairs"]:

@@ -30,6 +30,12 @@ class _RegimeBase(BaseModel):
 
     columns: tuple[str, ...] = DEFAULT_REGIME_COLUMNS
 
+    @property
+    def chains_folds(self) -> bool:
+        """Whether each walk-forward fold starts from the fold before's model (then a
+        job's folds run in order; otherwise they are independent jobs)."""
+        return False
+
     @model_validator(mode="after")
     def _columns(self) -> _RegimeBase:
         if not self.columns:
@@ -52,6 +58,10 @@ class HmmRegimeConfig(_RegimeBase):
     max_states: int = Field(default=5, ge=2, le=10)
     switch_margin: float = Field(default=0.5, ge=0.0, le=1.0)
     warm_start: bool = True
+
+    @property
+    def chains_folds(self) -> bool:
+        return self.warm_start
 
     def estimator_params(self, seed: int, previous: Any = None) -> dict[str, Any]:
         """The parameters of ``RegimeHMM``; ``previous`` (the fold before's model) is its

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from common.executors import Executor
 from common.layout import pair_to_filename
 from features.candles import DataWindow, data_window
 from features.feature_spec import FeatureSpec
@@ -406,9 +407,13 @@ class FoldJob:
         )
 
 
-def walk_forward(job: TrainingJob) -> Iterator[FoldResult]:
-    """Yield one :class:`FoldResult` per fold, in time order (each fold's regime model
-    may warm-start the next)."""
+def walk_forward(job: TrainingJob, executor: Executor | None = None) -> Iterator[FoldResult]:
+    """Yield one :class:`FoldResult` per fold, in time order. Independent folds are jobs
+    of ``executor`` when one is given; folds whose regime model warm-starts from the fold
+    before (``[regime] warm_start``) form a chain and run in order, here."""
+    if executor is not None and not job.config.regime.chains_folds:
+        yield from executor.run_all([FoldJob(job, fold) for fold in job.folds()])
+        return
     previous: RegimeModel | None = None
     for fold in job.folds():
         result = FoldJob(job, fold, previous).run()

@@ -17,6 +17,9 @@ from common.layout import UserDir
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from common.executors import Executor
+    from experiments.spec import ExperimentSpec
+
 
 def _flags_take_no_value() -> None:
     """Typer prints a value type after every option, flags too (``--live <bool>``), as if
@@ -135,6 +138,51 @@ SpecTimerange = Annotated[
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
 ]
+
+
+# where independent jobs run (whitelist pairs, scorecard markets): common.executors
+Jobs = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Jobs at once (pairs, markets): worker processes, or Ray workers with --executor ray. "
+        "Default: the spec's [compute] jobs, else 1.",
+    ),
+]
+
+
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="local (processes on this machine) or ray (RAY_ADDRESS's cluster, else a local one). "
+        "Default: the spec's [compute] executor; ray when RAY_ADDRESS is set; else local.",
+    ),
+]
+
+
+@contextmanager
+def compute(
+    executor: str | None, jobs: int | None, context: RunContext, spec: ExperimentSpec
+) -> Iterator[Executor]:
+    """The executor a command asked for (options, then the spec's ``[compute]``, then
+    ``RAY_ADDRESS``), released when the command ends."""
+    from common.executors import EXECUTOR_NAMES, executor_for
+
+    if executor is not None and executor not in EXECUTOR_NAMES:
+        raise typer.BadParameter(
+            f"{executor!r}: choose {' or '.join(EXECUTOR_NAMES)}", param_hint="--executor"
+        )
+    section = spec.compute
+    chosen = executor_for(
+        executor,
+        jobs or (section.jobs if section else None) or 1,
+        context.environment,
+        spec_executor=section.executor if section else None,
+    )
+    with chosen:
+        yield chosen
 
 
 def run_context(userdir: Path) -> RunContext:

@@ -10,6 +10,8 @@ import typer
 from common.layout import UserDir
 from tradingbot._app import (
     Exchange,
+    ExecutorOption,
+    Jobs,
     Pair,
     SpecTimeframe,
     SpecTimerange,
@@ -17,6 +19,7 @@ from tradingbot._app import (
     Userdir,
     _require_data,
     app,
+    compute,
     console,
     progress_bar,
     progress_console,
@@ -204,6 +207,8 @@ def scorecard_command(
     ],
     timeframe: SpecTimeframe = None,
     timerange: SpecTimerange = None,
+    jobs: Jobs = None,
+    executor: ExecutorOption = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """The spec, unchanged, walk-forward on each market: trained, backtested on the engine, beside the baselines."""
@@ -212,13 +217,18 @@ def scorecard_command(
     from tradingbot.render import scorecard_summary
 
     experiment = load_experiment(spec)
-    with stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"):
+    context = run_context(userdir)
+    with (
+        compute(executor, jobs, context, experiment) as workers,
+        stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"),
+    ):
         card = scorecard(
             experiment,
             pairs,
-            context=run_context(userdir),
+            context=context,
             timeframe=timeframe,
             timerange=timerange,
             progress=lambda text: progress_console.print(f"  {text}"),
+            executor=workers,
         )
     scorecard_summary(console, card)

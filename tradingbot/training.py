@@ -13,17 +13,19 @@ if TYPE_CHECKING:
 
 from common.errors import SpecError
 from tradingbot._app import (
+    ExecutorOption,
+    Jobs,
     SpecPair,
     SpecTimeframe,
     SpecTimerange,
     Userdir,
     _require_data,
     app,
+    compute,
     console,
     progress_bar,
     run_context,
     tracking_client,
-    tracking_uri,
 )
 
 
@@ -36,10 +38,8 @@ def train_command(
     pair: SpecPair = None,
     timeframe: SpecTimeframe = None,
     timerange: SpecTimerange = None,
-    jobs: Annotated[
-        int,
-        typer.Option("--jobs", min=1, help="Whitelist pairs trained at once, in worker processes."),
-    ] = 1,
+    jobs: Jobs = None,
+    executor: ExecutorOption = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in
@@ -55,44 +55,66 @@ def train_command(
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     spec_text = spec.read_text(encoding="utf-8")
     if experiment.is_whitelist and data.pooling == "per_pair":
-        _train_whitelist(experiment, userdir, spec_text, jobs)
+        _train_whitelist(experiment, userdir, spec_text, jobs, executor)
     else:
-        _train_one(experiment, userdir, spec_text)
+        _train_one(experiment, userdir, spec_text, jobs, executor)
 
 
-def _train_whitelist(experiment: ExperimentSpec, userdir: Path, spec_text: str, jobs: int) -> None:
+def _train_whitelist(
+    experiment: ExperimentSpec,
+    userdir: Path,
+    spec_text: str,
+    jobs: int | None,
+    executor: str | None,
+) -> None:
     from experiments.training import progress_steps, train_whitelist
     from tradingbot.render import whitelist_summary
 
     pairs = experiment.data.whitelist
+    context = run_context(userdir)
     label = f"training {experiment.name} ({len(pairs)} pairs)"
-    with progress_bar(label, progress_steps(experiment) * len(pairs)) as advance:
+    with (
+        compute(executor, jobs, context, experiment) as workers,
+        progress_bar(label, progress_steps(experiment) * len(pairs)) as advance,
+    ):
         results = train_whitelist(
             experiment,
-            context=run_context(userdir),
+            context=context,
             spec_text=spec_text,
             progress=advance,
-            jobs=jobs,
+            executor=workers,
         )
-    whitelist_summary(console, results, tracking_uri(userdir))
+    whitelist_summary(console, results, context.tracking_uri)
 
 
-def _train_one(experiment: ExperimentSpec, userdir: Path, spec_text: str) -> None:
-    """One model: a single-pair spec's, or a pooled whitelist's."""
+def _train_one(
+    experiment: ExperimentSpec,
+    userdir: Path,
+    spec_text: str,
+    jobs: int | None,
+    executor: str | None,
+) -> None:
+    """One model: a single-pair spec's, or a pooled whitelist's (its independent folds
+    are the executor's jobs)."""
     from experiments.training import progress_steps, train
     from tradingbot.render import train_summary
 
     data = experiment.data
     pooled = data.pooling == "pooled"
     label = f" (pooled, {len(data.pairs)} pairs)" if pooled else ""
-    with progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance:
+    context = run_context(userdir)
+    with (
+        compute(executor, jobs, context, experiment) as workers,
+        progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance,
+    ):
         result = train(
             experiment,
-            context=run_context(userdir),
+            context=context,
             spec_text=spec_text,
             progress=advance,
+            executor=workers,
         )
-    train_summary(console, result, tracking_uri(userdir))
+    train_summary(console, result, context.tracking_uri)
 
 
 @app.command("retrain")

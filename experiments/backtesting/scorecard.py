@@ -25,11 +25,13 @@ import pandas as pd
 from common.atomic import scratch_dir
 from common.context import RunContext
 from common.errors import DataError
+from common.executors import Executor, InProcess, limit_threads
 from experiments.backtesting.run import backtest
 from experiments.spec import ExperimentSpec
 from experiments.training import train
 from features.data import load_candles
 from ml import tracking
+from ml.models import forecaster_class
 from ml.run_log import RunLog
 
 EXPERIMENT = "scorecards"
@@ -120,27 +122,65 @@ def scorecard(
     timeframe: str | None = None,
     timerange: str | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> Scorecard:
-    layout, tracking_uri = context.layout, context.tracking_uri
+    """Each market is one job of ``executor`` (default: one after another here): trained,
+    registered and backtested; the table is recorded once every market has its row."""
+    layout = context.layout
+    executor = executor or InProcess()
     say = progress or (lambda _text: None)
     if not pairs:
         raise DataError("give at least one --pair")
     frame = timeframe or spec.data.timeframe
     for pair in pairs:  # all present before anything runs: no half-done scorecard
         load_candles(layout, spec.data.exchange, pair, frame)
-    client = tracking.configure(tracking_uri, layout)
-    markets = []
+    tracking.configure(context.tracking_uri, layout)
+    jobs = []
     for pair in pairs:
         market = spec.with_overrides(pair=pair, timeframe=frame, timerange=timerange)
         market = market.model_copy(update={"name": model_name(spec, pair, frame)})
+        jobs.append(
+            MarketScoring(
+                market,
+                context,
+                strategy=spec.backtest.strategy,
+                threads=executor.threads if executor.remote else None,
+                progress=None if executor.remote else progress,
+            )
+        )
+    markets = executor.run_all(
+        jobs, on_done=lambda index, _score: say(f"{pairs[index]} {frame}: scored")
+    )
+    run_id = _record(spec, markets, context)
+    return Scorecard(spec.name, run_id, markets)
+
+
+@dataclass(frozen=True)
+class MarketScoring:
+    """One market of a scorecard as an executor's job: the spec on that market trained
+    walk-forward and registered, then its fold models backtested on the engine."""
+
+    spec: ExperimentSpec  # the market's own: pair, timeframe and registry name set
+    context: RunContext
+    strategy: str
+    threads: int | None = None  # this job's share of the CPU threads, when it shares them
+    progress: Progress | None = None
+
+    def run(self) -> MarketScore:
+        spec, context = self.spec, self.context
+        say = self.progress or (lambda _text: None)
+        pair, frame = spec.data.pair, spec.data.timeframe
+        if self.threads is not None:
+            limit_threads(self.threads, torch=forecaster_class(spec.model.kind).uses_torch)
         say(f"{pair} {frame}: training walk-forward")
-        trained = train(market, context=context)
+        trained = train(spec, context=context, threads=self.threads)
         # registered only so the walk-forward backtest can serve it: the report's model
         # table leaves these out (the scorecard's own run holds their figures)
+        client = tracking.configure(context.tracking_uri, context.layout)
         client.set_registered_model_tag(trained.model_name, tracking.PURPOSE_TAG, "scorecard")
         say(f"{pair} {frame}: backtesting the fold models on the Freqtrade engine")
         summary = backtest(
-            strategy=spec.backtest.strategy,
+            strategy=self.strategy,
             pair=pair,
             timeframe=frame,
             exchange=spec.data.exchange,
@@ -150,18 +190,14 @@ def scorecard(
             walk_forward=True,
         )
         m = summary.metrics
-        markets.append(
-            MarketScore(
-                pair=pair,
-                timeframe=frame,
-                model=f"{trained.model_name}/{trained.version}",
-                window=f"{m.start:%Y-%m-%d}..{m.end:%Y-%m-%d}",
-                rows=summary.comparison,
-                walk_forward={"model": trained.metrics, **trained.baselines},
-            )
+        return MarketScore(
+            pair=pair,
+            timeframe=frame,
+            model=f"{trained.model_name}/{trained.version}",
+            window=f"{m.start:%Y-%m-%d}..{m.end:%Y-%m-%d}",
+            rows=summary.comparison,
+            walk_forward={"model": trained.metrics, **trained.baselines},
         )
-    run_id = _record(spec, markets, context)
-    return Scorecard(spec.name, run_id, markets)
 
 
 def _record(

@@ -25,6 +25,7 @@ import pandas as pd
 
 from common.atomic import scratch_dir
 from common.context import RunContext
+from common.executors import Executor
 from experiments.spec import ExperimentSpec
 from experiments.training import record
 from experiments.training.data import data_warnings, training_job
@@ -67,10 +68,12 @@ def train(
     experiment_name: str | None = None,
     parent_run_id: str | None = None,
     threads: int | None = None,
+    executor: Executor | None = None,
 ) -> TrainResult:
     """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
-    under its parent run (see :func:`experiments.training.whitelist.train_whitelist`)."""
+    under its parent run (see :func:`experiments.training.whitelist.train_whitelist`).
+    ``executor``: where independent folds run (see :func:`ml.fold_training.walk_forward`)."""
     layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     job = training_job(spec, layout, threads, say)
@@ -91,7 +94,7 @@ def train(
     if job.pooled:
         lineage["pooled_pairs"] = ",".join(m.pair for m in job.markets)
     run_id, model_uri, outcome = _tracked_training(
-        job, spec, spec_text, experiment, lineage, parent_run_id, say
+        job, spec, spec_text, experiment, lineage, parent_run_id, say, executor
     )
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the
@@ -133,6 +136,7 @@ def _tracked_training(
     lineage: dict[str, str],
     parent_run_id: str | None,
     say: Progress,
+    executor: Executor | None,
 ) -> tuple[str, str, _Outcome]:
     """The training run: walk-forward folds, out-of-sample summary, the final fit and
     the logged model. Returns (run id, model URI, outcome); the run has FINISHED when
@@ -146,7 +150,7 @@ def _tracked_training(
     ):
         workdir = Path(tmp)
         record.log_spec(spec, spec_text)
-        outcome = _walk_forward(job, experiment, lineage, workdir, say)
+        outcome = _walk_forward(job, experiment, lineage, workdir, say, executor)
         record.log_out_of_sample(job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir)
         say("fitting the final model on the whole window")
         bundle = fit_final(job, outcome.folds[-1].bundle if outcome.folds else None)
@@ -158,12 +162,17 @@ def _tracked_training(
 
 
 def _walk_forward(
-    job: TrainingJob, experiment: str, lineage: dict[str, str], workdir: Path, say: Progress
+    job: TrainingJob,
+    experiment: str,
+    lineage: dict[str, str],
+    workdir: Path,
+    say: Progress,
+    executor: Executor | None,
 ) -> _Outcome:
     """Every fold fitted, scored and recorded as a child run; the out-of-sample
     predictions stitched and scored per market."""
     outcome = _Outcome()
-    for result in walk_forward(job):
+    for result in walk_forward(job, executor):
         outcome.folds.append(result)
         say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
         record.log_fold(result, job, experiment, lineage, workdir)

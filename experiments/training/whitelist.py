@@ -1,21 +1,21 @@
 """Training a whitelist spec: one model per pair, under one MLflow parent run, in worker
-processes when asked (``tradingbot train --jobs N``)."""
+processes or on a Ray cluster when asked (``tradingbot train --jobs N --executor ray``)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from mlflow.tracking import MlflowClient
 
 from common.context import RunContext
+from common.executors import Executor, InProcess, limit_threads
 from common.layout import pair_to_filename
 from experiments.spec import ExperimentSpec
 from experiments.training.pipeline import Progress, TrainResult, progress_steps, train
 from features.data.store import require_pairs
 from ml import tracking
+from ml.models import forecaster_class
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def train_whitelist(
     context: RunContext,
     spec_text: str | None = None,
     progress: Progress | None = None,
-    jobs: int = 1,
+    executor: Executor | None = None,
 ) -> WhitelistResult:
     """One model per pair of ``spec``'s whitelist, each registered as
     :func:`ml.model_uris.model_name` (``<spec>__<BASE>_<QUOTE>``) with alias
@@ -71,29 +71,43 @@ def train_whitelist(
 
     Every pair's candles are checked before anything is recorded. A failure ends the
     parent run FAILED; the pairs trained before it stay registered (each on its own is
-    complete) and a second call trains every pair again. ``jobs`` > 1: pairs are trained
-    in that many worker processes at once, each with its share of the CPU threads."""
+    complete) and a second call trains every pair again. Each pair is one job of
+    ``executor`` (default: one after another here): worker processes or a Ray cluster
+    train several at once, each with its share of the CPU threads."""
     layout, tracking_uri = context.layout, context.tracking_uri
+    executor = executor or InProcess()
     data = spec.data
     require_pairs(layout, data.exchange, data.whitelist, data.timeframe)
     client = tracking.configure(tracking_uri, layout)
     experiment = tracking.experiment_id(client, spec.name, layout)
     tracking.fail_stale_runs(client, experiment)
     parent_id = _parent_run(client, experiment, spec, spec_text)
-    results: dict[str, TrainResult] = {}
+    say = progress or (lambda _text: None)
+    pairs = list(data.whitelist)
+    jobs = [
+        PairTraining(
+            spec.for_pair(pair),
+            context,
+            spec_text=spec_text,
+            experiment_name=spec.name,
+            parent_run_id=parent_id,
+            threads=executor.threads if executor.remote else None,
+            # a callback reaches back only from this process; a worker's pair reports once
+            progress=None if executor.remote else progress,
+        )
+        for pair in pairs
+    ]
+    steps = progress_steps(spec)
+
+    def done(index: int, _result: TrainResult) -> None:
+        if executor.remote:
+            for _ in range(steps):
+                say(f"{pairs[index]} trained")
+
     try:
-        shared: dict[str, Any] = {
-            "context": context,
-            "spec_text": spec_text,
-            "experiment_name": spec.name,
-            "parent_run_id": parent_id,
-        }
-        if jobs > 1 and len(data.whitelist) > 1:
-            results = _train_in_processes(spec, shared, jobs, progress)
-        else:
-            for pair in data.whitelist:
-                results[pair] = train(spec.for_pair(pair), progress=progress, **shared)
-        for pair in data.whitelist:
+        trained = executor.run_all(jobs, on_done=done)
+        results = dict(zip(pairs, trained, strict=True))
+        for pair in pairs:
             for key, value in results[pair].metrics.items():
                 if np.isfinite(value):
                     client.log_metric(parent_id, f"{pair_to_filename(pair)}.{key}", float(value))
@@ -107,51 +121,29 @@ def train_whitelist(
     return WhitelistResult(parent_id, experiment, spec.name, results)
 
 
-def _train_pair(spec_json: str, pair: str, threads: int, shared: dict[str, Any]) -> TrainResult:
-    """A worker process's part of :func:`train_whitelist`: one pair."""
-    from threadpoolctl import threadpool_limits
+@dataclass(frozen=True)
+class PairTraining:
+    """One pair of a whitelist as an executor's job: a picklable value (the pair's own
+    spec and the run context) whose result does not depend on where it runs."""
 
-    from ml.models import forecaster_class
+    spec: ExperimentSpec
+    context: RunContext
+    spec_text: str | None
+    experiment_name: str
+    parent_run_id: str
+    threads: int | None = None  # this job's share of the CPU threads, when it shares them
+    progress: Progress | None = None
 
-    spec = ExperimentSpec.model_validate_json(spec_json)
-    if forecaster_class(spec.model.kind).uses_torch:
-        import torch
-
-        torch.set_num_threads(threads)
-    threadpool_limits(threads)  # BLAS/OpenMP of numpy and scikit-learn (the HMM)
-    return train(spec.for_pair(pair), threads=threads, **shared)
-
-
-def _train_in_processes(
-    spec: ExperimentSpec, shared: dict[str, Any], jobs: int, progress: Progress | None
-) -> dict[str, TrainResult]:
-    """Train the whitelist's pairs ``jobs`` at a time in spawned processes; the first
-    failure cancels the pairs not started yet and is raised."""
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-    pairs = list(spec.data.whitelist)
-    workers = min(jobs, len(pairs))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    steps = progress_steps(spec)
-    say = progress or (lambda _text: None)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {
-            pool.submit(_train_pair, spec.model_dump_json(), pair, threads, shared): pair
-            for pair in pairs
-        }
-        results: dict[str, TrainResult] = {}
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    results[futures[future]] = future.result()  # raises the pair's error
-                    for _ in range(steps):
-                        say(f"{futures[future]} trained")
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-    return {pair: results[pair] for pair in pairs}
+    def run(self) -> TrainResult:
+        if self.threads is not None:
+            uses_torch = forecaster_class(self.spec.model.kind).uses_torch
+            limit_threads(self.threads, torch=uses_torch)
+        return train(
+            self.spec,
+            context=self.context,
+            spec_text=self.spec_text,
+            progress=self.progress,
+            experiment_name=self.experiment_name,
+            parent_run_id=self.parent_run_id,
+            threads=self.threads,
+        )

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ml.models.regime_base import RegimeModel
+from ml.models.regime_base import RegimeModel, one_thread
 
 FloatArray = NDArray[np.float64]
 LABELS = ("bear", "bull")
@@ -143,6 +143,7 @@ class RegimeJump(RegimeModel):
         z: FloatArray = np.clip((x - self.mean_) / self.scale_, -self.clip, self.clip)
         return z
 
+    @one_thread
     def fit(self, X: FloatArray, y: object = None) -> RegimeJump:
         x = np.asarray(X, dtype="float64")
         if x.ndim != 2:
@@ -178,6 +179,7 @@ class RegimeJump(RegimeModel):
 
     # -- causal read-out -------------------------------------------------------------
 
+    @one_thread
     def filter(self, X: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
         """Probabilities (T, 2) ``[p_bear, p_bull]`` (the share of the grid's models in
         each state) and the decision (T,) (1 = bull when p_bull >= 0.5; -1 before the

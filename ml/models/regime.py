@@ -23,7 +23,7 @@ from hmmlearn.hmm import GaussianHMM
 from numpy.typing import NDArray
 
 from ml.filtering import FloatArray, ForwardFilter, gaussian_log_likelihood
-from ml.models.regime_base import RegimeModel
+from ml.models.regime_base import RegimeModel, one_thread
 
 logging.getLogger("hmmlearn").setLevel(logging.ERROR)
 
@@ -146,6 +146,7 @@ class RegimeHMM(RegimeModel):
         assert best is not None
         return best
 
+    @one_thread
     def fit(self, X: FloatArray, y: object = None) -> RegimeHMM:
         x = np.asarray(X, dtype="float64")
         if x.ndim != 2:
@@ -198,6 +199,7 @@ class RegimeHMM(RegimeModel):
             out[complete] = gaussian_log_likelihood(z, self.means_, self.covars_)
         return out
 
+    @one_thread
     def filter(self, X: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
         """Filtered probabilities (T, K) and the persistent decision (T,) in one pass.
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from common.errors import SpecError
@@ -206,3 +207,44 @@ def test_a_model_serves_only_the_pair_it_was_trained_on(tmp_path: Path) -> None:
     assert "trained on ETH/USDT, not XRP/USDT" in adapter.guard.unavailable["XRP/USDT"]
     eth = adapter.populate(load_candles(UserDir(userdir), "binance", "ETH/USDT", "1h"), "ETH/USDT")
     assert eth["do_predict"].sum() > 0
+
+
+@pytest.mark.slow
+def test_the_same_whitelist_gives_the_same_figures_in_process_in_processes_and_on_ray(
+    tmp_path: Path,
+) -> None:
+    """Issue 27: where a pair's job runs never changes its result, to the last digit
+    (seeds are the job's, not the worker's)."""
+    pytest.importorskip("ray", reason="Ray is the optional extra .[ray]: not installed here")
+    from common.executors import InProcess, ProcessPool, RayCluster
+    from experiments.training import train_whitelist
+
+    spec = load_experiment(_write(tmp_path / "wl.toml", SPEC))
+    figures = {}
+    for label, make in (
+        ("here", InProcess),
+        ("processes", lambda: ProcessPool(2)),
+        ("ray", lambda: RayCluster(workers=2)),
+    ):
+        userdir = tmp_path / label
+        for seed, pair in enumerate(PAIRS, start=11):
+            _import(userdir, tmp_path, pair, seed)
+        with make() as executor:
+            result = train_whitelist(spec, context=local_context(userdir), executor=executor)
+        figures[label] = {
+            pair: (trained.metrics, trained.baselines, trained.out_of_sample)
+            for pair, trained in result.pairs.items()
+        }
+    for label in ("processes", "ray"):
+        for pair in PAIRS:
+            metrics, baselines, predictions = figures[label][pair]
+            expected_metrics, expected_baselines, expected_predictions = figures["here"][pair]
+            # to the last digit; frames compare NaN with NaN as equal, as a dict does not
+            assert pd.Series(metrics).equals(pd.Series(expected_metrics)), label
+            assert pd.DataFrame(baselines).equals(pd.DataFrame(expected_baselines)), label
+            pd.testing.assert_frame_equal(predictions, expected_predictions, check_exact=True)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,280 @@
+"""Where independent jobs run: in this process, in a local process pool, or on Ray.
+
+A job is a plain, picklable value with a ``run()`` method and no hidden state (a
+whitelist's pair, a scorecard's market, a walk-forward fold): it carries its own seed,
+so its result is the same whichever executor runs it and on whichever worker. An
+executor runs a list of jobs and returns their results in the jobs' order; the first
+failure cancels the jobs not started yet and is raised as the job raised it.
+
+- :class:`InProcess`: one after another, here (``--jobs 1``, the default).
+- :class:`ProcessPool`: ``workers`` spawned processes on this machine (``--jobs N``).
+- :class:`RayCluster`: tasks on a Ray cluster (``--executor ray``, or ``RAY_ADDRESS``
+  set, or ``[compute] executor = "ray"`` in a spec); a local one when no address is
+  given. Ray retries a job whose worker died (``max_retries``) on another worker. Ray
+  is an optional extra (``pip install .[ray]``); nothing imports it unless asked.
+
+``threads`` is each job's share of the CPU threads: a job limits its own BLAS, OpenMP
+and torch threads to it (see :func:`limit_threads`), so that jobs running side by side
+do not oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+from common.errors import TradingbotError
+
+ExecutorName = Literal["local", "ray"]
+EXECUTOR_NAMES: tuple[ExecutorName, ...] = ("local", "ray")
+# Ray's own variable: the address of a running cluster ("auto", "ray://head:10001")
+RAY_ADDRESS_VARIABLE = "RAY_ADDRESS"
+# a job whose worker died (killed, out of memory, machine lost) is run again elsewhere
+RAY_MAX_RETRIES = 3
+
+R = TypeVar("R", covariant=True)
+T = TypeVar("T")
+
+
+class Job(Protocol[R]):
+    """A picklable unit of work; ``run`` is called once, in whichever process runs it."""
+
+    def run(self) -> R: ...
+
+
+class ComputeError(TradingbotError):
+    """An executor that cannot start: Ray not installed, a cluster that is not there."""
+
+
+def limit_threads(threads: int, *, torch: bool = False) -> None:
+    """Limit this process's numerical libraries to ``threads`` (a job's share)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)  # BLAS/OpenMP of numpy, scikit-learn and LightGBM
+    if torch:
+        import torch as _torch
+
+        _torch.set_num_threads(threads)
+
+
+class Executor(ABC):
+    """Runs independent jobs; see the module doc."""
+
+    name: str = ""
+    workers: int = 1
+    # jobs run in other processes: a callback they carry does not reach back here
+    remote: bool = True
+
+    @property
+    def threads(self) -> int:
+        """The CPU threads each job of this executor may use at once."""
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    @abstractmethod
+    def run_all(
+        self, jobs: Sequence[Job[T]], *, on_done: Callable[[int, T], None] | None = None
+    ) -> list[T]:
+        """Every job's result, in the order of ``jobs``. ``on_done(index, result)`` is
+        called as each finishes (in the order they finish)."""
+
+    def close(self) -> None:  # noqa: B027 (most executors hold nothing to release)
+        """Release the workers (a pool's processes, a Ray connection this opened)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _run(job: Job[T]) -> T:
+    return job.run()
+
+
+class InProcess(Executor):
+    """Jobs one after another in this process."""
+
+    name = "in-process"
+    remote = False
+
+    def run_all(
+        self, jobs: Sequence[Job[T]], *, on_done: Callable[[int, T], None] | None = None
+    ) -> list[T]:
+        results = []
+        for index, job in enumerate(jobs):
+            results.append(job.run())
+            if on_done is not None:
+                on_done(index, results[-1])
+        return results
+
+
+class ProcessPool(Executor):
+    """Jobs in ``workers`` spawned processes on this machine (spawned, not forked: a
+    worker shares nothing with this process but what its job carries)."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+
+    def run_all(
+        self, jobs: Sequence[Job[T]], *, on_done: Callable[[int, T], None] | None = None
+    ) -> list[T]:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+        if not jobs:
+            return []
+        context = multiprocessing.get_context("spawn")
+        results: dict[int, T] = {}
+        with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=context) as pool:
+            futures: dict[Future[T], int] = {
+                pool.submit(_run, job): index for index, job in enumerate(jobs)
+            }
+            pending = set(futures)
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = futures[future]
+                        results[index] = future.result()  # raises the job's error
+                        if on_done is not None:
+                            on_done(index, results[index])
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return [results[index] for index in range(len(jobs))]
+
+
+class RayCluster(Executor):
+    """Jobs as Ray tasks. ``address``: a running cluster (``"auto"``, ``ray://...``);
+    ``None`` starts a local one with ``workers`` CPUs for this process's lifetime.
+    ``gpu_jobs``: the jobs ask for one GPU each (LSTM, HMM-LSTM) where the cluster has
+    any; CPU jobs ask for ``threads`` CPUs."""
+
+    name = "ray"
+
+    def __init__(
+        self, address: str | None = None, workers: int | None = None, *, gpu_jobs: bool = False
+    ) -> None:
+        try:
+            ray: Any = importlib.import_module("ray")
+        except ImportError as exc:
+            raise ComputeError(
+                "the ray executor needs Ray, which is not installed",
+                hint="pip install '.[ray]' (or drop --executor ray / RAY_ADDRESS)",
+            ) from exc
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            if address is not None:
+                require_reachable_cluster(address)
+            try:
+                ray.init(
+                    address=address,
+                    num_cpus=workers if address is None else None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            except (ConnectionError, RuntimeError) as exc:
+                raise ComputeError(
+                    f"cannot reach the Ray cluster at {address}: {exc}",
+                    hint="start it (ray start --head) or unset RAY_ADDRESS",
+                ) from exc
+            self._started = True
+        resources = ray.cluster_resources()
+        self.cpus = int(resources.get("CPU", 1))
+        self.gpus = int(resources.get("GPU", 0))
+        self.workers = max(1, workers or self.cpus)
+        self.gpu_jobs = gpu_jobs and self.gpus > 0
+
+    @property
+    def threads(self) -> int:
+        return max(1, self.cpus // self.workers)
+
+    def run_all(
+        self, jobs: Sequence[Job[T]], *, on_done: Callable[[int, T], None] | None = None
+    ) -> list[T]:
+        ray = self._ray
+        options: dict[str, Any] = {"max_retries": RAY_MAX_RETRIES, "num_cpus": self.threads}
+        if self.gpu_jobs:
+            options["num_gpus"] = 1
+        remote = ray.remote(_run).options(**options)
+        refs = [remote.remote(job) for job in jobs]
+        index_of = {ref: index for index, ref in enumerate(refs)}
+        results: dict[int, T] = {}
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    index = index_of[ref]
+                    results[index] = _unwrapped(ray, ref)
+                    if on_done is not None:
+                        on_done(index, results[index])
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+        return [results[index] for index in range(len(jobs))]
+
+    def close(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
+
+
+def _unwrapped(ray: Any, ref: Any) -> Any:
+    """The task's result; a task's own exception is raised as itself, not wrapped."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.as_instanceof_cause()
+        original = getattr(exc, "cause", None)
+        raise (original if isinstance(original, BaseException) else cause) from None
+
+
+def require_reachable_cluster(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, naming it, when a cluster's ``host:port`` (``ray://host:port``)
+    does not answer: Ray itself retries an unreachable address for minutes. ``auto``
+    (the cluster started on this machine) is Ray's to find; it fails at once."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ComputeError(
+            f"cannot reach the Ray cluster at {address}: {exc}",
+            hint="start it (ray start --head), check the address, or unset RAY_ADDRESS",
+        ) from exc
+
+
+def executor_for(
+    name: ExecutorName | None,
+    jobs: int,
+    environment: Mapping[str, str],
+    *,
+    spec_executor: ExecutorName | None = None,
+    gpu_jobs: bool = False,
+) -> Executor:
+    """The executor a command asked for: ``name`` (``--executor``) wins, then the
+    spec's ``[compute] executor``, then ``RAY_ADDRESS`` in ``environment`` (ray);
+    otherwise local: a process pool of ``jobs`` workers, in-process for one."""
+    chosen = name or spec_executor
+    address = environment.get(RAY_ADDRESS_VARIABLE) or None
+    if chosen is None and address is not None:
+        chosen = "ray"
+    if chosen == "ray":
+        return RayCluster(address, workers=jobs if jobs > 1 else None, gpu_jobs=gpu_jobs)
+    return ProcessPool(jobs) if jobs > 1 else InProcess()

@@ -1,0 +1,94 @@
+"""Executors (issue 27): the same results, in the jobs' order, whichever runs them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from common.executors import (
+    ComputeError,
+    InProcess,
+    ProcessPool,
+    RayCluster,
+    executor_for,
+)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """A seeded job: its result depends on its own seed only, not on the worker."""
+
+    seed: int
+    size: int = 1000
+
+    def run(self) -> tuple[float, int]:
+        return float(np.random.default_rng(self.seed).normal(size=self.size).sum()), os.getpid()
+
+
+@dataclass(frozen=True)
+class Fails:
+    message: str
+
+    def run(self) -> int:
+        raise ValueError(self.message)
+
+
+JOBS = [Draw(seed) for seed in (7, 3, 11, 5)]
+EXPECTED = [job.run()[0] for job in JOBS]
+
+
+def test_in_process_runs_in_order_here() -> None:
+    seen: list[int] = []
+    results = InProcess().run_all(JOBS, on_done=lambda index, _result: seen.append(index))
+    assert [value for value, _pid in results] == EXPECTED
+    assert {pid for _value, pid in results} == {os.getpid()}
+    assert seen == [0, 1, 2, 3]
+
+
+def test_a_process_pool_gives_the_same_results_in_the_jobs_order_from_other_processes() -> None:
+    seen: list[int] = []
+    with ProcessPool(2) as pool:
+        results = pool.run_all(JOBS, on_done=lambda index, _result: seen.append(index))
+    assert [value for value, _pid in results] == EXPECTED  # to the last digit
+    assert os.getpid() not in {pid for _value, pid in results}
+    assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_a_failing_job_raises_its_own_error() -> None:
+    with pytest.raises(ValueError, match="pair 2 broke"), ProcessPool(2) as pool:
+        pool.run_all([Draw(1), Fails("pair 2 broke"), Draw(2)])
+    with pytest.raises(ValueError, match="pair 2 broke"):
+        InProcess().run_all([Draw(1), Fails("pair 2 broke")])
+
+
+def test_the_executor_asked_for_wins_then_the_spec_then_ray_address() -> None:
+    assert isinstance(executor_for(None, 1, {}), InProcess)
+    pool = executor_for(None, 3, {})
+    assert isinstance(pool, ProcessPool) and pool.workers == 3
+    assert isinstance(executor_for("local", 2, {"RAY_ADDRESS": "auto"}), ProcessPool)
+    assert isinstance(executor_for(None, 1, {"RAY_ADDRESS": ""}), InProcess)
+    # a spec's [compute] executor = "local" wins over the environment's RAY_ADDRESS
+    assert isinstance(
+        executor_for(None, 1, {"RAY_ADDRESS": "auto"}, spec_executor="local"), InProcess
+    )
+
+
+def test_ray_asked_for_but_unreachable_is_one_clear_error() -> None:
+    pytest.importorskip("ray", reason="Ray is the optional extra .[ray]: not installed here")
+    with pytest.raises(ComputeError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:1"):
+        executor_for(None, 1, {"RAY_ADDRESS": "127.0.0.1:1"})
+
+
+@pytest.mark.slow
+def test_a_local_ray_cluster_gives_the_results_of_the_process_pool() -> None:
+    pytest.importorskip("ray", reason="Ray is the optional extra .[ray]: not installed here")
+    with RayCluster(workers=2) as cluster:
+        assert cluster.workers == 2 and cluster.threads == 1
+        results = cluster.run_all(JOBS)
+        with pytest.raises(ValueError, match="pair 2 broke"):
+            cluster.run_all([Draw(1), Fails("pair 2 broke")])
+    assert [value for value, _pid in results] == EXPECTED
+    assert os.getpid() not in {pid for _value, pid in results}
