@@ -269,6 +269,37 @@ def fail_stale_runs(client: MlflowClient, experiment: str) -> list[str]:
     return stale
 
 
+def fail_lost_attempts(
+    client: MlflowClient, experiment: str, parent_run_id: str, job_tags: Mapping[str, str]
+) -> list[str]:
+    """Before a job runs again (an executor's retry after its worker was lost): its
+    earlier attempt's runs, still RUNNING under the same parent with the same ``job_tags``,
+    and their fold runs, marked FAILED. A job runs once at a time, so such a run cannot
+    be live, on whichever machine it ran; the stale-run rule of :func:`fail_stale_runs`
+    sees only this machine's processes."""
+    match = " and ".join(f"tags.{key} = '{value}'" for key, value in job_tags.items())
+    running = "attributes.status = 'RUNNING'"
+    lost = client.search_runs(
+        [experiment],
+        filter_string=f"{running} and tags.mlflow.parentRunId = '{parent_run_id}' and {match}",
+    )
+    failed = []
+    for run in lost:
+        folds = client.search_runs(
+            [experiment],
+            filter_string=f"{running} and tags.mlflow.parentRunId = '{run.info.run_id}'",
+        )
+        for lost_run in [*folds, run]:
+            client.set_tag(
+                lost_run.info.run_id, "tradingbot.failure", "an earlier attempt of its job was lost"
+            )
+            client.set_terminated(
+                lost_run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED)
+            )
+            failed.append(lost_run.info.run_id)
+    return failed
+
+
 def process_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 

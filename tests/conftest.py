@@ -170,3 +170,18 @@ def fit_on_prefix(spec: Any, candles: pd.DataFrame, rows: int) -> tuple[Any, pd.
         timeframe="1h",
     )
     return bundle, features
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL server (pgserver's bundled binaries), stopped and deleted after."""
+    pgserver = pytest.importorskip(
+        "pgserver",
+        reason="pgserver (a dev dependency on Linux x86_64 / macOS arm64, Python < 3.13) "
+        "bundles the PostgreSQL server this test runs",
+    )
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()

@@ -138,6 +138,11 @@ class PairTraining:
         if self.threads is not None:
             uses_torch = forecaster_class(self.spec.model.kind).uses_torch
             limit_threads(self.threads, torch=uses_torch)
+        # a retry after a lost worker: the lost attempt's runs end FAILED, wherever it ran
+        client = tracking.configure(self.context.tracking_uri, self.context.layout)
+        experiment = tracking.experiment_id(client, self.experiment_name, self.context.layout)
+        pair = {"pair": self.spec.data.pair}
+        tracking.fail_lost_attempts(client, experiment, self.parent_run_id, pair)
         return train(
             self.spec,
             context=self.context,

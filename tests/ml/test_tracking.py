@@ -127,3 +127,36 @@ def test_a_server_that_answers_at_all_is_reachable(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert seen == ["/health"]
+
+
+def test_a_retried_job_fails_its_lost_attempts_runs_wherever_they_ran(tmp_path: Path) -> None:
+    """Issue 27: a worker lost on another machine leaves its runs RUNNING; the job's
+    retry marks them (and their fold runs) FAILED, and touches no other job's runs."""
+    from ml.tracking import HOST_TAG, PID_TAG, fail_lost_attempts
+
+    client = configure(default_tracking_uri(tmp_path), UserDir(tmp_path))
+    experiment = client.create_experiment("wl")
+    parent = client.create_run(experiment).info.run_id
+    elsewhere = {HOST_TAG: "another-machine", PID_TAG: "1234"}
+
+    def child(of: str, **tags: str) -> str:
+        tags = {"mlflow.parentRunId": of, **elsewhere, **tags}
+        return str(client.create_run(experiment, tags=tags).info.run_id)
+
+    lost = child(parent, pair="ETH/USDT")
+    lost_fold = child(lost, fold="0")
+    other_pair = child(parent, pair="XRP/USDT")
+    other_parent = child(client.create_run(experiment).info.run_id, pair="ETH/USDT")
+    finished = child(parent, pair="ETH/USDT")
+    client.set_terminated(finished, status="FINISHED")
+
+    failed = fail_lost_attempts(client, experiment, parent, {"pair": "ETH/USDT"})
+    assert sorted(failed) == sorted([lost, lost_fold])
+    status = {run: client.get_run(run).info.status for run in (lost, lost_fold)}
+    assert set(status.values()) == {"FAILED"}
+    for untouched in (other_pair, other_parent):
+        assert client.get_run(untouched).info.status == "RUNNING"
+    assert client.get_run(finished).info.status == "FINISHED"
+    assert client.get_run(lost).data.tags["tradingbot.failure"] == (
+        "an earlier attempt of its job was lost"
+    )

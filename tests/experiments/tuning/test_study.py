@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -520,21 +520,6 @@ def test_failing_trials_are_recorded_and_a_failing_space_stops_the_study(
     for run in child_runs(client, "failing_tune", parent.info.run_id):
         assert run.info.status == "FAILED"
         assert "no_such_column" in run.data.tags["tradingbot.failure"]
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real PostgreSQL server (pgserver's bundled binaries), stopped and deleted after."""
-    pgserver = pytest.importorskip(
-        "pgserver",
-        reason="pgserver (a dev dependency on Linux x86_64 / macOS arm64, Python < 3.13) "
-        "bundles the PostgreSQL server this test runs",
-    )
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 def test_postgresql_storage_shared_by_two_workers_and_resumed(
