@@ -87,6 +87,14 @@ def report_command(
             "newest single-pair backtest that is not a paper replay's comparison).",
         ),
     ] = None,
+    training: Annotated[
+        str | None,
+        typer.Option(
+            "--training",
+            help="Run id (or its first characters) of a training run: its out-of-sample "
+            "regimes per market, drawn from the predictions it logged.",
+        ),
+    ] = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Markdown and self-contained HTML: leaderboards, equity vs buy-and-hold, regimes, drawdown."""
@@ -94,7 +102,7 @@ def report_command(
 
     with stage("writing the report"):
         context = run_context(userdir)
-        report = build_report(context.layout, context.tracking_uri, out, backtest)
+        report = build_report(context.layout, context.tracking_uri, out, backtest, training)
     console.print(f"wrote {report.markdown}\nwrote {report.html} ({len(report.images)} pictures)")
 
 

@@ -40,6 +40,14 @@ def train_command(
     timerange: SpecTimerange = None,
     jobs: Jobs = None,
     executor: ExecutorOption = None,
+    keep_folds: Annotated[
+        bool,
+        typer.Option(
+            "--keep-folds",
+            help="Also log each fold's model and predictions (default: the run keeps the "
+            "stitched out-of-sample predictions, what backtests and reports read).",
+        ),
+    ] = False,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in
@@ -55,17 +63,17 @@ def train_command(
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     spec_text = spec.read_text(encoding="utf-8")
     if experiment.is_whitelist and data.pooling == "per_pair":
-        _train_whitelist(experiment, userdir, spec_text, jobs, executor)
+        _train_whitelist(experiment, userdir, spec_text, (executor, jobs), keep_folds)
     else:
-        _train_one(experiment, userdir, spec_text, jobs, executor)
+        _train_one(experiment, userdir, spec_text, (executor, jobs), keep_folds)
 
 
 def _train_whitelist(
     experiment: ExperimentSpec,
     userdir: Path,
     spec_text: str,
-    jobs: int | None,
-    executor: str | None,
+    where: tuple[str | None, int | None],  # --executor, --jobs
+    keep_folds: bool,
 ) -> None:
     from experiments.training import progress_steps, train_whitelist
     from tradingbot.render import whitelist_summary
@@ -74,7 +82,7 @@ def _train_whitelist(
     context = run_context(userdir)
     label = f"training {experiment.name} ({len(pairs)} pairs)"
     with (
-        compute(executor, jobs, context, experiment) as workers,
+        compute(*where, context, experiment) as workers,
         progress_bar(label, progress_steps(experiment) * len(pairs)) as advance,
     ):
         results = train_whitelist(
@@ -83,6 +91,7 @@ def _train_whitelist(
             spec_text=spec_text,
             progress=advance,
             executor=workers,
+            keep_folds=keep_folds,
         )
     whitelist_summary(console, results, context.tracking_uri)
 
@@ -91,8 +100,8 @@ def _train_one(
     experiment: ExperimentSpec,
     userdir: Path,
     spec_text: str,
-    jobs: int | None,
-    executor: str | None,
+    where: tuple[str | None, int | None],  # --executor, --jobs
+    keep_folds: bool,
 ) -> None:
     """One model: a single-pair spec's, or a pooled whitelist's (its independent folds
     are the executor's jobs)."""
@@ -104,7 +113,7 @@ def _train_one(
     label = f" (pooled, {len(data.pairs)} pairs)" if pooled else ""
     context = run_context(userdir)
     with (
-        compute(executor, jobs, context, experiment) as workers,
+        compute(*where, context, experiment) as workers,
         progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance,
     ):
         result = train(
@@ -113,6 +122,7 @@ def _train_one(
             spec_text=spec_text,
             progress=advance,
             executor=workers,
+            keep_folds=keep_folds,
         )
     train_summary(console, result, context.tracking_uri)
 

@@ -30,6 +30,7 @@ from common.atomic import scratch_dir, write_text_atomic
 from common.errors import TradingbotError
 from common.layout import UserDir
 from experiments.reporting.journal import Section, journal_sections
+from experiments.reporting.training_plots import training_regime_plots
 from features.data import load_candles
 from ml import tracking
 from ml.baselines import trend_positions
@@ -359,10 +360,15 @@ def _latest_backtest(
 
 
 def build_report(
-    layout: UserDir, tracking_uri: str, out: Path | None = None, backtest: str | None = None
+    layout: UserDir,
+    tracking_uri: str,
+    out: Path | None = None,
+    backtest: str | None = None,
+    training: str | None = None,
 ) -> Report:
     """The report of the user dir's store; the charts are of backtest run ``backtest``
-    (default: see :func:`charted_backtest`)."""
+    (default: see :func:`charted_backtest`), and with ``training`` (a run id) that
+    training run's out-of-sample regimes per market."""
     client = tracking.configure(tracking_uri, layout)
     models = model_leaderboard(client)
     backtests, runs = backtest_leaderboard(client)
@@ -403,6 +409,8 @@ def build_report(
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     images = latest.images if latest else []
     note = " ".join(filter(None, (latest.caption, latest.note))) if latest else ""
+    if training is not None:
+        images += training_regime_plots(client, training, layout, out)
     markdown = out / "report.md"
     sections = [f"# Tradingbot report\n\n{created}, store `{tracking_uri}`\n"]
     for table in tables:

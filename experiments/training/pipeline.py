@@ -69,11 +69,13 @@ def train(
     parent_run_id: str | None = None,
     threads: int | None = None,
     executor: Executor | None = None,
+    keep_folds: bool = False,
 ) -> TrainResult:
     """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
     under its parent run (see :func:`experiments.training.whitelist.train_whitelist`).
-    ``executor``: where independent folds run (see :func:`ml.fold_training.walk_forward`)."""
+    ``executor``: where independent folds run (see :func:`ml.fold_training.walk_forward`).
+    ``keep_folds``: log each fold's bundle and predictions too (``--keep-folds``)."""
     layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     job = training_job(spec, layout, threads, say)
@@ -93,9 +95,8 @@ def train(
         lineage["data.warnings"] = "; ".join(warnings)
     if job.pooled:
         lineage["pooled_pairs"] = ",".join(m.pair for m in job.markets)
-    run_id, model_uri, outcome = _tracked_training(
-        job, spec, spec_text, experiment, lineage, parent_run_id, say, executor
-    )
+    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds)
+    run_id, model_uri, outcome = _tracked_training(job, spec, recording, say, executor)
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the
     # next call's reconcile() completes.
@@ -119,6 +120,17 @@ def train(
     )
 
 
+@dataclass(frozen=True)
+class _Recording:
+    """Where and how a training run is recorded."""
+
+    experiment: str
+    lineage: dict[str, str]
+    parent_run_id: str | None
+    spec_text: str | None
+    keep_folds: bool
+
+
 @dataclass
 class _Outcome:
     """What the walk-forward of a run produced."""
@@ -131,10 +143,7 @@ class _Outcome:
 def _tracked_training(
     job: TrainingJob,
     spec: ExperimentSpec,
-    spec_text: str | None,
-    experiment: str,
-    lineage: dict[str, str],
-    parent_run_id: str | None,
+    recording: _Recording,
     say: Progress,
     executor: Executor | None,
 ) -> tuple[str, str, _Outcome]:
@@ -145,16 +154,19 @@ def _tracked_training(
     with (
         scratch_dir("train") as tmp,
         tracking.tracked_run(
-            experiment_id=experiment, run_name=run_name, tags=lineage, parent_run_id=parent_run_id
+            experiment_id=recording.experiment,
+            run_name=run_name,
+            tags=recording.lineage,
+            parent_run_id=recording.parent_run_id,
         ) as parent,
     ):
         workdir = Path(tmp)
-        record.log_spec(spec, spec_text)
-        outcome = _walk_forward(job, experiment, lineage, workdir, say, executor)
+        record.log_spec(spec, recording.spec_text)
+        outcome = _walk_forward(job, recording, workdir, say, executor)
         record.log_out_of_sample(job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir)
         say("fitting the final model on the whole window")
         bundle = fit_final(job, outcome.folds[-1].bundle if outcome.folds else None)
-        record.log_final(bundle, job, workdir, spec.name)
+        record.log_final(bundle, job)
         say("logging the model")
         model_uri, _ = log_bundle(bundle, workdir, job.markets[0].candles)
         run_id: str = parent.info.run_id
@@ -163,8 +175,7 @@ def _tracked_training(
 
 def _walk_forward(
     job: TrainingJob,
-    experiment: str,
-    lineage: dict[str, str],
+    recording: _Recording,
     workdir: Path,
     say: Progress,
     executor: Executor | None,
@@ -175,7 +186,14 @@ def _walk_forward(
     for result in walk_forward(job, executor):
         outcome.folds.append(result)
         say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
-        record.log_fold(result, job, experiment, lineage, workdir)
+        record.log_fold(
+            result,
+            job,
+            recording.experiment,
+            recording.lineage,
+            workdir,
+            keep=recording.keep_folds,
+        )
     for market in job.markets:
         pieces = [result.per_market[market.pair].predictions for result in outcome.folds]
         outcome.out_of_sample[market.pair] = pd.concat(pieces)

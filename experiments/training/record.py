@@ -14,7 +14,6 @@ from experiments.spec import ExperimentSpec
 from ml import tracking
 from ml.bundle import ModelBundle, package_versions
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined
-from ml.plots import regime_plot
 from ml.run_log import RunLog
 from ml.serving.served import PREDICTIONS_ARTIFACT, pooled_predictions_artifact
 
@@ -48,10 +47,19 @@ def _fold_predictions_file(job: TrainingJob, pair: str) -> str:
 
 
 def log_fold(
-    result: FoldResult, job: TrainingJob, experiment: str, lineage: dict[str, str], workdir: Path
+    result: FoldResult,
+    job: TrainingJob,
+    experiment: str,
+    lineage: dict[str, str],
+    workdir: Path,
+    *,
+    keep: bool = False,
 ) -> None:
-    """One fold as a child run: its rows and windows, scores, regime read-out, and its
-    bundle, window and predictions as artefacts (``fold/``)."""
+    """One fold as a child run: its rows and windows, scores and regime read-out, and its
+    window as an artefact (``fold/window.json``). ``keep`` (``train --keep-folds``) also
+    logs the fold's bundle and its predictions: a lean run does not, since the parent
+    holds every fold's out-of-sample predictions stitched, which is what a walk-forward
+    backtest trades and a report charts."""
     fold = result.fold
     with tracking.tracked_run(
         experiment_id=experiment,
@@ -84,22 +92,18 @@ def log_fold(
             record.metrics(values, prefix=f"baseline.{name}.")
         folder = workdir / f"fold_{fold.index}"
         folder.mkdir()
-        sha = result.bundle.save(folder / "bundle.joblib")
-        (folder / "window.json").write_text(
-            json.dumps(
-                {
-                    "train": result.train_window.model_dump(mode="json"),
-                    "out_of_sample": result.test_window.model_dump(mode="json"),
-                    "bundle_sha256": sha,
-                },
-                indent=2,
-            )
-        )
-        for pair, market in result.per_market.items():
-            market.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
-                folder / _fold_predictions_file(job, pair)
-            )
-        record.tags({"bundle_sha256": sha})
+        window: dict[str, object] = {
+            "train": result.train_window.model_dump(mode="json"),
+            "out_of_sample": result.test_window.model_dump(mode="json"),
+        }
+        if keep:
+            window["bundle_sha256"] = result.bundle.save(folder / "bundle.joblib")
+            record.tags({"bundle_sha256": str(window["bundle_sha256"])})
+            for pair, market in result.per_market.items():
+                market.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
+                    folder / _fold_predictions_file(job, pair)
+                )
+        (folder / "window.json").write_text(json.dumps(window, indent=2))
         record.metrics(regime_report(result, job))
         record.send()
         mlflow.log_artifacts(str(folder), artifact_path="fold")
@@ -154,27 +158,18 @@ def log_out_of_sample(
         mlflow.log_artifact(str(path), artifact_path=folder)
 
 
-def log_final(bundle: ModelBundle, job: TrainingJob, workdir: Path, name: str) -> None:
-    """The final model's device, training history, and each market's regimes as a picture."""
+def log_final(bundle: ModelBundle, job: TrainingJob) -> None:
+    """The final model's device, training history, and how often its regimes switch on
+    each market (the pictures: ``tradingbot report --training RUN``, from the logged
+    predictions)."""
     record = RunLog().tags({"device": bundle.metadata.device})
     record.history(bundle.forecaster.history_, prefix="final.")
-    if bundle.regime_model is None:
-        record.send()
-        return
-    for market in job.markets:
-        bound = bundle.for_pair(market.pair)
-        regimes = bound.regimes(bound.scaled(market.features))["regime"]
-        file = f"regimes_{pair_to_filename(market.pair)}.png" if job.pooled else "regimes.png"
-        plot = regime_plot(
-            market.candles["date"],
-            market.candles["close"],
-            regimes,
-            workdir / file,
-            f"{name}: {market.pair} {job.timeframe} regimes (filtered, causal)",
-        )
-        mlflow.log_artifact(str(plot), artifact_path="plots")
-        prefix = f"{pair_to_filename(market.pair)}." if job.pooled else ""
-        record.metrics({f"{prefix}regime.switches_per_1000": _switches(regimes)})
+    if bundle.regime_model is not None:
+        for market in job.markets:
+            bound = bundle.for_pair(market.pair)
+            regimes = bound.regimes(bound.scaled(market.features))["regime"]
+            prefix = f"{pair_to_filename(market.pair)}." if job.pooled else ""
+            record.metrics({f"{prefix}regime.switches_per_1000": _switches(regimes)})
     record.send()
 
 

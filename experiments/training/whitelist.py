@@ -63,6 +63,7 @@ def train_whitelist(
     spec_text: str | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    keep_folds: bool = False,
 ) -> WhitelistResult:
     """One model per pair of ``spec``'s whitelist, each registered as
     :func:`ml.model_uris.model_name` (``<spec>__<BASE>_<QUOTE>``) with alias
@@ -91,6 +92,7 @@ def train_whitelist(
             spec_text=spec_text,
             experiment_name=spec.name,
             parent_run_id=parent_id,
+            keep_folds=keep_folds,
             threads=executor.threads if executor.remote else None,
             # a callback reaches back only from this process; a worker's pair reports once
             progress=None if executor.remote else progress,
@@ -131,6 +133,7 @@ class PairTraining:
     spec_text: str | None
     experiment_name: str
     parent_run_id: str
+    keep_folds: bool = False
     threads: int | None = None  # this job's share of the CPU threads, when it shares them
     progress: Progress | None = None
 
@@ -151,4 +154,5 @@ class PairTraining:
             experiment_name=self.experiment_name,
             parent_run_id=self.parent_run_id,
             threads=self.threads,
+            keep_folds=self.keep_folds,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
@@ -132,7 +133,8 @@ def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
     # 2 folds of 600 hours: 50 days, too short for annualised figures, which are absent
     assert not {"overall.sharpe", "overall.calmar", "baseline.always_long.cagr"} & set(metrics)
     artefacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"spec", "environment", "walk_forward", "plots"} <= artefacts
+    assert {"spec", "environment", "walk_forward"} <= artefacts
+    assert "plots" not in artefacts  # drawn on demand: tradingbot report --training RUN
     assert {a.path for a in client.list_artifacts(result.run_id, "spec")} == {
         "spec/spec.json",
         "spec/spec.toml",
@@ -146,8 +148,9 @@ def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
         assert child.info.status == "FINISHED"
         history = client.get_metric_history(child.info.run_id, "train_loss")
         assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+        # lean: the fold's windows; its predictions are the parent's stitched ones
         files = {a.path for a in client.list_artifacts(child.info.run_id, "fold")}
-        assert files == {"fold/bundle.joblib", "fold/window.json", "fold/predictions.parquet"}
+        assert files == {"fold/window.json"}
         local = mlflow.artifacts.download_artifacts(
             run_id=child.info.run_id,
             artifact_path="fold/window.json",
@@ -155,7 +158,7 @@ def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
         )
         window = json.loads(Path(local).read_text())
         assert window["out_of_sample"]["first"] > window["train"]["last"]
-        assert window["bundle_sha256"] == child.data.tags["bundle_sha256"]
+        assert "bundle_sha256" not in window and "bundle_sha256" not in child.data.tags
 
 
 def test_registered_with_alias_challenger(trained: Trained) -> None:
@@ -426,3 +429,42 @@ def test_a_version_whose_run_did_not_finish_is_never_promoted_and_is_reconciled(
     with pytest.raises(MlflowException):
         client.get_model_version_by_alias("tiny_hmm_lstm", CHALLENGER)
     assert reconcile(client, "tiny_hmm_lstm") == []  # idempotent; complete versions untouched
+
+
+def test_keep_folds_logs_each_folds_model_and_a_report_draws_the_regimes_on_demand(
+    userdir: Path, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Issue 27, lean records: a run keeps what lineage and serving need; the fold
+    models with --keep-folds, the regime pictures from `report --training RUN`."""
+    spec_path = write_spec(tmp_path / "keep.toml", "tiny_keep", "lightgbm")
+    kept = cli("train", spec_path, "--keep-folds", "--userdir", userdir)
+    assert kept.code == 0, kept.err
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
+    experiment = client.get_experiment_by_name("tiny_keep").experiment_id
+    parent = client.search_runs([experiment], filter_string="tags.mlflow.parentRunId IS NULL")[0]
+    children = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 2
+    for child in children:
+        files = {a.path for a in client.list_artifacts(child.info.run_id, "fold")}
+        assert files == {"fold/bundle.joblib", "fold/window.json", "fold/predictions.parquet"}
+        local = client.download_artifacts(
+            child.info.run_id, "fold/window.json", str(tmp_path / child.info.run_id)
+        )
+        window = json.loads(Path(local).read_text())
+        assert window["bundle_sha256"] == child.data.tags["bundle_sha256"]
+
+    # a lean run of the same spec: the same figures, fewer files
+    lean = train(load_experiment(spec_path), context=local_context(userdir))
+    finite = {key: value for key, value in lean.metrics.items() if np.isfinite(value)}
+    assert finite and all(parent.data.metrics[f"overall.{k}"] == v for k, v in finite.items())
+
+    out = tmp_path / "report"
+    drawn = cli("report", "--training", lean.run_id[:10], "--out", out, "--userdir", userdir)
+    assert drawn.code == 0, drawn.err
+    picture = out / "regimes_BTC_USDT.png"
+    assert picture.stat().st_size > 10_000
+    assert "regimes_BTC_USDT" in (out / "report.md").read_text()
+    wrong = cli("report", "--training", "nosuchrun", "--out", out, "--userdir", userdir)
+    assert wrong.code == 2 and "0 training runs with an id starting 'nosuchrun'" in wrong.err

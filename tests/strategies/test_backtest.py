@@ -60,7 +60,8 @@ def _train_and_promote(userdir: Path, name: str, pair: str, timeframe: str, time
         source="test",
     )
     uri = default_tracking_uri(userdir)
-    result = train(spec, context=local_context(userdir, uri))
+    # the fold bundles and predictions kept, to compare the stitching with them
+    result = train(spec, context=local_context(userdir, uri), keep_folds=True)
     promote(
         configure(uri, UserDir(userdir)),
         name,
