@@ -1,7 +1,12 @@
 # Tradingbot: one image for the CLI, training and Freqtrade (CPU build of torch).
 # The ROCm trainer (docker-compose.rocm.yml) uses Dockerfile.rocm, FROM a ROCm PyTorch image.
+# TRADINGBOT_EXTRAS=ray and PYTHON_IMAGE=python:3.12-slim-bookworm build the Ray head and
+# CPU workers of the compose profile `cluster` (a Ray cluster needs one Python version on
+# every node: the ROCm image's 3.12).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
+ARG TRADINGBOT_EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN apt-get update \
@@ -16,9 +21,9 @@ COPY experiments ./experiments
 COPY tradingbot ./tradingbot
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && /opt/venv/bin/pip install .
+    && /opt/venv/bin/pip install ".${TRADINGBOT_EXTRAS:+[${TRADINGBOT_EXTRAS}]}"
 
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     MLFLOW_DISABLE_TELEMETRY=true \
     PYTHONUNBUFFERED=1

@@ -61,9 +61,32 @@ def test_compose_services_are_what_the_runbook_says() -> None:
     assert "psycopg" in (ROOT / "Dockerfile.mlflow").read_text()
     assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION" in services["mlflow"]["environment"]
     assert "--dry-run" in services["freqtrade"]["command"]
-    assert services["postgres"]["profiles"] == ["postgres"]
+    assert services["postgres"]["profiles"] == ["postgres", "cluster"]
     plain = json.loads(_compose("config", "--format", "json").stdout)["services"]
     assert "postgres" not in plain  # only with --profile postgres
+
+
+def test_the_cluster_profile_is_postgresql_mlflow_and_a_ray_head_with_cpu_and_gpu_workers() -> None:
+    """Issue 27: the team's stack; one Python on every Ray node (the ROCm image's)."""
+    result = _compose("--profile", "cluster", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert set(services) == {
+        "mlflow", "freqtrade", "postgres", "ray-head", "ray-worker", "ray-gpu-worker"
+    }  # fmt: skip
+    head, worker, gpu = services["ray-head"], services["ray-worker"], services["ray-gpu-worker"]
+    assert "--head" in head["command"] and "6379" in " ".join(head["command"])
+    assert "--address=ray-head:6379" in worker["command"]
+    assert "--num-gpus=1" in gpu["command"] and gpu["build"]["dockerfile"] == "Dockerfile.rocm"
+    assert {d["source"] for d in gpu["devices"]} == {"/dev/kfd", "/dev/dri"}
+    args = head["build"]["args"]
+    assert args["TRADINGBOT_EXTRAS"] == "ray"
+    rocm_base = gpu["build"]["args"]["ROCM_PYTORCH_IMAGE"]
+    assert args["PYTHON_IMAGE"].startswith("python:3.12") and "py3.12" in rocm_base
+    assert "optional-dependencies']['ray']" in (ROOT / "Dockerfile.rocm").read_text()
+    for node in (head, worker, gpu):  # jobs read the candles where the driver does
+        assert any(v["target"] == "/app/user_data" for v in node["volumes"])
+    assert "--serve-artifacts" in services["mlflow"]["command"]
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.rocm", "Dockerfile.mlflow"])
