@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.context import RunContext  # noqa: E402
+from common.executors import ProcessPool  # noqa: E402
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -100,7 +101,8 @@ def ours(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
     uri = default_tracking_uri(userdir)
-    train_whitelist(spec, context=RunContext(userdir, uri, os.environ), jobs=JOBS)
+    with ProcessPool(JOBS) as executor:  # the local executor: tradingbot train --jobs JOBS
+        train_whitelist(spec, context=RunContext(userdir, uri, os.environ), executor=executor)
     client = configure(uri, UserDir(userdir))
     for name in whitelist_models(client, "bench_pairs"):
         promote(client, name, None, "bench", user="bench", force=True)
