@@ -172,6 +172,7 @@ class RayCluster(Executor):
             ) from exc
         self._ray = ray
         self._started = False
+        self.address = address  # None: a local cluster of this process
         if not ray.is_initialized():
             if address is not None:
                 require_reachable_cluster(address)

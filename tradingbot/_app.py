@@ -169,6 +169,7 @@ def compute(
     """The executor a command asked for (options, then the spec's ``[compute]``, then
     ``RAY_ADDRESS``), released when the command ends."""
     from common.executors import EXECUTOR_NAMES, executor_for
+    from ml.models import forecaster_class
 
     if executor is not None and executor not in EXECUTOR_NAMES:
         raise typer.BadParameter(
@@ -180,6 +181,8 @@ def compute(
         jobs or (section.jobs if section else None) or 1,
         context.environment,
         spec_executor=section.executor if section else None,
+        # torch models' jobs ask a Ray cluster for a GPU where it has one
+        gpu_jobs=forecaster_class(spec.model.kind).uses_torch,
     )
     with chosen:
         yield chosen

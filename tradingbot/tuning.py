@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.progress import TaskID
 
 from tradingbot._app import (
+    ExecutorOption,
     SpecPair,
     SpecTimeframe,
     SpecTimerange,
     Userdir,
     app,
+    compute,
     console,
     progress_console,
     run_context,
@@ -32,7 +34,12 @@ Trials = Annotated[
     int,
     typer.Option("--trials", min=1, help="Trials the study should have in all (resumes count)."),
 ]
-Jobs = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes on this machine.")]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs", min=1, help="Optuna workers: processes here, or tasks with --executor ray."
+    ),
+]
 StudyName = Annotated[
     str | None,
     typer.Option("--study", help="Study name (default: the spec's name); same name = resume."),
@@ -60,6 +67,7 @@ def tune_command(
     pair: SpecPair = None,
     timeframe: SpecTimeframe = None,
     timerange: SpecTimerange = None,
+    executor: ExecutorOption = None,
     force: Annotated[
         str | None,
         typer.Option(
@@ -85,9 +93,10 @@ def tune_command(
     from experiments.tuning.study import tune
     from tradingbot.render import tune_summary
 
+    context = run_context(userdir)
     request = TuneRequest(
         spec=experiment,
-        context=run_context(userdir),
+        context=context,
         trials=trials,
         jobs=jobs,
         study=study,
@@ -96,8 +105,12 @@ def tune_command(
         spec_text=spec.read_text(encoding="utf-8"),
         force_reason=force,
     )
-    with tune_progress(request.study_name, trials) as progress:
-        result = tune(request, progress=progress)
+    with (
+        compute(executor, jobs, context, experiment) as workers,
+        tune_progress(request.study_name, trials) as progress,
+    ):
+        # on Ray: --jobs Optuna workers as the cluster's tasks (docs/TUNING.md)
+        result = tune(request, progress=progress, executor=workers)
     tune_summary(console, result, request.context.tracking_uri)
 
 

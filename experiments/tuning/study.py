@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from common.errors import SpecError
+from common.executors import Executor, RayCluster
 from experiments.tuning.claim import finalise_claim
 from experiments.tuning.finalise import _finalise
 from experiments.tuning.liveness import (
@@ -35,7 +36,7 @@ from experiments.tuning.storage import (
     reclaim,
     storage_label,
 )
-from experiments.tuning.worker import Worker, WorkerArgs, _run_processes
+from experiments.tuning.worker import Worker, WorkerArgs, _run_processes, run_on_cluster
 from features.candles import data_window
 from ml import tracking
 from ml.bundle import package_versions
@@ -97,12 +98,19 @@ def _parent_run(
 
 
 def _run_workers(
-    args: WorkerArgs, data: TuningData, client: MlflowClient, report: Callable[[], None]
+    args: WorkerArgs,
+    data: TuningData,
+    client: MlflowClient,
+    report: Callable[[], None],
+    cluster: Executor | None,
 ) -> None:
-    """The trials, in this process (one job) or in ``jobs`` worker processes; the parent
-    run is marked killed or failed if they end by an interrupt or an error."""
+    """The trials: on ``cluster`` (Ray: ``jobs`` Optuna workers as its tasks), else in
+    this process (one job) or in ``jobs`` worker processes; the parent run is marked
+    killed or failed if they end by an interrupt or an error."""
     try:
-        if args.request.jobs == 1:
+        if cluster is not None:
+            run_on_cluster(args, cluster, report)
+        elif args.request.jobs == 1:
             worker = Worker(args, data)
             worker.run(worker.open(), on_progress=report)
         else:
@@ -132,8 +140,21 @@ def _result(request: TuneRequest, study: optuna.Study, parent_run_id: str) -> Tu
     )
 
 
-def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
+def tune(
+    request: TuneRequest, progress: Progress | None = None, executor: Executor | None = None
+) -> TuneResult:
+    """Run the study of ``request`` to its number of trials (see docs/TUNING.md). With a
+    Ray ``executor`` its Optuna workers are the cluster's tasks: each loads the data once
+    and runs trials against the shared storage, as a worker process does (a task per
+    trial would load the candles and features again for every trial)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress bar says it all
+    cluster = executor if isinstance(executor, RayCluster) else None
+    if cluster is not None and cluster.address is not None and request.storage is None:
+        raise SpecError(
+            "a Ray cluster's workers share a study only through a database storage",
+            hint="give --storage postgresql://... (reached by every worker), or tune on "
+            "this machine (--executor local)",
+        )
     tune_config = request.tune
     if request.trials < 1:
         raise SpecError("--trials must be at least 1")
@@ -172,9 +193,9 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> TuneResult:
         experiment_id=experiment,
         deadline=time.time() + request.timeout if request.timeout else None,
         parent_pid=os.getpid(),
-        threads=max(1, (os.cpu_count() or 1) // request.jobs),
+        threads=cluster.threads if cluster else max(1, (os.cpu_count() or 1) // request.jobs),
     )
-    _run_workers(args, data, client, report)
+    _run_workers(args, data, client, report, cluster)
     study = optuna.load_study(study_name=request.study_name, storage=storage)
     report()
     result = _result(request, study, parent_run_id)

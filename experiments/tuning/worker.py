@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
+from common.executors import Executor
 from experiments.tuning.liveness import (
     INTERRUPTED,
     Heartbeat,
@@ -49,7 +50,9 @@ class WorkerArgs:
     parent_run_id: str
     experiment_id: str
     deadline: float | None  # time.time() after which no new trial starts
-    parent_pid: int
+    # the command's process: a worker whose parent is gone starts no trial; None under a
+    # scheduler that ends the job with its driver (Ray)
+    parent_pid: int | None
     threads: int
 
 
@@ -104,7 +107,8 @@ class Worker:
     def _may_start(self) -> bool:
         if self.args.deadline is not None and time.time() >= self.args.deadline:
             return False
-        return os.getppid() == self.args.parent_pid or self.args.worker == 0
+        parent = self.args.parent_pid
+        return parent is None or os.getppid() == parent or self.args.worker == 0
 
     def run_one(
         self, study: optuna.Study, on_progress: Callable[[], None] | None = None
@@ -262,6 +266,41 @@ def _worker_main(args: WorkerArgs, ready: Any = None) -> None:
         with contextlib.suppress(threading.BrokenBarrierError):  # a slow or dead sibling
             ready.wait(timeout=START_TOGETHER_S)
     worker.run(study)
+
+
+@dataclass(frozen=True)
+class OptunaWorker:
+    """One Optuna worker as an executor's job (a Ray task): it loads the data once and
+    runs trials until the study has enough, as a worker process does."""
+
+    args: WorkerArgs
+
+    def run(self) -> None:
+        _worker_main(self.args)
+
+
+def run_on_cluster(args: WorkerArgs, executor: Executor, report: Callable[[], None]) -> None:
+    """``args.request.jobs`` Optuna workers as tasks of ``executor`` (a Ray cluster), the
+    study's storage shared between them; ``report`` is called every second meanwhile."""
+    jobs = [
+        OptunaWorker(dataclasses.replace(args, worker=index + 1, parent_pid=None))
+        for index in range(args.request.jobs)
+    ]
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            executor.run_all(jobs)
+        except BaseException as exc:  # raised below, in the command's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="tune-workers", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=1.0)
+        report()
+    if failure:
+        raise failure[0]
 
 
 def _run_processes(args: WorkerArgs, jobs: int, report: Callable[[], None]) -> None:

@@ -334,6 +334,25 @@ def test_two_worker_processes_share_one_study_to_exactly_the_requested_trials(
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6
 
 
+@pytest.mark.slow
+def test_two_ray_workers_share_one_study_to_exactly_the_requested_trials(
+    userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """Issue 27: --executor ray runs the Optuna workers as Ray tasks (a local cluster
+    here), each loading the data once and asking the shared storage for trials."""
+    pytest.importorskip("ray", reason="Ray is the optional extra .[ray]: not installed here")
+    spec = write_spec(tmp_path / "ray.toml", "ray_tune")
+    args = ("tune", spec, "--trials", "4", "--jobs", "2", "--executor", "ray")
+    result = cli(*args, "--userdir", userdir)
+    assert result.code == 0, result.err
+    study = study_of(userdir, "ray_tune")
+    assert len(study.trials) == 4 and counts(study).finished == 4
+    assert os.getpid() not in {t.user_attrs["pid"] for t in study.trials}  # Ray's workers
+    client = MlflowClient(default_tracking_uri(userdir))
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert len(child_runs(client, "ray_tune", parent)) == 4
+
+
 def test_multi_objective_study_uses_nsga2_and_logs_the_pareto_front(
     userdir: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
