@@ -92,6 +92,19 @@ def lightgbm_spec(name: str, market: dict[str, object]) -> ExperimentSpec:
     )
 
 
+def import_test_candles(userdir: Path, pairs: tuple[str, ...]) -> Path:
+    """Freqtrade's 5m test candles of ``pairs`` imported into ``userdir``."""
+    for pair in pairs:
+        import_candles(
+            DATA / f"{pair.replace('/', '_')}-5m.feather",
+            pair=pair,
+            timeframe="5m",
+            exchange="binance",
+            layout=UserDir(userdir),
+        )
+    return userdir
+
+
 STAGES: dict[str, float] = {}  # ours: seconds by stage, summed over the pairs
 
 
@@ -203,14 +216,7 @@ def main() -> None:
             ("floor: Freqtrade alone, trivial strategy", floor),
         ):
             userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
-            for pair in PAIRS:
-                import_candles(
-                    DATA / f"{pair.replace('/', '_')}-5m.feather",
-                    pair=pair,
-                    timeframe="5m",
-                    exchange="binance",
-                    layout=UserDir(userdir),
-                )
+            import_test_candles(userdir, PAIRS)
             total, trades = 0.0, 0
             for pair in PAIRS:
                 seconds, count = runner(userdir, pair)

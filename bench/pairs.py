@@ -34,10 +34,9 @@ from common.executors import ProcessPool  # noqa: E402
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
+from bench.backtest_vs_freqai import import_test_candles, lightgbm_spec  # noqa: E402
 from experiments.backtesting.run import backtest  # noqa: E402
 from experiments.training import train_whitelist  # noqa: E402
-from features.data import import_candles  # noqa: E402
 from ml.registry import promote, whitelist_models  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 from strategies.results import parse_result_zip  # noqa: E402
@@ -149,14 +148,7 @@ def main() -> None:
             ("ours pooled: train + wf backtest", pooled),
         ):
             userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
-            for pair in PAIRS:
-                import_candles(
-                    DATA / f"{pair.replace('/', '_')}-5m.feather",
-                    pair=pair,
-                    timeframe="5m",
-                    exchange="binance",
-                    layout=UserDir(userdir),
-                )
+            import_test_candles(userdir, PAIRS)
             seconds, trades = runner(userdir)
             rows.append((label, seconds, trades))
     print(

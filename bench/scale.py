@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from bench.backtest_vs_freqai import lightgbm_spec  # noqa: E402
+from bench.backtest_vs_freqai import import_test_candles, lightgbm_spec  # noqa: E402
 from bench.pairs import DATA, PAIRS  # noqa: E402
 from common.context import RunContext  # noqa: E402
 from common.executors import Executor, InProcess, ProcessPool, RayCluster  # noqa: E402
 from common.layout import UserDir  # noqa: E402
 from experiments.training import train_whitelist  # noqa: E402
-from features.data import import_candles, load_candles  # noqa: E402
+from features.data import load_candles  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
 
 
@@ -67,15 +67,7 @@ class PeakMemory:
 
 
 def _userdir(path: Path) -> Path:
-    for pair in PAIRS:
-        import_candles(
-            DATA / f"{pair.replace('/', '_')}-5m.feather",
-            pair=pair,
-            timeframe="5m",
-            exchange="binance",
-            layout=UserDir(path),
-        )
-    return path
+    return import_test_candles(path, PAIRS)
 
 
 def _train(userdir: Path, executor: Executor) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 from common.context import RunContext, default_tracking_uri
@@ -39,26 +40,37 @@ def test_the_environment_is_a_snapshot_and_the_context_pickles_whole(tmp_path: P
     assert again == context and dict(again.environment) == {"RISK_MAX_OPEN_TRADES": "2"}
 
 
-def _environment_uses(path: Path) -> list[int]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return [
-        node.lineno
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
+def _lines(path: Path, found: Callable[[ast.AST], bool]) -> list[int]:
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text())) if found(node)]
+
+
+def _environment_use(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id == "os"
         and node.attr in ("environ", "getenv", "putenv", "unsetenv")
-    ]
+    )
 
 
-def test_only_the_cli_reads_the_process_environment() -> None:
-    found = []
+def _layout_built(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "UserDir"
+    )
+
+
+def _found_below_the_cli(found: Callable[[ast.AST], bool], allowed: set[str]) -> list[str]:
+    places = []
     for package in ("common", "features", "ml", "strategies", "experiments"):
         for path in sorted((ROOT / package).rglob("*.py")):
             name = path.relative_to(ROOT).as_posix()
-            if name in ENVIRONMENT_ALLOWED:
-                continue
-            found += [f"{name}:{line}" for line in _environment_uses(path)]
+            if name not in allowed:
+                places += [f"{name}:{line}" for line in _lines(path, found)]
+    return places
+
+
+def test_only_the_cli_reads_the_process_environment() -> None:
+    found = _found_below_the_cli(_environment_use, ENVIRONMENT_ALLOWED)
     assert found == [], "pass the environment down in a RunContext from tradingbot/"
 
 
@@ -75,24 +87,8 @@ LAYOUT_ALLOWED = {
 }
 
 
-def _layouts_built(path: Path) -> list[int]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return [
-        node.lineno
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "UserDir"
-    ]
-
-
 def test_below_the_cli_a_user_dir_travels_as_its_layout() -> None:
     """Issue 26: a ``UserDir(...)`` is built only where a path enters from outside;
     everything below takes the layout (``context.layout``) it was handed."""
-    found = []
-    for package in ("common", "features", "ml", "strategies", "experiments"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            name = path.relative_to(ROOT).as_posix()
-            if name not in LAYOUT_ALLOWED:
-                found += [f"{name}:{line}" for line in _layouts_built(path)]
+    found = _found_below_the_cli(_layout_built, LAYOUT_ALLOWED)
     assert found == [], "take `layout: UserDir` (or the RunContext) instead of a path"
