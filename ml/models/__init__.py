@@ -28,6 +28,7 @@ FORECASTERS: dict[str, ForecasterEntry] = {
     "lstm": ForecasterEntry("ml.models.lstm:LSTMForecaster", uses_regimes=False),
     "hmm_lstm": ForecasterEntry("ml.models.lstm:LSTMForecaster", uses_regimes=True),
     "lightgbm": ForecasterEntry("ml.models.lgbm:LightGBMForecaster", uses_regimes=True),
+    "random_forest": ForecasterEntry("ml.models.forest:RandomForestForecaster", uses_regimes=True),
     "har": ForecasterEntry("ml.models.har:HarForecaster", uses_regimes=True),
     "rules": ForecasterEntry("ml.models.reasoning:RuleReasoner", uses_regimes=True),
     "regime_allocation": ForecasterEntry("ml.models.allocation:RegimeAllocator", uses_regimes=True),
