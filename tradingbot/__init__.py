@@ -12,6 +12,7 @@ from __future__ import annotations
 # isort: off
 from tradingbot import data  # noqa: F401
 from tradingbot import training  # noqa: F401
+from tradingbot import freqai  # noqa: F401
 from tradingbot import tuning  # noqa: F401
 from tradingbot import backtests  # noqa: F401
 from tradingbot import trading  # noqa: F401

@@ -1,0 +1,300 @@
+"""`tradingbot import-freqai CONFIG.json`: a FreqAI config as an experiment spec.
+
+A FreqAI user keeps their settings: the whitelist, timeframe, training and backtest
+windows, correlated pairs, label horizon, DI threshold and LightGBM parameters map to
+a spec (docs/FEATURES.md has the table). Every key of the config's ``freqai`` section
+and the model is reported: where it went in the spec, or that it has no counterpart
+here yet, so nothing is dropped silently.
+
+FreqAI retrains on the ``train_period_days`` before each ``backtest_period_days``
+window of the backtest's ``timerange``; the spec's rolling walk-forward does the same:
+``train_size`` candles, ``test_days`` per fold, folds starting on the timerange's first
+day, the data window reaching back one training period before it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from common.errors import SpecError
+from features.timeframes import timeframe_to_seconds
+from features.timerange import TimeRange
+
+# FreqAI's prediction models that ours stand in for: name -> (model kind, target kind)
+MODELS = {
+    "LightGBMRegressor": ("lightgbm", "return"),
+    "LightGBMClassifier": ("lightgbm", "direction"),
+}
+# model_training_parameters that mean the same for our LightGBM
+LIGHTGBM_PARAMS = (
+    "n_estimators",
+    "learning_rate",
+    "num_leaves",
+    "min_child_samples",
+    "subsample",
+    "colsample_bytree",
+)
+# keys whose settings have no counterpart here yet (issue 28): reported, not mapped
+NOT_YET = "no counterpart yet"
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One FreqAI setting: its key and value, the spec key it became ("" if none), why."""
+
+    key: str
+    value: object
+    spec_key: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Imported:
+    spec: dict[str, Any]
+    report: list[Mapped]
+
+
+def convert(
+    config: dict[str, Any], *, name: str | None = None, model: str | None = None
+) -> Imported:
+    """The spec of FreqAI ``config`` (a Freqtrade config with a ``freqai`` section);
+    ``model``: FreqAI's ``--freqaimodel`` (default: the config's ``freqaimodel``)."""
+    freqai = config.get("freqai")
+    if not isinstance(freqai, dict):
+        raise SpecError("the config has no freqai section", hint="give a FreqAI config")
+    report: list[Mapped] = []
+    timeframe = str(config.get("timeframe") or "")
+    if not timeframe:
+        raise SpecError("the config has no timeframe", hint='add "timeframe": "5m" (Freqtrade)')
+    per_day = 86_400 / timeframe_to_seconds(timeframe)
+    pairs = list(config.get("exchange", {}).get("pair_whitelist", []))
+    if not pairs:
+        raise SpecError("the config's exchange.pair_whitelist is empty", hint="name the pairs")
+    identifier = str(freqai.get("identifier") or "freqai")
+    spec: dict[str, Any] = {"name": name or identifier.replace(" ", "_")}
+    data: dict[str, Any] = {"timeframe": timeframe}
+    data |= {"pair": pairs[0]} if len(pairs) == 1 else {"pairs": pairs}
+    report.append(
+        Mapped("exchange.pair_whitelist", pairs, "data.pair" if len(pairs) == 1 else "data.pairs")
+    )
+    report.append(Mapped("timeframe", timeframe, "data.timeframe"))
+    if "name" in config.get("exchange", {}):
+        data["exchange"] = config["exchange"]["name"]
+        report.append(Mapped("exchange.name", data["exchange"], "data.exchange"))
+    report.append(Mapped("freqai.identifier", identifier, "name"))
+
+    walk = _windows(freqai, config.get("timerange"), per_day, data, report)
+    spec["walk_forward"] = walk
+    spec["data"] = data
+    features, target, trust = _feature_parameters(freqai, timeframe, report)
+    spec |= {"features": features} if features else {}
+    spec |= {"target": target} if target else {}
+    spec |= {"trust": trust} if trust else {}
+    spec |= _model(config, freqai, model, spec.get("target", {}), report)
+    for key, value in freqai.items():
+        if key not in _HANDLED and not isinstance(value, dict):
+            report.append(Mapped(f"freqai.{key}", value, "", NOT_YET))
+    return Imported(spec, report)
+
+
+_HANDLED = {
+    "identifier",
+    "train_period_days",
+    "backtest_period_days",
+    "feature_parameters",
+    "data_split_parameters",
+    "model_training_parameters",
+}
+
+
+def _windows(
+    freqai: dict[str, Any],
+    timerange: object,
+    per_day: float,
+    data: dict[str, Any],
+    report: list[Mapped],
+) -> dict[str, Any]:
+    """FreqAI's sliding windows as a rolling walk-forward."""
+    walk: dict[str, Any] = {"scheme": "rolling"}
+    train_days = freqai.get("train_period_days")
+    test_days = freqai.get("backtest_period_days")
+    if train_days is None or test_days is None:
+        raise SpecError(
+            "freqai.train_period_days and freqai.backtest_period_days are required (FreqAI's too)"
+        )
+    walk["train_size"] = round(float(train_days) * per_day)
+    walk["test_days"] = float(test_days)
+    report.append(
+        Mapped(
+            "freqai.train_period_days",
+            train_days,
+            "walk_forward.train_size",
+            f"{walk['train_size']} candles",
+        )
+    )
+    report.append(Mapped("freqai.backtest_period_days", test_days, "walk_forward.test_days"))
+    if not timerange:
+        report.append(
+            Mapped(
+                "timerange",
+                None,
+                "walk_forward.folds",
+                "no backtest timerange: the spec's 4 folds end at the data's end",
+            )
+        )
+        return walk
+    window = TimeRange.parse(str(timerange))
+    if window.start is None or window.end is None:
+        raise SpecError(
+            f"timerange {timerange!r} needs a start and an end to place FreqAI's windows"
+        )
+    span_days = (window.end - window.start).total_seconds() / 86_400
+    walk["folds"] = max(1, math.floor(span_days / float(test_days)))
+    walk["start"] = f"{window.start:%Y%m%d}"
+    first = window.start - timedelta(days=float(train_days))
+    data["timerange"] = f"{first:%Y%m%d}-{window.end:%Y%m%d}"
+    report.append(
+        Mapped(
+            "timerange",
+            timerange,
+            "walk_forward.start, .folds; data.timerange",
+            f"{walk['folds']} windows from {walk['start']}, data from {first:%Y-%m-%d} (one training period before)",
+        )
+    )
+    return walk
+
+
+def _feature_parameters(
+    freqai: dict[str, Any], timeframe: str, report: list[Mapped]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    features: dict[str, Any] = {}
+    target: dict[str, Any] = {}
+    trust: dict[str, Any] = {}
+    for key, value in freqai.get("feature_parameters", {}).items():
+        where = f"freqai.feature_parameters.{key}"
+        if key == "include_corr_pairlist":
+            features["reference_pairs"] = list(value)
+            report.append(
+                Mapped(
+                    where,
+                    value,
+                    "features.reference_pairs",
+                    "their returns and volatility beside the pair's",
+                )
+            )
+        elif key == "label_period_candles":
+            target["horizon"] = int(value)
+            report.append(Mapped(where, value, "target.horizon"))
+        elif key == "DI_threshold" and value:
+            trust["dissimilarity_threshold"] = float(value)
+            report.append(Mapped(where, value, "trust.dissimilarity_threshold"))
+        elif key == "include_timeframes":
+            higher = [t for t in value if timeframe_to_seconds(t) > timeframe_to_seconds(timeframe)]
+            if "4h" in higher:
+                features["preset"] = "default+4h"
+            note = "the default features, plus 4h's" if "4h" in higher else "the default features"
+            rest = [t for t in higher if t != "4h"]
+            note += f"; {', '.join(rest)}: {NOT_YET}" if rest else ""
+            report.append(Mapped(where, value, "features.preset" if "4h" in higher else "", note))
+        else:
+            report.append(Mapped(where, value, "", NOT_YET))
+    return features, target, trust
+
+
+def _model(
+    config: dict[str, Any],
+    freqai: dict[str, Any],
+    model: str | None,
+    target: dict[str, Any],
+    report: list[Mapped],
+) -> dict[str, Any]:
+    chosen = model or str(config.get("freqaimodel") or "LightGBMRegressor")
+    kind, target_kind = MODELS.get(chosen, ("lightgbm", "return"))
+    note = "" if chosen in MODELS else f"no {chosen} here yet: our LightGBM regressor stands in"
+    report.append(
+        Mapped("freqaimodel", chosen, "model.kind", note or f"{kind}, target {target_kind}")
+    )
+    target["kind"] = target_kind
+    params: dict[str, Any] = {}
+    out: dict[str, Any] = {"target": target}
+    for key, value in freqai.get("model_training_parameters", {}).items():
+        where = f"freqai.model_training_parameters.{key}"
+        if key in LIGHTGBM_PARAMS:
+            params[key] = value
+            report.append(Mapped(where, value, f"model.params.{key}"))
+        elif key in ("random_state", "seed"):
+            out["seed"] = int(value)
+            report.append(Mapped(where, value, "seed"))
+        else:
+            report.append(Mapped(where, value, "", NOT_YET))
+    split = freqai.get("data_split_parameters", {})
+    for key, value in split.items():
+        where = f"freqai.data_split_parameters.{key}"
+        if key == "test_size" and 0 < float(value) < 1:
+            params["validation_fraction"] = float(value)
+            report.append(
+                Mapped(
+                    where,
+                    value,
+                    "model.params.validation_fraction",
+                    "the last share of each fold's training rows (chronological, never shuffled)",
+                )
+            )
+        else:
+            report.append(
+                Mapped(
+                    where,
+                    value,
+                    "",
+                    NOT_YET if key != "shuffle" else "never: folds are chronological",
+                )
+            )
+    out["model"] = {"kind": kind, **({"params": params} if params else {})}
+    return out
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """A Freqtrade config file (JSON; ``//`` comment lines, as Freqtrade allows, are skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc}") from exc
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("//")]
+    try:
+        loaded = json.loads("\n".join(lines))
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(loaded, dict):
+        raise SpecError(f"{path}: a Freqtrade config is a JSON object")
+    return loaded
+
+
+def spec_toml(spec: dict[str, Any]) -> str:
+    """``spec`` as TOML: scalars first, then one table per section (nested tables inline)."""
+    lines = [
+        f"{key} = {_value(value)}" for key, value in spec.items() if not isinstance(value, dict)
+    ]
+    for section, table in spec.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"{key} = {_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
+    raise SpecError(f"cannot write {value!r} to a spec")

@@ -1,0 +1,107 @@
+"""`tradingbot import-freqai` (issue 28): FreqAI's documented config becomes a spec that
+trains walk-forward offline, and every setting is reported, mapped or not."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from common.errors import SpecError
+from experiments.freqai_import import NOT_YET, convert
+from experiments.spec import load_experiment
+from experiments.training import train
+from tests.conftest import CliResult, import_synthetic, local_context
+
+# The minimal config of Freqtrade's FreqAI docs ("Setting up the configuration file"),
+# with the pair, timeframe and backtest timerange a user's config has around it.
+FREQAI_DOCS_CONFIG = {
+    "timeframe": "1h",
+    "timerange": "20200301-20200401",
+    "exchange": {"name": "binance", "pair_whitelist": ["BTC/USDT"]},
+    "freqai": {
+        "enabled": True,
+        "purge_old_models": 2,
+        "train_period_days": 30,
+        "backtest_period_days": 7,
+        "identifier": "unique-id",
+        "feature_parameters": {
+            "include_timeframes": ["5m", "15m", "4h"],
+            "include_corr_pairlist": ["ETH/USDT"],
+            "label_period_candles": 24,
+            "include_shifted_candles": 2,
+            "indicator_periods_candles": [10, 20],
+        },
+        "data_split_parameters": {"test_size": 0.25},
+        "model_training_parameters": {"n_estimators": 100},
+    },
+}
+
+
+def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
+    imported = convert(FREQAI_DOCS_CONFIG)
+    spec = imported.spec
+    assert spec["name"] == "unique-id" and spec["data"]["pair"] == "BTC/USDT"
+    # 30 training days of 1h candles before each 7-day window of the timerange
+    assert spec["walk_forward"] == {
+        "scheme": "rolling",
+        "train_size": 720,
+        "test_days": 7.0,
+        "folds": 4,
+        "start": "20200301",
+    }
+    assert spec["data"]["timerange"] == "20200131-20200401"
+    assert spec["target"] == {"horizon": 24, "kind": "return"}
+    assert spec["features"] == {"reference_pairs": ["ETH/USDT"], "preset": "default+4h"}
+    assert spec["model"] == {
+        "kind": "lightgbm",
+        "params": {"n_estimators": 100, "validation_fraction": 0.25},
+    }
+    unmapped = {row.key for row in imported.report if not row.spec_key}
+    assert unmapped == {
+        "freqai.enabled",
+        "freqai.purge_old_models",
+        "freqai.feature_parameters.include_shifted_candles",
+        "freqai.feature_parameters.indicator_periods_candles",
+    }
+    assert all(row.note == NOT_YET for row in imported.report if row.key in unmapped)
+    other = convert(FREQAI_DOCS_CONFIG, model="XGBoostRegressor").report
+    assert "no XGBoostRegressor here yet" in next(r.note for r in other if r.key == "freqaimodel")
+
+
+def test_what_cannot_be_placed_is_one_clear_error() -> None:
+    with pytest.raises(SpecError, match="no freqai section"):
+        convert({"timeframe": "1h"})
+    no_windows = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
+    del no_windows["freqai"]["train_period_days"]
+    with pytest.raises(SpecError, match="train_period_days"):
+        convert(no_windows)
+
+
+@pytest.mark.slow
+def test_the_docs_config_converts_and_trains_walk_forward_offline(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    userdir = tmp_path / "ud"
+    for seed, pair in enumerate(("BTC/USDT", "ETH/USDT"), start=3):
+        import_synthetic(userdir, pair, candles=24 * 120, seed=seed, start="2020-01-01")
+    config = tmp_path / "config_freqai.json"
+    config.write_text("// a comment line, as Freqtrade allows\n" + json.dumps(FREQAI_DOCS_CONFIG))
+    out = tmp_path / "imported.toml"
+    result = cli("import-freqai", config, "--out", out)
+    assert result.code == 0, result.err
+    printed = " ".join(result.out.split())  # the table wraps to the terminal's width
+    assert "8 settings mapped, 4 not" in printed or "settings mapped, 4 not" in printed
+    assert "include_shifted_candles" in printed and "freqai.purge_old_models" in printed
+    assert tomllib.loads(out.read_text())["walk_forward"]["folds"] == 4
+    again = cli("import-freqai", config, "--out", out)
+    assert again.code == 2 and "exists" in again.err  # a spec is never overwritten
+
+    trained = train(load_experiment(out), context=local_context(userdir))
+    assert trained.folds == 4
+    first = trained.out_of_sample["date"].min()
+    assert f"{first:%Y%m%d}" == "20200301"  # FreqAI's first backtest window
+    assert {"always_long", "sma50_daily"} <= set(trained.baselines)
