@@ -94,6 +94,11 @@ def convert(
     features, target, trust = _feature_parameters(freqai, timeframe, report)
     spec |= {"features": features} if features else {}
     spec |= {"target": target} if target else {}
+    if freqai.get("expiration_hours"):
+        trust["expiration_hours"] = float(freqai["expiration_hours"])
+        report.append(
+            Mapped("freqai.expiration_hours", freqai["expiration_hours"], "trust.expiration_hours")
+        )
     spec |= {"trust": trust} if trust else {}
     spec |= _model(config, freqai, model, spec.get("target", {}), report)
     for key, value in freqai.items():
@@ -104,6 +109,7 @@ def convert(
 
 _HANDLED = {
     "identifier",
+    "expiration_hours",
     "train_period_days",
     "backtest_period_days",
     "feature_parameters",

@@ -252,6 +252,8 @@ class ExperimentSpec(BaseModel):
             del content["sizing"]  # nor unsized specs
         if content["trust"] == TrustConfig().model_dump(mode="json"):
             del content["trust"]
+        elif content["trust"].get("expiration_hours") is None:
+            del content["trust"]["expiration_hours"]  # nor specs from before expiry
         if content.get("tune") and content["tune"].get("strategy_parameters") is None:
             del content["tune"]["strategy_parameters"]  # nor specs tuned as before it
         if not content["features"].get("reference_pairs", True):

@@ -121,6 +121,12 @@ class ModelBundle:
             None if trust is None or self.dissimilarity is None else trust.dissimilarity_threshold
         )
 
+    @property
+    def expiration_hours(self) -> float | None:
+        """``[trust] expiration_hours`` of the spec this bundle was trained with."""
+        trust = getattr(self.config, "__dict__", {}).get("trust")  # absent in older bundles
+        return getattr(trust, "expiration_hours", None)
+
     def __getstate__(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if key != "_bound"}
 

@@ -215,6 +215,9 @@ class TrustConfig(BaseModel):
     # FreqAI's DI_threshold: do_predict = 0 where a row's dissimilarity index (ml.dissimilarity)
     # exceeds it; None: not computed.
     dissimilarity_threshold: float | None = Field(default=None, gt=0.0)
+    # FreqAI's expiration_hours: do_predict = 0 for candles more than this many hours
+    # after the end of the model's training window (a stale model); None: never
+    expiration_hours: float | None = Field(default=None, gt=0.0)
 
 
 class SizingConfig(BaseModel):

@@ -172,9 +172,11 @@ def fit_on_prefix(spec: Any, candles: pd.DataFrame, rows: int) -> tuple[Any, pd.
     return bundle, features
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real PostgreSQL server (pgserver's bundled binaries), stopped and deleted after."""
+    """A real PostgreSQL server (pgserver's bundled binaries) for one test module, stopped
+    and deleted after it: a server shared by the whole session was once found stopped
+    by the time a later module used it."""
     pgserver = pytest.importorskip(
         "pgserver",
         reason="pgserver (a dev dependency on Linux x86_64 / macOS arm64, Python < 3.13) "

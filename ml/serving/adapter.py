@@ -318,8 +318,23 @@ class ModelAdapter:
             di = np.asarray(columns["di"], dtype="float64")
             added["DI_values"] = di  # FreqAI's column name
             dissimilar = np.nan_to_num(di, nan=0.0) > threshold
-        added["do_predict"] = (ready & ~seen_in_training & ~dissimilar).astype("int64")
-        self._guard(pair, stamps, ready, seen_in_training, train_end, dissimilar, live=live)
+        expired = np.zeros(rows, dtype=bool)
+        if bundle.expiration_hours is not None:
+            expiry = train_end + pd.Timedelta(hours=bundle.expiration_hours)
+            expired = stamps > expiry.value
+            if expired[-1] and self.guard.expired.get(pair, 0) == 0:
+                logger.warning(
+                    "do_predict=0 %s: %s expired at %s (trained until %s, expiration_hours %g)",
+                    pair,
+                    self.model_uri,
+                    expiry,
+                    train_end,
+                    bundle.expiration_hours,
+                )
+        added["do_predict"] = (ready & ~seen_in_training & ~dissimilar & ~expired).astype("int64")
+        self._guard(
+            pair, stamps, ready, seen_in_training, train_end, dissimilar, expired, live=live
+        )
         return with_columns(dataframe, added)
 
     def _guard(
@@ -330,6 +345,7 @@ class ModelAdapter:
         seen_in_training: np.ndarray,
         train_end: pd.Timestamp,
         dissimilar: np.ndarray,
+        expired: np.ndarray,
         *,
         live: bool = False,
     ) -> None:
@@ -354,7 +370,7 @@ class ModelAdapter:
                 self.model_uri,
                 train_end,
             )
-        self.guard.record(pair, ready, seen_in_training, dissimilar, evaluated)
+        self.guard.record(pair, ready, seen_in_training, dissimilar, evaluated, expired)
         self._write_report()
 
     # -- backtests: one batch ----------------------------------------------------------

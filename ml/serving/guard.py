@@ -23,6 +23,8 @@ class GuardReport:
     unavailable: dict[str, str] = field(default_factory=dict)
     # rows unlike the training data (dissimilarity index above the spec's threshold)
     dissimilar: dict[str, int] = field(default_factory=dict)
+    # rows after the model's expiry ([trust] expiration_hours past its training window)
+    expired: dict[str, int] = field(default_factory=dict)
 
     def record(
         self,
@@ -31,13 +33,18 @@ class GuardReport:
         seen_in_training: np.ndarray,
         dissimilar: np.ndarray,
         evaluated: np.ndarray,
+        expired: np.ndarray | None = None,
     ) -> None:
         """Count one read-out of ``pair``: rows, trusted rows, and the evaluated rows
-        withheld (inside the training window, unlike the training data, warm-up)."""
+        withheld (inside the training window, unlike the training data, after the
+        model's expiry, warm-up)."""
+        stale = np.zeros(len(ready), dtype=bool) if expired is None else expired
+        fresh = ready & ~seen_in_training
         self.rows[pair] = len(ready)
-        self.trusted[pair] = int((ready & ~seen_in_training & ~dissimilar).sum())
+        self.trusted[pair] = int((fresh & ~dissimilar & ~stale).sum())
         self.in_training_window[pair] = int((seen_in_training & evaluated).sum())
-        self.dissimilar[pair] = int((ready & ~seen_in_training & dissimilar & evaluated).sum())
+        self.dissimilar[pair] = int((fresh & dissimilar & evaluated).sum())
+        self.expired[pair] = int((fresh & ~dissimilar & stale & evaluated).sum())
         self.warmup[pair] = int((~ready & ~seen_in_training & evaluated).sum())
         self.unavailable.pop(pair, None)
 

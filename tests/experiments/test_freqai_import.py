@@ -68,6 +68,9 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
         "freqai.feature_parameters.indicator_periods_candles",
     }
     assert all(row.note == NOT_YET for row in imported.report if row.key in unmapped)
+    expiring = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
+    expiring["freqai"]["expiration_hours"] = 12
+    assert convert(expiring).spec["trust"] == {"expiration_hours": 12.0}
     other = convert(FREQAI_DOCS_CONFIG, model="XGBoostRegressor").report
     assert "no XGBoostRegressor here yet" in next(r.note for r in other if r.key == "freqaimodel")
 
