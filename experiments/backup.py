@@ -193,6 +193,10 @@ def restore(backup_dir: Path, layout: UserDir, only: list[str] | None = None) ->
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 _sqlite_copy(source, staging)
+                # the old store's write-ahead log belongs to the old file: left beside the
+                # restored one, SQLite would replay it into it
+                for log in ("-wal", "-shm"):
+                    target.with_name(target.name + log).unlink(missing_ok=True)
                 staging.replace(target)
             restored.append(relative)
     return restored

@@ -69,9 +69,13 @@ def test_backup_corrupt_restore(userdir: Path, tmp_path: Path) -> None:
     assert verify(target).sha256 == manifest.sha256
 
     database = userdir / "mlflow.db"
+    with sqlite3.connect(database) as db:  # everything in the file, not in its log
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with database.open("r+b") as handle:  # corrupt the live database
         handle.seek(0)
         handle.write(b"this is not sqlite" * 64)
+    # a write-ahead log of the damaged store is left beside it: the restore removes it
+    database.with_name("mlflow.db-wal").write_bytes(b"stale log of the old file")
     with pytest.raises(sqlite3.DatabaseError), sqlite3.connect(database) as db:
         db.execute("SELECT count(*) FROM runs").fetchone()
 
