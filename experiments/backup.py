@@ -83,7 +83,8 @@ def _sqlite_copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     src = dst = None
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        src = sqlite3.connect(source)  # not mode=ro: see ml.tracking.check_sqlite_store
+        src.execute("PRAGMA query_only = ON")
         dst = sqlite3.connect(target)
         src.backup(dst)
     except sqlite3.DatabaseError as exc:

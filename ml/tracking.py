@@ -48,9 +48,6 @@ class StoreError(TradingbotError):
     """The MLflow store cannot be used as it is."""
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def sqlite_store_path(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (None for other stores)."""
     if not tracking_uri.startswith("sqlite:///"):
@@ -69,18 +66,21 @@ def check_sqlite_store(path: Path) -> None:
         "restore it from a backup (tradingbot restore <userdir>/backups/<time> --only mlflow), "
         "or move it away to start an empty store"
     )
-    with path.open("rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
-    if not header:
+    # The file is read through SQLite only: a descriptor of it opened and closed here
+    # would drop the locks SQLite holds on it for this process's open connections.
+    if path.stat().st_size == 0:
         raise StoreError(
             f"MLflow store {path} is empty (0 bytes): its runs and models are gone", hint=hint
         )
-    if header != SQLITE_HEADER:
-        raise StoreError(f"MLflow store {path} is not an SQLite database", hint=hint)
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        # not mode=ro: a store in write-ahead-log mode needs its shared-memory file,
+        # which a read-only connection cannot create; query_only keeps it a reader
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA query_only = ON")
             verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StoreError(f"MLflow store {path} is not an SQLite database", hint=hint) from exc
         verdict = str(exc)
     if verdict != "ok":
         raise StoreError(f"MLflow store {path} is damaged ({verdict})", hint=hint)
