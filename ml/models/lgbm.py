@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ml.models.base import Task, as_frame, proba_to_prediction, split_validation
-from ml.models.forecaster import Forecaster
+from ml.models.base import Task, split_validation
 from ml.models.params import POSITIVE, Range, count, fraction
+from ml.models.tabular import TabularForecaster
 
 
-class LightGBMForecaster(Forecaster):
+class LightGBMForecaster(TabularForecaster):
     trainer_params: ClassVar[frozenset[str]] = frozenset(
         {"n_jobs", "random_state", "validation_gap"}
     )
@@ -64,13 +64,7 @@ class LightGBMForecaster(Forecaster):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: NDArray[np.float64]) -> LightGBMForecaster:
-        frame = as_frame(X)
-        self.feature_names_in_ = [str(c) for c in frame.columns]
-        values = frame.to_numpy(dtype="float64")
-        target = np.asarray(y, dtype="float64")
-        usable = np.flatnonzero(np.isfinite(values).all(axis=1) & np.isfinite(target))
-        if len(usable) < 50:
-            raise ValueError(f"too few complete training rows ({len(usable)}) for LightGBM")
+        values, target, usable = self._training_rows(X, y)
         train, val = split_validation(usable, self.validation_fraction, self.validation_gap)
         params: dict[str, Any] = {
             "num_leaves": self.num_leaves,
@@ -108,28 +102,5 @@ class LightGBMForecaster(Forecaster):
             ]
         self.model_ = model
         self.best_iteration_ = int(model.best_iteration_ or model.n_estimators)
-        self.n_features_in_ = values.shape[1]
         self.device_ = "cpu"
         return self
-
-    def _rows(self, X: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        values = as_frame(X).to_numpy(dtype="float64")
-        return values, np.isfinite(values).all(axis=1)
-
-    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        if self.task != "classification":
-            raise AttributeError("predict_proba is only defined for classification")
-        values, ok = self._rows(X)
-        out = np.full((len(values), 2), np.nan)
-        if ok.any():
-            out[ok] = self.model_.predict_proba(values[ok])
-        return out
-
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        if self.task == "classification":
-            return proba_to_prediction(self.predict_proba(X)[:, 1])
-        values, ok = self._rows(X)
-        out = np.full(len(values), np.nan)
-        if ok.any():
-            out[ok] = self.model_.predict(values[ok])
-        return out

@@ -39,7 +39,10 @@ def test_the_same_seed_gives_the_same_forest_whatever_its_threads() -> None:
     frame, up = _rows(2000)
     one = RandomForestForecaster(n_estimators=40, n_jobs=1, random_state=7).fit(frame, up)
     two = RandomForestForecaster(n_estimators=40, n_jobs=2, random_state=7).fit(frame, up)
-    assert np.array_equal(one.predict_proba(frame), two.predict_proba(frame))
+    # two threads summing 40 trees finish in a varying order: on these 2,000 rows a
+    # prediction summed that way differed in its last digits in 5 calls out of 5
+    for _ in range(5):
+        assert np.array_equal(one.predict_proba(frame), two.predict_proba(frame))
 
 
 def test_a_row_is_predicted_from_itself_alone_so_a_prefix_gives_the_same_values() -> None:
