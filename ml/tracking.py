@@ -55,11 +55,18 @@ def sqlite_store_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri[len("sqlite:///") :])
 
 
+# stores found whole in this process, as (path, inode, size, mtime): the check reads
+# the whole file, and a whitelist's jobs configure the store several times each
+_FOUND_WHOLE: set[tuple[str, int, int, int]] = set()
+
+
 def check_sqlite_store(path: Path) -> None:
     """Refuse a store file that exists but is not a whole SQLite database.
 
     MLflow would silently make a new, empty store over a 0-byte file, and fail with
-    a traceback deep inside SQLAlchemy on a truncated one."""
+    a traceback deep inside SQLAlchemy on a truncated one. A file this process found
+    whole and that has not changed since (same inode, size and modification time) is
+    not read again."""
     if not path.exists():
         return
     hint = (
@@ -68,7 +75,11 @@ def check_sqlite_store(path: Path) -> None:
     )
     # The file is read through SQLite only: a descriptor of it opened and closed here
     # would drop the locks SQLite holds on it for this process's open connections.
-    if path.stat().st_size == 0:
+    status = path.stat()
+    seen = (str(path.resolve()), status.st_ino, status.st_size, status.st_mtime_ns)
+    if seen in _FOUND_WHOLE:
+        return
+    if status.st_size == 0:
         raise StoreError(
             f"MLflow store {path} is empty (0 bytes): its runs and models are gone", hint=hint
         )
@@ -84,6 +95,7 @@ def check_sqlite_store(path: Path) -> None:
         verdict = str(exc)
     if verdict != "ok":
         raise StoreError(f"MLflow store {path} is damaged ({verdict})", hint=hint)
+    _FOUND_WHOLE.add(seen)
 
 
 # Where MLflow records absolute artefact locations (MLflow 3 schema).

@@ -3,8 +3,10 @@ refused before MLflow touches them, and flat parameters."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +62,32 @@ def test_a_truncated_store_is_refused_and_a_whole_one_accepted(tmp_path: Path) -
     store.write_bytes(data[: len(data) // 3])
     with pytest.raises(StoreError, match="damaged"):
         check_sqlite_store(store)
+
+
+def test_a_store_found_whole_is_read_again_only_once_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        db.execute("CREATE TABLE t (x TEXT)")
+        db.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 400)
+    reads: list[object] = []
+    connect = sqlite3.connect
+
+    def counted(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        reads.append(args[0])
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", counted)
+    check_sqlite_store(store)
+    check_sqlite_store(store)
+    assert len(reads) == 1  # unchanged: not read a second time
+    data = bytearray(store.read_bytes())
+    data[-3000:-2000] = b"\xff" * 1000  # same size, new content and modification time
+    store.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="damaged"):
+        check_sqlite_store(store)
+    assert len(reads) == 2
 
 
 def test_nested_config_becomes_flat_parameters() -> None:
