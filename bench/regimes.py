@@ -12,6 +12,10 @@
    calls it, beside the Python loop it replaced, in the same run (target: <= 1 us
    per candle in batch).
 
+4. What training on one thread costs: a 3-state HMM fit and read-out on 3,000 candles
+   with BLAS and OpenMP on one thread (as ``ml.models.regime_base.one_thread`` runs
+   it, for the same digits on every machine) beside all the machine's threads.
+
 The last line of part 2 is the chosen configuration's accuracy gap to Bayes and its
 switch ratio to the truth (targets: within 3 points, at most 1.5x).
 
@@ -142,13 +146,37 @@ def filter_speed(candles: int = 200_000) -> None:
     print(f"batch is {python / batch:,.0f}x the Python loop; same values (1e-12): {same}")
 
 
+def thread_cost(candles: int = 3_000, repeats: int = 3) -> None:
+    from ml.models.regime import RegimeHMM
+
+    frame, _ = generate(candles, seed=5)
+    x = features(frame, ["log_return", "sqrt_wick"])
+    x = x[np.isfinite(x).all(axis=1)]
+
+    def fit_and_filter(one_thread: bool) -> float:
+        model = RegimeHMM(n_states=3, n_restarts=2, random_state=0)
+        fit = RegimeHMM.fit if one_thread else RegimeHMM.fit.__wrapped__  # type: ignore[attr-defined]
+        read = RegimeHMM.filter if one_thread else RegimeHMM.filter.__wrapped__  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        fit(model, x)
+        read(model, x)
+        return time.perf_counter() - start
+
+    times = {flag: min(fit_and_filter(flag) for _ in range(repeats)) for flag in (False, True)}
+    print(f"\nHMM fit + read-out, 3 states, {len(x):,} candles (best of {repeats})")
+    print(f"{'all threads':<34}{times[False]:>8.2f} s")
+    print(f"{'one thread (as trained)':<34}{times[True]:>8.2f} s")
+    print(f"one thread / all threads: {times[True] / times[False]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=16_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
-    parser.add_argument("--speed-only", action="store_true", help="only part 3")
+    parser.add_argument("--speed-only", action="store_true", help="only parts 3 and 4")
     args = parser.parse_args()
     filter_speed()
+    thread_cost()
     if args.speed_only:
         return
     params = default_market()

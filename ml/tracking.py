@@ -191,8 +191,8 @@ def use_write_ahead_log(database: Path) -> None:
     """Put a SQLite store in SQLite's write-ahead-log mode (kept in the file). In the
     default mode a writer waits for every reader and each reader for the writer, so
     jobs that record at once (a whitelist's pairs on two workers) queue behind each
-    other: bench/scale.py's 10 pairs on two Ray workers took 20.2 s, in this mode
-    15.2 s (one worker: about 29 s). A store in use elsewhere keeps its mode until the
+    other, and bench/scale.py's second Ray worker gained 1.4-1.5x instead of 1.8-2.0x
+    (docs/BACKTESTING.md, "Scaling out"). A store in use elsewhere keeps its mode until the
     next command finds it free; a network file system, where SQLite's shared memory
     does not work, should use a tracking server instead (docs/RUNBOOK.md)."""
     try:

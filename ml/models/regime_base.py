@@ -30,9 +30,9 @@ def one_thread(method: Callable[P, R]) -> Callable[P, R]:
     one thread. Both split sums over their threads and round differently with each
     count, so a regime model's numbers would depend on the machine's cores and on how
     many jobs share them (an executor's worker gets a share). Its matrices are tiny
-    (K <= 6 states, a few features): one thread costs nothing measurable (3.2 s against
-    3.1 s for a 3,000-row HMM fit and read-out here), and a fit is the same to the last
-    digit wherever it runs."""
+    (K <= 6 states, a few features): one thread costs nothing (bench/regimes.py part 4
+    times a 3,000-candle HMM fit and read-out both ways), and a fit is the same to the
+    last digit wherever it runs."""
 
     @functools.wraps(method)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
