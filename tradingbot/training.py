@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from common.context import RunContext
     from experiments.spec import ExperimentSpec
 
 from common.errors import SpecError
@@ -62,69 +63,58 @@ def train_command(
     data = experiment.data
     _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
     spec_text = spec.read_text(encoding="utf-8")
-    if experiment.is_whitelist and data.pooling == "per_pair":
-        _train_whitelist(experiment, userdir, spec_text, (executor, jobs), keep_folds)
-    else:
-        _train_one(experiment, userdir, spec_text, (executor, jobs), keep_folds)
+    _train(experiment, run_context(userdir), spec_text, (executor, jobs), keep_folds)
 
 
-def _train_whitelist(
+def _train(
     experiment: ExperimentSpec,
-    userdir: Path,
+    context: RunContext,
     spec_text: str,
     where: tuple[str | None, int | None],  # --executor, --jobs
     keep_folds: bool,
 ) -> None:
-    from experiments.training import progress_steps, train_whitelist
-    from tradingbot.render import whitelist_summary
-
-    pairs = experiment.data.whitelist
-    context = run_context(userdir)
-    label = f"training {experiment.name} ({len(pairs)} pairs)"
-    with (
-        compute(*where, context, experiment) as workers,
-        progress_bar(label, progress_steps(experiment) * len(pairs)) as advance,
-    ):
-        results = train_whitelist(
-            experiment,
-            context=context,
-            spec_text=spec_text,
-            progress=advance,
-            executor=workers,
-            keep_folds=keep_folds,
-        )
-    whitelist_summary(console, results, context.tracking_uri)
-
-
-def _train_one(
-    experiment: ExperimentSpec,
-    userdir: Path,
-    spec_text: str,
-    where: tuple[str | None, int | None],  # --executor, --jobs
-    keep_folds: bool,
-) -> None:
-    """One model: a single-pair spec's, or a pooled whitelist's (its independent folds
-    are the executor's jobs)."""
-    from experiments.training import progress_steps, train
-    from tradingbot.render import train_summary
+    """A whitelist's per-pair models (the pairs are the executor's jobs), or one model:
+    a single pair's or a pooled whitelist's (its independent folds are the jobs)."""
+    from experiments.training import progress_steps, train, train_whitelist
+    from tradingbot.render import train_summary, whitelist_summary
 
     data = experiment.data
-    pooled = data.pooling == "pooled"
-    label = f" (pooled, {len(data.pairs)} pairs)" if pooled else ""
-    context = run_context(userdir)
+    per_pair = experiment.is_whitelist and data.pooling == "per_pair"
+    if per_pair:
+        label, steps = f" ({len(data.whitelist)} pairs)", len(data.whitelist)
+    else:
+        label, steps = (
+            (f" (pooled, {len(data.pairs)} pairs)" if data.pooling == "pooled" else ""),
+            1,
+        )
     with (
         compute(*where, context, experiment) as workers,
-        progress_bar(f"training {experiment.name}{label}", progress_steps(experiment)) as advance,
+        progress_bar(
+            f"training {experiment.name}{label}", progress_steps(experiment) * steps
+        ) as advance,
     ):
-        result = train(
-            experiment,
-            context=context,
-            spec_text=spec_text,
-            progress=advance,
-            executor=workers,
-            keep_folds=keep_folds,
-        )
-    train_summary(console, result, context.tracking_uri)
+        if per_pair:
+            results = train_whitelist(
+                experiment,
+                context=context,
+                spec_text=spec_text,
+                progress=advance,
+                executor=workers,
+                keep_folds=keep_folds,
+            )
+        else:
+            result = train(
+                experiment,
+                context=context,
+                spec_text=spec_text,
+                progress=advance,
+                executor=workers,
+                keep_folds=keep_folds,
+            )
+    if per_pair:
+        whitelist_summary(console, results, context.tracking_uri)
+    else:
+        train_summary(console, result, context.tracking_uri)
 
 
 @app.command("retrain")
