@@ -32,12 +32,18 @@ def training_run(client: MlflowClient, run_id: str) -> mlflow.entities.Run:
         return client.get_run(run_id)
     except mlflow.exceptions.MlflowException:
         pass
-    found = [
-        run
-        for experiment in client.search_experiments()
-        for run in client.search_runs([experiment.experiment_id])
-        if run.info.run_id.startswith(run_id) and "model_kind" in run.data.tags
-    ]
+    if not run_id.isalnum():
+        raise TrainingRunError(
+            f"{run_id!r} is not a run id", hint="run ids are hexadecimal (the MLflow UI shows them)"
+        )
+    # the store does the search: a shared server may hold millions of runs
+    found = list(
+        client.search_runs(
+            [experiment.experiment_id for experiment in client.search_experiments()],
+            filter_string=f"attributes.run_id LIKE '{run_id}%' AND tags.model_kind != ''",
+            max_results=2,
+        )
+    )
     if len(found) != 1:
         raise TrainingRunError(
             f"{len(found)} training runs with an id starting {run_id!r}",

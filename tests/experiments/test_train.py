@@ -468,3 +468,5 @@ def test_keep_folds_logs_each_folds_model_and_a_report_draws_the_regimes_on_dema
     assert "regimes_BTC_USDT" in (out / "report.md").read_text()
     wrong = cli("report", "--training", "nosuchrun", "--out", out, "--userdir", userdir)
     assert wrong.code == 2 and "0 training runs with an id starting 'nosuchrun'" in wrong.err
+    odd = cli("report", "--training", "ab' OR '", "--out", out, "--userdir", userdir)
+    assert odd.code == 2 and "is not a run id" in odd.err
