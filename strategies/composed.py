@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from freqtrade.persistence import Trade
-from freqtrade.strategy import stoploss_from_absolute
+from freqtrade.strategy import IStrategy, stoploss_from_absolute
 from pandas import DataFrame
 
 from features.timeframes import timeframe_to_seconds
@@ -77,6 +77,11 @@ class ComposedStrategy(GuardedStrategy):
         cls._params = tuple(composition.params())
         for param in cls._params:
             setattr(cls, param.name, param.freqtrade())
+        if not RuleSet(composition.position_rules(), {}).gives_exit_reasons:
+            # Freqtrade deep-copies every open trade at every candle before it calls a
+            # strategy's own custom_exit (a second of a 10-pair backtest); with no rule
+            # that leaves early, Freqtrade's default is the same answer without the copy
+            cls.custom_exit = IStrategy.custom_exit  # type: ignore[method-assign]
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -255,8 +260,12 @@ class ComposedStrategy(GuardedStrategy):
         its fill); None when the frame no longer has it."""
         dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         signal_time = trade.open_date_utc - timedelta(seconds=self._candle_seconds())
-        rows = dataframe.loc[dataframe["date"] == signal_time]
-        return rows.iloc[-1] if len(rows) else None
+        dates = dataframe["date"]
+        # the frame is in time order: a binary search, not a comparison of every date
+        position = int(dates.searchsorted(signal_time, side="right")) - 1
+        if position < 0 or dates.iloc[position] != signal_time:
+            return None
+        return dataframe.iloc[position]
 
     def _rules(self) -> RuleSet:
         """The composition's position rules, with the current parameter values."""

@@ -171,6 +171,11 @@ class RuleSet:
             out.update(rule.columns(frame, self.values))
         return out
 
+    @property
+    def gives_exit_reasons(self) -> bool:
+        """Does any rule ever say to leave now (:meth:`PositionRule.exit_now`)?"""
+        return any(type(rule).exit_now is not PositionRule.exit_now for rule in self.rules.values())
+
     def entry(self, signal: Row) -> tuple[float | None, float]:
         """The highest stop the rules set at the signal candle (None: none), and the
         share of the entry's stake they keep (the product of theirs)."""
