@@ -126,7 +126,10 @@ class ModelAdapter:
 
     def reference_pairs(self, pair: str) -> tuple[str, ...]:
         """The pairs whose candles the model of ``pair`` needs beside its own (none when
-        the model cannot be loaded now: it will say why when asked to predict)."""
+        the model cannot be loaded now: it will say why when asked to predict). None in
+        walk-forward mode either: the stitched predictions already hold what they gave."""
+        if self.stitched_predictions is not None:
+            return ()
         bundle = self._load()
         return () if bundle is None else bundle.reference_pairs
 

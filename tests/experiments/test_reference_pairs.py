@@ -183,3 +183,22 @@ def test_a_replayed_paper_bot_gets_the_reference_candles(
     assert result.steps == 7 * 24
     assert compared.unexplained.empty, compared.unexplained
     assert len(compared.matched) >= 1, (result.trades, compared)
+
+
+def test_a_walk_forward_backtest_needs_neither_the_model_nor_the_reference_candles(
+    trained: tuple[Path, Path, str], cli: Callable[..., CliResult]
+) -> None:
+    """The stitched out-of-sample predictions already hold what the reference pair gave:
+    the strategy asks Freqtrade for no reference candles and loads no model for them."""
+    from ml.serving import ModelAdapter
+
+    userdir, spec_path, uri = trained
+    stitched = ModelAdapter(
+        "models:/eth_ref@champion",
+        tracking_uri=uri,
+        stitched_predictions=userdir / "stitched.parquet",
+    )
+    assert stitched.reference_pairs("ETH/USDT") == ()  # the model itself reads BTC/USDT
+    assert stitched.bundle is None  # and was not loaded to learn it
+    done = cli("backtest", spec_path, "--walk-forward", "--userdir", userdir)
+    assert done.code == 0, done.err
