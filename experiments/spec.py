@@ -30,6 +30,11 @@ folds = 3
 
 [trust]                            # optional: FreqAI's DI_threshold
 dissimilarity_threshold = 2.0      # do_predict = 0 for rows unlike the training data
+
+[pipeline]                         # optional: FreqAI's data pipeline (ml.input_pipeline)
+weight_factor = 0.9                # recent training rows weigh more
+principal_component_analysis = true
+use_SVM_to_remove_outliers = true  # outliers are not trained on, nor traded
 ```
 """
 
@@ -65,10 +70,12 @@ from ml.config import (
     LEGACY_REGIME_FIELDS,
     HmmRegimeConfig,
     ModelConfig,
+    PipelineConfig,
     RegimeSettings,
     SizingConfig,
     TrainingConfig,
     TrustConfig,
+    check_pipeline,
     check_sizing,
 )
 from ml.model_uris import model_name
@@ -217,12 +224,14 @@ class ExperimentSpec(BaseModel):
     backtest: BacktestConfig = BacktestConfig()
     trust: TrustConfig = TrustConfig()
     sizing: SizingConfig | None = None  # a regime allocation sized by forecast risk
+    pipeline: PipelineConfig | None = None  # FreqAI's data pipeline (ml.input_pipeline)
     tune: TuneConfig | None = None  # the search space of `tradingbot tune`
     compute: ComputeConfig | None = None  # where its jobs run (not part of the hash)
 
     @model_validator(mode="after")
     def _sizing(self) -> ExperimentSpec:
         check_sizing(self.model, self.sizing)
+        check_pipeline(self.model, self.pipeline)
         return self
 
     @property
@@ -239,6 +248,7 @@ class ExperimentSpec(BaseModel):
             fee=self.fee,
             trust=self.trust,
             sizing=self.sizing,
+            pipeline=self.pipeline,
         )
 
     @property
@@ -250,6 +260,8 @@ class ExperimentSpec(BaseModel):
             del content["data"]["pairs"]
         if content["sizing"] is None:
             del content["sizing"]  # nor unsized specs
+        if content["pipeline"] is None:
+            del content["pipeline"]  # nor specs without a data pipeline
         if content["trust"] == TrustConfig().model_dump(mode="json"):
             del content["trust"]
         elif content["trust"].get("expiration_hours") is None:

@@ -16,7 +16,7 @@ import platform
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import joblib
 import numpy as np
@@ -32,8 +32,9 @@ from features.tail import tail_columns
 from ml.config import RegimeConfig as LegacyRegimeConfig
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
+from ml.input_pipeline import InputPipeline, TrainingRows
 from ml.models.base import proba_to_prediction
-from ml.models.forecaster import Forecaster
+from ml.models.forecaster import Forecaster, WeightedFit
 from ml.models.regime_base import RegimeModel
 from ml.regime_memo import filter_regimes, fit_regime_model
 from ml.targets import make_target
@@ -98,6 +99,7 @@ class ModelBundle:
         dissimilarity: DissimilarityIndex | None = None,
         pair_scalers: dict[str, Any] | None = None,
         sizer: VolatilitySizer | None = None,
+        input_pipeline: InputPipeline | None = None,
     ) -> None:
         self.feature_spec = feature_spec
         self.config = config
@@ -112,6 +114,8 @@ class ModelBundle:
         self._scaler: Any = None
         # a sized regime allocation: its volatility forecast and sizing ([sizing])
         self.sizer = sizer
+        # [pipeline]: FreqAI's data pipeline between the inputs and the forecaster
+        self.input_pipeline = input_pipeline
 
     @property
     def dissimilarity_threshold(self) -> float | None:
@@ -135,9 +139,12 @@ class ModelBundle:
         state.setdefault("pair_scalers", {})  # nor pooled bundles
         state.setdefault("_scaler", None)
         state.setdefault("sizer", None)
+        state.setdefault("input_pipeline", None)  # nor [pipeline]
         config = state["config"]
         if "sizing" not in config.__dict__:  # nor sized allocations
             config = config.model_copy(update={"sizing": None})
+        if "pipeline" not in config.__dict__:
+            config = config.model_copy(update={"pipeline": None})
         if isinstance(config.regime, LegacyRegimeConfig):  # nor the split regime settings
             config = config.model_copy(update={"regime": config.regime.upgraded()})
         state["config"] = config
@@ -262,28 +269,36 @@ class ModelBundle:
         allocation) gives ``exposure`` (the share of equity to hold, 0..1) instead of
         ``p_up``: it is no probability. A sized allocation's ``exposure`` is sized by its
         volatility forecast; it also gives ``exposure_unsized`` (the allocation's own)
-        and ``volatility`` (the forecast, annualised; see :mod:`ml.vol_sizer`)."""
+        and ``volatility`` (the forecast, annualised; see :mod:`ml.vol_sizer`).
+
+        With ``[pipeline]`` the forecaster reads the pipeline's view of the inputs, and
+        ``outlier`` (1.0 where a detector flags the row, else 0.0) comes too."""
         forecaster = self.forecaster
         if last is not None:
             inputs = inputs.iloc[max(0, len(inputs) - last - self.context_rows) :]
         out: dict[str, np.ndarray] = {}
+        seen = inputs  # what the forecaster reads
+        if self.input_pipeline is not None:
+            seen = self.input_pipeline.transform(inputs)
+            if self.input_pipeline.detects_outliers:
+                out["outlier"] = self.input_pipeline.outliers(inputs).astype("float64")
         if self.config.target.task == "classification":
-            column_1 = forecaster.predict_proba(inputs)[:, 1]
+            column_1 = forecaster.predict_proba(seen)[:, 1]
             out["exposure" if forecaster.outputs_exposure else "p_up"] = column_1
             # column 1 > 0.5 is every model's class, unless it decides its class itself
             out["prediction"] = (
-                forecaster.predict(inputs)
+                forecaster.predict(seen)
                 if forecaster.decides_class
                 else proba_to_prediction(column_1)
             )
         else:
-            out["prediction"] = forecaster.predict(inputs) + self.metadata.risk_correction
+            out["prediction"] = forecaster.predict(seen) + self.metadata.risk_correction
         if self.sizer is not None:
             out["exposure_unsized"] = out["exposure"]
             out["volatility"] = self.sizer.volatility(inputs)
             out["exposure"] = self.sizer.desired(out["exposure_unsized"], out["volatility"])
         if forecaster.has_reasons:
-            out["reason"] = np.asarray(forecaster.explain(inputs), dtype=object)
+            out["reason"] = np.asarray(forecaster.explain(seen), dtype=object)
         if self.dissimilarity is not None:
             out["di"] = self.dissimilarity.score(inputs)
         if last is not None:
@@ -296,8 +311,8 @@ class ModelBundle:
         Columns: ``date``, ``prediction`` (class 0/1 or forward return), ``p_up``
         (classification) or ``exposure`` (an allocation's; sized: with
         ``exposure_unsized`` and ``volatility``), ``regime`` and ``p_<label>``,
-        ``reason`` for the reasoning model, and ``di`` (dissimilarity index) when the
-        spec sets a threshold. NaN where the model cannot predict yet (warm-up).
+        ``reason`` for the reasoning model, ``di`` (dissimilarity index) when the
+        spec sets a threshold, and ``outlier`` (1.0 / 0.0) when ``[pipeline]`` detects them. NaN where the model cannot predict yet (warm-up).
         """
         regimes = self.regimes(features)
         forecast = self.forecast(self.inputs(features, regimes))
@@ -310,8 +325,9 @@ class ModelBundle:
             out[column] = regimes[column].to_numpy()
         if "reason" in forecast:
             out["reason"] = forecast["reason"]
-        if "di" in forecast:
-            out["di"] = forecast["di"]
+        for column in ("di", "outlier"):
+            if column in forecast:
+                out[column] = forecast[column]
         return out
 
     def predict(self, candles: pd.DataFrame, references: References = None) -> pd.DataFrame:
@@ -419,9 +435,11 @@ def fit_bundle(
     target = make_target(candles, config.target).to_numpy()[rows]
     forecaster = config.model.estimator(config.target.task, seed, config.target.horizon, threads)
     inputs = pd.concat([train_features, regimes], axis=1)[input_columns]
-    forecaster.fit(inputs, target)
+    pipeline, trained = fit_forecaster(forecaster, config, seed, inputs, target)
     correction = (
-        held_out_correction(config.model, seed, config.target.horizon, threads, inputs, target)
+        held_out_correction(
+            config.model, seed, config.target.horizon, threads, trained.inputs, trained.target
+        )
         if config.target.is_risk
         else 0.0
     )
@@ -443,7 +461,31 @@ def fit_bundle(
         seed=seed,
         risk_correction=correction,
         sizer=sizer,
+        input_pipeline=pipeline,
     )
+
+
+def fit_forecaster(
+    forecaster: Forecaster,
+    config: TrainingConfig,
+    seed: int,
+    inputs: pd.DataFrame,
+    target: np.ndarray,
+) -> tuple[InputPipeline | None, TrainingRows]:
+    """Fit ``forecaster`` on a fold's training ``inputs`` and ``target``, through the
+    spec's ``[pipeline]`` when it has one (fitted on these rows only)."""
+    settings = getattr(config, "pipeline", None)
+    if settings is None:
+        forecaster.fit(inputs, target)
+        return None, TrainingRows(inputs, np.asarray(target, dtype="float64"), None)
+    pipeline = InputPipeline(settings, seed).fit(inputs, target)
+    trained = pipeline.training_rows(inputs, target)
+    if trained.sample_weight is None:
+        forecaster.fit(trained.inputs, trained.target)
+    else:  # the spec was refused unless the model accepts_sample_weight
+        weighted = cast(WeightedFit, forecaster)
+        weighted.fit(trained.inputs, trained.target, sample_weight=trained.sample_weight)
+    return pipeline, trained
 
 
 def assembled(
@@ -463,6 +505,7 @@ def assembled(
     pair_scalers: dict[str, Any] | None = None,
     risk_correction: float = 0.0,
     sizer: VolatilitySizer | None = None,
+    input_pipeline: InputPipeline | None = None,
 ) -> ModelBundle:
     """The bundle of fitted parts, with its metadata, and the dissimilarity index of
     its training ``inputs`` when the spec asks for one (single-pair and pooled fits
@@ -494,4 +537,5 @@ def assembled(
         dissimilarity=DissimilarityIndex().fit(inputs) if trusted else None,
         pair_scalers=pair_scalers,
         sizer=sizer,
+        input_pipeline=input_pipeline,
     )

@@ -10,7 +10,15 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from features.timeframes import timeframe_to_seconds
 from ml.models import FORECASTERS, REGIME_MODELS, forecaster_class
@@ -220,6 +228,43 @@ class TrustConfig(BaseModel):
     expiration_hours: float | None = Field(default=None, gt=0.0)
 
 
+def _freqai_svm_params() -> dict[str, float | int | bool | str]:
+    return {"shuffle": False, "nu": 0.01}
+
+
+class PipelineConfig(BaseModel):
+    """``[pipeline]``: FreqAI's data pipeline on the forecaster's inputs, fitted on each
+    fold's training rows (:mod:`ml.input_pipeline`). Names as FreqAI's
+    ``feature_parameters`` (either spelling of the detectors' keys)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    weight_factor: float = Field(default=0.0, ge=0.0)  # 0: every training row weighs 1
+    principal_component_analysis: bool = False
+    use_svm_to_remove_outliers: bool = Field(default=False, alias="use_SVM_to_remove_outliers")
+    # SGDOneClassSVM's parameters (FreqAI's default; random_state is the spec's seed)
+    svm_params: dict[str, float | int | bool | str] = Field(default_factory=_freqai_svm_params)
+    use_dbscan_to_remove_outliers: bool = Field(
+        default=False, alias="use_DBSCAN_to_remove_outliers"
+    )
+    # a detector flagging more than this share (%) of the training rows is not used
+    outlier_protection_percentage: float = Field(default=30.0, gt=0.0, le=100.0)
+    noise_standard_deviation: float = Field(default=0.0, ge=0.0)
+
+    @field_validator("svm_params")
+    @classmethod
+    def _svm_params(
+        cls, value: dict[str, float | int | bool | str]
+    ) -> dict[str, float | int | bool | str]:
+        from sklearn.linear_model import SGDOneClassSVM
+
+        accepted = set(SGDOneClassSVM().get_params()) - {"random_state"}
+        unknown = sorted(set(value) - accepted)
+        if unknown:
+            raise ValueError(f"unknown svm_params {unknown}; accepted: {sorted(accepted)}")
+        return value
+
+
 class SizingConfig(BaseModel):
     """``[sizing]``: a regime allocation's exposure sized by forecast volatility
     (:mod:`ml.sizing`): ``exposure * min(cap, target_volatility / forecast)``, held per
@@ -284,11 +329,25 @@ class TrainingConfig(BaseModel):
     fee: float = Field(default=0.001, ge=0.0, lt=0.1)  # per side, for the long/flat simulation
     trust: TrustConfig = TrustConfig()
     sizing: SizingConfig | None = None
+    pipeline: PipelineConfig | None = None
 
     @model_validator(mode="after")
     def _sized_allocation(self) -> TrainingConfig:
         check_sizing(self.model, self.sizing)
+        check_pipeline(self.model, self.pipeline)
         return self
+
+
+def check_pipeline(model: ModelConfig, pipeline: PipelineConfig | None) -> None:
+    """``weight_factor`` only with a model that trains on weighted rows."""
+    if pipeline is None or pipeline.weight_factor == 0:
+        return
+    if not forecaster_class(model.kind).accepts_sample_weight:
+        weighted = sorted(k for k in FORECASTERS if forecaster_class(k).accepts_sample_weight)
+        raise ValueError(
+            f"[pipeline] weight_factor weights training rows; model kind {model.kind!r} "
+            f"does not take row weights (kinds that do: {', '.join(weighted)})"
+        )
 
 
 def check_sizing(model: ModelConfig, sizing: SizingConfig | None) -> None:

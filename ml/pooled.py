@@ -29,7 +29,14 @@ import pandas as pd
 from features.candles import DataWindow, candles_sha256
 from features.feature_spec import FeatureSpec
 from features.pipeline import feature_columns
-from ml.bundle import BundleError, ModelBundle, assembled, fit_regimes, regime_frame
+from ml.bundle import (
+    BundleError,
+    ModelBundle,
+    assembled,
+    fit_forecaster,
+    fit_regimes,
+    regime_frame,
+)
 from ml.config import TrainingConfig
 from ml.models.regime_base import RegimeModel
 from ml.targets import make_target
@@ -154,7 +161,7 @@ def fit_pooled_bundle(
         else None
     )
     inputs, target = _interleaved(data, rows, scaled, regime_model, config)
-    forecaster.fit(inputs, target)
+    pipeline, _ = fit_forecaster(forecaster, config, seed, inputs, target)
     return assembled(
         name=name,
         feature_spec=feature_spec,
@@ -169,4 +176,5 @@ def fit_pooled_bundle(
         train_window=pooled_window(data, rows, timeframe),
         data_sha256=data_sha256,
         seed=seed,
+        input_pipeline=pipeline,
     )

@@ -105,6 +105,8 @@ def log_fold(
                 )
         (folder / "window.json").write_text(json.dumps(window, indent=2))
         record.metrics(regime_report(result, job))
+        if result.bundle.input_pipeline is not None:
+            record.metrics(result.bundle.input_pipeline.report())
         record.send()
         mlflow.log_artifacts(str(folder), artifact_path="fold")
 

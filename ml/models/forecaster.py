@@ -7,7 +7,7 @@ it imports scikit-learn, which takes over half a second.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,14 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 
 from ml.models.params import Range
+
+
+class WeightedFit(Protocol):
+    """The ``fit`` of a forecaster that ``accepts_sample_weight``."""
+
+    def fit(
+        self, X: pd.DataFrame, y: NDArray[np.float64], sample_weight: NDArray[np.float64] | None
+    ) -> Any: ...
 
 
 class Forecaster(BaseEstimator):  # type: ignore[misc]
@@ -37,6 +45,8 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     * ``outputs_exposure``: column 1 of its ``predict_proba`` is a target exposure (a
       share of equity to hold), not a probability: the bundle names it ``exposure``,
       evaluations hold it, and ``[sizing]`` may size it;
+    * ``accepts_sample_weight``: its ``fit`` takes ``sample_weight`` (one weight per row
+      of ``X``), which ``[pipeline] weight_factor`` needs;
     * ``trainer_params``: which of ``n_jobs`` (threads), ``validation_gap`` (the
       embargo of its early-stopping slice) and ``random_state`` (the spec's seed) the
       trainer sets (each is a parameter of its constructor).
@@ -53,6 +63,7 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     uses_torch: ClassVar[bool] = False
     forecasts: ClassVar[bool] = True
     outputs_exposure: ClassVar[bool] = False
+    accepts_sample_weight: ClassVar[bool] = False
     trainer_params: ClassVar[frozenset[str]] = frozenset()
     param_ranges: ClassVar[dict[str, Range]] = {}
     device_: str = "cpu"

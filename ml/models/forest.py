@@ -53,10 +53,15 @@ class RandomForestForecaster(TabularForecaster):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: NDArray[np.float64]) -> RandomForestForecaster:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: NDArray[np.float64],
+        sample_weight: NDArray[np.float64] | None = None,
+    ) -> RandomForestForecaster:
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-        values, target, usable = self._training_rows(X, y)
+        values, target, usable = self._training_rows(X, y, sample_weight)
         params: dict[str, Any] = {
             "n_estimators": self.n_estimators,
             "max_depth": self.max_depth,
@@ -71,7 +76,8 @@ class RandomForestForecaster(TabularForecaster):
             if self.task == "classification"
             else RandomForestRegressor(**params)
         )
-        model.fit(values[usable], target[usable])
+        weights = None if sample_weight is None else np.asarray(sample_weight)[usable]
+        model.fit(values[usable], target[usable], sample_weight=weights)
         # scikit-learn sums the trees' predictions in the order its threads finish: on
         # one thread the sum, and so every digit of a prediction, is the same each time
         self.model_ = model.set_params(n_jobs=1)

@@ -63,8 +63,13 @@ class LightGBMForecaster(TabularForecaster):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: NDArray[np.float64]) -> LightGBMForecaster:
-        values, target, usable = self._training_rows(X, y)
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: NDArray[np.float64],
+        sample_weight: NDArray[np.float64] | None = None,
+    ) -> LightGBMForecaster:
+        values, target, usable = self._training_rows(X, y, sample_weight)
         train, val = split_validation(usable, self.validation_fraction, self.validation_gap)
         params: dict[str, Any] = {
             "num_leaves": self.num_leaves,
@@ -95,6 +100,8 @@ class LightGBMForecaster(TabularForecaster):
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
             fit_kwargs["eval_X"] = (values[val],)
             fit_kwargs["eval_y"] = (target[val],)
+        if sample_weight is not None:
+            fit_kwargs["sample_weight"] = np.asarray(sample_weight, dtype="float64")[train]
         model.fit(values[train], target[train], callbacks=callbacks, **fit_kwargs)
         for metric_values in evaluation.get("valid_0", {}).values():
             self.history_ = [

@@ -8,7 +8,7 @@ fitted estimator lives in ``model_`` and keeps scikit-learn's ``predict`` /
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,13 +21,19 @@ from ml.models.forecaster import Forecaster
 class TabularForecaster(Forecaster):
     """Row-wise prediction over ``model_``; subclasses fit ``model_`` and set ``task``."""
 
+    accepts_sample_weight: ClassVar[bool] = True
     task: str
     model_: Any  # a fitted estimator with scikit-learn's predict / predict_proba
 
     def _training_rows(
-        self, X: pd.DataFrame, y: NDArray[np.float64], minimum: int = 50
+        self,
+        X: pd.DataFrame,
+        y: NDArray[np.float64],
+        sample_weight: NDArray[np.float64] | None = None,
+        minimum: int = 50,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
         """(values, target, usable row positions); records ``feature_names_in_``.
+        ``sample_weight``: one per row of ``X`` (checked here, used by the caller).
 
         Raises ``ValueError`` when fewer than ``minimum`` rows have every feature and
         a target: a model fitted on a handful of rows would be noise with a name.
@@ -36,6 +42,10 @@ class TabularForecaster(Forecaster):
         self.feature_names_in_ = [str(c) for c in frame.columns]
         values = frame.to_numpy(dtype="float64")
         target = np.asarray(y, dtype="float64")
+        if sample_weight is not None and np.shape(sample_weight) != (len(values),):
+            raise ValueError(
+                f"sample_weight has shape {np.shape(sample_weight)}, expected ({len(values)},)"
+            )
         usable = np.flatnonzero(np.isfinite(values).all(axis=1) & np.isfinite(target))
         if len(usable) < minimum:
             raise ValueError(

@@ -141,9 +141,12 @@ class ModelAdapter:
     def _populate_stitched(self, dataframe: pd.DataFrame, pair: str, path: Path) -> pd.DataFrame:
         """Walk-forward mode: each candle gets the prediction of the fold bundle whose
         out-of-sample window contains it; candles outside every window get do_predict = 0."""
-        out = stitched_columns(dataframe, pd.read_parquet(path))
+        stitched = pd.read_parquet(path)
+        out = stitched_columns(dataframe, stitched)
         self.guard.rows[pair] = len(out)
         self.guard.trusted[pair] = int(out["do_predict"].sum())
+        if "outlier" in stitched:
+            self.guard.outliers[pair] = int((stitched["outlier"] > 0).sum())
         self.guard.in_training_window[pair] = 0  # every stitched row is out of sample
         self._write_report()
         return out
@@ -334,9 +337,21 @@ class ModelAdapter:
                     train_end,
                     bundle.expiration_hours,
                 )
-        added["do_predict"] = (ready & ~seen_in_training & ~dissimilar & ~expired).astype("int64")
+        # [pipeline]'s outlier detectors: a row unlike the training rows is not traded
+        outlier = np.nan_to_num(np.asarray(columns.get("outlier", np.zeros(rows)), float)) > 0
+        added["do_predict"] = (
+            ready & ~seen_in_training & ~dissimilar & ~expired & ~outlier
+        ).astype("int64")
         self._guard(
-            pair, stamps, ready, seen_in_training, train_end, dissimilar, expired, live=live
+            pair,
+            stamps,
+            ready,
+            seen_in_training,
+            train_end,
+            dissimilar,
+            expired,
+            outlier,
+            live=live,
         )
         return with_columns(dataframe, added)
 
@@ -349,6 +364,7 @@ class ModelAdapter:
         train_end: pd.Timestamp,
         dissimilar: np.ndarray,
         expired: np.ndarray,
+        outlier: np.ndarray,
         *,
         live: bool = False,
     ) -> None:
@@ -373,7 +389,7 @@ class ModelAdapter:
                 self.model_uri,
                 train_end,
             )
-        self.guard.record(pair, ready, seen_in_training, dissimilar, evaluated, expired)
+        self.guard.record(pair, ready, seen_in_training, dissimilar, evaluated, expired, outlier)
         self._write_report()
 
     # -- backtests: one batch ----------------------------------------------------------

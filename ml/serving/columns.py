@@ -80,7 +80,8 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     """Freqtrade's ``dataframe`` with the walk-forward predictions of ``stitched`` (one row
     per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up`` or an allocation's
     ``exposure`` (sized: ``exposure_unsized`` and ``volatility`` too), ``p_<regime>``,
-    ``regime``) joined by date; ``do_predict`` is 1 where a candle has a prediction."""
+    ``regime``, ``outlier`` with ``[pipeline]``'s detectors) joined by date;
+    ``do_predict`` is 1 where a candle has a prediction and is no outlier."""
     stitched = stitched.assign(
         date=pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
     )
@@ -99,7 +100,10 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     for column in ("exposure_unsized", "volatility"):  # a sized allocation's
         if column in merged:
             out[f"&-{column}"] = merged[column].to_numpy()
-    out["do_predict"] = np.isfinite(out["&-prediction"].to_numpy(dtype="float64")).astype("int64")
+    trusted = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
+    if "outlier" in merged:
+        trusted &= ~(merged["outlier"].to_numpy(dtype="float64") > 0)
+    out["do_predict"] = trusted.astype("int64")
     return out
 
 

@@ -25,6 +25,8 @@ class GuardReport:
     dissimilar: dict[str, int] = field(default_factory=dict)
     # rows after the model's expiry ([trust] expiration_hours past its training window)
     expired: dict[str, int] = field(default_factory=dict)
+    # rows a [pipeline] outlier detector flags (SVM, DBSCAN)
+    outliers: dict[str, int] = field(default_factory=dict)
 
     def record(
         self,
@@ -34,17 +36,20 @@ class GuardReport:
         dissimilar: np.ndarray,
         evaluated: np.ndarray,
         expired: np.ndarray | None = None,
+        outlier: np.ndarray | None = None,
     ) -> None:
         """Count one read-out of ``pair``: rows, trusted rows, and the evaluated rows
         withheld (inside the training window, unlike the training data, after the
         model's expiry, warm-up)."""
         stale = np.zeros(len(ready), dtype=bool) if expired is None else expired
+        odd = np.zeros(len(ready), dtype=bool) if outlier is None else outlier
         fresh = ready & ~seen_in_training
         self.rows[pair] = len(ready)
-        self.trusted[pair] = int((fresh & ~dissimilar & ~stale).sum())
+        self.trusted[pair] = int((fresh & ~dissimilar & ~stale & ~odd).sum())
         self.in_training_window[pair] = int((seen_in_training & evaluated).sum())
         self.dissimilar[pair] = int((fresh & dissimilar & evaluated).sum())
         self.expired[pair] = int((fresh & ~dissimilar & stale & evaluated).sum())
+        self.outliers[pair] = int((fresh & ~dissimilar & ~stale & odd & evaluated).sum())
         self.warmup[pair] = int((~ready & ~seen_in_training & evaluated).sum())
         self.unavailable.pop(pair, None)
 
