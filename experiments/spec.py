@@ -162,6 +162,7 @@ class FeaturePreset(BaseModel):
 
     preset: Literal["default", "default+4h", "slow_clock"] = "default"
     reference_pairs: tuple[str, ...] = ()  # see FeatureSpec.reference_pairs
+    include_shifted_candles: int = Field(default=0, ge=0, le=100)  # see FeatureSpec
 
     @model_validator(mode="after")
     def _valid(self) -> FeaturePreset:
@@ -175,10 +176,14 @@ class FeaturePreset(BaseModel):
             spec = default_spec()
         else:
             spec = spec_with_higher_timeframe(default_spec())
-        if not self.reference_pairs:
+        if not self.reference_pairs and not self.include_shifted_candles:
             return spec
         return FeatureSpec.model_validate(
-            {**spec.model_dump(), "reference_pairs": self.reference_pairs}
+            {
+                **spec.model_dump(),
+                "reference_pairs": self.reference_pairs,
+                "include_shifted_candles": self.include_shifted_candles,
+            }
         )
 
 
@@ -270,6 +275,8 @@ class ExperimentSpec(BaseModel):
             del content["tune"]["strategy_parameters"]  # nor specs tuned as before it
         if not content["features"].get("reference_pairs", True):
             del content["features"]["reference_pairs"]  # nor specs from before them
+        if content["features"].get("include_shifted_candles", 1) == 0:
+            del content["features"]["include_shifted_candles"]  # nor before shifted candles
         if content["data"]["pooling"] == "per_pair":
             del content["data"]["pooling"]  # nor specs from before pooled models
         # specs hash as before the HMM and jump settings were split (every field of both)

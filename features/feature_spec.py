@@ -144,6 +144,9 @@ class FeatureSpec(_Strict):
     # FreqAI's include_corr_pairlist: ``features`` also computed on each of these pairs'
     # candles of the same timeframe, joined by candle time (``<name>_ref_<BASE>_<QUOTE>``)
     reference_pairs: tuple[str, ...] = ()
+    # FreqAI's include_shifted_candles: every feature also as it was 1..n candles before
+    # (``<name>_shift-<i>``), so a row-wise model sees the recent path
+    include_shifted_candles: int = Field(default=0, ge=0, le=100)
 
     @field_validator("reference_pairs")
     @classmethod
@@ -162,6 +165,8 @@ class FeatureSpec(_Strict):
         content = self.model_dump(mode="json")
         if not content["reference_pairs"]:
             del content["reference_pairs"]  # specs without them keep the hash they had
+        if not content["include_shifted_candles"]:
+            del content["include_shifted_candles"]  # nor specs without shifted candles
         canonical = json.dumps(
             {"pipeline_version": PIPELINE_VERSION, "spec": content},
             sort_keys=True,
@@ -171,7 +176,8 @@ class FeatureSpec(_Strict):
 
     @property
     def on_references(self) -> FeatureSpec:
-        """What is computed on each reference pair: the base-timeframe features."""
+        """What is computed on each reference pair: the base-timeframe features (their
+        shifted copies come with the rest, after the join)."""
         return FeatureSpec(features=self.features)
 
     @property

@@ -225,7 +225,25 @@ def build(
     not_float = [str(c) for c, dtype in frame.dtypes.items() if c != "date" and dtype != "float64"]
     if not_float:
         frame[not_float] = frame[not_float].astype("float64")
+    if spec.include_shifted_candles:
+        frame = with_shifted_candles(frame, spec.include_shifted_candles)
     return frame
+
+
+def shifted_name(column: str, candles_before: int) -> str:
+    """FreqAI's name of a feature as it was ``candles_before`` candles earlier."""
+    return f"{column}_shift-{candles_before}"
+
+
+def with_shifted_candles(frame: pd.DataFrame, shifts: int) -> pd.DataFrame:
+    """``frame`` and, for each of 1..``shifts``, every feature column as it was that many
+    candles before (NaN before the first candle): FreqAI's ``include_shifted_candles``."""
+    names = feature_columns(frame)
+    shifted = [
+        frame[names].shift(i).set_axis([shifted_name(c, i) for c in names], axis=1)
+        for i in range(1, shifts + 1)
+    ]
+    return pd.concat([frame, *shifted], axis=1)
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

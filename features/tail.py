@@ -42,7 +42,7 @@ from features.feature_spec import (
     WindowedFeature,
     reference_suffix,
 )
-from features.pipeline import higher_timeframe_columns, reference
+from features.pipeline import higher_timeframe_columns, reference, shifted_name
 from features.timeframes import timeframe_to_seconds
 
 _PRICES = ("open", "high", "low", "close", "volume")
@@ -278,6 +278,8 @@ def tail_columns(
     if rows < 1:
         raise ValueError(f"build_tail(): rows must be >= 1, got {rows}")
     rows = min(rows, len(candles))
+    if spec.include_shifted_candles:
+        return _with_shifted_tail(candles, spec, timeframe, rows, references)
     if spec.needs_timeframe and timeframe is None:
         raise ValueError(
             "build_tail(): timeframe is required for higher-timeframe and slow-clock features"
@@ -313,4 +315,28 @@ def tail_columns(
                 columns[name] = block[name].to_numpy(dtype="float64")[len(candles) - rows :]
     if spec.reference_pairs:
         columns.update(_reference_tail(candles, spec, timeframe, rows, references))
+    return columns
+
+
+def _with_shifted_tail(
+    candles: pd.DataFrame,
+    spec: FeatureSpec,
+    timeframe: str | None,
+    rows: int,
+    references: Mapping[str, pd.DataFrame] | None,
+) -> dict[str, np.ndarray]:
+    """The last ``rows`` rows with FreqAI's shifted candles: the unshifted columns of the
+    last ``rows + shifts`` rows, read at each shift (NaN before the first candle)."""
+    shifts = spec.include_shifted_candles
+    unshifted = spec.model_copy(update={"include_shifted_candles": 0})
+    wider = tail_columns(candles, unshifted, timeframe, rows + shifts, references)
+    columns: dict[str, np.ndarray] = {}
+    padded: dict[str, np.ndarray] = {}
+    for name, values in wider.items():
+        missing = rows + shifts - len(values)  # fewer candles than the shifts reach back
+        padded[name] = np.concatenate([np.full(missing, np.nan), values]) if missing else values
+        columns[name] = padded[name][shifts:]
+    for i in range(1, shifts + 1):
+        for name, values in padded.items():
+            columns[shifted_name(name, i)] = values[shifts - i : shifts - i + rows]
     return columns

@@ -210,3 +210,25 @@ def test_reference_pair_features_are_causal_and_joined_by_candle_time(
     assert full[f"%-rsi_14{suffix}"].iloc[at] == own["%-rsi_14"].iloc[900]
     missing = int(np.flatnonzero(ours["date"] == ours["date"].iloc[0] + pd.Timedelta(hours=650))[0])
     assert np.isnan(full[f"%-log_return_1{suffix}"].iloc[missing])
+
+
+def test_shifted_candles_are_causal_and_are_the_features_candles_before(
+    synthetic_candles: pd.DataFrame,
+) -> None:
+    """FreqAI's include_shifted_candles: each feature as it was 1..n candles before."""
+    spec = HTF_SPEC.model_copy(update={"include_shifted_candles": 2})
+    ends = [1500 + k for k in range(8)] + [2999]
+    assert_prefix_invariant(lambda c: build(c, spec, "1h"), synthetic_candles, prefixes=ends)
+    frame = build(synthetic_candles, spec, "1h")
+    plain = build(synthetic_candles, HTF_SPEC, "1h")
+    names = [c for c in plain.columns if c.startswith("%-")]
+    assert list(frame.columns) == [
+        *plain.columns,
+        *(f"{c}_shift-1" for c in names),
+        *(f"{c}_shift-2" for c in names),
+    ]
+    for name in names:
+        np.testing.assert_array_equal(frame[f"{name}_shift-2"].iloc[2:], plain[name].iloc[:-2])
+    assert frame[f"{names[0]}_shift-2"].iloc[:2].isna().all()
+    assert spec.hash != HTF_SPEC.hash
+    assert HTF_SPEC.model_copy(update={"include_shifted_candles": 0}).hash == HTF_SPEC.hash

@@ -115,3 +115,21 @@ def test_bad_candles_behave_as_in_build(synthetic_candles: pd.DataFrame) -> None
         build(candles, spec, "1h")
     with pytest.raises(ValueError, match="timeframe"):
         build_tail(candles, spec, None, 1, refs)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_the_tail_has_the_batch_frames_shifted_candles(
+    synthetic_candles: pd.DataFrame, rows: int
+) -> None:
+    spec = _every_kind().model_copy(update={"include_shifted_candles": 3})
+    candles = synthetic_candles.iloc[-1200:].reset_index(drop=True)
+    refs = _reference(candles)
+    _compare(
+        build(candles, spec, "1h", refs).iloc[-rows:], build_tail(candles, spec, "1h", rows, refs)
+    )
+    # fewer candles than the shifts reach back: NaN, as in the batch frame
+    short = candles.iloc[:2].reset_index(drop=True)
+    plain = FeatureSpec.model_validate(
+        {"features": [{"kind": "log_return", "windows": [1]}], "include_shifted_candles": 3}
+    )
+    _compare(build(short, plain).iloc[-rows:], build_tail(short, plain, None, rows))

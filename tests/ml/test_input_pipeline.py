@@ -188,6 +188,7 @@ def test_a_spec_trains_walk_forward_through_the_pipeline_and_the_adapter_withhol
         {
             "name": "piped",
             "data": {"timerange": "-20210315"},
+            "features": {"preset": "default", "include_shifted_candles": 1},
             "regime": {"n_restarts": 1, "n_iter": 20},
             "model": {"kind": "lightgbm", "params": {"n_estimators": 15, "num_leaves": 5}},
             "walk_forward": {"folds": 2, "test_size": 200},
@@ -214,6 +215,7 @@ def test_a_spec_trains_walk_forward_through_the_pipeline_and_the_adapter_withhol
     promote(client, "piped", result.version, "t", user="pytest", force=True)
     bundle = load_bundle("models:/piped@champion")
     assert bundle.input_pipeline is not None
+    assert "%-rsi_14_shift-1" in bundle.metadata.input_columns  # FreqAI's shifted candles
     assert bundle.forecaster.feature_names_in_[0] == "pc_0"
     adapter = ModelAdapter("models:/piped@champion", tracking_uri=uri)
     served = adapter.populate(candles, "BTC/USDT")
