@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from common.errors import SpecError
+from features.feature_spec import (
+    ONE_CANDLE_KINDS,
+    FeatureSpec,
+    WindowedFeature,
+    default_spec,
+    spec_with_higher_timeframe,
+)
 from features.timeframes import timeframe_to_seconds
 from features.timerange import TimeRange
 
@@ -91,8 +98,9 @@ def convert(
     walk = _windows(freqai, config.get("timerange"), per_day, data, report)
     spec["walk_forward"] = walk
     spec["data"] = data
-    features, target, trust = _feature_parameters(freqai, timeframe, report)
+    features, target, trust, pipeline = _feature_parameters(freqai, timeframe, report)
     spec |= {"features": features} if features else {}
+    spec |= {"pipeline": pipeline} if pipeline else {}
     spec |= {"target": target} if target else {}
     if freqai.get("expiration_hours"):
         trust["expiration_hours"] = float(freqai["expiration_hours"])
@@ -175,22 +183,81 @@ def _windows(
     return walk
 
 
+# feature_parameters that are [pipeline] settings of the same name and meaning
+PIPELINE_KEYS = (
+    "weight_factor",
+    "principal_component_analysis",
+    "use_SVM_to_remove_outliers",
+    "svm_params",
+    "use_DBSCAN_to_remove_outliers",
+    "outlier_protection_percentage",
+    "noise_standard_deviation",
+)
+
+
+@dataclass
+class _Features:
+    """What ``feature_parameters`` says about the features, gathered before the spec's
+    ``[features]`` is written (a preset when one fits, else the full feature spec)."""
+
+    reference_pairs: list[str] = field(default_factory=list)
+    higher_timeframes: list[str] = field(default_factory=list)
+    periods: list[int] = field(default_factory=list)
+    shifted_candles: int = 0
+
+    def section(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.periods or any(t != "4h" for t in self.higher_timeframes):
+            spec = expanded_default_spec(self.periods)
+            for higher in self.higher_timeframes:
+                spec = spec_with_higher_timeframe(spec, higher)
+            out = spec.model_dump(
+                mode="json", exclude={"reference_pairs", "include_shifted_candles"}
+            )
+        elif self.higher_timeframes:
+            out["preset"] = "default+4h"
+        if self.reference_pairs:
+            out["reference_pairs"] = self.reference_pairs
+        if self.shifted_candles:
+            out["include_shifted_candles"] = self.shifted_candles
+        return out
+
+
+def expanded_default_spec(periods: list[int]) -> FeatureSpec:
+    """The default features, each windowed one also at FreqAI's
+    ``indicator_periods_candles`` (its own windows stay: the regime model reads some)."""
+    spec = default_spec()
+    if not periods:
+        return spec
+    features: list[dict[str, Any]] = []
+    for feature in spec.features:
+        dumped = feature.model_dump(mode="json")
+        if isinstance(feature, WindowedFeature):
+            usable = [p for p in periods if p >= 2 or feature.kind in ONE_CANDLE_KINDS]
+            dumped["windows"] = sorted({*feature.windows, *usable})
+        features.append(dumped)
+    return FeatureSpec.model_validate({"features": features})
+
+
 def _feature_parameters(
     freqai: dict[str, Any], timeframe: str, report: list[Mapped]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    features: dict[str, Any] = {}
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(features, target, trust, pipeline) sections from ``feature_parameters``."""
+    gathered = _Features()
     target: dict[str, Any] = {}
     trust: dict[str, Any] = {}
+    pipeline: dict[str, Any] = {}
+    base = timeframe_to_seconds(timeframe)
     for key, value in freqai.get("feature_parameters", {}).items():
         where = f"freqai.feature_parameters.{key}"
         if key == "include_corr_pairlist":
-            features["reference_pairs"] = list(value)
+            gathered.reference_pairs = list(value)
             report.append(
                 Mapped(
                     where,
                     value,
                     "features.reference_pairs",
-                    "their returns and volatility beside the pair's",
+                    "their features beside the pair's",
                 )
             )
         elif key == "label_period_candles":
@@ -200,16 +267,31 @@ def _feature_parameters(
             trust["dissimilarity_threshold"] = float(value)
             report.append(Mapped(where, value, "trust.dissimilarity_threshold"))
         elif key == "include_timeframes":
-            higher = [t for t in value if timeframe_to_seconds(t) > timeframe_to_seconds(timeframe)]
-            if "4h" in higher:
-                features["preset"] = "default+4h"
-            note = "the default features, plus 4h's" if "4h" in higher else "the default features"
-            rest = [t for t in higher if t != "4h"]
-            note += f"; {', '.join(rest)}: {NOT_YET}" if rest else ""
-            report.append(Mapped(where, value, "features.preset" if "4h" in higher else "", note))
+            gathered.higher_timeframes = [t for t in value if timeframe_to_seconds(t) > base]
+            lower = [t for t in value if timeframe_to_seconds(t) < base]
+            note = (
+                f"a block of returns, RSI and volatility on each of {gathered.higher_timeframes}"
+                if gathered.higher_timeframes
+                else "the timeframe itself: nothing to add"
+            )
+            if lower:
+                note += f"; below {timeframe} ({', '.join(lower)}): {NOT_YET}"
+            spec_key = "features.higher_timeframes" if gathered.higher_timeframes else ""
+            report.append(Mapped(where, value, spec_key, note))
+        elif key == "indicator_periods_candles":
+            gathered.periods = sorted({int(p) for p in value})
+            report.append(
+                Mapped(where, value, "features.features", "each windowed feature at these windows")
+            )
+        elif key == "include_shifted_candles":
+            gathered.shifted_candles = int(value)
+            report.append(Mapped(where, value, "features.include_shifted_candles"))
+        elif key in PIPELINE_KEYS:
+            pipeline[key] = value
+            report.append(Mapped(where, value, f"pipeline.{key}"))
         else:
             report.append(Mapped(where, value, "", NOT_YET))
-    return features, target, trust
+    return gathered.section(), target, trust, pipeline
 
 
 def _model(

@@ -55,19 +55,43 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
     }
     assert spec["data"]["timerange"] == "20200131-20200401"
     assert spec["target"] == {"horizon": 24, "kind": "return"}
-    assert spec["features"] == {"reference_pairs": ["ETH/USDT"], "preset": "default+4h"}
+    features = spec["features"]
+    assert features["reference_pairs"] == ["ETH/USDT"]
+    assert features["include_shifted_candles"] == 2
+    assert [h["timeframe"] for h in features["higher_timeframes"]] == ["4h"]
+    windows = {f["kind"]: f.get("windows") for f in features["features"]}
+    assert windows["rsi"] == [10, 14, 20]  # the default's 14 and FreqAI's periods
+    assert windows["log_return"] == [1, 4, 10, 20, 24]
     assert spec["model"] == {
         "kind": "lightgbm",
         "params": {"n_estimators": 100, "validation_fraction": 0.25},
     }
     unmapped = {row.key for row in imported.report if not row.spec_key}
-    assert unmapped == {
-        "freqai.enabled",
-        "freqai.purge_old_models",
-        "freqai.feature_parameters.include_shifted_candles",
-        "freqai.feature_parameters.indicator_periods_candles",
-    }
+    assert unmapped == {"freqai.enabled", "freqai.purge_old_models"}
     assert all(row.note == NOT_YET for row in imported.report if row.key in unmapped)
+    lower = next(r for r in imported.report if r.key.endswith("include_timeframes"))
+    assert "below 1h (5m, 15m): " + NOT_YET in lower.note
+    piped = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
+    piped["freqai"]["feature_parameters"] |= {
+        "weight_factor": 0.9,
+        "principal_component_analysis": True,
+        "use_SVM_to_remove_outliers": True,
+        "svm_params": {"shuffle": False, "nu": 0.1},
+        "use_DBSCAN_to_remove_outliers": False,
+        "noise_standard_deviation": 0.05,
+        "outlier_protection_percentage": 20,
+    }
+    pipeline = convert(piped).spec["pipeline"]
+    assert pipeline["weight_factor"] == 0.9 and pipeline["svm_params"]["nu"] == 0.1
+    assert len(pipeline) == 7
+    only_4h = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
+    del only_4h["freqai"]["feature_parameters"]["indicator_periods_candles"]
+    only_4h["freqai"]["feature_parameters"]["include_timeframes"] = ["1h", "4h"]
+    assert convert(only_4h).spec["features"] == {
+        "preset": "default+4h",
+        "reference_pairs": ["ETH/USDT"],
+        "include_shifted_candles": 2,
+    }
     expiring = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
     expiring["freqai"]["expiration_hours"] = 12
     assert convert(expiring).spec["trust"] == {"expiration_hours": 12.0}
@@ -97,9 +121,11 @@ def test_the_docs_config_converts_and_trains_walk_forward_offline(
     result = cli("import-freqai", config, "--out", out)
     assert result.code == 0, result.err
     printed = " ".join(result.out.split())  # the table wraps to the terminal's width
-    assert "8 settings mapped, 4 not" in printed or "settings mapped, 4 not" in printed
-    assert "include_shifted_candles" in printed and "freqai.purge_old_models" in printed
-    assert tomllib.loads(out.read_text())["walk_forward"]["folds"] == 4
+    assert "settings mapped, 2 not" in printed
+    assert "freqai.purge_old_models" in printed
+    written = tomllib.loads(out.read_text())
+    assert written["walk_forward"]["folds"] == 4
+    assert written["features"]["include_shifted_candles"] == 2
     again = cli("import-freqai", config, "--out", out)
     assert again.code == 2 and "exists" in again.err  # a spec is never overwritten
 
