@@ -14,6 +14,7 @@ day, the data window reaching back one training period before it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import dataclass, field
@@ -31,21 +32,18 @@ from features.feature_spec import (
 )
 from features.timeframes import timeframe_to_seconds
 from features.timerange import TimeRange
+from ml.models import forecaster_class
 
 # FreqAI's prediction models that ours stand in for: name -> (model kind, target kind)
 MODELS = {
     "LightGBMRegressor": ("lightgbm", "return"),
     "LightGBMClassifier": ("lightgbm", "direction"),
+    "XGBoostRegressor": ("xgboost", "return"),
+    "XGBoostClassifier": ("xgboost", "direction"),
+    "CatboostRegressor": ("catboost", "return"),
+    "CatboostClassifier": ("catboost", "direction"),
+    "SKLearnRandomForestClassifier": ("random_forest", "direction"),
 }
-# model_training_parameters that mean the same for our LightGBM
-LIGHTGBM_PARAMS = (
-    "n_estimators",
-    "learning_rate",
-    "num_leaves",
-    "min_child_samples",
-    "subsample",
-    "colsample_bytree",
-)
 # keys whose settings have no counterpart here yet (issue 28): reported, not mapped
 NOT_YET = "no counterpart yet"
 
@@ -303,27 +301,38 @@ def _model(
 ) -> dict[str, Any]:
     chosen = model or str(config.get("freqaimodel") or "LightGBMRegressor")
     kind, target_kind = MODELS.get(chosen, ("lightgbm", "return"))
-    note = "" if chosen in MODELS else f"no {chosen} here yet: our LightGBM regressor stands in"
-    report.append(
-        Mapped("freqaimodel", chosen, "model.kind", note or f"{kind}, target {target_kind}")
-    )
+    if chosen not in MODELS:
+        note = f"no {chosen} here yet: our LightGBM regressor stands in"
+    elif kind == "catboost":
+        note = f"{kind}, target {target_kind}; an optional extra: pip install '.[catboost]'"
+    else:
+        note = f"{kind}, target {target_kind}"
+    report.append(Mapped("freqaimodel", chosen, "model.kind", note))
     target["kind"] = target_kind
     params: dict[str, Any] = {}
     out: dict[str, Any] = {"target": target}
+    cls = forecaster_class(kind)
+    # a parameter of the same name means the same in our class (both wrap the library);
+    # the trainer's own (threads, seed, embargo) are set per run
+    same = set(inspect.signature(cls).parameters) - {"task"} - cls.trainer_params
     for key, value in freqai.get("model_training_parameters", {}).items():
         where = f"freqai.model_training_parameters.{key}"
-        if key in LIGHTGBM_PARAMS:
+        if key in same:
             params[key] = value
             report.append(Mapped(where, value, f"model.params.{key}"))
-        elif key in ("random_state", "seed"):
+        elif key in ("random_state", "seed", "random_seed"):
             out["seed"] = int(value)
             report.append(Mapped(where, value, "seed"))
+        elif key in cls.trainer_params or key in ("thread_count", "nthread"):
+            report.append(Mapped(where, value, "", "set by the trainer (--jobs, the embargo)"))
         else:
             report.append(Mapped(where, value, "", NOT_YET))
     split = freqai.get("data_split_parameters", {})
     for key, value in split.items():
         where = f"freqai.data_split_parameters.{key}"
-        if key == "test_size" and 0 < float(value) < 1:
+        if key == "test_size" and "validation_fraction" not in same:
+            report.append(Mapped(where, value, "", f"{kind} holds out no validation rows"))
+        elif key == "test_size" and 0 < float(value) < 1:
             params["validation_fraction"] = float(value)
             report.append(
                 Mapped(

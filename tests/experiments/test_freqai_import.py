@@ -12,7 +12,7 @@ import pytest
 
 from common.errors import SpecError
 from experiments.freqai_import import NOT_YET, convert
-from experiments.spec import load_experiment
+from experiments.spec import load_experiment, parse_experiment
 from experiments.training import train
 from tests.conftest import CliResult, import_synthetic, local_context
 
@@ -95,8 +95,24 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
     expiring = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
     expiring["freqai"]["expiration_hours"] = 12
     assert convert(expiring).spec["trust"] == {"expiration_hours": 12.0}
-    other = convert(FREQAI_DOCS_CONFIG, model="XGBoostRegressor").report
-    assert "no XGBoostRegressor here yet" in next(r.note for r in other if r.key == "freqaimodel")
+    other = convert(FREQAI_DOCS_CONFIG, model="PyTorchMLPRegressor").report
+    assert "no PyTorchMLPRegressor here yet" in next(
+        r.note for r in other if r.key == "freqaimodel"
+    )
+    for freqai_model, kind in (
+        ("XGBoostRegressor", "xgboost"),
+        ("CatboostClassifier", "catboost"),
+        ("SKLearnRandomForestClassifier", "random_forest"),
+    ):
+        booster = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
+        booster["freqai"]["model_training_parameters"] = {"n_estimators": 50, "n_jobs": 4}
+        if kind == "catboost":
+            booster["freqai"]["model_training_parameters"] = {"iterations": 50, "depth": 4}
+        imported = convert(booster, model=freqai_model)
+        spec = parse_experiment(imported.spec, source="t")  # a spec that loads
+        assert spec.model.kind == kind
+        trainer = [r for r in imported.report if r.key.endswith(".n_jobs")]
+        assert all("set by the trainer" in r.note for r in trainer)
 
 
 def test_what_cannot_be_placed_is_one_clear_error() -> None:

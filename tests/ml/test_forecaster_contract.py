@@ -38,9 +38,9 @@ def test_every_registered_model_is_a_forecaster(kind: str) -> None:
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(
-        SpecError, match=r"unknown model kind 'transformer'; known: \['har', 'hmm_lstm'"
+        SpecError, match=r"unknown model kind 'prophet'; known: \['catboost', 'har', 'hmm_lstm'"
     ):
-        parse_experiment({"name": "c", "model": {"kind": "transformer"}}, source="t")
+        parse_experiment({"name": "c", "model": {"kind": "prophet"}}, source="t")
 
 
 class MomentumSign(Forecaster):
