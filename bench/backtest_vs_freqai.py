@@ -262,7 +262,9 @@ def main() -> None:
         f"already takes {rows[2][1]:.1f} s (FreqAI / floor = {rows[0][1] / rows[2][1]:.2f}x)"
     )
     if args.breakdown:
-        print("ours, by stage (both pairs, both of our rows; a stage runs until the next one starts):")
+        print(
+            "ours, by stage (both pairs, both of our rows; a stage runs until the next one starts):"
+        )
         for stage, seconds in STAGES.items():
             print(f"  {stage:<64}{seconds:>8.2f}")
     print(f"ratio FreqAI / ours (end to end): {rows[0][1] / rows[1][1]:.2f}x (target >= 1.0x)")

@@ -43,7 +43,21 @@ MODELS = {
     "CatboostRegressor": ("catboost", "return"),
     "CatboostClassifier": ("catboost", "direction"),
     "SKLearnRandomForestClassifier": ("random_forest", "direction"),
+    "PyTorchMLPRegressor": ("mlp", "return"),
+    "PyTorchMLPClassifier": ("mlp", "direction"),
+    "PyTorchTransformerRegressor": ("transformer", "return"),
 }
+# FreqAI's PyTorch models' model_kwargs / trainer_kwargs -> our parameter, by model kind
+TORCH_NAMES: dict[str, dict[str, str]] = {
+    "mlp": {"hidden_dim": "hidden_size", "dropout_percent": "dropout", "n_layer": "num_layers"},
+    "transformer": {
+        "hidden_dim": "d_model",
+        "dropout_percent": "dropout",
+        "n_layer": "num_layers",
+        "nhead": "nhead",
+    },
+}
+TRAINER_NAMES = {"batch_size": "batch_size", "n_epochs": "max_epochs"}
 # keys whose settings have no counterpart here yet (issue 28): reported, not mapped
 NOT_YET = "no counterpart yet"
 
@@ -115,6 +129,7 @@ def convert(
 
 _HANDLED = {
     "identifier",
+    "conv_width",
     "expiration_hours",
     "train_period_days",
     "backtest_period_days",
@@ -315,9 +330,15 @@ def _model(
     # a parameter of the same name means the same in our class (both wrap the library);
     # the trainer's own (threads, seed, embargo) are set per run
     same = set(inspect.signature(cls).parameters) - {"task"} - cls.trainer_params
-    for key, value in freqai.get("model_training_parameters", {}).items():
+    for key, ours, value in _flat_parameters(freqai.get("model_training_parameters", {}), kind):
         where = f"freqai.model_training_parameters.{key}"
-        if key in same:
+        if ours is not None and ours in same and value is not None:
+            params[ours] = value
+            report.append(Mapped(where, value, f"model.params.{ours}"))
+        elif ours is not None:
+            note = "trains by epochs with early stopping" if key.endswith("n_steps") else NOT_YET
+            report.append(Mapped(where, value, "", note))
+        elif key in same:
             params[key] = value
             report.append(Mapped(where, value, f"model.params.{key}"))
         elif key in ("random_state", "seed", "random_seed"):
@@ -351,8 +372,29 @@ def _model(
                     NOT_YET if key != "shuffle" else "never: folds are chronological",
                 )
             )
+    if "conv_width" in freqai and kind == "transformer":
+        params["sequence_length"] = int(freqai["conv_width"])
+        report.append(
+            Mapped("freqai.conv_width", freqai["conv_width"], "model.params.sequence_length")
+        )
+    elif "conv_width" in freqai:
+        report.append(Mapped("freqai.conv_width", freqai["conv_width"], "", f"{kind} reads rows"))
     out["model"] = {"kind": kind, **({"params": params} if params else {})}
     return out
+
+
+def _flat_parameters(parameters: dict[str, Any], kind: str) -> list[tuple[str, str | None, Any]]:
+    """``model_training_parameters`` as (FreqAI's key, our name, value): a PyTorch
+    model's nested ``model_kwargs`` / ``trainer_kwargs`` as ``<section>.<key>`` with our
+    parameter's name; the others with None (they keep their own name)."""
+    sections = {"model_kwargs": TORCH_NAMES.get(kind, {}), "trainer_kwargs": TRAINER_NAMES}
+    flat: list[tuple[str, str | None, Any]] = []
+    for key, value in parameters.items():
+        if key in sections and isinstance(value, dict):
+            flat += [(f"{key}.{k}", sections[key].get(k, k), v) for k, v in value.items()]
+        else:
+            flat.append((key, None, value))
+    return flat
 
 
 def load_config(path: Path) -> dict[str, Any]:

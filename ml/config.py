@@ -193,6 +193,9 @@ class ModelConfig(BaseModel):
         ]
         if problems:
             raise ValueError(f"{self.kind} parameter(s) out of range: {'; '.join(problems)}")
+        together = forecaster_class(self.kind).params_problem(self.params)
+        if together is not None:
+            raise ValueError(f"{self.kind} parameters: {together}")
         return self
 
     @property

@@ -27,6 +27,10 @@ class ForecasterEntry(NamedTuple):
 FORECASTERS: dict[str, ForecasterEntry] = {
     "lstm": ForecasterEntry("ml.models.lstm:LSTMForecaster", uses_regimes=False),
     "hmm_lstm": ForecasterEntry("ml.models.lstm:LSTMForecaster", uses_regimes=True),
+    "mlp": ForecasterEntry("ml.models.mlp:MLPForecaster", uses_regimes=True),
+    "transformer": ForecasterEntry(
+        "ml.models.transformer:TransformerForecaster", uses_regimes=True
+    ),
     "lightgbm": ForecasterEntry("ml.models.lgbm:LightGBMForecaster", uses_regimes=True),
     "random_forest": ForecasterEntry("ml.models.forest:RandomForestForecaster", uses_regimes=True),
     "xgboost": ForecasterEntry("ml.models.xgb:XGBoostForecaster", uses_regimes=True),

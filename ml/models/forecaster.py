@@ -69,6 +69,12 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     device_: str = "cpu"
     history_: Sequence[Mapping[str, float]] = ()
 
+    @classmethod
+    def params_problem(cls, params: Mapping[str, Any]) -> str | None:
+        """What is wrong with ``params`` taken together (each is in its range), if
+        anything: checked when a spec is read, before anything trains."""
+        return None
+
     @property
     def context_rows(self) -> int:
         """Rows before a row that its prediction depends on (0: the row alone)."""

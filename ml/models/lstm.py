@@ -1,10 +1,8 @@
 """LSTM forecaster (torch) over sequences of feature rows.
 
-The input at candle t is the sequence of the last ``sequence_length`` feature
-rows ending at t (causal). Features are standardised with the training rows'
-mean and std (``scaler_mean_``, ``scaler_std_``). Classification trains with
-binary cross-entropy on the direction, regression with MSE on the standardised
-forward return. Early stopping on the chronologically last validation slice.
+The input at candle t is the sequence of the last ``sequence_length`` feature rows
+ending at t (causal); an LSTM reads it and a linear head reads its last output.
+Training, scaling and prediction are :class:`ml.models.torch_base.TorchForecaster`'s.
 
 The HMM-LSTM is this model fed with the filtered regime probabilities as extra
 input columns (see ``ml.bundle``): conditioning by inputs, chosen over a gate
@@ -14,26 +12,14 @@ LSTM learn how much the regime matters.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import ClassVar
 
-import numpy as np
-import pandas as pd
 import torch
-from numpy.typing import NDArray
 from torch import nn
 
-from ml.models.base import (
-    Task,
-    as_frame,
-    proba_to_prediction,
-    resolve_device,
-    split_validation,
-)
-from ml.models.forecaster import Forecaster
+from ml.models.base import Task
 from ml.models.params import POSITIVE, Range, count, fraction
+from ml.models.torch_base import TorchForecaster
 
 
 class _Network(nn.Module):
@@ -55,31 +41,7 @@ class _Network(nn.Module):
         return result
 
 
-def sequence_ends(values: NDArray[np.float64], length: int) -> NDArray[np.int64]:
-    """Row positions t whose window [t - length + 1, t] has only finite features."""
-    finite = np.isfinite(values).all(axis=1).astype("int64")
-    run = np.convolve(finite, np.ones(length, dtype="int64"), mode="full")[: len(finite)]
-    return np.flatnonzero(run == length).astype("int64")
-
-
-SMALL_BATCH = 64
-
-
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if threads == previous:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-class LSTMForecaster(Forecaster):
-    uses_torch: ClassVar[bool] = True
+class LSTMForecaster(TorchForecaster):
     param_ranges: ClassVar[dict[str, Range]] = {
         "sequence_length": count(1, 10_000),
         "hidden_size": count(1, 4096),
@@ -92,8 +54,6 @@ class LSTMForecaster(Forecaster):
         "validation_fraction": fraction(high_open=True),
         "validation_gap": count(0),
     }
-
-    trainer_params: ClassVar[frozenset[str]] = frozenset({"random_state", "validation_gap"})
 
     def __init__(
         self,
@@ -125,164 +85,5 @@ class LSTMForecaster(Forecaster):
         self.device = device
         self.random_state = random_state
 
-    # -- helpers ---------------------------------------------------------------------
-
-    @property
-    def context_rows(self) -> int:
-        """A prediction reads the ``sequence_length - 1`` rows before its own."""
-        return int(self.sequence_length) - 1
-
-    def _windows(self, values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
-        offsets = torch.arange(-self.sequence_length + 1, 1, device=values.device)
-        return values[ends[:, None] + offsets]  # (B, L, D)
-
-    def _standardise(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        values = as_frame(X).to_numpy(dtype="float64")
-        standardised: NDArray[np.float64] = (values - self.scaler_mean_) / self.scaler_std_
-        return standardised
-
-    # -- estimator API ---------------------------------------------------------------
-
-    def fit(self, X: pd.DataFrame, y: NDArray[np.float64]) -> LSTMForecaster:
-        frame = as_frame(X)
-        self.feature_names_in_ = [str(c) for c in frame.columns]
-        values = frame.to_numpy(dtype="float64")
-        target = np.asarray(y, dtype="float64")
-        train_ends, val_ends = self._fit_scalers(values, target)
-        self.device_ = resolve_device(self.device)
-        torch.manual_seed(self.random_state)
-        device = torch.device(self.device_)
-        data = torch.as_tensor(
-            np.nan_to_num(self._standardise(frame)), dtype=torch.float32, device=device
-        )
-        labels = torch.as_tensor(
-            np.nan_to_num((target - self.target_mean_) / self.target_std_),
-            dtype=torch.float32,
-            device=device,
-        )
-        network = _Network(values.shape[1], self.hidden_size, self.num_layers, self.dropout).to(
-            device
-        )
-        train_idx = torch.as_tensor(train_ends, device=device)
-        started = time.perf_counter()
-        self._train(network, data, labels, train_idx, torch.as_tensor(val_ends, device=device))
-        self.train_seconds_ = time.perf_counter() - started
-        self.samples_seen_ = len(train_idx) * len(self.history_)
-        self.best_epoch_ = int(
-            np.argmin([h.get("val_loss", h["train_loss"]) for h in self.history_])
-        )
-        self.network_ = network.to("cpu").eval()
-        self.n_features_in_ = values.shape[1]
-        return self
-
-    def _fit_scalers(
-        self, values: NDArray[np.float64], target: NDArray[np.float64]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Learn the input and target scaling; return the training and validation sequence
-        ends (rows whose sequence and target are complete)."""
-        finite_rows = np.isfinite(values).all(axis=1)
-        self.scaler_mean_ = values[finite_rows].mean(axis=0)
-        self.scaler_std_ = values[finite_rows].std(axis=0)
-        self.scaler_std_[self.scaler_std_ == 0] = 1.0
-        ends = sequence_ends(values, self.sequence_length)
-        ends = ends[np.isfinite(target[ends])]
-        if len(ends) < 20:
-            raise ValueError(f"too few complete training sequences ({len(ends)}) for the LSTM")
-        train_ends, val_ends = split_validation(ends, self.validation_fraction, self.validation_gap)
-        if self.task == "regression":
-            self.target_mean_ = float(target[train_ends].mean())
-            self.target_std_ = float(target[train_ends].std()) or 1.0
-        else:
-            self.target_mean_, self.target_std_ = 0.0, 1.0
-        return train_ends, val_ends
-
-    def _train(
-        self,
-        network: nn.Module,
-        data: torch.Tensor,
-        labels: torch.Tensor,
-        train_idx: torch.Tensor,
-        val_idx: torch.Tensor,
-    ) -> None:
-        """Epochs of mini-batch Adam with early stopping on the validation loss (the
-        training loss without validation rows); ``network`` ends with the best epoch's
-        weights and ``history_`` holds every epoch's losses."""
-        optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
-        loss_fn: nn.Module = (
-            nn.BCEWithLogitsLoss() if self.task == "classification" else nn.MSELoss()
-        )
-        generator = torch.Generator().manual_seed(self.random_state)
-        self.history_: list[dict[str, float]] = []
-        best_loss, best_state, stale = float("inf"), None, 0
-        for epoch in range(self.max_epochs):
-            network.train()
-            order = train_idx[torch.randperm(len(train_idx), generator=generator).to(data.device)]
-            total = 0.0
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                optimiser.zero_grad()
-                loss = loss_fn(network(self._windows(data, batch)), labels[batch])
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(batch)
-            record = {"epoch": float(epoch), "train_loss": total / len(order)}
-            if len(val_idx):
-                record["val_loss"] = self._loss(network, data, labels, val_idx, loss_fn)
-            self.history_.append(record)
-            monitored = record.get("val_loss", record["train_loss"])
-            if monitored < best_loss - 1e-6:
-                best_loss, stale = monitored, 0
-                best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        if best_state is not None:
-            network.load_state_dict(best_state)
-
-    def _loss(
-        self,
-        network: nn.Module,
-        data: torch.Tensor,
-        labels: torch.Tensor,
-        idx: torch.Tensor,
-        loss_fn: nn.Module,
-    ) -> float:
-        network.eval()
-        total = 0.0
-        with torch.no_grad():
-            for start in range(0, len(idx), 4096):
-                batch = idx[start : start + 4096]
-                total += float(loss_fn(network(self._windows(data, batch)), labels[batch])) * len(
-                    batch
-                )
-        return total / len(idx)
-
-    def _raw(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        values = self._standardise(X)
-        out = np.full(len(values), np.nan)
-        ends = sequence_ends(values, self.sequence_length)
-        if not len(ends):
-            return out
-        data = torch.as_tensor(np.nan_to_num(values), dtype=torch.float32)
-        idx = torch.as_tensor(ends)
-        chunks = []
-        # A few sequences (the live path: one per new candle) run faster on one thread than
-        # split across cores, and do not slow down other work on the machine.
-        threads = 1 if len(ends) <= SMALL_BATCH else torch.get_num_threads()
-        with torch.no_grad(), _torch_threads(threads):
-            for start in range(0, len(idx), 8192):
-                chunks.append(self.network_(self._windows(data, idx[start : start + 8192])).numpy())
-        out[ends] = np.concatenate(chunks).astype("float64")
-        return out
-
-    def predict_proba(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        if self.task != "classification":
-            raise AttributeError("predict_proba is only defined for classification")
-        p_up = 1.0 / (1.0 + np.exp(-self._raw(X)))
-        return np.column_stack([1.0 - p_up, p_up])
-
-    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        if self.task == "classification":
-            return proba_to_prediction(self.predict_proba(X)[:, 1])
-        return self._raw(X) * self.target_std_ + self.target_mean_
+    def _network(self, inputs: int) -> nn.Module:
+        return _Network(inputs, self.hidden_size, self.num_layers, self.dropout)

@@ -95,8 +95,8 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
     expiring = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
     expiring["freqai"]["expiration_hours"] = 12
     assert convert(expiring).spec["trust"] == {"expiration_hours": 12.0}
-    other = convert(FREQAI_DOCS_CONFIG, model="PyTorchMLPRegressor").report
-    assert "no PyTorchMLPRegressor here yet" in next(
+    other = convert(FREQAI_DOCS_CONFIG, model="ReinforcementLearner").report
+    assert "no ReinforcementLearner here yet" in next(
         r.note for r in other if r.key == "freqaimodel"
     )
     for freqai_model, kind in (
@@ -113,6 +113,31 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
         assert spec.model.kind == kind
         trainer = [r for r in imported.report if r.key.endswith(".n_jobs")]
         assert all("set by the trainer" in r.note for r in trainer)
+    # FreqAI's PyTorch models: the documented model_kwargs / trainer_kwargs, renamed
+    torch_config = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
+    torch_config["freqai"]["conv_width"] = 30
+    torch_config["freqai"]["model_training_parameters"] = {
+        "learning_rate": 3e-4,
+        "trainer_kwargs": {"n_steps": 5000, "batch_size": 64, "n_epochs": None},
+        "model_kwargs": {"hidden_dim": 512, "dropout_percent": 0.2, "n_layer": 1},
+    }
+    transformer = convert(torch_config, model="PyTorchTransformerRegressor")
+    assert parse_experiment(transformer.spec, source="t").model.params == {
+        "learning_rate": 3e-4,
+        "batch_size": 64,
+        "d_model": 512,
+        "dropout": 0.2,
+        "num_layers": 1,
+        "sequence_length": 30,
+        "validation_fraction": 0.25,
+    }
+    notes = {r.key: r.note for r in transformer.report}
+    assert notes["freqai.model_training_parameters.trainer_kwargs.n_steps"].startswith("trains")
+    mlp = convert(torch_config, model="PyTorchMLPClassifier").spec
+    assert (
+        mlp["model"]["params"]["hidden_size"] == 512
+        and "sequence_length" not in mlp["model"]["params"]
+    )
 
 
 def test_what_cannot_be_placed_is_one_clear_error() -> None:

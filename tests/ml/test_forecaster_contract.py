@@ -26,7 +26,7 @@ def test_every_registered_model_is_a_forecaster(kind: str) -> None:
     model = parse_experiment({"name": "c", "model": {"kind": kind}}, source="t").model
     estimator = model.estimator("classification", seed=1, validation_gap=1)
     context = estimator.context_rows
-    assert context == (estimator.sequence_length - 1 if kind.endswith("lstm") else 0)  # type: ignore[attr-defined]
+    assert context == getattr(estimator, "sequence_length", 1) - 1
     assert estimator.has_reasons == (kind == "rules") == estimator.decides_class
     assert estimator.outputs_exposure == (kind == "regime_allocation")
     # what the trainer sets is declared, and each is a parameter of the constructor

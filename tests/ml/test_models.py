@@ -15,9 +15,10 @@ from ml.bundle import regime_frame
 from ml.config import ModelConfig
 from ml.models.base import split_validation
 from ml.models.lgbm import LightGBMForecaster
-from ml.models.lstm import LSTMForecaster, sequence_ends
+from ml.models.lstm import LSTMForecaster
 from ml.models.reasoning import RuleReasoner
 from ml.models.regime import RegimeHMM
+from ml.models.torch_base import sequence_ends
 from ml.targets import TargetSpec, make_target
 
 SMALL = {
