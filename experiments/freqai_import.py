@@ -120,6 +120,17 @@ def convert(
             Mapped("freqai.expiration_hours", freqai["expiration_hours"], "trust.expiration_hours")
         )
     spec |= {"trust": trust} if trust else {}
+    if freqai.get("fit_live_predictions_candles"):
+        candles = int(freqai["fit_live_predictions_candles"])
+        spec["lifetime"] = {"fit_live_predictions_candles": candles}
+        report.append(
+            Mapped(
+                "freqai.fit_live_predictions_candles",
+                candles,
+                "lifetime.fit_live_predictions_candles",
+                "the forecast's mean and std over that many out-of-sample candles",
+            )
+        )
     spec |= _model(config, freqai, model, spec.get("target", {}), report)
     for key, value in freqai.items():
         if key not in _HANDLED and not isinstance(value, dict):
@@ -129,6 +140,7 @@ def convert(
 
 _HANDLED = {
     "identifier",
+    "fit_live_predictions_candles",
     "conv_width",
     "expiration_hours",
     "train_period_days",

@@ -69,6 +69,7 @@ from features.timerange import TimeRange
 from ml.config import (
     LEGACY_REGIME_FIELDS,
     HmmRegimeConfig,
+    LifetimeConfig,
     ModelConfig,
     PipelineConfig,
     RegimeSettings,
@@ -230,6 +231,7 @@ class ExperimentSpec(BaseModel):
     trust: TrustConfig = TrustConfig()
     sizing: SizingConfig | None = None  # a regime allocation sized by forecast risk
     pipeline: PipelineConfig | None = None  # FreqAI's data pipeline (ml.input_pipeline)
+    lifetime: LifetimeConfig = LifetimeConfig()  # FreqAI's model-lifetime settings
     tune: TuneConfig | None = None  # the search space of `tradingbot tune`
     compute: ComputeConfig | None = None  # where its jobs run (not part of the hash)
 
@@ -254,6 +256,7 @@ class ExperimentSpec(BaseModel):
             trust=self.trust,
             sizing=self.sizing,
             pipeline=self.pipeline,
+            lifetime=self.lifetime,
         )
 
     @property
@@ -267,6 +270,8 @@ class ExperimentSpec(BaseModel):
             del content["sizing"]  # nor unsized specs
         if content["pipeline"] is None:
             del content["pipeline"]  # nor specs without a data pipeline
+        if content["lifetime"] == LifetimeConfig().model_dump(mode="json"):
+            del content["lifetime"]  # nor specs without lifetime settings
         if content["trust"] == TrustConfig().model_dump(mode="json"):
             del content["trust"]
         elif content["trust"].get("expiration_hours") is None:

@@ -32,6 +32,7 @@ from features.tail import tail_columns
 from ml.config import RegimeConfig as LegacyRegimeConfig
 from ml.config import TrainingConfig
 from ml.dissimilarity import DissimilarityIndex
+from ml.forecast_statistics import statistics
 from ml.input_pipeline import InputPipeline, TrainingRows
 from ml.models.base import proba_to_prediction
 from ml.models.forecaster import Forecaster, WeightedFit
@@ -77,6 +78,9 @@ class BundleMetadata(BaseModel):
     pairs: list[str] = []  # a pooled bundle: every pair it serves (see ml.pooled)
     # a volatility target: added to the forecast log volatility (see risk_correction)
     risk_correction: float = 0.0
+    # the forecast's range on the training rows (ml.forecast_statistics); None: unknown
+    forecast_mean: float | None = None
+    forecast_std: float | None = None
 
 
 # what a model that outputs an exposure gives instead of p_up (see ModelBundle.forecast)
@@ -124,6 +128,12 @@ class ModelBundle:
         return (
             None if trust is None or self.dissimilarity is None else trust.dissimilarity_threshold
         )
+
+    @property
+    def statistics_candles(self) -> int | None:
+        """``[lifetime] fit_live_predictions_candles`` of the spec it was trained with."""
+        lifetime = getattr(self.config, "__dict__", {}).get("lifetime")  # older bundles: none
+        return getattr(lifetime, "fit_live_predictions_candles", None)
 
     @property
     def expiration_hours(self) -> float | None:
@@ -299,6 +309,9 @@ class ModelBundle:
             out["exposure"] = self.sizer.desired(out["exposure_unsized"], out["volatility"])
         if forecaster.has_reasons:
             out["reason"] = np.asarray(forecaster.explain(seen), dtype=object)
+        if self.metadata.forecast_mean is not None and not forecaster.outputs_exposure:
+            out["forecast_mean"] = np.full(len(seen), self.metadata.forecast_mean)
+            out["forecast_std"] = np.full(len(seen), self.metadata.forecast_std)
         if self.dissimilarity is not None:
             out["di"] = self.dissimilarity.score(inputs)
         if last is not None:
@@ -312,7 +325,9 @@ class ModelBundle:
         (classification) or ``exposure`` (an allocation's; sized: with
         ``exposure_unsized`` and ``volatility``), ``regime`` and ``p_<label>``,
         ``reason`` for the reasoning model, ``di`` (dissimilarity index) when the
-        spec sets a threshold, and ``outlier`` (1.0 / 0.0) when ``[pipeline]`` detects them. NaN where the model cannot predict yet (warm-up).
+        spec sets a threshold, ``outlier`` (1.0 / 0.0) when ``[pipeline]`` detects them,
+        and ``forecast_mean`` / ``forecast_std`` (the forecast's range on the training
+        rows, :mod:`ml.forecast_statistics`) when known. NaN where the model cannot predict yet (warm-up).
         """
         regimes = self.regimes(features)
         forecast = self.forecast(self.inputs(features, regimes))
@@ -325,7 +340,7 @@ class ModelBundle:
             out[column] = regimes[column].to_numpy()
         if "reason" in forecast:
             out["reason"] = forecast["reason"]
-        for column in ("di", "outlier"):
+        for column in ("di", "outlier", "forecast_mean", "forecast_std"):
             if column in forecast:
                 out[column] = forecast[column]
         return out
@@ -462,6 +477,7 @@ def fit_bundle(
         risk_correction=correction,
         sizer=sizer,
         input_pipeline=pipeline,
+        target=target,
     )
 
 
@@ -488,6 +504,23 @@ def fit_forecaster(
     return pipeline, trained
 
 
+def _forecast_range(
+    config: TrainingConfig,
+    forecaster: Forecaster,
+    inputs: pd.DataFrame,
+    target: np.ndarray | None,
+    pipeline: InputPipeline | None,
+) -> tuple[float, float] | None:
+    """The forecast's range on the training rows (see :mod:`ml.forecast_statistics`):
+    the target's for a regression, the classifier's own ``p_up`` for a classifier."""
+    if target is None or forecaster.outputs_exposure:
+        return None
+    if config.target.task == "regression":
+        return statistics(target)
+    seen = inputs if pipeline is None else pipeline.transform(inputs)
+    return statistics(forecaster.predict_proba(seen)[:, 1])
+
+
 def assembled(
     *,
     name: str,
@@ -506,10 +539,13 @@ def assembled(
     risk_correction: float = 0.0,
     sizer: VolatilitySizer | None = None,
     input_pipeline: InputPipeline | None = None,
+    target: np.ndarray | None = None,
 ) -> ModelBundle:
     """The bundle of fitted parts, with its metadata, and the dissimilarity index of
     its training ``inputs`` when the spec asks for one (single-pair and pooled fits
-    alike). ``pairs`` and ``pair_scalers``: a pooled bundle's (see :mod:`ml.pooled`)."""
+    alike). ``pairs`` and ``pair_scalers``: a pooled bundle's (see :mod:`ml.pooled`).
+    ``target``: the training rows' target, for the forecast's range."""
+    range_ = _forecast_range(config, forecaster, inputs, target, input_pipeline)
     metadata = BundleMetadata(
         name=name,
         forecaster_kind=config.model.kind,
@@ -526,6 +562,8 @@ def assembled(
         regime_labels=[] if regime_model is None else list(regime_model.labels_),
         input_columns=list(inputs.columns),
         risk_correction=risk_correction,
+        forecast_mean=None if range_ is None else range_[0],
+        forecast_std=None if range_ is None else range_[1],
     )
     trusted = config.trust.dissimilarity_threshold is not None
     return ModelBundle(

@@ -268,6 +268,19 @@ class PipelineConfig(BaseModel):
         return value
 
 
+class LifetimeConfig(BaseModel):
+    """``[lifetime]``: FreqAI's model-lifetime settings of the same names.
+
+    ``fit_live_predictions_candles``: the forecast's mean and standard deviation over the
+    last that many out-of-sample candles (``&-prediction_mean`` / ``_std``, or
+    ``&-p_up_mean`` / ``_std``), for thresholds that follow the model's recent range;
+    None: the training target's (FreqAI's default, from the training labels)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fit_live_predictions_candles: int | None = Field(default=None, ge=2, le=100_000)
+
+
 class SizingConfig(BaseModel):
     """``[sizing]``: a regime allocation's exposure sized by forecast volatility
     (:mod:`ml.sizing`): ``exposure * min(cap, target_volatility / forecast)``, held per
@@ -333,6 +346,7 @@ class TrainingConfig(BaseModel):
     trust: TrustConfig = TrustConfig()
     sizing: SizingConfig | None = None
     pipeline: PipelineConfig | None = None
+    lifetime: LifetimeConfig = LifetimeConfig()
 
     @model_validator(mode="after")
     def _sized_allocation(self) -> TrainingConfig:

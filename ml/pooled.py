@@ -177,4 +177,5 @@ def fit_pooled_bundle(
         data_sha256=data_sha256,
         seed=seed,
         input_pipeline=pipeline,
+        target=target,
     )

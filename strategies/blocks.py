@@ -206,6 +206,23 @@ def model_probability(frame: pd.DataFrame, values: Values) -> Signal:
     return Signal.of(fires, "model_probability", p_up_confidence(p_up, threshold))
 
 
+@signal_block("entry", Param("entry_std", 1.0, 0.0, 3.0, "buy"))
+def model_above_its_range(frame: pd.DataFrame, values: Values) -> Signal:
+    """The forecast is more than entry_std standard deviations above its recent mean."""
+    source = "&-p_up" if "&-p_up_mean" in frame else "&-prediction"
+    if f"{source}_mean" not in frame:
+        raise KeyError(
+            f"{source}_mean: this block reads the forecast's range, which the model gives "
+            "with a forecast (not an exposure); see [lifetime] fit_live_predictions_candles"
+        )
+    forecast = frame[source].to_numpy(dtype="float64")
+    mean = frame[f"{source}_mean"].to_numpy(dtype="float64")
+    std = frame[f"{source}_std"].to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        fires = _trusted(frame).to_numpy() & (forecast > mean + float(values["entry_std"]) * std)
+    return Signal.of(fires, "model_above_its_range")
+
+
 @signal_block("entry")
 def model_long(frame: pd.DataFrame, values: Values) -> Signal:
     """The model itself says long (a long/flat model such as the reasoning rules)."""

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ml.bundle import ModelBundle
+from ml.forecast_statistics import recent_range
 from ml.observability import MetricsTextfile
 from ml.serving.columns import (
     candle_frame,
@@ -337,6 +338,8 @@ class ModelAdapter:
                     train_end,
                     bundle.expiration_hours,
                 )
+        ranges = recent_range(columns, ready & ~seen_in_training, bundle.statistics_candles)
+        added.update({f"&-{name}": values for name, values in ranges.items()})
         # [pipeline]'s outlier detectors: a row unlike the training rows is not traded
         outlier = np.nan_to_num(np.asarray(columns.get("outlier", np.zeros(rows)), float)) > 0
         added["do_predict"] = (

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.forecast_statistics import RANGE_COLUMNS
+
 
 def with_columns(dataframe: pd.DataFrame, added: dict[str, Any]) -> pd.DataFrame:
     """``dataframe`` with ``added`` as new or replaced columns, in one concatenation (column
@@ -97,8 +99,8 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     out["&-regime"] = regime_column(labels, regime_codes(labels, names.fillna("")))
     for column in regime_columns:
         out[f"&-{column}"] = merged[column].to_numpy()
-    for column in ("exposure_unsized", "volatility"):  # a sized allocation's
-        if column in merged:
+    for column in ("exposure_unsized", "volatility", *RANGE_COLUMNS):
+        if column in merged:  # a sized allocation's; the forecast's recent range
             out[f"&-{column}"] = merged[column].to_numpy()
     trusted = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
     if "outlier" in merged:

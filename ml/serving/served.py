@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -19,6 +20,7 @@ from features.data import load_candles, reference_candles
 from features.pipeline import build
 from features.timerange import TimeRange
 from ml.bundle import ModelBundle
+from ml.forecast_statistics import recent_range
 from ml.model_source import RegistryError, load_bundle
 from ml.model_uris import model_name
 from ml.models import FORECASTERS, forecaster_class
@@ -93,7 +95,7 @@ def stitch_walk_forward(
         kind = run.data.tags.get("model_kind", "")
         outputs_exposure = kind in FORECASTERS and forecaster_class(kind).outputs_exposure
         stitched = upgraded_exposure_columns(stitched, outputs_exposure)
-        return _stitched_file(stitched, out, model_run_id, len(children))
+        return _stitched_file(_with_recent_range(stitched, run), out, model_run_id, len(children))
     pieces, features_by_spec = [], {}
     for child in children:
         folder = Path(
@@ -120,6 +122,16 @@ def stitch_walk_forward(
         )
     stitched = pd.concat(pieces, ignore_index=True)
     return _stitched_file(stitched, out, model_run_id, len(children))
+
+
+def _with_recent_range(stitched: pd.DataFrame, run: mlflow.entities.Run) -> pd.DataFrame:
+    """The forecast's recent range over the stitched out-of-sample rows, with the
+    training run's ``[lifetime] fit_live_predictions_candles`` (ml.forecast_statistics)."""
+    setting = run.data.params.get("lifetime.fit_live_predictions_candles", "None")
+    candles = None if setting in ("None", "") else int(setting)
+    counted = np.ones(len(stitched), dtype=bool)
+    columns = {name: stitched[name].to_numpy() for name in stitched.columns}
+    return stitched.assign(**recent_range(columns, counted, candles))
 
 
 def _stitched_file(

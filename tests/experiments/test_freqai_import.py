@@ -95,6 +95,10 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
     expiring = json.loads(json.dumps(FREQAI_DOCS_CONFIG))
     expiring["freqai"]["expiration_hours"] = 12
     assert convert(expiring).spec["trust"] == {"expiration_hours": 12.0}
+    expiring["freqai"]["fit_live_predictions_candles"] = 300
+    ranged = convert(expiring).spec
+    assert ranged["lifetime"] == {"fit_live_predictions_candles": 300}
+    assert parse_experiment(ranged, source="t").lifetime.fit_live_predictions_candles == 300
     other = convert(FREQAI_DOCS_CONFIG, model="ReinforcementLearner").report
     assert "no ReinforcementLearner here yet" in next(
         r.note for r in other if r.key == "freqaimodel"

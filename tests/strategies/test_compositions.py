@@ -40,6 +40,9 @@ def _analysed(rows: int = 600, seed: int = 4) -> pd.DataFrame:
     change = frame["close"].pct_change(3).fillna(0.0)
     frame["&-p_up"] = (0.5 + change.clip(-0.2, 0.2)).to_numpy()
     frame["&-prediction"] = (frame["&-p_up"] > 0.5).astype(float)
+    recent = frame["&-p_up"].rolling(48, min_periods=48)  # the adapter's recent range
+    frame["&-p_up_mean"] = recent.mean().fillna(0.5).to_numpy()
+    frame["&-p_up_std"] = recent.std(ddof=0).fillna(0.05).to_numpy()
     frame["&-regime"] = np.select(
         [change > 0.01, change < -0.01], ["bull", "bear"], default="sideways"
     )
