@@ -120,9 +120,19 @@ def convert(
             Mapped("freqai.expiration_hours", freqai["expiration_hours"], "trust.expiration_hours")
         )
     spec |= {"trust": trust} if trust else {}
+    if freqai.get("continual_learning"):
+        spec.setdefault("lifetime", {})["continual_learning"] = True
+        report.append(
+            Mapped(
+                "freqai.continual_learning",
+                True,
+                "lifetime.continual_learning",
+                "folds chain; a retrain's final model continues the champion",
+            )
+        )
     if freqai.get("fit_live_predictions_candles"):
         candles = int(freqai["fit_live_predictions_candles"])
-        spec["lifetime"] = {"fit_live_predictions_candles": candles}
+        spec.setdefault("lifetime", {})["fit_live_predictions_candles"] = candles
         report.append(
             Mapped(
                 "freqai.fit_live_predictions_candles",
@@ -140,6 +150,7 @@ def convert(
 
 _HANDLED = {
     "identifier",
+    "continual_learning",
     "fit_live_predictions_candles",
     "conv_width",
     "expiration_hours",

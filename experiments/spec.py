@@ -76,6 +76,7 @@ from ml.config import (
     SizingConfig,
     TrainingConfig,
     TrustConfig,
+    check_lifetime,
     check_pipeline,
     check_sizing,
 )
@@ -239,6 +240,7 @@ class ExperimentSpec(BaseModel):
     def _sizing(self) -> ExperimentSpec:
         check_sizing(self.model, self.sizing)
         check_pipeline(self.model, self.pipeline)
+        check_lifetime(self.model, self.pipeline, self.lifetime)
         return self
 
     @property

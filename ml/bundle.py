@@ -13,7 +13,7 @@ import hashlib
 import importlib.metadata
 import io
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +35,7 @@ from ml.dissimilarity import DissimilarityIndex
 from ml.forecast_statistics import statistics
 from ml.input_pipeline import InputPipeline, TrainingRows
 from ml.models.base import proba_to_prediction
-from ml.models.forecaster import Forecaster, WeightedFit
+from ml.models.forecaster import Forecaster, OptionalFit
 from ml.models.regime_base import RegimeModel
 from ml.regime_memo import filter_regimes, fit_regime_model
 from ml.targets import make_target
@@ -81,6 +81,8 @@ class BundleMetadata(BaseModel):
     # the forecast's range on the training rows (ml.forecast_statistics); None: unknown
     forecast_mean: float | None = None
     forecast_std: float | None = None
+    # [lifetime] continual_learning: the model its forecaster continued (None: from scratch)
+    continued_from: str | None = None
 
 
 # what a model that outputs an exposure gives instead of p_up (see ModelBundle.forecast)
@@ -431,11 +433,14 @@ def fit_bundle(
     timeframe: str,
     threads: int | None = None,
     previous: RegimeModel | None = None,
+    continue_from: Sequence[Continuation] = (),
 ) -> ModelBundle:
     """Fit regime model and forecaster on ``rows`` of a feature frame built on ``candles``.
 
     ``previous``: the regime model of the walk-forward fold before (fitted on earlier
-    candles); with ``[regime] warm_start`` an HMM starts EM from it.
+    candles); with ``[regime] warm_start`` an HMM starts EM from it. ``continue_from``:
+    forecasters this one may continue (``[lifetime] continual_learning``; the first that
+    reads the same columns, see :func:`continuation`).
 
     Only rows inside ``rows`` reach fitting (regime standardisation and EM, the
     forecaster's scalers, early stopping); the target of each row looks
@@ -450,7 +455,8 @@ def fit_bundle(
     target = make_target(candles, config.target).to_numpy()[rows]
     forecaster = config.model.estimator(config.target.task, seed, config.target.horizon, threads)
     inputs = pd.concat([train_features, regimes], axis=1)[input_columns]
-    pipeline, trained = fit_forecaster(forecaster, config, seed, inputs, target)
+    continued, label, inputs = continuation(continue_from, inputs)
+    pipeline, trained = fit_forecaster(forecaster, config, seed, inputs, target, continued)
     correction = (
         held_out_correction(
             config.model, seed, config.target.horizon, threads, trained.inputs, trained.target
@@ -478,7 +484,26 @@ def fit_bundle(
         sizer=sizer,
         input_pipeline=pipeline,
         target=target,
+        continued_from=label,
     )
+
+
+Continuation = tuple[Forecaster, str]  # a fitted forecaster to continue, and what it is
+
+
+def continuation(
+    candidates: Sequence[Continuation], inputs: pd.DataFrame
+) -> tuple[Forecaster | None, str | None, pd.DataFrame]:
+    """The first candidate whose forecaster read the columns of ``inputs`` (in any order:
+    they are put in its order), what it is, and the inputs; (None, None, inputs) when
+    none did. A fold's regime model may name its states otherwise than the one before
+    (``p_bull`` and ``p_bear`` against ``p_bull`` and ``p_crash``): its model then starts
+    from scratch, and its record says so."""
+    for forecaster, label in candidates:
+        columns = [str(c) for c in getattr(forecaster, "feature_names_in_", [])]
+        if sorted(columns) == sorted(str(c) for c in inputs.columns):
+            return forecaster, label, inputs[columns]
+    return None, None, inputs
 
 
 def fit_forecaster(
@@ -487,20 +512,26 @@ def fit_forecaster(
     seed: int,
     inputs: pd.DataFrame,
     target: np.ndarray,
+    continued: Forecaster | None = None,
 ) -> tuple[InputPipeline | None, TrainingRows]:
     """Fit ``forecaster`` on a fold's training ``inputs`` and ``target``, through the
-    spec's ``[pipeline]`` when it has one (fitted on these rows only)."""
+    spec's ``[pipeline]`` when it has one (fitted on these rows only); ``continued``: the
+    model it starts from (``[lifetime] continual_learning``)."""
     settings = getattr(config, "pipeline", None)
-    if settings is None:
-        forecaster.fit(inputs, target)
-        return None, TrainingRows(inputs, np.asarray(target, dtype="float64"), None)
-    pipeline = InputPipeline(settings, seed).fit(inputs, target)
-    trained = pipeline.training_rows(inputs, target)
-    if trained.sample_weight is None:
+    pipeline = None
+    trained = TrainingRows(inputs, np.asarray(target, dtype="float64"), None)
+    if settings is not None:
+        pipeline = InputPipeline(settings, seed).fit(inputs, target)
+        trained = pipeline.training_rows(inputs, target)
+    options: dict[str, Any] = {}
+    if trained.sample_weight is not None:
+        options["sample_weight"] = trained.sample_weight
+    if continued is not None:
+        options["init_model"] = continued
+    if options:  # the spec was refused unless the model accepts these (ml.config checks)
+        cast(OptionalFit, forecaster).fit(trained.inputs, trained.target, **options)
+    else:
         forecaster.fit(trained.inputs, trained.target)
-    else:  # the spec was refused unless the model accepts_sample_weight
-        weighted = cast(WeightedFit, forecaster)
-        weighted.fit(trained.inputs, trained.target, sample_weight=trained.sample_weight)
     return pipeline, trained
 
 
@@ -540,6 +571,7 @@ def assembled(
     sizer: VolatilitySizer | None = None,
     input_pipeline: InputPipeline | None = None,
     target: np.ndarray | None = None,
+    continued_from: str | None = None,
 ) -> ModelBundle:
     """The bundle of fitted parts, with its metadata, and the dissimilarity index of
     its training ``inputs`` when the spec asks for one (single-pair and pooled fits
@@ -564,6 +596,7 @@ def assembled(
         risk_correction=risk_correction,
         forecast_mean=None if range_ is None else range_[0],
         forecast_std=None if range_ is None else range_[1],
+        continued_from=continued_from,
     )
     trusted = config.trust.dissimilarity_threshold is not None
     return ModelBundle(

@@ -274,11 +274,17 @@ class LifetimeConfig(BaseModel):
     ``fit_live_predictions_candles``: the forecast's mean and standard deviation over the
     last that many out-of-sample candles (``&-prediction_mean`` / ``_std``, or
     ``&-p_up_mean`` / ``_std``), for thresholds that follow the model's recent range;
-    None: the training target's (FreqAI's default, from the training labels)."""
+    None: the training target's (FreqAI's default, from the training labels).
+
+    ``continual_learning``: each fit starts from the model before it instead of from
+    scratch: a walk-forward fold from the fold before (so the folds run in order), the
+    final model from the last fold, and a retrain's final model from the champion.
+    Boosters add trees to the previous ones; torch models start from its weights."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fit_live_predictions_candles: int | None = Field(default=None, ge=2, le=100_000)
+    continual_learning: bool = False
 
 
 class SizingConfig(BaseModel):
@@ -352,7 +358,14 @@ class TrainingConfig(BaseModel):
     def _sized_allocation(self) -> TrainingConfig:
         check_sizing(self.model, self.sizing)
         check_pipeline(self.model, self.pipeline)
+        check_lifetime(self.model, self.pipeline, self.lifetime)
         return self
+
+    @property
+    def chains_folds(self) -> bool:
+        """Does each walk-forward fold start from the fold before (the regime model's warm
+        start, or continual learning)? Then the folds run in order, not side by side."""
+        return self.regime.chains_folds or self.lifetime.continual_learning
 
 
 def check_pipeline(model: ModelConfig, pipeline: PipelineConfig | None) -> None:
@@ -364,6 +377,25 @@ def check_pipeline(model: ModelConfig, pipeline: PipelineConfig | None) -> None:
         raise ValueError(
             f"[pipeline] weight_factor weights training rows; model kind {model.kind!r} "
             f"does not take row weights (kinds that do: {', '.join(weighted)})"
+        )
+
+
+def check_lifetime(
+    model: ModelConfig, pipeline: PipelineConfig | None, lifetime: LifetimeConfig
+) -> None:
+    """``continual_learning`` only with a model that can continue, on stable inputs."""
+    if not lifetime.continual_learning:
+        return
+    if not forecaster_class(model.kind).continues_training:
+        able = sorted(k for k in FORECASTERS if forecaster_class(k).continues_training)
+        raise ValueError(
+            f"[lifetime] continual_learning: model kind {model.kind!r} cannot continue from "
+            f"a previous model (kinds that can: {', '.join(able)})"
+        )
+    if pipeline is not None and pipeline.principal_component_analysis:
+        raise ValueError(
+            "[lifetime] continual_learning with [pipeline] principal_component_analysis: "
+            "each fit has other components, so a model cannot continue from the one before"
         )
 
 

@@ -23,7 +23,7 @@ from features.candles import DataWindow, data_window
 from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
 from ml.baselines import rule_positions
-from ml.bundle import ModelBundle, fit_bundle
+from ml.bundle import Continuation, ModelBundle, fit_bundle
 from ml.config import TrainingConfig
 from ml.metrics import (
     baseline_positions,
@@ -36,7 +36,6 @@ from ml.metrics import (
 )
 from ml.models import forecaster_class
 from ml.models.allocation import DEFAULT_EXPOSURES
-from ml.models.regime_base import RegimeModel
 from ml.pooled import PairData, fit_pooled_bundle, pooled_window
 from ml.sizing import DEFAULT_RISK_BUDGET, held_exposure
 from ml.targets import make_target
@@ -290,10 +289,24 @@ class TrainingJob:
         horizon = self.config.target.horizon
         return {m.pair: slice(0, len(m.candles) - horizon) for m in self.markets}
 
-    def fit(self, rows: dict[str, slice], previous: RegimeModel | None = None) -> ModelBundle:
+    def fit(
+        self,
+        rows: dict[str, slice],
+        previous: ModelBundle | None = None,
+        first_choice: Continuation | None = None,
+    ) -> ModelBundle:
         """A bundle fitted on each market's ``rows`` (its training window is recorded in
-        the bundle); ``previous``: the regime model of the fold before, which may
-        warm-start this one."""
+        the bundle); ``previous``: the bundle of the fold before, whose regime model may
+        warm-start this one's (``[regime] warm_start``) and whose forecaster this one's
+        may continue (``[lifetime] continual_learning``); ``first_choice``: a forecaster
+        to continue before that one (a retrain's champion)."""
+        regimes = previous.regime_model if previous is not None else None
+        candidates: list[Continuation] = []
+        if self.config.lifetime.continual_learning:
+            if first_choice is not None:
+                candidates.append(first_choice)
+            if previous is not None:
+                candidates.append((previous.forecaster, "the fold before"))
         if self.pooled:
             return fit_pooled_bundle(
                 name=self.name,
@@ -305,7 +318,8 @@ class TrainingJob:
                 timeframe=self.timeframe,
                 data_sha256=self.window.sha256,
                 threads=self.threads,
-                previous=previous,
+                previous=regimes,
+                continue_from=candidates,
             )
         return fit_bundle(
             name=self.name,
@@ -320,7 +334,8 @@ class TrainingJob:
             pair=self.pair,
             timeframe=self.timeframe,
             threads=self.threads,
-            previous=previous,
+            previous=regimes,
+            continue_from=candidates,
         )
 
     def predict(self, bundle: ModelBundle, market: PairData, rows: slice) -> pd.DataFrame:
@@ -377,13 +392,13 @@ class FoldResult:
 @dataclass(frozen=True)
 class FoldJob:
     """One fit of a walk-forward: a plain, picklable value with no hidden state, so an
-    executor may run it in another process. ``previous`` is the regime model of the fold
-    before it (a warm start, ``[regime] warm_start``): with it, a job's folds form a chain
-    and run in order; markets and jobs do not depend on each other."""
+    executor may run it in another process. ``previous`` is the bundle of the fold before
+    it (``[regime] warm_start``, ``[lifetime] continual_learning``): with it, a job's folds
+    form a chain and run in order; markets and jobs do not depend on each other."""
 
     job: TrainingJob
     fold: Fold
-    previous: RegimeModel | None = None
+    previous: ModelBundle | None = None
 
     def run(self) -> FoldResult:
         job, fold = self.job, self.fold
@@ -410,18 +425,22 @@ class FoldJob:
 def walk_forward(job: TrainingJob, executor: Executor | None = None) -> Iterator[FoldResult]:
     """Yield one :class:`FoldResult` per fold, in time order. Independent folds are jobs
     of ``executor`` when one is given; folds whose regime model warm-starts from the fold
-    before (``[regime] warm_start``) form a chain and run in order, here."""
-    if executor is not None and not job.config.regime.chains_folds:
+    before (``[regime] warm_start``, ``[lifetime] continual_learning``) form a chain and
+    run in order, here."""
+    if executor is not None and not job.config.chains_folds:
         yield from executor.run_all([FoldJob(job, fold) for fold in job.folds()])
         return
-    previous: RegimeModel | None = None
+    previous: ModelBundle | None = None
     for fold in job.folds():
         result = FoldJob(job, fold, previous).run()
-        previous = result.bundle.regime_model
+        previous = result.bundle
         yield result
 
 
-def fit_final(job: TrainingJob, previous: ModelBundle | None = None) -> ModelBundle:
+def fit_final(
+    job: TrainingJob, previous: ModelBundle | None = None, first_choice: Continuation | None = None
+) -> ModelBundle:
     """The bundle to register: fitted on every candle whose target is known; ``previous``
-    (the last walk-forward fold) may warm-start its regime model."""
-    return job.fit(job.final_rows(), previous.regime_model if previous is not None else None)
+    (the last walk-forward fold) may warm-start its regime model and, with continual
+    learning, its forecaster, after ``first_choice`` (a retrain's champion)."""
+    return job.fit(job.final_rows(), previous, first_choice)

@@ -21,6 +21,7 @@ features, so prediction, the live path and the adapter work unchanged.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,10 @@ from features.feature_spec import FeatureSpec
 from features.pipeline import feature_columns
 from ml.bundle import (
     BundleError,
+    Continuation,
     ModelBundle,
     assembled,
+    continuation,
     fit_forecaster,
     fit_regimes,
     regime_frame,
@@ -143,6 +146,7 @@ def fit_pooled_bundle(
     data_sha256: str,
     threads: int | None = None,
     previous: RegimeModel | None = None,
+    continue_from: Sequence[Continuation] = (),
 ) -> ModelBundle:
     """Fit a pooled bundle on ``rows[pair]`` of each pair (see the module doc)."""
     forecaster = config.model.estimator(config.target.task, seed, config.target.horizon, threads)
@@ -161,7 +165,8 @@ def fit_pooled_bundle(
         else None
     )
     inputs, target = _interleaved(data, rows, scaled, regime_model, config)
-    pipeline, _ = fit_forecaster(forecaster, config, seed, inputs, target)
+    continued, label, inputs = continuation(continue_from, inputs)
+    pipeline, _ = fit_forecaster(forecaster, config, seed, inputs, target, continued)
     return assembled(
         name=name,
         feature_spec=feature_spec,
@@ -178,4 +183,5 @@ def fit_pooled_bundle(
         seed=seed,
         input_pipeline=pipeline,
         target=target,
+        continued_from=label,
     )

@@ -30,6 +30,7 @@ from experiments.spec import ExperimentSpec
 from experiments.training import record
 from experiments.training.data import data_warnings, training_job
 from ml import tracking
+from ml.bundle import Continuation, ModelBundle
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined, fit_final, walk_forward
 from ml.registry import log_bundle, reconcile, register_finished_run
 
@@ -70,12 +71,16 @@ def train(
     threads: int | None = None,
     executor: Executor | None = None,
     keep_folds: bool = False,
+    continued: ModelBundle | None = None,
 ) -> TrainResult:
     """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
     under its parent run (see :func:`experiments.training.whitelist.train_whitelist`).
     ``executor``: where independent folds run (see :func:`ml.fold_training.walk_forward`).
-    ``keep_folds``: log each fold's bundle and predictions too (``--keep-folds``)."""
+    ``keep_folds``: log each fold's bundle and predictions too (``--keep-folds``).
+    ``continued``: with ``[lifetime] continual_learning``, the final model continues this
+    bundle's forecaster (a retrain's champion) instead of the last fold's; the folds
+    never do (it was trained on their out-of-sample candles)."""
     layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     job = training_job(spec, layout, threads, say)
@@ -95,7 +100,8 @@ def train(
         lineage["data.warnings"] = "; ".join(warnings)
     if job.pooled:
         lineage["pooled_pairs"] = ",".join(m.pair for m in job.markets)
-    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds)
+    continuing = continued if spec.lifetime.continual_learning else None
+    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds, continuing)
     run_id, model_uri, outcome = _tracked_training(job, spec, recording, say, executor)
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the
@@ -129,6 +135,14 @@ class _Recording:
     parent_run_id: str | None
     spec_text: str | None
     keep_folds: bool
+    continued: ModelBundle | None = None  # what the final model continues (a champion)
+
+
+def _champion(bundle: ModelBundle | None) -> Continuation | None:
+    if bundle is None:
+        return None
+    meta = bundle.metadata
+    return bundle.forecaster, f"{meta.name} trained to {meta.train_window.last:%Y-%m-%d %H:%M}"
 
 
 @dataclass
@@ -165,7 +179,8 @@ def _tracked_training(
         outcome = _walk_forward(job, recording, workdir, say, executor)
         record.log_out_of_sample(job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir)
         say("fitting the final model on the whole window")
-        bundle = fit_final(job, outcome.folds[-1].bundle if outcome.folds else None)
+        last = outcome.folds[-1].bundle if outcome.folds else None
+        bundle = fit_final(job, last, _champion(recording.continued))
         record.log_final(bundle, job)
         say("logging the model")
         model_uri, _ = log_bundle(bundle, workdir, job.markets[0].candles)

@@ -83,6 +83,7 @@ def log_fold(
                 "fold.test_first": result.test_window.first.isoformat(),
                 "fold.test_last": result.test_window.last.isoformat(),
                 "device": result.bundle.metadata.device,
+                **_continued(result.bundle),
             }
         )
         record.history(result.bundle.forecaster.history_)
@@ -164,7 +165,7 @@ def log_final(bundle: ModelBundle, job: TrainingJob) -> None:
     """The final model's device, training history, and how often its regimes switch on
     each market (the pictures: ``tradingbot report --training RUN``, from the logged
     predictions)."""
-    record = RunLog().tags({"device": bundle.metadata.device})
+    record = RunLog().tags({"device": bundle.metadata.device, **_continued(bundle)})
     record.history(bundle.forecaster.history_, prefix="final.")
     if bundle.regime_model is not None:
         for market in job.markets:
@@ -173,6 +174,14 @@ def log_final(bundle: ModelBundle, job: TrainingJob) -> None:
             prefix = f"{pair_to_filename(market.pair)}." if job.pooled else ""
             record.metrics({f"{prefix}regime.switches_per_1000": _switches(regimes)})
     record.send()
+
+
+def _continued(bundle: ModelBundle) -> dict[str, str]:
+    """With ``[lifetime] continual_learning``: what the model continued, or that it could
+    not (``scratch``: its inputs differed, e.g. regimes named otherwise)."""
+    if not bundle.config.lifetime.continual_learning:
+        return {}
+    return {"continued_from": bundle.metadata.continued_from or "scratch"}
 
 
 def _switches(regimes: pd.Series) -> float:

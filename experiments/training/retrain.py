@@ -134,7 +134,8 @@ def retrain(
         champion_version = str(client.get_model_version_by_alias(spec.name, CHAMPION).version)
     champion = load_bundle(f"models:/{spec.name}/{champion_version}") if champion_version else None
     fresh = latest(spec)
-    trained = train(fresh, context=context, progress=progress)
+    # with [lifetime] continual_learning the new final model continues the champion's
+    trained = train(fresh, context=context, progress=progress, continued=champion)
     verdict = _judge(fresh, trained, champion, champion_version, layout)
     gate = promotion_gate(client.get_run(trained.run_id).data.metrics)
     if verdict.promoted and not gate.passed:  # the same gate as tradingbot promote

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from common.errors import TradingbotError
 from ml.models.base import Task, split_validation
+from ml.models.forecaster import Forecaster
 from ml.models.params import POSITIVE, Range, count, fraction
 from ml.models.tabular import TabularForecaster
 
@@ -78,9 +79,11 @@ class CatBoostForecaster(TabularForecaster):
         X: pd.DataFrame,
         y: NDArray[np.float64],
         sample_weight: NDArray[np.float64] | None = None,
+        init_model: Forecaster | None = None,
     ) -> CatBoostForecaster:
         catboost = _catboost()
         values, target, usable = self._training_rows(X, y, sample_weight)
+        start = self._start(init_model)
         train, val = split_validation(usable, self.validation_fraction, self.validation_gap)
         params: dict[str, Any] = {
             "iterations": self.iterations,
@@ -104,6 +107,8 @@ class CatBoostForecaster(TabularForecaster):
             fit_kwargs["use_best_model"] = True
         if sample_weight is not None:
             fit_kwargs["sample_weight"] = np.asarray(sample_weight, dtype="float64")[train]
+        if start is not None:  # boosting goes on from its trees
+            fit_kwargs["init_model"] = start
         model.fit(values[train], target[train], **fit_kwargs)
         self.history_ = [
             {"epoch": float(i), "val_loss": float(v)}

@@ -17,12 +17,11 @@ from sklearn.base import BaseEstimator
 from ml.models.params import Range
 
 
-class WeightedFit(Protocol):
-    """The ``fit`` of a forecaster that ``accepts_sample_weight``."""
+class OptionalFit(Protocol):
+    """The ``fit`` of a forecaster that ``accepts_sample_weight`` (``sample_weight``, one
+    per row) or ``continues_training`` (``init_model``, the model to continue from)."""
 
-    def fit(
-        self, X: pd.DataFrame, y: NDArray[np.float64], sample_weight: NDArray[np.float64] | None
-    ) -> Any: ...
+    def fit(self, X: pd.DataFrame, y: NDArray[np.float64], **options: Any) -> Any: ...
 
 
 class Forecaster(BaseEstimator):  # type: ignore[misc]
@@ -47,6 +46,9 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
       evaluations hold it, and ``[sizing]`` may size it;
     * ``accepts_sample_weight``: its ``fit`` takes ``sample_weight`` (one weight per row
       of ``X``), which ``[pipeline] weight_factor`` needs;
+    * ``continues_training``: its ``fit`` takes ``init_model`` (a fitted model of its
+      class on the same columns) to start from, which ``[lifetime] continual_learning``
+      needs;
     * ``trainer_params``: which of ``n_jobs`` (threads), ``validation_gap`` (the
       embargo of its early-stopping slice) and ``random_state`` (the spec's seed) the
       trainer sets (each is a parameter of its constructor).
@@ -64,6 +66,7 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     forecasts: ClassVar[bool] = True
     outputs_exposure: ClassVar[bool] = False
     accepts_sample_weight: ClassVar[bool] = False
+    continues_training: ClassVar[bool] = False
     trainer_params: ClassVar[frozenset[str]] = frozenset()
     param_ranges: ClassVar[dict[str, Range]] = {}
     device_: str = "cpu"

@@ -23,6 +23,9 @@ from ml.models.tabular import TabularForecaster
 
 
 class RandomForestForecaster(TabularForecaster):
+    # scikit-learn's warm start only adds trees beside the old ones: the forest would grow
+    # without bound and the old trees never learn the new rows
+    continues_training: ClassVar[bool] = False
     trainer_params: ClassVar[frozenset[str]] = frozenset({"n_jobs", "random_state"})
     param_ranges: ClassVar[dict[str, Range]] = {
         "n_estimators": count(1),

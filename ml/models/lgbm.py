@@ -14,6 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ml.models.base import Task, split_validation
+from ml.models.forecaster import Forecaster
 from ml.models.params import POSITIVE, Range, count, fraction
 from ml.models.tabular import TabularForecaster
 
@@ -68,8 +69,10 @@ class LightGBMForecaster(TabularForecaster):
         X: pd.DataFrame,
         y: NDArray[np.float64],
         sample_weight: NDArray[np.float64] | None = None,
+        init_model: Forecaster | None = None,
     ) -> LightGBMForecaster:
         values, target, usable = self._training_rows(X, y, sample_weight)
+        start = self._start(init_model)
         train, val = split_validation(usable, self.validation_fraction, self.validation_gap)
         params: dict[str, Any] = {
             "num_leaves": self.num_leaves,
@@ -102,6 +105,8 @@ class LightGBMForecaster(TabularForecaster):
             fit_kwargs["eval_y"] = (target[val],)
         if sample_weight is not None:
             fit_kwargs["sample_weight"] = np.asarray(sample_weight, dtype="float64")[train]
+        if start is not None:  # boosting goes on from its trees
+            fit_kwargs["init_model"] = start.booster_
         model.fit(values[train], target[train], callbacks=callbacks, **fit_kwargs)
         for metric_values in evaluation.get("valid_0", {}).values():
             self.history_ = [

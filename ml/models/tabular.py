@@ -22,6 +22,7 @@ class TabularForecaster(Forecaster):
     """Row-wise prediction over ``model_``; subclasses fit ``model_`` and set ``task``."""
 
     accepts_sample_weight: ClassVar[bool] = True
+    continues_training: ClassVar[bool] = True
     task: str
     model_: Any  # a fitted estimator with scikit-learn's predict / predict_proba
 
@@ -56,6 +57,25 @@ class TabularForecaster(Forecaster):
         self.n_features_in_ = values.shape[1]
         return values, target, usable
 
+    def _start(self, init_model: Forecaster | None) -> Any:
+        """The fitted library model that ``init_model`` holds, to continue from (None:
+        from scratch); it must be of this class and task and read the same columns."""
+        if init_model is None:
+            return None
+        if type(init_model) is not type(self) or getattr(init_model, "task", None) != self.task:
+            raise ValueError(
+                f"{type(self).__name__} ({self.task}) cannot continue from "
+                f"{type(init_model).__name__} ({getattr(init_model, 'task', '?')})"
+            )
+        theirs = list(getattr(init_model, "feature_names_in_", []))
+        if theirs != self.feature_names_in_:
+            raise ValueError(
+                "continual learning needs the columns the previous model read: "
+                f"it read {len(theirs)}, these are {len(self.feature_names_in_)} "
+                f"(first difference: {_first_difference(theirs, self.feature_names_in_)})"
+            )
+        return init_model.model_
+
     @staticmethod
     def _rows(X: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         values = as_frame(X).to_numpy(dtype="float64")
@@ -83,3 +103,10 @@ class TabularForecaster(Forecaster):
         if ok.any():
             out[ok] = self.model_.predict(values[ok])
         return out
+
+
+def _first_difference(left: list[str], right: list[str]) -> str:
+    for a, b in zip(left, right, strict=False):
+        if a != b:
+            return f"{a!r} / {b!r}"
+    return "one has more columns"

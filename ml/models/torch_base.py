@@ -61,6 +61,7 @@ class TorchForecaster(Forecaster):
 
     uses_torch: ClassVar[bool] = True
     accepts_sample_weight: ClassVar[bool] = True
+    continues_training: ClassVar[bool] = True
     trainer_params: ClassVar[frozenset[str]] = frozenset({"random_state", "validation_gap"})
     task: str
     sequence_length: int
@@ -72,6 +73,12 @@ class TorchForecaster(Forecaster):
     validation_gap: int
     device: str
     random_state: int
+    # learned
+    scaler_mean_: NDArray[np.float64]
+    scaler_std_: NDArray[np.float64]
+    target_mean_: float
+    target_std_: float
+    network_: nn.Module
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -100,12 +107,17 @@ class TorchForecaster(Forecaster):
         X: pd.DataFrame,
         y: NDArray[np.float64],
         sample_weight: NDArray[np.float64] | None = None,
+        init_model: Forecaster | None = None,
     ) -> TorchForecaster:
         frame = as_frame(X)
         self.feature_names_in_ = [str(c) for c in frame.columns]
         values = frame.to_numpy(dtype="float64")
         target = np.asarray(y, dtype="float64")
         train_ends, val_ends = self._fit_scalers(values, target)
+        start = self._start(init_model)
+        if start is not None:  # the scaling it learned with, so its weights mean the same
+            self.scaler_mean_, self.scaler_std_ = start.scaler_mean_, start.scaler_std_
+            self.target_mean_, self.target_std_ = start.target_mean_, start.target_std_
         self.device_ = resolve_device(self.device)
         torch.manual_seed(self.random_state)
         device = torch.device(self.device_)
@@ -126,7 +138,10 @@ class TorchForecaster(Forecaster):
             weights = torch.as_tensor(
                 np.asarray(sample_weight, dtype="float64"), dtype=torch.float32, device=device
             )
-        network = self._network(values.shape[1]).to(device)
+        network = self._network(values.shape[1])
+        if start is not None:
+            network.load_state_dict(start.network_.state_dict())
+        network = network.to(device)
         train_idx = torch.as_tensor(train_ends, device=device)
         started = time.perf_counter()
         self._train(
@@ -140,6 +155,31 @@ class TorchForecaster(Forecaster):
         self.network_ = network.to("cpu").eval()
         self.n_features_in_ = values.shape[1]
         return self
+
+    def _start(self, init_model: Forecaster | None) -> TorchForecaster | None:
+        """The fitted model to continue from (None: from scratch): of this class, task and
+        architecture, on the same columns."""
+        if init_model is None:
+            return None
+        if type(init_model) is not type(self) or getattr(init_model, "task", None) != self.task:
+            raise ValueError(f"{type(self).__name__} cannot continue from {init_model!r}")
+        assert isinstance(init_model, TorchForecaster)
+        if list(init_model.feature_names_in_) != self.feature_names_in_:
+            raise ValueError(
+                "continual learning needs the columns the previous model read: "
+                f"it read {len(init_model.feature_names_in_)}, "
+                f"these are {len(self.feature_names_in_)}"
+            )
+        shape = {k: v.shape for k, v in init_model.network_.state_dict().items()}
+        ours = {
+            k: v.shape for k, v in self._network(len(self.feature_names_in_)).state_dict().items()
+        }
+        if shape != ours:
+            raise ValueError(
+                f"{type(self).__name__} cannot continue from a network of another shape "
+                "(its parameters changed)"
+            )
+        return init_model
 
     def _fit_scalers(
         self, values: NDArray[np.float64], target: NDArray[np.float64]

@@ -18,6 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ml.models.base import Task, split_validation
+from ml.models.forecaster import Forecaster
 from ml.models.params import POSITIVE, Range, count, fraction
 from ml.models.tabular import TabularForecaster
 
@@ -72,10 +73,12 @@ class XGBoostForecaster(TabularForecaster):
         X: pd.DataFrame,
         y: NDArray[np.float64],
         sample_weight: NDArray[np.float64] | None = None,
+        init_model: Forecaster | None = None,
     ) -> XGBoostForecaster:
         import xgboost as xgb
 
         values, target, usable = self._training_rows(X, y, sample_weight)
+        start = self._start(init_model)
         train, val = split_validation(usable, self.validation_fraction, self.validation_gap)
         params: dict[str, Any] = {
             "n_estimators": self.n_estimators,
@@ -100,6 +103,8 @@ class XGBoostForecaster(TabularForecaster):
             fit_kwargs["eval_set"] = [(values[val], target[val])]
         if sample_weight is not None:
             fit_kwargs["sample_weight"] = np.asarray(sample_weight, dtype="float64")[train]
+        if start is not None:  # boosting goes on from its trees
+            fit_kwargs["xgb_model"] = start.get_booster()
         model.fit(values[train], target[train], **fit_kwargs)
         evaluations = model.evals_result() if len(val) else {}
         self.history_ = [

@@ -98,6 +98,9 @@ def test_the_windows_labels_pairs_and_model_map_and_the_rest_is_named() -> None:
     expiring["freqai"]["fit_live_predictions_candles"] = 300
     ranged = convert(expiring).spec
     assert ranged["lifetime"] == {"fit_live_predictions_candles": 300}
+    expiring["freqai"]["continual_learning"] = True
+    continual = convert(expiring).spec["lifetime"]
+    assert continual == {"continual_learning": True, "fit_live_predictions_candles": 300}
     assert parse_experiment(ranged, source="t").lifetime.fit_live_predictions_candles == 300
     other = convert(FREQAI_DOCS_CONFIG, model="ReinforcementLearner").report
     assert "no ReinforcementLearner here yet" in next(

@@ -101,6 +101,6 @@ def test_bad_files_name_the_file_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"broken\.toml: not valid TOML"):
         load_experiment(broken)
     unknown = tmp_path / "unknown.toml"
-    unknown.write_text('name = "u"\n[model]\nkind = "transformer"\n')
+    unknown.write_text('name = "u"\n[model]\nkind = "prophet"\n')
     with pytest.raises(SpecError, match=r"unknown\.toml"):
         load_experiment(unknown)
