@@ -107,6 +107,11 @@ class UserDir:
         """The bot's trade database for paper (dry-run) or live trading."""
         return self.root / f"tradesv3.{'live' if live else 'dryrun'}.sqlite"
 
+    @property
+    def predictions(self) -> Path:
+        """What running bots served, one SQLite file per bot (``ml.serving.prediction_log``)."""
+        return self.root / "predictions"
+
     # -- the risk manager, registry, reports -------------------------------------------------
     @property
     def risk_state(self) -> Path:

@@ -120,6 +120,15 @@ def convert(
             Mapped("freqai.expiration_hours", freqai["expiration_hours"], "trust.expiration_hours")
         )
     spec |= {"trust": trust} if trust else {}
+    if "save_backtest_models" in freqai:
+        report.append(
+            Mapped(
+                "freqai.save_backtest_models",
+                freqai["save_backtest_models"],
+                "(train --keep-folds)",
+                "a command option: every fold's model is logged with the run",
+            )
+        )
     if freqai.get("continual_learning"):
         spec.setdefault("lifetime", {})["continual_learning"] = True
         report.append(
@@ -150,6 +159,7 @@ def convert(
 
 _HANDLED = {
     "identifier",
+    "save_backtest_models",
     "continual_learning",
     "fit_live_predictions_candles",
     "conv_width",

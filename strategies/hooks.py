@@ -29,6 +29,7 @@ from ml import observability
 from ml.model_uris import check_model_uri, trusted_tracking_uri
 from ml.observability import MetricsTextfile
 from ml.serving import PAIR_PLACEHOLDER, ModelAdapter, PairModels
+from ml.serving.prediction_log import PredictionLog, log_path
 from strategies.risk import Position, RiskManager, RiskSettings, refuse_entry
 
 DEFAULT_REFRESH_MINUTES = 5.0
@@ -61,6 +62,10 @@ def connect(strategy: Any) -> None:
         if running
         else None,
     }
+    if running and settings.get("record_predictions", True):
+        # what this bot serves, candle by candle: `tradingbot backtest --live-predictions`
+        bot = str(config.get("bot_name") or "freqtrade")
+        common["prediction_log"] = PredictionLog(log_path(_layout(config), bot))
     predictions = settings.get("predictions")
     # a whitelist: each pair served by its own model (or, walking forward with a pooled
     # model, by the predictions of that pair)

@@ -42,6 +42,7 @@ from common.errors import TradingbotError
 from common.layout import UserDir
 from features.data import load_candles
 from features.timeframes import timeframe_to_seconds
+from ml.serving.prediction_log import log_path
 from strategies.freqtrade_offline import install_frozen_markets
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path
 from strategies.runner import FREQTRADE_ENVIRONMENT, ensure_freqtrade_userdir
@@ -177,6 +178,9 @@ def _without_environment(prefixes: tuple[str, ...]) -> Iterator[None]:
         os.environ.update(hidden)
 
 
+REPLAY_BOT = "replay"  # a replay's bot_name: the name of its prediction log
+
+
 def replay_config(
     base: dict[str, Any],
     *,
@@ -205,6 +209,8 @@ def replay_config(
             "fee": fee,
             "initial_state": "running",
             "tradingbot": settings,
+            # what it serves is recorded under this name (backtest --live-predictions replay)
+            "bot_name": REPLAY_BOT,
         }
     )
     if strategy:
@@ -231,6 +237,7 @@ def _prepare_userdir(
     database.parent.mkdir(parents=True, exist_ok=True)
     for stale in database.parent.glob(database.name + "*"):  # a replay starts empty
         stale.unlink()
+    log_path(layout, REPLAY_BOT).unlink(missing_ok=True)  # and so does its prediction log
     path = database.parent / "replay.config.json"
     write_text_atomic(path, json.dumps(config, indent=2))
     return path

@@ -33,9 +33,21 @@ class TradeComparison:
         return 1.0 if total == 0 else len(self.matched) / total
 
 
+TRADE_COLUMNS = (
+    "pair",
+    "open_date",
+    "close_date",
+    "open_rate",
+    "close_rate",
+    "is_open",
+    "exit_reason",
+)
+
+
 def _keyed(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
-    """Trades with UTC dates and the candle each entered in."""
-    out = frame.copy()
+    """Trades with UTC dates and the candle each entered in (a run without trades: an
+    empty frame of those columns; Freqtrade's has none at all)."""
+    out = frame.copy() if len(frame.columns) else pd.DataFrame(columns=list(TRADE_COLUMNS))
     out["open_date"] = pd.to_datetime(out["open_date"], utc=True)
     out["close_date"] = pd.to_datetime(out["close_date"], utc=True)
     out["candle"] = out["open_date"].dt.floor(step)

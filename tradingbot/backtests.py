@@ -132,6 +132,15 @@ Pairs = Annotated[
         "pair is served by NAME__<BASE>_<QUOTE>@alias.",
     ),
 ]
+LivePredictions = Annotated[
+    str | None,
+    typer.Option(
+        "--live-predictions",
+        metavar="BOT",
+        help="Trade what running bot BOT served (its Freqtrade bot_name; a replay's is "
+        "'replay'), over the span it recorded, and compare it with the registry's versions.",
+    ),
+]
 MaxOpenTrades = Annotated[
     int | None,
     typer.Option("--max-open-trades", min=1, help="Freqtrade's (default: one per pair)."),
@@ -151,6 +160,7 @@ def backtest_command(
     walk_forward: WalkForward = False,
     pairs: Pairs = None,
     max_open_trades: MaxOpenTrades = None,
+    live_predictions: LivePredictions = None,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
@@ -169,6 +179,7 @@ def backtest_command(
         walk_forward=walk_forward,
         pairs=tuple(p.strip() for p in pairs.split(",") if p.strip()) if pairs else (),
         max_open_trades=max_open_trades,
+        live_predictions=live_predictions,
     )
     plan = resolve_backtest(asked, context.layout)
     for note in plan.notes:
@@ -178,7 +189,9 @@ def backtest_command(
     from tradingbot.render_backtest import backtest_summary
 
     market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
-    window = plan.timerange or "walk-forward"
+    window = plan.timerange or (
+        f"as bot {plan.live_predictions} served" if plan.live_predictions else "walk-forward"
+    )
     title = f"backtest {plan.strategy or plan.model} {market} {plan.timeframe} {window}"
     with progress_bar(title, len(BACKTEST_STAGES)) as advance:
         summary = backtest(
@@ -194,6 +207,7 @@ def backtest_command(
             progress=advance,
             pairs=plan.pairs or None,
             max_open_trades=plan.max_open_trades,
+            live_predictions=plan.live_predictions,
         )
     backtest_summary(console, summary)
 

@@ -29,6 +29,8 @@ def backtest_summary(console: Console, summary: object) -> None:
     if not summary.per_regime.empty:
         console.print(_regimes_table(summary.per_regime))
     _guard_notes(console, summary.guard, summary.compared_from)
+    if summary.live:
+        console.print(_live_table(summary.live))
     console.print(
         f"strategy parameters: {summary.params_file} (tuned values)"
         if summary.params_file is not None
@@ -44,6 +46,29 @@ def backtest_summary(console: Console, summary: object) -> None:
             f"journal: {done.added} positions added, {done.unchanged} already there "
             f"(tradingbot journal list --bot {done.bot})"
         )
+
+
+def _live_table(compared: list[Any]) -> Table:
+    table = Table(
+        title="what the bot served against what its recorded versions predict from the "
+        "user dir's candles (the same candles)",
+        title_justify="left",
+    )
+    for column in ("pair", "recorded", "compared", "differing", "max |diff|", "first differences"):
+        table.add_column(column, overflow="fold")
+    for c in compared:
+        shown = "; ".join(f"{d}: {a} vs {b}" for d, a, b in c.first_differences) or "-"
+        if c.not_compared:
+            shown += f" (not compared: {c.not_compared})"
+        table.add_row(
+            c.pair,
+            str(c.recorded),
+            str(c.compared),
+            str(c.differing),
+            f"{c.max_abs_difference:.3g}",
+            shown,
+        )
+    return table
 
 
 def _metrics_table(m: Any) -> Table:

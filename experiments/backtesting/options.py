@@ -31,6 +31,13 @@ class BacktestOptions:
     walk_forward: bool = False
     pairs: tuple[str, ...] = ()
     max_open_trades: int | None = None
+    live_predictions: str | None = None  # a running bot's name: trade what it served
+
+    @property
+    def replays_predictions(self) -> bool:
+        """Are recorded predictions traded (walk-forward or a bot's), so that their span
+        is the window unless a timerange narrows it?"""
+        return self.walk_forward or self.live_predictions is not None
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,8 @@ class BacktestPlan:
     exchange: str
     walk_forward: bool
     max_open_trades: int | None
-    notes: tuple[str, ...] = ()  # what the user should know about the resolution
+    notes: tuple[str, ...] = ()
+    live_predictions: str | None = None  # what the user should know about the resolution
 
     @property
     def markets(self) -> list[str]:
@@ -69,15 +77,19 @@ def resolve_backtest(options: BacktestOptions, layout: UserDir) -> BacktestPlan:
         model = model or f"{spec.name}@champion"
         # a spec's [backtest] window is for its champion; walking forward, the folds'
         # out-of-sample span is the window unless --timerange narrows it
-        timerange = timerange or (None if options.walk_forward else spec.backtest.timerange)
+        timerange = timerange or (None if options.replays_predictions else spec.backtest.timerange)
         declared = "strategy" in spec.backtest.model_fields_set
         strategy = strategy or (spec.backtest.strategy if declared else None)
     timeframe, notes = _composition_timeframe(layout.strategies, strategy, timeframe)
     if len(whitelist) == 1:  # a whitelist of one is that pair
         pair = whitelist[0]
     pair = pair or (whitelist[0] if whitelist else None)
-    if pair is None or timeframe is None or (timerange is None and not options.walk_forward):
+    if pair is None or timeframe is None or (timerange is None and not options.replays_predictions):
         raise SpecError("give a SPEC.toml, or --pair, --timeframe and --timerange")
+    if options.walk_forward and options.live_predictions:
+        raise SpecError(
+            "--walk-forward and --live-predictions trade different predictions: choose one"
+        )
     if len(set(whitelist)) != len(whitelist):
         raise SpecError("a pair is listed twice in --pairs")
     return BacktestPlan(
@@ -91,6 +103,7 @@ def resolve_backtest(options: BacktestOptions, layout: UserDir) -> BacktestPlan:
         walk_forward=options.walk_forward,
         max_open_trades=options.max_open_trades,
         notes=notes,
+        live_predictions=options.live_predictions,
     )
 
 

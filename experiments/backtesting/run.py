@@ -9,6 +9,7 @@ it to the model version and its training run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +28,18 @@ from experiments.backtesting.checks import (
     require_out_of_sample,
     walk_forward_timerange,
 )
+from experiments.backtesting.live_predictions import (
+    PairComparison,
+    compare_with_registry,
+    live_prediction_inputs,
+    live_tags,
+)
 from features.timeframes import timeframe_to_seconds
 from features.timerange import TimeRange
 from ml import tracking
 from ml.model_uris import model_name
 from ml.run_log import RunLog
+from ml.serving.prediction_log import open_log
 from ml.serving.served import (
     ServedModels,
     WalkForwardInputs,
@@ -70,6 +78,8 @@ class BacktestSummary:
     per_pair: pd.DataFrame = field(default_factory=pd.DataFrame)  # whitelists only
     journalled: Imported | None = None  # what the trade journal recorded of it
     params_file: Path | None = None  # the tuned <Strategy>.json Freqtrade read; None: defaults
+    # --live-predictions: each pair's recorded forecasts against the registry's versions
+    live: list[PairComparison] = field(default_factory=list)
 
 
 BACKTEST_STAGES = (
@@ -111,6 +121,7 @@ def backtest(
     progress: Callable[[str], None] | None = None,
     pairs: Sequence[str] | None = None,
     max_open_trades: int | None = None,
+    live_predictions: str | None = None,
 ) -> BacktestSummary:
     """Backtest ``strategy`` (None: the one the model's kind is traded by) with ``model``.
     ``walk_forward`` uses the model's fold bundles instead, each on its own out-of-sample
@@ -122,6 +133,9 @@ def backtest(
     held in every pair (equal shares), with results per pair. ``max_open_trades``
     (default: one per pair) and the stake are Freqtrade's own ("unlimited" stake:
     the available balance split over the free slots).
+    ``live_predictions``: a running bot's name; the backtest trades what it served, over
+    the span it recorded (:mod:`experiments.backtesting.live_predictions`), and the
+    summary says where that differs from the recorded versions' batch predictions.
     ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts."""
     layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
@@ -133,6 +147,16 @@ def backtest(
     served = serve(client, model, whitelist)
     strategy = fitting_strategy(client, served, strategy)
     inputs = walk_forward_inputs(client, served, pair, layout, exchange) if walk_forward else None
+    compared_live: list[PairComparison] = []
+    if live_predictions is not None:
+        log = open_log(layout, live_predictions)
+        inputs, frames = live_prediction_inputs(
+            log, whitelist or (pair,), layout.backtests / "live" / log.path.stem
+        )
+        compared_live = [
+            compare_with_registry(frame, market, layout, exchange, timeframe)
+            for market, frame in frames.items()
+        ]
     if inputs is not None:
         timerange = walk_forward_timerange(timerange, inputs.timerange)
     elif model:
@@ -161,14 +185,18 @@ def backtest(
     say(BACKTEST_STAGES[2])
     evaluation = _evaluate(run, request, candles, risk_budget(client, served))
     say(BACKTEST_STAGES[3])
-    tags = _tags(request, run, evaluation, model, served, inputs.folds if inputs else None)
+    folds = inputs.folds if inputs is not None and live_predictions is None else None
+    tags = _tags(request, run, evaluation, model, served, folds)
+    if live_predictions is not None:
+        tags |= live_tags(live_predictions, compared_live)
     run_id = _record(client, layout, request, run, evaluation, tags)
     risk.run_id = run_id
     risk.record_backtest(run_id, evaluation.parsed.metrics.max_drawdown_account)
     _tag_versions(client, model, served, run_id)
     journalled = _journal(layout, request, run, served)
     params_file = tuned_params_file(request, layout)
-    return _summary(run_id, run, evaluation, served.uri, journalled, params_file)
+    summary = _summary(run_id, run, evaluation, served.uri, journalled, params_file)
+    return dataclasses.replace(summary, live=compared_live)
 
 
 def _journal(

@@ -54,6 +54,7 @@ from ml.serving.columns import (
 from ml.serving.guard import GuardReport
 from ml.serving.live import LiveState
 from ml.serving.loading import checked_candidate, first_line, live_window, load_served
+from ml.serving.prediction_log import PredictionLog
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class ModelAdapter:
         metrics: MetricsTextfile | None = None,
         refresh_minutes: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.model_uri = model_uri
         # Model refresh: how often (at most) the registry is asked where the alias points;
@@ -98,6 +100,8 @@ class ModelAdapter:
         self.metrics = metrics  # live metrics (Prometheus textfile), when configured
         self._live: dict[str, LiveState] = {}
         self._references: dict[str, pd.DataFrame] = {}  # of the populate call in progress
+        # a running bot: what it served, candle by candle (ml.serving.prediction_log)
+        self.prediction_log = prediction_log
 
     # -- loading ---------------------------------------------------------------------
 
@@ -124,6 +128,12 @@ class ModelAdapter:
             self.bundle.metadata.train_window.last,
         )
         return self.bundle
+
+    def _served_version(self) -> str | None:
+        """``models:/NAME/VERSION`` of the bundle serving now (None before one loaded)."""
+        if self.bundle is None or self.model_version is None:
+            return None
+        return f"models:/{self.bundle.metadata.name}/{self.model_version}"
 
     def reference_pairs(self, pair: str) -> tuple[str, ...]:
         """The pairs whose candles the model of ``pair`` needs beside its own (none when
@@ -178,6 +188,8 @@ class ModelAdapter:
             for name, frame in (references or {}).items()
         }
         out = self._populate(dataframe, pair, live=live)
+        if live and self.prediction_log is not None:
+            self.prediction_log.record(pair, out, self._served_version())
         if self.metrics is not None and len(out):
             elapsed = time.perf_counter() - started
             self.metrics.inc("tradingbot_inference_seconds_sum", elapsed)

@@ -82,8 +82,9 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     """Freqtrade's ``dataframe`` with the walk-forward predictions of ``stitched`` (one row
     per out-of-sample candle: ``date``, ``prediction``, maybe ``p_up`` or an allocation's
     ``exposure`` (sized: ``exposure_unsized`` and ``volatility`` too), ``p_<regime>``,
-    ``regime``, ``outlier`` with ``[pipeline]``'s detectors) joined by date;
-    ``do_predict`` is 1 where a candle has a prediction and is no outlier."""
+    ``regime``, ``outlier`` with ``[pipeline]``'s detectors, ``do_predict`` as a running
+    bot recorded it) joined by date; ``do_predict`` is 1 where a candle has a prediction,
+    is no outlier and was trusted when recorded."""
     stitched = stitched.assign(
         date=pd.to_datetime(stitched["date"], utc=True).astype("datetime64[ns, UTC]")
     )
@@ -105,6 +106,8 @@ def stitched_columns(dataframe: pd.DataFrame, stitched: pd.DataFrame) -> pd.Data
     trusted = np.isfinite(out["&-prediction"].to_numpy(dtype="float64"))
     if "outlier" in merged:
         trusted &= ~(merged["outlier"].to_numpy(dtype="float64") > 0)
+    if "do_predict" in merged:  # a running bot's recorded verdict (ml.serving.prediction_log)
+        trusted &= merged["do_predict"].to_numpy(dtype="float64") == 1
     out["do_predict"] = trusted.astype("int64")
     return out
 
