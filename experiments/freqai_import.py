@@ -120,6 +120,17 @@ def convert(
             Mapped("freqai.expiration_hours", freqai["expiration_hours"], "trust.expiration_hours")
         )
     spec |= {"trust": trust} if trust else {}
+    if freqai.get("purge_old_models"):
+        keep = int(freqai["purge_old_models"])
+        spec.setdefault("lifetime", {})["purge_old_models"] = keep
+        report.append(
+            Mapped(
+                "freqai.purge_old_models",
+                keep,
+                "lifetime.purge_old_models",
+                "older unaliased versions lose their model files; their runs stay",
+            )
+        )
     if "save_backtest_models" in freqai:
         report.append(
             Mapped(
@@ -159,6 +170,7 @@ def convert(
 
 _HANDLED = {
     "identifier",
+    "purge_old_models",
     "save_backtest_models",
     "continual_learning",
     "fit_live_predictions_candles",

@@ -279,12 +279,19 @@ class LifetimeConfig(BaseModel):
     ``continual_learning``: each fit starts from the model before it instead of from
     scratch: a walk-forward fold from the fold before (so the folds run in order), the
     final model from the last fold, and a retrain's final model from the champion.
-    Boosters add trees to the previous ones; torch models start from its weights."""
+    Boosters add trees to the previous ones; torch models start from its weights.
+
+    ``purge_old_models``: after each registration, versions beyond the newest N that no
+    alias points at are deleted with their model files (:func:`ml.registry.purge_old_versions`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fit_live_predictions_candles: int | None = Field(default=None, ge=2, le=100_000)
     continual_learning: bool = False
+    # keep this many newest versions of the registered model (and every aliased one);
+    # older ones lose their registry entry and model files after each training (their
+    # runs stay). None: keep all
+    purge_old_models: int | None = Field(default=None, ge=1, le=10_000)
 
 
 class SizingConfig(BaseModel):

@@ -235,6 +235,41 @@ def reconcile(client: MlflowClient, name: str) -> list[str]:
     return done
 
 
+def purge_old_versions(client: MlflowClient, name: str, keep: int) -> list[str]:
+    """FreqAI's ``purge_old_models``: keep the ``keep`` newest complete versions of
+    ``name`` and every version an alias points at (``champion``, ``challenger``, any
+    other); delete the rest, their registry entry and their model's files (the logged
+    model and its artefacts). Their training runs stay, with the metrics, the spec and
+    the out-of-sample predictions: the record outlives the model. Returns one line per
+    deleted version."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    aliased = set(client.get_registered_model(name).aliases.values())
+    versions = sorted(
+        (v for v in client.search_model_versions(f"name = '{name}'") if is_complete(client, v)),
+        key=lambda v: int(v.version),
+        reverse=True,
+    )
+    done = []
+    for version in versions[keep:]:
+        if str(version.version) in {str(a) for a in aliased}:
+            continue
+        source = str(version.source or "")
+        if source.startswith("models:/m-"):  # the logged model (MLflow 3): its files go
+            model_id = source.removeprefix("models:/").split("/")[0]
+            with contextlib.suppress(MlflowException):
+                location = client.get_logged_model(model_id).artifact_location
+                get_artifact_repository(location).delete_artifacts()  # type: ignore[no-untyped-call]
+                client.delete_logged_model(model_id)
+        client.delete_model_version(name, version.version)
+        done.append(f"{name} v{version.version}: purged (its run {version.run_id} stays)")
+    for line in done:
+        log.info("registry purge: %s", line)
+    return done
+
+
 def whitelist_models(client: MlflowClient, name: str) -> list[str]:
     """``[name]`` when a model is registered under it, else the per-pair models of a
     whitelist spec called ``name`` (``<name>__<BASE>_<QUOTE>``), else ``[name]`` (which

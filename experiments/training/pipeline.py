@@ -32,7 +32,7 @@ from experiments.training.data import data_warnings, training_job
 from ml import tracking
 from ml.bundle import Continuation, ModelBundle
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined, fit_final, walk_forward
-from ml.registry import log_bundle, reconcile, register_finished_run
+from ml.registry import log_bundle, purge_old_versions, reconcile, register_finished_run
 
 Progress = Callable[[str], None]
 
@@ -111,6 +111,8 @@ def train(
     if job.pooled:
         tags["pooled_pairs"] = lineage["pooled_pairs"]
     version = register_finished_run(client, spec.name, run_id, model_uri, tags=tags)
+    if spec.lifetime.purge_old_models is not None:  # FreqAI's: old models leave the disk
+        purge_old_versions(client, spec.name, spec.lifetime.purge_old_models)
     overall = combined(outcome.scores)
     return TrainResult(
         run_id=run_id,
