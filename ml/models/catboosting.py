@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 from common.errors import TradingbotError
 from ml.models.base import Task, split_validation
 from ml.models.forecaster import Forecaster
-from ml.models.params import POSITIVE, Range, count, fraction
-from ml.models.tabular import TabularForecaster
+from ml.models.params import POSITIVE, Range, count
+from ml.models.tabular import BOOSTER_RANGES, TabularForecaster
 
 
 def _catboost() -> Any:
@@ -44,10 +44,7 @@ class CatBoostForecaster(TabularForecaster):
         "depth": count(1, 16),
         "learning_rate": POSITIVE,
         "l2_leaf_reg": POSITIVE,
-        "early_stopping_rounds": count(1),
-        "validation_fraction": fraction(high_open=True),
-        "validation_gap": count(0),
-        "n_jobs": count(1),
+        **BOOSTER_RANGES,
     }
 
     def __init__(

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ml.models.base import Task
-from ml.models.params import POSITIVE, Range, count, fraction
-from ml.models.torch_base import TorchForecaster
+from ml.models.params import Range, count, fraction
+from ml.models.torch_base import TRAINING_RANGES, TorchForecaster
 
 
 class _Network(nn.Module):
@@ -41,12 +41,7 @@ class MLPForecaster(TorchForecaster):
         "hidden_size": count(1, 16_384),
         "num_layers": count(0, 16),
         "dropout": fraction(low_open=False, high_open=True),
-        "learning_rate": POSITIVE,
-        "batch_size": count(1),
-        "max_epochs": count(1),
-        "patience": count(1),
-        "validation_fraction": fraction(high_open=True),
-        "validation_gap": count(0),
+        **TRAINING_RANGES,
     }
 
     def __init__(

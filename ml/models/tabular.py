@@ -16,6 +16,15 @@ from numpy.typing import NDArray
 
 from ml.models.base import as_frame, proba_to_prediction
 from ml.models.forecaster import Forecaster
+from ml.models.params import Range, count, fraction
+
+# early stopping on the last validation slice and threads, the same in every booster
+BOOSTER_RANGES: dict[str, Range] = {
+    "early_stopping_rounds": count(1),
+    "validation_fraction": fraction(high_open=True),
+    "validation_gap": count(0),
+    "n_jobs": count(1),
+}
 
 
 class TabularForecaster(Forecaster):

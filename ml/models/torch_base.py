@@ -26,6 +26,7 @@ from torch import nn
 
 from ml.models.base import as_frame, proba_to_prediction, resolve_device, split_validation
 from ml.models.forecaster import Forecaster
+from ml.models.params import POSITIVE, Range, count, fraction
 
 
 def sequence_ends(values: NDArray[np.float64], length: int) -> NDArray[np.int64]:
@@ -49,6 +50,17 @@ def _torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+# the training loop's parameters, the same in every torch model
+TRAINING_RANGES: dict[str, Range] = {
+    "learning_rate": POSITIVE,
+    "batch_size": count(1),
+    "max_epochs": count(1),
+    "patience": count(1),
+    "validation_fraction": fraction(high_open=True),
+    "validation_gap": count(0),
+}
 
 
 class TorchForecaster(Forecaster):

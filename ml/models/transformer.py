@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ml.models.base import Task
-from ml.models.params import POSITIVE, Range, count, fraction
-from ml.models.torch_base import TorchForecaster
+from ml.models.params import Range, count, fraction
+from ml.models.torch_base import TRAINING_RANGES, TorchForecaster
 
 
 class _Network(nn.Module):
@@ -52,12 +52,7 @@ class TransformerForecaster(TorchForecaster):
         "nhead": count(1, 64),
         "num_layers": count(1, 16),
         "dropout": fraction(low_open=False, high_open=True),
-        "learning_rate": POSITIVE,
-        "batch_size": count(1),
-        "max_epochs": count(1),
-        "patience": count(1),
-        "validation_fraction": fraction(high_open=True),
-        "validation_gap": count(0),
+        **TRAINING_RANGES,
     }
 
     def __init__(

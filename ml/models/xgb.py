@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ml.models.base import Task, split_validation
 from ml.models.forecaster import Forecaster
 from ml.models.params import POSITIVE, Range, count, fraction
-from ml.models.tabular import TabularForecaster
+from ml.models.tabular import BOOSTER_RANGES, TabularForecaster
 
 
 class XGBoostForecaster(TabularForecaster):
@@ -34,10 +34,7 @@ class XGBoostForecaster(TabularForecaster):
         "min_child_weight": POSITIVE,
         "subsample": fraction(),
         "colsample_bytree": fraction(),
-        "early_stopping_rounds": count(1),
-        "validation_fraction": fraction(high_open=True),
-        "validation_gap": count(0),
-        "n_jobs": count(1),
+        **BOOSTER_RANGES,
     }
 
     def __init__(
