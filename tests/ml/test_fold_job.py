@@ -63,9 +63,10 @@ def test_a_fold_job_run_in_a_spawned_process_equals_the_one_run_here() -> None:
     job = _job()
     folds = job.folds()
     first = FoldJob(job, folds[0])
-    # the second fold warm-starts from the first fold's regime model, carried in the job
+    # the second fold warm-starts from the first fold's bundle (its regime model), carried
+    # in the job
     here = list(walk_forward(job))
-    second = FoldJob(job, folds[1], here[0].bundle.regime_model)
+    second = FoldJob(job, folds[1], here[0].bundle)
     assert pickle.loads(pickle.dumps(second)).fold == second.fold
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:

@@ -167,7 +167,7 @@ def test_the_spec_refuses_what_cannot_work_and_keeps_old_hashes() -> None:
     assert spec.hash != plain.hash and spec.training.pipeline == spec.pipeline
     with pytest.raises(SpecError, match="does not take row weights"):
         parse_experiment(
-            {**base, "model": {"kind": "lstm"}, "pipeline": {"weight_factor": 0.9}}, source="t"
+            {**base, "model": {"kind": "rules"}, "pipeline": {"weight_factor": 0.9}}, source="t"
         )
     with pytest.raises(SpecError, match="unknown svm_params"):
         parse_experiment({**base, "pipeline": {"svm_params": {"nuu": 0.1}}}, source="t")
