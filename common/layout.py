@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# The folders Freqtrade itself expects in a user dir (``freqtrade create-userdir``).
+# The folders Freqtrade itself expects in a user dir (``freqtrade create-userdir``), all
+# of them: a Freqtrade process creates a missing one after checking that nothing is in
+# its place, so two backtests starting at once in a new user dir (a scorecard's markets
+# on two workers) could each find the other's fresh folder there and stop
 FREQTRADE_SUBDIRS = (
     "backtest_results",
     "data",
+    "freqaimodels",
     "hyperopt_results",
+    "hyperopts",
     "logs",
     "notebooks",
     "plot",

@@ -60,3 +60,17 @@ def test_the_layout_names_what_freqtrade_and_the_stores_expect(tmp_path: Path) -
     assert layout.walk_forward("abc").parent == layout.backtests / "walk_forward"
     assert layout.trades_db(live=False).name == "tradesv3.dryrun.sqlite"
     assert not any(tmp_path.iterdir())  # asking for a path creates nothing
+
+
+def test_a_prepared_user_dir_leaves_freqtrade_no_folder_to_create(tmp_path: Path) -> None:
+    """Freqtrade creates a missing folder of its user dir after checking that nothing is
+    in its place: two backtests starting at once in a new user dir raced there (a
+    scorecard's markets on two Ray workers, 'exists already and is not a directory')."""
+    from freqtrade.configuration.directory_operations import create_userdata_dir
+
+    from strategies.runner import ensure_freqtrade_userdir
+
+    ensure_freqtrade_userdir(UserDir(tmp_path))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    create_userdata_dir(str(tmp_path), create_dir=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

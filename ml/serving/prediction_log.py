@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ import pandas as pd
 
 from common.errors import TradingbotError
 from common.layout import UserDir
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -66,19 +69,41 @@ class PredictionLog:
             with db:
                 yield db
 
-    def record(self, pair: str, served: pd.DataFrame, model_version: str | None) -> None:
+    def record(self, pair: str, served: pd.DataFrame, model_version: str | None) -> bool:
         """Record the newest row of ``served`` (Freqtrade's dataframe with the adapter's
-        columns) unless this process recorded that candle already."""
+        columns) unless this process recorded that candle already. A log that cannot be
+        written (a full disk, a locked file) is logged and skipped, never raised: the
+        record must not stop a bot from trading. Returns whether the candle is recorded."""
         if served.empty:
-            return
+            return False
         last = served.iloc[-1]
         candle = int(pd.Timestamp(last["date"]).value)
         if self._last.get(pair) == candle:
-            return
+            return True
+        try:
+            self._write(pair, candle, last, served.columns, model_version)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning(
+                "prediction log %s: %s's candle %s not recorded (%s)",
+                self.path,
+                pair,
+                pd.Timestamp(candle, tz=UTC),
+                exc,
+            )
+            return False
+        self._last[pair] = candle
+        return True
+
+    def _write(
+        self,
+        pair: str,
+        candle: int,
+        last: pd.Series,
+        names: pd.Index,
+        model_version: str | None,
+    ) -> None:
         columns = {
-            str(name)[2:]: _plain(last[name])
-            for name in served.columns
-            if str(name).startswith("&-")
+            str(name)[2:]: _plain(last[name]) for name in names if str(name).startswith("&-")
         }
         with self._connection() as db:
             db.execute(
@@ -92,7 +117,6 @@ class PredictionLog:
                     datetime.now(UTC).isoformat(),
                 ),
             )
-        self._last[pair] = candle
 
     def pairs(self) -> list[str]:
         if not self.path.exists():

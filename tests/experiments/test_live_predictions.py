@@ -44,6 +44,10 @@ def test_the_log_keeps_each_candle_once_and_names_the_bots_it_has(tmp_path: Path
     assert list(frame["do_predict"]) == [1, 0] and list(frame["regime"]) == ["bull", "bull"]
     with pytest.raises(PredictionLogError, match="bots with a log: my_bot_1"):
         open_log(layout, "other")
+    # a log that cannot be written is skipped, never raised: the bot keeps trading
+    blocked = tmp_path / "blocked.sqlite"
+    blocked.mkdir()
+    assert PredictionLog(blocked).record("BTC/USDT", served, "models:/m/2") is False
 
 
 @pytest.fixture(scope="module")
