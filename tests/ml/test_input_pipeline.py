@@ -226,3 +226,10 @@ def test_a_spec_trains_walk_forward_through_the_pipeline_and_the_adapter_withhol
     trusted = served.loc[~flagged & after.to_numpy() & served["&-prediction"].notna()]
     assert (trusted["do_predict"] == 1).all()
     assert adapter.guard.outliers["BTC/USDT"] == int((flagged & after.to_numpy()).sum())
+    # live, one candle at a time: the pipeline's components and flags as in the batch
+    live = ModelAdapter("models:/piped@champion", tracking_uri=uri)
+    live.populate(candles.iloc[:2300].copy(), "BTC/USDT", live=True)
+    for end in range(2301, 2311):
+        step = live.populate(candles.iloc[end - 1200 : end].copy(), "BTC/USDT", live=True)
+        for column in ("&-prediction", "&-p_up", "do_predict"):
+            assert step[column].iloc[-1] == pytest.approx(served[column].iloc[end - 1], rel=1e-9)
