@@ -95,3 +95,23 @@ class Forecaster(BaseEstimator):  # type: ignore[misc]
     def explain(self, X: pd.DataFrame) -> list[str]:
         """One reason per row (only for ``has_reasons`` models)."""
         raise NotImplementedError(f"{type(self).__name__} gives no reasons")
+
+
+def check_continuation(model: Forecaster, init_model: Forecaster) -> None:
+    """Refuse to continue ``init_model`` unless it is of ``model``'s class and task and
+    read the columns ``model`` was just given (``feature_names_in_``, set by its fit)."""
+    theirs = [str(c) for c in getattr(init_model, "feature_names_in_", [])]
+    ours = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    task, their_task = getattr(model, "task", None), getattr(init_model, "task", None)
+    if type(init_model) is not type(model) or their_task != task:
+        raise ValueError(
+            f"{type(model).__name__} ({task}) cannot continue from "
+            f"{type(init_model).__name__} ({their_task})"
+        )
+    if theirs != ours:
+        pairs = zip(theirs, ours, strict=False)  # lists of other lengths: the shorter one
+        first = next((f"{a!r} / {b!r}" for a, b in pairs if a != b), "one has more columns")
+        raise ValueError(
+            "continual learning needs the columns the previous model read: "
+            f"it read {len(theirs)}, these are {len(ours)} (first difference: {first})"
+        )

@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ml.models.base import as_frame, proba_to_prediction
-from ml.models.forecaster import Forecaster
+from ml.models.forecaster import Forecaster, check_continuation
 from ml.models.params import Range, count, fraction
 
 # early stopping on the last validation slice and threads, the same in every booster
@@ -71,18 +71,7 @@ class TabularForecaster(Forecaster):
         from scratch); it must be of this class and task and read the same columns."""
         if init_model is None:
             return None
-        if type(init_model) is not type(self) or getattr(init_model, "task", None) != self.task:
-            raise ValueError(
-                f"{type(self).__name__} ({self.task}) cannot continue from "
-                f"{type(init_model).__name__} ({getattr(init_model, 'task', '?')})"
-            )
-        theirs = list(getattr(init_model, "feature_names_in_", []))
-        if theirs != self.feature_names_in_:
-            raise ValueError(
-                "continual learning needs the columns the previous model read: "
-                f"it read {len(theirs)}, these are {len(self.feature_names_in_)} "
-                f"(first difference: {_first_difference(theirs, self.feature_names_in_)})"
-            )
+        check_continuation(self, init_model)
         return init_model.model_
 
     @staticmethod
@@ -112,10 +101,3 @@ class TabularForecaster(Forecaster):
         if ok.any():
             out[ok] = self.model_.predict(values[ok])
         return out
-
-
-def _first_difference(left: list[str], right: list[str]) -> str:
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            return f"{a!r} / {b!r}"
-    return "one has more columns"

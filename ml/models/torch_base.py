@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from ml.models.base import as_frame, proba_to_prediction, resolve_device, split_validation
-from ml.models.forecaster import Forecaster
+from ml.models.forecaster import Forecaster, check_continuation
 from ml.models.params import POSITIVE, Range, count, fraction
 
 
@@ -173,15 +173,8 @@ class TorchForecaster(Forecaster):
         architecture, on the same columns."""
         if init_model is None:
             return None
-        if type(init_model) is not type(self) or getattr(init_model, "task", None) != self.task:
-            raise ValueError(f"{type(self).__name__} cannot continue from {init_model!r}")
+        check_continuation(self, init_model)
         assert isinstance(init_model, TorchForecaster)
-        if list(init_model.feature_names_in_) != self.feature_names_in_:
-            raise ValueError(
-                "continual learning needs the columns the previous model read: "
-                f"it read {len(init_model.feature_names_in_)}, "
-                f"these are {len(self.feature_names_in_)}"
-            )
         shape = {k: v.shape for k, v in init_model.network_.state_dict().items()}
         ours = {
             k: v.shape for k, v in self._network(len(self.feature_names_in_)).state_dict().items()
