@@ -100,8 +100,7 @@ def train(
         lineage["data.warnings"] = "; ".join(warnings)
     if job.pooled:
         lineage["pooled_pairs"] = ",".join(m.pair for m in job.markets)
-    continuing = continued if spec.lifetime.continual_learning else None
-    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds, continuing)
+    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds, continued)
     run_id, model_uri, outcome = _tracked_training(job, spec, recording, say, executor)
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the

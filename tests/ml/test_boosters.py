@@ -6,6 +6,7 @@ it its tests skip and say so (`make test` installs it)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,10 @@ def test_a_spec_trains_it_walk_forward_beside_the_baselines(kind: str, tmp_path:
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
 
 
-@pytest.mark.skipif(HAS_CATBOOST, reason="CatBoost is installed: nothing is missing")
-def test_without_catboost_the_kind_says_how_to_install_it() -> None:
+def test_without_catboost_the_kind_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "catboost", None)  # as if not installed: import fails
     frame, up = _rows(500)
     with pytest.raises(TradingbotError, match=r"pip install '\.\[catboost\]'"):
         forecaster_class("catboost")().fit(frame, up)
