@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,18 @@ class Fails:
         raise ValueError(self.message)
 
 
+@dataclass(frozen=True)
+class Surroundings:
+    """What a worker sees of the process that made its pool."""
+
+    variable: str
+
+    def run(self) -> tuple[str | None, str, bool]:
+        import sys
+
+        return os.environ.get(self.variable), str(Path.cwd()), "sklearn" in sys.modules
+
+
 JOBS = [Draw(seed) for seed in (7, 3, 11, 5)]
 EXPECTED = [job.run()[0] for job in JOBS]
 
@@ -55,6 +68,20 @@ def test_a_process_pool_gives_the_same_results_in_the_jobs_order_from_other_proc
     assert [value for value, _pid in results] == EXPECTED  # to the last digit
     assert os.getpid() not in {pid for _value, pid in results}
     assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_a_pool_worker_has_this_process_environment_and_folder_of_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server lives as long as this process and forks every pool's workers: a
+    variable set or a folder entered after it started still reaches the jobs."""
+    with ProcessPool(2) as pool:
+        pool.run_all([Draw(1), Draw(2)])  # the fork server runs from here on
+    monkeypatch.setenv("TRADINGBOT_EXECUTOR_PROBE", "set later")
+    monkeypatch.chdir(tmp_path)
+    with ProcessPool(2) as pool:
+        seen = pool.run_all([Surroundings("TRADINGBOT_EXECUTOR_PROBE")] * 2)
+    assert seen == [("set later", str(tmp_path), True)] * 2  # and the libraries preloaded
 
 
 def test_a_failing_job_raises_its_own_error() -> None:
