@@ -1,10 +1,11 @@
 """`tradingbot train`: run an experiment spec end to end and record it in MLflow.
 
-One run per call with a child run per walk-forward fold, for a single-pair model and a
-pooled one alike (a per-pair whitelist trains one such run per pair under a parent run:
+One run per call, its walk-forward folds recorded in it (figures at the fold's index as
+step, windows in ``walk_forward/folds.json``), for a single-pair model and a pooled one
+alike (a per-pair whitelist trains one such run per pair under a parent run:
 :mod:`experiments.training.whitelist`). The run holds the flattened spec, the lineage
 tags (spec hash, data sha256, git commit, seed, device), the out-of-sample and baseline
-metrics, the fold table, the regime plots and the environment; the final bundle is
+metrics, the fold table, the stitched out-of-sample predictions and the environment; the final bundle is
 logged as a pyfunc model and registered under the spec's name with alias
 ``challenger`` once the run has finished. A run that fails ends FAILED (Ctrl-C:
 KILLED) and registers nothing.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -153,6 +155,7 @@ class _Outcome:
     folds: list[FoldResult] = field(default_factory=list)
     out_of_sample: dict[str, pd.DataFrame] = field(default_factory=dict)  # per market
     scores: dict[str, Scores] = field(default_factory=dict)  # of out_of_sample, per market
+    fold_entries: list[dict[str, Any]] = field(default_factory=list)  # walk_forward/folds.json
 
 
 def _tracked_training(
@@ -178,7 +181,9 @@ def _tracked_training(
         workdir = Path(tmp)
         record.log_spec(spec, recording.spec_text)
         outcome = _walk_forward(job, recording, workdir, say, executor)
-        record.log_out_of_sample(job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir)
+        record.log_out_of_sample(
+            job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir, outcome.fold_entries
+        )
         say("fitting the final model on the whole window")
         last = outcome.folds[-1].bundle if outcome.folds else None
         bundle = fit_final(job, last, _champion(recording.continued))
@@ -196,20 +201,14 @@ def _walk_forward(
     say: Progress,
     executor: Executor | None,
 ) -> _Outcome:
-    """Every fold fitted, scored and recorded as a child run; the out-of-sample
-    predictions stitched and scored per market."""
+    """Every fold fitted, scored and recorded in the run; the out-of-sample predictions
+    stitched and scored per market."""
     outcome = _Outcome()
     for result in walk_forward(job, executor):
         outcome.folds.append(result)
         say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
-        record.log_fold(
-            result,
-            job,
-            recording.experiment,
-            recording.lineage,
-            workdir,
-            keep=recording.keep_folds,
-        )
+        entry = record.log_fold(result, job, workdir, keep=recording.keep_folds)
+        outcome.fold_entries.append(entry)
     for market in job.markets:
         pieces = [result.per_market[market.pair].predictions for result in outcome.folds]
         outcome.out_of_sample[market.pair] = pd.concat(pieces)

@@ -1,10 +1,13 @@
-"""What a training run records in MLflow: the spec, each fold as a child run, the
-stitched out-of-sample predictions and their scores, the final model's regimes."""
+"""What a training run records in MLflow: the spec, each fold (its figures at the fold's
+index as step, its windows in ``walk_forward/folds.json``), the stitched out-of-sample
+predictions and their scores, the final model's regimes."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -15,11 +18,13 @@ from ml import tracking
 from ml.bundle import ModelBundle, package_versions
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined
 from ml.run_log import RunLog
-from ml.serving.served import PREDICTIONS_ARTIFACT, pooled_predictions_artifact
+from ml.serving.served import FOLDS_ARTIFACT, PREDICTIONS_ARTIFACT, pooled_predictions_artifact
 
 # what a pooled run's overall.* and baseline.* metrics are (each pair's: <BASE>_<QUOTE>.*)
 AGGREGATE_TAG = "overall.aggregate"
 MEAN = "mean of the pairs' figures (not one equity curve's)"
+# a fold's figures in its training run: this prefix, the fold's index as step
+FOLD_METRIC_PREFIX = "fold."
 
 
 def log_spec(spec: ExperimentSpec, spec_text: str | None) -> None:
@@ -49,67 +54,51 @@ def _fold_predictions_file(job: TrainingJob, pair: str) -> str:
 def log_fold(
     result: FoldResult,
     job: TrainingJob,
-    experiment: str,
-    lineage: dict[str, str],
     workdir: Path,
     *,
     keep: bool = False,
-) -> None:
-    """One fold as a child run: its rows and windows, scores and regime read-out, and its
-    window as an artefact (``fold/window.json``). ``keep`` (``train --keep-folds``) also
-    logs the fold's bundle and its predictions: a lean run does not, since the parent
-    holds every fold's out-of-sample predictions stitched, which is what a walk-forward
-    backtest trades and a report charts."""
+) -> dict[str, Any]:
+    """One fold, recorded in the training run itself (a fold is no run of its own: seven
+    runs per pair were most of a pair's records). Its figures are metrics at the fold's
+    index as step, so the MLflow UI charts them across folds: ``fold.<metric>``,
+    ``fold.baseline.<rule>.<metric>``, the regime read-out and the pipeline's report;
+    its model's training history is ``fold_<k>.<metric>`` per epoch. ``keep`` (``train
+    --keep-folds``) also logs its bundle and predictions under ``walk_forward/fold_<k>/``.
+    Returns the fold's entry of ``walk_forward/folds.json`` (its rows, windows and
+    figures; written by :func:`log_out_of_sample`)."""
     fold = result.fold
-    with tracking.tracked_run(
-        experiment_id=experiment,
-        run_name=f"fold {fold.index}",
-        nested=True,
-        tags={**lineage, "fold": str(fold.index)},
-    ):
-        record = RunLog()
-        record.params(
-            {
-                "fold": fold.index,
-                "train_rows": fold.train_end - fold.train_start,
-                "test_rows": fold.test_end - fold.test_start,
-                "embargo_rows": fold.test_start - fold.train_end,
-            }
-        )
-        record.tags(
-            {
-                "fold.train_first": result.train_window.first.isoformat(),
-                "fold.train_last": result.train_window.last.isoformat(),
-                "fold.test_first": result.test_window.first.isoformat(),
-                "fold.test_last": result.test_window.last.isoformat(),
-                "device": result.bundle.metadata.device,
-                **_continued(result.bundle),
-            }
-        )
-        record.history(result.bundle.forecaster.history_)
-        scores = result.scores
-        record.metrics(scores.metrics)
-        for name, values in scores.baselines.items():
-            record.metrics(values, prefix=f"baseline.{name}.")
+    scores = result.scores
+    metrics = dict(scores.metrics)
+    for name, values in scores.baselines.items():
+        metrics |= {f"baseline.{name}.{key}": value for key, value in values.items()}
+    metrics |= regime_report(result, job)
+    if result.bundle.input_pipeline is not None:
+        metrics |= result.bundle.input_pipeline.report()
+    metrics = {key: float(value) for key, value in metrics.items() if math.isfinite(value)}
+    entry: dict[str, Any] = {
+        "fold": fold.index,
+        "train_rows": fold.train_end - fold.train_start,
+        "test_rows": fold.test_end - fold.test_start,
+        "embargo_rows": fold.test_start - fold.train_end,
+        "train": result.train_window.model_dump(mode="json"),
+        "out_of_sample": result.test_window.model_dump(mode="json"),
+        "device": result.bundle.metadata.device,
+        **_continued(result.bundle),
+        "metrics": metrics,
+    }
+    record = RunLog().metrics(metrics, prefix=FOLD_METRIC_PREFIX, step=fold.index)
+    record.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
+    record.send()
+    if keep:
         folder = workdir / f"fold_{fold.index}"
         folder.mkdir()
-        window: dict[str, object] = {
-            "train": result.train_window.model_dump(mode="json"),
-            "out_of_sample": result.test_window.model_dump(mode="json"),
-        }
-        if keep:
-            window["bundle_sha256"] = result.bundle.save(folder / "bundle.joblib")
-            record.tags({"bundle_sha256": str(window["bundle_sha256"])})
-            for pair, market in result.per_market.items():
-                market.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
-                    folder / _fold_predictions_file(job, pair)
-                )
-        (folder / "window.json").write_text(json.dumps(window, indent=2))
-        record.metrics(regime_report(result, job))
-        if result.bundle.input_pipeline is not None:
-            record.metrics(result.bundle.input_pipeline.report())
-        record.send()
-        mlflow.log_artifacts(str(folder), artifact_path="fold")
+        entry["bundle_sha256"] = result.bundle.save(folder / "bundle.joblib")
+        for pair, market in result.per_market.items():
+            market.predictions.drop(columns=["reason"], errors="ignore").to_parquet(
+                folder / _fold_predictions_file(job, pair)
+            )
+        mlflow.log_artifacts(str(folder), artifact_path=f"walk_forward/fold_{fold.index}")
+    return entry
 
 
 def regime_report(result: FoldResult, job: TrainingJob) -> dict[str, float]:
@@ -137,9 +126,11 @@ def log_out_of_sample(
     scores: dict[str, Scores],
     folds: list[FoldResult],
     workdir: Path,
+    fold_entries: list[dict[str, Any]],
 ) -> None:
     """The stitched out-of-sample predictions' scores beside the baselines, the fold
-    table, and each market's predictions: a walk-forward backtest trades exactly these."""
+    table and the folds' windows (``walk_forward/folds.json``, from :func:`log_fold`),
+    and each market's predictions: a walk-forward backtest trades exactly these."""
     overall = combined(scores)
     record = RunLog().metrics(overall.metrics, prefix="overall.")
     for name, values in overall.baselines.items():
@@ -154,6 +145,9 @@ def log_out_of_sample(
         rows.append({"fold": result.fold.index, **scored.metrics, **baselines})
     pd.DataFrame(rows).to_csv(workdir / "fold_metrics.csv", index=False)
     mlflow.log_artifact(str(workdir / "fold_metrics.csv"), artifact_path="walk_forward")
+    folder, name = FOLDS_ARTIFACT.rsplit("/", 1)
+    (workdir / name).write_text(json.dumps(fold_entries, indent=2))
+    mlflow.log_artifact(str(workdir / name), artifact_path=folder)
     for pair, predictions in out_of_sample.items():
         folder, name = predictions_artifact(job, pair).rsplit("/", 1)
         path = workdir / name

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -57,6 +58,8 @@ def resolve_model(client: mlflow.MlflowClient, model: str) -> tuple[str, str, st
 
 
 PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
+# each fold of a training run: rows, windows and figures (runs before it: a child run per fold)
+FOLDS_ARTIFACT = "walk_forward/folds.json"
 
 
 def pooled_predictions_artifact(pair: str) -> str:
@@ -77,16 +80,15 @@ def stitch_walk_forward(
     Each fold's bundle predicts only its own out-of-sample window (with the history
     before it as input, causally). Training logs exactly these predictions
     (``walk_forward/predictions.parquet``), so they are read from the run; runs trained
-    before that are predicted again from their fold bundles.
+    before that are predicted again from their fold runs' bundles.
     Returns (parquet path, Freqtrade timerange, folds).
     """
     run = client.get_run(model_run_id)
-    children = client.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{model_run_id}'"
-    )
-    if not children:
-        raise RegistryError(f"training run {model_run_id} has no fold runs to walk forward with")
-    children.sort(key=lambda child: int(child.data.tags.get("fold", "0")))
+    entries = logged_folds(client, model_run_id, out)
+    children = [] if entries else _fold_runs(client, run)  # runs recorded before folds.json
+    folds = len(entries) or len(children)
+    if not folds:
+        raise RegistryError(f"training run {model_run_id} has no folds to walk forward with")
     logged = {a.path for a in client.list_artifacts(model_run_id, artifact.rsplit("/", 1)[0])}
     if artifact in logged:  # what training scored: read, not recomputed
         out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,9 @@ def stitch_walk_forward(
         kind = run.data.tags.get("model_kind", "")
         outputs_exposure = kind in FORECASTERS and forecaster_class(kind).outputs_exposure
         stitched = upgraded_exposure_columns(stitched, outputs_exposure)
-        return _stitched_file(_with_recent_range(stitched, run), out, model_run_id, len(children))
+        return _stitched_file(_with_recent_range(stitched, run), out, model_run_id, folds)
+    if not children:
+        raise RegistryError(f"training run {model_run_id} logged no {artifact}")
     pieces, features_by_spec = [], {}
     for child in children:
         folder = Path(
@@ -121,7 +125,27 @@ def stitch_walk_forward(
             predictions[predictions["date"] >= first].drop(columns=["reason"], errors="ignore")
         )
     stitched = pd.concat(pieces, ignore_index=True)
-    return _stitched_file(stitched, out, model_run_id, len(children))
+    return _stitched_file(stitched, out, model_run_id, folds)
+
+
+def logged_folds(client: mlflow.MlflowClient, run_id: str, out: Path) -> list[dict[str, Any]]:
+    """The folds a training run recorded (``walk_forward/folds.json``: each fold's rows,
+    windows and figures, in fold order); empty for a run recorded before it."""
+    folder = FOLDS_ARTIFACT.rsplit("/", 1)[0]
+    if FOLDS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id, folder)}:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    path = Path(client.download_artifacts(run_id, FOLDS_ARTIFACT, str(out)))
+    folds: list[dict[str, Any]] = json.loads(path.read_text())
+    return folds
+
+
+def _fold_runs(client: mlflow.MlflowClient, run: mlflow.entities.Run) -> list[Any]:
+    """The child run of each fold, in fold order, of a run recorded before folds.json."""
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    return sorted(children, key=lambda child: int(child.data.tags.get("fold", "0")))
 
 
 def _with_recent_range(stitched: pd.DataFrame, run: mlflow.entities.Run) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from common.layout import UserDir
 from experiments.spec import parse_experiment
 from features.data import load_candles
 from ml.bundle import BundleError
+from ml.serving.served import logged_folds
 from ml.tracking import configure, default_tracking_uri
 from tests.conftest import CliResult, import_synthetic, local_context
 
@@ -71,7 +72,7 @@ def pooled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
 
 
 def test_one_model_is_registered_for_the_whitelist_with_every_pair_scored(
-    pooled: tuple[Path, Path, str],
+    pooled: tuple[Path, Path, str], tmp_path: Path
 ) -> None:
     userdir, _, uri = pooled
     client = configure(uri, UserDir(userdir))
@@ -88,9 +89,10 @@ def test_one_model_is_registered_for_the_whitelist_with_every_pair_scored(
         metrics
     )
     assert "overall.calmar" not in metrics  # 25 days out of sample: too short to annualise
-    experiment = run.info.experiment_id
-    folds = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
-    assert len(folds) == 2 and all("ETH_USDT.accuracy" in f.data.metrics for f in folds)
+    folds = logged_folds(client, run.info.run_id, tmp_path)
+    assert len(folds) == 2 and all("ETH_USDT.accuracy" in f["metrics"] for f in folds)
+    per_fold = client.get_metric_history(run.info.run_id, "fold.ETH_USDT.accuracy")
+    assert sorted(m.step for m in per_fold) == [0, 1]
 
 
 def test_folds_are_cut_on_the_common_calendar(pooled: tuple[Path, Path, str]) -> None:

@@ -102,6 +102,7 @@ def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
 
     from experiments.training import train
     from features.data import import_candles
+    from ml.serving.served import logged_folds
     from ml.tracking import default_tracking_uri
 
     candles, _ = generate(24 * 200, seed=12)
@@ -119,12 +120,10 @@ def test_every_fold_records_what_each_penalty_decided(tmp_path: Path) -> None:
     )
     result = train(small_spec(), context=local_context(userdir, default_tracking_uri(userdir)))
     client = MlflowClient(default_tracking_uri(userdir))
-    folds = client.search_runs(
-        [result.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
-    )
+    folds = logged_folds(client, result.run_id, tmp_path / "folds")
     assert len(folds) == 6
     for fold in folds:
-        metrics = fold.data.metrics
+        metrics = fold["metrics"]
         for penalty in ("3", "30"):
             assert 0.0 <= metrics[f"regime.penalty_{penalty}.bull_share"] <= 1.0
             assert metrics[f"regime.penalty_{penalty}.switches"] >= 0

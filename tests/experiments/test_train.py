@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ from features.data import import_candles, load_candles
 from features.data.synthetic import generate
 from ml.bundle import ModelBundle
 from ml.model_source import load_bundle
+from ml.serving.served import logged_folds
 from ml.tracking import configure, default_tracking_uri, fail_stale_runs, process_tags
 from tests.conftest import CliResult, local_context
 
@@ -97,7 +97,7 @@ def trained(userdir: Path) -> Trained:
     return Trained(userdir, spec_path, result, configure(uri, UserDir(userdir)))
 
 
-def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
+def test_the_run_carries_lineage_metrics_folds_and_artefacts(
     trained: Trained, tmp_path: Path
 ) -> None:
     client, result = trained.client, trained.result
@@ -140,25 +140,28 @@ def test_parent_and_child_runs_carry_lineage_metrics_and_artefacts(
         "spec/spec.toml",
     }
 
-    children = client.search_runs(
+    # the folds are in the run itself (issue 27's lean records), not child runs
+    assert not client.search_runs(
         [result.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
     )
-    assert len(children) == 2
-    for child in children:
-        assert child.info.status == "FINISHED"
-        history = client.get_metric_history(child.info.run_id, "train_loss")
+    folds = logged_folds(client, result.run_id, tmp_path / "folds")
+    assert [fold["fold"] for fold in folds] == [0, 1]
+    for fold in folds:
+        assert fold["out_of_sample"]["first"] > fold["train"]["last"]
+        assert fold["train_rows"] > 0 and fold["test_rows"] > 0 and fold["device"] == "cpu"
+        history = client.get_metric_history(result.run_id, f"fold_{fold['fold']}.train_loss")
         assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
-        # lean: the fold's windows; its predictions are the parent's stitched ones
-        files = {a.path for a in client.list_artifacts(child.info.run_id, "fold")}
-        assert files == {"fold/window.json"}
-        local = mlflow.artifacts.download_artifacts(
-            run_id=child.info.run_id,
-            artifact_path="fold/window.json",
-            dst_path=str(tmp_path / child.info.run_id),  # not a temp dir left behind in /tmp
-        )
-        window = json.loads(Path(local).read_text())
-        assert window["out_of_sample"]["first"] > window["train"]["last"]
-        assert "bundle_sha256" not in window and "bundle_sha256" not in child.data.tags
+    accuracy = client.get_metric_history(result.run_id, "fold.accuracy")  # a point per fold
+    assert sorted((m.step, m.value) for m in accuracy) == [
+        (fold["fold"], fold["metrics"]["accuracy"]) for fold in folds
+    ]
+    # lean: no fold models; a fold's predictions are the run's stitched ones
+    assert {a.path for a in client.list_artifacts(result.run_id, "walk_forward")} == {
+        "walk_forward/folds.json",
+        "walk_forward/fold_metrics.csv",
+        "walk_forward/predictions.parquet",
+    }
+    assert not any("bundle_sha256" in fold for fold in folds)
 
 
 def test_registered_with_alias_challenger(trained: Trained) -> None:
@@ -442,18 +445,16 @@ def test_keep_folds_logs_each_folds_model_and_a_report_draws_the_regimes_on_dema
     client = configure(default_tracking_uri(userdir), UserDir(userdir))
     experiment = client.get_experiment_by_name("tiny_keep").experiment_id
     parent = client.search_runs([experiment], filter_string="tags.mlflow.parentRunId IS NULL")[0]
-    children = client.search_runs(
-        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
-    )
-    assert len(children) == 2
-    for child in children:
-        files = {a.path for a in client.list_artifacts(child.info.run_id, "fold")}
-        assert files == {"fold/bundle.joblib", "fold/window.json", "fold/predictions.parquet"}
+    folds = logged_folds(client, parent.info.run_id, tmp_path / "folds")
+    assert len(folds) == 2
+    for fold in folds:
+        folder = f"walk_forward/fold_{fold['fold']}"
+        files = {a.path for a in client.list_artifacts(parent.info.run_id, folder)}
+        assert files == {f"{folder}/bundle.joblib", f"{folder}/predictions.parquet"}
         local = client.download_artifacts(
-            child.info.run_id, "fold/window.json", str(tmp_path / child.info.run_id)
+            parent.info.run_id, f"{folder}/bundle.joblib", str(tmp_path / folder)
         )
-        window = json.loads(Path(local).read_text())
-        assert window["bundle_sha256"] == child.data.tags["bundle_sha256"]
+        assert fold["bundle_sha256"] == hashlib.sha256(Path(local).read_bytes()).hexdigest()
 
     # a lean run of the same spec: the same figures, fewer files
     lean = train(load_experiment(spec_path), context=local_context(userdir))

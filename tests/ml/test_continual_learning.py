@@ -129,6 +129,7 @@ def test_folds_chain_the_final_model_continues_and_a_retrain_continues_the_champ
     from experiments.spec import load_experiment
     from experiments.training import train
     from ml.model_source import load_bundle
+    from ml.serving.served import logged_folds
     from ml.tracking import configure, default_tracking_uri
 
     userdir = tmp_path / "ud"
@@ -148,12 +149,9 @@ def test_folds_chain_the_final_model_continues_and_a_retrain_continues_the_champ
     )
     client = configure(default_tracking_uri(userdir), UserDir(userdir))
     final = load_bundle(f"models:/cl_m/{result.version}")
-    folds = client.search_runs(
-        [result.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
-    )
-    chain = [
-        f.data.tags["continued_from"] for f in sorted(folds, key=lambda f: f.data.tags["fold"])
-    ]
+    folds = logged_folds(client, result.run_id, tmp_path / "folds")
+    chain = [fold["continued_from"] for fold in folds]
+    assert len(chain) == 3
     assert chain[0] == "scratch"
     assert set(chain[1:]) <= {"the fold before", "scratch"}  # scratch: regimes named otherwise
     # the final model continued the last fold, which continued those before it when it could

@@ -180,6 +180,7 @@ def test_a_spec_trains_walk_forward_through_the_pipeline_and_the_adapter_withhol
     from ml.model_source import load_bundle
     from ml.registry import promote
     from ml.serving import ModelAdapter
+    from ml.serving.served import logged_folds
     from ml.tracking import configure, default_tracking_uri
 
     userdir = tmp_path / "ud"
@@ -207,11 +208,8 @@ def test_a_spec_trains_walk_forward_through_the_pipeline_and_the_adapter_withhol
     assert result.folds == 2
     assert "outlier" in result.out_of_sample.columns
     client = configure(uri, UserDir(userdir))
-    folds = client.search_runs(
-        [client.get_run(result.run_id).info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
-    )
-    assert all(f.data.metrics["pipeline.pca_components"] >= 1 for f in folds)
+    folds = logged_folds(client, result.run_id, tmp_path / "folds")
+    assert len(folds) == 2 and all(f["metrics"]["pipeline.pca_components"] >= 1 for f in folds)
     promote(client, "piped", result.version, "t", user="pytest", force=True)
     bundle = load_bundle("models:/piped@champion")
     assert bundle.input_pipeline is not None

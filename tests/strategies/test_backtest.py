@@ -18,6 +18,7 @@ from experiments.spec import parse_experiment
 from experiments.training import train
 from features.data import import_candles, load_candles
 from ml.registry import promote
+from ml.serving.served import logged_folds
 from ml.tracking import configure, default_tracking_uri
 from strategies.catalogue import introspect
 from strategies.params import default_params, with_file
@@ -265,13 +266,10 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
     assert run.data.tags["walk_forward"] == "true" and run.data.tags["walk_forward.folds"] == "2"
 
     model_run = run.data.tags["model_run_id"]
-    children = client.search_runs(
-        [client.get_run(model_run).info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{model_run}'",
-    )
+    folds = logged_folds(client, model_run, tmp_path / "folds")
     windows = sorted(
-        (pd.Timestamp(c.data.tags["fold.test_first"]), pd.Timestamp(c.data.tags["fold.test_last"]))
-        for c in children
+        (pd.Timestamp(f["out_of_sample"]["first"]), pd.Timestamp(f["out_of_sample"]["last"]))
+        for f in folds
     )
     stitched = pd.read_parquet(
         next(
@@ -286,10 +284,12 @@ def test_walk_forward_backtest_uses_each_fold_bundle_on_its_own_window(
         pd.concat(
             pd.read_parquet(
                 client.download_artifacts(
-                    c.info.run_id, "fold/predictions.parquet", str(tmp_path / c.info.run_id)
+                    model_run,
+                    f"walk_forward/fold_{f['fold']}/predictions.parquet",
+                    str(tmp_path / str(f["fold"])),
                 )
             )
-            for c in children
+            for f in folds
         )
         .sort_values("date")
         .reset_index(drop=True)
