@@ -61,9 +61,10 @@ def log_fold(
     """One fold, recorded in the training run itself (a fold is no run of its own: seven
     runs per pair were most of a pair's records). Its figures are metrics at the fold's
     index as step, so the MLflow UI charts them across folds: ``fold.<metric>``,
-    ``fold.baseline.<rule>.<metric>``, the regime read-out and the pipeline's report;
-    its model's training history is ``fold_<k>.<metric>`` per epoch. ``keep`` (``train
-    --keep-folds``) also logs its bundle and predictions under ``walk_forward/fold_<k>/``.
+    ``fold.baseline.<rule>.<metric>``, the regime read-out and the pipeline's report.
+    ``keep`` (``train --keep-folds``) also logs its model's training history
+    (``fold_<k>.<metric>`` per epoch) and its bundle and predictions under
+    ``walk_forward/fold_<k>/``.
     Returns the fold's entry of ``walk_forward/folds.json`` (its rows, windows and
     figures; written by :func:`log_out_of_sample`)."""
     fold = result.fold
@@ -87,7 +88,8 @@ def log_fold(
         "metrics": metrics,
     }
     record = RunLog().metrics(metrics, prefix=FOLD_METRIC_PREFIX, step=fold.index)
-    record.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
+    if keep:  # a row per epoch or boosting round and fold: most of a run's rows otherwise
+        record.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
     record.send()
     if keep:
         folder = workdir / f"fold_{fold.index}"

@@ -149,8 +149,10 @@ def test_the_run_carries_lineage_metrics_folds_and_artefacts(
     for fold in folds:
         assert fold["out_of_sample"]["first"] > fold["train"]["last"]
         assert fold["train_rows"] > 0 and fold["test_rows"] > 0 and fold["device"] == "cpu"
-        history = client.get_metric_history(result.run_id, f"fold_{fold['fold']}.train_loss")
-        assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+    # lean: a fold model's training history only with --keep-folds; the final model's always
+    assert not client.get_metric_history(result.run_id, "fold_0.train_loss")
+    history = client.get_metric_history(result.run_id, "final.train_loss")
+    assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
     accuracy = client.get_metric_history(result.run_id, "fold.accuracy")  # a point per fold
     assert sorted((m.step, m.value) for m in accuracy) == [
         (fold["fold"], fold["metrics"]["accuracy"]) for fold in folds
@@ -455,6 +457,8 @@ def test_keep_folds_logs_each_folds_model_and_a_report_draws_the_regimes_on_dema
             parent.info.run_id, f"{folder}/bundle.joblib", str(tmp_path / folder)
         )
         assert fold["bundle_sha256"] == hashlib.sha256(Path(local).read_bytes()).hexdigest()
+        history = client.get_metric_history(parent.info.run_id, f"fold_{fold['fold']}.val_loss")
+        assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
 
     # a lean run of the same spec: the same figures, fewer files
     lean = train(load_experiment(spec_path), context=local_context(userdir))
