@@ -18,7 +18,7 @@ import logging
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 import mlflow.pyfunc
@@ -70,8 +70,13 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None) -> str:
-    """Log the bundle file as the active run's pyfunc model; return its model URI."""
+def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None) -> tuple[str, str]:
+    """Log the bundle file as the active run's pyfunc model; return its model URI and
+    MLflow's id of the logged model.
+
+    MLflow links every metric the run already has at step 0 to the logged model, asking
+    the store for each metric's history: a run's figures are best sent after this, with
+    the model's id (:func:`ml.run_log.held`), in one call."""
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_logger.level
     pyfunc_logger.setLevel(logging.ERROR)  # the cloudpickle notice: our own class, our own file
@@ -89,7 +94,7 @@ def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None)
             )
     finally:
         pyfunc_logger.setLevel(level)
-    return str(info.model_uri)
+    return str(info.model_uri), str(info.model_id)
 
 
 # Candles enough for every shipped feature's warm-up, so the inferred output has values.
@@ -113,11 +118,16 @@ def _utc_friendly(signature: ModelSignature) -> ModelSignature:
     )
 
 
+class LoggedBundle(NamedTuple):
+    model_uri: str
+    sha256: str  # of the bundle file
+    model_id: str  # MLflow's id of the logged model
+
+
 def log_bundle(
     bundle: ModelBundle, workdir: Path, candles: pd.DataFrame | None = None
-) -> tuple[str, str]:
-    """Save ``bundle`` and log it as the active run's pyfunc model; return (model URI,
-    bundle sha256). With ``candles``, the model's input/output schema (candles in,
+) -> LoggedBundle:
+    """Save ``bundle`` and log it as the active run's pyfunc model. With ``candles``, the model's input/output schema (candles in,
     prediction frame out) is inferred from its last rows and logged as the signature,
     which the MLflow UI shows on the version page. Nothing is registered: see
     :func:`register_finished_run`."""
@@ -132,9 +142,9 @@ def log_bundle(
         params = {"pair": bundle.metadata.pairs[0]} if bundle.pooled else None
         served = bundle.for_pair(params["pair"]) if params else bundle
         signature = _utc_friendly(infer_signature(example, served.predict(example), params=params))
-    model_uri = log_bundle_model(bundle_path, signature)
+    model_uri, model_id = log_bundle_model(bundle_path, signature)
     mlflow.set_tag(MODEL_URI_TAG, model_uri)
-    return model_uri, sha
+    return LoggedBundle(model_uri, sha, model_id)
 
 
 def version_of_run(

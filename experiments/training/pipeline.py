@@ -35,6 +35,7 @@ from ml import tracking
 from ml.bundle import Continuation, ModelBundle
 from ml.fold_training import FoldResult, Scores, TrainingJob, combined, fit_final, walk_forward
 from ml.registry import log_bundle, purge_old_versions, reconcile, register_finished_run
+from ml.run_log import RunLog, held
 
 Progress = Callable[[str], None]
 
@@ -180,16 +181,24 @@ def _tracked_training(
     ):
         workdir = Path(tmp)
         record.log_spec(spec, recording.spec_text)
-        outcome = _walk_forward(job, recording, workdir, say, executor)
-        record.log_out_of_sample(
-            job, outcome.out_of_sample, outcome.scores, outcome.folds, workdir, outcome.fold_entries
-        )
-        say("fitting the final model on the whole window")
-        last = outcome.folds[-1].bundle if outcome.folds else None
-        bundle = fit_final(job, last, _champion(recording.continued))
-        record.log_final(bundle, job)
-        say("logging the model")
-        model_uri, _ = log_bundle(bundle, workdir, job.markets[0].candles)
+        # sent after the model (ml.run_log.held); the folds' figures are not the model's
+        with held() as figures, held() as fold_figures:
+            outcome = _walk_forward(job, recording, workdir, say, executor, fold_figures)
+            record.log_out_of_sample(
+                job,
+                outcome.out_of_sample,
+                outcome.scores,
+                outcome.folds,
+                outcome.fold_entries,
+                workdir,
+                figures,
+            )
+            say("fitting the final model on the whole window")
+            last = outcome.folds[-1].bundle if outcome.folds else None
+            bundle = fit_final(job, last, _champion(recording.continued))
+            record.log_final(bundle, job, figures)
+            say("logging the model")
+            model_uri, _, figures.model_id = log_bundle(bundle, workdir, job.markets[0].candles)
         run_id: str = parent.info.run_id
     return run_id, model_uri, outcome
 
@@ -200,6 +209,7 @@ def _walk_forward(
     workdir: Path,
     say: Progress,
     executor: Executor | None,
+    figures: RunLog,
 ) -> _Outcome:
     """Every fold fitted, scored and recorded in the run; the out-of-sample predictions
     stitched and scored per market."""
@@ -207,7 +217,7 @@ def _walk_forward(
     for result in walk_forward(job, executor):
         outcome.folds.append(result)
         say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
-        entry = record.log_fold(result, job, workdir, keep=recording.keep_folds)
+        entry = record.log_fold(result, job, workdir, figures, keep=recording.keep_folds)
         outcome.fold_entries.append(entry)
     for market in job.markets:
         pieces = [result.per_market[market.pair].predictions for result in outcome.folds]

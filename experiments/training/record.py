@@ -55,6 +55,7 @@ def log_fold(
     result: FoldResult,
     job: TrainingJob,
     workdir: Path,
+    figures: RunLog,
     *,
     keep: bool = False,
 ) -> dict[str, Any]:
@@ -65,8 +66,9 @@ def log_fold(
     ``keep`` (``train --keep-folds``) also logs its model's training history
     (``fold_<k>.<metric>`` per epoch) and its bundle and predictions under
     ``walk_forward/fold_<k>/``.
-    Returns the fold's entry of ``walk_forward/folds.json`` (its rows, windows and
-    figures; written by :func:`log_out_of_sample`)."""
+    The metrics go to ``figures`` (the run's, sent together). Returns the fold's entry of
+    ``walk_forward/folds.json`` (its rows, windows and figures; written by
+    :func:`log_out_of_sample`)."""
     fold = result.fold
     scores = result.scores
     metrics = dict(scores.metrics)
@@ -87,10 +89,9 @@ def log_fold(
         **_continued(result.bundle),
         "metrics": metrics,
     }
-    record = RunLog().metrics(metrics, prefix=FOLD_METRIC_PREFIX, step=fold.index)
+    figures.metrics(metrics, prefix=FOLD_METRIC_PREFIX, step=fold.index)
     if keep:  # a row per epoch or boosting round and fold: most of a run's rows otherwise
-        record.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
-    record.send()
+        figures.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
     if keep:
         folder = workdir / f"fold_{fold.index}"
         folder.mkdir()
@@ -127,19 +128,20 @@ def log_out_of_sample(
     out_of_sample: dict[str, pd.DataFrame],
     scores: dict[str, Scores],
     folds: list[FoldResult],
-    workdir: Path,
     fold_entries: list[dict[str, Any]],
+    workdir: Path,
+    figures: RunLog,
 ) -> None:
-    """The stitched out-of-sample predictions' scores beside the baselines, the fold
-    table and the folds' windows (``walk_forward/folds.json``, from :func:`log_fold`),
-    and each market's predictions: a walk-forward backtest trades exactly these."""
+    """The stitched out-of-sample predictions' scores beside the baselines (to
+    ``figures``), the fold table and the folds' windows (``walk_forward/folds.json``,
+    from :func:`log_fold`), and each market's predictions: a walk-forward backtest
+    trades exactly these."""
     overall = combined(scores)
-    record = RunLog().metrics(overall.metrics, prefix="overall.")
+    figures.metrics(overall.metrics, prefix="overall.")
     for name, values in overall.baselines.items():
-        record.metrics(values, prefix=f"baseline.{name}.")
+        figures.metrics(values, prefix=f"baseline.{name}.")
     if job.pooled:
-        record.tags({AGGREGATE_TAG: MEAN})
-    record.send()
+        figures.tags({AGGREGATE_TAG: MEAN})
     rows = []
     for result in folds:
         scored = result.scores
@@ -157,19 +159,18 @@ def log_out_of_sample(
         mlflow.log_artifact(str(path), artifact_path=folder)
 
 
-def log_final(bundle: ModelBundle, job: TrainingJob) -> None:
+def log_final(bundle: ModelBundle, job: TrainingJob, figures: RunLog) -> None:
     """The final model's device, training history, and how often its regimes switch on
-    each market (the pictures: ``tradingbot report --training RUN``, from the logged
-    predictions)."""
-    record = RunLog().tags({"device": bundle.metadata.device, **_continued(bundle)})
-    record.history(bundle.forecaster.history_, prefix="final.")
+    each market (to ``figures``; the pictures: ``tradingbot report --training RUN``,
+    from the logged predictions)."""
+    figures.tags({"device": bundle.metadata.device, **_continued(bundle)})
+    figures.history(bundle.forecaster.history_, prefix="final.")
     if bundle.regime_model is not None:
         for market in job.markets:
             bound = bundle.for_pair(market.pair)
             regimes = bound.regimes(bound.scaled(market.features))["regime"]
             prefix = f"{pair_to_filename(market.pair)}." if job.pooled else ""
-            record.metrics({f"{prefix}regime.switches_per_1000": _switches(regimes)})
-    record.send()
+            figures.metrics({f"{prefix}regime.switches_per_1000": _switches(regimes)})
 
 
 def _continued(bundle: ModelBundle) -> dict[str, str]:

@@ -28,7 +28,7 @@ from ml import tracking
 from ml.evaluation import Gate, promotion_gate
 from ml.fold_training import fit_final
 from ml.registry import log_bundle, register_finished_run, version_of_run
-from ml.run_log import RunLog
+from ml.run_log import held
 from strategies.params import StrategyParams, with_values
 
 log = logging.getLogger(__name__)
@@ -170,15 +170,17 @@ def _refit(
                 **{f"best.{k}": str(v) for k, v in best.params.items()},
             }
         )
-        RunLog().metrics(validation, prefix="validation.").send()
-        _log_study(study, workdir)
-        bundle = fit_final(data.job(spec))
-        test = score_test(data, bundle, spec, strategy)
-        RunLog().metrics(test, prefix="test.").send()
-        if strategy is not None:
-            mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
-        model_uri, _ = log_bundle(bundle, workdir, data.tuning_candles)
-    return model_uri, test
+        with held() as figures:  # sent after the model: see ml.run_log.held
+            figures.metrics(validation, prefix="validation.")
+            _log_study(study, workdir)
+            bundle = fit_final(data.job(spec))
+            test = score_test(data, bundle, spec, strategy)
+            figures.metrics(test, prefix="test.")
+            if strategy is not None:
+                mlflow.log_dict(strategy.freqtrade_file(), f"strategy/{strategy.strategy}.json")
+            logged = log_bundle(bundle, workdir, data.tuning_candles)
+            figures.model_id = logged.model_id
+    return logged.model_uri, test
 
 
 def _tuned_strategy(request: TuneRequest, best: FrozenTrial) -> StrategyParams | None:

@@ -153,6 +153,11 @@ def test_the_run_carries_lineage_metrics_folds_and_artefacts(
     assert not client.get_metric_history(result.run_id, "fold_0.train_loss")
     history = client.get_metric_history(result.run_id, "final.train_loss")
     assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+    # the logged model has the run's own figures (as MLflow links them), not the folds'
+    (output,) = parent.outputs.model_outputs
+    model_metrics = {m.key: m.value for m in client.get_logged_model(output.model_id).metrics}
+    assert model_metrics["overall.accuracy"] == metrics["overall.accuracy"]
+    assert not any(key.startswith("fold.") for key in model_metrics)
     accuracy = client.get_metric_history(result.run_id, "fold.accuracy")  # a point per fold
     assert sorted((m.step, m.value) for m in accuracy) == [
         (fold["fold"], fold["metrics"]["accuracy"]) for fold in folds
@@ -279,6 +284,8 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     )
     assert [r.info.status for r in runs] == ["FAILED"]
     assert not client.search_model_versions("name = 'tiny_failing'")
+    # the figures are sent after the model: a run that failed before keeps those it got to
+    assert {"overall.accuracy", "fold.accuracy"} <= set(runs[0].data.metrics)
 
     def interrupted(*_: object, **__: object) -> ModelBundle:
         raise KeyboardInterrupt
