@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from common.layout import UserDir, pair_to_filename
 from features.data import load_candles, reference_candles
@@ -84,15 +86,17 @@ def stitch_walk_forward(
     Returns (parquet path, Freqtrade timerange, folds).
     """
     run = client.get_run(model_run_id)
-    entries = logged_folds(client, model_run_id, out)
+    # the run's artefacts, resolved once: a client call by run id reads the whole run again
+    artifacts = get_artifact_repository(run.info.artifact_uri)
+    entries = _read_folds(artifacts, out)
     children = [] if entries else _fold_runs(client, run)  # runs recorded before folds.json
     folds = len(entries) or len(children)
     if not folds:
         raise RegistryError(f"training run {model_run_id} has no folds to walk forward with")
-    logged = {a.path for a in client.list_artifacts(model_run_id, artifact.rsplit("/", 1)[0])}
+    logged = {a.path for a in artifacts.list_artifacts(artifact.rsplit("/", 1)[0])}
     if artifact in logged:  # what training scored: read, not recomputed
         out.mkdir(parents=True, exist_ok=True)
-        stitched = pd.read_parquet(client.download_artifacts(model_run_id, artifact, str(out)))
+        stitched = pd.read_parquet(_download(artifacts, artifact, out))
         stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
         kind = run.data.tags.get("model_kind", "")
         outputs_exposure = kind in FORECASTERS and forecaster_class(kind).outputs_exposure
@@ -130,14 +134,23 @@ def stitch_walk_forward(
 
 def logged_folds(client: mlflow.MlflowClient, run_id: str, out: Path) -> list[dict[str, Any]]:
     """The folds a training run recorded (``walk_forward/folds.json``: each fold's rows,
-    windows and figures, in fold order); empty for a run recorded before it."""
+    windows and figures, in fold order), downloaded to ``out``; empty for a run recorded
+    before it."""
+    return _read_folds(get_artifact_repository(client.get_run(run_id).info.artifact_uri), out)
+
+
+def _read_folds(artifacts: ArtifactRepository, out: Path) -> list[dict[str, Any]]:
     folder = FOLDS_ARTIFACT.rsplit("/", 1)[0]
-    if FOLDS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id, folder)}:
+    if FOLDS_ARTIFACT not in {a.path for a in artifacts.list_artifacts(folder)}:
         return []
     out.mkdir(parents=True, exist_ok=True)
-    path = Path(client.download_artifacts(run_id, FOLDS_ARTIFACT, str(out)))
+    path = _download(artifacts, FOLDS_ARTIFACT, out)
     folds: list[dict[str, Any]] = json.loads(path.read_text())
     return folds
+
+
+def _download(artifacts: ArtifactRepository, path: str, out: Path) -> Path:
+    return Path(artifacts.download_artifacts(path, str(out)))  # type: ignore[no-untyped-call]
 
 
 def _fold_runs(client: mlflow.MlflowClient, run: mlflow.entities.Run) -> list[Any]:
