@@ -226,7 +226,6 @@ def scorecard_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """The spec, unchanged, walk-forward on each market: trained, backtested on the engine, beside the baselines."""
-    from experiments.backtesting.scorecard import scorecard
     from experiments.spec import load_experiment
     from tradingbot.render import scorecard_summary
 
@@ -236,6 +235,10 @@ def scorecard_command(
         compute(executor, jobs, context, experiment) as workers,
         stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"),
     ):
+        workers.warm()
+        # imported while a pool's fork server imports the same, not before it starts
+        from experiments.backtesting.scorecard import scorecard
+
         card = scorecard(
             experiment,
             pairs,

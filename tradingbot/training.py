@@ -75,8 +75,7 @@ def _train(
 ) -> None:
     """A whitelist's per-pair models (the pairs are the executor's jobs), or one model:
     a single pair's or a pooled whitelist's (its independent folds are the jobs)."""
-    from experiments.training import progress_steps, train, train_whitelist
-    from tradingbot.render import train_summary, whitelist_summary
+    from experiments.training import progress_steps
 
     data = experiment.data
     per_pair = experiment.is_whitelist and data.pooling == "per_pair"
@@ -93,6 +92,10 @@ def _train(
             f"training {experiment.name}{label}", progress_steps(experiment) * steps
         ) as advance,
     ):
+        workers.warm()
+        # imported while a pool's fork server imports the same, not before it starts
+        from experiments.training import train, train_whitelist
+
         if per_pair:
             results = train_whitelist(
                 experiment,
@@ -111,6 +114,8 @@ def _train(
                 executor=workers,
                 keep_folds=keep_folds,
             )
+    from tradingbot.render import train_summary, whitelist_summary
+
     if per_pair:
         whitelist_summary(console, results, context.tracking_uri)
     else:

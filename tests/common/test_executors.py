@@ -84,6 +84,20 @@ def test_a_pool_worker_has_this_process_environment_and_folder_of_now(
     assert seen == [("set later", str(tmp_path), True)] * 2  # and the libraries preloaded
 
 
+def test_a_warmed_pool_gives_the_same_results() -> None:
+    """``warm`` starts the fork server early (the CLI does, before its own imports); the
+    jobs then run as without it, in other processes, with the libraries preloaded."""
+    InProcess().warm()  # nothing to start
+    with ProcessPool(2) as pool:
+        pool.warm()
+        pool.warm()  # a second call finds it running
+        results = pool.run_all(JOBS)
+        seen = pool.run_all([Surroundings("HOME")])
+    assert [value for value, _pid in results] == EXPECTED
+    assert os.getpid() not in {pid for _value, pid in results}
+    assert seen[0][2]
+
+
 def test_a_failing_job_raises_its_own_error() -> None:
     with pytest.raises(ValueError, match="pair 2 broke"), ProcessPool(2) as pool:
         pool.run_all([Draw(1), Fails("pair 2 broke"), Draw(2)])
