@@ -21,6 +21,9 @@ ENVIRONMENT_ALLOWED = {
     # mlflow.set_tracking_uri's export of the URI into the environment; no setting is read
     "ml/tracking.py",
     "ml/serving/loading.py",
+    # a pool's workers get this process's environment, as spawned ones would inherit it
+    # (they are forked from a fork server started earlier); no setting is read
+    "common/executors.py",
 }
 
 
