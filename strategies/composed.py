@@ -35,7 +35,7 @@ from strategies import hooks
 from strategies.blocks import Param
 from strategies.composition import COMPOSITIONS_DIR, Composition, load_composition
 from strategies.guarded import GuardedStrategy
-from strategies.position_rules import Held, RuleSet
+from strategies.position_rules import Held, LastRow, RuleSet
 from strategies.risk import refuse_entry
 
 CONFIDENCE_COLUMN = "entry_confidence"
@@ -184,7 +184,7 @@ class ComposedStrategy(GuardedStrategy):
             name, share = partial
             return -share * float(trade.stake_amount), name
         dataframe, _ = self.dp.get_analyzed_dataframe(trade.pair, self.timeframe)
-        resize = None if dataframe.empty else rules.resize(held, dataframe.iloc[-1])
+        resize = None if dataframe.empty else rules.resize(held, LastRow(dataframe))
         if resize is None:
             return None, None
         name, scale = resize
@@ -216,8 +216,8 @@ class ComposedStrategy(GuardedStrategy):
             dataframe, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
             if dataframe.empty:
                 return proposed_stake
-            confidence = float(dataframe[CONFIDENCE_COLUMN].iloc[-1])
-            confidence *= self._rules().entry(dataframe.iloc[-1])[1]
+            last = LastRow(dataframe)
+            confidence = last[CONFIDENCE_COLUMN] * self._rules().entry(last)[1]
             stake = Decimal(str(proposed_stake)) * Decimal(str(confidence))
             stake = hooks.sized_stake(self, pair, stake)
             return float(max(stake, Decimal(str(min_stake or 0.0))))

@@ -20,7 +20,7 @@ Each one reads a :class:`Held` view of the trade and the row of the candle befor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,6 +35,25 @@ from ml.volatility import periods_per_year_of, trailing_log_volatility
 FloatArray = NDArray[np.float64]
 Values = Mapping[str, Any]
 Row = Mapping[str, float]
+
+
+class LastRow(Mapping[str, float]):
+    """The last row of an analysed frame, read column by column. A stake decision reads
+    one or two columns; building the whole row (a Series over every column, of mixed
+    types) was most of its cost, once per trade."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+
+    def __getitem__(self, column: str) -> float:
+        value: Any = self._frame[column].iat[-1]
+        return float(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._frame.columns)
+
+    def __len__(self) -> int:
+        return len(self._frame.columns)
 
 
 @dataclass(frozen=True)
