@@ -90,9 +90,9 @@ def log_fold(
         "metrics": metrics,
     }
     figures.metrics(metrics, prefix=FOLD_METRIC_PREFIX, step=fold.index)
-    if keep:  # a row per epoch or boosting round and fold: most of a run's rows otherwise
-        figures.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
     if keep:
+        # a row per epoch or boosting round and fold: most of a run's rows when lean
+        figures.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")
         folder = workdir / f"fold_{fold.index}"
         folder.mkdir()
         entry["bundle_sha256"] = result.bundle.save(folder / "bundle.joblib")
