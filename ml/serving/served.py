@@ -88,13 +88,13 @@ def stitch_walk_forward(
     run = client.get_run(model_run_id)
     # the run's artefacts, resolved once: a client call by run id reads the whole run again
     artifacts = get_artifact_repository(run.info.artifact_uri)
-    entries = _read_folds(artifacts, out)
+    listed = _listed(artifacts, FOLDS_ARTIFACT, artifact)
+    entries = _read_folds(artifacts, out, listed)
     children = [] if entries else _fold_runs(client, run)  # runs recorded before folds.json
     folds = len(entries) or len(children)
     if not folds:
         raise RegistryError(f"training run {model_run_id} has no folds to walk forward with")
-    logged = {a.path for a in artifacts.list_artifacts(artifact.rsplit("/", 1)[0])}
-    if artifact in logged:  # what training scored: read, not recomputed
+    if artifact in listed:  # what training scored: read, not recomputed
         out.mkdir(parents=True, exist_ok=True)
         stitched = pd.read_parquet(_download(artifacts, artifact, out))
         stitched["date"] = pd.to_datetime(stitched["date"], utc=True)
@@ -136,12 +136,18 @@ def logged_folds(client: mlflow.MlflowClient, run_id: str, out: Path) -> list[di
     """The folds a training run recorded (``walk_forward/folds.json``: each fold's rows,
     windows and figures, in fold order), downloaded to ``out``; empty for a run recorded
     before it."""
-    return _read_folds(get_artifact_repository(client.get_run(run_id).info.artifact_uri), out)
+    artifacts = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+    return _read_folds(artifacts, out, _listed(artifacts, FOLDS_ARTIFACT))
 
 
-def _read_folds(artifacts: ArtifactRepository, out: Path) -> list[dict[str, Any]]:
-    folder = FOLDS_ARTIFACT.rsplit("/", 1)[0]
-    if FOLDS_ARTIFACT not in {a.path for a in artifacts.list_artifacts(folder)}:
+def _listed(artifacts: ArtifactRepository, *paths: str) -> set[str]:
+    """The artefacts beside ``paths`` (each folder listed once: a store call each)."""
+    folders = {path.rsplit("/", 1)[0] for path in paths}
+    return {a.path for folder in folders for a in artifacts.list_artifacts(folder)}
+
+
+def _read_folds(artifacts: ArtifactRepository, out: Path, listed: set[str]) -> list[dict[str, Any]]:
+    if FOLDS_ARTIFACT not in listed:
         return []
     out.mkdir(parents=True, exist_ok=True)
     path = _download(artifacts, FOLDS_ARTIFACT, out)
