@@ -198,9 +198,10 @@ def _tracked_training(
             bundle = fit_final(job, last, _champion(recording.continued))
             record.log_final(bundle, job, figures)
             say("logging the model")
-            model_uri, _, figures.model_id = log_bundle(bundle, workdir, job.markets[0].candles)
+            logged = log_bundle(bundle, workdir, job.markets[0].candles)
+            figures.model_id = logged.model_id
         run_id: str = parent.info.run_id
-    return run_id, model_uri, outcome
+    return run_id, logged.model_uri, outcome
 
 
 def _walk_forward(
