@@ -13,7 +13,7 @@ from features.data.synthetic import MarketParams, default_market, generate
 from features.feature_spec import parse_spec
 from features.pipeline import build
 from ml.filtering import forward_filter, hysteresis, switches_per_1000
-from ml.models.regime import RegimeHMM, name_states
+from ml.models.regime import RegimeHMM, fit_em, name_states
 
 REGIME_SPEC = parse_spec(
     {
@@ -226,3 +226,36 @@ def test_the_fit_memo_tells_warm_starts_apart(market: tuple[pd.DataFrame, np.nda
     from_b = fit_regime_model({**params, "init_from": b}, x[1000:3000])
     assert from_a is not from_b
     assert fit_regime_model({**params, "init_from": a}, x[1000:3000]) is from_a
+
+
+def _warm_started(implementation: str, z: np.ndarray) -> GaussianHMM:
+    """A 3-state HMM that starts EM from a fit on calm candles."""
+    calm = GaussianHMM(3, "full", n_iter=50, random_state=0).fit(z)
+    model = GaussianHMM(
+        3, "full", n_iter=50, random_state=0, init_params="", implementation=implementation
+    )
+    model.startprob_, model.transmat_ = calm.startprob_.copy(), calm.transmat_.copy()
+    model.means_, model.covars_ = calm.means_.copy(), calm.covars_.copy()
+    return model
+
+
+def test_em_runs_scaled_and_again_in_log_space_when_a_candle_underflows() -> None:
+    """The scaled forward-backward fails on a candle no state can explain (a warm start
+    meeting a new extreme); that fit is run again from its start in log space, and gives
+    what log space alone gives. Elsewhere both give the same fit."""
+    z = np.random.default_rng(0).normal(size=(1000, 3))
+    shocked = z.copy()
+    shocked[500] = [100.0, -100.0, 100.0]
+    with pytest.raises(ValueError, match="underflow"):
+        _warm_started("scaling", z).fit(shocked)
+    fallback = fit_em(lambda implementation: _warm_started(implementation, z), shocked)
+    in_log = _warm_started("log", z).fit(shocked)
+    np.testing.assert_array_equal(fallback.means_, in_log.means_)
+    np.testing.assert_array_equal(fallback.transmat_, in_log.transmat_)
+    assert fallback.implementation == "log"  # it scores where scaling could underflow
+
+    scaled = fit_em(lambda implementation: _warm_started(implementation, z), z)
+    logged = _warm_started("log", z).fit(z)
+    assert scaled.monitor_.iter == logged.monitor_.iter
+    np.testing.assert_allclose(scaled.means_, logged.means_, rtol=1e-9, atol=1e-12)
+    assert scaled.score(z) == pytest.approx(logged.score(z), rel=1e-12)
