@@ -41,6 +41,7 @@ from ml.registry import promote, whitelist_models  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 from strategies.results import parse_result_zip  # noqa: E402
 from strategies.runner import BacktestRequest, freqai_section, run_backtest  # noqa: E402
+from tradingbot._app import TRAINING_WORKER  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "freqtrade-testdata"
 PAIRS = (
@@ -100,7 +101,10 @@ def ours(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
     uri = default_tracking_uri(userdir)
-    with ProcessPool(JOBS) as executor:  # the local executor: tradingbot train --jobs JOBS
+    # the local executor as tradingbot train --jobs JOBS makes it: its workers' fork
+    # server starts first and imports while this process opens the store
+    with ProcessPool(JOBS, TRAINING_WORKER) as executor:
+        executor.warm()
         train_whitelist(spec, context=RunContext(userdir, uri, os.environ), executor=executor)
     client = configure(uri, UserDir(userdir))
     for name in whitelist_models(client, "bench_pairs"):

@@ -45,6 +45,7 @@ from common.layout import UserDir  # noqa: E402
 from experiments.training import train_whitelist  # noqa: E402
 from features.data import load_candles  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
+from tradingbot._app import TRAINING_WORKER  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def main() -> None:
         sys.exit(f"needs Freqtrade's test candles in {DATA}")
     with tempfile.TemporaryDirectory() as tmp:
         userdir = _userdir(Path(tmp) / "candles")
-        with ProcessPool(2) as pool:
+        with ProcessPool(2, TRAINING_WORKER) as pool:
             pool_per_job = _per_job(pool, userdir)
             pool_memory = max(pool.run_all([PeakMemory(), PeakMemory()]))
         here_per_job = _per_job(InProcess(), userdir)

@@ -8,7 +8,7 @@ failure cancels the jobs not started yet and is raised as the job raised it.
 
 - :class:`InProcess`: one after another, here (``--jobs 1``, the default).
 - :class:`ProcessPool`: ``workers`` processes on this machine (``--jobs N``), forked from
-  a clean fork server that has imported the numerical libraries once.
+  a clean fork server that has imported what the jobs need once.
 - :class:`RayCluster`: tasks on a Ray cluster (``--executor ray``, or ``RAY_ADDRESS``
   set, or ``[compute] executor = "ray"`` in a spec); a local one when no address is
   given. Ray retries a job whose worker died (``max_retries``) on another worker. Ray
@@ -117,23 +117,19 @@ class InProcess(Executor):
         return results
 
 
-# imported once by the fork server, not by every worker (about 3 s each: MLflow, pandas,
-# scikit-learn and SciPy come with the training modules); torch is left to the jobs that use it
-PRELOADED = ("experiments.training.whitelist", "lightgbm", "hmmlearn.hmm")
-
-
-def _pool_context() -> Any:
+def _pool_context(preload: Sequence[str]) -> Any:
     """Workers forked from a fork server where the platform has one (Linux, macOS),
     else spawned. The fork server is a fresh interpreter, started once per process, that
-    imports :data:`PRELOADED` and then only forks: a worker shares none of this
-    process's state, as with spawning, but starts in milliseconds instead of importing
-    everything again (measured in docs/BACKTESTING.md)."""
+    imports the modules ``preload`` names and then only forks: a worker shares none of
+    this process's state, as with spawning, but starts in milliseconds with those modules
+    ready instead of importing them again (measured in docs/BACKTESTING.md). Being one
+    per process, the server keeps the preload of the pool that started it."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOADED))  # read only when the server starts
+    context.set_forkserver_preload(list(preload))  # read only when the server starts
     return context
 
 
@@ -148,19 +144,22 @@ def _adopt(environment: dict[str, str], directory: str) -> None:
 class ProcessPool(Executor):
     """Jobs in ``workers`` processes on this machine, each sharing nothing with this
     process but what its job carries and this process's environment (see
-    :func:`_pool_context`)."""
+    :func:`_pool_context`). ``preload``: the modules every worker starts with, imported
+    once for all of them (the caller knows what its jobs need: the CLI names
+    :mod:`experiments.preload`)."""
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
+        self.preload = tuple(preload)
 
     def warm(self) -> None:
-        """Start the fork server now: its imports (about 3 s) then run while this process
+        """Start the fork server now: its imports (seconds) then run while this process
         imports and reads what it needs, instead of after."""
-        if _pool_context().get_start_method() == "forkserver":
+        if _pool_context(self.preload).get_start_method() == "forkserver":
             from multiprocessing import forkserver
 
             forkserver.ensure_running()  # returns at once; the server imports on its own
@@ -175,7 +174,7 @@ class ProcessPool(Executor):
         results: dict[int, T] = {}
         with ProcessPoolExecutor(
             min(self.workers, len(jobs)),
-            mp_context=_pool_context(),
+            mp_context=_pool_context(self.preload),
             initializer=_adopt,
             initargs=(dict(os.environ), str(Path.cwd())),
         ) as pool:
@@ -314,14 +313,16 @@ def executor_for(
     *,
     spec_executor: ExecutorName | None = None,
     gpu_jobs: bool = False,
+    preload: Sequence[str] = (),
 ) -> Executor:
     """The executor a command asked for: ``name`` (``--executor``) wins, then the
     spec's ``[compute] executor``, then ``RAY_ADDRESS`` in ``environment`` (ray);
-    otherwise local: a process pool of ``jobs`` workers, in-process for one."""
+    otherwise local: a process pool of ``jobs`` workers (starting with the modules
+    ``preload`` names), in-process for one."""
     chosen = name or spec_executor
     address = environment.get(RAY_ADDRESS_VARIABLE) or None
     if chosen is None and address is not None:
         chosen = "ray"
     if chosen == "ray":
         return RayCluster(address, workers=jobs if jobs > 1 else None, gpu_jobs=gpu_jobs)
-    return ProcessPool(jobs) if jobs > 1 else InProcess()
+    return ProcessPool(jobs, preload) if jobs > 1 else InProcess()

@@ -162,12 +162,21 @@ ExecutorOption = Annotated[
 ]
 
 
+# what a local pool's workers start with (see experiments/preload.py)
+TRAINING_WORKER: tuple[str, ...] = ("experiments.preload",)
+
+
 @contextmanager
 def compute(
-    executor: str | None, jobs: int | None, context: RunContext, spec: ExperimentSpec
+    executor: str | None,
+    jobs: int | None,
+    context: RunContext,
+    spec: ExperimentSpec,
+    preload: tuple[str, ...] = TRAINING_WORKER,
 ) -> Iterator[Executor]:
     """The executor a command asked for (options, then the spec's ``[compute]``, then
-    ``RAY_ADDRESS``), released when the command ends."""
+    ``RAY_ADDRESS``), released when the command ends; a local pool's workers start with
+    the modules ``preload`` names."""
     from common.executors import EXECUTOR_NAMES, executor_for
     from ml.models import forecaster_class
 
@@ -183,6 +192,7 @@ def compute(
         spec_executor=section.executor if section else None,
         # torch models' jobs ask a Ray cluster for a GPU where it has one
         gpu_jobs=forecaster_class(spec.model.kind).uses_torch,
+        preload=preload,
     )
     with chosen:
         yield chosen

@@ -9,6 +9,7 @@ import typer
 
 from common.layout import UserDir
 from tradingbot._app import (
+    TRAINING_WORKER,
     Exchange,
     ExecutorOption,
     Jobs,
@@ -232,7 +233,14 @@ def scorecard_command(
     experiment = load_experiment(spec)
     context = run_context(userdir)
     with (
-        compute(executor, jobs, context, experiment) as workers,
+        # a market's job trains and backtests: its workers start with both
+        compute(
+            executor,
+            jobs,
+            context,
+            experiment,
+            preload=(*TRAINING_WORKER, "experiments.backtesting.scorecard"),
+        ) as workers,
         stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"),
     ):
         workers.warm()

@@ -50,6 +50,9 @@ class Surroundings:
 
 
 JOBS = [Draw(seed) for seed in (7, 3, 11, 5)]
+# what the pools' workers start with (one fork server per process: the first pool decides;
+# the CLI's list, experiments.preload, imports scikit-learn too)
+PRELOAD = ("sklearn",)
 EXPECTED = [job.run()[0] for job in JOBS]
 
 
@@ -63,7 +66,7 @@ def test_in_process_runs_in_order_here() -> None:
 
 def test_a_process_pool_gives_the_same_results_in_the_jobs_order_from_other_processes() -> None:
     seen: list[int] = []
-    with ProcessPool(2) as pool:
+    with ProcessPool(2, PRELOAD) as pool:
         results = pool.run_all(JOBS, on_done=lambda index, _result: seen.append(index))
     assert [value for value, _pid in results] == EXPECTED  # to the last digit
     assert os.getpid() not in {pid for _value, pid in results}
@@ -75,11 +78,11 @@ def test_a_pool_worker_has_this_process_environment_and_folder_of_now(
 ) -> None:
     """The fork server lives as long as this process and forks every pool's workers: a
     variable set or a folder entered after it started still reaches the jobs."""
-    with ProcessPool(2) as pool:
+    with ProcessPool(2, PRELOAD) as pool:
         pool.run_all([Draw(1), Draw(2)])  # the fork server runs from here on
     monkeypatch.setenv("TRADINGBOT_EXECUTOR_PROBE", "set later")
     monkeypatch.chdir(tmp_path)
-    with ProcessPool(2) as pool:
+    with ProcessPool(2, PRELOAD) as pool:
         seen = pool.run_all([Surroundings("TRADINGBOT_EXECUTOR_PROBE")] * 2)
     assert seen == [("set later", str(tmp_path), True)] * 2  # and the libraries preloaded
 
@@ -88,7 +91,7 @@ def test_a_warmed_pool_gives_the_same_results() -> None:
     """``warm`` starts the fork server early (the CLI does, before its own imports); the
     jobs then run as without it, in other processes, with the libraries preloaded."""
     InProcess().warm()  # nothing to start
-    with ProcessPool(2) as pool:
+    with ProcessPool(2, PRELOAD) as pool:
         pool.warm()
         pool.warm()  # a second call finds it running
         results = pool.run_all(JOBS)
@@ -99,7 +102,7 @@ def test_a_warmed_pool_gives_the_same_results() -> None:
 
 
 def test_a_failing_job_raises_its_own_error() -> None:
-    with pytest.raises(ValueError, match="pair 2 broke"), ProcessPool(2) as pool:
+    with pytest.raises(ValueError, match="pair 2 broke"), ProcessPool(2, PRELOAD) as pool:
         pool.run_all([Draw(1), Fails("pair 2 broke"), Draw(2)])
     with pytest.raises(ValueError, match="pair 2 broke"):
         InProcess().run_all([Draw(1), Fails("pair 2 broke")])
@@ -133,3 +136,29 @@ def test_a_local_ray_cluster_gives_the_results_of_the_process_pool() -> None:
             cluster.run_all([Draw(1), Fails("pair 2 broke")])
     assert [value for value, _pid in results] == EXPECTED
     assert os.getpid() not in {pid for _value, pid in results}
+
+
+def test_the_cli_workers_start_with_the_pipeline_and_mlflow_package_map() -> None:
+    """``experiments.preload`` (what the CLI's pool workers start with) leaves a fresh
+    interpreter with the training modules imported and MLflow's installed-package map
+    built: if MLflow renamed the private helper that builds it, every worker would pay
+    for it again in its first job, unnoticed but for this test."""
+    import sys
+
+    from tests.conftest import run_in_own_group
+
+    probe = (
+        "import sys, experiments.preload\n"
+        "from mlflow.utils import requirements_utils as r\n"
+        "print('experiments.training.whitelist' in sys.modules, 'numba' in sys.modules,"
+        " r._MODULES_TO_PACKAGES is not None)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    shown = run_in_own_group(
+        [sys.executable, "-c", probe],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stdout
+    assert shown.stdout.split()[-3:] == ["True", "True", "True"]

@@ -218,12 +218,13 @@ def test_the_same_whitelist_gives_the_same_figures_in_process_in_processes_and_o
     pytest.importorskip("ray", reason="Ray is the optional extra .[ray]: not installed here")
     from common.executors import InProcess, ProcessPool, RayCluster
     from experiments.training import train_whitelist
+    from tradingbot._app import TRAINING_WORKER
 
     spec = load_experiment(_write(tmp_path / "wl.toml", SPEC))
     figures = {}
     for label, make in (
         ("here", InProcess),
-        ("processes", lambda: ProcessPool(2)),
+        ("processes", lambda: ProcessPool(2, TRAINING_WORKER)),
         ("ray", lambda: RayCluster(workers=2)),
     ):
         userdir = tmp_path / label

@@ -1,0 +1,46 @@
+"""What a local worker process starts with: imported once by the process pool's fork
+server (``ProcessPool(preload=TRAINING_WORKER)``, as ``tradingbot train`` makes it), so
+that every worker forked from it has these ready instead of building them in its first
+job (about 3 s a worker: ``bench/pair_cost.py`` prints a worker's first job beside the
+next ones).
+
+- the training pipeline's modules, with MLflow, pandas, scikit-learn, SciPy, LightGBM,
+  hmmlearn and numba (torch is left to the jobs that use it);
+- MLflow's SQL stores (SQLAlchemy, Alembic and MLflow's table mappings, configured),
+  which a worker needs to open the tracking store;
+- the regime filter's compiled kernel, loaded from numba's cache;
+- MLflow's map from installed packages to their modules, which it builds (about 1.2 s)
+  the first time a process logs a model, to check the model's requirements against
+  this environment.
+
+Importing this module has those effects and defines nothing else; nothing but a fork
+server imports it.
+"""
+
+from __future__ import annotations
+
+import mlflow.store.model_registry.sqlalchemy_store
+import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 (imported for its imports)
+import numpy as np
+from mlflow.utils import requirements_utils
+from sqlalchemy.orm import configure_mappers
+
+import experiments.training.whitelist  # noqa: F401 (imported for its imports)
+import ml.models.regime  # noqa: F401 (numba, hmmlearn)
+from ml.filtering import ForwardFilter
+
+
+def _load_filter_kernel() -> None:
+    ForwardFilter(np.full((2, 2), 0.5), np.full(2, 0.5)).update(np.zeros((1, 2)))
+
+
+def _map_installed_packages() -> None:
+    # a private helper of MLflow's: where it is missing, the first model logged builds it
+    build = getattr(requirements_utils, "_init_packages_to_modules_map", None)
+    if callable(build):
+        build()
+
+
+configure_mappers()  # what the first query would do: link MLflow's table classes
+_load_filter_kernel()
+_map_installed_packages()
