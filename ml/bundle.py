@@ -9,6 +9,7 @@ probabilities and runs the forecaster: no train/serve skew.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -49,13 +50,19 @@ PACKAGES = ("tradingbot", *MODEL_PACKAGES, "mlflow")
 
 
 def package_versions() -> dict[str, str]:
+    """Python's and :data:`PACKAGES`' installed versions (a new dict each call)."""
+    return dict(_installed_versions())
+
+
+@functools.cache  # each lookup scans the installed distributions; they stay put in a process
+def _installed_versions() -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return versions
+    return tuple(versions.items())
 
 
 class BundleMetadata(BaseModel):

@@ -9,7 +9,7 @@ target is scored as a forecast of risk instead (:func:`risk_scores`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
@@ -22,7 +22,7 @@ from common.layout import pair_to_filename
 from features.candles import DataWindow, data_window
 from features.feature_spec import FeatureSpec
 from features.timeframes import timeframe_to_seconds
-from ml.baselines import rule_positions
+from ml.baselines import FloatArray, rule_positions
 from ml.bundle import Continuation, ModelBundle, fit_bundle
 from ml.config import TrainingConfig
 from ml.metrics import (
@@ -79,8 +79,32 @@ class Scores:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def candle_baselines(
+    candles: pd.DataFrame, config: TrainingConfig, timeframe: str
+) -> dict[str, FloatArray]:
+    """The baselines :func:`score` sets beside a model, one value per row of ``candles``
+    (each from the candles up to it): for a risk target the classical volatility
+    forecasts (:func:`ml.volatility.risk_baselines`), else the daily trend rules and
+    their sized versions (:func:`ml.baselines.rule_positions`, with the spec's risk
+    budget). A training job computes them once per market for all its folds."""
+    if config.target.is_risk:
+        return risk_baselines(
+            candles["close"],
+            config.target.horizon,
+            periods_per_year(timeframe),
+            86_400 / timeframe_to_seconds(timeframe),
+            downside=config.target.kind == "downside_volatility",
+        )
+    budget = config.sizing.budget if config.sizing is not None else DEFAULT_RISK_BUDGET
+    return rule_positions(candles, timeframe, *budget)
+
+
 def score(
-    predictions: pd.DataFrame, candles: pd.DataFrame, config: TrainingConfig, timeframe: str
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    config: TrainingConfig,
+    timeframe: str,
+    baselines: Mapping[str, FloatArray] | None = None,
 ) -> Scores:
     """Score predictions (indexed like ``candles``) against the target and the baselines,
     all on the same candles and fees: always long (buy and hold), long after a rising
@@ -90,9 +114,12 @@ def score(
     same allocation unsized (``allocation_unsized``).
     ``drawdown_vs_buy_hold`` is each one's max drawdown over always long's. Forecast
     metrics only for a model that forecasts (``Forecaster.forecasts``): a regime
-    allocation's exposure is no probability, and its log loss would mean nothing."""
+    allocation's exposure is no probability, and its log loss would mean nothing.
+    ``baselines``: :func:`candle_baselines` of ``candles``, when the caller has them."""
+    if baselines is None:
+        baselines = candle_baselines(candles, config, timeframe)
     if config.target.is_risk:
-        return risk_scores(predictions, candles, config, timeframe)
+        return risk_scores(predictions, candles, config, timeframe, baselines)
     rows = predictions.index.to_numpy()
     target = make_target(candles, config.target).to_numpy()[rows]
     close = candles["close"].to_numpy(dtype="float64")
@@ -114,45 +141,40 @@ def score(
     metrics.update(long_flat(positions, one_candle, fee=config.fee, periods_per_year=per_year))
     metrics |= _regime_days(predictions, candles)
     candidates = baseline_positions(one_candle)
-    candidates.update(
-        {name: values[rows] for name, values in rule_positions(candles, timeframe, *budget).items()}
-    )
+    candidates.update({name: values[rows] for name, values in baselines.items()})
     if "exposure_unsized" in predictions.columns:  # a sized allocation: what sizing adds
         unsized = predictions["exposure_unsized"].to_numpy(dtype="float64")
         candidates["allocation_unsized"] = unsized
     if "regime" in predictions.columns:  # the regime decision's exposure, nothing else
         regime_only = predictions["regime"].map(DEFAULT_EXPOSURES).fillna(0.0)
         candidates["regime_only"] = np.asarray(regime_only, dtype="float64")
-    baselines = {}
+    scored = {}
     for name, baseline in candidates.items():
         result = long_flat(baseline, one_candle, fee=config.fee, periods_per_year=per_year)
         if forecasts and config.target.task == "classification":
             result["accuracy"] = classification_metrics(target, baseline)["accuracy"]
-        baselines[name] = result
-    hold = baselines["always_long"]["max_drawdown"]
-    for result in (metrics, *baselines.values()):
+        scored[name] = result
+    hold = scored["always_long"]["max_drawdown"]
+    for result in (metrics, *scored.values()):
         result["drawdown_vs_buy_hold"] = result["max_drawdown"] / hold if hold > 0 else 0.0
-    return Scores(metrics, baselines)
+    return Scores(metrics, scored)
 
 
 def risk_scores(
-    predictions: pd.DataFrame, candles: pd.DataFrame, config: TrainingConfig, timeframe: str
+    predictions: pd.DataFrame,
+    candles: pd.DataFrame,
+    config: TrainingConfig,
+    timeframe: str,
+    classical: Mapping[str, FloatArray],
 ) -> Scores:
     """A volatility forecast against the classical ones (:func:`ml.volatility.risk_baselines`:
     trailing, EWMA, HAR-RV) on the same rows: those where the target and every forecast
     are known. QLIKE and MSE of log volatility, and each QLIKE over HAR-RV's
     (``qlike_vs_har_rv``: below 1 beats it). A forecast of risk is not traded on its sign:
-    no trading measures here (the sizing that uses it is judged where it trades)."""
+    no trading measures here (the sizing that uses it is judged where it trades).
+    ``classical``: those forecasts over all of ``candles`` (:func:`candle_baselines`)."""
     rows = predictions.index.to_numpy()
     target = make_target(candles, config.target).to_numpy()[rows]
-    per_year = periods_per_year(timeframe)
-    classical = risk_baselines(
-        candles["close"],
-        config.target.horizon,
-        per_year,
-        86_400 / timeframe_to_seconds(timeframe),
-        downside=config.target.kind == "downside_volatility",
-    )
     forecasts = {"model": predictions["prediction"].to_numpy(dtype="float64")}
     forecasts |= {name: values[rows] for name, values in classical.items()}
     known = np.isfinite(target) & np.all([np.isfinite(f) for f in forecasts.values()], axis=0)
@@ -253,6 +275,13 @@ class TrainingJob:
         return dates[0] if not self.pooled else np.unique(np.concatenate(dates))
 
     @cached_property
+    def baselines(self) -> dict[str, dict[str, FloatArray]]:
+        """Each market's :func:`candle_baselines`, computed once for every fold's scores."""
+        return {
+            m.pair: candle_baselines(m.candles, self.config, self.timeframe) for m in self.markets
+        }
+
+    @cached_property
     def window(self) -> DataWindow:
         """The data window of every candle the run reads (its sha256 is the run's data's)."""
         return self.window_of(self.rows(0, len(self.calendar)))
@@ -349,7 +378,7 @@ class TrainingJob:
         """Each market's predictions scored beside the baselines on its own candles."""
         candles = {m.pair: m.candles for m in self.markets}
         return {
-            pair: score(frame, candles[pair], self.config, self.timeframe)
+            pair: score(frame, candles[pair], self.config, self.timeframe, self.baselines[pair])
             for pair, frame in predictions.items()
         }
 
@@ -407,7 +436,9 @@ class FoldJob:
         per_market = {}
         for market in job.markets:
             predictions = job.predict(bundle, market, tested[market.pair])
-            scores = score(predictions, market.candles, job.config, job.timeframe)
+            scores = score(
+                predictions, market.candles, job.config, job.timeframe, job.baselines[market.pair]
+            )
             fold_scores = Scores(
                 not_annualised(scores.metrics),
                 {name: not_annualised(values) for name, values in scores.baselines.items()},

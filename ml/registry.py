@@ -12,6 +12,7 @@ Registry stages are deprecated: only aliases (``challenger``, ``champion``) are 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import importlib.metadata
 import logging
@@ -61,13 +62,19 @@ class BundleModel(PythonModel):
 
 
 def pip_requirements() -> list[str]:
+    """:data:`REQUIREMENTS` pinned to their installed versions (a new list each call)."""
+    return list(_pinned_requirements())
+
+
+@functools.cache  # each lookup scans the installed distributions; they stay put in a process
+def _pinned_requirements() -> tuple[str, ...]:
     pins = []
     for name in REQUIREMENTS:
         try:
             pins.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             pins.append(name)
-    return pins
+    return tuple(pins)
 
 
 def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None) -> tuple[str, str]:
