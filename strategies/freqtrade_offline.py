@@ -6,10 +6,19 @@ Everything after the snapshot option goes to ``freqtrade`` unchanged. The only
 change to Freqtrade is the coroutine ``Exchange._api_reload_markets``, which
 normally downloads the markets: here it feeds the snapshot to ccxt through its
 own ``set_markets`` and returns ``markets``, as the download would have.
+
+    python -m strategies.freqtrade_offline --wait
+
+imports Freqtrade and the modules our strategies use first, then reads the arguments
+above from one line of stdin (a JSON list) and runs them: the caller starts it before it
+knows the backtest (:class:`strategies.runner.StartedFreqtrade`), so those imports run
+while it resolves the model and writes the config. Stdin closed without a line: it
+exits without running anything.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,8 +36,38 @@ def install_frozen_markets(markets: dict[str, Any]) -> None:
     Exchange._api_reload_markets = _api_reload_markets
 
 
+WAIT = "--wait"
+# what a backtest of our strategies imports: Freqtrade's command, engine and reports,
+# and the model adapter and strategy blocks the strategy files import
+PRELOADED = (
+    "freqtrade.main",
+    "freqtrade.optimize.backtesting",
+    "freqtrade.optimize.optimize_reports",
+    "strategies.composed",
+)
+
+
+def _arguments_from_stdin() -> list[str] | None:
+    import importlib
+
+    for name in PRELOADED:
+        importlib.import_module(name)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    arguments = json.loads(line)
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        raise SystemExit(f"{WAIT}: expected a JSON list of strings on stdin, got {line[:200]!r}")
+    return arguments
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == [WAIT]:
+        waited = _arguments_from_stdin()
+        if waited is None:
+            return 0  # cancelled before it was given a backtest
+        args = waited
     if len(args) < 2 or args[0] != "--markets":
         print(
             "usage: python -m strategies.freqtrade_offline --markets SNAPSHOT.json FREQTRADE_ARGS...",

@@ -44,8 +44,9 @@ from features.data import load_candles
 from features.timeframes import timeframe_to_seconds
 from ml.serving.prediction_log import log_path
 from strategies.freqtrade_offline import install_frozen_markets
+from strategies.freqtrade_process import FREQTRADE_ENVIRONMENT
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path
-from strategies.runner import FREQTRADE_ENVIRONMENT, ensure_freqtrade_userdir
+from strategies.runner import ensure_freqtrade_userdir
 
 # Candles of history served at each step: enough for every shipped strategy's startup
 # and the adapter's feature window, bounded so a step costs the same late in a replay.
@@ -160,7 +161,7 @@ class ReplayMarket:
 
 
 # A replay is offline, talks to nobody and is compared with a backtest of the same
-# candles: like that backtest (strategies.runner.backtest_environment) it ignores a
+# candles: like that backtest (strategies.freqtrade_process.backtest_environment) it ignores a
 # running bot's FREQTRADE__* settings (telegram, API server, keys, limits), which
 # Freqtrade would merge into its config (a telegram token alone breaks it).
 

@@ -14,8 +14,6 @@ import hashlib
 import json
 import shlex
 import shutil
-import subprocess
-import sys
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +29,10 @@ from common.layout import FREQTRADE_SUBDIRS, UserDir
 from features.candles import data_window
 from features.data.store import load_candles
 from strategies.composition import composition_error
+from strategies.freqtrade_process import (
+    OFFLINE_FREQTRADE,
+    StartedFreqtrade,
+)
 from strategies.install import SHIPPED_STRATEGIES, install_strategies, shipped_dir
 from strategies.markets import generate_snapshot, load_snapshot, snapshot_path, snapshot_sha256
 
@@ -246,23 +248,6 @@ def ensure_freqtrade_userdir(layout: UserDir) -> None:
     install_strategies(layout)
 
 
-# Freqtrade merges every variable with this prefix into its config
-FREQTRADE_ENVIRONMENT = "FREQTRADE__"
-
-
-def backtest_environment(environment: Mapping[str, str]) -> dict[str, str]:
-    """The environment of the Freqtrade subprocess: this one without ``FREQTRADE__*``
-    (Freqtrade would merge a running bot's settings into the backtest's config: results
-    outside the cache key, keys where none belong, a telegram token alone breaks the
-    config) and without ``PYTEST_VERSION`` (Freqtrade then skips its logging set-up, and
-    so our log file)."""
-    return {
-        name: value
-        for name, value in environment.items()
-        if name != "PYTEST_VERSION" and not name.startswith(FREQTRADE_ENVIRONMENT)
-    }
-
-
 def run_backtest(
     request: BacktestRequest,
     layout: UserDir,
@@ -270,12 +255,15 @@ def run_backtest(
     environment: Mapping[str, str],
     use_cache: bool = True,
     candles: Mapping[str, pd.DataFrame] | None = None,
+    started: StartedFreqtrade | None = None,
 ) -> BacktestRun:
     """The real Freqtrade backtest of ``request``, offline; a cached result of the same
     inputs (every input hashed into the key) is returned as it is unless ``use_cache``
     is off. ``environment``: the caller's, which Freqtrade's process inherits (less what
-    :func:`backtest_environment` leaves out). ``candles``: every traded pair's
-    (:func:`whitelist_candles`), when the caller has read them already."""
+    :func:`strategies.freqtrade_process.backtest_environment` leaves out). ``candles``: every traded pair's
+    (:func:`whitelist_candles`), when the caller has read them already. ``started``: a
+    Freqtrade process the caller started early (with the same ``environment``), which
+    then runs the backtest; else one starts here."""
     ensure_freqtrade_userdir(layout)
     snapshot = _market_snapshot(request, layout)
     key, inputs = cache_key(request, layout, candles or whitelist_candles(request, layout))
@@ -302,14 +290,11 @@ def run_backtest(
     )
     command = _command(request, layout, run, snapshot, strategy_path, export)
     write_text_atomic(run.directory / RERUN_SCRIPT, rerun_script(command))
-    child_environment = backtest_environment(environment)
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        env=child_environment,
-    )
+    if started is None:
+        with StartedFreqtrade(environment) as started_here:
+            completed = started_here.run(command[len(OFFLINE_FREQTRADE) :])
+    else:
+        completed = started.run(command[len(OFFLINE_FREQTRADE) :])
     zips = sorted(export.glob("*.zip"))
     if completed.returncode != 0 or not zips:
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
@@ -366,9 +351,7 @@ def _command(
 ) -> list[str]:
     """``freqtrade backtesting`` through our offline wrapper, every path explicit."""
     command = [
-        sys.executable,
-        "-m",
-        "strategies.freqtrade_offline",
+        *OFFLINE_FREQTRADE,
         "--markets",
         str(snapshot),
         "backtesting",

@@ -165,51 +165,56 @@ def backtest_command(
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Backtest on the real Freqtrade engine with no network; record it in MLflow."""
-    from experiments.backtesting.options import BacktestOptions, resolve_backtest
-    from experiments.spec import load_experiment
+    from strategies.freqtrade_process import StartedFreqtrade
 
     context = run_context(userdir)
-    asked = BacktestOptions(
-        spec=load_experiment(spec) if spec is not None else None,
-        strategy=strategy,
-        pair=pair,
-        timeframe=timeframe,
-        timerange=timerange,
-        model=model,
-        exchange=exchange,
-        walk_forward=walk_forward,
-        pairs=tuple(p.strip() for p in pairs.split(",") if p.strip()) if pairs else (),
-        max_open_trades=max_open_trades,
-        live_predictions=live_predictions,
-    )
-    plan = resolve_backtest(asked, context.layout)
-    for note in plan.notes:
-        console.print(f"[yellow]note[/]: {note}")
-    _require_data(userdir, plan.exchange, plan.markets, plan.timeframe)
-    from experiments.backtesting.run import BACKTEST_STAGES, backtest
-    from tradingbot.render_backtest import backtest_summary
+    # Freqtrade's process imports while this one does (what follows imports MLflow, pandas)
+    with StartedFreqtrade(context.environment) as started:
+        from experiments.backtesting.options import BacktestOptions, resolve_backtest
+        from experiments.spec import load_experiment
 
-    market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
-    window = plan.timerange or (
-        f"as bot {plan.live_predictions} served" if plan.live_predictions else "walk-forward"
-    )
-    title = f"backtest {plan.strategy or plan.model} {market} {plan.timeframe} {window}"
-    with progress_bar(title, len(BACKTEST_STAGES)) as advance:
-        summary = backtest(
-            strategy=plan.strategy,
-            pair=plan.pair,
-            timeframe=plan.timeframe,
-            exchange=plan.exchange,
-            timerange=plan.timerange,
-            model=plan.model,
-            context=context,
-            use_cache=not no_cache,
-            walk_forward=plan.walk_forward,
-            progress=advance,
-            pairs=plan.pairs or None,
-            max_open_trades=plan.max_open_trades,
-            live_predictions=plan.live_predictions,
+        asked = BacktestOptions(
+            spec=load_experiment(spec) if spec is not None else None,
+            strategy=strategy,
+            pair=pair,
+            timeframe=timeframe,
+            timerange=timerange,
+            model=model,
+            exchange=exchange,
+            walk_forward=walk_forward,
+            pairs=tuple(p.strip() for p in pairs.split(",") if p.strip()) if pairs else (),
+            max_open_trades=max_open_trades,
+            live_predictions=live_predictions,
         )
+        plan = resolve_backtest(asked, context.layout)
+        for note in plan.notes:
+            console.print(f"[yellow]note[/]: {note}")
+        _require_data(userdir, plan.exchange, plan.markets, plan.timeframe)
+        from experiments.backtesting.run import BACKTEST_STAGES, backtest
+        from tradingbot.render_backtest import backtest_summary
+
+        market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
+        window = plan.timerange or (
+            f"as bot {plan.live_predictions} served" if plan.live_predictions else "walk-forward"
+        )
+        title = f"backtest {plan.strategy or plan.model} {market} {plan.timeframe} {window}"
+        with progress_bar(title, len(BACKTEST_STAGES)) as advance:
+            summary = backtest(
+                strategy=plan.strategy,
+                pair=plan.pair,
+                timeframe=plan.timeframe,
+                exchange=plan.exchange,
+                timerange=plan.timerange,
+                model=plan.model,
+                context=context,
+                use_cache=not no_cache,
+                walk_forward=plan.walk_forward,
+                progress=advance,
+                pairs=plan.pairs or None,
+                max_open_trades=plan.max_open_trades,
+                live_predictions=plan.live_predictions,
+                started=started,
+            )
     backtest_summary(console, summary)
 
 

@@ -48,6 +48,7 @@ from ml.serving.served import (
 )
 from ml.sizing import DEFAULT_RISK_BUDGET, RiskBudget
 from strategies.equity import comparison, portfolio_comparison
+from strategies.freqtrade_process import StartedFreqtrade
 from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
 from strategies.results import BacktestMetrics, ParsedResult, parse_result_zip, per_regime
@@ -122,6 +123,7 @@ def backtest(
     pairs: Sequence[str] | None = None,
     max_open_trades: int | None = None,
     live_predictions: str | None = None,
+    started: StartedFreqtrade | None = None,
 ) -> BacktestSummary:
     """Backtest ``strategy`` (None: the one the model's kind is traded by) with ``model``.
     ``walk_forward`` uses the model's fold bundles instead, each on its own out-of-sample
@@ -136,7 +138,27 @@ def backtest(
     ``live_predictions``: a running bot's name; the backtest trades what it served, over
     the span it recorded (:mod:`experiments.backtesting.live_predictions`), and the
     summary says where that differs from the recorded versions' batch predictions.
-    ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts."""
+    ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts.
+    ``started``: the Freqtrade process to run it in, which a command starts before its
+    own imports; else one starts here, and imports while the model is resolved."""
+    if started is None:
+        with StartedFreqtrade(context.environment) as started_here:
+            return backtest(
+                strategy=strategy,
+                pair=pair,
+                timeframe=timeframe,
+                exchange=exchange,
+                timerange=timerange,
+                model=model,
+                context=context,
+                use_cache=use_cache,
+                walk_forward=walk_forward,
+                progress=progress,
+                pairs=pairs,
+                max_open_trades=max_open_trades,
+                live_predictions=live_predictions,
+                started=started_here,
+            )
     layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs
@@ -180,7 +202,12 @@ def backtest(
     say(BACKTEST_STAGES[1])
     with risk.backtest_slot():
         run = run_backtest(
-            request, layout, environment=context.environment, use_cache=use_cache, candles=candles
+            request,
+            layout,
+            environment=context.environment,
+            use_cache=use_cache,
+            candles=candles,
+            started=started,
         )
     say(BACKTEST_STAGES[2])
     evaluation = _evaluate(run, request, candles, risk_budget(client, served))

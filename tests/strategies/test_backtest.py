@@ -233,8 +233,8 @@ def test_golden_master_on_freqtrade_test_candles(tmp_path: Path) -> None:
     # the result folder's rerun.sh runs the same Freqtrade backtest again, outside tradingbot
     import subprocess
 
+    from strategies.freqtrade_process import backtest_environment
     from strategies.results import parse_result_zip
-    from strategies.runner import backtest_environment
 
     folder = second.result_zip.parent
     before = set(folder.rglob("*.zip"))
