@@ -1,8 +1,8 @@
 """What a local worker process starts with: imported once by the process pool's fork
-server (``ProcessPool(preload=TRAINING_WORKER)``, as ``tradingbot train`` makes it), so
-that every worker forked from it has these ready instead of building them in its first
-job (about 3 s a worker: ``bench/pair_cost.py`` prints a worker's first job beside the
-next ones).
+server (``ProcessPool(preload=tradingbot._app.TRAINING_WORKER)``, as ``tradingbot
+train`` makes it), so that every worker forked from it has these ready instead of
+building them in its first job (seconds a worker: ``bench/worker_start.py`` prints a
+worker's first job beside the next ones, by what the fork server preloads).
 
 - the training pipeline's modules, with MLflow, pandas, scikit-learn, SciPy, LightGBM,
   hmmlearn and numba (torch is left to the jobs that use it);
@@ -13,12 +13,13 @@ next ones).
   the first time a process logs a model, to check the model's requirements against
   this environment.
 
-Importing this module has those effects and defines nothing else; nothing but a fork
-server imports it.
+It is imported only for those effects, by a fork server (the CLI's ``train`` and
+``scorecard`` name it).
 """
 
 from __future__ import annotations
 
+import lightgbm  # noqa: F401 (the forecaster imports it only when it fits)
 import mlflow.store.model_registry.sqlalchemy_store
 import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 (imported for its imports)
 import numpy as np
