@@ -49,20 +49,21 @@ MODEL_PACKAGES = ("torch", "hmmlearn", "scikit-learn", "lightgbm", "pandas", "nu
 PACKAGES = ("tradingbot", *MODEL_PACKAGES, "mlflow")
 
 
-def package_versions() -> dict[str, str]:
-    """Python's and :data:`PACKAGES`' installed versions (a new dict each call)."""
-    return dict(_installed_versions())
-
-
 @functools.cache  # each lookup scans the installed distributions; they stay put in a process
-def _installed_versions() -> tuple[tuple[str, str], ...]:
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name``; None when it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    """Python's and :data:`PACKAGES`' installed versions."""
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return tuple(versions.items())
+        versions[name] = installed_version(name) or "not installed"
+    return versions
 
 
 class BundleMetadata(BaseModel):

@@ -12,9 +12,7 @@ Registry stages are deprecated: only aliases (``challenger``, ``champion``) are 
 from __future__ import annotations
 
 import contextlib
-import functools
 import getpass
-import importlib.metadata
 import logging
 import warnings
 from datetime import UTC, datetime
@@ -31,7 +29,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
-from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle
+from ml.bundle import MODEL_PACKAGES, BundleError, ModelBundle, installed_version
 from ml.evaluation import Gate, promotion_gate, run_summary
 from ml.model_source import BUNDLE_ARTIFACT, BUNDLE_DIGEST_TAG, RegistryError, load_bundle
 
@@ -62,19 +60,11 @@ class BundleModel(PythonModel):
 
 
 def pip_requirements() -> list[str]:
-    """:data:`REQUIREMENTS` pinned to their installed versions (a new list each call)."""
-    return list(_pinned_requirements())
-
-
-@functools.cache  # each lookup scans the installed distributions; they stay put in a process
-def _pinned_requirements() -> tuple[str, ...]:
-    pins = []
-    for name in REQUIREMENTS:
-        try:
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            pins.append(name)
-    return tuple(pins)
+    """:data:`REQUIREMENTS`, each pinned to its installed version where it has one."""
+    return [
+        f"{name}=={version}" if (version := installed_version(name)) else name
+        for name in REQUIREMENTS
+    ]
 
 
 def log_bundle_model(bundle_path: Path, signature: ModelSignature | None = None) -> tuple[str, str]:
