@@ -40,7 +40,7 @@ from features.timerange import TimeRange
 from ml import tracking
 from ml.bundle import ModelBundle
 from ml.evaluation import promotion_gate
-from ml.fold_training import score
+from ml.fold_training import candle_baselines, score
 from ml.model_source import load_bundle
 from ml.registry import CHAMPION, promote
 
@@ -112,8 +112,13 @@ def _judge(
     references = reference_candles(champion.feature_spec, layout, data.exchange, data.timeframe)
     theirs = champion.predict(upto, references).loc[unseen.index]
     config = fresh.training
-    new_score = score(unseen, candles, config, data.timeframe).metrics["return_over_drawdown"]
-    old_score = score(theirs, candles, config, data.timeframe).metrics["return_over_drawdown"]
+    baselines = candle_baselines(candles, config, data.timeframe)  # the same for both
+
+    def return_over_drawdown(predictions: pd.DataFrame) -> float:
+        scores = score(predictions, candles, config, data.timeframe, baselines)
+        return scores.metrics["return_over_drawdown"]
+
+    new_score, old_score = return_over_drawdown(unseen), return_over_drawdown(theirs)
     promoted = bool(np.nan_to_num(new_score, nan=-np.inf) >= np.nan_to_num(old_score, nan=-np.inf))
     verdict = "not worse than" if promoted else "worse than"
     reason = (
