@@ -11,8 +11,8 @@ own ``set_markets`` and returns ``markets``, as the download would have.
 
 imports Freqtrade and the modules our strategies use first, then reads the arguments
 above from one line of stdin (a JSON list) and runs them: the caller starts it before it
-knows the backtest (:class:`strategies.runner.StartedFreqtrade`), so those imports run
-while it resolves the model and writes the config. Stdin closed without a line: it
+knows the backtest (:class:`strategies.freqtrade_process.StartedFreqtrade`), so those
+imports run while it resolves the model and writes the config. Stdin closed without a line: it
 exits without running anything.
 """
 
@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from strategies.freqtrade_process import WAIT
 from strategies.markets import load_snapshot
 
 
@@ -36,7 +37,6 @@ def install_frozen_markets(markets: dict[str, Any]) -> None:
     Exchange._api_reload_markets = _api_reload_markets
 
 
-WAIT = "--wait"
 # what a backtest of our strategies imports: Freqtrade's command, engine and reports,
 # and the model adapter and strategy blocks the strategy files import
 PRELOADED = (

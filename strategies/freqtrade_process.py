@@ -3,7 +3,8 @@
 ``python -m strategies.freqtrade_offline --wait`` imports Freqtrade and our strategy
 modules (2-3 s), then reads its arguments from stdin: a command starts it first thing
 (before its own imports), so both import side by side, and hands it the backtest when
-the config is written (:func:`strategies.runner.run_backtest`). Only the standard
+the config is written (:func:`strategies.runner.run_backtest`, which otherwise starts
+one itself when it runs Freqtrade). Only the standard
 library here, so that starting it costs the command nothing.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # where ``-m strategies...`` imports from
 OFFLINE_FREQTRADE = (sys.executable, "-m", "strategies.freqtrade_offline")
+WAIT = "--wait"  # the wrapper's option: import first, then read the arguments from stdin
 
 
 # Freqtrade merges every variable with this prefix into its config
@@ -49,7 +51,7 @@ class StartedFreqtrade:
 
     def __init__(self, environment: Mapping[str, str]) -> None:
         self._process = subprocess.Popen(
-            [*OFFLINE_FREQTRADE, "--wait"],
+            [*OFFLINE_FREQTRADE, WAIT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -260,10 +260,10 @@ def run_backtest(
     """The real Freqtrade backtest of ``request``, offline; a cached result of the same
     inputs (every input hashed into the key) is returned as it is unless ``use_cache``
     is off. ``environment``: the caller's, which Freqtrade's process inherits (less what
-    :func:`strategies.freqtrade_process.backtest_environment` leaves out). ``candles``: every traded pair's
-    (:func:`whitelist_candles`), when the caller has read them already. ``started``: a
-    Freqtrade process the caller started early (with the same ``environment``), which
-    then runs the backtest; else one starts here."""
+    :func:`strategies.freqtrade_process.backtest_environment` leaves out). ``candles``:
+    every traded pair's (:func:`whitelist_candles`), when the caller has read them
+    already. ``started``: a Freqtrade process the caller started early (with the same
+    ``environment``), which then runs the backtest; else one starts here."""
     ensure_freqtrade_userdir(layout)
     snapshot = _market_snapshot(request, layout)
     key, inputs = cache_key(request, layout, candles or whitelist_candles(request, layout))
@@ -290,11 +290,12 @@ def run_backtest(
     )
     command = _command(request, layout, run, snapshot, strategy_path, export)
     write_text_atomic(run.directory / RERUN_SCRIPT, rerun_script(command))
-    if started is None:
-        with StartedFreqtrade(environment) as started_here:
-            completed = started_here.run(command[len(OFFLINE_FREQTRADE) :])
+    arguments = command[len(OFFLINE_FREQTRADE) :]
+    if started is not None:
+        completed = started.run(arguments)
     else:
-        completed = started.run(command[len(OFFLINE_FREQTRADE) :])
+        with StartedFreqtrade(environment) as started_here:
+            completed = started_here.run(arguments)
     zips = sorted(export.glob("*.zip"))
     if completed.returncode != 0 or not zips:
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])

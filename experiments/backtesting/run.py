@@ -140,25 +140,7 @@ def backtest(
     summary says where that differs from the recorded versions' batch predictions.
     ``progress`` is called with the name of each of the BACKTEST_STAGES as it starts.
     ``started``: the Freqtrade process to run it in, which a command starts before its
-    own imports; else one starts here, and imports while the model is resolved."""
-    if started is None:
-        with StartedFreqtrade(context.environment) as started_here:
-            return backtest(
-                strategy=strategy,
-                pair=pair,
-                timeframe=timeframe,
-                exchange=exchange,
-                timerange=timerange,
-                model=model,
-                context=context,
-                use_cache=use_cache,
-                walk_forward=walk_forward,
-                progress=progress,
-                pairs=pairs,
-                max_open_trades=max_open_trades,
-                live_predictions=live_predictions,
-                started=started_here,
-            )
+    own imports (``tradingbot backtest``); else one starts when Freqtrade runs."""
     layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
     timeframe_to_seconds(timeframe)  # an odd timeframe is named as such, before anything runs

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from strategies.freqtrade_process import REPO_ROOT, StartedFreqtrade
+from strategies.freqtrade_process import OFFLINE_FREQTRADE, REPO_ROOT, WAIT, StartedFreqtrade
 from tests.conftest import run_in_own_group
 
-WAITING = [sys.executable, "-m", "strategies.freqtrade_offline", "--wait"]
+WAITING = [*OFFLINE_FREQTRADE, WAIT]
 
 
 def _group_alive(pid: int) -> bool:
@@ -56,4 +56,4 @@ def test_arguments_that_are_not_a_list_of_strings_are_refused(
 
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"config": "c.json"}\n'))
     with pytest.raises(SystemExit, match="expected a JSON list of strings on stdin"):
-        freqtrade_offline.main(["--wait"])
+        freqtrade_offline.main([WAIT])
