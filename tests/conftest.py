@@ -134,6 +134,7 @@ def run_in_own_group(
         command,
         cwd=cwd,
         env=env,
+        stdin=subprocess.DEVNULL,  # nothing a test runs reads the terminal
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
