@@ -32,6 +32,7 @@ from common.errors import TradingbotError
 from common.layout import UserDir
 from features.candles import DataWindow
 from ml.observability import bind
+from ml.store_template import create_store
 from ml.ui_view import view_tags
 
 PID_TAG = "tradingbot.pid"
@@ -159,7 +160,8 @@ def configure(tracking_uri: str, layout: UserDir) -> MlflowClient:
     """Point MLflow at ``tracking_uri`` (telemetry stays off unless the user opted in).
 
     A tracking server must answer first (:func:`require_reachable_server`). A local
-    SQLite store is checked first and created under a lock: two commands
+    SQLite store is checked first and created under a lock (a copy of an empty
+    store: :mod:`ml.store_template`): two commands
     started at once on a new user dir would otherwise both run MLflow's schema
     migrations, and one would crash in alembic."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -172,8 +174,10 @@ def configure(tracking_uri: str, layout: UserDir) -> MlflowClient:
         return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     check_sqlite_store(database)
     with _store_lock(database):
-        # MlflowClient opens (and on first use creates) the tracking store; the
-        # registry store opens on its first call
+        if not database.exists():
+            create_store(database)  # a copy of an empty store, not MLflow's migrations
+        # MlflowClient opens (and if it is still missing creates) the tracking store;
+        # the registry store opens on its first call
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         client.search_registered_models(max_results=1)
         use_write_ahead_log(database)
