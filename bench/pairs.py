@@ -5,12 +5,14 @@ Data: the 10 pairs of Freqtrade's test candles (5m, quoted in BTC); 6 days of tr
 
 * FreqAI: one ``freqtrade backtesting --freqaimodel LightGBMRegressor`` over the
   whitelist with ``FreqaiRegimeStrategy``; FreqAI retrains every pair in every window.
-* Ours, in one command each: ``tradingbot train --jobs <cores>`` of a whitelist spec (one rolling
-  walk-forward LightGBM per pair, MLflow parent run, 10 models registered as
-  ``challenger``), then ``tradingbot backtest --walk-forward`` of the challengers over the
-  whitelist: each pair's out-of-sample predictions drive one Freqtrade backtest of all 10
-  pairs. Promoting them (``tradingbot promote``, about 0.3 s a model) is the decision
-  that follows the backtest, not part of it, and is not timed (until session 16 it was).
+* Ours, as ``tradingbot train --jobs <cores> --backtest`` of a whitelist spec runs it: one
+  rolling walk-forward LightGBM per pair, MLflow parent run, 10 models registered as
+  ``challenger``, then the walk-forward backtest of the challengers over the whitelist
+  (each pair's out-of-sample predictions drive one Freqtrade backtest of all 10 pairs),
+  in a Freqtrade process started with the command, which imports while the pairs train
+  (until session 17: two commands, ``train`` then ``backtest --walk-forward``).
+  Promoting them (``tradingbot promote``, about 0.3 s a model) is the decision that
+  follows the backtest, not part of it, and is not timed (until session 16 it was).
 
 Both offline, in one process each, on this machine; wall times include everything
 each path does. The last line is FreqAI's time / ours (goal: > 1, ours faster).
@@ -40,6 +42,7 @@ from bench.backtest_vs_freqai import import_test_candles, lightgbm_spec  # noqa:
 from experiments.backtesting.run import backtest  # noqa: E402
 from experiments.training import train_whitelist  # noqa: E402
 from ml.tracking import default_tracking_uri  # noqa: E402
+from strategies.freqtrade_process import StartedFreqtrade  # noqa: E402
 from strategies.results import parse_result_zip  # noqa: E402
 from strategies.runner import BacktestRequest, freqai_section, run_backtest  # noqa: E402
 from tradingbot._app import TRAINING_WORKER  # noqa: E402
@@ -80,9 +83,11 @@ def freqai(userdir: Path) -> tuple[float, int]:
 PARTS: dict[str, float] = {}  # ours, by stage
 
 
-def _walk_forward_backtest(userdir: Path, uri: str, model: str) -> int:
-    """One Freqtrade backtest of the whitelist on the model's walk-forward predictions;
-    returns its number of trades."""
+def _walk_forward_backtest(
+    userdir: Path, uri: str, model: str, started: StartedFreqtrade | None = None
+) -> int:
+    """One Freqtrade backtest of the whitelist on the model's walk-forward predictions, in
+    ``started`` if given; returns its number of trades."""
     summary = backtest(
         strategy="RegimeStrategy",
         pair=PAIRS[0],
@@ -94,6 +99,7 @@ def _walk_forward_backtest(userdir: Path, uri: str, model: str) -> int:
         context=RunContext(userdir, uri, os.environ),
         use_cache=False,
         walk_forward=True,
+        started=started,
     )
     return summary.metrics.trades
 
@@ -102,14 +108,16 @@ def ours(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
     uri = default_tracking_uri(userdir)
-    # the local executor as tradingbot train --jobs JOBS makes it: its workers' fork
-    # server starts first and imports while this process opens the store
-    with ProcessPool(JOBS, TRAINING_WORKER) as executor:
-        executor.warm()
-        train_whitelist(spec, context=RunContext(userdir, uri, os.environ), executor=executor)
-    PARTS["  of which: train 10 pairs, register"] = time.perf_counter() - start
-    backtested = time.perf_counter()
-    trades = _walk_forward_backtest(userdir, uri, "bench_pairs@challenger")
+    # as tradingbot train --backtest: Freqtrade's process starts first, and the local
+    # executor as --jobs JOBS makes it, whose fork server imports while this process
+    # opens the store
+    with StartedFreqtrade(os.environ) as started:
+        with ProcessPool(JOBS, TRAINING_WORKER) as executor:
+            executor.warm()
+            train_whitelist(spec, context=RunContext(userdir, uri, os.environ), executor=executor)
+        PARTS["  of which: train 10 pairs, register"] = time.perf_counter() - start
+        backtested = time.perf_counter()
+        trades = _walk_forward_backtest(userdir, uri, "bench_pairs@challenger", started)
     PARTS["  of which: walk-forward whitelist backtest"] = time.perf_counter() - backtested
     return time.perf_counter() - start, trades
 
@@ -123,10 +131,11 @@ def pooled(userdir: Path) -> tuple[float, int]:
     start = time.perf_counter()
     spec = lightgbm_spec("bench_pooled", {"pairs": list(PAIRS), "pooling": "pooled"})
     uri = default_tracking_uri(userdir)
-    train(spec, context=RunContext(userdir, uri, os.environ))
-    PARTS["  of which: train one pooled model, register"] = time.perf_counter() - start
-    backtested = time.perf_counter()
-    trades = _walk_forward_backtest(userdir, uri, "bench_pooled@challenger")
+    with StartedFreqtrade(os.environ) as started:  # as tradingbot train --backtest
+        train(spec, context=RunContext(userdir, uri, os.environ))
+        PARTS["  of which: train one pooled model, register"] = time.perf_counter() - start
+        backtested = time.perf_counter()
+        trades = _walk_forward_backtest(userdir, uri, "bench_pooled@challenger", started)
     PARTS["  of which: its walk-forward whitelist backtest"] = time.perf_counter() - backtested
     return time.perf_counter() - start, trades
 
@@ -138,8 +147,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, runner in (
             ("FreqAI LightGBMRegressor, one backtest", freqai),
-            (f"ours: train --jobs {JOBS} + wf backtest", ours),
-            ("ours pooled: train + wf backtest", pooled),
+            (f"ours: train --jobs {JOBS} --backtest", ours),
+            ("ours pooled: train --backtest", pooled),
         ):
             userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
             import_test_candles(userdir, PAIRS)

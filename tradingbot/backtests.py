@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from common.context import RunContext
+    from experiments.backtesting.options import BacktestOptions
+    from strategies.freqtrade_process import StartedFreqtrade
 
 from common.layout import UserDir
 from tradingbot._app import (
@@ -170,7 +175,7 @@ def backtest_command(
     context = run_context(userdir)
     # Freqtrade's process imports while this one does (what follows imports MLflow, pandas)
     with StartedFreqtrade(context.environment) as started:
-        from experiments.backtesting.options import BacktestOptions, resolve_backtest
+        from experiments.backtesting.options import BacktestOptions
         from experiments.spec import load_experiment
 
         asked = BacktestOptions(
@@ -186,35 +191,49 @@ def backtest_command(
             max_open_trades=max_open_trades,
             live_predictions=live_predictions,
         )
-        plan = resolve_backtest(asked, context.layout)
-        for note in plan.notes:
-            console.print(f"[yellow]note[/]: {note}")
-        _require_data(userdir, plan.exchange, plan.markets, plan.timeframe)
-        from experiments.backtesting.run import BACKTEST_STAGES, backtest
-        from tradingbot.render_backtest import backtest_summary
+        run_and_show_backtest(asked, context, started, use_cache=not no_cache)
 
-        market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
-        window = plan.timerange or (
-            f"as bot {plan.live_predictions} served" if plan.live_predictions else "walk-forward"
+
+def run_and_show_backtest(
+    asked: BacktestOptions,
+    context: RunContext,
+    started: StartedFreqtrade,
+    *,
+    use_cache: bool,
+) -> None:
+    """Resolve ``asked``, run it in the Freqtrade process ``started`` (which the command
+    started first thing) and print its summary: ``tradingbot backtest``, and ``tradingbot
+    train --backtest`` after the training."""
+    from experiments.backtesting.options import resolve_backtest
+    from experiments.backtesting.run import BACKTEST_STAGES, backtest
+    from tradingbot.render_backtest import backtest_summary
+
+    plan = resolve_backtest(asked, context.layout)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    _require_data(context.userdir, plan.exchange, plan.markets, plan.timeframe)
+    market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
+    window = plan.timerange or (
+        f"as bot {plan.live_predictions} served" if plan.live_predictions else "walk-forward"
+    )
+    title = f"backtest {plan.strategy or plan.model} {market} {plan.timeframe} {window}"
+    with progress_bar(title, len(BACKTEST_STAGES)) as advance:
+        summary = backtest(
+            strategy=plan.strategy,
+            pair=plan.pair,
+            timeframe=plan.timeframe,
+            exchange=plan.exchange,
+            timerange=plan.timerange,
+            model=plan.model,
+            context=context,
+            use_cache=use_cache,
+            walk_forward=plan.walk_forward,
+            progress=advance,
+            pairs=plan.pairs or None,
+            max_open_trades=plan.max_open_trades,
+            live_predictions=plan.live_predictions,
+            started=started,
         )
-        title = f"backtest {plan.strategy or plan.model} {market} {plan.timeframe} {window}"
-        with progress_bar(title, len(BACKTEST_STAGES)) as advance:
-            summary = backtest(
-                strategy=plan.strategy,
-                pair=plan.pair,
-                timeframe=plan.timeframe,
-                exchange=plan.exchange,
-                timerange=plan.timerange,
-                model=plan.model,
-                context=context,
-                use_cache=not no_cache,
-                walk_forward=plan.walk_forward,
-                progress=advance,
-                pairs=plan.pairs or None,
-                max_open_trades=plan.max_open_trades,
-                live_predictions=plan.live_predictions,
-                started=started,
-            )
     backtest_summary(console, summary)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -49,21 +50,44 @@ def train_command(
             "stitched out-of-sample predictions, what backtests and reports read).",
         ),
     ] = False,
+    backtest: Annotated[
+        bool,
+        typer.Option(
+            "--backtest",
+            help="Then backtest what was trained, walk-forward on the Freqtrade engine (as "
+            "tradingbot backtest SPEC --walk-forward --model <spec>@challenger); Freqtrade "
+            "starts while the models train.",
+        ),
+    ] = False,
     userdir: Userdir = Path("user_data"),
 ) -> None:
     """Train an experiment spec with walk-forward evaluation; record and register it in
     MLflow. A spec with a whitelist ([data] pairs) trains one model per pair
     (<spec>__<BASE>_<QUOTE>; --pair trains one of them), or with [data] pooling =
     "pooled" one model over all of them (<spec>)."""
-    from experiments.spec import load_experiment
+    from strategies.freqtrade_process import StartedFreqtrade
 
-    experiment = load_experiment(spec).with_overrides(
-        pair=pair, timeframe=timeframe, timerange=timerange
-    )
-    data = experiment.data
-    _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
-    spec_text = spec.read_text(encoding="utf-8")
-    _train(experiment, run_context(userdir), spec_text, (executor, jobs), keep_folds)
+    context = run_context(userdir)
+    with contextlib.ExitStack() as stack:
+        # its imports run beside the training's (an unused process is ended on the way out)
+        started = stack.enter_context(StartedFreqtrade(context.environment)) if backtest else None
+        from experiments.spec import load_experiment
+
+        experiment = load_experiment(spec).with_overrides(
+            pair=pair, timeframe=timeframe, timerange=timerange
+        )
+        data = experiment.data
+        _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
+        spec_text = spec.read_text(encoding="utf-8")
+        _train(experiment, context, spec_text, (executor, jobs), keep_folds)
+        if started is not None:
+            from experiments.backtesting.options import BacktestOptions
+            from tradingbot.backtests import run_and_show_backtest
+
+            trained = BacktestOptions(
+                spec=experiment, model=f"{experiment.name}@challenger", walk_forward=True
+            )
+            run_and_show_backtest(trained, context, started, use_cache=True)
 
 
 def _train(

@@ -96,11 +96,18 @@ def test_train_fits_one_model_per_pair_under_one_parent_run(
         _import(userdir, tmp_path, pair, seed)
     spec_path = tmp_path / "wl.toml"
     spec_path.write_text(SPEC)
-    result = cli("train", spec_path, "--jobs", "2", "--userdir", userdir)  # a process per pair
+    # a process per pair; then the challengers walk forward on Freqtrade, in one command
+    result = cli("train", spec_path, "--jobs", "2", "--backtest", "--userdir", userdir)
     assert result.code == 0, result.err
     assert "wl_lgbm__ETH_USDT" in result.out and "wl_lgbm__XRP_USDT" in result.out
+    assert "by pair" in result.out  # the backtest's summary follows the training's
 
     client = configure(default_tracking_uri(userdir), UserDir(userdir))
+    backtests = client.get_experiment_by_name("backtests")
+    (walked,) = client.search_runs([backtests.experiment_id])
+    assert walked.data.tags["walk_forward"] == "true"
+    assert walked.data.tags["whitelist"] == "ETH/USDT,XRP/USDT"
+    assert walked.data.tags["model_version"] == "ETH/USDT:1,XRP/USDT:1"  # the new challengers
     experiment = client.get_experiment_by_name("wl_lgbm")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("whitelist") == "ETH/USDT,XRP/USDT"]
