@@ -61,8 +61,11 @@ def log_fold(
 ) -> dict[str, Any]:
     """One fold, recorded in the training run itself (a fold is no run of its own: seven
     runs per pair were most of a pair's records). Its figures are metrics at the fold's
-    index as step, so the MLflow UI charts them across folds: ``fold.<metric>``,
-    ``fold.baseline.<rule>.<metric>``, the regime read-out and the pipeline's report.
+    index as step, so the MLflow UI charts them across folds: ``fold.<metric>``, the
+    regime read-out and the pipeline's report. Its baselines' figures are in the fold
+    table (``walk_forward/fold_metrics.csv``) and its ``folds.json`` entry, not metric
+    rows: as rows they were two thirds of a pair's (77 a fold), and the run's own
+    ``baseline.*`` metrics already set the model beside the rules.
     ``keep`` (``train --keep-folds``) also logs its model's training history
     (``fold_<k>.<metric>`` per epoch) and its bundle and predictions under
     ``walk_forward/fold_<k>/``.
@@ -89,7 +92,8 @@ def log_fold(
         **_continued(result.bundle),
         "metrics": metrics,
     }
-    figures.metrics(metrics, prefix=FOLD_METRIC_PREFIX, step=fold.index)
+    charted = {key: value for key, value in metrics.items() if not key.startswith("baseline.")}
+    figures.metrics(charted, prefix=FOLD_METRIC_PREFIX, step=fold.index)
     if keep:
         # a row per epoch or boosting round and fold: most of a run's rows when lean
         figures.history(result.bundle.forecaster.history_, prefix=f"fold_{fold.index}.")

@@ -162,6 +162,14 @@ def test_the_run_carries_lineage_metrics_folds_and_artefacts(
     assert sorted((m.step, m.value) for m in accuracy) == [
         (fold["fold"], fold["metrics"]["accuracy"]) for fold in folds
     ]
+    # lean: a fold's baselines are in the fold table and folds.json, not metric rows
+    assert not any(key.startswith("fold.baseline.") for key in parent.data.metrics)
+    table = pd.read_csv(
+        client.download_artifacts(result.run_id, "walk_forward/fold_metrics.csv", str(tmp_path))
+    )
+    assert list(table["always_long.total_return"]) == [
+        fold["metrics"]["baseline.always_long.total_return"] for fold in folds
+    ]
     # lean: no fold models; a fold's predictions are the run's stitched ones
     assert {a.path for a in client.list_artifacts(result.run_id, "walk_forward")} == {
         "walk_forward/folds.json",
