@@ -8,8 +8,7 @@ failure cancels the jobs not started yet and is raised as the job raised it.
 
 - :class:`InProcess`: one after another, here (``--jobs 1``, the default).
 - :class:`ProcessPool`: ``workers`` processes on this machine (``--jobs N``), forked from
-  a clean fork server that has imported what the jobs need once; this process takes
-  jobs from the end of the queue too, while the workers start and until none is left.
+  a clean fork server that has imported what the jobs need once.
 - :class:`RayCluster`: tasks on a Ray cluster (``--executor ray``, or ``RAY_ADDRESS``
   set, or ``[compute] executor = "ray"`` in a spec); a local one when no address is
   given. Ray retries a job whose worker died (``max_retries``) on another worker. Ray
@@ -26,7 +25,6 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -102,23 +100,6 @@ def _run(job: Job[T]) -> T:
     return job.run()
 
 
-def _run_here(job: Job[T]) -> T:
-    """``job`` in this process, with this process's thread limits as they were afterwards
-    (a job limits its threads to its share: :func:`limit_threads`)."""
-    import sys
-
-    from threadpoolctl import threadpool_limits
-
-    torch = sys.modules.get("torch")
-    torch_threads = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=None):  # restores the limits it found on the way out
-        try:
-            return job.run()
-        finally:
-            if torch is not None and torch_threads is not None:
-                torch.set_num_threads(torch_threads)
-
-
 class InProcess(Executor):
     """Jobs one after another in this process."""
 
@@ -165,24 +146,15 @@ class ProcessPool(Executor):
     process but what its job carries and this process's environment (see
     :func:`_pool_context`). ``preload``: the modules every worker starts with, imported
     once for all of them (the caller knows what its jobs need: the CLI names
-    :mod:`experiments.preload`).
-
-    ``caller_runs``: this process, which would only wait, runs jobs too, taking them
-    from the end of the queue while the workers take them from the front: the first
-    while the fork server imports (seconds in which no worker exists), the next until
-    none is left. A job's result is the same wherever it runs (it carries its seed and
-    its share of the threads); this process's thread limits are put back after each."""
+    :mod:`experiments.preload`)."""
 
     name = "local"
 
-    def __init__(
-        self, workers: int, preload: Sequence[str] = (), *, caller_runs: bool = True
-    ) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
         self.preload = tuple(preload)
-        self.caller_runs = caller_runs
 
     def warm(self) -> None:
         """Start the fork server now: its imports (seconds) then run while this process
@@ -195,7 +167,7 @@ class ProcessPool(Executor):
     def run_all(
         self, jobs: Sequence[Job[T]], *, on_done: Callable[[int, T], None] | None = None
     ) -> list[T]:
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
         if not jobs:
             return []
@@ -210,17 +182,8 @@ class ProcessPool(Executor):
                 pool.submit(_run, job): index for index, job in enumerate(jobs)
             }
             pending = set(futures)
-            queued = list(futures)  # the jobs' order: workers take from the front
             try:
                 while pending:
-                    taken = _take_last(queued, pending) if self.caller_runs else None
-                    if taken is not None:
-                        pending.discard(taken)
-                        index = futures[taken]
-                        results[index] = _run_here(jobs[index])
-                        if on_done is not None:
-                            on_done(index, results[index])
-                        continue
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         index = futures[future]
@@ -232,18 +195,6 @@ class ProcessPool(Executor):
                     future.cancel()
                 raise
         return [results[index] for index in range(len(jobs))]
-
-
-def _take_last(queued: list[Future[T]], pending: set[Future[T]]) -> Future[T] | None:
-    """The last queued job that no worker has taken yet, withdrawn from the pool (so
-    this process can run it); None when the workers hold every job left."""
-    while queued:
-        future = queued.pop()
-        if future in pending and future.cancel():
-            return future
-        if future in pending:  # a worker has it, and every job before it
-            return None
-    return None
 
 
 class RayCluster(Executor):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +27,6 @@ class Draw:
 
     def run(self) -> tuple[float, int]:
         return float(np.random.default_rng(self.seed).normal(size=self.size).sum()), os.getpid()
-
-
-@dataclass(frozen=True)
-class Nap:
-    """A seeded job long enough (a tenth of a second) for the pool to hand its first
-    jobs to the worker while this process runs another."""
-
-    seed: int
-
-    def run(self) -> tuple[float, int]:
-        time.sleep(0.1)
-        return Draw(self.seed).run()
 
 
 @dataclass(frozen=True)
@@ -79,50 +66,11 @@ def test_in_process_runs_in_order_here() -> None:
 
 def test_a_process_pool_gives_the_same_results_in_the_jobs_order_from_other_processes() -> None:
     seen: list[int] = []
-    with ProcessPool(2, PRELOAD, caller_runs=False) as pool:
+    with ProcessPool(2, PRELOAD) as pool:
         results = pool.run_all(JOBS, on_done=lambda index, _result: seen.append(index))
     assert [value for value, _pid in results] == EXPECTED  # to the last digit
     assert os.getpid() not in {pid for _value, pid in results}
     assert sorted(seen) == [0, 1, 2, 3]
-
-
-def test_the_caller_runs_jobs_from_the_end_of_the_queue_with_the_same_results() -> None:
-    """While its one worker is forked and starts, this process takes the last job (a
-    worker holds at most the first two: the one it runs and the next); the results are
-    those of any other executor, in the jobs' order."""
-    jobs = [Nap(seed) for seed in range(8)]
-    seen: list[int] = []
-    with ProcessPool(1, PRELOAD) as pool:
-        results = pool.run_all(jobs, on_done=lambda index, _result: seen.append(index))
-    assert [value for value, _pid in results] == [Draw(seed).run()[0] for seed in range(8)]
-    here = [index for index, (_value, pid) in enumerate(results) if pid == os.getpid()]
-    assert 7 in here and 0 not in here  # from the end; the worker took the front
-    assert {pid for _value, pid in results} - {os.getpid()}  # and the worker ran some
-    assert sorted(seen) == list(range(8))
-
-
-@dataclass(frozen=True)
-class LimitsThreads:
-    """A job that limits this process's threads to its share, as a pair's job does."""
-
-    def run(self) -> int:
-        from threadpoolctl import threadpool_info
-
-        from common.executors import limit_threads
-
-        limit_threads(1)
-        return max(pool["num_threads"] for pool in threadpool_info()), os.getpid()
-
-
-def test_a_job_run_by_the_caller_leaves_its_thread_limits_as_they_were() -> None:
-    from threadpoolctl import threadpool_info
-
-    before = [pool["num_threads"] for pool in threadpool_info()]
-    with ProcessPool(1, PRELOAD) as pool:
-        results = pool.run_all([LimitsThreads()] * 4)
-    assert [threads for threads, _pid in results] == [1] * 4  # each with its share
-    assert os.getpid() in {pid for _threads, pid in results}  # the last ran here
-    assert [pool["num_threads"] for pool in threadpool_info()] == before
 
 
 def test_a_pool_worker_has_this_process_environment_and_folder_of_now(
@@ -149,7 +97,7 @@ def test_a_warmed_pool_gives_the_same_results() -> None:
         results = pool.run_all(JOBS)
         seen = pool.run_all([Surroundings("HOME")])
     assert [value for value, _pid in results] == EXPECTED
-    assert {pid for _value, pid in results} - {os.getpid()}  # the workers ran some
+    assert os.getpid() not in {pid for _value, pid in results}
     assert seen[0][2]
 
 
