@@ -19,9 +19,11 @@ exits without running anything.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from strategies.freqtrade_process import WAIT
 from strategies.markets import load_snapshot
@@ -84,5 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_without_teardown(code: int) -> NoReturn:
+    """End this process with ``code`` at once. The interpreter's own ending would free
+    Freqtrade's, pandas' and our modules one by one: 0.9 s after every backtest, measured,
+    while the caller waits. Freqtrade has closed its result files by then and registers
+    nothing to run at exit; its log handlers and the standard streams are flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())
