@@ -35,9 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ForeignKey, String, UniqueConstraint, create_engine, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, create_engine, insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    selectinload,
+)
 
 from common.errors import TradingbotError
 from common.sqltypes import Money, UtcDateTime
@@ -220,25 +227,35 @@ def import_trades(path: Path, bot: BotInfo, trades: Iterable[Mapping[str, Any]])
     their ``orders``) for ``bot``; see the module docstring for what is kept."""
     if bot.mode not in MODES:
         raise JournalError(f"mode {bot.mode!r}: one of {MODES}")
-    added = updated = unchanged = 0
+    added: list[TradeRows] = []
+    updated = unchanged = 0
     with session(path) as db:
         row = _bot(db, bot)
-        known = {(p.pair, p.open_date): p for p in row.positions}
+        known = {(p.pair, p.open_date): p for p in _positions(db, row)}
         for trade in trades:
-            position = _position(trade)
-            existing = known.get((position.pair, position.open_date))
+            rows = _rows(trade)
+            existing = known.get((rows.position["pair"], rows.position["open_date"]))
             if existing is None:
-                row.positions.append(position)
-                added += 1
-            elif _fingerprint(existing) != _fingerprint(position):
-                _replace(db, existing, position)
+                added.append(rows)
+            elif _fingerprint(existing) != rows.fingerprint:
+                _replace(db, existing, rows.as_position())
                 updated += 1
             else:
                 unchanged += 1
         if added or updated:
             db.flush()
-            db.add(_snapshot(row))
-    return Imported(bot.name, added, updated, unchanged)
+            _insert(db, row.id, added)
+            db.add(_snapshot(db, row))
+    return Imported(bot.name, len(added), updated, unchanged)
+
+
+def _positions(db: Session, bot: Bot) -> list[Position]:
+    """The bot's recorded positions with their exits, in two queries (a paper bot's
+    re-import compares every one)."""
+    if bot.id is None:  # a new bot
+        return []
+    found = select(Position).where(Position.bot_id == bot.id).options(selectinload(Position.exits))
+    return list(db.scalars(found))
 
 
 def _bot(db: Session, bot: BotInfo) -> Bot:
@@ -277,7 +294,26 @@ def _profit(value: Any) -> Decimal:
     return _money(value).quantize(Decimal("1e-8"))
 
 
-def _position(trade: Mapping[str, Any]) -> Position:
+@dataclass(frozen=True)
+class TradeRows:
+    """A Freqtrade trade as the journal's rows: its position and its exits, in order."""
+
+    position: dict[str, Any]
+    exits: list[dict[str, Any]]
+
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        exits = tuple((e["sequence"], e["amount"], e["price"]) for e in self.exits)
+        p = self.position
+        return (p["is_open"], p["profit_abs"], p["exit_reason"], exits)
+
+    def as_position(self) -> Position:
+        position = Position(**self.position)
+        position.exits.extend(Exit(**values) for values in self.exits)
+        return position
+
+
+def _rows(trade: Mapping[str, Any]) -> TradeRows:
     """A Freqtrade trade as a journal position, its exit orders as exits."""
     filled = [o for o in trade.get("orders") or [] if o.get("order_filled_timestamp")]
     orders = sorted(filled, key=lambda o: o["order_filled_timestamp"])
@@ -289,23 +325,24 @@ def _position(trade: Mapping[str, Any]) -> Position:
     regime_entry, blocks = split_tag(trade.get("enter_tag"))
     regime_exit, exit_block = split_tag(trade.get("exit_reason"))
     is_open = bool(trade.get("is_open", False))
-    position = Position(
-        pair=trade["pair"],
-        is_open=is_open,
-        open_date=_time(trade["open_timestamp"]),
-        close_date=None if is_open else _time(trade["close_timestamp"]),
-        entry_price=open_rate,
-        entry_amount=entry_amount,
-        stake_amount=_money(trade.get("max_stake_amount") or trade["stake_amount"]),
-        entry_tag=trade.get("enter_tag"),
-        entry_blocks=blocks,
-        regime_entry=regime_entry,
-        exit_reason=None if is_open else trade.get("exit_reason"),
-        exit_block=None if is_open else exit_block,
-        regime_exit=None if is_open else regime_exit,
-        profit_abs=None if is_open else _profit(trade["profit_abs"]),
-        profit_ratio=None if is_open else float(trade["profit_ratio"]),
-    )
+    position = {
+        "pair": trade["pair"],
+        "is_open": is_open,
+        "open_date": _time(trade["open_timestamp"]),
+        "close_date": None if is_open else _time(trade["close_timestamp"]),
+        "entry_price": open_rate,
+        "entry_amount": entry_amount,
+        "stake_amount": _money(trade.get("max_stake_amount") or trade["stake_amount"]),
+        "entry_tag": trade.get("enter_tag"),
+        "entry_blocks": blocks,
+        "regime_entry": regime_entry,
+        "exit_reason": None if is_open else trade.get("exit_reason"),
+        "exit_block": None if is_open else exit_block,
+        "regime_exit": None if is_open else regime_exit,
+        "profit_abs": None if is_open else _profit(trade["profit_abs"]),
+        "profit_ratio": None if is_open else float(trade["profit_ratio"]),
+    }
+    exits = []
     remaining = entry_amount
     for sequence, order in enumerate(sells, start=1):
         amount, price = _money(order["amount"]), _money(order["safe_price"])
@@ -313,19 +350,35 @@ def _position(trade: Mapping[str, Any]) -> Position:
         fee = amount * price * fee_close
         cost = amount * open_rate * (1 + fee_open)
         last = sequence == len(sells) and not is_open
-        position.exits.append(
-            Exit(
-                sequence=sequence,
-                date=_time(order["order_filled_timestamp"]),
-                amount=amount,
-                remaining=remaining,
-                price=price,
-                fee=fee,
-                profit_abs=amount * price - fee - cost,
-                reason=trade.get("exit_reason") if last else order.get("ft_order_tag"),
-            )
+        exits.append(
+            {
+                "sequence": sequence,
+                "date": _time(order["order_filled_timestamp"]),
+                "amount": amount,
+                "remaining": remaining,
+                "price": price,
+                "fee": fee,
+                "profit_abs": amount * price - fee - cost,
+                "reason": trade.get("exit_reason") if last else order.get("ft_order_tag"),
+            }
         )
-    return position
+    return TradeRows(position, exits)
+
+
+def _insert(db: Session, bot_id: int, added: list[TradeRows]) -> None:
+    """New positions and their exits, in one statement each: a backtest adds a thousand
+    at once, which as ORM objects took most of an import's time."""
+    if not added:
+        return
+    statement = insert(Position).returning(Position.id, sort_by_parameter_order=True)
+    ids = db.scalars(statement, [{**rows.position, "bot_id": bot_id} for rows in added]).all()
+    exits = [
+        {**values, "position_id": position_id}
+        for position_id, rows in zip(ids, added, strict=True)
+        for values in rows.exits
+    ]
+    if exits:
+        db.execute(insert(Exit), exits)
 
 
 def _fingerprint(position: Position) -> tuple[Any, ...]:
@@ -344,9 +397,14 @@ def _replace(db: Session, existing: Position, new: Position) -> None:
     existing.exits.extend(exits)
 
 
-def _snapshot(bot: Bot) -> Snapshot:
+def _snapshot(db: Session, bot: Bot) -> Snapshot:
+    positions = db.execute(
+        select(
+            Position.is_open, Position.close_date, Position.open_date, Position.profit_abs
+        ).where(Position.bot_id == bot.id)
+    ).all()
     closed = sorted(
-        (p for p in bot.positions if not p.is_open), key=lambda p: p.close_date or p.open_date
+        (p for p in positions if not p.is_open), key=lambda p: p.close_date or p.open_date
     )
     profits = [p.profit_abs or Decimal(0) for p in closed]
     equity, peak, drawdown = Decimal(0), Decimal(0), Decimal(0)
@@ -357,7 +415,7 @@ def _snapshot(bot: Bot) -> Snapshot:
     return Snapshot(
         bot_id=bot.id,
         taken_at=datetime.now(UTC),
-        positions=len(bot.positions),
+        positions=len(positions),
         closed=len(closed),
         profit_abs=sum(profits, Decimal(0)),
         winrate=sum(p > 0 for p in profits) / len(profits) if profits else None,
