@@ -173,7 +173,8 @@ def _with_recent_range(stitched: pd.DataFrame, run: mlflow.entities.Run) -> pd.D
     setting = run.data.params.get("lifetime.fit_live_predictions_candles", "None")
     candles = None if setting in ("None", "") else int(setting)
     counted = np.ones(len(stitched), dtype=bool)
-    columns = {name: stitched[name].to_numpy() for name in stitched.columns}
+    # the forecast's columns (not the dates, which as an array are objects, one by one)
+    columns = {name: stitched[name].to_numpy() for name in stitched.select_dtypes("number")}
     return stitched.assign(**recent_range(columns, counted, candles))
 
 
