@@ -174,7 +174,8 @@ def _with_recent_range(stitched: pd.DataFrame, run: mlflow.entities.Run) -> pd.D
     candles = None if setting in ("None", "") else int(setting)
     counted = np.ones(len(stitched), dtype=bool)
     # the forecast's columns (not the dates, which as an array are objects, one by one)
-    columns = {name: stitched[name].to_numpy() for name in stitched.select_dtypes("number")}
+    numeric = stitched.select_dtypes("number").columns
+    columns = {str(name): stitched[name].to_numpy() for name in numeric}
     return stitched.assign(**recent_range(columns, counted, candles))
 
 

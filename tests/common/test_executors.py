@@ -151,7 +151,8 @@ def test_the_cli_workers_start_with_the_pipeline_and_mlflow_package_map() -> Non
         "import sys, experiments.preload\n"
         "from mlflow.utils import requirements_utils as r\n"
         "print('experiments.training.whitelist' in sys.modules, 'lightgbm' in sys.modules,"
-        " 'numba' in sys.modules, r._MODULES_TO_PACKAGES is not None)\n"
+        " 'numba' in sys.modules, r._MODULES_TO_PACKAGES is not None,"
+        " 'sqlalchemy.dialects.sqlite' in sys.modules, 'git' in sys.modules)\n"
     )
     root = Path(__file__).resolve().parents[2]
     shown = run_in_own_group(
@@ -161,4 +162,4 @@ def test_the_cli_workers_start_with_the_pipeline_and_mlflow_package_map() -> Non
         timeout=300,
     )
     assert shown.returncode == 0, shown.stdout
-    assert shown.stdout.split()[-4:] == ["True"] * 4
+    assert shown.stdout.split()[-6:] == ["True"] * 6
