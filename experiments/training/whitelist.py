@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from mlflow.tracking import MlflowClient
 
 from common.context import RunContext
@@ -16,6 +15,7 @@ from experiments.training.pipeline import Progress, TrainResult, progress_steps,
 from features.data.store import require_pairs
 from ml import tracking
 from ml.models import forecaster_class
+from ml.run_log import RunLog
 
 
 @dataclass(frozen=True)
@@ -109,10 +109,10 @@ def train_whitelist(
     try:
         trained = executor.run_all(jobs, on_done=done)
         results = dict(zip(pairs, trained, strict=True))
+        summary = RunLog(parent_id)  # in one call: one per figure took 0.75 s for 10 pairs
         for pair in pairs:
-            for key, value in results[pair].metrics.items():
-                if np.isfinite(value):
-                    client.log_metric(parent_id, f"{pair_to_filename(pair)}.{key}", float(value))
+            summary.metrics(results[pair].metrics, prefix=f"{pair_to_filename(pair)}.")
+        summary.send()
     except KeyboardInterrupt:
         client.set_terminated(parent_id, status="KILLED")
         raise
