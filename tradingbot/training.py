@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 from common.errors import SpecError
 from tradingbot._app import (
+    TRAINING_WORKER,
     ExecutorOption,
     Jobs,
     SpecPair,
@@ -68,6 +69,7 @@ def train_command(
     from strategies.freqtrade_process import StartedFreqtrade
 
     context = run_context(userdir)
+    _warm_local_pool(executor, jobs, context)
     with contextlib.ExitStack() as stack:
         # its imports run beside the training's (an unused process is ended on the way out)
         started = stack.enter_context(StartedFreqtrade(context.environment)) if backtest else None
@@ -88,6 +90,22 @@ def train_command(
                 spec=experiment, model=f"{experiment.name}@challenger", walk_forward=True
             )
             run_and_show_backtest(trained, context, started, use_cache=True)
+
+
+def _warm_local_pool(executor: str | None, jobs: int | None, context: RunContext) -> None:
+    """Start the local pool's fork server first thing when the options ask for one
+    (``--jobs N``, no Ray): its imports, the seconds before any pair can start, then run
+    beside this process's own instead of after them. The spec can still choose Ray
+    (``[compute]``); the server then only imported in vain."""
+    from common.executors import RAY_ADDRESS_VARIABLE, ProcessPool
+
+    ray_here = bool(context.environment.get(RAY_ADDRESS_VARIABLE))
+    if (
+        jobs is not None
+        and jobs > 1
+        and (executor == "local" or (executor is None and not ray_here))
+    ):
+        ProcessPool(jobs, TRAINING_WORKER).warm()
 
 
 def _train(
