@@ -5,17 +5,19 @@ Data: the 10 pairs of Freqtrade's test candles (5m, quoted in BTC); 6 days of tr
 
 * FreqAI: one ``freqtrade backtesting --freqaimodel LightGBMRegressor`` over the
   whitelist with ``FreqaiRegimeStrategy``; FreqAI retrains every pair in every window.
-* Ours, as ``tradingbot train --jobs <cores> --backtest`` of a whitelist spec runs it: one
-  rolling walk-forward LightGBM per pair, MLflow parent run, 10 models registered as
-  ``challenger``, then the walk-forward backtest of the challengers over the whitelist
-  (each pair's out-of-sample predictions drive one Freqtrade backtest of all 10 pairs),
-  in a Freqtrade process started with the command, which imports while the pairs train
-  (until session 17: two commands, ``train`` then ``backtest --walk-forward``).
-  Promoting them (``tradingbot promote``, about 0.3 s a model) is the decision that
-  follows the backtest, not part of it, and is not timed (until session 16 it was).
+* Ours: the command a user runs, ``tradingbot train SPEC --jobs <cores> --backtest``, as a
+  process of its own: one rolling walk-forward LightGBM per pair (with its regime
+  model), an MLflow parent run, 10 models registered as ``challenger``, then the
+  walk-forward backtest of the challengers over the whitelist (each pair's
+  out-of-sample predictions drive one Freqtrade backtest of all 10 pairs). Until
+  session 17 the bench called the library in its own, already imported process, and
+  ran training and backtest as two steps. Promoting the models (``tradingbot
+  promote``, about 0.3 s a model) is the decision that follows the backtest, and is
+  not timed (until session 16 it was).
 
-Both offline, in one process each, on this machine; wall times include everything
-each path does. The last line is FreqAI's time / ours (goal: > 1, ours faster).
+Each side is a fresh process (FreqAI's Freqtrade, our command), offline, on this
+machine; wall times include everything each does, imports too. The last line is
+FreqAI's time / ours (goal: > 1, ours faster).
 
     .venv/bin/python bench/pairs.py
 """
@@ -23,29 +25,25 @@ each path does. The last line is FreqAI's time / ours (goal: > 1, ours faster).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from common.layout import UserDir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.context import RunContext  # noqa: E402
-from common.executors import ProcessPool  # noqa: E402
-
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.backtest_vs_freqai import import_test_candles, lightgbm_spec  # noqa: E402
-from experiments.backtesting.run import backtest  # noqa: E402
-from experiments.training import train_whitelist  # noqa: E402
-from ml.tracking import default_tracking_uri  # noqa: E402
-from strategies.freqtrade_process import StartedFreqtrade  # noqa: E402
+from ml.tracking import configure, default_tracking_uri  # noqa: E402
 from strategies.results import parse_result_zip  # noqa: E402
 from strategies.runner import BacktestRequest, freqai_section, run_backtest  # noqa: E402
-from tradingbot._app import TRAINING_WORKER  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "freqtrade-testdata"
 PAIRS = (
@@ -80,64 +78,81 @@ def freqai(userdir: Path) -> tuple[float, int]:
     return time.perf_counter() - start, trades
 
 
-PARTS: dict[str, float] = {}  # ours, by stage
+PARTS: dict[str, float] = {}  # ours, by stage (from the MLflow runs' times)
 
 
-def _walk_forward_backtest(
-    userdir: Path, uri: str, model: str, started: StartedFreqtrade | None = None
-) -> int:
-    """One Freqtrade backtest of the whitelist on the model's walk-forward predictions, in
-    ``started`` if given; returns its number of trades."""
-    summary = backtest(
-        strategy="RegimeStrategy",
-        pair=PAIRS[0],
-        pairs=PAIRS,
-        timeframe="5m",
-        exchange="binance",
-        timerange="",
-        model=model,
-        context=RunContext(userdir, uri, os.environ),
-        use_cache=False,
-        walk_forward=True,
-        started=started,
+def toml(data: Mapping[str, Any]) -> str:
+    """A spec's sections as TOML: top-level values, then a table per section (nested
+    mappings inline). Enough for the specs here, not a general writer."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(item) for item in v) + "]"
+        if isinstance(v, Mapping):
+            return "{ " + ", ".join(f"{k} = {value(item)}" for k, item in v.items()) + " }"
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, Mapping)]
+    for section, table in data.items():
+        if isinstance(table, Mapping):
+            lines += ["", f"[{section}]", *(f"{k} = {value(v)}" for k, v in table.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _command(
+    userdir: Path, name: str, market: dict[str, object], jobs: int, what: str
+) -> tuple[float, int]:
+    """``tradingbot train SPEC [--jobs N] --backtest`` in a process of its own; returns
+    its wall time and the backtest's trades, and puts the training's and the
+    backtest's shares in PARTS."""
+    spec = lightgbm_spec(name, market)
+    path = userdir / f"{name}.toml"
+    path.write_text(toml(spec.model_dump(mode="json", exclude_unset=True)))
+    options = ["--jobs", str(jobs)] if jobs > 1 else []
+    command = [sys.executable, "-m", "tradingbot", "train", str(path), *options, "--backtest"]
+    began = time.time()
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command, "--userdir", str(userdir)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return summary.metrics.trades
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    client = configure(default_tracking_uri(userdir), UserDir(userdir))
+    trained = client.get_experiment_by_name(name)
+    backtests = client.get_experiment_by_name("backtests")
+    assert trained is not None and backtests is not None
+    runs = client.search_runs([trained.experiment_id], "attributes.status = 'FINISHED'")
+    training_end = max(run.info.end_time for run in runs) / 1000
+    (backtested,) = client.search_runs([backtests.experiment_id])
+    trained_for = training_end - began
+    PARTS[f"  of which: train {what}, register"] = trained_for
+    PARTS[f"  of which: {'its ' if jobs == 1 else ''}walk-forward whitelist backtest"] = (
+        seconds - trained_for
+    )
+    return seconds, int(backtested.data.metrics["closed.trades"])
 
 
 def ours(userdir: Path) -> tuple[float, int]:
-    start = time.perf_counter()
-    spec = lightgbm_spec("bench_pairs", {"pairs": list(PAIRS)})  # the same as the 2-pair bench
-    uri = default_tracking_uri(userdir)
-    # as tradingbot train --backtest: Freqtrade's process starts first, and the local
-    # executor as --jobs JOBS makes it, whose fork server imports while this process
-    # opens the store
-    with StartedFreqtrade(os.environ) as started:
-        with ProcessPool(JOBS, TRAINING_WORKER) as executor:
-            executor.warm()
-            train_whitelist(spec, context=RunContext(userdir, uri, os.environ), executor=executor)
-        PARTS["  of which: train 10 pairs, register"] = time.perf_counter() - start
-        backtested = time.perf_counter()
-        trades = _walk_forward_backtest(userdir, uri, "bench_pairs@challenger", started)
-    PARTS["  of which: walk-forward whitelist backtest"] = time.perf_counter() - backtested
-    return time.perf_counter() - start, trades
+    # the same spec as the 2-pair bench, over the whitelist
+    return _command(userdir, "bench_pairs", {"pairs": list(PAIRS)}, JOBS, "10 pairs")
 
 
 def pooled(userdir: Path) -> tuple[float, int]:
     """One pooled model over the whitelist (``[data] pooling = "pooled"``, the same folds),
     then the same walk-forward backtest, each pair trading its own out-of-sample
     predictions of the pooled folds."""
-    from experiments.training import train
-
-    start = time.perf_counter()
-    spec = lightgbm_spec("bench_pooled", {"pairs": list(PAIRS), "pooling": "pooled"})
-    uri = default_tracking_uri(userdir)
-    with StartedFreqtrade(os.environ) as started:  # as tradingbot train --backtest
-        train(spec, context=RunContext(userdir, uri, os.environ))
-        PARTS["  of which: train one pooled model, register"] = time.perf_counter() - start
-        backtested = time.perf_counter()
-        trades = _walk_forward_backtest(userdir, uri, "bench_pooled@challenger", started)
-    PARTS["  of which: its walk-forward whitelist backtest"] = time.perf_counter() - backtested
-    return time.perf_counter() - start, trades
+    pooling = {"pairs": list(PAIRS), "pooling": "pooled"}
+    return _command(userdir, "bench_pooled", pooling, 1, "one pooled model")
 
 
 def main() -> None:
@@ -145,12 +160,12 @@ def main() -> None:
         sys.exit(f"needs Freqtrade's test candles in {DATA}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, runner in (
-            ("FreqAI LightGBMRegressor, one backtest", freqai),
-            (f"ours: train --jobs {JOBS} --backtest", ours),
-            ("ours pooled: train --backtest", pooled),
+        for folder, label, runner in (
+            ("freqai", "FreqAI LightGBMRegressor, one backtest", freqai),
+            ("ours", f"ours: train --jobs {JOBS} --backtest", ours),
+            ("pooled", "ours pooled: train --backtest", pooled),
         ):
-            userdir = Path(tmp) / label.split()[0].lower().rstrip(":")
+            userdir = Path(tmp) / folder  # each its own user dir
             import_test_candles(userdir, PAIRS)
             seconds, trades = runner(userdir)
             rows.append((label, seconds, trades))
