@@ -69,7 +69,7 @@ def _build(template: Path) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     with tempfile.TemporaryDirectory(dir=template.parent) as scratch:
-        database = Path(scratch) / "mlflow.db"
+        database = Path(scratch) / "empty.db"
         # the tracking store's creation makes every table, the registry's included
         store = SqlAlchemyStore(  # type: ignore[no-untyped-call]
             f"sqlite:///{database}", str(Path(scratch) / "artifacts")

@@ -205,13 +205,15 @@ def run_and_show_backtest(
     started first thing) and print its summary: ``tradingbot backtest``, and ``tradingbot
     train --backtest`` after the training."""
     from experiments.backtesting.options import resolve_backtest
-    from experiments.backtesting.run import BACKTEST_STAGES, backtest
-    from tradingbot.render_backtest import backtest_summary
 
     plan = resolve_backtest(asked, context.layout)
     for note in plan.notes:
         console.print(f"[yellow]note[/]: {note}")
     _require_data(context.userdir, plan.exchange, plan.markets, plan.timeframe)
+    # after the checks: a missing pair is named before MLflow and Freqtrade are imported
+    from experiments.backtesting.run import BACKTEST_STAGES, backtest
+    from tradingbot.render_backtest import backtest_summary
+
     market = f"{len(plan.pairs)} pairs" if plan.pairs else plan.pair
     window = plan.timerange or (
         f"as bot {plan.live_predictions} served" if plan.live_predictions else "walk-forward"
