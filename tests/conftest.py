@@ -149,6 +149,36 @@ def run_in_own_group(
     return subprocess.CompletedProcess(command, process.returncode, output)
 
 
+def run_together(
+    commands: list[list[str]], *, env: dict[str, str] | None = None, timeout: float = 300
+) -> list[subprocess.CompletedProcess[str]]:
+    """Start ``commands`` at once, each in its own process group (stdout and stderr
+    apart), wait for all, and kill every group still there in ``finally``."""
+    processes = [
+        subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for command in commands
+    ]
+    try:
+        outputs = [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return [
+        subprocess.CompletedProcess(command, process.returncode, out, err)
+        for command, process, (out, err) in zip(commands, processes, outputs, strict=True)
+    ]
+
+
 def fit_on_prefix(spec: Any, candles: pd.DataFrame, rows: int) -> tuple[Any, pd.DataFrame]:
     """A bundle of ``spec`` fitted on the first ``rows`` candles (BTC/USDT 1h), and the
     feature frame of all candles: the real fit, without the MLflow record of training."""

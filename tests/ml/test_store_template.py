@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from common.layout import UserDir
 from ml.store_template import create_store, template_path
 from ml.tracking import configure, default_tracking_uri
+from tests.conftest import run_together
 
 
 @pytest.fixture
@@ -86,6 +86,7 @@ import sys
 from pathlib import Path
 from common.layout import UserDir
 from ml.tracking import configure, default_tracking_uri
+from tests.conftest import run_together
 userdir = Path(sys.argv[1])
 configure(default_tracking_uri(userdir), UserDir(userdir)).create_experiment("e")
 """
@@ -95,27 +96,11 @@ def test_processes_that_need_the_template_at_once_build_it_once(
     cache: Path, tmp_path: Path
 ) -> None:
     environment = {**os.environ, "XDG_CACHE_HOME": str(cache.parent)}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", BUILD, str(tmp_path / f"ud{i}")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment,
-            start_new_session=True,
-        )
-        for i in range(3)
-    ]
-    try:
-        outcomes = [p.communicate(timeout=300) for p in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, err) in zip(processes, outcomes, strict=True):
-        assert process.returncode == 0, err
-    assert sum("Creating initial MLflow database tables" in err for _, err in outcomes) == 1
+    commands = [[sys.executable, "-c", BUILD, str(tmp_path / f"ud{i}")] for i in range(3)]
+    done = run_together(commands, env=environment)
+    for process in done:
+        assert process.returncode == 0, process.stderr
+    assert sum("Creating initial MLflow database tables" in p.stderr for p in done) == 1
     assert sorted(p.name for p in cache.iterdir()) == [
         template_path().name,
         template_path().name + ".lock",

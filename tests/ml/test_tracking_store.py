@@ -3,7 +3,6 @@ artefact locations follow a copied user dir."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from common.layout import UserDir
 from ml.tracking import StoreError, check_sqlite_store, configure, default_tracking_uri
-from tests.conftest import CliResult
+from tests.conftest import CliResult, run_together
 
 CREATE = """
 import sys
@@ -30,25 +29,9 @@ def test_commands_started_together_on_a_new_user_dir_both_create_the_store(
     tmp_path: Path, attempt: int
 ) -> None:
     userdir = tmp_path / "ud"
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", CREATE, str(userdir), str(i)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        for i in range(3)
-    ]
-    try:
-        outcomes = [p.communicate(timeout=300) for p in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, err) in zip(processes, outcomes, strict=True):
-        assert process.returncode == 0, err
+    commands = [[sys.executable, "-c", CREATE, str(userdir), str(i)] for i in range(3)]
+    for process in run_together(commands):
+        assert process.returncode == 0, process.stderr
     client = configure(default_tracking_uri(userdir), UserDir(userdir))
     assert {"e0", "e1", "e2"} <= {e.name for e in client.search_experiments()}
 
