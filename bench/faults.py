@@ -34,7 +34,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,7 +310,15 @@ def _prepare(root: Path, env: dict[str, str]) -> dict[str, str]:
     }
 
 
+_INSPECTING = threading.Lock()  # MLflow's tracking URI is one per process
+
+
 def _inspect(userdir: Path, row: Row, case: Case) -> None:
+    with _INSPECTING:
+        _inspect_store(userdir, row, case)
+
+
+def _inspect_store(userdir: Path, row: Row, case: Case) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -508,11 +518,13 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     try:
         values = _prepare(root, env)
-        rows = [
-            run_case(case, root, root / "base", values, env)
-            for case in CASES
-            if wanted is None or case.name in wanted
-        ]
+        chosen = [case for case in CASES if wanted is None or case.name in wanted]
+        # the cases share nothing (each its own copy of the user dir and its own $TMPDIR):
+        # as many at once as there are cores, their rows in the cases' order
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as cases:
+            rows = list(
+                cases.map(lambda case: run_case(case, root, root / "base", values, env), chosen)
+            )
         if wanted is None or "concurrent.new_store" in wanted:
             rows.append(concurrent_start(root, root / "base", values, env))
     finally:
