@@ -29,9 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from common.layout import UserDir
 
@@ -41,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.backtest_vs_freqai import import_test_candles, lightgbm_spec  # noqa: E402
+from experiments.freqai_import import spec_toml  # noqa: E402
 from ml.tracking import configure, default_tracking_uri  # noqa: E402
 from strategies.results import parse_result_zip  # noqa: E402
 from strategies.runner import BacktestRequest, freqai_section, run_backtest  # noqa: E402
@@ -81,37 +80,16 @@ def freqai(userdir: Path) -> tuple[float, int]:
 PARTS: dict[str, float] = {}  # ours, by stage (from the MLflow runs' times)
 
 
-def toml(data: Mapping[str, Any]) -> str:
-    """A spec's sections as TOML: top-level values, then a table per section (nested
-    mappings inline). Enough for the specs here, not a general writer."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(value(item) for item in v) + "]"
-        if isinstance(v, Mapping):
-            return "{ " + ", ".join(f"{k} = {value(item)}" for k, item in v.items()) + " }"
-        return repr(v)
-
-    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, Mapping)]
-    for section, table in data.items():
-        if isinstance(table, Mapping):
-            lines += ["", f"[{section}]", *(f"{k} = {value(v)}" for k, v in table.items())]
-    return "\n".join(lines) + "\n"
-
-
 def _command(
-    userdir: Path, name: str, market: dict[str, object], jobs: int, what: str
+    userdir: Path, name: str, market: dict[str, object], jobs: int, parts: tuple[str, str]
 ) -> tuple[float, int]:
     """``tradingbot train SPEC [--jobs N] --backtest`` in a process of its own; returns
-    its wall time and the backtest's trades, and puts the training's and the
-    backtest's shares in PARTS."""
+    its wall time and the backtest's trades, and puts in PARTS, under ``parts``, the
+    time from its start to the training's end (its imports included) and from there to
+    its exit (the backtest, the summaries, the interpreter's teardown)."""
     spec = lightgbm_spec(name, market)
     path = userdir / f"{name}.toml"
-    path.write_text(toml(spec.model_dump(mode="json", exclude_unset=True)))
+    path.write_text(spec_toml(spec.model_dump(mode="json", exclude_unset=True)))
     options = ["--jobs", str(jobs)] if jobs > 1 else []
     command = [sys.executable, "-m", "tradingbot", "train", str(path), *options, "--backtest"]
     began = time.time()
@@ -135,16 +113,14 @@ def _command(
     training_end = max(run.info.end_time for run in runs) / 1000
     (backtested,) = client.search_runs([backtests.experiment_id])
     trained_for = training_end - began
-    PARTS[f"  of which: train {what}, register"] = trained_for
-    PARTS[f"  of which: {'its ' if jobs == 1 else ''}walk-forward whitelist backtest"] = (
-        seconds - trained_for
-    )
+    PARTS[parts[0]], PARTS[parts[1]] = trained_for, seconds - trained_for
     return seconds, int(backtested.data.metrics["closed.trades"])
 
 
 def ours(userdir: Path) -> tuple[float, int]:
     # the same spec as the 2-pair bench, over the whitelist
-    return _command(userdir, "bench_pairs", {"pairs": list(PAIRS)}, JOBS, "10 pairs")
+    parts = ("  of which: start, train 10 pairs", "  of which: backtest, summaries, exit")
+    return _command(userdir, "bench_pairs", {"pairs": list(PAIRS)}, JOBS, parts)
 
 
 def pooled(userdir: Path) -> tuple[float, int]:
@@ -152,7 +128,11 @@ def pooled(userdir: Path) -> tuple[float, int]:
     then the same walk-forward backtest, each pair trading its own out-of-sample
     predictions of the pooled folds."""
     pooling = {"pairs": list(PAIRS), "pooling": "pooled"}
-    return _command(userdir, "bench_pooled", pooling, 1, "one pooled model")
+    parts = (
+        "  of which: start, train the pooled model",
+        "  of which: its backtest, summaries, exit",
+    )
+    return _command(userdir, "bench_pooled", pooling, 1, parts)
 
 
 def main() -> None:

@@ -319,10 +319,18 @@ def executor_for(
     spec's ``[compute] executor``, then ``RAY_ADDRESS`` in ``environment`` (ray);
     otherwise local: a process pool of ``jobs`` workers (starting with the modules
     ``preload`` names), in-process for one."""
-    chosen = name or spec_executor
-    address = environment.get(RAY_ADDRESS_VARIABLE) or None
-    if chosen is None and address is not None:
-        chosen = "ray"
-    if chosen == "ray":
+    if chosen_executor(name, environment, spec_executor) == "ray":
+        address = environment.get(RAY_ADDRESS_VARIABLE) or None
         return RayCluster(address, workers=jobs if jobs > 1 else None, gpu_jobs=gpu_jobs)
     return ProcessPool(jobs, preload) if jobs > 1 else InProcess()
+
+
+def chosen_executor(
+    name: str | None, environment: Mapping[str, str], spec_executor: str | None = None
+) -> str:
+    """Which executor a command gets: ``name`` (``--executor``), then the spec's
+    ``[compute] executor``, then ray when ``RAY_ADDRESS`` is set, else local."""
+    chosen = name or spec_executor
+    if chosen is None and environment.get(RAY_ADDRESS_VARIABLE):
+        return "ray"
+    return chosen or "local"

@@ -237,7 +237,7 @@ def import_trades(path: Path, bot: BotInfo, trades: Iterable[Mapping[str, Any]])
             existing = known.get((rows.position["pair"], rows.position["open_date"]))
             if existing is None:
                 added.append(rows)
-            elif _fingerprint(existing) != rows.fingerprint:
+            elif _recorded_fingerprint(existing) != rows.fingerprint:
                 _replace(db, existing, rows.as_position())
                 updated += 1
             else:
@@ -303,9 +303,9 @@ class TradeRows:
 
     @property
     def fingerprint(self) -> tuple[Any, ...]:
-        exits = tuple((e["sequence"], e["amount"], e["price"]) for e in self.exits)
+        exits = [(e["sequence"], e["amount"], e["price"]) for e in self.exits]
         p = self.position
-        return (p["is_open"], p["profit_abs"], p["exit_reason"], exits)
+        return _fingerprint(p["is_open"], p["profit_abs"], p["exit_reason"], exits)
 
     def as_position(self) -> Position:
         position = Position(**self.position)
@@ -381,9 +381,17 @@ def _insert(db: Session, bot_id: int, added: list[TradeRows]) -> None:
         db.execute(insert(Exit), exits)
 
 
-def _fingerprint(position: Position) -> tuple[Any, ...]:
-    exits = tuple((e.sequence, e.amount, e.price) for e in position.exits)
-    return (position.is_open, position.profit_abs, position.exit_reason, exits)
+def _fingerprint(
+    is_open: bool, profit_abs: Any, exit_reason: Any, exits: Iterable[tuple[Any, ...]]
+) -> tuple[Any, ...]:
+    """What decides whether a re-imported trade changed: its state, its profit, its exit
+    reason and its exits (sequence, amount, price)."""
+    return (is_open, profit_abs, exit_reason, tuple(exits))
+
+
+def _recorded_fingerprint(position: Position) -> tuple[Any, ...]:
+    exits = ((e.sequence, e.amount, e.price) for e in position.exits)
+    return _fingerprint(position.is_open, position.profit_abs, position.exit_reason, exits)
 
 
 def _replace(db: Session, existing: Position, new: Position) -> None:

@@ -84,10 +84,11 @@ def train_command(
         _train(experiment, context, spec_text, (executor, jobs), keep_folds)
         if started is not None:
             from experiments.backtesting.options import BacktestOptions
+            from ml.registry import CHALLENGER
             from tradingbot.backtests import run_and_show_backtest
 
             trained = BacktestOptions(
-                spec=experiment, model=f"{experiment.name}@challenger", walk_forward=True
+                spec=experiment, model=f"{experiment.name}@{CHALLENGER}", walk_forward=True
             )
             run_and_show_backtest(trained, context, started, use_cache=True)
 
@@ -97,14 +98,10 @@ def _warm_local_pool(executor: str | None, jobs: int | None, context: RunContext
     (``--jobs N``, no Ray): its imports, the seconds before any pair can start, then run
     beside this process's own instead of after them. The spec can still choose Ray
     (``[compute]``); the server then only imported in vain."""
-    from common.executors import RAY_ADDRESS_VARIABLE, ProcessPool
+    from common.executors import ProcessPool, chosen_executor
 
-    ray_here = bool(context.environment.get(RAY_ADDRESS_VARIABLE))
-    if (
-        jobs is not None
-        and jobs > 1
-        and (executor == "local" or (executor is None and not ray_here))
-    ):
+    local = chosen_executor(executor, context.environment) == "local"
+    if jobs is not None and jobs > 1 and local:
         ProcessPool(jobs, TRAINING_WORKER).warm()
 
 
