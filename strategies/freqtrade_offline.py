@@ -19,12 +19,11 @@ exits without running anything.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from common.process_end import exit_without_teardown
 from strategies.freqtrade_process import WAIT
 from strategies.markets import load_snapshot
 
@@ -84,17 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
-
-
-def exit_without_teardown(code: int) -> NoReturn:
-    """End this process with ``code`` at once. The interpreter's own ending would free
-    Freqtrade's, pandas' and our modules one by one: 0.9 s after every backtest, measured,
-    while the caller waits. Freqtrade has closed its result files by then and registers
-    nothing to run at exit; its log handlers and the standard streams are flushed here."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from common.errors import TradingbotError
+from common.process_end import exit_without_teardown
 from tradingbot._app import (
     app,
 )
@@ -83,4 +84,6 @@ def storage_problem(exc: BaseException) -> str | None:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    """The ``tradingbot`` command: its work done, it ends without the interpreter's
+    teardown (about 1.2 s of freeing modules, measured: :mod:`common.process_end`)."""
+    exit_without_teardown(run(sys.argv[1:]))

@@ -59,33 +59,3 @@ def test_arguments_that_are_not_a_list_of_strings_are_refused(
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"config": "c.json"}\n'))
     with pytest.raises(SystemExit, match="expected a JSON list of strings on stdin"):
         freqtrade_offline.main([WAIT])
-
-
-def test_it_ends_without_teardown_yet_loses_no_output(tmp_path: Path) -> None:
-    """What the process printed or logged last (no newline, a buffered log file) still
-    arrives, and its exit code is the backtest's."""
-    log = tmp_path / "freqtrade.log"
-    ending = (
-        "import logging, logging.handlers, sys\n"
-        "from strategies.freqtrade_offline import exit_without_teardown\n"
-        f"kept = logging.FileHandler({str(log)!r})\n"  # a buffering handler in front of it
-        "logging.getLogger().addHandler(logging.handlers.MemoryHandler(100, target=kept))\n"
-        "logging.getLogger('freqtrade').warning('the last log line')\n"
-        "sys.stdout.write('no newline after this')\n"
-        "sys.stderr.write('nor this')\n"
-        "exit_without_teardown(3)\n"
-    )
-    shown = run_in_own_group(
-        [sys.executable, "-c", ending],
-        cwd=REPO_ROOT,
-        # buffered standard streams, as when Freqtrade's output goes to a pipe
-        env={**_buffered(os.environ), "PYTHONPATH": str(REPO_ROOT)},
-        timeout=300,
-    )
-    assert shown.returncode == 3
-    assert "no newline after this" in shown.stdout and "nor this" in shown.stdout
-    assert "the last log line" in log.read_text()
-
-
-def _buffered(environment: Mapping[str, str]) -> dict[str, str]:
-    return {key: value for key, value in environment.items() if key != "PYTHONUNBUFFERED"}
