@@ -13,6 +13,7 @@ import atexit
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -24,10 +25,11 @@ def exit_without_teardown(code: int) -> NoReturn:
     modules and objects, which nothing needs at the end of a process. An object that
     writes in its own ``__del__`` would be skipped too: our code closes what it writes
     (``with`` blocks)."""
-    main = threading.main_thread()
-    for thread in threading.enumerate():
-        if thread is not main and not thread.daemon:
-            thread.join()
+    # the interpreter's own first step: the threading module's exit callbacks (which
+    # stop concurrent.futures' idle workers, MLflow's artefact uploads among them), then
+    # a join of every thread that is not a daemon
+    shutdown_threads: Callable[[], None] = getattr(threading, "_shutdown")  # noqa: B009
+    shutdown_threads()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:

@@ -20,8 +20,8 @@ def test_it_ends_with_the_code_yet_loses_no_output_and_runs_what_the_ending_runs
     tmp_path: Path,
 ) -> None:
     """What the process printed or logged last (no newline, a buffering log handler),
-    its exit handlers, its clean-ups and its last worker thread all happen, and the exit
-    code is the one given."""
+    its exit handlers, its clean-ups and its last worker thread all happen, an idle
+    thread pool does not keep it waiting, and the exit code is the one given."""
     log, done, cleaned = tmp_path / "run.log", tmp_path / "done", tmp_path / "scratch"
     cleaned.mkdir()
     ending = (
@@ -36,6 +36,9 @@ def test_it_ends_with_the_code_yet_loses_no_output_and_runs_what_the_ending_runs
         f"weakref.finalize(scratch, shutil.rmtree, {str(cleaned)!r})\n"
         "def late(): time.sleep(0.5); pathlib.Path(" + repr(str(done)) + ").write_text('x')\n"
         "threading.Thread(target=late).start()\n"
+        # an idle pool's worker waits for work forever: MLflow's artefact uploads leave one
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "ThreadPoolExecutor(1).submit(print, 'a pooled task ran')\n"
         "sys.stdout.write('no newline after this')\n"
         "sys.stderr.write('nor this')\n"
         "exit_without_teardown(3)\n"
@@ -49,7 +52,7 @@ def test_it_ends_with_the_code_yet_loses_no_output_and_runs_what_the_ending_runs
     )
     assert shown.returncode == 3, shown.stdout
     assert "no newline after this" in shown.stdout and "nor this" in shown.stdout
-    assert "an exit handler ran" in shown.stdout
+    assert "an exit handler ran" in shown.stdout and "a pooled task ran" in shown.stdout
     assert "the last log line" in log.read_text()
     assert done.exists(), "the thread that was not a daemon did not finish"
     assert not cleaned.exists(), "weakref.finalize's clean-up did not run"

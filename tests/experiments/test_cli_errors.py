@@ -124,9 +124,8 @@ def test_user_errors_come_before_the_heavy_imports(tmp_path: Path, args: list[st
     root = Path(__file__).resolve().parents[2]
     script = (
         "import sys\n"
-        "from tradingbot import main\n"
-        f"sys.argv = ['tradingbot', *{args!r}, '--userdir', {str(tmp_path)!r}]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "from tradingbot.main import run\n"
+        f"code = run([*{args!r}, '--userdir', {str(tmp_path)!r}])\n"
         "heavy = sorted(m for m in ('torch', 'mlflow', 'freqtrade', 'lightgbm', 'optuna') "
         "if m in sys.modules)\n"
         "print('RESULT', code, heavy)\n"
