@@ -69,8 +69,6 @@ class Executor(ABC):
     workers: int = 1
     # jobs run in other processes: a callback they carry does not reach back here
     remote: bool = True
-    # jobs may run on other machines, whose results would cross the network to come back
-    cluster: bool = False
 
     @property
     def threads(self) -> int:
@@ -206,7 +204,6 @@ class RayCluster(Executor):
     any; CPU jobs ask for ``threads`` CPUs."""
 
     name = "ray"
-    cluster = True
 
     def __init__(
         self, address: str | None = None, workers: int | None = None, *, gpu_jobs: bool = False

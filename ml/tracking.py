@@ -371,14 +371,8 @@ def lineage(
 
 
 @contextmanager
-def tracked_run(
-    *, start_time: int | None = None, **start_kwargs: Any
-) -> Iterator[mlflow.ActiveRun]:
-    """``mlflow.start_run`` that ends FAILED on errors and KILLED on Ctrl-C.
-    ``start_time`` (ms since the epoch): when the run's work began, where that was before
-    the run is written (a training is computed first: :mod:`experiments.training.compute`)."""
-    if start_time is not None:
-        start_kwargs = {"run_id": _run_started_at(start_time, **start_kwargs)}
+def tracked_run(**start_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run`` that ends FAILED on errors and KILLED on Ctrl-C."""
     run = mlflow.start_run(**start_kwargs)
     try:
         with bind(run=run.info.run_id):  # every log line inside names the run
@@ -391,35 +385,6 @@ def tracked_run(
         raise
     else:
         mlflow.end_run(status=RunStatus.to_string(RunStatus.FINISHED))
-
-
-def _run_started_at(
-    start_time: int,
-    *,
-    experiment_id: str,
-    run_name: str | None = None,
-    tags: Mapping[str, str] | None = None,
-    parent_run_id: str | None = None,
-) -> str:
-    """A new run that started at ``start_time``, with the tags ``mlflow.start_run`` would
-    give it (its parent, its name, the source, user and commit MLflow resolves); returns
-    its id, to be started."""
-    from mlflow.tracking.context import registry
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-
-    wanted = dict(tags or {})
-    if parent_run_id is not None:
-        wanted[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    if run_name:
-        wanted[MLFLOW_RUN_NAME] = run_name
-    run = MlflowClient().create_run(
-        experiment_id,
-        start_time=start_time,
-        tags=registry.resolve_tags(wanted),
-        run_name=run_name,
-    )
-    run_id: str = run.info.run_id
-    return run_id
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

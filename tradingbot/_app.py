@@ -162,10 +162,8 @@ ExecutorOption = Annotated[
 ]
 
 
-# what a local pool's workers start with (see experiments/preload.py): a training's
-# workers compute, and this process records; those that record too start with MLflow's
+# what a local pool's workers start with (see experiments/preload.py)
 TRAINING_WORKER: tuple[str, ...] = ("experiments.preload",)
-RECORDING_WORKER: tuple[str, ...] = (*TRAINING_WORKER, "experiments.preload_tracking")
 
 
 @contextmanager

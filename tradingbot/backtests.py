@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 from common.layout import UserDir
 from tradingbot._app import (
-    RECORDING_WORKER,
+    TRAINING_WORKER,
     Exchange,
     ExecutorOption,
     Jobs,
@@ -265,7 +265,7 @@ def scorecard_command(
             jobs,
             context,
             experiment,
-            preload=(*RECORDING_WORKER, "experiments.backtesting.scorecard"),
+            preload=(*TRAINING_WORKER, "experiments.backtesting.scorecard"),
         ) as workers,
         stage(f"scorecard of {experiment.name} on {len(pairs)} market(s)"),
     ):

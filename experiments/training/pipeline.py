@@ -7,10 +7,8 @@ alike (a per-pair whitelist trains one such run per pair under a parent run:
 tags (spec hash, data sha256, git commit, seed, device), the out-of-sample and baseline
 metrics, the fold table, the stitched out-of-sample predictions and the environment; the final bundle is
 logged as a pyfunc model and registered under the spec's name with alias
-``challenger`` once the run has finished. The run is written once the training has been
-computed (:mod:`experiments.training.compute`) and starts at the computation's start: a
-training that fails while it computes records nothing, one that fails while it is
-recorded ends FAILED (Ctrl-C: KILLED), and neither registers anything.
+``challenger`` once the run has finished. A run that fails ends FAILED (Ctrl-C:
+KILLED) and registers nothing.
 
 A pooled run (``[data] pooling = "pooled"``) scores each fold and the out-of-sample
 stretch per pair against the same baselines; its ``overall.<metric>`` is the mean over
@@ -20,8 +18,10 @@ registered under the spec's own name, with the pairs in its version's ``pooled_p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,14 +30,14 @@ from common.context import RunContext
 from common.executors import Executor
 from experiments.spec import ExperimentSpec
 from experiments.training import record
-from experiments.training.compute import Computed, Progress, compute, progress_steps
+from experiments.training.data import data_warnings, training_job
 from ml import tracking
-from ml.bundle import ModelBundle
-from ml.fold_training import Scores, combined
+from ml.bundle import Continuation, ModelBundle
+from ml.fold_training import FoldResult, Scores, TrainingJob, combined, fit_final, walk_forward
 from ml.registry import log_bundle, purge_old_versions, reconcile, register_finished_run
-from ml.run_log import held
+from ml.run_log import RunLog, held
 
-__all__ = ["Progress", "TrainResult", "progress_steps", "record_training", "train"]
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,12 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)  # about the data it learnt from
 
 
+def progress_steps(spec: ExperimentSpec) -> int:
+    """How many times :func:`train` calls ``progress`` for one model: features, each
+    fold, the final fit, logging, registration."""
+    return 4 + spec.walk_forward.folds
+
+
 def train(
     spec: ExperimentSpec,
     *,
@@ -70,48 +76,19 @@ def train(
     keep_folds: bool = False,
     continued: ModelBundle | None = None,
 ) -> TrainResult:
-    """Train a single-pair or pooled spec and record it (see module doc): computed by
-    :func:`experiments.training.compute.compute` (``threads``, ``executor`` and
-    ``continued`` are its), then recorded by :func:`record_training` (``experiment_name``,
+    """Train a single-pair or pooled spec (see module doc). ``experiment_name`` and
     ``parent_run_id``: a whitelist's pair, recorded in the whitelist spec's experiment
-    under its parent run; ``keep_folds``: log each fold's bundle and predictions too)."""
-    computed = compute(
-        spec,
-        context.layout,
-        threads=threads,
-        progress=progress,
-        executor=executor,
-        continued=continued,
-    )
-    return record_training(
-        computed,
-        spec,
-        context=context,
-        spec_text=spec_text,
-        progress=progress,
-        experiment_name=experiment_name,
-        parent_run_id=parent_run_id,
-        keep_folds=keep_folds,
-    )
-
-
-def record_training(
-    computed: Computed,
-    spec: ExperimentSpec,
-    *,
-    context: RunContext,
-    spec_text: str | None = None,
-    progress: Progress | None = None,
-    experiment_name: str | None = None,
-    parent_run_id: str | None = None,
-    keep_folds: bool = False,
-) -> TrainResult:
-    """Record a computed training as one MLflow run (started when its computation
-    began) and register its final model as ``challenger`` once the run has finished."""
+    under its parent run (see :func:`experiments.training.whitelist.train_whitelist`).
+    ``executor``: where independent folds run (see :func:`ml.fold_training.walk_forward`).
+    ``keep_folds``: log each fold's bundle and predictions too (``--keep-folds``).
+    ``continued``: with ``[lifetime] continual_learning``, the final model continues this
+    bundle's forecaster (a retrain's champion) instead of the last fold's; the folds
+    never do (it was trained on their out-of-sample candles)."""
+    layout, tracking_uri = context.layout, context.tracking_uri
     say = progress or (lambda _text: None)
-    job = computed.job
-    client = tracking.configure(context.tracking_uri, context.layout)
-    experiment = tracking.experiment_id(client, experiment_name or spec.name, context.layout)
+    job = training_job(spec, layout, threads, say)
+    client = tracking.configure(tracking_uri, layout)
+    experiment = tracking.experiment_id(client, experiment_name or spec.name, layout)
     tracking.fail_stale_runs(client, experiment)
     reconcile(client, spec.name)  # versions left by registrations that were killed
     lineage = tracking.lineage(
@@ -121,12 +98,13 @@ def record_training(
         seed=spec.seed,
         model_kind=spec.model.kind,
     )
-    if computed.warnings:
-        lineage["data.warnings"] = "; ".join(computed.warnings)
+    warnings = data_warnings(layout, spec.data.exchange, job.timeframe, job.markets)
+    if warnings:
+        lineage["data.warnings"] = "; ".join(warnings)
     if job.pooled:
         lineage["pooled_pairs"] = ",".join(m.pair for m in job.markets)
-    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds)
-    run_id, model_uri = _tracked_training(computed, spec, recording, say)
+    recording = _Recording(experiment, lineage, parent_run_id, spec_text, keep_folds, continued)
+    run_id, model_uri, outcome = _tracked_training(job, spec, recording, say, executor)
     # Registered only once the run has FINISHED, so no version ever points at a run
     # that failed or was killed; a kill from here on leaves a finished run that the
     # next call's reconcile() completes.
@@ -137,7 +115,7 @@ def record_training(
     version = register_finished_run(client, spec.name, run_id, model_uri, tags=tags)
     if spec.lifetime.purge_old_models is not None:  # FreqAI's: old models leave the disk
         purge_old_versions(client, spec.name, spec.lifetime.purge_old_models)
-    overall = combined(computed.scores)
+    overall = combined(outcome.scores)
     return TrainResult(
         run_id=run_id,
         experiment_id=experiment,
@@ -145,10 +123,10 @@ def record_training(
         version=version,
         metrics=overall.metrics,
         baselines=overall.baselines,
-        folds=len(computed.folds),
-        out_of_sample=next(iter(computed.out_of_sample.values())),
-        per_pair=computed.scores if job.pooled else {},
-        warnings=computed.warnings,
+        folds=len(outcome.folds),
+        out_of_sample=next(iter(outcome.out_of_sample.values())),
+        per_pair=outcome.scores if job.pooled else {},
+        warnings=warnings,
     )
 
 
@@ -161,15 +139,36 @@ class _Recording:
     parent_run_id: str | None
     spec_text: str | None
     keep_folds: bool
+    continued: ModelBundle | None = None  # what the final model continues (a champion)
+
+
+def _champion(bundle: ModelBundle | None) -> Continuation | None:
+    if bundle is None:
+        return None
+    meta = bundle.metadata
+    return bundle.forecaster, f"{meta.name} trained to {meta.train_window.last:%Y-%m-%d %H:%M}"
+
+
+@dataclass
+class _Outcome:
+    """What the walk-forward of a run produced."""
+
+    folds: list[FoldResult] = field(default_factory=list)
+    out_of_sample: dict[str, pd.DataFrame] = field(default_factory=dict)  # per market
+    scores: dict[str, Scores] = field(default_factory=dict)  # of out_of_sample, per market
+    fold_entries: list[dict[str, Any]] = field(default_factory=list)  # walk_forward/folds.json
 
 
 def _tracked_training(
-    computed: Computed, spec: ExperimentSpec, recording: _Recording, say: Progress
-) -> tuple[str, str]:
-    """The training run: its folds, out-of-sample summary, final model's figures and
-    the logged model. Returns (run id, model URI); the run has FINISHED when this
-    returns."""
-    job = computed.job
+    job: TrainingJob,
+    spec: ExperimentSpec,
+    recording: _Recording,
+    say: Progress,
+    executor: Executor | None,
+) -> tuple[str, str, _Outcome]:
+    """The training run: walk-forward folds, out-of-sample summary, the final fit and
+    the logged model. Returns (run id, model URI, outcome); the run has FINISHED when
+    this returns."""
     run_name = f"{spec.name} {'pooled train' if job.pooled else 'train'}"
     with (
         scratch_dir("train") as tmp,
@@ -178,29 +177,51 @@ def _tracked_training(
             run_name=run_name,
             tags=recording.lineage,
             parent_run_id=recording.parent_run_id,
-            start_time=computed.started_ms,
         ) as parent,
     ):
         workdir = Path(tmp)
         record.log_spec(spec, recording.spec_text)
         # sent after the model (ml.run_log.held); the folds' figures are not the model's
         with held() as figures, held() as fold_figures:
-            entries = [
-                record.log_fold(result, job, workdir, fold_figures, keep=recording.keep_folds)
-                for result in computed.folds
-            ]
+            outcome = _walk_forward(job, recording, workdir, say, executor, fold_figures)
             record.log_out_of_sample(
                 job,
-                computed.out_of_sample,
-                computed.scores,
-                computed.folds,
-                entries,
+                outcome.out_of_sample,
+                outcome.scores,
+                outcome.folds,
+                outcome.fold_entries,
                 workdir,
                 figures,
             )
-            record.log_final(computed.final, job, figures)
+            say("fitting the final model on the whole window")
+            last = outcome.folds[-1].bundle if outcome.folds else None
+            bundle = fit_final(job, last, _champion(recording.continued))
+            record.log_final(bundle, job, figures)
             say("logging the model")
-            logged = log_bundle(computed.final, workdir, job.markets[0].candles)
+            logged = log_bundle(bundle, workdir, job.markets[0].candles)
             figures.model_id = logged.model_id
         run_id: str = parent.info.run_id
-    return run_id, logged.model_uri
+    return run_id, logged.model_uri, outcome
+
+
+def _walk_forward(
+    job: TrainingJob,
+    recording: _Recording,
+    workdir: Path,
+    say: Progress,
+    executor: Executor | None,
+    figures: RunLog,
+) -> _Outcome:
+    """Every fold fitted, scored and recorded in the run; the out-of-sample predictions
+    stitched and scored per market."""
+    outcome = _Outcome()
+    for result in walk_forward(job, executor):
+        outcome.folds.append(result)
+        say(f"fold {result.fold.index + 1}/{job.config.walk_forward.folds} done")
+        entry = record.log_fold(result, job, workdir, figures, keep=recording.keep_folds)
+        outcome.fold_entries.append(entry)
+    for market in job.markets:
+        pieces = [result.per_market[market.pair].predictions for result in outcome.folds]
+        outcome.out_of_sample[market.pair] = pd.concat(pieces)
+    outcome.scores = job.score(outcome.out_of_sample)
+    return outcome

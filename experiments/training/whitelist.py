@@ -9,16 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from common.context import RunContext
 from common.executors import Executor, InProcess, limit_threads
-from common.layout import UserDir, pair_to_filename
+from common.layout import pair_to_filename
 from experiments.spec import ExperimentSpec
-from experiments.training.compute import RECORDING_STEPS, Computed, compute
-from experiments.training.pipeline import (
-    Progress,
-    TrainResult,
-    progress_steps,
-    record_training,
-    train,
-)
+from experiments.training.pipeline import Progress, TrainResult, progress_steps, train
 from features.data.store import require_pairs
 from ml import tracking
 from ml.models import forecaster_class
@@ -81,15 +74,7 @@ def train_whitelist(
     parent run FAILED; the pairs trained before it stay registered (each on its own is
     complete) and a second call trains every pair again. Each pair is one job of
     ``executor`` (default: one after another here): worker processes or a Ray cluster
-    train several at once, each with its share of the CPU threads.
-
-    Where a pair is recorded: on this machine (in-process, ``--jobs N``) the job only
-    computes and this process records each pair as it comes back, so that the workers
-    need neither MLflow nor the store (their fork server imports half as much: the
-    seconds before the first pair starts) and one process writes the store. On a
-    cluster each worker records its own pair, through the tracking server: the results
-    and artefacts do not cross the network to the driver, and the store's writes are
-    spread over the workers (docs/BACKTESTING.md, the 1,000-pair model)."""
+    train several at once, each with its share of the CPU threads."""
     layout, tracking_uri = context.layout, context.tracking_uri
     executor = executor or InProcess()
     data = spec.data
@@ -98,13 +83,31 @@ def train_whitelist(
     experiment = tracking.experiment_id(client, spec.name, layout)
     tracking.fail_stale_runs(client, experiment)
     parent_id = _parent_run(client, experiment, spec, spec_text)
-    whitelist = _Whitelist(spec, context, spec_text, parent_id, keep_folds, progress)
+    say = progress or (lambda _text: None)
     pairs = list(data.whitelist)
+    jobs = [
+        PairTraining(
+            spec.for_pair(pair),
+            context,
+            spec_text=spec_text,
+            experiment_name=spec.name,
+            parent_run_id=parent_id,
+            keep_folds=keep_folds,
+            threads=executor.threads if executor.remote else None,
+            # a callback reaches back only from this process; a worker's pair reports once
+            progress=None if executor.remote else progress,
+        )
+        for pair in pairs
+    ]
+    steps = progress_steps(spec)
+
+    def done(index: int, _result: TrainResult) -> None:
+        if executor.remote:
+            for _ in range(steps):
+                say(f"{pairs[index]} trained")
+
     try:
-        if executor.cluster:
-            trained = whitelist.trained_by_workers(executor)
-        else:
-            trained = whitelist.computed_then_recorded_here(executor)
+        trained = executor.run_all(jobs, on_done=done)
         results = dict(zip(pairs, trained, strict=True))
         summary = RunLog(parent_id)  # in one call: one per figure took 0.75 s for 10 pairs
         for pair in pairs:
@@ -121,96 +124,9 @@ def train_whitelist(
 
 
 @dataclass(frozen=True)
-class _Whitelist:
-    """A whitelist's training under its parent run: its pairs as an executor's jobs."""
-
-    spec: ExperimentSpec
-    context: RunContext
-    spec_text: str | None
-    parent_run_id: str
-    keep_folds: bool
-    progress: Progress | None
-
-    @property
-    def pairs(self) -> list[str]:
-        return list(self.spec.data.whitelist)
-
-    def _say(self, text: str, times: int) -> None:
-        for _ in range(times):
-            if self.progress is not None:
-                self.progress(text)
-
-    def computed_then_recorded_here(self, executor: Executor) -> list[TrainResult]:
-        """Each pair computed by a job, recorded here as it comes back."""
-        pairs = self.pairs
-        threads = executor.threads if executor.remote else None
-        # a callback reaches back only from this process; a worker's pair reports once
-        reach = None if executor.remote else self.progress
-        recorded: dict[int, TrainResult] = {}
-
-        def record_here(index: int, computed: Computed) -> None:
-            if executor.remote:
-                self._say(f"{pairs[index]} computed", progress_steps(self.spec) - RECORDING_STEPS)
-            recorded[index] = record_training(
-                computed,
-                self.spec.for_pair(pairs[index]),
-                context=self.context,
-                spec_text=self.spec_text,
-                progress=self.progress,
-                experiment_name=self.spec.name,
-                parent_run_id=self.parent_run_id,
-                keep_folds=self.keep_folds,
-            )
-
-        jobs = [
-            PairComputation(self.spec.for_pair(pair), self.context.layout, threads, reach)
-            for pair in pairs
-        ]
-        executor.run_all(jobs, on_done=record_here)
-        return [recorded[index] for index in range(len(pairs))]
-
-    def trained_by_workers(self, executor: Executor) -> list[TrainResult]:
-        """Each pair trained and recorded by the worker that runs its job."""
-        jobs = [
-            PairTraining(
-                self.spec.for_pair(pair),
-                self.context,
-                spec_text=self.spec_text,
-                experiment_name=self.spec.name,
-                parent_run_id=self.parent_run_id,
-                keep_folds=self.keep_folds,
-                threads=executor.threads,
-            )
-            for pair in self.pairs
-        ]
-
-        def done(index: int, _result: TrainResult) -> None:
-            self._say(f"{self.pairs[index]} trained", progress_steps(self.spec))
-
-        return executor.run_all(jobs, on_done=done)
-
-
-@dataclass(frozen=True)
-class PairComputation:
-    """One pair of a whitelist, computed and not recorded, as a job of an executor on
-    this machine: a picklable value (the pair's own spec and the user dir) whose result
-    does not depend on where it runs. Its process needs no MLflow."""
-
-    spec: ExperimentSpec
-    layout: UserDir
-    threads: int | None = None  # this job's share of the CPU threads, when it shares them
-    progress: Progress | None = None
-
-    def run(self) -> Computed:
-        _take_share(self.spec, self.threads)
-        return compute(self.spec, self.layout, threads=self.threads, progress=self.progress)
-
-
-@dataclass(frozen=True)
 class PairTraining:
-    """One pair of a whitelist, trained and recorded by the worker that runs it, as a job
-    of a cluster's executor: a picklable value (the pair's own spec and the run context)
-    whose result does not depend on where it runs."""
+    """One pair of a whitelist as an executor's job: a picklable value (the pair's own
+    spec and the run context) whose result does not depend on where it runs."""
 
     spec: ExperimentSpec
     context: RunContext
@@ -219,9 +135,12 @@ class PairTraining:
     parent_run_id: str
     keep_folds: bool = False
     threads: int | None = None  # this job's share of the CPU threads, when it shares them
+    progress: Progress | None = None
 
     def run(self) -> TrainResult:
-        _take_share(self.spec, self.threads)
+        if self.threads is not None:
+            uses_torch = forecaster_class(self.spec.model.kind).uses_torch
+            limit_threads(self.threads, torch=uses_torch)
         # a retry after a lost worker: the lost attempt's runs end FAILED, wherever it ran
         client = tracking.configure(self.context.tracking_uri, self.context.layout)
         experiment = tracking.experiment_id(client, self.experiment_name, self.context.layout)
@@ -231,14 +150,9 @@ class PairTraining:
             self.spec,
             context=self.context,
             spec_text=self.spec_text,
+            progress=self.progress,
             experiment_name=self.experiment_name,
             parent_run_id=self.parent_run_id,
             threads=self.threads,
             keep_folds=self.keep_folds,
         )
-
-
-def _take_share(spec: ExperimentSpec, threads: int | None) -> None:
-    """Limit this worker's numerical libraries to its job's share of the CPU threads."""
-    if threads is not None:
-        limit_threads(threads, torch=forecaster_class(spec.model.kind).uses_torch)

@@ -138,47 +138,28 @@ def test_a_local_ray_cluster_gives_the_results_of_the_process_pool() -> None:
     assert os.getpid() not in {pid for _value, pid in results}
 
 
-def _imported_after(preload: str, probe: str) -> list[str]:
-    """What ``probe`` (Python printing words) prints in a fresh interpreter that imported
-    ``preload`` first."""
+def test_the_cli_workers_start_with_the_pipeline_and_mlflow_package_map() -> None:
+    """``experiments.preload`` (what the CLI's pool workers start with) leaves a fresh
+    interpreter with the training modules imported and MLflow's installed-package map
+    built: if MLflow renamed the private helper that builds it, every worker would pay
+    for it again in its first job, unnoticed but for this test."""
     import sys
 
     from tests.conftest import run_in_own_group
 
+    probe = (
+        "import sys, experiments.preload\n"
+        "from mlflow.utils import requirements_utils as r\n"
+        "print('experiments.training.whitelist' in sys.modules, 'lightgbm' in sys.modules,"
+        " 'numba' in sys.modules, r._MODULES_TO_PACKAGES is not None,"
+        " 'sqlalchemy.dialects.sqlite' in sys.modules, 'git' in sys.modules)\n"
+    )
     root = Path(__file__).resolve().parents[2]
     shown = run_in_own_group(
-        [sys.executable, "-c", f"import sys, {preload}\n{probe}"],
+        [sys.executable, "-c", probe],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         timeout=300,
     )
     assert shown.returncode == 0, shown.stdout
-    return shown.stdout.split()
-
-
-def test_the_training_workers_start_with_what_computes_and_without_mlflow() -> None:
-    """``experiments.preload`` (what ``tradingbot train``'s pool workers start with)
-    leaves a fresh interpreter with the training's computing half imported and MLflow
-    not: the workers compute and the calling process records, and MLflow was half of
-    the fork server's seconds before the first pair could start."""
-    probe = (
-        "print('experiments.training.compute' in sys.modules, 'lightgbm' in sys.modules,"
-        " 'numba' in sys.modules, 'hmmlearn' in sys.modules, 'mlflow' in sys.modules,"
-        " 'sqlalchemy' in sys.modules)"
-    )
-    imported = _imported_after("experiments.preload", probe)
-    assert imported[-6:] == ["True", "True", "True", "True", "False", "False"]
-
-
-def test_recording_workers_start_with_mlflow_stores_and_package_map() -> None:
-    """``experiments.preload_tracking`` (a scorecard's workers, which record their runs)
-    leaves MLflow's stores imported and its installed-package map built: if MLflow
-    renamed the private helper that builds it, every worker would pay for it again in
-    its first job, unnoticed but for this test."""
-    probe = (
-        "from mlflow.utils import requirements_utils as r\n"
-        "print('experiments.training.pipeline' in sys.modules, r._MODULES_TO_PACKAGES is not None,"
-        " 'sqlalchemy.dialects.sqlite' in sys.modules, 'git' in sys.modules)"
-    )
-    imported = _imported_after("experiments.preload_tracking", probe)
-    assert imported[-4:] == ["True"] * 4
+    assert shown.stdout.split()[-6:] == ["True"] * 6

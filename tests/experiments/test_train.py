@@ -273,25 +273,6 @@ def test_same_spec_and_seed_give_identical_metrics(userdir: Path) -> None:
     assert (first.version, second.version) == (1, 2)
 
 
-def test_a_training_that_fails_while_computing_records_nothing(
-    userdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Computed first, recorded after: a failure in the computation leaves no run and no
-    version behind."""
-    spec_path = write_spec(userdir.parent / "fail_early.toml", "tiny_fails_early", "lightgbm")
-    uri = default_tracking_uri(userdir)
-
-    def broken(*_: object, **__: object) -> ModelBundle:
-        raise RuntimeError("out of memory")
-
-    monkeypatch.setattr("experiments.training.compute.fit_final", broken)
-    with pytest.raises(RuntimeError, match="out of memory"):
-        train(load_experiment(spec_path), context=local_context(userdir, uri))
-    client = configure(uri, UserDir(userdir))
-    assert client.get_experiment_by_name("tiny_fails_early") is None
-    assert not client.search_model_versions("name = 'tiny_fails_early'")
-
-
 def test_a_failed_run_ends_failed_and_registers_nothing(
     userdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,7 +282,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     def broken(*_: object, **__: object) -> ModelBundle:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("experiments.training.pipeline.log_bundle", broken)
+    monkeypatch.setattr("experiments.training.pipeline.fit_final", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train(load_experiment(spec_path), context=local_context(userdir, uri))
     client = configure(uri, UserDir(userdir))
@@ -317,7 +298,7 @@ def test_a_failed_run_ends_failed_and_registers_nothing(
     def interrupted(*_: object, **__: object) -> ModelBundle:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("experiments.training.pipeline.log_bundle", interrupted)
+    monkeypatch.setattr("experiments.training.pipeline.fit_final", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(load_experiment(spec_path), context=local_context(userdir, uri))
     statuses = sorted(
