@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 
 import pytest
 
