@@ -43,7 +43,11 @@ def create_store(database: Path) -> bool:
     """Create the SQLite store ``database`` (which must not exist yet) as a copy of the
     empty template, building the template first if this machine has none. Returns
     False, having written nothing at ``database``, where the template cannot be had:
-    MLflow then creates the store itself on first use."""
+    MLflow then creates the store itself on first use. Either way, a write-ahead log
+    left beside ``database`` is removed first: it belongs to a database that is gone, and
+    SQLite would replay it into the new one (the old store's pages over the empty one's)."""
+    for log in ("-wal", "-shm"):
+        database.with_name(database.name + log).unlink(missing_ok=True)
     try:
         template = _template()
     except (OSError, sqlite3.Error) as exc:

@@ -7,6 +7,7 @@ Default store: ``sqlite:///<userdir>/mlflow.db`` with artefacts under
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import json
@@ -181,6 +182,7 @@ def configure(tracking_uri: str, layout: UserDir) -> MlflowClient:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         client.search_registered_models(max_results=1)
         use_write_ahead_log(database)
+        checkpoint_at_exit(database)
         if database.resolve().parent == layout.root.resolve():  # the user dir's own store
             for old in relocate_artifacts(database, artifact_root(layout)):
                 logging.getLogger("tradingbot.tracking").warning(
@@ -205,6 +207,29 @@ def use_write_ahead_log(database: Path) -> None:
                 db.execute("PRAGMA journal_mode=WAL")
     except sqlite3.OperationalError:
         pass  # busy: another process has it open; the next command tries again
+
+
+_CHECKPOINTED: set[Path] = set()  # stores this process checkpoints at its end
+
+
+def checkpoint_at_exit(database: Path) -> None:
+    """At this process's end, move the SQLite store's write-ahead log into the database
+    file and empty it. A command ends without closing MLflow's connections
+    (:mod:`common.process_end`), so nothing else would: the last commits would stay in
+    ``mlflow.db-wal``, lost to a copy of ``mlflow.db`` alone, and replayed into the wrong
+    database if ``mlflow.db`` alone were deleted and made again."""
+    key = database.resolve()
+    if key not in _CHECKPOINTED:
+        _CHECKPOINTED.add(key)
+        atexit.register(_checkpoint, key)
+
+
+def _checkpoint(database: Path) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=5.0)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass  # busy or gone: the log stays beside it, where SQLite reads it next time
 
 
 # seconds a tracking server has to answer before a command gives up on it

@@ -105,3 +105,44 @@ def test_processes_that_need_the_template_at_once_build_it_once(
         template_path().name,
         template_path().name + ".lock",
     ]
+
+
+def test_a_log_left_by_a_deleted_store_is_not_replayed_into_the_new_one(
+    cache: Path, tmp_path: Path
+) -> None:
+    """``mlflow.db`` deleted alone, its write-ahead log left beside it (a command killed,
+    or ended without a checkpoint): the store made again is empty, not the old store's
+    logged pages over the empty one's."""
+    userdir = tmp_path / "ud"
+    uri = default_tracking_uri(userdir)
+    database = UserDir(userdir).mlflow_db
+    client = configure(uri, UserDir(userdir))
+    old = client.create_experiment("old")
+    client.create_run(old)
+    # a second connection keeps the log from being folded back when the first closes
+    with contextlib.closing(sqlite3.connect(database)) as held:
+        held.execute("PRAGMA wal_autocheckpoint=0")
+        client.create_run(old)  # in the log, not yet in the database file
+        log = database.with_name(database.name + "-wal")
+        assert log.stat().st_size > 0
+        kept = log.read_bytes()
+    database.unlink()
+    log.write_bytes(kept)  # what a deletion of mlflow.db alone leaves
+
+    # the next command, a process of its own (this one holds the old store open)
+    probe = (
+        "from pathlib import Path\n"
+        "from common.layout import UserDir\n"
+        "from ml.tracking import configure\n"
+        f"client = configure({uri!r}, UserDir(Path({str(userdir)!r})))\n"
+        "new = client.create_experiment('new')\n"
+        "client.create_run(new)\n"
+        "print('EXPERIMENTS', sorted(e.name for e in client.search_experiments()))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    (shown,) = run_together(
+        [[sys.executable, "-c", probe]],
+        env={**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(cache.parent)},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "EXPERIMENTS ['Default', 'new']" in shown.stdout, shown.stdout
