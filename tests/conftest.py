@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,18 @@ def run_in_own_group(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return subprocess.CompletedProcess(command, process.returncode, output)
+
+
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter, from the repository's root and with it
+    importable, in its own process group (see :func:`run_in_own_group`). ``env``: the
+    environment to start from (default: this process's)."""
+    environment = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
+    return run_in_own_group(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, timeout=timeout
+    )
 
 
 def run_together(

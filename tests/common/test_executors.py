@@ -143,9 +143,7 @@ def test_the_cli_workers_start_with_the_pipeline_and_mlflow_package_map() -> Non
     interpreter with the training modules imported and MLflow's installed-package map
     built: if MLflow renamed the private helper that builds it, every worker would pay
     for it again in its first job, unnoticed but for this test."""
-    import sys
-
-    from tests.conftest import run_in_own_group
+    from tests.conftest import run_python
 
     probe = (
         "import sys, experiments.preload\n"
@@ -154,12 +152,6 @@ def test_the_cli_workers_start_with_the_pipeline_and_mlflow_package_map() -> Non
         " 'numba' in sys.modules, r._MODULES_TO_PACKAGES is not None,"
         " 'sqlalchemy.dialects.sqlite' in sys.modules, 'git' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    shown = run_in_own_group(
-        [sys.executable, "-c", probe],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        timeout=300,
-    )
+    shown = run_python(probe)
     assert shown.returncode == 0, shown.stdout
     assert shown.stdout.split()[-6:] == ["True"] * 6

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.conftest import run_in_own_group
+from tests.conftest import run_in_own_group, run_python
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,13 +43,8 @@ def test_it_ends_with_the_code_yet_loses_no_output_and_runs_what_the_ending_runs
         "sys.stderr.write('nor this')\n"
         "exit_without_teardown(3)\n"
     )
-    shown = run_in_own_group(
-        [sys.executable, "-c", ending],
-        cwd=REPO_ROOT,
-        # buffered standard streams, as when the output goes to a pipe
-        env={**_buffered(os.environ), "PYTHONPATH": str(REPO_ROOT)},
-        timeout=300,
-    )
+    # buffered standard streams, as when the output goes to a pipe
+    shown = run_python(ending, env=_buffered(os.environ))
     assert shown.returncode == 3, shown.stdout
     assert "no newline after this" in shown.stdout and "nor this" in shown.stdout
     assert "an exit handler ran" in shown.stdout and "a pooled task ran" in shown.stdout
@@ -58,9 +53,9 @@ def test_it_ends_with_the_code_yet_loses_no_output_and_runs_what_the_ending_runs
     assert not cleaned.exists(), "weakref.finalize's clean-up did not run"
 
 
-def test_the_command_ends_this_way_with_its_exit_code(tmp_path: Path) -> None:
-    """``tradingbot`` (its console entry point) returns the command's exit code through
-    it: a user error's 2 with its one-line message."""
+def test_the_command_ends_with_its_exit_code_and_message(tmp_path: Path) -> None:
+    """``tradingbot`` (its console entry point, which ends this way) still exits with the
+    command's code and has written its message: a user error's 2 and its one line."""
     shown = run_in_own_group(
         [sys.executable, "-m", "tradingbot", "train", str(tmp_path / "missing.toml")],
         cwd=REPO_ROOT,

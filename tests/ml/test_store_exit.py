@@ -4,15 +4,11 @@ store is still complete in ``mlflow.db`` alone afterwards."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
-from tests.conftest import run_in_own_group
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import run_python
 
 
 def test_the_store_is_checkpointed_when_a_command_ends_without_teardown(
@@ -31,12 +27,7 @@ def test_the_store_is_checkpointed_when_a_command_ends_without_teardown(
         "client.set_terminated(run.info.run_id)\n"
         "exit_without_teardown(0)\n"
     )
-    done = run_in_own_group(
-        [sys.executable, "-c", command],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        timeout=300,
-    )
+    done = run_python(command)
     assert done.returncode == 0, done.stdout
     database = userdir / "mlflow.db"
     log = database.with_name(database.name + "-wal")

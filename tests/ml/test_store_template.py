@@ -15,7 +15,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from common.layout import UserDir
 from ml.store_template import create_store, template_path
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import run_together
+from tests.conftest import run_python, run_together
 
 
 @pytest.fixture
@@ -86,7 +86,6 @@ import sys
 from pathlib import Path
 from common.layout import UserDir
 from ml.tracking import configure, default_tracking_uri
-from tests.conftest import run_together
 userdir = Path(sys.argv[1])
 configure(default_tracking_uri(userdir), UserDir(userdir)).create_experiment("e")
 """
@@ -139,10 +138,6 @@ def test_a_log_left_by_a_deleted_store_is_not_replayed_into_the_new_one(
         "client.create_run(new)\n"
         "print('EXPERIMENTS', sorted(e.name for e in client.search_experiments()))\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    (shown,) = run_together(
-        [[sys.executable, "-c", probe]],
-        env={**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(cache.parent)},
-    )
-    assert shown.returncode == 0, shown.stderr
+    shown = run_python(probe, env={**os.environ, "XDG_CACHE_HOME": str(cache.parent)})
+    assert shown.returncode == 0, shown.stdout
     assert "EXPERIMENTS ['Default', 'new']" in shown.stdout, shown.stdout
