@@ -127,15 +127,13 @@ class ProcessTreeCpu:
             self._read()
 
     def __enter__(self) -> ProcessTreeCpu:
-        self._read()
-        self._before = dict(self._latest)  # processes already there (none expected)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.seconds = sum(cpu - self._before.get(pid, 0.0) for pid, cpu in self._latest.items())
+        self.seconds = sum(self._latest.values())
 
 
 def _command(
@@ -144,7 +142,7 @@ def _command(
     """``tradingbot train SPEC [--jobs N] --backtest`` in a process of its own; returns
     its wall time and the backtest's trades, and puts in PARTS, under ``parts``, the
     time from its start to the training's end (its imports included) and from there to
-    its exit (the backtest, the summaries, the interpreter's teardown)."""
+    its exit (the backtest, the summaries, the process's end)."""
     spec = lightgbm_spec(name, market)
     path = userdir / f"{name}.toml"
     path.write_text(spec_toml(spec.model_dump(mode="json", exclude_unset=True)))
@@ -212,9 +210,11 @@ def main() -> None:
         f"data: {len(PAIRS)} pairs 5m ({', '.join(PAIRS)}), windows 6 d train / 2 d test "
         f"over {TIMERANGE}; offline, {os.cpu_count()} cores"
     )
-    print(f"{'pipeline':<42}{'wall s':>10}{'trades':>8}{'CPU s':>8}")
+    # cores: the CPU seconds over the wall seconds, how many cores a side kept busy
+    print(f"{'pipeline':<42}{'wall s':>10}{'trades':>8}{'CPU s':>8}{'cores':>7}")
     for label, seconds, trades, cpu_seconds in rows:
-        print(f"{label:<42}{seconds:>10.1f}{trades:>8}{cpu_seconds:>8.1f}")
+        cores_busy = cpu_seconds / seconds
+        print(f"{label:<42}{seconds:>10.1f}{trades:>8}{cpu_seconds:>8.1f}{cores_busy:>7.2f}")
     for label, seconds in PARTS.items():
         print(f"{label:<42}{seconds:>10.1f}")
     print(f"ratio FreqAI / ours pooled (end to end): {rows[0][1] / rows[2][1]:.2f}x")
