@@ -25,6 +25,7 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -163,6 +164,17 @@ class ProcessPool(Executor):
             from multiprocessing import forkserver
 
             forkserver.ensure_running()  # returns at once; the server imports on its own
+
+    def start_process(self, target: Callable[..., object], args: tuple[object, ...]) -> BaseProcess:
+        """A process of its own running ``target(*args)``, made as a worker is: forked
+        from the fork server, with the modules it preloaded (a command's Freqtrade
+        process: :class:`strategies.freqtrade_process.ForkedFreqtrade`). It shares
+        nothing else with this process; ``target`` adopts what it needs of it. Waits
+        for the fork server to finish its imports. Returns the started
+        ``multiprocessing`` process, which the caller joins or ends."""
+        process: BaseProcess = _pool_context(self.preload).Process(target=target, args=args)
+        process.start()
+        return process
 
     def run_all(
         self, jobs: Sequence[Job[T]], *, on_done: Callable[[int, T], None] | None = None

@@ -14,12 +14,17 @@ above from one line of stdin (a JSON list) and runs them: the caller starts it b
 knows the backtest (:class:`strategies.freqtrade_process.StartedFreqtrade`), so those
 imports run while it resolves the model and writes the config. Stdin closed without a line: it
 exits without running anything.
+
+:func:`run_forked` does the same in a process forked from a pool's fork server
+(:class:`strategies.freqtrade_process.ForkedFreqtrade`), the arguments coming on a pipe.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +53,15 @@ PRELOADED = (
 )
 
 
-def _arguments_from_stdin() -> list[str] | None:
+def _import_freqtrade() -> None:
     import importlib
 
     for name in PRELOADED:
         importlib.import_module(name)
+
+
+def _arguments_from_stdin() -> list[str] | None:
+    _import_freqtrade()
     line = sys.stdin.readline()
     if not line.strip():
         return None
@@ -83,6 +92,34 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
+
+
+def run_forked(
+    arguments: Connection, environment: dict[str, str], folder: str, stdout: str, stderr: str
+) -> None:
+    """A forked process's life as the wrapper (see the module doc): its own session,
+    ``environment``, ``folder`` as working folder, its output in the files ``stdout`` and
+    ``stderr``; then Freqtrade's imports, then the arguments from the pipe ``arguments``
+    (closed without any: it ends without running anything). Ends its process with the
+    wrapper's exit code, as :func:`main` returns it."""
+    os.setsid()  # its own group, which the caller ends whole
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(folder)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for descriptor, path in ((1, stdout), (2, stderr)):
+        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(opened, descriptor)
+        os.close(opened)
+    _import_freqtrade()
+    try:
+        given = arguments.recv()
+    except EOFError:
+        exit_without_teardown(0)  # cancelled before it was given a backtest
+    finally:
+        arguments.close()
+    exit_without_teardown(main(given))
 
 
 if __name__ == "__main__":

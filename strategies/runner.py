@@ -31,6 +31,7 @@ from features.data.store import load_candles
 from strategies.composition import composition_error
 from strategies.freqtrade_process import (
     OFFLINE_FREQTRADE,
+    FreqtradeProcess,
     StartedFreqtrade,
 )
 from strategies.install import SHIPPED_STRATEGIES, install_strategies, shipped_dir
@@ -255,7 +256,7 @@ def run_backtest(
     environment: Mapping[str, str],
     use_cache: bool = True,
     candles: Mapping[str, pd.DataFrame] | None = None,
-    started: StartedFreqtrade | None = None,
+    started: FreqtradeProcess | None = None,
 ) -> BacktestRun:
     """The real Freqtrade backtest of ``request``, offline; a cached result of the same
     inputs (every input hashed into the key) is returned as it is unless ``use_cache``

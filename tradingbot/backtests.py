@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from common.context import RunContext
     from experiments.backtesting.options import BacktestOptions
-    from strategies.freqtrade_process import StartedFreqtrade
+    from strategies.freqtrade_process import FreqtradeProcess
 
 from common.layout import UserDir
 from tradingbot._app import (
@@ -197,7 +197,7 @@ def backtest_command(
 def run_and_show_backtest(
     asked: BacktestOptions,
     context: RunContext,
-    started: StartedFreqtrade,
+    started: FreqtradeProcess,
     *,
     use_cache: bool,
 ) -> None:

@@ -11,7 +11,9 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from common.context import RunContext
+    from common.executors import ProcessPool
     from experiments.spec import ExperimentSpec
+    from strategies.freqtrade_process import FreqtradeProcess
 
 from common.errors import SpecError
 from tradingbot._app import (
@@ -66,13 +68,11 @@ def train_command(
     MLflow. A spec with a whitelist ([data] pairs) trains one model per pair
     (<spec>__<BASE>_<QUOTE>; --pair trains one of them), or with [data] pooling =
     "pooled" one model over all of them (<spec>)."""
-    from strategies.freqtrade_process import StartedFreqtrade
-
     context = run_context(userdir)
-    _warm_local_pool(executor, jobs, context)
+    pool = _warm_local_pool(executor, jobs, context)
     with contextlib.ExitStack() as stack:
         # its imports run beside the training's (an unused process is ended on the way out)
-        started = stack.enter_context(StartedFreqtrade(context.environment)) if backtest else None
+        started = stack.enter_context(_freqtrade(context, pool)) if backtest else None
         from experiments.spec import load_experiment
 
         experiment = load_experiment(spec).with_overrides(
@@ -93,16 +93,34 @@ def train_command(
             run_and_show_backtest(trained, context, started, use_cache=True)
 
 
-def _warm_local_pool(executor: str | None, jobs: int | None, context: RunContext) -> None:
+def _warm_local_pool(
+    executor: str | None, jobs: int | None, context: RunContext
+) -> ProcessPool | None:
     """Start the local pool's fork server first thing when the options ask for one
     (``--jobs N``, no Ray): its imports, the seconds before any pair can start, then run
-    beside this process's own instead of after them. The spec can still choose Ray
-    (``[compute]``); the server then only imported in vain."""
+    beside this process's own instead of after them. Returns that pool, or None. The spec
+    can still choose Ray (``[compute]``); the server then imported for Freqtrade alone."""
     from common.executors import ProcessPool, chosen_executor
 
     local = chosen_executor(executor, context.environment) == "local"
-    if jobs is not None and jobs > 1 and local:
-        ProcessPool(jobs, TRAINING_WORKER).warm()
+    if jobs is None or jobs < 2 or not local:
+        return None
+    pool = ProcessPool(jobs, TRAINING_WORKER)
+    pool.warm()
+    return pool
+
+
+def _freqtrade(context: RunContext, pool: ProcessPool | None) -> FreqtradeProcess:
+    """The process the backtest after the training runs in, started now. With a local
+    pool, forked from its fork server: Freqtrade then imports only its own modules, once
+    the fork server is ready, instead of the whole stack beside the fork server's and this
+    process's imports at the start, where the first pair waits for them (measured in
+    docs/BACKTESTING.md). Else a fresh interpreter, which imports beside this process."""
+    from strategies.freqtrade_process import ForkedFreqtrade, StartedFreqtrade
+
+    if pool is None:
+        return StartedFreqtrade(context.environment)
+    return ForkedFreqtrade(context.environment, pool.start_process)
 
 
 def _train(

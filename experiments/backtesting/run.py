@@ -48,7 +48,7 @@ from ml.serving.served import (
 )
 from ml.sizing import DEFAULT_RISK_BUDGET, RiskBudget
 from strategies.equity import comparison, portfolio_comparison
-from strategies.freqtrade_process import StartedFreqtrade
+from strategies.freqtrade_process import FreqtradeProcess
 from strategies.journal import Imported
 from strategies.journal_sources import journal_backtest
 from strategies.results import BacktestMetrics, ParsedResult, parse_result_zip, per_regime
@@ -123,7 +123,7 @@ def backtest(
     pairs: Sequence[str] | None = None,
     max_open_trades: int | None = None,
     live_predictions: str | None = None,
-    started: StartedFreqtrade | None = None,
+    started: FreqtradeProcess | None = None,
 ) -> BacktestSummary:
     """Backtest ``strategy`` (None: the one the model's kind is traded by) with ``model``.
     ``walk_forward`` uses the model's fold bundles instead, each on its own out-of-sample

@@ -24,6 +24,9 @@ ENVIRONMENT_ALLOWED = {
     # a pool's workers get this process's environment, as spawned ones would inherit it
     # (they are forked from a fork server started earlier); no setting is read
     "common/executors.py",
+    # Freqtrade's process forked from that fork server takes the environment the command
+    # hands it (less FREQTRADE__*), as a started one gets it from subprocess; none is read
+    "strategies/freqtrade_offline.py",
     # where this machine keeps caches (XDG_CACHE_HOME), as every program finds it: the
     # empty MLflow store new stores are copied from; no setting of ours is read
     "ml/store_template.py",
