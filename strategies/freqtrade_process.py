@@ -19,6 +19,7 @@ Only the standard library here, so that starting either costs the command nothin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -187,7 +188,9 @@ class ForkedFreqtrade:
             raise RuntimeError("a started Freqtrade runs one backtest")
         self.used = True
         process = self._started()
-        self._sending.send(arguments)
+        # one that ended before it was given them (a broken import) says why in its output
+        with contextlib.suppress(OSError):
+            self._sending.send(arguments)
         self._sending.close()
         process.join()
         assert process.exitcode is not None  # joined

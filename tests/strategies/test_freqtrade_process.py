@@ -136,3 +136,29 @@ def test_a_forked_freqtrade_backtests_as_a_fresh_interpreter_does(
     assert fresh.metrics.trades > 0
     assert forked.metrics == fresh.metrics
     assert forked.trades.equals(fresh.trades)
+
+
+def _fails_at_start(
+    _arguments: object, _environment: object, _folder: str, _stdout: str, stderr: str
+) -> None:
+    """A forked wrapper that ends before it reads its arguments (a broken install)."""
+    Path(stderr).write_text("ImportError: no freqtrade here\n")
+    os._exit(3)
+
+
+def test_a_forked_freqtrade_that_ends_before_its_backtest_reports_its_exit_and_output() -> None:
+    """run() then returns the process's exit code and standard error, which the backtest
+    shows in its error, instead of failing on the pipe nobody reads."""
+    pool = ProcessPool(1)
+    started = ForkedFreqtrade(
+        os.environ, lambda _target, args: pool.start_process(_fails_at_start, args)
+    )
+    with started:
+        # it ends first, as a broken import would (the fork server, its parent, reaps it)
+        deadline = time.monotonic() + 120
+        while Path(f"/proc/{started.pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not Path(f"/proc/{started.pid}").exists()
+        completed = started.run(["--markets", "snapshot.json"])
+    assert completed.returncode == 3
+    assert "no freqtrade here" in completed.stderr
