@@ -6,7 +6,8 @@ Data: the 10 pairs of Freqtrade's test candles (5m, quoted in BTC); 6 days of tr
 * FreqAI: one ``freqtrade backtesting --freqaimodel LightGBMRegressor`` over the
   whitelist with ``FreqaiRegimeStrategy``; FreqAI retrains every pair in every window.
 * Ours: the command a user runs, ``tradingbot train SPEC --jobs <cores> --backtest``, as a
-  process of its own: one rolling walk-forward LightGBM per pair (with its regime
+  process of its own (since session 20 its Freqtrade process is forked from the pool's
+  fork server): one rolling walk-forward LightGBM per pair (with its regime
   model), an MLflow parent run, 10 models registered as ``challenger``, then the
   walk-forward backtest of the challengers over the whitelist (each pair's
   out-of-sample predictions drive one Freqtrade backtest of all 10 pairs). Until
@@ -137,12 +138,14 @@ class ProcessTreeCpu:
 
 
 def _command(
-    userdir: Path, name: str, market: dict[str, object], jobs: int, parts: tuple[str, str]
+    userdir: Path, name: str, market: dict[str, object], jobs: int, parts: tuple[str, str, str]
 ) -> tuple[float, int]:
     """``tradingbot train SPEC [--jobs N] --backtest`` in a process of its own; returns
-    its wall time and the backtest's trades, and puts in PARTS, under ``parts``, the
-    time from its start to the training's end (its imports included) and from there to
-    its exit (the backtest, the summaries, the process's end)."""
+    its wall time and the backtest's trades, and puts in PARTS, under ``parts``: the time
+    from its start to the first training run's start (imports, the fork server, the
+    store), from there to the training's end, and from there to its exit (the backtest,
+    the summaries, the process's end). The first and the last are what the command does
+    before and after its models, whatever the number of cores."""
     spec = lightgbm_spec(name, market)
     path = userdir / f"{name}.toml"
     path.write_text(spec_toml(spec.model_dump(mode="json", exclude_unset=True)))
@@ -167,15 +170,24 @@ def _command(
     assert trained is not None and backtests is not None
     runs = client.search_runs([trained.experiment_id], "attributes.status = 'FINISHED'")
     training_end = max(run.info.end_time for run in runs) / 1000
+    # the models' runs: a whitelist's parent run (tag "whitelist") starts before any job
+    models = [run for run in runs if "whitelist" not in run.data.tags]
+    first_start = min(run.info.start_time for run in models) / 1000
     (backtested,) = client.search_runs([backtests.experiment_id])
     trained_for = training_end - began
-    PARTS[parts[0]], PARTS[parts[1]] = trained_for, seconds - trained_for
+    PARTS[parts[0]] = first_start - began
+    PARTS[parts[1]] = training_end - first_start
+    PARTS[parts[2]] = seconds - trained_for
     return seconds, int(backtested.data.metrics["closed.trades"])
 
 
 def ours(userdir: Path) -> tuple[float, int]:
     # the same spec as the 2-pair bench, over the whitelist
-    parts = ("  of which: start, train 10 pairs", "  of which: backtest, summaries, exit")
+    parts = (
+        "  of which: start, to the first pair's run",
+        "  of which: train 10 pairs",
+        "  of which: backtest, summaries, exit",
+    )
     return _command(userdir, "bench_pairs", {"pairs": list(PAIRS)}, JOBS, parts)
 
 
@@ -185,7 +197,8 @@ def pooled(userdir: Path) -> tuple[float, int]:
     predictions of the pooled folds."""
     pooling: dict[str, object] = {"pairs": list(PAIRS), "pooling": "pooled"}
     parts = (
-        "  of which: start, train the pooled model",
+        "  of which: start, to its run",
+        "  of which: train the pooled model",
         "  of which: its backtest, summaries, exit",
     )
     return _command(userdir, "bench_pooled", pooling, 1, parts)
