@@ -68,11 +68,18 @@ def train_command(
     MLflow. A spec with a whitelist ([data] pairs) trains one model per pair
     (<spec>__<BASE>_<QUOTE>; --pair trains one of them), or with [data] pooling =
     "pooled" one model over all of them (<spec>)."""
+    from strategies.freqtrade_process import ForkedFreqtrade, StartedFreqtrade
+
     context = run_context(userdir)
     pool = _warm_local_pool(executor, jobs, context)
     with contextlib.ExitStack() as stack:
-        # its imports run beside the training's (an unused process is ended on the way out)
-        started = stack.enter_context(_freqtrade(context, pool)) if backtest else None
+        # Freqtrade's process for the backtest, started now so that its imports run beside
+        # the training's (an unused one is ended on the way out). With a local pool it is
+        # forked from the pool's fork server (see _warm_local_pool), after the spec's checks:
+        # the fork waits for the server's imports, and a user error must not.
+        started: FreqtradeProcess | None = None
+        if backtest and pool is None:
+            started = stack.enter_context(StartedFreqtrade(context.environment))
         from experiments.spec import load_experiment
 
         experiment = load_experiment(spec).with_overrides(
@@ -81,6 +88,8 @@ def train_command(
         data = experiment.data
         _require_data(userdir, data.exchange, data.whitelist, data.timeframe)
         spec_text = spec.read_text(encoding="utf-8")
+        if backtest and pool is not None:
+            started = stack.enter_context(ForkedFreqtrade(context.environment, pool.start_process))
         _train(experiment, context, spec_text, (executor, jobs), keep_folds)
         if started is not None:
             from experiments.backtesting.options import BacktestOptions
@@ -99,7 +108,14 @@ def _warm_local_pool(
     """Start the local pool's fork server first thing when the options ask for one
     (``--jobs N``, no Ray): its imports, the seconds before any pair can start, then run
     beside this process's own instead of after them. Returns that pool, or None. The spec
-    can still choose Ray (``[compute]``); the server then imported for Freqtrade alone."""
+    can still choose Ray (``[compute]``); the server then imported for Freqtrade alone.
+
+    ``train --backtest`` forks Freqtrade's process from that server too
+    (:class:`strategies.freqtrade_process.ForkedFreqtrade`): it then imports only
+    Freqtrade's own modules, once the server is ready, instead of the whole stack beside
+    the server's and this process's imports at the start, where the first pair waits for
+    them (measured in docs/BACKTESTING.md). Without a pool it is a fresh interpreter,
+    which imports beside this process."""
     from common.executors import ProcessPool, chosen_executor
 
     local = chosen_executor(executor, context.environment) == "local"
@@ -108,19 +124,6 @@ def _warm_local_pool(
     pool = ProcessPool(jobs, TRAINING_WORKER)
     pool.warm()
     return pool
-
-
-def _freqtrade(context: RunContext, pool: ProcessPool | None) -> FreqtradeProcess:
-    """The process the backtest after the training runs in, started now. With a local
-    pool, forked from its fork server: Freqtrade then imports only its own modules, once
-    the fork server is ready, instead of the whole stack beside the fork server's and this
-    process's imports at the start, where the first pair waits for them (measured in
-    docs/BACKTESTING.md). Else a fresh interpreter, which imports beside this process."""
-    from strategies.freqtrade_process import ForkedFreqtrade, StartedFreqtrade
-
-    if pool is None:
-        return StartedFreqtrade(context.environment)
-    return ForkedFreqtrade(context.environment, pool.start_process)
 
 
 def _train(

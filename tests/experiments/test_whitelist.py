@@ -75,16 +75,27 @@ def test_spec_pairs_are_checked_and_name_one_model_each(tmp_path: Path) -> None:
     assert single.hash == "7571377927f38e96"  # computed by the code before whitelists
 
 
+@pytest.mark.parametrize("options", [(), ("--jobs", "2", "--backtest")], ids=["plain", "pool"])
 def test_a_missing_pair_is_named_before_anything_is_recorded(
-    tmp_path: Path, cli: Callable[..., CliResult]
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+    options: tuple[str, ...],
 ) -> None:
+    """Also with a pool and a backtest: the error comes before Freqtrade's process is
+    forked from the pool's fork server, which would wait for the server's imports."""
+    from strategies import freqtrade_process
+
+    forked: list[object] = []
+    monkeypatch.setattr(freqtrade_process, "ForkedFreqtrade", lambda *args: forked.append(args))
     userdir = tmp_path / "ud"
     _import(userdir, tmp_path, "ETH/USDT", seed=1, candles=600)
     spec = tmp_path / "wl.toml"
     spec.write_text(SPEC)
-    result = cli("train", spec, "--userdir", userdir)
+    result = cli("train", spec, *options, "--userdir", userdir)
     assert result.code == 2 and "XRP/USDT" in result.err and "ETH/USDT" not in result.err
     assert not (userdir / "mlflow.db").exists()
+    assert forked == []
 
 
 @pytest.mark.slow
