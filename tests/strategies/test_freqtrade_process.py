@@ -3,11 +3,12 @@ fresh interpreter (StartedFreqtrade) or a fork of a pool's fork server (ForkedFr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ BOTH = pytest.mark.parametrize("make", [_started, _forked], ids=["fresh", "forke
 
 
 @BOTH
-def test_a_started_freqtrade_that_gets_no_backtest_leaves_no_process(make) -> None:  # type: ignore[no-untyped-def]
+def test_a_started_freqtrade_that_gets_no_backtest_leaves_no_process(
+    make: Callable[[], FreqtradeProcess],
+) -> None:
     """A cache hit or a refused backtest closes it unused: its whole group ends."""
     started = make()
     try:
@@ -63,7 +66,7 @@ def test_a_started_freqtrade_that_gets_no_backtest_leaves_no_process(make) -> No
 
 
 @BOTH
-def test_it_runs_the_arguments_it_is_given_once(make) -> None:  # type: ignore[no-untyped-def]
+def test_it_runs_the_arguments_it_is_given_once(make: Callable[[], FreqtradeProcess]) -> None:
     """The arguments reach the wrapper as if given on its command line (here an
     incomplete one: the wrapper's usage and exit 2), and only one run is allowed."""
     with make() as started:
@@ -124,12 +127,12 @@ def test_a_forked_freqtrade_backtests_as_a_fresh_interpreter_does(
         timerange="20180118-20180130",
     )
     results = []
-    for started in (None, _forked()):
-        run = run_backtest(
-            request, eth_userdir, environment=os.environ, use_cache=False, started=started
-        )
-        if started is not None:
-            started.close()
+    for make in (None, _forked):  # None: run_backtest starts a fresh one itself
+        with contextlib.ExitStack() as stack:
+            started = stack.enter_context(make()) if make is not None else None
+            run = run_backtest(
+                request, eth_userdir, environment=os.environ, use_cache=False, started=started
+            )
         assert "Backtesting with data from" in run.log.read_text()
         results.append(parse_result_zip(run.result_zip, request.strategy))
     fresh, forked = results
