@@ -209,13 +209,15 @@ class ForkedFreqtrade:
             process = self._started()
         except RuntimeError:
             process = None
-        if process is not None and process.pid is not None and process.is_alive():
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:  # killed before it made its own group
-                process.kill()
-            process.join()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        try:
+            if process is not None and process.pid is not None and process.is_alive():
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:  # killed before it made its own group
+                    process.kill()
+                process.join()
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
     def __enter__(self) -> ForkedFreqtrade:
         return self
