@@ -21,8 +21,11 @@ do not oversubscribe the cores.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.process import BaseProcess
@@ -316,6 +319,24 @@ def require_reachable_cluster(address: str, timeout: float = 5.0) -> None:
             f"cannot reach the Ray cluster at {address}: {exc}",
             hint="start it (ray start --head), check the address, or unset RAY_ADDRESS",
         ) from exc
+
+
+def stop_fork_server() -> None:
+    """End the fork server this process started (:meth:`ProcessPool.warm`, or a pool's
+    first jobs), if it did, and wait for its end: for a command about to end. A server
+    still importing (the command failed before its pool ran) would otherwise outlive the
+    command by seconds with the command's output streams open, and a caller reading them
+    through a pipe would wait for it. multiprocessing keeps the server's pid privately:
+    it is read defensively, and nothing is done where it is not there."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if not isinstance(pid, int):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # not ours to wait for (already reaped)
+        os.waitpid(pid, 0)
 
 
 def executor_for(

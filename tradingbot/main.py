@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from common.errors import TradingbotError
+from common.executors import stop_fork_server
 from common.process_end import exit_without_teardown
 from tradingbot._app import (
     app,
@@ -84,6 +85,10 @@ def storage_problem(exc: BaseException) -> str | None:
 
 
 def main() -> None:
-    """The ``tradingbot`` command: its work done, it ends without the interpreter's
-    teardown (about 1.2 s of freeing modules, measured: :mod:`common.process_end`)."""
-    exit_without_teardown(run(sys.argv[1:]))
+    """The ``tradingbot`` command: its work done, it ends its pool's fork server, which
+    an early error can leave importing (:func:`common.executors.stop_fork_server`), and
+    ends without the interpreter's teardown (about 1.2 s of freeing modules, measured:
+    :mod:`common.process_end`)."""
+    code = run(sys.argv[1:])
+    stop_fork_server()
+    exit_without_teardown(code)

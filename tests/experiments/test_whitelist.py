@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,6 +98,57 @@ def test_a_missing_pair_is_named_before_anything_is_recorded(
     assert result.code == 2 and "XRP/USDT" in result.err and "ETH/USDT" not in result.err
     assert not (userdir / "mlflow.db").exists()
     assert forked == []
+
+
+def _fork_servers_in_group(group: int) -> list[int]:
+    """The processes of process group ``group`` that are multiprocessing fork servers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # not a process, or one that ended while it was read
+        if int(fields[2]) == group and b"multiprocessing.forkserver" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_command_that_fails_before_its_pool_runs_leaves_no_fork_server(
+    tmp_path: Path,
+) -> None:
+    """The fork server a command with --jobs starts first thing imports for seconds; an
+    error before any job (a missing pair) ends the command, and the server with it: a
+    caller reading the command's output through a pipe does not wait for its imports."""
+    import subprocess
+    import sys
+    from contextlib import suppress
+
+    from tests.conftest import ROOT
+
+    userdir = tmp_path / "ud"
+    _import(userdir, tmp_path, "ETH/USDT", seed=1, candles=600)
+    spec = tmp_path / "wl.toml"
+    spec.write_text(SPEC)
+    command = [sys.executable, "-m", "tradingbot", "train", str(spec), "--jobs", "2"]
+    process = subprocess.Popen(
+        [*command, "--backtest", "--userdir", str(userdir)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        process.wait(timeout=600)  # the command's own end, not its output's
+        left = _fork_servers_in_group(process.pid)
+        _out, err = process.communicate(timeout=600)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    assert process.returncode == 2 and b"XRP/USDT" in err
+    assert left == []
 
 
 @pytest.mark.slow
