@@ -76,7 +76,8 @@ def train_command(
         # Freqtrade's process for the backtest, started now so that its imports run beside
         # the training's (an unused one is ended on the way out). With a local pool it is
         # forked from the pool's fork server (see _warm_local_pool), after the spec's checks:
-        # the fork waits for the server's imports, and a user error must not.
+        # ending it waits for the fork, the fork for the server's imports, and the error a
+        # check finds must not wait for them.
         started: FreqtradeProcess | None = None
         if backtest and pool is None:
             started = stack.enter_context(StartedFreqtrade(context.environment))
