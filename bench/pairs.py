@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from common.layout import UserDir
 
@@ -84,9 +85,17 @@ def freqai(userdir: Path) -> tuple[float, int]:
     return time.perf_counter() - start, trades
 
 
-PARTS: dict[str, float] = {}  # ours, by stage (from the MLflow runs' times)
-# ours per pair: (start, the models' runs' seconds added up, backtest and exit)
-SERIAL_AND_JOBS: dict[str, tuple[float, float, float]] = {}
+class Split(NamedTuple):
+    """One of our commands in parts, from its MLflow runs' times (seconds)."""
+
+    labels: tuple[str, str, str]  # how the three parts below are printed
+    start: float  # from the command's start to its first model's run
+    training: float  # from there to the training's end
+    after: float  # from there to the command's exit: backtest, summaries, exit
+    run_seconds: float  # the models' runs, start to end, added up
+
+
+SPLITS: dict[str, Split] = {}  # ours, by spec name
 
 
 class ProcessTreeCpu:
@@ -143,14 +152,14 @@ class ProcessTreeCpu:
 
 
 def _command(
-    userdir: Path, name: str, market: dict[str, object], jobs: int, parts: tuple[str, str, str]
+    userdir: Path, name: str, market: dict[str, object], jobs: int, labels: tuple[str, str, str]
 ) -> tuple[float, int]:
     """``tradingbot train SPEC [--jobs N] --backtest`` in a process of its own; returns
-    its wall time and the backtest's trades, and puts in PARTS, under ``parts``: the time
-    from its start to the first training run's start (imports, the fork server, the
-    store), from there to the training's end, and from there to its exit (the backtest,
-    the summaries, the process's end). The first and the last are what the command does
-    before and after its models, whatever the number of cores."""
+    its wall time and the backtest's trades, and puts its :class:`Split` in SPLITS under
+    ``name``: the time from its start to the first training run's start (imports, the
+    fork server, the store), from there to the training's end, and from there to its
+    exit (the backtest, the summaries, the process's end). The first and the last are
+    what the command does before and after its models, whatever the number of cores."""
     spec = lightgbm_spec(name, market)
     path = userdir / f"{name}.toml"
     path.write_text(spec_toml(spec.model_dump(mode="json", exclude_unset=True)))
@@ -179,23 +188,25 @@ def _command(
     models = [run for run in runs if "whitelist" not in run.data.tags]
     first_start = min(run.info.start_time for run in models) / 1000
     (backtested,) = client.search_runs([backtests.experiment_id])
-    trained_for = training_end - began
-    PARTS[parts[0]] = first_start - began
-    PARTS[parts[1]] = training_end - first_start
-    PARTS[parts[2]] = seconds - trained_for
     run_seconds = sum(run.info.end_time - run.info.start_time for run in models) / 1000
-    SERIAL_AND_JOBS[name] = (first_start - began, run_seconds, seconds - trained_for)
+    SPLITS[name] = Split(
+        labels,
+        start=first_start - began,
+        training=training_end - first_start,
+        after=seconds - (training_end - began),
+        run_seconds=run_seconds,
+    )
     return seconds, int(backtested.data.metrics["closed.trades"])
 
 
 def ours(userdir: Path) -> tuple[float, int]:
     # the same spec as the 2-pair bench, over the whitelist
-    parts = (
+    labels = (
         "  of which: start, to the first pair's run",
         "  of which: train 10 pairs",
         "  of which: backtest, summaries, exit",
     )
-    return _command(userdir, "bench_pairs", {"pairs": list(PAIRS)}, JOBS, parts)
+    return _command(userdir, "bench_pairs", {"pairs": list(PAIRS)}, JOBS, labels)
 
 
 def pooled(userdir: Path) -> tuple[float, int]:
@@ -203,12 +214,12 @@ def pooled(userdir: Path) -> tuple[float, int]:
     then the same walk-forward backtest, each pair trading its own out-of-sample
     predictions of the pooled folds."""
     pooling: dict[str, object] = {"pairs": list(PAIRS), "pooling": "pooled"}
-    parts = (
+    labels = (
         "  of which: start, to its run",
         "  of which: train the pooled model",
         "  of which: its backtest, summaries, exit",
     )
-    return _command(userdir, "bench_pooled", pooling, 1, parts)
+    return _command(userdir, "bench_pooled", pooling, 1, labels)
 
 
 def main() -> None:
@@ -235,8 +246,10 @@ def main() -> None:
     for label, seconds, trades, cpu_seconds in rows:
         cores_busy = cpu_seconds / seconds
         print(f"{label:<42}{seconds:>10.1f}{trades:>8}{cpu_seconds:>8.1f}{cores_busy:>7.2f}")
-    for label, seconds in PARTS.items():
-        print(f"{label:<42}{seconds:>10.1f}")
+    for split in SPLITS.values():
+        parts = (split.start, split.training, split.after)
+        for label, seconds in zip(split.labels, parts, strict=True):
+            print(f"{label:<42}{seconds:>10.1f}")
     print(f"ratio FreqAI / ours pooled (end to end): {rows[0][1] / rows[2][1]:.2f}x")
     print(f"ratio FreqAI / ours (end to end): {rows[0][1] / rows[1][1]:.2f}x (goal > 1)")
     # on this machine's cores, no schedule can make ours faster than this
@@ -248,11 +261,12 @@ def main() -> None:
     )
     # the command's start and its backtest come before and after every model; between
     # them the pairs' runs can at best share the workers evenly
-    start, run_seconds, after = SERIAL_AND_JOBS["bench_pairs"]
-    best = start + run_seconds / JOBS + after
+    split = SPLITS["bench_pairs"]
+    best = split.start + split.run_seconds / JOBS + split.after
     print(
-        f"ours in this order at best: start {start:.1f} + the pairs' runs {run_seconds:.1f} s "
-        f"/ {JOBS} workers + backtest and exit {after:.1f} = {best:.1f} s; "
+        f"ours in this order at best: start {split.start:.1f} + the pairs' runs "
+        f"{split.run_seconds:.1f} s / {JOBS} workers + backtest and exit {split.after:.1f} "
+        f"= {best:.1f} s; "
         f"ratio at most {rows[0][1] / best:.2f}x"
     )
 
