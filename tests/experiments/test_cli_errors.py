@@ -119,9 +119,8 @@ def test_flags_show_no_value_type_in_any_help(cli: Callable[..., CliResult]) -> 
 def test_user_errors_come_before_the_heavy_imports(tmp_path: Path, args: list[str]) -> None:
     """Before: a missing pair took 5-7 s to report, behind imports of torch, MLflow and
     Freqtrade. Now it is reported before any of them is imported."""
-    import sys
+    from tests.conftest import run_python
 
-    root = Path(__file__).resolve().parents[2]
     script = (
         "import sys\n"
         "from tradingbot.main import run\n"
@@ -130,10 +129,8 @@ def test_user_errors_come_before_the_heavy_imports(tmp_path: Path, args: list[st
         "if m in sys.modules)\n"
         "print('RESULT', code, heavy)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300
-    )
-    assert "RESULT 2 []" in done.stdout, done.stdout + done.stderr
+    done = run_python(script)  # its own process group, ended whatever happens
+    assert "RESULT 2 []" in done.stdout, done.stdout
 
 
 def test_help_shows_spec_sections_as_written(cli: Callable[..., CliResult]) -> None:
