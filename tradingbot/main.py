@@ -12,7 +12,6 @@ from pathlib import Path
 import typer
 
 from common.errors import TradingbotError
-from common.executors import stop_fork_server
 from common.process_end import exit_without_teardown
 from tradingbot._app import (
     app,
@@ -90,5 +89,7 @@ def main() -> None:
     ends without the interpreter's teardown (about 1.2 s of freeing modules, measured:
     :mod:`common.process_end`)."""
     code = run(sys.argv[1:])
+    from common.executors import stop_fork_server  # here: --help need not import it
+
     stop_fork_server()
     exit_without_teardown(code)
