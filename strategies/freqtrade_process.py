@@ -177,7 +177,8 @@ class ForkedFreqtrade:
 
     @property
     def pid(self) -> int:
-        """The process's id, which is also its process group's."""
+        """The process's id, which is also its process group's once it has made that
+        group (its first step after the fork)."""
         pid = self._started().pid
         assert pid is not None
         return pid
